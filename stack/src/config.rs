@@ -1,0 +1,149 @@
+//! Configuration of a [`Stack`](crate::Stack): addresses, MTU, buffers, the ISN secret and the TCP
+//! knobs. `Config::default()` follows the RFCs' recommendations; `Config::linux_like()` sets the
+//! knobs the way Linux does, so captures and scripts taken from Linux compare field by field.
+
+use crate::time::Duration;
+use std::net::IpAddr;
+
+/// Which congestion controller new connections use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CongestionKind {
+    /// RFC 5681 slow start, congestion avoidance, fast retransmit and fast recovery.
+    Reno,
+    /// No congestion control: the window is the peer's window (for tests and benchmarks only).
+    None,
+}
+
+/// TCP knobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpConfig {
+    /// Nagle's algorithm (RFC 896) on new connections; `TCP_NODELAY` turns it off per socket.
+    pub nagle: bool,
+    /// Delayed-ACK timer (RFC 1122 §4.2.3.2, at most 500 ms); `None` acknowledges every segment.
+    pub delayed_ack: Option<Duration>,
+    /// Initial retransmission timeout (RFC 6298 §2.1: 1 s).
+    pub initial_rto: Duration,
+    /// Lower bound of the RTO (RFC 6298 §2.4: 1 s; Linux uses 200 ms).
+    pub min_rto: Duration,
+    /// Upper bound of the RTO (RFC 6298 §2.5: at least 60 s).
+    pub max_rto: Duration,
+    /// Retransmissions of a SYN before the connection attempt fails.
+    pub syn_retries: u32,
+    /// Retransmissions of data or FIN before the connection is aborted (RFC 1122 §4.2.3.5 R2).
+    pub max_retries: u32,
+    /// Maximum segment lifetime; TIME-WAIT lasts twice this (RFC 9293 §3.4.2).
+    pub msl: Duration,
+    /// Congestion controller.
+    pub congestion: CongestionKind,
+    /// Initial congestion window in segments (RFC 6928: 10).
+    pub initial_window: u32,
+    /// Offer and accept SACK (RFC 2018).
+    pub sack: bool,
+    /// Offer and accept timestamps (RFC 7323 §3).
+    pub timestamps: bool,
+    /// Offer and accept window scaling (RFC 7323 §2).
+    pub window_scale: bool,
+    /// Receive buffer per connection, bytes.
+    pub recv_buffer: usize,
+    /// Send buffer per connection, bytes.
+    pub send_buffer: usize,
+    /// Half-open connections a listener keeps before dropping new SYNs.
+    pub syn_backlog: usize,
+    /// Keepalive idle time before the first probe (RFC 1122 §4.2.3.6); `None` is off (the default).
+    pub keepalive: Option<Duration>,
+    /// Interval between keepalive probes.
+    pub keepalive_interval: Duration,
+    /// Unanswered keepalive probes before the connection is dropped.
+    pub keepalive_probes: u32,
+    /// Challenge ACKs allowed per second across the stack (RFC 5961 §7).
+    pub challenge_ack_limit: u32,
+    /// Timestamp clock rate in ticks per second (RFC 7323 §5.4: 1 ms to 1 s per tick).
+    pub ts_hz: u32,
+    /// RFC 1337: ignore RST in TIME-WAIT.
+    pub rfc1337: bool,
+}
+
+/// The whole configuration of a stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Local addresses, v4 and v6; packets to other addresses are dropped and counted.
+    pub addresses: Vec<IpAddr>,
+    /// The link MTU: the largest IP datagram sent; the advertised MSS is derived from it.
+    pub mtu: usize,
+    /// Key for ISNs (RFC 6528) and SYN cookies; the caller supplies it so replay is deterministic.
+    pub isn_secret: [u8; 16],
+    /// TTL / hop limit of outgoing packets.
+    pub hop_limit: u8,
+    /// TCP knobs.
+    pub tcp: TcpConfig,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            nagle: true,
+            delayed_ack: Some(Duration::from_millis(200)),
+            initial_rto: Duration::from_secs(1),
+            min_rto: Duration::from_secs(1),
+            max_rto: Duration::from_secs(60),
+            syn_retries: 6,
+            max_retries: 15,
+            msl: Duration::from_secs(30),
+            congestion: CongestionKind::Reno,
+            initial_window: 10,
+            sack: true,
+            timestamps: true,
+            window_scale: true,
+            recv_buffer: 256 * 1024,
+            send_buffer: 256 * 1024,
+            syn_backlog: 128,
+            keepalive: None,
+            keepalive_interval: Duration::from_secs(75),
+            keepalive_probes: 9,
+            challenge_ack_limit: 1000,
+            ts_hz: 1000,
+            rfc1337: true,
+        }
+    }
+}
+
+impl TcpConfig {
+    /// The knobs as Linux sets them by default (net.ipv4.tcp_* defaults, 6.x kernels).
+    pub fn linux_like() -> Self {
+        TcpConfig {
+            delayed_ack: Some(Duration::from_millis(40)),
+            min_rto: Duration::from_millis(200),
+            max_rto: Duration::from_secs(120),
+            syn_retries: 6,
+            max_retries: 15,
+            msl: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(75),
+            ..TcpConfig::default()
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addresses: Vec::new(),
+            mtu: 1500,
+            isn_secret: [0; 16],
+            hop_limit: 64,
+            tcp: TcpConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// A configuration with Linux's defaults for the TCP knobs.
+    pub fn linux_like() -> Self {
+        Config { tcp: TcpConfig::linux_like(), ..Config::default() }
+    }
+
+    /// Adds a local address.
+    pub fn with_address(mut self, addr: IpAddr) -> Self {
+        self.addresses.push(addr);
+        self
+    }
+}

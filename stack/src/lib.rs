@@ -1,0 +1,24 @@
+//! utcp: a user-space TCP/IP stack with a sans-IO core.
+//!
+//! The core ([`Stack`]) never touches sockets, files, threads, OS randomness or clocks: packets,
+//! the current time ([`time::Instant`]) and the ISN secret come in as arguments, and packets go out
+//! through [`Stack::poll_transmit`]. That makes replay deterministic, snapshots stable and fuzzing
+//! meaningful. The `live` feature adds a Linux TUN driver on top (`live` module).
+//!
+//! Read first: RFC 9293 (TCP), then RFC 7323, 2018, 6298, 5681, 5961, 6528, 1122 §4.2.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod stack;
+pub mod tcp;
+pub mod time;
+pub mod wire;
+
+pub use config::{Config, TcpConfig};
+pub use stack::{
+    AcceptError, CloseError, ConnectError, ConnectionInfo, Event, InvariantViolation, ListenError, ListenerHandle,
+    RecvError, SendError, SocketHandle, SocketOption, SocketOptions, Stack, Stats,
+};
+pub use tcp::{CloseReason, State};
+pub use time::{Duration, Instant};

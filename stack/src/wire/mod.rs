@@ -1,0 +1,102 @@
+//! The wire layer: IPv4, IPv6, TCP and ICMP as values parsed from and emitted into bytes.
+//!
+//! Parsing is built on etherparse's slices; the values here (`IpRepr`, `TcpRepr`, `IcmpRepr`) are what
+//! the rest of the stack reads. Errors keep the layer, the offset and the offending value, so a
+//! report can say exactly why a packet was refused (STYLE.md 6). Nothing here allocates on the
+//! parse or emit path, and nothing may panic on any input.
+//!
+//! Must not depend on: `crate::tcp`, `crate::stack` (except `SeqNum`), clocks, I/O.
+
+mod checksum;
+mod error;
+mod icmp;
+mod ip;
+mod tcp;
+
+pub use checksum::{internet_checksum, pseudo_header_sum};
+pub use error::{Layer, WireError, WireErrorKind};
+pub use icmp::IcmpRepr;
+pub use ip::{IpRepr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
+pub use tcp::{SackBlocks, TcpFlags, TcpOption, TcpOptions, TcpRepr, Timestamp, UnknownOptions};
+
+use std::net::IpAddr;
+
+/// Whether to check checksums on input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumMode {
+    /// Verify every checksum; a mismatch is a [`WireErrorKind::BadChecksum`].
+    Verify,
+    /// Accept whatever checksum is present (for captures taken with checksum offload).
+    Ignore,
+}
+
+/// What an IP datagram carries, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport<'a> {
+    /// A TCP segment.
+    Tcp(TcpRepr<'a>),
+    /// An ICMPv4 message (when `IpRepr::protocol == IPPROTO_ICMP`) or ICMPv6 message.
+    Icmp(IcmpRepr<'a>),
+    /// Some other protocol; its payload, unparsed.
+    Other(&'a [u8]),
+}
+
+/// One IP datagram, parsed down to its transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datagram<'a> {
+    /// The IP header's meaning.
+    pub ip: IpRepr,
+    /// The transport header and payload.
+    pub transport: Transport<'a>,
+}
+
+/// Parses one IP datagram (v4 or v6, chosen by the version nibble) down to TCP or ICMP.
+///
+/// IPv4 header options are skipped; fragments (MF set or a non-zero offset, or an IPv6 fragment
+/// header) are refused with [`WireErrorKind::Fragment`]; IPv6 extension headers are walked to the
+/// transport. Bytes after the length the IP header declares (link-layer padding) are ignored.
+pub fn parse_datagram(data: &[u8], checksums: ChecksumMode) -> Result<Datagram<'_>, WireError> {
+    let (ip, payload) = ip::parse(data)?;
+    let transport = match ip.protocol {
+        IPPROTO_TCP => Transport::Tcp(TcpRepr::parse(&ip, payload, checksums)?),
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => Transport::Icmp(IcmpRepr::parse(&ip, payload, checksums)?),
+        _ => Transport::Other(payload),
+    };
+    Ok(Datagram { ip, transport })
+}
+
+/// The number of bytes [`emit_datagram`] writes for this datagram.
+pub fn datagram_len(ip: &IpRepr, transport: &Transport<'_>) -> usize {
+    ip.header_len()
+        + match transport {
+            Transport::Tcp(tcp) => tcp.buffer_len(),
+            Transport::Icmp(icmp) => icmp.buffer_len(),
+            Transport::Other(payload) => payload.len(),
+        }
+}
+
+/// Writes a whole datagram into `buf` with correct lengths and checksums; returns its length.
+///
+/// `ip.protocol` must match the transport; `ip.payload_len` is ignored and computed. Fails with a
+/// [`WireErrorKind::Truncated`] when `buf` is too short, never panics.
+pub fn emit_datagram(ip: &IpRepr, transport: &Transport<'_>, buf: &mut [u8]) -> Result<usize, WireError> {
+    let total = datagram_len(ip, transport);
+    if buf.len() < total {
+        return Err(WireError::truncated(Layer::Ip, 0, total, buf.len()));
+    }
+    let hlen = ip.header_len();
+    let payload_len = total - hlen;
+    ip.emit(payload_len, &mut buf[..hlen])?;
+    let body = &mut buf[hlen..total];
+    match transport {
+        Transport::Tcp(tcp) => tcp.emit(ip, body)?,
+        Transport::Icmp(icmp) => icmp.emit(ip, body)?,
+        Transport::Other(payload) => body.copy_from_slice(payload),
+    }
+    Ok(total)
+}
+
+/// The address family of an address pair, for pseudo-headers.
+pub(crate) fn same_family(a: IpAddr, b: IpAddr) -> bool {
+    a.is_ipv4() == b.is_ipv4()
+}
