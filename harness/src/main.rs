@@ -1,5 +1,46 @@
 //! `utcp`: the command-line front end of the bench.
 
-fn main() {
-    println!("utcp: subcommands arrive with the core");
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use utcp_harness::cli;
+
+/// utcp — a user-space TCP/IP stack and the bench that proves it right.
+///
+/// Logs go to stderr through `tracing`; set RUST_LOG (for example RUST_LOG=utcp=debug).
+#[derive(Debug, Parser)]
+#[command(name = "utcp", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Two in-memory stacks through the seeded impairment link; checks the data arrived intact.
+    Selftest(cli::selftest::Args),
+    /// Benchmarks (bulk transfer against smoltcp).
+    Bench(cli::bench::Args),
+    /// Replay a capture's recorded peer against utcp and compare the answers.
+    Replay(cli::replay::Args),
+    /// List the TCP connections in a capture, or print one as a transcript.
+    Inspect(cli::inspect::Args),
+    /// Run packetdrill-dialect scripts against the stack.
+    Script(cli::script::Args),
+    /// Show what a fuzz input of a stack target does, as a transcript or capture.
+    FuzzShow(cli::fuzz_show::Args),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Selftest(args) => cli::selftest::run(args),
+        Command::Bench(args) => cli::bench::run(args),
+        Command::Replay(args) => cli::replay::run(args),
+        Command::Inspect(args) => cli::inspect::run(args),
+        Command::Script(args) => cli::script::run(args),
+        Command::FuzzShow(args) => cli::fuzz_show::run(args),
+    }
 }

@@ -17,8 +17,8 @@ pub mod wire;
 
 pub use config::{Config, TcpConfig};
 pub use stack::{
-    AcceptError, CloseError, ConnectError, ConnectionInfo, Event, InvariantViolation, ListenError, ListenerHandle,
-    RecvError, SendError, SocketHandle, SocketOption, SocketOptions, Stack, Stats,
+    AcceptError, CloseError, ConnectError, ConnectionInfo, Event, InvariantViolation, ListenError,
+    ListenerHandle, RecvError, SendError, SocketHandle, SocketOption, SocketOptions, Stack, Stats,
 };
 pub use tcp::{CloseReason, State};
 pub use time::{Duration, Instant};

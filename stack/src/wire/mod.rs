@@ -97,6 +97,7 @@ pub fn emit_datagram(ip: &IpRepr, transport: &Transport<'_>, buf: &mut [u8]) -> 
 }
 
 /// The address family of an address pair, for pseudo-headers.
+#[allow(dead_code)]
 pub(crate) fn same_family(a: IpAddr, b: IpAddr) -> bool {
     a.is_ipv4() == b.is_ipv4()
 }

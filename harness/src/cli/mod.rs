@@ -1,0 +1,10 @@
+//! The `utcp` subcommands: each has a clap `Args` struct and a `run` returning the exit code.
+//!
+//! Exit codes follow DESIGN.md: 0 success, 1 a difference or failure found, 2 unusable input.
+
+pub mod bench;
+pub mod fuzz_show;
+pub mod inspect;
+pub mod replay;
+pub mod script;
+pub mod selftest;
