@@ -519,6 +519,12 @@ stop_capture
 finish
 editcap -F pcapng "$OUT/echo-ipv6-nano.pcap" "$OUT/echo-ipv6.pcapng"
 
+# Derived, not recorded: one pcapng with two interfaces of different link types and time
+# resolutions (SLL2 in microseconds, Ethernet in nanoseconds), two connections, and a
+# comment on the first packet.
+mergecap -F pcapng -w "$WORK/merged.pcapng" "$OUT/http-get-ipv4-any-sll2.pcap" "$OUT/echo-ipv6-nano.pcap"
+editcap -a '1:recorded by corpus/captures/record.sh' "$WORK/merged.pcapng" "$OUT/two-interfaces.pcapng"
+
 # --- checks ----------------------------------------------------------------------------
 
 log "--- checks"
