@@ -208,10 +208,11 @@ pub fn render_table(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{}: {} records, {} TCP connections, {} records not in a connection",
+        "{}: {} records, {} TCP {}, {} records not in a connection",
         r.file,
         r.records,
         r.connections.len(),
+        if r.connections.len() == 1 { "connection" } else { "connections" },
         r.skipped
     );
     let _ = writeln!(
@@ -339,6 +340,13 @@ pub fn transcript(flow: &Flow) -> String {
     let mut t = Transcript::new(flow.server, flow.client);
     let mid = if flow.mid_stream { ", seen mid-stream" } else { "" };
     t.comment(&format!("flow {}: client {}, server {}{mid}", flow.index, flow.client, flow.server));
+    // Known ISNs apply from the first line, even when the SYN-ACK was captured before the SYN.
+    if let Some(isn) = flow.isn(Side::Client) {
+        t.set_isn(Direction::In, isn);
+    }
+    if let Some(isn) = flow.isn(Side::Server) {
+        t.set_isn(Direction::Out, isn);
+    }
     for p in &flow.packets {
         let dir = match p.from {
             Side::Client => Direction::In,

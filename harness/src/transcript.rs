@@ -248,6 +248,15 @@ impl Transcript {
         self.remote
     }
 
+    /// Sets a side's ISN before its SYN is pushed (a capture may hold the SYN-ACK before the SYN);
+    /// `Direction::In` is the remote side, `Direction::Out` the stack.
+    pub fn set_isn(&mut self, side: Direction, isn: SeqNum) {
+        match side {
+            Direction::In => self.remote_isn = Some(isn),
+            Direction::Out => self.local_isn = Some(isn),
+        }
+    }
+
     /// The ISNs a segment travelling `dir` would be printed against, before it is pushed.
     pub fn isns(&self, dir: Direction) -> Isns {
         match dir {
@@ -407,6 +416,16 @@ mod tests {
         assert!(tr
             .as_str()
             .ends_with("0.000000 < . 7:7(0) ack 4242 win 10\n0.000000 > R 4242:4242(0) win 0\n"));
+    }
+
+    #[test]
+    fn isn_set_in_advance_makes_an_early_syn_ack_relative() {
+        let mut tr = t();
+        tr.set_isn(Direction::In, SeqNum(1000));
+        let synack =
+            TcpRepr { flags: TcpFlags::SYN | TcpFlags::ACK, seq: SeqNum(5), ack: SeqNum(1001), ..SEG };
+        tr.push(Instant::ZERO, Direction::Out, &synack);
+        assert!(tr.as_str().ends_with("0.000000 > S. 0:0(0) ack 1 win 64240\n"), "{}", tr.as_str());
     }
 
     #[test]
