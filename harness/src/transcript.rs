@@ -13,7 +13,7 @@
 //!   travel remote to local (into the stack), `>` lines local to remote. IPv6 as `[addr]:port`.
 //! - Times are seconds with six decimals since the transcript's first segment.
 //! - Flags in packetdrill's (tcpdump 4.1.1's) order: `F S R P . U E W`, plus `A` for the
-//!   AE/NS bit; `.` is ACK.
+//!   AE/NS bit; `.` is ACK. A segment with no flags at all shows none (`< 5:5(0) win 0`).
 //! - `start:end(len)` counts payload bytes only, relative to the sender's ISN; `ack` and SACK
 //!   blocks are relative to the receiver's ISN. A side's ISN is the sequence number of its latest
 //!   SYN (a new SYN with another number re-bases); until a side has sent a SYN its numbers, and
@@ -172,15 +172,12 @@ pub fn format_segment(
 ) {
     let start = rel(tcp.seq, isns.sender);
     let len = tcp.payload.len() as u32;
-    let _ = write!(
-        out,
-        "{} {} {}:{}({})",
-        dir.symbol(),
-        format_flags(tcp.flags),
-        start,
-        start.wrapping_add(len),
-        len
-    );
+    let flags = format_flags(tcp.flags);
+    let _ = write!(out, "{} ", dir.symbol());
+    if !flags.is_empty() {
+        let _ = write!(out, "{flags} ");
+    }
+    let _ = write!(out, "{}:{}({})", start, start.wrapping_add(len), len);
     if tcp.flags.ack() {
         let _ = write!(out, " ack {}", rel(tcp.ack, isns.receiver));
     }
@@ -491,5 +488,26 @@ mod tests {
             format_option(&mut v, &TcpOption::Unknown { kind, data }, None);
         }
         assert_eq!(v, "FO abcd,opt 253,md5 0102,FOEXP eeff");
+    }
+
+    #[test]
+    fn raw_options_are_shown_in_wire_order_with_nops_and_eol() {
+        let raw = [2, 4, 0x05, 0xb4, 1, 3, 3, 4, 1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 4, 2, 0, 0];
+        let seg = TcpRepr { flags: TcpFlags::SYN, ..SEG };
+        let mut out = String::new();
+        format_segment(&mut out, Direction::In, &seg, Some(&raw), Isns::default());
+        assert_eq!(
+            out,
+            "< S 1000:1000(0) win 64240 <mss 1460,nop,wscale 4,nop,nop,TS val 1 ecr 2,sackOK,eol>"
+        );
+    }
+
+    #[test]
+    fn an_option_with_an_impossible_length_ends_the_list_with_the_reason() {
+        let raw = [1, 2, 9, 0xb4];
+        let mut out = String::new();
+        format_segment(&mut out, Direction::In, &SEG, Some(&raw), Isns::default());
+        assert!(out.starts_with("< 1000:1000(0) win 64240 <nop,bad option: "), "{out}");
+        assert!(out.ends_with('>'), "{out}");
     }
 }

@@ -1,3 +1,4 @@
 //! Replay of captures against utcp (DESIGN.md "Replay").
 
 pub mod flows;
+pub mod progress;
