@@ -196,6 +196,7 @@ fn truncation_sweep(bytes: &[u8], total: usize) {
                     Some(k) => assert_eq!(k, all.records.len() as u64 + 1, "cut at {n}: {e}"),
                 }
                 assert!(r.read_all(false).is_err());
+                assert_eq!(e.kind, CaptureErrorKind::Truncated, "cut at {n}: {e}");
                 let msg = e.to_string();
                 assert!(msg.starts_with("cut.cap: "), "{msg}");
             }
@@ -293,4 +294,69 @@ fn tshark_reads_comments_from_written_pcapng() {
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines[1].starts_with("differs: window 512, recorded 1024\t1700000000.500000"), "{text}");
     assert!(lines[0].starts_with("\t1700000000.000001"), "{text}");
+}
+
+#[test]
+fn damaged_pcapng_block_length_is_an_error_naming_the_record() {
+    let bytes = write_capture(Format::PcapNg, Endianness::Little, &sample());
+    let r = CaptureReader::from_bytes("d.pcapng", bytes.clone());
+    // Offsets of the EPBs, found by their block type 6 (blocks are 4-byte aligned).
+    let epbs: Vec<usize> =
+        (0..bytes.len() - 4).step_by(4).filter(|&i| bytes[i..i + 4] == [6, 0, 0, 0]).collect();
+    assert_eq!(r.read_all(false).unwrap().records.len(), 3);
+    let second = epbs[1];
+    // The block's total length no longer matches its trailing copy.
+    let mut bad = bytes;
+    bad[second + 4] ^= 0x04;
+    let reader = CaptureReader::from_bytes("d.pcapng", bad);
+    let all = reader.read_all(true).unwrap();
+    assert_eq!(all.records.len(), 1);
+    let e = all.error.unwrap();
+    assert_eq!(e.record, Some(2), "{e}");
+    assert!(e.to_string().starts_with("d.pcapng: record 2 "), "{e}");
+}
+
+#[test]
+fn pcapng_simple_packet_block_reads_at_time_zero_on_interface_0() {
+    use pcap_file::pcapng::blocks::simple_packet::SimplePacketBlock;
+    let d = datagram(4, 0);
+    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+    w.write_pcapng_block(idb(DataLink::RAW, vec![])).unwrap();
+    w.write_pcapng_block(SimplePacketBlock { original_len: d.len() as u32, data: Cow::Borrowed(&d) })
+        .unwrap();
+    let reader = CaptureReader::from_bytes("spb.pcapng", w.into_inner());
+    let r: Vec<_> = reader.records().collect::<Result<_, _>>().unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].time, r[0].interface, r[0].ip()), (Instant::ZERO, 0, Some(&d[..])));
+}
+
+/// Reading speed, printed, not asserted: `cargo test --release -p utcp-harness --test
+/// capture_roundtrip read_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn read_speed() {
+    let n = 1_000_000u64;
+    let mut w = CaptureWriter::new(Vec::new(), "speed", Format::Pcap, Endianness::Little).unwrap();
+    let mut seg = Vec::new();
+    etherparse::PacketBuilder::ipv4([192, 0, 2, 1], [192, 168, 0, 1], 64)
+        .tcp(40000, 80, 1, 1000)
+        .ack(1)
+        .write(&mut seg, &[0u8; 100])
+        .unwrap();
+    for i in 0..n {
+        w.write(Instant::from_micros(i), &seg, None).unwrap();
+    }
+    let reader = CaptureReader::from_bytes("speed", w.finish().unwrap());
+    let t = std::time::Instant::now();
+    let all = reader.read_all(false).unwrap();
+    let read = t.elapsed();
+    let t = std::time::Instant::now();
+    let flows = utcp_harness::replay::flows::split(&all.records);
+    let split = t.elapsed();
+    assert_eq!(flows.flows[0].packets.len() as u64, n);
+    eprintln!(
+        "read {n} records in {read:?} ({:.0}/s); split in {split:?} ({:.0}/s)",
+        n as f64 / read.as_secs_f64(),
+        n as f64 / split.as_secs_f64()
+    );
 }

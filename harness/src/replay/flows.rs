@@ -179,9 +179,8 @@ pub fn summarize(ip: &[u8]) -> Result<(SocketAddr, SocketAddr, TcpSummary), Stri
     Ok((src, dst, summary))
 }
 
-/// What the splitter remembers about the current connection on a tuple.
+/// What the splitter remembers about a connection while splitting.
 struct Open {
-    flow: usize,
     client_isn: Option<SeqNum>,
     fin_client: bool,
     fin_server: bool,
@@ -191,13 +190,18 @@ struct Open {
 }
 
 impl Open {
+    const NEW: Open =
+        Open { client_isn: None, fin_client: false, fin_server: false, rst: false, client_past_syn: false };
+
     fn ended(&self) -> bool {
         self.rst || (self.fin_client && self.fin_server)
     }
 }
 
+type TupleKey = (SocketAddr, SocketAddr);
+
 /// Tuple key independent of direction.
-fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
+fn key(a: SocketAddr, b: SocketAddr) -> TupleKey {
     if a <= b {
         (a, b)
     } else {
@@ -208,7 +212,11 @@ fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
 /// Splits the records of a capture into TCP connections.
 pub fn split<'a>(records: impl IntoIterator<Item = &'a Record<'a>>) -> Flows {
     let mut out = Flows::default();
-    let mut open: HashMap<(SocketAddr, SocketAddr), Open> = HashMap::new();
+    // The current connection of each tuple, by index into `out.flows` and `state`; the last
+    // tuple seen is cached because consecutive packets mostly share one.
+    let mut current: HashMap<TupleKey, usize> = HashMap::new();
+    let mut last: Option<(TupleKey, usize)> = None;
+    let mut state: Vec<Open> = Vec::new();
     for rec in records {
         let ip = match rec.content {
             Content::Ip(ip) => ip,
@@ -227,15 +235,19 @@ pub fn split<'a>(records: impl IntoIterator<Item = &'a Record<'a>>) -> Flows {
         let k = key(src, dst);
         let is_syn = tcp.flags.syn() && !tcp.flags.ack();
         let is_synack = tcp.flags.syn() && tcp.flags.ack();
-        let start_new = match open.get(&k) {
+        let found = match last {
+            Some((lk, i)) if lk == k => Some(i),
+            _ => current.get(&k).copied(),
+        };
+        let start_new = match found {
             None => true,
-            Some(o) => {
-                let mid_stream = out.flows[o.flow].mid_stream;
+            Some(i) => {
+                let o = &state[i];
                 let new_isn = matches!(o.client_isn, Some(isn) if isn != tcp.seq) && o.client_past_syn;
-                is_syn && (o.ended() || mid_stream || new_isn)
+                is_syn && (o.ended() || out.flows[i].mid_stream || new_isn)
             }
         };
-        if start_new {
+        let i = if start_new {
             let (client, server, mid_stream) = if is_syn {
                 (src, dst, false)
             } else if is_synack {
@@ -245,22 +257,16 @@ pub fn split<'a>(records: impl IntoIterator<Item = &'a Record<'a>>) -> Flows {
             } else {
                 (dst, src, true)
             };
-            let flow = out.flows.len();
-            out.flows.push(Flow { index: flow + 1, client, server, mid_stream, packets: Vec::new() });
-            open.insert(
-                k,
-                Open {
-                    flow,
-                    client_isn: None,
-                    fin_client: false,
-                    fin_server: false,
-                    rst: false,
-                    client_past_syn: false,
-                },
-            );
-        }
-        let Some(o) = open.get_mut(&k) else { continue };
-        let flow = &mut out.flows[o.flow];
+            let i = out.flows.len();
+            out.flows.push(Flow { index: i + 1, client, server, mid_stream, packets: Vec::new() });
+            state.push(Open::NEW);
+            current.insert(k, i);
+            i
+        } else {
+            found.unwrap_or_default()
+        };
+        last = Some((k, i));
+        let (o, flow) = (&mut state[i], &mut out.flows[i]);
         let from = if src == flow.client { Side::Client } else { Side::Server };
         match from {
             Side::Client => {
