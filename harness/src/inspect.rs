@@ -3,11 +3,11 @@
 //!
 //! Must not depend on: the stack's state machine, terminals, the command line.
 
-use crate::replay::flows::{Flow, Flows, Side};
+use crate::replay::flows::{Flow, FlowPacket, Flows, Side};
 use crate::transcript::{format_time, Direction, Transcript};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
-use utcp::wire::{parse_datagram, ChecksumMode, Transport};
+use utcp::wire::{parse_datagram, ChecksumMode, TcpRepr, Transport};
 
 /// Which parts of the handshake a connection shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -352,6 +352,10 @@ pub fn transcript(flow: &Flow) -> String {
             Side::Client => Direction::In,
             Side::Server => Direction::Out,
         };
+        if p.tcp.is_sliced() {
+            push_sliced(&mut t, p, dir);
+            continue;
+        }
         match parse_datagram(&p.datagram, ChecksumMode::Ignore) {
             Ok(d) => match d.transport {
                 Transport::Tcp(tcp) => t.push_raw(p.time, dir, &tcp, p.raw_options()),
@@ -361,4 +365,32 @@ pub fn transcript(flow: &Flow) -> String {
         }
     }
     t.into_string()
+}
+
+/// A segment captured with a short snap length: its header is shown with the payload length
+/// the IP header declares, and a note says how much was captured.
+fn push_sliced(t: &mut Transcript, p: &FlowPacket, dir: Direction) {
+    // Make the captured bytes parse: IP lengths cut down to what was captured.
+    let mut d = p.datagram.clone();
+    let captured = d.len();
+    match d.first().map(|b| b >> 4) {
+        Some(4) if captured >= 20 => d[2..4].copy_from_slice(&(captured.min(65535) as u16).to_be_bytes()),
+        Some(6) if captured >= 40 => {
+            d[4..6].copy_from_slice(&((captured - 40).min(65535) as u16).to_be_bytes())
+        }
+        _ => {}
+    }
+    let zeros = vec![0u8; p.tcp.payload_len];
+    let note =
+        format!("sliced: {} of {} payload bytes captured", p.tcp.captured_payload_len, p.tcp.payload_len);
+    match parse_datagram(&d, ChecksumMode::Ignore) {
+        Ok(parsed) => match parsed.transport {
+            Transport::Tcp(tcp) => {
+                let tcp = TcpRepr { payload: &zeros, ..tcp };
+                t.push_segment(p.time, dir, &tcp, Some(p.raw_options()), Some(&note));
+            }
+            _ => t.comment(&format!("record {}: not TCP", p.number)),
+        },
+        Err(e) => t.comment(&format!("record {}: not parsed ({note}): {e}", p.number)),
+    }
 }

@@ -30,7 +30,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use utcp::tcp::seq::SeqNum;
 use utcp::time::Instant;
-use utcp::wire::{TcpFlags, TcpOption, TcpOptions, TcpRepr};
+use utcp::wire::{IpRepr, TcpFlags, TcpOption, TcpOptions, TcpRepr};
 
 /// Which way a segment travels relative to the stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -245,6 +245,31 @@ impl Transcript {
         self.remote
     }
 
+    /// Which way a segment with these addresses travels, or `None` when it is not this connection's.
+    pub fn direction_of(&self, ip: &IpRepr, tcp: &TcpRepr<'_>) -> Option<Direction> {
+        let src = SocketAddr::new(ip.src, tcp.src_port);
+        let dst = SocketAddr::new(ip.dst, tcp.dst_port);
+        if (src, dst) == (self.remote, self.local) {
+            Some(Direction::In)
+        } else if (src, dst) == (self.local, self.remote) {
+            Some(Direction::Out)
+        } else {
+            None
+        }
+    }
+
+    /// Appends a segment whose direction follows from its addresses; `false` (and nothing
+    /// appended) when it belongs to another connection.
+    pub fn push_datagram(&mut self, time: Instant, ip: &IpRepr, tcp: &TcpRepr<'_>) -> bool {
+        match self.direction_of(ip, tcp) {
+            Some(dir) => {
+                self.push(time, dir, tcp);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Sets a side's ISN before its SYN is pushed (a capture may hold the SYN-ACK before the SYN);
     /// `Direction::In` is the remote side, `Direction::Out` the stack.
     pub fn set_isn(&mut self, side: Direction, isn: SeqNum) {
@@ -295,22 +320,36 @@ impl Transcript {
 
     /// Appends a segment, options shown in Linux's layout.
     pub fn push(&mut self, time: Instant, dir: Direction, tcp: &TcpRepr<'_>) {
-        let line = self.line(time, dir, tcp, None);
-        self.text.push_str(&line);
-        self.text.push('\n');
+        self.push_segment(time, dir, tcp, None, None);
     }
 
     /// Appends a segment whose options area was `raw_options` on the wire (shown in wire order).
     pub fn push_raw(&mut self, time: Instant, dir: Direction, tcp: &TcpRepr<'_>, raw_options: &[u8]) {
-        let line = self.line(time, dir, tcp, Some(raw_options));
-        self.text.push_str(&line);
-        self.text.push('\n');
+        self.push_segment(time, dir, tcp, Some(raw_options), None);
     }
 
     /// Appends a segment line with a trailing comment (`... // why`), e.g. a replay difference.
     pub fn push_with_note(&mut self, time: Instant, dir: Direction, tcp: &TcpRepr<'_>, note: &str) {
-        let line = self.line(time, dir, tcp, None);
-        let _ = writeln!(self.text, "{line}  // {note}");
+        self.push_segment(time, dir, tcp, None, Some(note));
+    }
+
+    /// Appends a segment: options in wire order when `raw_options` is given, and an optional
+    /// trailing comment.
+    pub fn push_segment(
+        &mut self,
+        time: Instant,
+        dir: Direction,
+        tcp: &TcpRepr<'_>,
+        raw_options: Option<&[u8]>,
+        note: Option<&str>,
+    ) {
+        let line = self.line(time, dir, tcp, raw_options);
+        self.text.push_str(&line);
+        if let Some(note) = note {
+            self.text.push_str("  // ");
+            self.text.push_str(note);
+        }
+        self.text.push('\n');
     }
 
     /// Appends a comment line `// text`.
@@ -509,5 +548,24 @@ mod tests {
         format_segment(&mut out, Direction::In, &SEG, Some(&raw), Isns::default());
         assert!(out.starts_with("< 1000:1000(0) win 64240 <nop,bad option: "), "{out}");
         assert!(out.ends_with('>'), "{out}");
+    }
+
+    #[test]
+    fn direction_follows_from_the_addresses() {
+        let mut tr = t();
+        let ip = |src: &str, dst: &str| IpRepr {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            protocol: 6,
+            hop_limit: 64,
+            payload_len: 20,
+        };
+        let into = ip("192.0.2.1", "192.168.0.1");
+        assert!(tr.push_datagram(Instant::ZERO, &into, &SEG));
+        let back = TcpRepr { src_port: 8080, dst_port: 40000, ..SEG };
+        assert!(tr.push_datagram(Instant::ZERO, &ip("192.168.0.1", "192.0.2.1"), &back));
+        assert!(!tr.push_datagram(Instant::ZERO, &ip("192.0.2.9", "192.168.0.1"), &SEG));
+        let lines: Vec<&str> = tr.as_str().lines().skip(1).collect();
+        assert_eq!(lines, ["0.000000 < 1000:1000(0) win 64240", "0.000000 > 1000:1000(0) win 64240"]);
     }
 }

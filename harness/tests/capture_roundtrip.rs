@@ -283,10 +283,17 @@ fn tshark_reads_comments_from_written_pcapng() {
         w.write(Instant::from_micros(t), &ip, c).unwrap();
     }
     w.finish().unwrap();
-    let out = std::process::Command::new("tshark")
-        .args(["-r", path.to_str().unwrap(), "-T", "fields", "-e", "frame.comment", "-e", "frame.time_epoch"])
-        .output()
-        .unwrap();
+    // The field is `frame.comment` in Wireshark 3.6 and later, `pkt_comment` before.
+    let fields = |field: &str| {
+        std::process::Command::new("tshark")
+            .args(["-r", path.to_str().unwrap(), "-T", "fields", "-e", field, "-e", "frame.time_epoch"])
+            .output()
+            .unwrap()
+    };
+    let mut out = fields("frame.comment");
+    if !out.status.success() {
+        out = fields("pkt_comment");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();

@@ -49,6 +49,7 @@ fn inspect_tables_of_shared_captures() {
         "suricata-tcp-rst-with-data.pcap",
         "zeek-tcp-retransmit-timeout.pcapng",
         "tcpdump-tcp-handshake-nano.pcap",
+        "zeek-tcp-retransmit-fast009.pcap",
     ] {
         insta::assert_snapshot!(format!("table_{name}"), table(&dir, name));
     }
@@ -77,6 +78,7 @@ fn inspect_transcripts_of_shared_captures() {
         "suricata-tcp-empty-sack.pcap",
         "zeek-tcp-payload-syn.pcap",
         "zeek-tcp-fin-retransmission.pcap",
+        "zeek-tcp-retransmit-fast009.pcap",
     ] {
         insta::assert_snapshot!(format!("transcript_{name}"), transcripts(&dir, name));
     }
@@ -101,6 +103,7 @@ fn every_shared_capture_inspects_and_transcribes() {
             let t = transcript(f);
             // Header, flow comment, then one line per packet.
             assert_eq!(t.lines().count(), f.packets.len() + 2, "{}", path.display());
+            assert!(!t.contains("not parsed"), "{}:\n{t}", path.display());
         }
         connections += flows.flows.len();
     }

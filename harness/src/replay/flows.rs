@@ -48,8 +48,11 @@ pub struct TcpSummary {
     pub flags: TcpFlags,
     /// Raw window field.
     pub window: u16,
-    /// Captured payload bytes.
+    /// Payload bytes on the wire, from the IP header's length (more than were captured when the
+    /// capture was taken with a short snap length).
     pub payload_len: usize,
+    /// Payload bytes present in the capture.
+    pub captured_payload_len: usize,
     /// Offset of the TCP header in the datagram.
     pub tcp_offset: usize,
     /// Length of the TCP header (options included).
@@ -57,6 +60,11 @@ pub struct TcpSummary {
 }
 
 impl TcpSummary {
+    /// Whether the capture holds less payload than was sent (snap length).
+    pub fn is_sliced(&self) -> bool {
+        self.captured_payload_len < self.payload_len
+    }
+
     /// Length in sequence space: payload plus SYN and FIN.
     pub fn segment_len(&self) -> usize {
         self.payload_len + usize::from(self.flags.syn()) + usize::from(self.flags.fin())
@@ -167,14 +175,30 @@ pub fn summarize(ip: &[u8]) -> Result<(SocketAddr, SocketAddr, TcpSummary), Stri
         }
     }
     let tcp_offset = payload.payload.as_ptr() as usize - ip.as_ptr() as usize;
+    let header_len = tcp.header_slice().len();
+    let captured_payload_len = tcp.payload().len();
+    // A short snap length cuts the datagram: the IP header still says how long it was.
+    let declared_ip_len = match &slice {
+        LaxIpSlice::Ipv4(v4) => usize::from(v4.header().total_len()),
+        LaxIpSlice::Ipv6(v6) => match v6.header().payload_length() {
+            0 => ip.len(), // jumbogram or unknown: trust the capture
+            n => 40 + usize::from(n),
+        },
+    };
+    let payload_len = if payload.incomplete {
+        declared_ip_len.saturating_sub(tcp_offset + header_len).max(captured_payload_len)
+    } else {
+        captured_payload_len
+    };
     let summary = TcpSummary {
         seq: SeqNum(tcp.sequence_number()),
         ack: SeqNum(tcp.acknowledgment_number()),
         flags,
         window: tcp.window_size(),
-        payload_len: tcp.payload().len(),
+        payload_len,
+        captured_payload_len,
         tcp_offset,
-        header_len: tcp.header_slice().len(),
+        header_len,
     };
     Ok((src, dst, summary))
 }
@@ -418,5 +442,15 @@ mod tests {
         let d = [out];
         let flows = split(&records(&d));
         assert_eq!(flows.flows[0].packets[0].raw_options(), [2, 4, 0x05, 0xb4]);
+    }
+
+    #[test]
+    fn sliced_datagram_counts_the_payload_the_ip_header_declares() {
+        let full = seg(C, S, "P.", 101, 501, &[7u8; 400]);
+        let cut = full[..54].to_vec();
+        let (_, _, t) = summarize(&cut).unwrap();
+        assert_eq!((t.payload_len, t.captured_payload_len, t.is_sliced()), (400, 14, true));
+        let (_, _, t) = summarize(&full).unwrap();
+        assert_eq!((t.payload_len, t.captured_payload_len, t.is_sliced()), (400, 400, false));
     }
 }
