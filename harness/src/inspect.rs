@@ -316,7 +316,7 @@ pub fn to_json(r: &Report) -> Value {
                 "mid_stream": c.mid_stream,
                 "handshake": c.handshake.describe(),
                 "handshake_complete": c.handshake.syn && c.handshake.syn_ack && c.handshake.ack,
-                "end": c.end(),
+                "ending": c.end(),
                 "client_to_server": direction_json(&c.to_server),
                 "server_to_client": direction_json(&c.to_client),
                 "first_record": c.records.0,
