@@ -87,3 +87,43 @@ fn nanosecond_pcap_stamps_round_down_to_microseconds() {
     // tshark: 1418145369.924505488, 1418145370.052027262, 1418145370.052115157
     assert_eq!(times, [1_418_145_369_924_505, 1_418_145_370_052_027, 1_418_145_370_052_115]);
 }
+
+/// `tshark -r FILE | wc -l`, or `None` when tshark is not installed.
+fn tshark_count(path: &std::path::Path) -> Option<u64> {
+    let out = std::process::Command::new("tshark").arg("-r").arg(path).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).lines().count() as u64)
+}
+
+/// The project's own captures (`corpus/captures`, recorded by its `record.sh`) read completely,
+/// and, when tshark is installed, with the record counts tshark reports. `$UTCP_CORPUS_CAPTURES`
+/// overrides the folder.
+#[test]
+fn every_corpus_capture_reads_with_tsharks_record_count() {
+    let dir = match std::env::var_os("UTCP_CORPUS_CAPTURES") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus/captures"),
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!("skipped: no {}", dir.display());
+        return;
+    };
+    let mut files: Vec<_> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    files.sort();
+    for path in &files {
+        let reader = CaptureReader::open(path).unwrap();
+        let records: Vec<_> = reader.records().collect::<Result<_, _>>().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!records.is_empty(), "{}", path.display());
+        match tshark_count(path) {
+            Some(n) => assert_eq!(records.len() as u64, n, "{}", path.display()),
+            None => eprintln!(
+                "{}: {} records (tshark not installed, count not compared)",
+                path.display(),
+                records.len()
+            ),
+        }
+    }
+    eprintln!("read {} corpus captures", files.len());
+}
