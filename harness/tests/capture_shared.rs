@@ -94,6 +94,24 @@ fn tshark_count(path: &std::path::Path) -> Option<u64> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).lines().count() as u64)
 }
 
+/// Each record's time as tshark prints it (`frame.time_epoch`), floored to microseconds.
+fn tshark_micros(path: &std::path::Path) -> Option<Vec<u64>> {
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args(["-T", "fields", "-e", "frame.time_epoch"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .map(|l| {
+            let (secs, frac) = l.trim().split_once('.').unwrap_or((l.trim(), "0"));
+            let frac = format!("{frac:0<6}");
+            Some(secs.parse::<u64>().ok()? * 1_000_000 + frac[..6].parse::<u64>().ok()?)
+        })
+        .collect()
+}
+
 /// The project's own captures (`corpus/captures`, recorded by its `record.sh`) read completely,
 /// and, when tshark is installed, with the record counts tshark reports. `$UTCP_CORPUS_CAPTURES`
 /// overrides the folder.
@@ -117,7 +135,11 @@ fn every_corpus_capture_reads_with_tsharks_record_count() {
         let records: Vec<_> = reader.records().collect::<Result<_, _>>().unwrap_or_else(|e| panic!("{e}"));
         assert!(!records.is_empty(), "{}", path.display());
         match tshark_count(path) {
-            Some(n) => assert_eq!(records.len() as u64, n, "{}", path.display()),
+            Some(n) => {
+                assert_eq!(records.len() as u64, n, "{}", path.display());
+                let times: Vec<u64> = records.iter().map(|r| r.time.total_micros()).collect();
+                assert_eq!(Some(times), tshark_micros(path), "{}: times", path.display());
+            }
             None => eprintln!(
                 "{}: {} records (tshark not installed, count not compared)",
                 path.display(),
