@@ -702,3 +702,53 @@ fn listen_refuses_foreign_address_and_duplicates() {
 
 #[allow(dead_code)]
 fn unused(_: SackBlocks) {}
+
+// =============================================================================================
+// IPv6
+
+#[test]
+fn ipv6_handshake_and_data() {
+    use utcp::tcp::SeqNum;
+    use utcp::wire::{self, ChecksumMode, IpRepr, TcpFlags, TcpRepr, Transport};
+    let local: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+    let remote: std::net::IpAddr = "2001:db8::2".parse().unwrap();
+    let mut c = utcp::Config::linux_like().with_address(local);
+    c.isn_secret = [3; 16];
+    let mut s = utcp::Stack::new(c);
+    let l = s.listen(SocketAddr::new(local, 443), 4).unwrap();
+    let now = utcp::Instant::from_secs(1);
+    let send = |s: &mut utcp::Stack, flags: TcpFlags, seq: u32, ack: u32, data: &[u8]| {
+        let tcp = TcpRepr {
+            src_port: 5555,
+            dst_port: 443,
+            seq: SeqNum(seq),
+            ack: SeqNum(ack),
+            flags,
+            window: 65535,
+            urgent: 0,
+            options: common::NO_OPTS,
+            payload: data,
+        };
+        let ip =
+            IpRepr { src: remote, dst: local, protocol: wire::IPPROTO_TCP, hop_limit: 64, payload_len: 0 };
+        let t = Transport::Tcp(tcp);
+        let mut buf = vec![0; wire::datagram_len(&ip, &t)];
+        wire::emit_datagram(&ip, &t, &mut buf).unwrap();
+        s.handle_packet(now, &buf);
+    };
+    send(&mut s, TcpFlags::SYN, 100, 0, b"");
+    let synack = s.poll_transmit_vec(now).unwrap();
+    let d = wire::parse_datagram(&synack, ChecksumMode::Verify).unwrap();
+    assert_eq!(d.ip.dst, remote);
+    let Transport::Tcp(sa) = d.transport else { panic!("not TCP") };
+    assert!(sa.flags.syn() && sa.flags.ack());
+    assert_eq!(sa.ack, SeqNum(101));
+    // RFC 8200 §5 / RFC 6691: the IPv6 MSS is the MTU less 60 bytes of headers.
+    assert_eq!(sa.options.mss, Some(1440));
+    let iss = sa.seq.0;
+    send(&mut s, TcpFlags::ACK | TcpFlags::PSH, 101, iss + 1, b"over v6");
+    let h = s.accept(l).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(s.recv(h, &mut buf), Ok(7));
+    assert_eq!(&buf[..7], b"over v6");
+}

@@ -230,10 +230,6 @@ impl RecvBuffer {
         }
         self.read_off += n as u64;
         self.ready -= n;
-        if self.ready == 0 && self.ooo.is_empty() {
-            // Nothing held: let the memory go (idle connections stay small).
-            self.ring = Vec::new();
-        }
         n
     }
 }
