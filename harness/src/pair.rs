@@ -92,6 +92,8 @@ pub struct Pair {
     pub steps: u64,
     /// Invariants are checked every this many steps (0: never).
     pub check_every: u64,
+    /// Called with every datagram a stack sends, before the link sees it (for transcripts).
+    pub trace: Option<Box<dyn FnMut(Instant, Side, &[u8])>>,
     buf: Vec<u8>,
 }
 
@@ -107,6 +109,7 @@ impl Pair {
             now: Instant::ZERO,
             steps: 0,
             check_every: 1,
+            trace: None,
             buf: vec![0; mtu],
         }
     }
@@ -140,9 +143,15 @@ impl Pair {
     pub fn transmit(&mut self) {
         let now = self.now;
         while let Some(n) = self.a.poll_transmit(now, &mut self.buf) {
+            if let Some(trace) = &mut self.trace {
+                trace(now, Side::A, &self.buf[..n]);
+            }
             self.a_to_b.send(now, self.buf[..n].to_vec());
         }
         while let Some(n) = self.b.poll_transmit(now, &mut self.buf) {
+            if let Some(trace) = &mut self.trace {
+                trace(now, Side::B, &self.buf[..n]);
+            }
             self.b_to_a.send(now, self.buf[..n].to_vec());
         }
     }
@@ -624,7 +633,8 @@ pub fn run_transfer(
         }
         if !pair.step()? {
             // Nothing scheduled: only the application can move things on.
-            if !app.poll(pair, true)? {
+            let done = app.finished() && pair.a.connection_count() == 0 && pair.b.connection_count() == 0;
+            if !app.poll(pair, true)? && !done {
                 let what = format!(
                     "stuck: nothing scheduled; {} of {} connections finished on A, {} on B; \
                      {} of {} bytes arrived; connections held: A {}, B {}",
