@@ -76,6 +76,9 @@ impl Default for Limits {
     }
 }
 
+/// A callback seeing every datagram a stack sends: the time, the sender and the bytes.
+pub type Trace = Box<dyn FnMut(Instant, Side, &[u8])>;
+
 /// Two stacks, two links, one virtual clock.
 pub struct Pair {
     /// The connecting stack.
@@ -93,7 +96,7 @@ pub struct Pair {
     /// Invariants are checked every this many steps (0: never).
     pub check_every: u64,
     /// Called with every datagram a stack sends, before the link sees it (for transcripts).
-    pub trace: Option<Box<dyn FnMut(Instant, Side, &[u8])>>,
+    pub trace: Option<Trace>,
     buf: Vec<u8>,
 }
 
