@@ -387,15 +387,12 @@ impl Flow {
                 Err(e) => return Err(format!("send: {e:?}")),
             }
         }
-        if !self.shut && self.to_send == 0 && self.pending_off == self.pending.len() {
-            match stack.shutdown(h) {
-                Ok(()) => {
-                    self.shut = true;
-                    progress = true;
-                }
-                Err(utcp::CloseError::NotConnected) if stack.state(h) == Some(utcp::State::SynSent) => {}
-                Err(e) => return Err(format!("shutdown: {e:?}")),
-            }
+        // Shut down only once connected: in SYN-SENT a shutdown would abandon the attempt.
+        let connecting = matches!(stack.state(h), Some(utcp::State::SynSent | utcp::State::SynReceived));
+        if !self.shut && !connecting && self.to_send == 0 && self.pending_off == self.pending.len() {
+            stack.shutdown(h).map_err(|e| format!("shutdown: {e:?}"))?;
+            self.shut = true;
+            progress = true;
         }
         while !self.eof {
             match stack.recv(h, rbuf) {

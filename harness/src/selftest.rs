@@ -93,6 +93,7 @@ impl Outcome {
                     "data_seconds": r.data_time.total_micros() as f64 / 1e6,
                     "virtual_mbps": self.virtual_mbps(),
                     "steps": r.steps,
+                    "missed_events": r.missed_events,
                     "a": stats_json(&r.stats_a),
                     "b": stats_json(&r.stats_b),
                     "link_a_to_b": link_json(&r.link_a_to_b),
