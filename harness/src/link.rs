@@ -130,7 +130,7 @@ impl fmt::Display for LinkConfig {
             parts.push(format!("jitter {}", ms(self.jitter)));
         }
         if let Some(rate) = self.rate {
-            parts.push(format!("rate {}B/s", rate));
+            parts.push(format!("rate {}Mbit/s", rate as f64 * 8.0 / 1e6));
         }
         if let Some(limit) = self.queue_limit {
             parts.push(format!("queue {limit}"));

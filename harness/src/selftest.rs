@@ -22,9 +22,14 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The link both directions use: 10 ms one way, and the configured loss.
+    /// The link both directions use: 10 ms one way at 1 Gbit/s, and the configured loss.
     pub fn link(&self) -> LinkConfig {
-        LinkConfig { loss: self.loss, delay: Duration::from_millis(10), ..LinkConfig::default() }
+        LinkConfig {
+            loss: self.loss,
+            delay: Duration::from_millis(10),
+            rate: Some(125_000_000),
+            ..LinkConfig::default()
+        }
     }
 
     /// The stacks' configuration: defaults with a 1 s MSL, so TIME-WAIT ends soon in virtual time.
@@ -151,7 +156,7 @@ mod tests {
         let v = o.to_json();
         assert_eq!(v["ok"], false);
         assert_eq!(v["seed"], 3);
-        assert_eq!(v["link"], "loss 5% delay 10ms");
+        assert_eq!(v["link"], "loss 5% delay 10ms rate 1000Mbit/s");
         assert_eq!(v["error"], "at 2.000000 (step 7): stuck");
     }
 }

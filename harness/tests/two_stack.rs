@@ -26,9 +26,10 @@ fn config() -> Config {
     c
 }
 
-/// The base path: 10 ms each way.
+/// The base path: 10 ms each way at 100 Mbit/s. The rate spaces arrivals out as a real link
+/// does, so a receiver sees (and acknowledges) segments one at a time rather than in flights.
 fn path() -> LinkConfig {
-    LinkConfig { delay: Duration::from_millis(10), ..LinkConfig::default() }
+    LinkConfig { delay: Duration::from_millis(10), rate: Some(12_500_000), ..LinkConfig::default() }
 }
 
 /// Runs the transfer with every seed of [`seeds`]; returns the report of the last.
