@@ -13,8 +13,10 @@ use utcp::{Config, Stats};
 /// What the selftest runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// Bytes moved in each direction.
+    /// Bytes moved from A to B, and from B to A unless `one_way`.
     pub bytes: u64,
+    /// Move data from A to B only.
+    pub one_way: bool,
     /// Loss probability of each link direction, 0 to 1.
     pub loss: f64,
     /// Seed of the data, the links and the ISN secrets.
@@ -57,8 +59,8 @@ impl Outcome {
         self.result.as_ref().is_ok_and(|r| r.data_ok)
     }
 
-    /// Goodput per direction on virtual time, Mbit/s (bytes each way over the time until the
-    /// last byte arrived).
+    /// Goodput per direction on virtual time, Mbit/s (bytes per direction over the time until
+    /// the last byte arrived).
     pub fn virtual_mbps(&self) -> Option<f64> {
         let r = self.result.as_ref().ok()?;
         let secs = r.data_time.total_micros() as f64 / 1e6;
@@ -77,7 +79,8 @@ impl Outcome {
         let mut v = json!({
             "ok": self.ok(),
             "seed": s.seed,
-            "bytes_each_way": s.bytes,
+            "bytes": s.bytes,
+            "one_way": s.one_way,
             "loss": s.loss,
             "link": s.link().to_string(),
             "wall_seconds": self.wall.as_secs_f64(),
@@ -134,7 +137,8 @@ fn link_json(l: &LinkStats) -> serde_json::Value {
 pub fn run(settings: &Settings, progress: impl FnMut(&Progress)) -> Outcome {
     let started = std::time::Instant::now();
     let mut pair = Pair::with_links(&settings.config(), &settings.link(), settings.seed);
-    let spec = TransferSpec::bulk(settings.seed, settings.bytes, settings.bytes);
+    let back = if settings.one_way { 0 } else { settings.bytes };
+    let spec = TransferSpec::bulk(settings.seed, settings.bytes, back);
     // Invariants are checked every 64 steps: cheap, and a violation still points near its cause.
     let limits = Limits { check_every: 64, ..Limits::default() };
     let result = run_transfer(&mut pair, spec, &limits, 256, progress);
@@ -148,7 +152,7 @@ mod tests {
     #[test]
     fn failed_run_is_not_ok_and_says_why_in_json() {
         let o = Outcome {
-            settings: Settings { bytes: 10, loss: 0.05, seed: 3 },
+            settings: Settings { bytes: 10, one_way: false, loss: 0.05, seed: 3 },
             result: Err(PairError { at: utcp::Instant::from_secs(2), step: 7, what: "stuck".into() }),
             wall: std::time::Duration::from_millis(5),
         };

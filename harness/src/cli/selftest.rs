@@ -13,6 +13,9 @@ pub struct Args {
     /// Bytes moved in each direction (suffixes K, M, G are powers of 1024).
     #[arg(long, default_value = "16M", value_parser = parse_size)]
     bytes: u64,
+    /// Move data from A to B only (B only acknowledges).
+    #[arg(long)]
+    one_way: bool,
     /// Loss of each link direction, in percent (0 to 100).
     #[arg(long, default_value_t = 0.0, value_parser = parse_percent)]
     loss: f64,
@@ -36,9 +39,13 @@ fn parse_percent(text: &str) -> Result<f64, String> {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> ExitCode {
-    let settings = Settings { bytes: args.bytes, loss: args.loss / 100.0, seed: args.seed };
+    let settings =
+        Settings { bytes: args.bytes, one_way: args.one_way, loss: args.loss / 100.0, seed: args.seed };
     let bar = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::with_draw_target(Some(2 * settings.bytes), ProgressDrawTarget::stderr());
+        let bar = ProgressBar::with_draw_target(
+            Some(if settings.one_way { settings.bytes } else { 2 * settings.bytes }),
+            ProgressDrawTarget::stderr(),
+        );
         bar.set_style(
             ProgressStyle::with_template("{spinner} [{bar:30}] {bytes}/{total_bytes} {msg}")
                 .expect("valid template")
@@ -68,27 +75,24 @@ pub fn run(args: Args) -> ExitCode {
 
 fn print_summary(o: &selftest::Outcome) {
     let s = &o.settings;
-    println!("utcp selftest: {} bytes each way, link [{}] both ways, seed {}", s.bytes, s.link(), s.seed);
+    let how = if s.one_way { "A->B only" } else { "each way" };
+    println!("utcp selftest: {} bytes {how}, link [{}] both ways, seed {}", s.bytes, s.link(), s.seed);
     let r = match &o.result {
         Ok(r) => r,
         Err(e) => {
             println!("FAILED {e}");
-            println!(
-                "reproduce: utcp selftest --bytes {} --loss {} --seed {}",
-                s.bytes,
-                s.loss * 100.0,
-                s.seed
-            );
+            println!("reproduce: {}", reproduce(s));
             return;
         }
     };
     println!("  A->B  {:>12} bytes read by B, sha256 {}", r.received_by_b, r.sha256_a_to_b);
     println!("  B->A  {:>12} bytes read by A, sha256 {}", r.received_by_a, r.sha256_b_to_a);
     println!(
-        "  virtual time  {:.3} s to the last byte, {:.3} s until no state is left; goodput {:.1} Mbit/s each way",
+        "  virtual time  {:.3} s to the last byte, {:.3} s until no state is left; goodput {:.1} Mbit/s {}",
         r.data_time.total_micros() as f64 / 1e6,
         r.virtual_time.total_micros() as f64 / 1e6,
-        o.virtual_mbps().unwrap_or(0.0)
+        o.virtual_mbps().unwrap_or(0.0),
+        if s.one_way { "A->B" } else { "each way" }
     );
     println!(
         "  wall clock    {:.3} s, {:.1} Mbit/s processed ({} steps)",
@@ -115,6 +119,11 @@ fn print_summary(o: &selftest::Outcome) {
         println!("OK: the data arrived identical both ways and both stacks hold no connection state");
     } else {
         println!("FAILED: the data differs: {:?}", r.mismatches);
-        println!("reproduce: utcp selftest --bytes {} --loss {} --seed {}", s.bytes, s.loss * 100.0, s.seed);
+        println!("reproduce: {}", reproduce(s));
     }
+}
+
+fn reproduce(s: &Settings) -> String {
+    let one_way = if s.one_way { " --one-way" } else { "" };
+    format!("utcp selftest --bytes {} --loss {} --seed {}{one_way}", s.bytes, s.loss * 100.0, s.seed)
 }
