@@ -560,12 +560,14 @@ impl<'a> LineParser<'a> {
                     }
                     TcpOptionSpec::Sack(blocks)
                 }
-                other => return Err((
-                    col,
-                    format!(
+                other => {
+                    return Err((
+                        col,
+                        format!(
                         "unsupported TCP option `{other}` (known: mss, sackOK, TS, nop, wscale, sack, eol)"
                     ),
-                )),
+                    ))
+                }
             };
             list.push(opt);
             if self.eat(">") {
