@@ -61,6 +61,9 @@ pub struct TcpConfig {
     pub ts_hz: u32,
     /// RFC 1337: ignore RST in TIME-WAIT.
     pub rfc1337: bool,
+    /// Keep data that arrives on a SYN and deliver it once established (RFC 9293 §3.10.7.2);
+    /// Linux, without TCP Fast Open, discards it and lets the peer send it again.
+    pub accept_syn_data: bool,
 }
 
 /// The whole configuration of a stack.
@@ -103,6 +106,7 @@ impl Default for TcpConfig {
             challenge_ack_limit: 1000,
             ts_hz: 1000,
             rfc1337: true,
+            accept_syn_data: true,
         }
     }
 }
@@ -118,6 +122,7 @@ impl TcpConfig {
             max_retries: 15,
             msl: Duration::from_secs(30),
             keepalive_interval: Duration::from_secs(75),
+            accept_syn_data: false,
             ..TcpConfig::default()
         }
     }

@@ -11,10 +11,16 @@
 //! Must not depend on: clocks, I/O, threads, OS randomness.
 
 use crate::config::Config;
-use crate::tcp::{CloseReason, State};
+use crate::tcp::conn::{ChallengeLimiter, Connection, Ctx, FourTuple};
+use crate::tcp::{isn, CloseReason, SeqNum, State};
 use crate::time::{Duration, Instant};
+use crate::wire::{
+    self, ChecksumMode, IcmpRepr, IpRepr, TcpFlags, TcpOptions, TcpRepr, Transport, IPPROTO_TCP,
+};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// A connection, as returned by [`Stack::connect`] and [`Stack::accept`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -263,56 +269,540 @@ pub struct ConnectionInfo {
     pub recv_queue: usize,
 }
 
+/// A listening socket.
+#[derive(Debug)]
+struct Listener {
+    local: SocketAddr,
+    backlog: usize,
+    options: SocketOptions,
+    /// Established connections waiting for `accept`.
+    accept_queue: VecDeque<SocketHandle>,
+    /// Half-open connections (SYN-RECEIVED) it owns.
+    half_open: usize,
+}
+
+/// A slab entry: the connection and the generation that tells stale handles apart.
+#[derive(Debug, Default)]
+struct Slot {
+    generation: u32,
+    conn: Option<Box<Connection>>,
+    /// The listener a passive connection belongs to until it is accepted.
+    listener: Option<u32>,
+    /// In the transmit queue.
+    dirty: bool,
+}
+
+const INDEX_BITS: u32 = 20;
+const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
+/// Stack-generated packets (RSTs to closed ports, echo replies) waiting to go out, at most.
+const OUTBOX_LIMIT: usize = 1024;
+/// The IANA dynamic port range (RFC 6335 §6), for ephemeral ports.
+const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
+
 /// The sans-IO TCP/IP stack.
 pub struct Stack {
-    _config: Config,
+    config: Config,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    by_tuple: HashMap<FourTuple, u32>,
+    listeners: Vec<Option<Listener>>,
+    listener_by_addr: HashMap<SocketAddr, u32>,
+    /// Connections that may have something to send.
+    transmit_queue: VecDeque<u32>,
+    /// Timer deadlines (lazy: an entry is current only if it equals the connection's `scheduled`).
+    timers: BinaryHeap<Reverse<(Instant, u32)>>,
+    events: VecDeque<Event>,
+    outbox: VecDeque<Vec<u8>>,
+    stats: Stats,
+    challenge: ChallengeLimiter,
+    next_port: u16,
+    connections: usize,
+    /// The latest time any input carried, for calls that take no `now`.
+    now: Instant,
+}
+
+impl fmt::Debug for Stack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stack")
+            .field("addresses", &self.config.addresses)
+            .field("connections", &self.connections)
+            .field("listeners", &self.listener_by_addr.len())
+            .finish()
+    }
 }
 
 impl Stack {
     /// A stack with the given configuration and no sockets.
     pub fn new(config: Config) -> Self {
-        Stack { _config: config }
+        let next_port = {
+            let h = crate::tcp::isn::siphash24(&config.isn_secret, b"ephemeral-port");
+            EPHEMERAL.start() + (h % u64::from(EPHEMERAL.end() - EPHEMERAL.start())) as u16
+        };
+        Stack {
+            config,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_tuple: HashMap::new(),
+            listeners: Vec::new(),
+            listener_by_addr: HashMap::new(),
+            transmit_queue: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            events: VecDeque::new(),
+            outbox: VecDeque::new(),
+            stats: Stats::default(),
+            challenge: ChallengeLimiter::default(),
+            next_port,
+            connections: 0,
+            now: Instant::ZERO,
+        }
     }
+
+    fn count_drop(&mut self, reason: &'static str) {
+        *self.stats.drops.entry(reason).or_insert(0) += 1;
+        tracing::trace!(reason, "dropped");
+    }
+
+    fn is_local(&self, addr: IpAddr) -> bool {
+        self.config.addresses.contains(&addr)
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Packets in
 
     /// One IP datagram in. Bad input is dropped and counted, never a panic.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
-        let _ = (now, packet);
-        todo!()
+        self.stats.packets_in += 1;
+        self.now = self.now.max(now);
+        let dgram = match wire::parse_datagram(packet, ChecksumMode::Verify) {
+            Ok(d) => d,
+            Err(e) => {
+                if matches!(e.kind, wire::WireErrorKind::BadChecksum { .. }) {
+                    self.stats.checksum_failures += 1;
+                }
+                tracing::debug!(error = %e, "malformed packet dropped");
+                self.count_drop(e.reason());
+                return;
+            }
+        };
+        if !self.is_local(dgram.ip.dst) {
+            self.count_drop("not_local");
+            return;
+        }
+        match dgram.transport {
+            Transport::Tcp(seg) => self.handle_segment(now, &dgram.ip, &seg),
+            Transport::Icmp(icmp) => self.handle_icmp(&dgram.ip, &icmp),
+            Transport::Other(_) => self.count_drop("unknown_protocol"),
+        }
     }
+
+    fn handle_icmp(&mut self, ip: &IpRepr, icmp: &IcmpRepr<'_>) {
+        match *icmp {
+            IcmpRepr::EchoRequest { ident, seq_no, data } => {
+                let reply = IcmpRepr::EchoReply { ident, seq_no, data };
+                let ip_out = IpRepr {
+                    src: ip.dst,
+                    dst: ip.src,
+                    protocol: ip.protocol,
+                    hop_limit: self.config.hop_limit,
+                    payload_len: reply.buffer_len(),
+                };
+                let t = Transport::Icmp(reply);
+                let mut buf = vec![0; wire::datagram_len(&ip_out, &t)];
+                if wire::emit_datagram(&ip_out, &t, &mut buf).is_ok() && self.push_outbox(buf) {
+                    self.stats.echo_replies += 1;
+                }
+            }
+            _ => self.count_drop("icmp_ignored"),
+        }
+    }
+
+    fn push_outbox(&mut self, packet: Vec<u8>) -> bool {
+        if self.outbox.len() >= OUTBOX_LIMIT {
+            self.count_drop("outbox_full");
+            return false;
+        }
+        self.outbox.push_back(packet);
+        true
+    }
+
+    fn handle_segment(&mut self, now: Instant, ip: &IpRepr, seg: &TcpRepr<'_>) {
+        if seg.src_port == 0 || seg.dst_port == 0 {
+            self.count_drop("port_zero");
+            return;
+        }
+        let tuple = FourTuple {
+            local: SocketAddr::new(ip.dst, seg.dst_port),
+            remote: SocketAddr::new(ip.src, seg.src_port),
+        };
+        if let Some(&idx) = self.by_tuple.get(&tuple) {
+            // RFC 9293 §3.10.7.4 / RFC 6191: a new SYN may reopen a connection in TIME-WAIT
+            // when its sequence number is beyond the old connection's.
+            let reopen = {
+                let conn = self.slots[idx as usize].conn.as_deref();
+                matches!(conn, Some(c) if c.state == State::TimeWait
+                    && seg.flags.syn() && !seg.flags.ack() && !seg.flags.rst()
+                    && seg.seq > c.rcv_nxt())
+            };
+            if reopen && self.find_listener(tuple.local).is_some() {
+                self.remove(idx);
+            } else {
+                self.with_conn(idx, |conn, ctx| conn.on_segment(now, seg, ctx));
+                return;
+            }
+        }
+        if let Some(lidx) = self.find_listener(tuple.local) {
+            self.listen_segment(now, lidx, tuple, seg);
+            return;
+        }
+        // RFC 9293 §3.10.7.1: CLOSED. An incoming segment not containing a RST is answered by one.
+        self.stats.segments_in += 1;
+        self.count_drop("no_socket");
+        self.reset_for(ip, seg);
+    }
+
+    /// Sends the RST of RFC 9293 §3.10.7.1 for a segment that has no connection.
+    fn reset_for(&mut self, ip: &IpRepr, seg: &TcpRepr<'_>) {
+        if seg.flags.rst() {
+            return;
+        }
+        let (seq, ack, flags) = if seg.flags.ack() {
+            // <SEQ=SEG.ACK><CTL=RST>
+            (seg.ack, SeqNum(0), TcpFlags::RST)
+        } else {
+            // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+            (SeqNum(0), seg.seq + seg.segment_len(), TcpFlags::RST | TcpFlags::ACK)
+        };
+        let rst = TcpRepr {
+            src_port: seg.dst_port,
+            dst_port: seg.src_port,
+            seq,
+            ack,
+            flags,
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+            payload: &[],
+        };
+        let ip_out = IpRepr {
+            src: ip.dst,
+            dst: ip.src,
+            protocol: IPPROTO_TCP,
+            hop_limit: self.config.hop_limit,
+            payload_len: 0,
+        };
+        let t = Transport::Tcp(rst);
+        let mut buf = vec![0; wire::datagram_len(&ip_out, &t)];
+        if wire::emit_datagram(&ip_out, &t, &mut buf).is_ok() && self.push_outbox(buf) {
+            self.stats.resets_out += 1;
+            self.stats.segments_out += 1;
+        }
+    }
+
+    fn find_listener(&self, local: SocketAddr) -> Option<u32> {
+        if let Some(&l) = self.listener_by_addr.get(&local) {
+            return Some(l);
+        }
+        let any: IpAddr =
+            if local.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+        self.listener_by_addr.get(&SocketAddr::new(any, local.port())).copied()
+    }
+
+    /// RFC 9293 §3.10.7.2: LISTEN.
+    fn listen_segment(&mut self, now: Instant, lidx: u32, tuple: FourTuple, seg: &TcpRepr<'_>) {
+        self.stats.segments_in += 1;
+        let f = seg.flags;
+        if f.rst() {
+            self.count_drop("rst_to_listener");
+            return;
+        }
+        let ip = IpRepr {
+            src: tuple.remote.ip(),
+            dst: tuple.local.ip(),
+            protocol: IPPROTO_TCP,
+            hop_limit: 64,
+            payload_len: 0,
+        };
+        if f.ack() {
+            // Any acknowledgment is bad if it arrives on a connection still in LISTEN.
+            self.count_drop("ack_to_listener");
+            self.reset_for(&ip, seg);
+            return;
+        }
+        if !f.syn() {
+            self.count_drop("no_syn_to_listener");
+            return;
+        }
+        let Some(listener) = self.listeners[lidx as usize].as_ref() else { return };
+        if listener.accept_queue.len() >= listener.backlog {
+            // Like Linux: a full accept queue drops the SYN; the peer retries.
+            self.count_drop("accept_queue_full");
+            return;
+        }
+        if listener.half_open >= self.config.tcp.syn_backlog {
+            // A SYN flood must not grow memory without bound.
+            self.count_drop("syn_queue_full");
+            return;
+        }
+        let options = listener.options;
+        let secret = self.config.isn_secret;
+        let iss = SeqNum(isn::initial_sequence_number(&secret, tuple.local, tuple.remote, now));
+        let ts_offset = isn::timestamp_offset(&secret, tuple.local, tuple.remote);
+        let conn = Connection::accept_syn(
+            now,
+            tuple,
+            iss,
+            ts_offset,
+            options,
+            &self.config.tcp,
+            self.config.mtu,
+            seg,
+        );
+        if let Some(l) = self.listeners[lidx as usize].as_mut() {
+            l.half_open += 1;
+        }
+        let Some(idx) = self.insert(conn) else {
+            self.count_drop("too_many_connections");
+            return;
+        };
+        self.slots[idx as usize].listener = Some(lidx);
+        self.after_conn(idx);
+    }
+
+    fn insert(&mut self, conn: Connection) -> Option<u32> {
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                if self.slots.len() > INDEX_MASK as usize {
+                    return None;
+                }
+                self.slots.push(Slot::default());
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.by_tuple.insert(conn.tuple, idx);
+        let slot = &mut self.slots[idx as usize];
+        slot.conn = Some(Box::new(conn));
+        slot.listener = None;
+        self.connections += 1;
+        Some(idx)
+    }
+
+    fn remove(&mut self, idx: u32) {
+        let slot = &mut self.slots[idx as usize];
+        if let Some(conn) = slot.conn.take() {
+            self.by_tuple.remove(&conn.tuple);
+            self.connections -= 1;
+            slot.generation = (slot.generation + 1) & (u32::MAX >> INDEX_BITS);
+            let old_gen = slot.generation.wrapping_sub(1) & (u32::MAX >> INDEX_BITS);
+            let old_handle = SocketHandle(idx | (old_gen << INDEX_BITS));
+            if let Some(l) = slot.listener.take() {
+                if let Some(listener) = self.listeners.get_mut(l as usize).and_then(|l| l.as_mut()) {
+                    let queued = listener.accept_queue.len();
+                    listener.accept_queue.retain(|&h| h != old_handle);
+                    if listener.accept_queue.len() == queued {
+                        listener.half_open = listener.half_open.saturating_sub(1);
+                    }
+                }
+            }
+            self.free.push(idx);
+        }
+    }
+
+    fn handle_of(&self, idx: u32) -> SocketHandle {
+        SocketHandle(idx | (self.slots[idx as usize].generation << INDEX_BITS))
+    }
+
+    fn index_of(&self, h: SocketHandle) -> Option<u32> {
+        let idx = h.0 & INDEX_MASK;
+        let slot = self.slots.get(idx as usize)?;
+        (slot.generation == h.0 >> INDEX_BITS && slot.conn.is_some()).then_some(idx)
+    }
+
+    /// Runs `f` on a connection with a context, then turns what happened into events, timers and
+    /// transmissions.
+    fn with_conn<R>(&mut self, idx: u32, f: impl FnOnce(&mut Connection, &mut Ctx<'_>) -> R) -> Option<R> {
+        let conn = self.slots[idx as usize].conn.as_deref_mut()?;
+        let mut ctx = Ctx { cfg: &self.config.tcp, stats: &mut self.stats, challenge: &mut self.challenge };
+        let r = f(conn, &mut ctx);
+        self.after_conn(idx);
+        Some(r)
+    }
+
+    /// Bookkeeping after anything touched a connection.
+    fn after_conn(&mut self, idx: u32) {
+        let handle = self.handle_of(idx);
+        let Some(conn) = self.slots[idx as usize].conn.as_deref_mut() else { return };
+        let notes = core::mem::take(&mut conn.notes);
+        let orphaned = conn.orphaned;
+        let listener = self.slots[idx as usize].listener;
+        self.schedule(idx);
+        if !self.slots[idx as usize].dirty {
+            self.slots[idx as usize].dirty = true;
+            self.transmit_queue.push_back(idx);
+        }
+        if notes.accepted {
+            if let Some(l) =
+                listener.and_then(|l| self.listeners.get_mut(l as usize)).and_then(|l| l.as_mut())
+            {
+                l.half_open = l.half_open.saturating_sub(1);
+                l.accept_queue.push_back(handle);
+                self.events.push_back(Event::Acceptable(ListenerHandle(listener.unwrap_or(0))));
+            }
+        }
+        if orphaned && listener.is_none() {
+            return;
+        }
+        if notes.connected {
+            self.events.push_back(Event::Connected(handle));
+        }
+        if notes.readable && !orphaned {
+            self.events.push_back(Event::Readable(handle));
+        }
+        if notes.writable && !orphaned {
+            self.events.push_back(Event::Writable(handle));
+        }
+        if let Some(reason) = notes.closed {
+            if !orphaned {
+                self.events.push_back(Event::Closed(handle, reason));
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Packets out
 
     /// Writes the next datagram to send into `buf` (at least the MTU long) and returns its
     /// length, or `None` when there is nothing to send now. Call until `None` after every input.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        let _ = (now, buf);
-        todo!()
+        self.now = self.now.max(now);
+        if let Some(p) = self.outbox.pop_front() {
+            if p.len() <= buf.len() {
+                buf[..p.len()].copy_from_slice(&p);
+                self.stats.packets_out += 1;
+                return Some(p.len());
+            }
+            self.count_drop("buffer_too_small");
+        }
+        while let Some(&idx) = self.transmit_queue.front() {
+            let hop_limit = self.config.hop_limit;
+            let Some(conn) = self.slots[idx as usize].conn.as_deref_mut() else {
+                self.transmit_queue.pop_front();
+                self.slots[idx as usize].dirty = false;
+                continue;
+            };
+            let mut ctx =
+                Ctx { cfg: &self.config.tcp, stats: &mut self.stats, challenge: &mut self.challenge };
+            let Some(out) = conn.poll_transmit(now, &mut ctx) else {
+                self.transmit_queue.pop_front();
+                self.slots[idx as usize].dirty = false;
+                self.after_transmit(idx);
+                continue;
+            };
+            let payload = conn.send_buffer_slice(out.payload_offset, out.payload_len);
+            let seg = TcpRepr {
+                src_port: conn.tuple.local.port(),
+                dst_port: conn.tuple.remote.port(),
+                seq: out.seq,
+                ack: out.ack,
+                flags: out.flags,
+                window: out.window,
+                urgent: 0,
+                options: out.options,
+                payload,
+            };
+            let ip = IpRepr {
+                src: conn.tuple.local.ip(),
+                dst: conn.tuple.remote.ip(),
+                protocol: IPPROTO_TCP,
+                hop_limit,
+                payload_len: seg.buffer_len(),
+            };
+            let result = wire::emit_datagram(&ip, &Transport::Tcp(seg), buf);
+            self.after_transmit(idx);
+            match result {
+                Ok(n) => {
+                    self.stats.packets_out += 1;
+                    self.stats.segments_out += 1;
+                    return Some(n);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not emit a segment");
+                    self.count_drop("emit_failed");
+                }
+            }
+        }
+        None
+    }
+
+    /// Timer and removal bookkeeping after a connection was asked for a segment.
+    fn after_transmit(&mut self, idx: u32) {
+        self.schedule(idx);
+        let removable = self.slots[idx as usize].conn.as_deref().is_some_and(Connection::is_removable);
+        if removable && !self.slots[idx as usize].dirty {
+            self.remove(idx);
+        }
+    }
+
+    /// Makes sure the timer heap holds an entry no later than the connection's next deadline.
+    /// Entries are lazy: one is current only while it equals the connection's `scheduled`; a
+    /// later deadline keeps the earlier entry, which re-schedules when it fires.
+    fn schedule(&mut self, idx: u32) {
+        let Some(conn) = self.slots[idx as usize].conn.as_deref_mut() else { return };
+        match (conn.poll_timeout(), conn.scheduled) {
+            (Some(d), Some(s)) if d >= s => {}
+            (Some(d), _) => {
+                conn.scheduled = Some(d);
+                self.timers.push(Reverse((d, idx)));
+            }
+            (None, _) => {}
+        }
     }
 
     /// The next datagram to send as an owned buffer; see [`Stack::poll_transmit`].
     #[must_use]
     pub fn poll_transmit_vec(&mut self, now: Instant) -> Option<Vec<u8>> {
-        let mut buf = vec![0; self._config.mtu.max(1280)];
+        let mut buf = vec![0; self.config.mtu.max(1280)];
         let n = self.poll_transmit(now, &mut buf)?;
         buf.truncate(n);
         Some(buf)
     }
 
+    // ------------------------------------------------------------------------------------------
+    // Timers
+
     /// When `handle_timeout` must next be called, if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        self.timers.peek().map(|Reverse((at, _))| *at)
     }
 
     /// Runs the timers due at `now` (retransmission, delayed ACK, persist, keepalive, TIME-WAIT).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
-        todo!()
+        while let Some(&Reverse((at, idx))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            self.now = self.now.max(now);
+            let current = self.slots.get(idx as usize).and_then(|s| s.conn.as_deref()).map(|c| c.scheduled);
+            if current != Some(Some(at)) {
+                continue; // stale entry
+            }
+            if let Some(c) = self.slots[idx as usize].conn.as_deref_mut() {
+                c.scheduled = None;
+            }
+            self.with_conn(idx, |conn, ctx| conn.on_timeout(now, ctx));
+        }
     }
+
+    // ------------------------------------------------------------------------------------------
+    // Socket calls
 
     /// The next event for the application, if any.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        todo!()
+        self.events.pop_front()
     }
 
     /// Listens on `local` (an address of the stack's, or unspecified for all of one family).
@@ -327,20 +817,78 @@ impl Stack {
         backlog: usize,
         options: SocketOptions,
     ) -> Result<ListenerHandle, ListenError> {
-        let _ = (local, backlog, options);
-        todo!()
+        if local.port() == 0 {
+            return Err(ListenError::InvalidPort);
+        }
+        if !local.ip().is_unspecified() && !self.is_local(local.ip()) {
+            return Err(ListenError::AddressNotLocal);
+        }
+        if self.listener_by_addr.contains_key(&local) {
+            return Err(ListenError::AddressInUse);
+        }
+        let listener = Listener {
+            local,
+            backlog: backlog.clamp(1, 65535),
+            options,
+            accept_queue: VecDeque::new(),
+            half_open: 0,
+        };
+        let idx = match self.listeners.iter().position(Option::is_none) {
+            Some(i) => {
+                self.listeners[i] = Some(listener);
+                i
+            }
+            None => {
+                self.listeners.push(Some(listener));
+                self.listeners.len() - 1
+            }
+        } as u32;
+        self.listener_by_addr.insert(local, idx);
+        Ok(ListenerHandle(idx))
     }
 
     /// Stops listening; half-open and unaccepted connections are reset.
     pub fn unlisten(&mut self, listener: ListenerHandle) -> Result<(), AcceptError> {
-        let _ = listener;
-        todo!()
+        let l = self
+            .listeners
+            .get_mut(listener.0 as usize)
+            .and_then(Option::take)
+            .ok_or(AcceptError::InvalidHandle)?;
+        self.listener_by_addr.remove(&l.local);
+        let owned: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&i| self.slots[i as usize].listener == Some(listener.0))
+            .collect();
+        for idx in owned {
+            self.slots[idx as usize].listener = None;
+            self.with_conn(idx, |c, _| {
+                c.orphaned = true;
+                c.abort();
+            });
+        }
+        Ok(())
     }
 
     /// Takes the oldest established connection from the listener's accept queue.
     pub fn accept(&mut self, listener: ListenerHandle) -> Result<SocketHandle, AcceptError> {
-        let _ = listener;
-        todo!()
+        let l = self
+            .listeners
+            .get_mut(listener.0 as usize)
+            .and_then(|l| l.as_mut())
+            .ok_or(AcceptError::InvalidHandle)?;
+        let handle = l.accept_queue.pop_front().ok_or(AcceptError::WouldBlock)?;
+        let idx = handle.0 & INDEX_MASK;
+        self.slots[idx as usize].listener = None;
+        if let Some(c) = self.slots[idx as usize].conn.as_deref_mut() {
+            c.orphaned = false;
+            // Anything that happened before accept is news to the application now.
+            if c.readable() > 0 || c.read_closed() {
+                self.events.push_back(Event::Readable(handle));
+            }
+            if let Some(reason) = c.close_reason {
+                self.events.push_back(Event::Closed(handle, reason));
+            }
+        }
+        Ok(handle)
     }
 
     /// Opens a connection to `remote`; the SYN goes out on the next `poll_transmit`.
@@ -362,50 +910,173 @@ impl Stack {
         remote: SocketAddr,
         options: SocketOptions,
     ) -> Result<SocketHandle, ConnectError> {
-        let _ = (now, local, remote, options);
-        todo!()
+        self.now = self.now.max(now);
+        if remote.ip().is_unspecified() || remote.port() == 0 {
+            return Err(ConnectError::InvalidRemote);
+        }
+        let local_ip = match local.map(|l| l.ip()) {
+            Some(ip) if !ip.is_unspecified() => {
+                if !self.is_local(ip) {
+                    return Err(ConnectError::AddressNotLocal);
+                }
+                ip
+            }
+            _ => *self
+                .config
+                .addresses
+                .iter()
+                .find(|a| a.is_ipv4() == remote.is_ipv4())
+                .ok_or(ConnectError::NoRoute)?,
+        };
+        if local_ip.is_ipv4() != remote.is_ipv4() {
+            return Err(ConnectError::NoRoute);
+        }
+        let port = match local.map(|l| l.port()) {
+            Some(p) if p != 0 => p,
+            _ => self.ephemeral_port(local_ip, remote).ok_or(ConnectError::PortsExhausted)?,
+        };
+        let tuple = FourTuple { local: SocketAddr::new(local_ip, port), remote };
+        if self.by_tuple.contains_key(&tuple) {
+            return Err(ConnectError::AddressInUse);
+        }
+        let secret = self.config.isn_secret;
+        let iss = SeqNum(isn::initial_sequence_number(&secret, tuple.local, tuple.remote, now));
+        let ts_offset = isn::timestamp_offset(&secret, tuple.local, tuple.remote);
+        let conn =
+            Connection::connect(now, tuple, iss, ts_offset, options, &self.config.tcp, self.config.mtu);
+        let idx = self.insert(conn).ok_or(ConnectError::PortsExhausted)?;
+        self.after_conn(idx);
+        Ok(self.handle_of(idx))
+    }
+
+    fn ephemeral_port(&mut self, local: IpAddr, remote: SocketAddr) -> Option<u16> {
+        let span = u32::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
+        for _ in 0..span {
+            let port = self.next_port;
+            self.next_port = if port == *EPHEMERAL.end() { *EPHEMERAL.start() } else { port + 1 };
+            let tuple = FourTuple { local: SocketAddr::new(local, port), remote };
+            if !self.by_tuple.contains_key(&tuple) && !self.listener_by_addr.contains_key(&tuple.local) {
+                return Some(port);
+            }
+        }
+        None
+    }
+
+    fn conn_mut(&mut self, socket: SocketHandle) -> Option<(u32, &mut Connection)> {
+        let idx = self.index_of(socket)?;
+        let conn = self.slots[idx as usize].conn.as_deref_mut()?;
+        if conn.orphaned {
+            return None;
+        }
+        Some((idx, conn))
     }
 
     /// Queues bytes for sending; returns how many were taken (possibly fewer than given).
     pub fn send(&mut self, socket: SocketHandle, data: &[u8]) -> Result<usize, SendError> {
-        let _ = (socket, data);
-        todo!()
+        let (idx, conn) = self.conn_mut(socket).ok_or(SendError::InvalidHandle)?;
+        match conn.state {
+            State::SynSent | State::SynReceived => return Err(SendError::NotConnected),
+            State::Closed => {
+                return Err(match conn.close_reason {
+                    Some(CloseReason::Reset) => SendError::Reset,
+                    Some(CloseReason::TimedOut) => SendError::TimedOut,
+                    _ => SendError::Closed,
+                })
+            }
+            _ if conn.write_closed() => return Err(SendError::Closed),
+            _ => {}
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let n = conn.send(data);
+        if n == 0 {
+            return Err(SendError::WouldBlock);
+        }
+        self.after_conn(idx);
+        Ok(n)
     }
 
     /// Reads received bytes; `Ok(0)` means the peer finished sending and everything was read.
     pub fn recv(&mut self, socket: SocketHandle, buf: &mut [u8]) -> Result<usize, RecvError> {
-        let _ = (socket, buf);
-        todo!()
+        let (idx, conn) = self.conn_mut(socket).ok_or(RecvError::InvalidHandle)?;
+        if conn.readable() > 0 {
+            let n = conn.recv(buf);
+            self.after_conn(idx);
+            return Ok(n);
+        }
+        if conn.read_closed() {
+            return Ok(0);
+        }
+        match conn.state {
+            State::SynSent | State::SynReceived => Err(RecvError::NotConnected),
+            State::Closed => match conn.close_reason {
+                Some(CloseReason::Reset) => Err(RecvError::Reset),
+                Some(CloseReason::Refused) => Err(RecvError::Refused),
+                Some(CloseReason::TimedOut) => Err(RecvError::TimedOut),
+                _ => Ok(0),
+            },
+            _ => Err(RecvError::WouldBlock),
+        }
     }
 
     /// Shuts down the sending direction: a FIN follows the queued data (half-close).
     pub fn shutdown(&mut self, socket: SocketHandle) -> Result<(), CloseError> {
-        let _ = socket;
-        todo!()
+        let (idx, conn) = self.conn_mut(socket).ok_or(CloseError::InvalidHandle)?;
+        if matches!(conn.state, State::Closed | State::Listen) {
+            return Err(CloseError::NotConnected);
+        }
+        conn.shutdown();
+        self.after_conn(idx);
+        Ok(())
     }
 
     /// Closes the socket: the handle becomes invalid at once, the connection finishes sending and
     /// closes gracefully (a RST instead when unread data is discarded, RFC 9293 §3.10.4 / RFC 2525).
     pub fn close(&mut self, socket: SocketHandle) -> Result<(), CloseError> {
-        let _ = socket;
-        todo!()
+        let now = self.now;
+        let (idx, conn) = self.conn_mut(socket).ok_or(CloseError::InvalidHandle)?;
+        if conn.readable() > 0 {
+            // RFC 2525 §2.17: closing with unread data resets the connection.
+            conn.abort();
+        } else {
+            conn.shutdown();
+        }
+        conn.orphan(now);
+        self.after_conn(idx);
+        self.after_transmit(idx);
+        Ok(())
     }
 
     /// Aborts the connection with a RST (SO_LINGER 0); the handle becomes invalid.
     pub fn abort(&mut self, socket: SocketHandle) -> Result<(), CloseError> {
-        let _ = socket;
-        todo!()
+        let (idx, conn) = self.conn_mut(socket).ok_or(CloseError::InvalidHandle)?;
+        conn.abort();
+        conn.orphaned = true;
+        self.after_conn(idx);
+        self.after_transmit(idx);
+        Ok(())
     }
 
     /// Sets one socket option on a connection.
     pub fn set_option(&mut self, socket: SocketHandle, option: SocketOption) -> Result<(), CloseError> {
-        let _ = (socket, option);
-        todo!()
+        let (idx, conn) = self.conn_mut(socket).ok_or(CloseError::InvalidHandle)?;
+        let mut o = conn.options;
+        match option {
+            SocketOption::NoDelay(v) => o.nodelay = v,
+            SocketOption::KeepAlive(v) => o.keepalive = v,
+            SocketOption::RecvBuffer(v) => o.recv_buffer = v,
+            SocketOption::SendBuffer(v) => o.send_buffer = v,
+            SocketOption::MaxSegment(v) => o.max_segment = Some(v),
+        }
+        conn.set_options(o);
+        self.after_conn(idx);
+        Ok(())
     }
 
     /// The socket options new sockets get from the configuration.
     pub fn default_options(&self) -> SocketOptions {
-        let tcp = &self._config.tcp;
+        let tcp = &self.config.tcp;
         SocketOptions {
             nodelay: !tcp.nagle,
             keepalive: tcp.keepalive,
@@ -417,45 +1088,68 @@ impl Stack {
 
     /// The connection's state, or `None` for an invalid handle.
     pub fn state(&self, socket: SocketHandle) -> Option<State> {
-        let _ = socket;
-        todo!()
+        let idx = self.index_of(socket)?;
+        self.slots[idx as usize].conn.as_deref().map(|c| c.state)
     }
 
     /// A snapshot of the connection's variables.
     pub fn info(&self, socket: SocketHandle) -> Option<ConnectionInfo> {
-        let _ = socket;
-        todo!()
+        let idx = self.index_of(socket)?;
+        self.slots[idx as usize].conn.as_deref().map(Connection::info)
     }
 
     /// The pending error of a connection (SO_ERROR), cleared by reading it.
     pub fn take_error(&mut self, socket: SocketHandle) -> Option<CloseReason> {
-        let _ = socket;
-        todo!()
+        let idx = self.index_of(socket)?;
+        self.slots[idx as usize].conn.as_deref_mut().and_then(|c| c.error_pending.take())
     }
 
     /// Counters.
     pub fn stats(&self) -> &Stats {
-        todo!()
+        &self.stats
     }
 
     /// Connections the stack still holds any state for (including TIME-WAIT and half-open ones).
     pub fn connection_count(&self) -> usize {
-        todo!()
+        self.connections
     }
 
     /// Checks the invariants of every connection (SND.UNA <= SND.NXT, nothing sent beyond the
     /// peer's window, nothing acknowledged that did not arrive, buffers within bounds, ...).
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
-        todo!()
+        for (i, slot) in self.slots.iter().enumerate() {
+            if let Some(c) = slot.conn.as_deref() {
+                c.check_invariants().map_err(|what| InvariantViolation {
+                    socket: Some(self.handle_of(i as u32)),
+                    what: format!("{} {}: {what}", c.state, c.tuple.remote),
+                })?;
+            }
+        }
+        let live = self.slots.iter().filter(|s| s.conn.is_some()).count();
+        if live != self.connections || self.by_tuple.len() != live {
+            return Err(InvariantViolation {
+                socket: None,
+                what: format!(
+                    "{} slots, {} counted, {} in the tuple map",
+                    live,
+                    self.connections,
+                    self.by_tuple.len()
+                ),
+            });
+        }
+        if self.outbox.len() > OUTBOX_LIMIT {
+            return Err(InvariantViolation { socket: None, what: "outbox above its limit".into() });
+        }
+        Ok(())
     }
 
     /// The configuration the stack was made with.
     pub fn config(&self) -> &Config {
-        &self._config
+        &self.config
     }
 
     /// The stack's local addresses.
     pub fn addresses(&self) -> &[IpAddr] {
-        &self._config.addresses
+        &self.config.addresses
     }
 }

@@ -1,6 +1,13 @@
 //! One TCP connection: sequence numbers, states, sending, receiving, RTT, timers, congestion.
 
+pub(crate) mod buffers;
+pub(crate) mod congestion;
+pub(crate) mod conn;
+pub(crate) mod isn;
+pub(crate) mod rtt;
 pub mod seq;
+
+pub use seq::SeqNum;
 
 use core::fmt;
 

@@ -1,7 +1,11 @@
 //! IPv4 (RFC 791) and IPv6 (RFC 8200) headers, as far as a TCP endpoint needs them.
+//!
+//! Parsed by hand over the byte slice: every length is checked before it is used, so no input can
+//! make an index panic. Must not depend on the transport modules.
 
-use super::WireError;
-use std::net::IpAddr;
+use super::checksum::internet_checksum;
+use super::{ChecksumMode, Layer, WireError, WireErrorKind};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// IP protocol number of TCP.
 pub const IPPROTO_TCP: u8 = 6;
@@ -9,6 +13,14 @@ pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_ICMP: u8 = 1;
 /// IPv6 next-header value of ICMPv6.
 pub const IPPROTO_ICMPV6: u8 = 58;
+
+/// IPv6 extension header numbers walked by `parse_v6` (RFC 8200 §4, RFC 4302).
+const IPV6_HOP_BY_HOP: u8 = 0;
+const IPV6_ROUTING: u8 = 43;
+const IPV6_FRAGMENT: u8 = 44;
+const IPV6_ESP: u8 = 50;
+const IPV6_AH: u8 = 51;
+const IPV6_DEST_OPTS: u8 = 60;
 
 /// The meaning of an IP header: addresses, transport protocol, hop limit and payload length.
 ///
@@ -41,13 +53,175 @@ impl IpRepr {
     /// Writes the header for a payload of `payload_len` bytes into `buf` (exactly `header_len()`
     /// bytes), with the IPv4 header checksum. IPv4 gets DF set and identification 0.
     pub fn emit(&self, payload_len: usize, buf: &mut [u8]) -> Result<(), WireError> {
-        let _ = (payload_len, buf);
-        todo!("wire: IpRepr::emit")
+        let hlen = self.header_len();
+        if buf.len() < hlen {
+            return Err(WireError::truncated(Layer::Ip, 0, hlen, buf.len()));
+        }
+        match (self.src, self.dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                let total = payload_len + 20;
+                let Ok(total16) = u16::try_from(total) else {
+                    return Err(WireError {
+                        layer: Layer::Ipv4,
+                        offset: 2,
+                        kind: WireErrorKind::BadLength(total),
+                    });
+                };
+                let h = &mut buf[..20];
+                h[0] = 0x45;
+                h[1] = 0;
+                h[2..4].copy_from_slice(&total16.to_be_bytes());
+                h[4..6].copy_from_slice(&[0, 0]);
+                h[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF, offset 0
+                h[8] = self.hop_limit;
+                h[9] = self.protocol;
+                h[10..12].copy_from_slice(&[0, 0]);
+                h[12..16].copy_from_slice(&src.octets());
+                h[16..20].copy_from_slice(&dst.octets());
+                let c = !internet_checksum(0, h);
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+                Ok(())
+            }
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                let Ok(len16) = u16::try_from(payload_len) else {
+                    return Err(WireError {
+                        layer: Layer::Ipv6,
+                        offset: 4,
+                        kind: WireErrorKind::BadLength(payload_len),
+                    });
+                };
+                let h = &mut buf[..40];
+                h[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
+                h[4..6].copy_from_slice(&len16.to_be_bytes());
+                h[6] = self.protocol;
+                h[7] = self.hop_limit;
+                h[8..24].copy_from_slice(&src.octets());
+                h[24..40].copy_from_slice(&dst.octets());
+                Ok(())
+            }
+            _ => Err(WireError { layer: Layer::Ip, offset: 0, kind: WireErrorKind::MixedFamilies }),
+        }
     }
 }
 
-/// Parses an IP header (either family) and returns it with exactly its payload.
-pub(crate) fn parse(data: &[u8]) -> Result<(IpRepr, &[u8]), WireError> {
-    let _ = data;
-    todo!("wire: ip::parse")
+/// Parses an IP header (either family) and returns it with exactly its payload and the payload's
+/// offset from the start of `data` (to make transport error offsets datagram-relative).
+pub(crate) fn parse(data: &[u8], checksums: ChecksumMode) -> Result<(IpRepr, &[u8], usize), WireError> {
+    let Some(&first) = data.first() else {
+        return Err(WireError::truncated(Layer::Ip, 0, 1, 0));
+    };
+    match first >> 4 {
+        4 => parse_v4(data, checksums),
+        6 => parse_v6(data),
+        v => Err(WireError { layer: Layer::Ip, offset: 0, kind: WireErrorKind::BadVersion(v) }),
+    }
+}
+
+fn parse_v4(data: &[u8], checksums: ChecksumMode) -> Result<(IpRepr, &[u8], usize), WireError> {
+    let err = |offset, kind| WireError { layer: Layer::Ipv4, offset, kind };
+    if data.len() < 20 {
+        return Err(WireError::truncated(Layer::Ipv4, 0, 20, data.len()));
+    }
+    let ihl = data[0] & 0x0f;
+    if ihl < 5 {
+        return Err(err(0, WireErrorKind::HeaderLenTooSmall(ihl)));
+    }
+    let hlen = usize::from(ihl) * 4;
+    if data.len() < hlen {
+        return Err(WireError::truncated(Layer::Ipv4, 0, hlen, data.len()));
+    }
+    let total = usize::from(u16::from_be_bytes([data[2], data[3]]));
+    // RFC 791: total length covers header and data; less than the header, or more than arrived, is
+    // impossible. More bytes than `total` is link-layer padding and is ignored.
+    if total < hlen || total > data.len() {
+        return Err(err(2, WireErrorKind::BadLength(total)));
+    }
+    let frag = u16::from_be_bytes([data[6], data[7]]);
+    let more = frag & 0x2000 != 0;
+    let offset = frag & 0x1fff;
+    if more || offset != 0 {
+        return Err(err(6, WireErrorKind::Fragment { offset, more }));
+    }
+    if checksums == ChecksumMode::Verify {
+        let header = &data[..hlen];
+        if internet_checksum(0, header) != 0xffff {
+            let found = u16::from_be_bytes([header[10], header[11]]);
+            let partial = internet_checksum(u32::from(internet_checksum(0, &header[..10])), &header[12..]);
+            return Err(err(10, WireErrorKind::BadChecksum { found, computed: !partial }));
+        }
+    }
+    let src = Ipv4Addr::new(data[12], data[13], data[14], data[15]);
+    let dst = Ipv4Addr::new(data[16], data[17], data[18], data[19]);
+    let ip = IpRepr {
+        src: IpAddr::V4(src),
+        dst: IpAddr::V4(dst),
+        protocol: data[9],
+        hop_limit: data[8],
+        payload_len: total - hlen,
+    };
+    Ok((ip, &data[hlen..total], hlen))
+}
+
+fn parse_v6(data: &[u8]) -> Result<(IpRepr, &[u8], usize), WireError> {
+    if data.len() < 40 {
+        return Err(WireError::truncated(Layer::Ipv6, 0, 40, data.len()));
+    }
+    let payload_len = usize::from(u16::from_be_bytes([data[4], data[5]]));
+    if 40 + payload_len > data.len() {
+        return Err(WireError { layer: Layer::Ipv6, offset: 4, kind: WireErrorKind::BadLength(payload_len) });
+    }
+    let end = 40 + payload_len;
+    let mut next = data[6];
+    let mut pos = 40;
+    // RFC 8200 §4.1: walk the extension headers to the upper layer.
+    loop {
+        let ext_err = |offset, kind| WireError { layer: Layer::Ipv6Ext, offset, kind };
+        let ext_len = match next {
+            IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
+                if end - pos < 2 {
+                    return Err(WireError::truncated(Layer::Ipv6Ext, pos, 2, end - pos));
+                }
+                (usize::from(data[pos + 1]) + 1) * 8
+            }
+            IPV6_AH => {
+                // RFC 4302 §2.2: payload length in 32-bit words, minus 2.
+                if end - pos < 2 {
+                    return Err(WireError::truncated(Layer::Ipv6Ext, pos, 2, end - pos));
+                }
+                (usize::from(data[pos + 1]) + 2) * 4
+            }
+            IPV6_FRAGMENT => {
+                if end - pos < 8 {
+                    return Err(WireError::truncated(Layer::Ipv6Ext, pos, 8, end - pos));
+                }
+                let fo = u16::from_be_bytes([data[pos + 2], data[pos + 3]]);
+                let offset = fo >> 3;
+                let more = fo & 1 != 0;
+                // RFC 6946: an atomic fragment (offset 0, M clear) is processed as a whole packet.
+                if offset != 0 || more {
+                    return Err(ext_err(pos + 2, WireErrorKind::Fragment { offset, more }));
+                }
+                8
+            }
+            IPV6_ESP => return Err(ext_err(pos, WireErrorKind::UnsupportedExtension(next))),
+            _ => break,
+        };
+        if end - pos < ext_len {
+            return Err(WireError::truncated(Layer::Ipv6Ext, pos, ext_len, end - pos));
+        }
+        next = data[pos];
+        pos += ext_len;
+    }
+    let mut src = [0u8; 16];
+    src.copy_from_slice(&data[8..24]);
+    let mut dst = [0u8; 16];
+    dst.copy_from_slice(&data[24..40]);
+    let ip = IpRepr {
+        src: IpAddr::V6(Ipv6Addr::from(src)),
+        dst: IpAddr::V6(Ipv6Addr::from(dst)),
+        protocol: next,
+        hop_limit: data[7],
+        payload_len: end - pos,
+    };
+    Ok((ip, &data[pos..end], pos))
 }

@@ -35,7 +35,8 @@ pub enum ChecksumMode {
 pub enum Transport<'a> {
     /// A TCP segment.
     Tcp(TcpRepr<'a>),
-    /// An ICMPv4 message (when `IpRepr::protocol == IPPROTO_ICMP`) or ICMPv6 message.
+    /// An ICMPv4 message (IPv4 with `IpRepr::protocol == IPPROTO_ICMP`) or ICMPv6 message (IPv6
+    /// with `IPPROTO_ICMPV6`); the other family's ICMP number is `Other`.
     Icmp(IcmpRepr<'a>),
     /// Some other protocol; its payload, unparsed.
     Other(&'a [u8]),
@@ -56,10 +57,17 @@ pub struct Datagram<'a> {
 /// header) are refused with [`WireErrorKind::Fragment`]; IPv6 extension headers are walked to the
 /// transport. Bytes after the length the IP header declares (link-layer padding) are ignored.
 pub fn parse_datagram(data: &[u8], checksums: ChecksumMode) -> Result<Datagram<'_>, WireError> {
-    let (ip, payload) = ip::parse(data)?;
-    let transport = match ip.protocol {
-        IPPROTO_TCP => Transport::Tcp(TcpRepr::parse(&ip, payload, checksums)?),
-        IPPROTO_ICMP | IPPROTO_ICMPV6 => Transport::Icmp(IcmpRepr::parse(&ip, payload, checksums)?),
+    let (ip, payload, at) = ip::parse(data, checksums)?;
+    // Transport errors carry offsets from the transport header; make them datagram-relative.
+    let shift = |mut e: WireError| {
+        e.offset += at;
+        e
+    };
+    let transport = match (ip.protocol, ip.src.is_ipv4()) {
+        (IPPROTO_TCP, _) => Transport::Tcp(TcpRepr::parse(&ip, payload, checksums).map_err(shift)?),
+        (IPPROTO_ICMP, true) | (IPPROTO_ICMPV6, false) => {
+            Transport::Icmp(IcmpRepr::parse(&ip, payload, checksums).map_err(shift)?)
+        }
         _ => Transport::Other(payload),
     };
     Ok(Datagram { ip, transport })

@@ -4,8 +4,22 @@
 //! emitting a parsed segment and parsing it again gives the same value. Unknown options are kept
 //! as kind and bytes (a view into the parsed buffer).
 
-use super::{ChecksumMode, IpRepr, WireError};
+use super::checksum::{internet_checksum, pseudo_header_sum};
+use super::ip::IPPROTO_TCP;
+use super::{ChecksumMode, IpRepr, Layer, WireError, WireErrorKind};
 use crate::tcp::seq::SeqNum;
+
+/// Option kinds (RFC 9293 §3.2, RFC 7323, RFC 2018).
+const KIND_EOL: u8 = 0;
+const KIND_NOP: u8 = 1;
+const KIND_MSS: u8 = 2;
+const KIND_WS: u8 = 3;
+const KIND_SACK_PERM: u8 = 4;
+const KIND_SACK: u8 = 5;
+const KIND_TS: u8 = 8;
+
+/// The most option bytes a header can carry (data offset 15).
+const MAX_OPTIONS_LEN: usize = 40;
 
 /// The TCP control bits (and the three ECN bits), as in the header's flags byte plus NS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -247,11 +261,188 @@ pub enum TcpOption<'a> {
 impl<'a> TcpOption<'a> {
     /// Walks a raw options area in wire order. Stops after EOL; yields an error (and then stops)
     /// at an option whose length is impossible.
+    ///
+    /// Error offsets are relative to the start of `raw`; the layer is [`Layer::TcpOption`].
     pub fn iter_raw(raw: &'a [u8]) -> impl Iterator<Item = Result<TcpOption<'a>, WireError>> + 'a {
-        let _ = raw;
-        todo!("wire: TcpOption::iter_raw");
-        #[allow(unreachable_code)]
-        core::iter::empty()
+        OptionIter { raw, pos: 0 }
+    }
+}
+
+/// The walker behind [`TcpOption::iter_raw`]; `pos == raw.len()` once finished.
+struct OptionIter<'a> {
+    raw: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for OptionIter<'a> {
+    type Item = Result<TcpOption<'a>, WireError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let raw = self.raw;
+        let pos = self.pos;
+        let kind = *raw.get(pos)?;
+        match kind {
+            KIND_EOL => {
+                // RFC 9293 §3.2: the end of the option list; what follows is padding.
+                self.pos = raw.len();
+                return Some(Ok(TcpOption::Eol));
+            }
+            KIND_NOP => {
+                self.pos = pos + 1;
+                return Some(Ok(TcpOption::Nop));
+            }
+            _ => {}
+        }
+        let len = raw.get(pos + 1).copied().unwrap_or(0);
+        let bad = || {
+            Some(Err(WireError {
+                layer: Layer::TcpOption,
+                offset: pos,
+                kind: WireErrorKind::BadOptionLength { kind, len },
+            }))
+        };
+        let n = usize::from(len);
+        if n < 2 || raw.len() - pos < n {
+            self.pos = raw.len();
+            return bad();
+        }
+        let body = &raw[pos + 2..pos + n];
+        let opt = match (kind, n) {
+            (KIND_MSS, 4) => TcpOption::Mss(u16::from_be_bytes([body[0], body[1]])),
+            (KIND_WS, 3) => TcpOption::WindowScale(body[0]),
+            (KIND_SACK_PERM, 2) => TcpOption::SackPermitted,
+            (KIND_SACK, 2 | 10 | 18 | 26 | 34) => {
+                let mut blocks = SackBlocks::default();
+                for b in body.chunks_exact(8) {
+                    let left = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                    let right = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+                    blocks.push((SeqNum(left), SeqNum(right)));
+                }
+                TcpOption::Sack(blocks)
+            }
+            (KIND_TS, 10) => TcpOption::Timestamp(Timestamp {
+                tsval: u32::from_be_bytes([body[0], body[1], body[2], body[3]]),
+                tsecr: u32::from_be_bytes([body[4], body[5], body[6], body[7]]),
+            }),
+            (KIND_MSS | KIND_WS | KIND_SACK_PERM | KIND_SACK | KIND_TS, _) => {
+                self.pos = raw.len();
+                return bad();
+            }
+            _ => TcpOption::Unknown { kind, data: body },
+        };
+        self.pos = pos + n;
+        Some(Ok(opt))
+    }
+}
+
+/// Where each option goes when emitting: the Linux NOP-aligned layout, or packed when that
+/// does not fit in 40 bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Aligned,
+    Packed,
+}
+
+impl TcpOptions<'_> {
+    /// Option bytes (before padding) in the given layout.
+    fn layout_len(&self, layout: Layout) -> usize {
+        let aligned = layout == Layout::Aligned;
+        let mut n = 0;
+        if self.mss.is_some() {
+            n += 4;
+        }
+        match (self.timestamp.is_some(), self.sack_permitted) {
+            (true, true) => n += 12,
+            (true, false) => n += if aligned { 12 } else { 10 },
+            (false, true) => n += if aligned { 4 } else { 2 },
+            (false, false) => {}
+        }
+        if self.window_scale.is_some() {
+            n += if aligned { 4 } else { 3 };
+        }
+        if let Some(sack) = &self.sack {
+            n += 2 + 8 * sack.len() + if aligned { 2 } else { 0 };
+        }
+        n + self.unknown.wire_len()
+    }
+
+    /// The layout emit uses and its padded length; `Err` with the packed length when over 40.
+    fn plan(&self) -> Result<(Layout, usize), usize> {
+        let aligned = self.layout_len(Layout::Aligned);
+        if aligned <= MAX_OPTIONS_LEN {
+            return Ok((Layout::Aligned, aligned.next_multiple_of(4)));
+        }
+        let packed = self.layout_len(Layout::Packed);
+        if packed.next_multiple_of(4) <= MAX_OPTIONS_LEN {
+            Ok((Layout::Packed, packed.next_multiple_of(4)))
+        } else {
+            Err(packed)
+        }
+    }
+
+    /// Writes the options into `buf` (exactly the padded length from `plan`).
+    ///
+    /// The aligned layout is Linux's `tcp_options_write`: `mss`, then `sackOK,TS` (or `nop,nop,TS`),
+    /// `nop,nop,sackOK` when there is no TS, `nop,wscale`, `nop,nop,sack`, then unknown options;
+    /// the rest is EOL (zero) padding.
+    fn write(&self, layout: Layout, buf: &mut [u8]) {
+        let aligned = layout == Layout::Aligned;
+        let mut w = Writer { buf, pos: 0 };
+        if let Some(mss) = self.mss {
+            w.put(&[KIND_MSS, 4]);
+            w.put(&mss.to_be_bytes());
+        }
+        if let Some(ts) = self.timestamp {
+            if self.sack_permitted {
+                w.put(&[KIND_SACK_PERM, 2]);
+            } else if aligned {
+                w.put(&[KIND_NOP, KIND_NOP]);
+            }
+            w.put(&[KIND_TS, 10]);
+            w.put(&ts.tsval.to_be_bytes());
+            w.put(&ts.tsecr.to_be_bytes());
+        } else if self.sack_permitted {
+            if aligned {
+                w.put(&[KIND_NOP, KIND_NOP]);
+            }
+            w.put(&[KIND_SACK_PERM, 2]);
+        }
+        if let Some(ws) = self.window_scale {
+            if aligned {
+                w.put(&[KIND_NOP]);
+            }
+            w.put(&[KIND_WS, 3, ws]);
+        }
+        if let Some(sack) = &self.sack {
+            if aligned {
+                w.put(&[KIND_NOP, KIND_NOP]);
+            }
+            w.put(&[KIND_SACK, (2 + 8 * sack.len()) as u8]);
+            for (l, r) in sack.as_slice() {
+                w.put(&l.raw().to_be_bytes());
+                w.put(&r.raw().to_be_bytes());
+            }
+        }
+        for (kind, data) in self.unknown.iter() {
+            w.put(&[kind, (2 + data.len()) as u8]);
+            w.put(data);
+        }
+        let pos = w.pos;
+        w.buf[pos..].fill(KIND_EOL);
+    }
+}
+
+/// A cursor over an option buffer whose size `plan` already checked.
+struct Writer<'b> {
+    buf: &'b mut [u8],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf[self.pos..self.pos + bytes.len()].copy_from_slice(bytes);
+        self.pos += bytes.len();
     }
 }
 
@@ -284,13 +475,72 @@ impl<'a> TcpRepr<'a> {
     /// `data` is the IP payload, exactly `ip.payload_len` bytes. Errors carry offsets relative
     /// to the start of the TCP header.
     pub fn parse(ip: &IpRepr, data: &'a [u8], checksums: ChecksumMode) -> Result<Self, WireError> {
-        let _ = (ip, data, checksums);
-        todo!("wire: TcpRepr::parse")
+        let err = |offset, kind| WireError { layer: Layer::Tcp, offset, kind };
+        if data.len() < 20 {
+            return Err(WireError::truncated(Layer::Tcp, 0, 20, data.len()));
+        }
+        let data_offset = data[12] >> 4;
+        if data_offset < 5 {
+            return Err(err(12, WireErrorKind::HeaderLenTooSmall(data_offset)));
+        }
+        let hlen = usize::from(data_offset) * 4;
+        if data.len() < hlen {
+            return Err(WireError::truncated(Layer::Tcp, 0, hlen, data.len()));
+        }
+        if checksums == ChecksumMode::Verify {
+            // RFC 9293 §3.1: the checksum covers the pseudo-header, the header and the data.
+            let pseudo = pseudo_header_sum(ip.src, ip.dst, IPPROTO_TCP, data.len());
+            let partial = internet_checksum(internet_checksum(pseudo, &data[..16]).into(), &data[18..]);
+            let found = u16::from_be_bytes([data[16], data[17]]);
+            if internet_checksum(partial.into(), &data[16..18]) != 0xffff {
+                return Err(err(16, WireErrorKind::BadChecksum { found, computed: !partial }));
+            }
+        }
+        let area = &data[20..hlen];
+        let mut options = TcpOptions::default();
+        let mut has_unknown = false;
+        for opt in TcpOption::iter_raw(area) {
+            match opt {
+                Ok(TcpOption::Eol | TcpOption::Nop) => {}
+                Ok(TcpOption::Mss(v)) => options.mss = Some(v),
+                Ok(TcpOption::WindowScale(v)) => options.window_scale = Some(v),
+                Ok(TcpOption::SackPermitted) => options.sack_permitted = true,
+                Ok(TcpOption::Sack(b)) => options.sack = Some(b),
+                Ok(TcpOption::Timestamp(t)) => options.timestamp = Some(t),
+                Ok(TcpOption::Unknown { .. }) => has_unknown = true,
+                Err(mut e) => {
+                    e.offset += 20;
+                    return Err(e);
+                }
+            }
+        }
+        if has_unknown {
+            options.unknown = UnknownOptions::from_raw(area);
+        }
+        let be16 = |i: usize| u16::from_be_bytes([data[i], data[i + 1]]);
+        let be32 = |i: usize| u32::from_be_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+        Ok(TcpRepr {
+            src_port: be16(0),
+            dst_port: be16(2),
+            seq: SeqNum(be32(4)),
+            ack: SeqNum(be32(8)),
+            flags: TcpFlags((u16::from(data[12] & 0x01) << 8) | u16::from(data[13])),
+            window: be16(14),
+            urgent: be16(18),
+            options,
+            payload: &data[hlen..],
+        })
     }
 
     /// Header length including options, padded to a multiple of four.
+    ///
+    /// When the options cannot fit in 40 bytes this is still their padded packed length (over 60),
+    /// and `emit` fails with [`WireErrorKind::OptionsTooLong`].
     pub fn header_len(&self) -> usize {
-        todo!("wire: TcpRepr::header_len")
+        match self.options.plan() {
+            Ok((_, n)) => 20 + n,
+            Err(n) => 20 + n.next_multiple_of(4),
+        }
     }
 
     /// Header plus payload.
@@ -307,7 +557,34 @@ impl<'a> TcpRepr<'a> {
     /// the checksum over `ip`'s pseudo-header. Options are laid out as Linux lays them out
     /// (NOP-aligned) when that fits in 40 bytes, otherwise packed.
     pub fn emit(&self, ip: &IpRepr, buf: &mut [u8]) -> Result<(), WireError> {
-        let _ = (ip, buf);
-        todo!("wire: TcpRepr::emit")
+        let (layout, opt_len) = self.options.plan().map_err(|n| WireError {
+            layer: Layer::TcpOption,
+            offset: 20,
+            kind: WireErrorKind::OptionsTooLong(n),
+        })?;
+        if ip.src.is_ipv4() != ip.dst.is_ipv4() {
+            return Err(WireError { layer: Layer::Tcp, offset: 0, kind: WireErrorKind::MixedFamilies });
+        }
+        let hlen = 20 + opt_len;
+        let total = hlen + self.payload.len();
+        if buf.len() < total {
+            return Err(WireError::truncated(Layer::Tcp, 0, total, buf.len()));
+        }
+        let buf = &mut buf[..total];
+        buf[0..2].copy_from_slice(&self.src_port.to_be_bytes());
+        buf[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
+        buf[4..8].copy_from_slice(&self.seq.raw().to_be_bytes());
+        buf[8..12].copy_from_slice(&self.ack.raw().to_be_bytes());
+        buf[12] = ((hlen / 4) as u8) << 4 | ((self.flags.0 >> 8) & 0x01) as u8;
+        buf[13] = self.flags.0 as u8;
+        buf[14..16].copy_from_slice(&self.window.to_be_bytes());
+        buf[16..18].copy_from_slice(&[0, 0]);
+        buf[18..20].copy_from_slice(&self.urgent.to_be_bytes());
+        self.options.write(layout, &mut buf[20..hlen]);
+        buf[hlen..].copy_from_slice(self.payload);
+        let pseudo = pseudo_header_sum(ip.src, ip.dst, IPPROTO_TCP, total);
+        let c = !internet_checksum(pseudo, buf);
+        buf[16..18].copy_from_slice(&c.to_be_bytes());
+        Ok(())
     }
 }
