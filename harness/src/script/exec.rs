@@ -290,10 +290,28 @@ impl<'s> Exec<'s> {
     fn after_input(&mut self) -> Result<(), Failure> {
         let now = self.now;
         if let Some(stack) = self.stack.as_mut() {
+            let mut sent = 0;
             while let Some(d) = stack.poll_transmit_vec(now) {
                 self.out.push_back((now, d));
+                sent += 1;
+                if sent > 10_000 {
+                    return fail(
+                        self.current_line,
+                        &self.current_text,
+                        "the stack sent more than 10000 packets at once",
+                    );
+                }
             }
+            let mut events = 0;
             while let Some(ev) = stack.poll_event() {
+                events += 1;
+                if events > 100_000 {
+                    return fail(
+                        self.current_line,
+                        &self.current_text,
+                        "the stack reported events without end",
+                    );
+                }
                 if let StackEvent::Closed(h, reason) = ev {
                     self.closed.insert(h, reason);
                 }
@@ -314,7 +332,7 @@ impl<'s> Exec<'s> {
             match stack.poll_timeout() {
                 Some(t) if t <= until => {
                     steps += 1;
-                    if steps > 1_000_000 {
+                    if steps > 100_000 {
                         return fail(
                             self.current_line,
                             &self.current_text,
