@@ -7,12 +7,16 @@ use utcp_harness::script::{find_scripts, run_file};
 
 #[test]
 fn every_corpus_script_passes() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/scripts");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness/ has a parent");
+    let dir = root.join("corpus/scripts");
     let paths = find_scripts(&dir).expect("corpus/scripts is readable");
     assert!(!paths.is_empty(), "no scripts under {}", dir.display());
     let mut failures = Vec::new();
     for p in &paths {
-        let o = run_file(p);
+        let mut o = run_file(p);
+        if let Ok(rel) = p.strip_prefix(root) {
+            o.path = rel.display().to_string();
+        }
         if !o.passed() {
             failures.push(o.report(true));
         }

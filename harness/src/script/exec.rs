@@ -133,6 +133,8 @@ struct Pending {
     call: CallSpec,
     /// When the call is expected back (`t1...t2`), absolute.
     end_time: Option<u64>,
+    /// When the call was made, microseconds.
+    started: u64,
     /// For `write`: bytes accepted so far.
     written: usize,
     /// Whether this is a retry of a call that blocked.
@@ -154,6 +156,8 @@ struct Exec<'s> {
     local: SocketAddrV4,
     remote: SocketAddrV4,
     closed: HashMap<SocketHandle, CloseReason>,
+    /// Connections waiting in each listener's accept queue, from `Acceptable` events.
+    acceptable: HashMap<ListenerHandle, usize>,
     pending: Option<Pending>,
     transcript: Vec<String>,
     current_line: usize,
@@ -232,6 +236,7 @@ impl<'s> Exec<'s> {
             local: SocketAddrV4::new(o.local_ip, SERVER_PORT),
             remote: SocketAddrV4::new(o.remote_ip, CLIENT_PORT),
             closed: HashMap::new(),
+            acceptable: HashMap::new(),
             pending: None,
             transcript: Vec::new(),
             current_line: 0,
@@ -312,8 +317,12 @@ impl<'s> Exec<'s> {
                         "the stack reported events without end",
                     );
                 }
-                if let StackEvent::Closed(h, reason) = ev {
-                    self.closed.insert(h, reason);
+                match ev {
+                    StackEvent::Closed(h, reason) => {
+                        self.closed.insert(h, reason);
+                    }
+                    StackEvent::Acceptable(l) => *self.acceptable.entry(l).or_insert(0) += 1,
+                    _ => {}
                 }
             }
         }
@@ -578,7 +587,7 @@ impl<'s> Exec<'s> {
 
     fn call(&mut self, event: &Event, c: &CallSpec) -> Result<(), Failure> {
         if self.pending.is_some()
-            && matches!(c.name.as_str(), "accept" | "connect" | "read" | "recv" | "write" | "send")
+            && matches!(c.name.as_str(), "accept" | "connect" | "read" | "recv" | "write" | "send" | "poll")
         {
             let p = self.pending.as_ref().map(|p| p.line).unwrap_or(0);
             return fail(
@@ -593,6 +602,7 @@ impl<'s> Exec<'s> {
             text: event.text.clone(),
             call: c.clone(),
             end_time,
+            started: self.now.total_micros(),
             written: 0,
             retry: false,
         };
@@ -707,6 +717,9 @@ impl<'s> Exec<'s> {
                 Ok((_, f)) => match f.kind {
                     FdKind::Listener(l) => match self.stack().accept(l) {
                         Ok(h) => {
+                            if let Some(n) = self.acceptable.get_mut(&l) {
+                                *n = n.saturating_sub(1);
+                            }
                             let options = f.options;
                             let fd = self.alloc_fd(FdKind::Conn(h), options);
                             if let Some(nf) = self.fds.get_mut(&fd) {
@@ -881,10 +894,115 @@ impl<'s> Exec<'s> {
                     },
                 }
             }
-            "poll" => return Err("poll is not supported by the executor yet".into()),
+            "poll" => return self.poll(p),
             other => return Err(format!("unsupported call {other}")),
         };
         Ok(Some(r))
+    }
+
+    /// The poll(2) events ready on `fd` now.
+    fn ready(&mut self, fd: i64) -> i64 {
+        const POLLIN: i64 = 0x1;
+        const POLLOUT: i64 = 0x4;
+        const POLLERR: i64 = 0x8;
+        const POLLHUP: i64 = 0x10;
+        const POLLNVAL: i64 = 0x20;
+        let Some(f) = self.fds.get(&fd).cloned() else { return POLLNVAL };
+        match f.kind {
+            FdKind::Fresh { .. } => POLLOUT | POLLHUP,
+            FdKind::Listener(l) => {
+                if self.acceptable.get(&l).copied().unwrap_or(0) > 0 {
+                    POLLIN
+                } else {
+                    0
+                }
+            }
+            FdKind::Conn(h) => {
+                let reason = self.closed.get(&h).copied();
+                let Some(info) = self.stack().info(h) else { return POLLNVAL };
+                let mut r = 0;
+                let read_closed = matches!(
+                    info.state,
+                    State::CloseWait | State::LastAck | State::Closing | State::TimeWait | State::Closed
+                );
+                if info.recv_queue > 0 || read_closed {
+                    r |= POLLIN;
+                }
+                if matches!(info.state, State::Established | State::CloseWait)
+                    && info.send_queue < f.options.send_buffer
+                {
+                    r |= POLLOUT;
+                }
+                if matches!(reason, Some(CloseReason::Reset | CloseReason::Refused | CloseReason::TimedOut)) {
+                    r |= POLLERR;
+                }
+                if info.state == State::Closed {
+                    r |= POLLHUP;
+                }
+                r
+            }
+        }
+    }
+
+    /// poll([{fd=N, events=..., revents=...}, ...], nfds, timeout_ms).
+    fn poll(&mut self, p: &mut Pending) -> Result<Option<CallResult>, String> {
+        let c = p.call.clone();
+        let Some(Expr::Array(items)) = c.args.first() else {
+            return Err("poll: expected [{fd=N, events=..., revents=...}] as the first argument".into());
+        };
+        let timeout = int_arg(&c, 2)?;
+        let bit = |s: &str| -> Result<i64, String> {
+            Ok(match s {
+                "POLLIN" => 0x1,
+                "POLLPRI" => 0x2,
+                "POLLOUT" => 0x4,
+                "POLLERR" => 0x8,
+                "POLLHUP" => 0x10,
+                "POLLNVAL" => 0x20,
+                "POLLRDNORM" => 0x40,
+                "POLLWRNORM" => 0x100,
+                "POLLRDHUP" => 0x2000,
+                other => return Err(format!("poll: unknown event {other}")),
+            })
+        };
+        let mask = |e: Option<&Expr>| -> Result<Option<i64>, String> {
+            match e {
+                None | Some(Expr::Ellipsis) => Ok(None),
+                Some(Expr::Int(v)) => Ok(Some(*v)),
+                Some(e) => symbols(e).iter().try_fold(0, |acc, s| Ok(acc | bit(s)?)).map(Some),
+            }
+        };
+        let mut wanted = Vec::new();
+        for item in items {
+            let Expr::Struct(fields) = item else {
+                return Err(format!("poll: expected {{fd=N, events=..., revents=...}}, found {item}"));
+            };
+            let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+            let Some(Expr::Int(fd)) = get("fd") else { return Err("poll: each entry needs fd=N".into()) };
+            let events = mask(get("events"))?.unwrap_or(0);
+            let revents = mask(get("revents"))?;
+            wanted.push((*fd, events, revents));
+        }
+        let mut got = Vec::new();
+        for (fd, events, _) in &wanted {
+            // POLLERR, POLLHUP and POLLNVAL are reported whether asked for or not.
+            let r = self.ready(*fd) & (events | 0x8 | 0x10 | 0x20);
+            got.push(r);
+        }
+        let count = got.iter().filter(|r| **r != 0).count() as i64;
+        let waited = self.now.total_micros().saturating_sub(p.started);
+        let expired = timeout >= 0 && waited >= timeout as u64 * 1000;
+        if count == 0 && !expired {
+            return Ok(None);
+        }
+        for ((fd, _, want), g) in wanted.iter().zip(&got) {
+            if let Some(w) = want {
+                if w != g {
+                    return Err(format!("poll: fd {fd} revents {g:#x}, expected {w:#x}"));
+                }
+            }
+        }
+        Ok(Some(Ok(count)))
     }
 
     fn setsockopt(&mut self, c: &CallSpec) -> Result<CallResult, String> {
@@ -1111,5 +1229,74 @@ mod tests {
         let o = run_text("0.000001 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+1.5 close(3) = 0\n");
         assert_eq!(o.failure, None);
         assert!(o.transcript[1].starts_with("1.500001 close(3)"), "{:?}", o.transcript);
+    }
+
+    // The stack answers a SYN to a closed port with RST|ACK at once (RFC 9293 §3.10.7.1): a
+    // stable behaviour to test the matching rules against.
+
+    #[test]
+    fn matching_outbound_packet_passes() {
+        let o = run_text("0 < S 0:0(0) win 65535\n+0 > R. 0:0(0) ack 1 win 0\n");
+        assert_eq!(o.failure, None, "{:?}", o.transcript);
+        assert_eq!(o.transcript[1], "0.000000 > R. 0:0(0) ack 1 win 0");
+    }
+
+    #[test]
+    fn wrong_ack_is_reported_in_packetdrill_notation() {
+        let f = run_text("0 < S 0:0(0) win 65535\n+0 > R. 0:0(0) ack 2\n").failure.expect("fails");
+        assert_eq!(f.line, 2);
+        assert!(f.got.starts_with("> R. 0:0(0) ack 1 win 0 at 0.000000"), "{f}");
+        assert!(f.got.contains("ack 1 instead of 2"), "{f}");
+    }
+
+    #[test]
+    fn wrong_flags_and_options_are_reported() {
+        let f = run_text("0 < S 0:0(0) win 65535\n+0 > R 0:0(0)\n").failure.expect("fails");
+        assert!(f.got.contains("flags R. instead of R"), "{f}");
+        let f = run_text("0 < S 0:0(0) win 65535\n+0 > R. 0:0(0) ack 1 <nop>\n").failure.expect("fails");
+        assert!(f.got.contains("options <> instead of <nop>"), "{f}");
+    }
+
+    #[test]
+    fn packet_outside_tolerance_fails_and_inside_passes() {
+        let f = run_text("0 < S 0:0(0) win 65535\n+.1 > R. 0:0(0) ack 1\n").failure.expect("fails");
+        assert!(f.got.contains("expected between 0.096000 and 0.104000"), "{f}");
+        let o = run_text("--tolerance_usecs=100000\n0 < S 0:0(0) win 65535\n+.1 > R. 0:0(0) ack 1\n");
+        assert_eq!(o.failure, None);
+        let o = run_text("0 < S 0:0(0) win 65535\n* > R. 0:0(0) ack 1\n");
+        assert_eq!(o.failure, None);
+    }
+
+    #[test]
+    fn unexpected_packet_before_an_event_fails() {
+        let f = run_text("0 < S 0:0(0) win 65535\n+.1 < S 0:0(0) win 65535\n").failure.expect("fails");
+        assert_eq!(f.line, 2);
+        assert!(f.got.contains("the stack sent `> R. 0:0(0) ack 1 win 0` at 0.000000 first"), "{f}");
+    }
+
+    #[test]
+    fn missing_packet_fails() {
+        let f = run_text("0 < R 0:0(0) win 0\n+0 > R. 0:0(0) ack 1\n").failure.expect("fails");
+        assert_eq!(f.got, "no packet by 0.004000");
+    }
+
+    #[test]
+    fn rst_to_ack_uses_absolute_numbers_before_an_isn_is_known() {
+        let o = run_text("0 < . 1:1(0) ack 4242 win 1000\n+0 > R 4242:4242(0)\n");
+        assert_eq!(o.failure, None, "{:?}", o.transcript);
+    }
+
+    #[test]
+    fn poll_reports_an_idle_listener_as_not_ready() {
+        let o = run_text(
+            "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n\
+             +0 poll([{fd=3, events=POLLIN, revents=0}], 1, 0) = 0\n",
+        );
+        assert_eq!(o.failure, None, "{:?}", o.transcript);
+        let o = run_text(
+            "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n\
+             +0 poll([{fd=3, events=POLLIN, revents=POLLIN}], 1, 0) = 1\n",
+        );
+        assert!(o.failure.is_some());
     }
 }
