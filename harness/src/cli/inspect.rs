@@ -1,13 +1,75 @@
-//! `utcp inspect` (stub: filled in by its own change).
+//! `utcp inspect FILE [--json] [--transcript] [--flow N] [--keep-going]`: the TCP connections of
+//! a capture, one row each, as a table or JSON, or their transcripts.
+//!
+//! Exit status: 0 when the file was read (with `--keep-going`, also when it was damaged after some
+//! records; the damage is reported), 2 when it could not be read or `--flow` names no connection.
 
+use crate::capture::CaptureReader;
+use crate::inspect::{render_table, report, to_json, transcript};
+use crate::replay::flows::split;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Arguments of `utcp inspect`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The capture (pcap or pcapng).
+    pub file: PathBuf,
+    /// Print one JSON object with a `connections` array instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the transcript of each connection (or of `--flow N`) in the packetdrill notation.
+    #[arg(long)]
+    pub transcript: bool,
+    /// Only this connection (1-based, as numbered in the table).
+    #[arg(long, value_name = "N")]
+    pub flow: Option<usize>,
+    /// Use the records read before damage instead of refusing the file.
+    #[arg(long)]
+    pub keep_going: bool,
+}
 
 /// Runs the subcommand.
-pub fn run(_args: Args) -> ExitCode {
-    eprintln!("utcp: this subcommand is not built yet");
-    ExitCode::from(2)
+pub fn run(args: Args) -> ExitCode {
+    match inspect(&args) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(msg) => {
+            eprintln!("utcp inspect: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The whole output of `utcp inspect` for `args`, or the message for an unusable input.
+pub fn inspect(args: &Args) -> Result<String, String> {
+    let reader = CaptureReader::open(&args.file).map_err(|e| e.to_string())?;
+    let all = reader.read_all(args.keep_going).map_err(|e| e.to_string())?;
+    if let Some(e) = &all.error {
+        eprintln!("utcp inspect: warning: {e}; using the {} records before it", all.records.len());
+    }
+    let flows = split(&all.records);
+    let name = args.file.display().to_string();
+    let mut rep = report(&name, all.records.len() as u64, &flows, all.error.as_ref().map(|e| e.to_string()));
+    let chosen: Vec<usize> = match args.flow {
+        Some(n) if n == 0 || n > flows.flows.len() => {
+            return Err(format!("{name}: no flow {n} (the file has {} TCP connections)", flows.flows.len()));
+        }
+        Some(n) => vec![n - 1],
+        None => (0..flows.flows.len()).collect(),
+    };
+    if args.transcript {
+        let texts: Vec<String> = chosen.iter().map(|&i| transcript(&flows.flows[i])).collect();
+        return Ok(texts.join("\n"));
+    }
+    if args.flow.is_some() {
+        rep.connections.retain(|c| chosen.contains(&(c.flow - 1)));
+    }
+    if args.json {
+        Ok(format!("{}\n", to_json(&rep)))
+    } else {
+        Ok(render_table(&rep))
+    }
 }

@@ -1,1 +1,4 @@
-//! (stub: filled in by its own change)
+//! Replay of captures against utcp (DESIGN.md "Replay").
+
+pub mod flows;
+pub mod progress;

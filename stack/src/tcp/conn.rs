@@ -170,6 +170,8 @@ pub(crate) struct Connection {
     recovery: Recovery,
     /// Consecutive retransmission timeouts.
     retries: u32,
+    /// The end of the last segment shorter than the MSS (Nagle with Minshall's refinement).
+    last_small_end: SeqNum,
     /// A single segment to retransmit from this sequence number (fast retransmit).
     retransmit_at: Option<SeqNum>,
     timers: [Option<Instant>; 5],
@@ -280,6 +282,7 @@ impl Connection {
             recovery: Recovery::default(),
             retries: 0,
             retransmit_at: None,
+            last_small_end: iss,
             timers: [None; 5],
             persist_backoff: 0,
             probe_now: false,
@@ -370,6 +373,10 @@ impl Connection {
         self.snd_wnd = u32::from(syn.window);
         self.max_snd_wnd = self.snd_wnd;
         self.snd_wl1 = syn.seq;
+        // RFC 6928: the initial window from the MSS actually in use.
+        if let CongestionKind::Reno = cfg.congestion {
+            self.cc = Box::new(Reno::new(cfg.initial_window, self.snd_mss));
+        }
     }
 
     // ------------------------------------------------------------------------------------------
@@ -416,9 +423,11 @@ impl Connection {
     /// was advertised (RFC 9293 §3.8.6.2.2: do not shrink the window).
     fn rcv_wnd(&self) -> u32 {
         let nxt = self.rcv_nxt();
-        let advertised = if self.rcv_adv > nxt { (self.rcv_adv - nxt) as u32 } else { 0 };
-        // RCV.NXT + free space never moves left: it grows only when the application reads.
-        advertised.max(self.recv_buf.window() as u32)
+        if self.rcv_adv > nxt {
+            (self.rcv_adv - nxt) as u32
+        } else {
+            0
+        }
     }
 
     /// The next deadline of any timer.
@@ -532,7 +541,6 @@ impl Connection {
                 self.error_pending = Some(reason);
             }
             self.notes.closed = Some(reason);
-            self.notes.readable = true;
         }
         self.timers = [None; 5];
         self.ack_now = false;
@@ -622,7 +630,8 @@ impl Connection {
             self.snd_nxt = self.iss;
             self.clear_timer(Timer::Retransmit);
         }
-        self.rcv_adv = self.rcv_nxt();
+        // Our SYN offered an unscaled window (RFC 7323 §2.2); the peer may use it at once.
+        self.rcv_adv = self.rcv_nxt() + self.recv_buf.window().min(65535);
     }
 
     fn on_rtt_sample_syn(&mut self, now: Instant, seg: &TcpRepr<'_>, cfg: &TcpConfig) {
@@ -929,6 +938,11 @@ impl Connection {
         // Window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
         // SND.WL2 =< SEG.ACK)).
         if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= ack) {
+            if window > 0 && self.snd_wnd == 0 && self.persist_backoff > 0 && self.snd_nxt > self.snd_una {
+                // The window opened without our probe byte being accepted: send it again with
+                // the rest rather than wait for its retransmission timer.
+                self.snd_nxt = self.snd_una;
+            }
             self.snd_wnd = window;
             self.max_snd_wnd = self.max_snd_wnd.max(window);
             self.snd_wl1 = seg.seq;
@@ -1126,9 +1140,13 @@ impl Connection {
         field as u16
     }
 
-    fn syn_window(&self) -> u16 {
+    fn syn_window(&mut self) -> u16 {
         // RFC 7323 §2.2: the window in a SYN or SYN-ACK is not scaled.
-        self.recv_buf.window().min(65535) as u16
+        let w = self.recv_buf.window().min(65535);
+        if self.state == State::SynReceived {
+            self.rcv_adv = self.rcv_adv.max(self.rcv_nxt() + w);
+        }
+        w as u16
     }
 
     /// Whether a window update is worth an ACK of its own (RFC 9293 §3.8.6.2.2, RFC 1122
@@ -1140,7 +1158,8 @@ impl Connection {
         }
         let nxt = self.rcv_nxt();
         let offered = if self.rcv_adv > nxt { self.rcv_adv - nxt } else { 0 };
-        let possible = (self.recv_buf.window() >> self.rcv_wscale) << self.rcv_wscale;
+        let max = 65535usize << self.rcv_wscale;
+        let possible = ((self.recv_buf.window() >> self.rcv_wscale) << self.rcv_wscale).min(max);
         2 * offered <= self.recv_buf.capacity()
             && possible >= 2 * offered
             && possible >= offered + usize::from(self.our_mss)
@@ -1337,7 +1356,10 @@ impl Connection {
             // RFC 896 (Nagle) and RFC 1122 §4.2.3.4 sender SWS avoidance: a short segment goes
             // only when it empties the queue and nothing is in flight (or Nagle is off), or
             // when it is at least half the largest window the peer offered.
-            let nagle_ok = all_queued && (self.options.nodelay || in_flight == 0 || can_fin);
+            // Minshall's refinement, as Linux does: hold only while a small segment is unacked.
+            let small_unacked = self.last_small_end > self.snd_una;
+            let nagle_ok =
+                all_queued && (self.options.nodelay || in_flight == 0 || !small_unacked || can_fin);
             let half_window = len * 2 >= self.max_snd_wnd as usize && self.max_snd_wnd > 0;
             if !(nagle_ok || half_window || len == 1 && self.snd_wnd == 0) {
                 self.arm_persist(now, unsent);
@@ -1379,6 +1401,9 @@ impl Connection {
         let new_data = end > self.snd_max;
         if fin {
             self.fin_seq = Some(seq + len);
+        }
+        if len < self.snd_mss as usize {
+            self.last_small_end = self.last_small_end.max(seq + len);
         }
         if seq == self.snd_nxt {
             self.snd_nxt = end;
@@ -1432,7 +1457,7 @@ impl Connection {
     }
 
     /// The payload bytes of a segment from `poll_transmit`.
-    pub(crate) fn send_buffer_slice(&self, offset: usize, len: usize) -> &[u8] {
+    pub(crate) fn send_buffer_slice(&mut self, offset: usize, len: usize) -> &[u8] {
         self.send_buf.slice(offset, len)
     }
 

@@ -1,6 +1,6 @@
 //! The Internet checksum (RFC 1071) and the TCP/ICMPv6 pseudo-headers (RFC 9293 §3.1, RFC 8200 §8.1).
 //!
-//! Sums are taken over big-endian 32-bit words into a 64-bit accumulator and folded at the end
+//! Sums are taken over big-endian 64-bit words with their carries counted, and folded at the end
 //! (RFC 1071 §2 (B), "parallel summation"), so no carry is lost and no allocation happens.
 
 use std::net::IpAddr;
@@ -15,17 +15,26 @@ fn fold(mut sum: u64) -> u16 {
 }
 
 /// The unfolded sum of `data` taken as big-endian 16-bit words (an odd last byte is padded with zero).
+///
+/// Adds whole big-endian 64-bit words and counts the carries out: since 2^16 = 1 modulo 0xffff, a
+/// carry out of bit 63 is worth 1, and the 64-bit sum reduces by adding its halves (RFC 1071 §2 (B)).
+/// Two accumulators let consecutive additions run in parallel.
 #[inline]
 fn sum_words(data: &[u8]) -> u64 {
-    let mut acc: u64 = 0;
-    let mut chunks = data.chunks_exact(8);
+    let (mut a, mut b, mut carries) = (0u64, 0u64, 0u64);
+    let mut chunks = data.chunks_exact(16);
     for c in &mut chunks {
-        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        // Add the two 32-bit halves: each is a sum of two 16-bit words modulo the fold.
-        acc += (w >> 32) + (w & 0xffff_ffff);
+        let (x, y) = c.split_at(8);
+        let (s, o) = a.overflowing_add(u64::from_be_bytes(x.try_into().unwrap_or_default()));
+        a = s;
+        carries += u64::from(o);
+        let (s, o) = b.overflowing_add(u64::from_be_bytes(y.try_into().unwrap_or_default()));
+        b = s;
+        carries += u64::from(o);
     }
+    let mut acc = (a >> 32) + (a & 0xffff_ffff) + (b >> 32) + (b & 0xffff_ffff) + carries;
     let mut rest = chunks.remainder();
-    if rest.len() >= 4 {
+    while rest.len() >= 4 {
         acc += u64::from(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]));
         rest = &rest[4..];
     }
@@ -90,6 +99,32 @@ mod tests {
         for split in (0..data.len()).step_by(2) {
             let a = internet_checksum(0, &data[..split]);
             assert_eq!(internet_checksum(u32::from(a), &data[split..]), internet_checksum(0, &data));
+        }
+    }
+
+    fn naive(initial: u32, data: &[u8]) -> u16 {
+        let mut sum = u64::from(initial);
+        for w in data.chunks(2) {
+            sum += u64::from(w[0]) << 8 | u64::from(*w.get(1).unwrap_or(&0));
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum as u16
+    }
+
+    #[test]
+    fn carries_out_of_64_bit_words_are_kept() {
+        for n in [16, 32, 1000, 65535] {
+            assert_eq!(internet_checksum(0, &vec![0xff; n]), naive(0, &vec![0xff; n]), "length {n}");
+        }
+        assert_eq!(internet_checksum(0, &[0xff; 64]), 0xffff);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sum_matches_naive_on_any_bytes(initial in proptest::prelude::any::<u32>(), data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            proptest::prop_assert_eq!(internet_checksum(initial, &data), naive(initial, &data));
         }
     }
 

@@ -1,0 +1,287 @@
+//! A test peer for state-machine tests: it injects exact segments into one `Stack` and reads the
+//! exact segments that come back, on virtual time, in packetdrill-like notation.
+//!
+//! Inbound sequence numbers are relative to the peer's ISN (`PEER_ISN`), inbound ACKs relative to
+//! the stack's ISS (learned from its first SYN or SYN-ACK); outbound the other way round. Until the
+//! stack's ISS is known, numbers that belong to it are absolute.
+
+#![allow(dead_code)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use utcp::tcp::SeqNum;
+use utcp::wire::{
+    self, ChecksumMode, IpRepr, SackBlocks, TcpFlags, TcpOptions, TcpRepr, Timestamp, Transport,
+};
+use utcp::{Config, Duration, Event, Instant, ListenerHandle, SocketHandle, Stack};
+
+pub const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1));
+pub const REMOTE: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+pub const LOCAL_PORT: u16 = 8080;
+pub const REMOTE_PORT: u16 = 40000;
+pub const PEER_ISN: u32 = 1_000_000;
+
+/// A segment the test peer sends; fill with struct update from a template.
+#[derive(Clone)]
+pub struct In {
+    pub flags: &'static str,
+    pub seq: u32,
+    pub ack: u32,
+    pub win: u16,
+    pub data: &'static [u8],
+    pub opts: TcpOptions<'static>,
+    pub src_port: u16,
+}
+
+/// The SYN Linux sends: `S 0:0(0) win 64240 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>`.
+pub const SYN: In = In {
+    flags: "S",
+    seq: 0,
+    ack: 0,
+    win: 64240,
+    data: b"",
+    opts: TcpOptions {
+        mss: Some(1460),
+        window_scale: Some(7),
+        sack_permitted: true,
+        timestamp: Some(Timestamp { tsval: 100, tsecr: 0 }),
+        sack: None,
+        unknown: wire::UnknownOptions::EMPTY,
+    },
+    src_port: REMOTE_PORT,
+};
+
+/// A bare SYN with no options at all.
+pub const BARE_SYN: In = In { opts: NO_OPTS, win: 65535, ..SYN };
+
+/// No options.
+pub const NO_OPTS: TcpOptions<'static> = TcpOptions {
+    mss: None,
+    window_scale: None,
+    sack_permitted: false,
+    timestamp: None,
+    sack: None,
+    unknown: wire::UnknownOptions::EMPTY,
+};
+
+/// A plain ACK after a handshake without options.
+pub const ACK: In =
+    In { flags: ".", seq: 1, ack: 1, win: 65535, data: b"", opts: NO_OPTS, src_port: REMOTE_PORT };
+
+fn parse_flags(s: &str) -> TcpFlags {
+    let mut f = TcpFlags::NONE;
+    for c in s.chars() {
+        f |= match c {
+            'S' => TcpFlags::SYN,
+            'F' => TcpFlags::FIN,
+            'R' => TcpFlags::RST,
+            'P' => TcpFlags::PSH,
+            '.' => TcpFlags::ACK,
+            'U' => TcpFlags::URG,
+            _ => panic!("unknown flag {c}"),
+        };
+    }
+    f
+}
+
+/// One stack and the peer's view of it.
+pub struct T {
+    pub s: Stack,
+    pub now: Instant,
+    /// The stack's ISS once seen.
+    pub iss: Option<u32>,
+    pub listener: Option<ListenerHandle>,
+    pub sock: Option<SocketHandle>,
+}
+
+/// Linux-like knobs, a fixed secret, no delayed-ACK surprises unless a test wants them.
+pub fn config() -> Config {
+    let mut c = Config::linux_like().with_address(LOCAL);
+    c.isn_secret = [42; 16];
+    c
+}
+
+impl T {
+    pub fn new(config: Config) -> Self {
+        T { s: Stack::new(config), now: Instant::from_secs(1), iss: None, listener: None, sock: None }
+    }
+
+    /// A stack listening on LOCAL:LOCAL_PORT.
+    pub fn listening(config: Config) -> Self {
+        let mut t = T::new(config);
+        t.listener = Some(t.s.listen(SocketAddr::new(LOCAL, LOCAL_PORT), 8).unwrap());
+        t
+    }
+
+    /// A stack connecting out from LOCAL:LOCAL_PORT to REMOTE:REMOTE_PORT.
+    pub fn connecting(config: Config) -> Self {
+        let mut t = T::new(config);
+        let local = SocketAddr::new(LOCAL, LOCAL_PORT);
+        t.sock = Some(t.s.connect(t.now, Some(local), SocketAddr::new(REMOTE, REMOTE_PORT)).unwrap());
+        t
+    }
+
+    /// A passive connection without options, accepted: ESTABLISHED, windows 65535 both ways.
+    pub fn established(config: Config) -> Self {
+        let mut t = T::listening(config);
+        t.send(In { ..BARE_SYN });
+        assert_eq!(t.out(), ["S. 0:0(0) ack 1 win 65535 <mss 1460>"]);
+        t.send(ACK);
+        t.accept();
+        t.events();
+        t
+    }
+
+    pub fn accept(&mut self) -> SocketHandle {
+        let h = self.s.accept(self.listener.unwrap()).expect("accept");
+        self.sock = Some(h);
+        h
+    }
+
+    pub fn sock(&self) -> SocketHandle {
+        self.sock.expect("no socket")
+    }
+
+    #[track_caller]
+    pub fn send(&mut self, seg: In) {
+        let bytes = self.encode(&seg);
+        self.s.handle_packet(self.now, &bytes);
+    }
+
+    pub fn encode(&self, seg: &In) -> Vec<u8> {
+        let iss = self.iss.unwrap_or(0);
+        let flags = parse_flags(seg.flags);
+        let ack = if flags.ack() { SeqNum(iss.wrapping_add(seg.ack)) } else { SeqNum(0) };
+        let mut opts = seg.opts;
+        if let Some(sack) = opts.sack {
+            let blocks: Vec<_> = sack
+                .as_slice()
+                .iter()
+                .map(|&(a, b)| (SeqNum(iss.wrapping_add(a.0)), SeqNum(iss.wrapping_add(b.0))))
+                .collect();
+            opts.sack = SackBlocks::from_slice(&blocks);
+        }
+        let tcp = TcpRepr {
+            src_port: seg.src_port,
+            dst_port: LOCAL_PORT,
+            seq: SeqNum(PEER_ISN.wrapping_add(seg.seq)),
+            ack,
+            flags,
+            window: seg.win,
+            urgent: 0,
+            options: opts,
+            payload: seg.data,
+        };
+        let ip =
+            IpRepr { src: REMOTE, dst: LOCAL, protocol: wire::IPPROTO_TCP, hop_limit: 64, payload_len: 0 };
+        let t = Transport::Tcp(tcp);
+        let mut buf = vec![0; wire::datagram_len(&ip, &t)];
+        wire::emit_datagram(&ip, &t, &mut buf).unwrap();
+        buf
+    }
+
+    /// Everything the stack sends now, in notation.
+    pub fn out(&mut self) -> Vec<String> {
+        let mut v = Vec::new();
+        while let Some(p) = self.s.poll_transmit_vec(self.now) {
+            v.push(self.format(&p));
+        }
+        v
+    }
+
+    /// Everything the stack sends now, as raw packets.
+    pub fn out_raw(&mut self) -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        while let Some(p) = self.s.poll_transmit_vec(self.now) {
+            v.push(p);
+        }
+        v
+    }
+
+    /// Moves the clock by `d`, running every timer due on the way.
+    pub fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while let Some(t) = self.s.poll_timeout() {
+            if t > end {
+                break;
+            }
+            self.now = self.now.max(t);
+            self.s.handle_timeout(self.now);
+        }
+        self.now = end;
+    }
+
+    /// Moves the clock by `d` and returns what was sent at each timer, with its time offset in ms.
+    pub fn advance_out(&mut self, d: Duration) -> Vec<String> {
+        let start = self.now;
+        let end = self.now + d;
+        let mut v = Vec::new();
+        loop {
+            for p in self.out_raw() {
+                let ms = (self.now - start).total_millis();
+                v.push(format!("+{ms}ms {}", self.format(&p)));
+            }
+            match self.s.poll_timeout() {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.s.handle_timeout(self.now);
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+        v
+    }
+
+    pub fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.s.poll_event()).collect()
+    }
+
+    pub fn format(&mut self, p: &[u8]) -> String {
+        let d = wire::parse_datagram(p, ChecksumMode::Verify).expect("stack sent a bad packet");
+        let Transport::Tcp(seg) = d.transport else { return format!("{:?}", d.transport) };
+        if seg.flags.syn() && self.iss.is_none() {
+            self.iss = Some(seg.seq.0);
+        }
+        let f = seg.flags;
+        let mut flags = String::new();
+        for (bit, c) in [(f.syn(), 'S'), (f.fin(), 'F'), (f.rst(), 'R'), (f.psh(), 'P'), (f.ack(), '.')] {
+            if bit {
+                flags.push(c);
+            }
+        }
+        let base = self.iss.unwrap_or(0);
+        let seq = seg.seq.0.wrapping_sub(base);
+        let mut s =
+            format!("{flags} {}:{}({})", seq, seq.wrapping_add(seg.payload.len() as u32), seg.payload.len());
+        if f.ack() {
+            s += &format!(" ack {}", seg.ack.0.wrapping_sub(PEER_ISN));
+        }
+        s += &format!(" win {}", seg.window);
+        let o = &seg.options;
+        let mut parts = Vec::new();
+        if let Some(m) = o.mss {
+            parts.push(format!("mss {m}"));
+        }
+        if o.sack_permitted {
+            parts.push("sackOK".into());
+        }
+        if let Some(ts) = o.timestamp {
+            parts.push(if ts.tsecr == 0 { "TS ecr 0".into() } else { format!("TS ecr {}", ts.tsecr) });
+        }
+        if let Some(ws) = o.window_scale {
+            parts.push(format!("wscale {ws}"));
+        }
+        if let Some(sack) = o.sack {
+            let blocks: Vec<String> = sack
+                .as_slice()
+                .iter()
+                .map(|(a, b)| format!("{}:{}", a.0.wrapping_sub(PEER_ISN), b.0.wrapping_sub(PEER_ISN)))
+                .collect();
+            parts.push(format!("sack {}", blocks.join(" ")));
+        }
+        if !parts.is_empty() {
+            s += &format!(" <{}>", parts.join(","));
+        }
+        s
+    }
+}

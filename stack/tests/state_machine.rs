@@ -1,0 +1,754 @@
+//! State-machine tests: exact segments in, exact segments out, on virtual time, grouped by state.
+//! Each test names the behaviour and cites the RFC section that fixes it.
+
+mod common;
+
+use common::*;
+use std::net::SocketAddr;
+use utcp::wire::{SackBlocks, TcpOptions, Timestamp};
+use utcp::{CloseReason, Duration, Event, RecvError, SendError, SocketOption, State};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+// =============================================================================================
+// CLOSED (RFC 9293 §3.10.7.1)
+
+#[test]
+fn closed_port_answers_syn_with_rst_ack() {
+    let mut t = T::new(config());
+    t.send(SYN);
+    // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+    assert_eq!(t.out(), ["R. 0:0(0) ack 1 win 0"]);
+    assert_eq!(t.s.stats().resets_out, 1);
+}
+
+#[test]
+fn closed_port_answers_ack_with_rst_at_its_ack() {
+    let mut t = T::new(config());
+    t.send(In { ack: 4242, ..ACK });
+    // <SEQ=SEG.ACK><CTL=RST>
+    assert_eq!(t.out(), ["R 4242:4242(0) win 0"]);
+}
+
+#[test]
+fn closed_port_ignores_rst() {
+    let mut t = T::new(config());
+    t.send(In { flags: "R", ..ACK });
+    assert!(t.out().is_empty());
+}
+
+// =============================================================================================
+// LISTEN (RFC 9293 §3.10.7.2)
+
+#[test]
+fn listen_answers_syn_with_syn_ack_carrying_negotiated_options() {
+    let mut t = T::listening(config());
+    t.send(SYN);
+    // RFC 7323 §2.2: the window of a SYN-ACK is not scaled; 256 KiB needs wscale 3.
+    assert_eq!(t.out(), ["S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS ecr 100,wscale 3>"]);
+}
+
+#[test]
+fn listen_answers_bare_syn_without_options_it_did_not_get() {
+    // RFC 7323 §2.2, §3.2 and RFC 2018 §2: scale, timestamps and SACK only when both offer them.
+    let mut t = T::listening(config());
+    t.send(BARE_SYN);
+    assert_eq!(t.out(), ["S. 0:0(0) ack 1 win 65535 <mss 1460>"]);
+}
+
+#[test]
+fn listen_answers_ack_with_rst() {
+    let mut t = T::listening(config());
+    t.send(In { ack: 77, ..ACK });
+    assert_eq!(t.out(), ["R 77:77(0) win 0"]);
+}
+
+#[test]
+fn listen_ignores_rst_and_bare_segments() {
+    let mut t = T::listening(config());
+    t.send(In { flags: "R", ..ACK });
+    t.send(In { flags: "", ..ACK });
+    assert!(t.out().is_empty());
+    assert_eq!(t.s.connection_count(), 0);
+}
+
+#[test]
+fn listen_with_full_syn_queue_drops_new_syns() {
+    let mut c = config();
+    c.tcp.syn_backlog = 4;
+    let mut t = T::listening(c);
+    for port in 0..10 {
+        t.send(In { src_port: 30000 + port, ..SYN });
+    }
+    assert_eq!(t.out().len(), 4);
+    assert_eq!(t.s.connection_count(), 4);
+    assert_eq!(t.s.stats().dropped("syn_queue_full"), 6);
+}
+
+// =============================================================================================
+// SYN-RECEIVED
+
+#[test]
+fn syn_received_becomes_established_on_ack_and_is_accepted() {
+    let mut t = T::listening(config());
+    t.send(BARE_SYN);
+    t.out();
+    assert_eq!(t.s.accept(t.listener.unwrap()), Err(utcp::AcceptError::WouldBlock));
+    t.send(ACK);
+    assert_eq!(t.events(), [Event::Acceptable(t.listener.unwrap())]);
+    let h = t.accept();
+    assert_eq!(t.s.state(h), Some(State::Established));
+}
+
+#[test]
+fn syn_received_retransmits_syn_ack_with_backoff() {
+    // RFC 6298 (2.1), (5.5): initial RTO 1 s, doubled at each expiry.
+    let mut t = T::listening(config());
+    t.send(BARE_SYN);
+    t.out();
+    let out = t.advance_out(ms(3500));
+    assert_eq!(
+        out,
+        ["+1000ms S. 0:0(0) ack 1 win 65535 <mss 1460>", "+3000ms S. 0:0(0) ack 1 win 65535 <mss 1460>"]
+    );
+}
+
+#[test]
+fn syn_received_answers_retransmitted_syn_with_syn_ack() {
+    let mut t = T::listening(config());
+    t.send(BARE_SYN);
+    t.out();
+    t.send(BARE_SYN);
+    assert_eq!(t.out(), ["S. 0:0(0) ack 1 win 65535 <mss 1460>"]);
+}
+
+#[test]
+fn syn_received_answers_bad_ack_with_rst() {
+    // RFC 9293 §3.10.7.4 fifth: an unacceptable ACK in SYN-RECEIVED gets <SEQ=SEG.ACK><CTL=RST>.
+    let mut t = T::listening(config());
+    t.send(BARE_SYN);
+    t.out();
+    t.send(In { ack: 5000, ..ACK });
+    assert_eq!(t.out(), ["R 5000:5000(0) win 0"]);
+}
+
+#[test]
+fn syn_received_passive_rst_returns_to_listen() {
+    // RFC 9293 §3.10.7.4 second: the half-open connection goes away, the listener stays.
+    let mut t = T::listening(config());
+    t.send(BARE_SYN);
+    t.out();
+    t.send(In { flags: "R", ack: 0, ..ACK });
+    t.out();
+    assert_eq!(t.s.connection_count(), 0);
+    t.send(BARE_SYN);
+    assert_eq!(t.out().len(), 1);
+}
+
+#[test]
+fn data_on_the_third_handshake_segment_is_delivered() {
+    let mut t = T::listening(config());
+    t.send(BARE_SYN);
+    t.out();
+    t.send(In { flags: "P.", data: b"hello", ..ACK });
+    let h = t.accept();
+    let mut buf = [0u8; 16];
+    assert_eq!(t.s.recv(h, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"hello");
+}
+
+#[test]
+fn linux_like_ignores_data_on_the_syn() {
+    // Linux without TCP Fast Open acknowledges only the SYN; the peer sends the data again.
+    let mut t = T::listening(config());
+    t.send(In { data: b"early", ..BARE_SYN });
+    assert_eq!(t.out(), ["S. 0:0(0) ack 1 win 65535 <mss 1460>"]);
+}
+
+#[test]
+fn rfc9293_default_keeps_data_on_the_syn() {
+    // RFC 9293 §3.10.7.2: text on a SYN is queued and delivered once established.
+    let mut c = config();
+    c.tcp.accept_syn_data = true;
+    let mut t = T::listening(c);
+    t.send(In { data: b"early", ..BARE_SYN });
+    assert_eq!(t.out(), ["S. 0:0(0) ack 6 win 65535 <mss 1460>"]);
+    t.send(In { seq: 6, ..ACK });
+    let h = t.accept();
+    let mut buf = [0u8; 16];
+    assert_eq!(t.s.recv(h, &mut buf), Ok(5));
+}
+
+// =============================================================================================
+// SYN-SENT (RFC 9293 §3.10.7.3)
+
+#[test]
+fn syn_sent_sends_syn_with_every_enabled_option() {
+    let mut t = T::connecting(config());
+    assert_eq!(t.out(), ["S 0:0(0) win 65535 <mss 1460,sackOK,TS ecr 0,wscale 3>"]);
+}
+
+#[test]
+fn syn_sent_completes_on_syn_ack() {
+    let mut t = T::connecting(config());
+    t.out();
+    t.send(In { flags: "S.", ack: 1, ..SYN });
+    // 256 KiB at wscale 3.
+    assert_eq!(t.out(), [". 1:1(0) ack 1 win 32768 <TS ecr 100>"]);
+    assert_eq!(t.events(), [Event::Connected(t.sock())]);
+    assert_eq!(t.s.state(t.sock()), Some(State::Established));
+    // RFC 6691 / RFC 7323: the peer's 1460 less 12 bytes of timestamps.
+    assert_eq!(t.s.info(t.sock()).unwrap().mss, 1448);
+}
+
+#[test]
+fn syn_sent_answers_bad_ack_with_rst() {
+    let mut t = T::connecting(config());
+    t.out();
+    t.send(In { flags: "S.", ack: 1000, ..SYN });
+    assert_eq!(t.out(), ["R 1000:1000(0) win 0"]);
+    assert_eq!(t.s.state(t.sock()), Some(State::SynSent));
+}
+
+#[test]
+fn syn_sent_rst_with_acceptable_ack_refuses() {
+    let mut t = T::connecting(config());
+    t.out();
+    t.send(In { flags: "R.", ack: 1, ..ACK });
+    assert_eq!(t.events(), [Event::Closed(t.sock(), CloseReason::Refused)]);
+    let mut buf = [0u8; 4];
+    assert_eq!(t.s.recv(t.sock(), &mut buf), Err(RecvError::Refused));
+    assert_eq!(t.s.take_error(t.sock()), Some(CloseReason::Refused));
+}
+
+#[test]
+fn syn_sent_rst_without_ack_is_ignored() {
+    let mut t = T::connecting(config());
+    t.out();
+    t.send(In { flags: "R", ..ACK });
+    assert_eq!(t.s.state(t.sock()), Some(State::SynSent));
+}
+
+#[test]
+fn syn_sent_gives_up_after_syn_retries() {
+    let mut c = config();
+    c.tcp.syn_retries = 2;
+    let mut t = T::connecting(c);
+    t.out();
+    let out = t.advance_out(Duration::from_secs(10));
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(t.events(), [Event::Closed(t.sock(), CloseReason::TimedOut)]);
+}
+
+#[test]
+fn simultaneous_open_goes_through_syn_received() {
+    // RFC 9293 §3.5 figure 7.
+    let mut t = T::connecting(config());
+    t.out();
+    t.send(BARE_SYN);
+    assert_eq!(t.s.state(t.sock()), Some(State::SynReceived));
+    assert_eq!(t.out(), ["S. 0:0(0) ack 1 win 65535 <mss 1460>"]);
+    t.send(In { flags: "S.", ack: 1, ..BARE_SYN });
+    assert_eq!(t.s.state(t.sock()), Some(State::Established));
+    assert_eq!(t.events(), [Event::Connected(t.sock())]);
+}
+
+// =============================================================================================
+// ESTABLISHED: data
+
+#[test]
+fn data_is_acknowledged_after_the_delayed_ack_time() {
+    // RFC 1122 §4.2.3.2; linux_like() delays 40 ms.
+    let mut t = T::established(config());
+    t.send(In { flags: "P.", data: b"abc", ..ACK });
+    assert!(t.out().is_empty());
+    assert_eq!(t.advance_out(ms(100)), ["+40ms . 1:1(0) ack 4 win 65535"]);
+}
+
+#[test]
+fn every_second_full_sized_segment_is_acknowledged_at_once() {
+    // RFC 5681 §4.2: an ACK at least for every second full-sized segment.
+    let mut t = T::established(config());
+    let full = vec![7u8; 1460].leak();
+    t.send(In { data: full, ..ACK });
+    assert!(t.out().is_empty());
+    t.send(In { seq: 1461, data: full, ..ACK });
+    assert_eq!(t.out(), [". 1:1(0) ack 2921 win 65535"]);
+}
+
+#[test]
+fn out_of_order_data_is_acknowledged_at_once_and_hole_fill_too() {
+    let mut t = T::established(config());
+    t.send(In { seq: 11, data: b"later", ..ACK });
+    assert_eq!(t.out(), [". 1:1(0) ack 1 win 65535"]);
+    t.send(In { seq: 1, data: b"0123456789", ..ACK });
+    assert_eq!(t.out(), [". 1:1(0) ack 16 win 65535"]);
+    let mut buf = [0u8; 32];
+    assert_eq!(t.s.recv(t.sock(), &mut buf), Ok(15));
+    assert_eq!(&buf[..15], b"0123456789later");
+}
+
+#[test]
+fn sack_blocks_report_out_of_order_data() {
+    // RFC 2018 §4: the first block holds the most recently received segment.
+    let mut t = T::listening(config());
+    t.send(In { opts: TcpOptions { timestamp: None, ..SYN.opts }, ..SYN });
+    t.out();
+    t.send(In { win: 512, ..ACK });
+    t.accept();
+    t.send(In { seq: 101, data: b"xxxxxxxxxx", win: 512, ..ACK });
+    t.send(In { seq: 201, data: b"yyyyyyyyyy", win: 512, ..ACK });
+    let out = t.out();
+    assert_eq!(out.last().unwrap(), ". 1:1(0) ack 1 win 32768 <sack 201:211 101:111>");
+}
+
+#[test]
+fn send_is_bounded_by_the_peers_window_and_mss() {
+    let mut t = T::established(config());
+    let data = vec![1u8; 3000];
+    assert_eq!(t.s.send(t.sock(), &data), Ok(3000));
+    // Peer MSS defaulted to 536 (no option, RFC 9293 §3.7.1); window 65535.
+    let out = t.out();
+    assert_eq!(out.len(), 6, "{out:?}");
+    assert_eq!(out[0], ". 1:537(536) ack 1 win 65535");
+    assert_eq!(out[5], "P. 2681:3001(320) ack 1 win 65535");
+}
+
+#[test]
+fn sender_sws_avoidance_holds_a_window_limited_runt() {
+    // RFC 1122 §4.2.3.4 (a MUST): a short segment goes only if it carries all queued data or at
+    // least half the largest window offered. Linux would send the 464-byte runt here.
+    let mut t = T::established(config());
+    t.send(In { win: 1000, ..ACK });
+    t.s.send(t.sock(), &vec![1u8; 3000]).unwrap();
+    assert_eq!(t.out(), [". 1:537(536) ack 1 win 65535"]);
+    t.send(In { ack: 537, win: 1000, ..ACK });
+    assert_eq!(t.out(), [". 537:1073(536) ack 1 win 65535"]);
+    // A window that takes the rest lets it all go.
+    t.send(In { ack: 1073, win: 3000, ..ACK });
+    assert_eq!(t.out().len(), 4);
+}
+
+#[test]
+fn nagle_holds_a_small_segment_while_data_is_in_flight() {
+    // RFC 896; RFC 1122 §4.2.3.4.
+    let mut t = T::established(config());
+    t.s.send(t.sock(), b"a").unwrap();
+    assert_eq!(t.out(), ["P. 1:2(1) ack 1 win 65535"]);
+    t.s.send(t.sock(), b"b").unwrap();
+    assert!(t.out().is_empty());
+    t.send(In { ack: 2, ..ACK });
+    assert_eq!(t.out(), ["P. 2:3(1) ack 1 win 65535"]);
+}
+
+#[test]
+fn nodelay_sends_small_segments_at_once() {
+    let mut t = T::established(config());
+    t.s.set_option(t.sock(), SocketOption::NoDelay(true)).unwrap();
+    t.s.send(t.sock(), b"a").unwrap();
+    assert_eq!(t.out(), ["P. 1:2(1) ack 1 win 65535"]);
+    t.s.send(t.sock(), b"b").unwrap();
+    assert_eq!(t.out(), ["P. 2:3(1) ack 1 win 65535"]);
+}
+
+#[test]
+fn full_send_buffer_pushes_back() {
+    let mut c = config();
+    c.tcp.send_buffer = 1000;
+    let mut t = T::established(c);
+    assert_eq!(t.s.send(t.sock(), &[0; 1500]), Ok(1000));
+    assert_eq!(t.s.send(t.sock(), &[0; 10]), Err(SendError::WouldBlock));
+    t.out();
+    t.send(In { ack: 537, ..ACK });
+    assert!(t.events().contains(&Event::Writable(t.sock())));
+}
+
+// =============================================================================================
+// ESTABLISHED: retransmission
+
+#[test]
+fn rto_retransmits_with_exponential_backoff() {
+    // RFC 6298 (5.4)-(5.6): retransmit the earliest segment, double the RTO.
+    let mut t = T::established(config());
+    t.s.send(t.sock(), b"data").unwrap();
+    assert_eq!(t.out(), ["P. 1:5(4) ack 1 win 65535"]);
+    let out = t.advance_out(ms(3100));
+    assert_eq!(out, ["+1000ms P. 1:5(4) ack 1 win 65535", "+3000ms P. 1:5(4) ack 1 win 65535"]);
+    assert_eq!(t.s.stats().retransmissions, 2);
+}
+
+#[test]
+fn connection_times_out_after_max_retries() {
+    let mut c = config();
+    c.tcp.max_retries = 3;
+    let mut t = T::established(c);
+    t.s.send(t.sock(), b"data").unwrap();
+    t.out();
+    t.advance_out(Duration::from_secs(100));
+    assert_eq!(t.s.state(t.sock()), Some(State::Closed));
+    assert_eq!(t.s.send(t.sock(), b"x"), Err(SendError::TimedOut));
+}
+
+#[test]
+fn three_duplicate_acks_trigger_fast_retransmit() {
+    // RFC 5681 §3.2.
+    let mut t = T::established(config());
+    t.s.send(t.sock(), &vec![9u8; 536 * 6]).unwrap();
+    assert_eq!(t.out().len(), 6);
+    for _ in 0..2 {
+        t.send(In { ack: 537, ..ACK });
+    }
+    t.send(In { ack: 537, ..ACK });
+    assert!(t.out().is_empty(), "first ACK was new, two duplicates so far");
+    t.send(In { ack: 537, ..ACK });
+    assert_eq!(t.out(), [". 537:1073(536) ack 1 win 65535"]);
+    assert_eq!(t.s.stats().fast_retransmits, 1);
+}
+
+#[test]
+fn zero_window_is_probed_by_the_persist_timer() {
+    // RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17.
+    let mut t = T::established(config());
+    t.send(In { win: 0, ..ACK });
+    t.s.send(t.sock(), b"hello").unwrap();
+    assert!(t.out().is_empty());
+    let out = t.advance_out(ms(1100));
+    assert_eq!(out, ["+1000ms . 1:2(1) ack 1 win 65535"]);
+    // The window opens but the probe byte was not taken: it goes again with the rest.
+    t.send(In { ack: 1, win: 100, ..ACK });
+    assert_eq!(t.out(), ["P. 1:6(5) ack 1 win 65535"]);
+}
+
+// =============================================================================================
+// ESTABLISHED: RST, SYN and bad ACKs (RFC 5961)
+
+#[test]
+fn rst_at_rcv_nxt_resets_the_connection() {
+    let mut t = T::established(config());
+    t.send(In { flags: "R", ..ACK });
+    assert_eq!(t.events(), [Event::Closed(t.sock(), CloseReason::Reset)]);
+    let mut buf = [0u8; 4];
+    assert_eq!(t.s.recv(t.sock(), &mut buf), Err(RecvError::Reset));
+}
+
+#[test]
+fn rfc5961_in_window_rst_gets_challenge_ack() {
+    let mut t = T::established(config());
+    t.send(In { flags: "R", seq: 100, ..ACK });
+    assert_eq!(t.out(), [". 1:1(0) ack 1 win 65535"]);
+    assert_eq!(t.s.state(t.sock()), Some(State::Established));
+    assert_eq!(t.s.stats().challenge_acks, 1);
+}
+
+#[test]
+fn rst_outside_the_window_is_dropped_silently() {
+    let mut t = T::established(config());
+    t.send(In { flags: "R", seq: 100_000, ..ACK });
+    assert!(t.out().is_empty());
+    assert_eq!(t.s.state(t.sock()), Some(State::Established));
+}
+
+#[test]
+fn rfc5961_syn_in_established_gets_challenge_ack() {
+    let mut t = T::established(config());
+    t.send(In { seq: 50, ..BARE_SYN });
+    assert_eq!(t.out(), [". 1:1(0) ack 1 win 65535"]);
+    assert_eq!(t.s.state(t.sock()), Some(State::Established));
+}
+
+#[test]
+fn rfc5961_ack_beyond_snd_nxt_gets_challenge_ack() {
+    let mut t = T::established(config());
+    t.send(In { ack: 1000, data: b"zz", ..ACK });
+    assert_eq!(t.out(), [". 1:1(0) ack 1 win 65535"]);
+    assert_eq!(t.s.stats().dropped("ack_out_of_range"), 1);
+}
+
+#[test]
+fn rfc5961_challenge_acks_are_rate_limited() {
+    let mut c = config();
+    c.tcp.challenge_ack_limit = 2;
+    let mut t = T::established(c);
+    let mut acks = 0;
+    for _ in 0..5 {
+        t.send(In { flags: "R", seq: 100, ..ACK });
+        acks += t.out().len();
+    }
+    assert_eq!(acks, 2);
+    assert_eq!(t.s.stats().challenge_acks_suppressed, 3);
+}
+
+#[test]
+fn unacceptable_segment_is_answered_with_an_ack() {
+    // RFC 9293 §3.10.7.4 first: an old duplicate gets <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+    let mut t = T::established(config());
+    t.send(In { data: b"abc", ..ACK });
+    t.advance(ms(50));
+    t.out();
+    t.send(In { data: b"abc", ..ACK });
+    assert_eq!(t.out(), [". 1:1(0) ack 4 win 65535"]);
+    assert_eq!(t.s.stats().dropped("unacceptable"), 1);
+}
+
+#[test]
+fn paws_drops_old_timestamps() {
+    // RFC 7323 §5.3 R1.
+    let mut t = T::listening(config());
+    t.send(SYN);
+    t.out();
+    let ts = |v| TcpOptions { timestamp: Some(Timestamp { tsval: v, tsecr: 0 }), ..common::NO_OPTS };
+    t.send(In { opts: ts(200), ..ACK });
+    t.accept();
+    t.send(In { opts: ts(300), data: b"new", ..ACK });
+    t.send(In { seq: 4, opts: ts(250), data: b"old", ..ACK });
+    assert_eq!(t.s.stats().dropped("paws"), 1);
+    let mut buf = [0u8; 8];
+    assert_eq!(t.s.recv(t.sock(), &mut buf), Ok(3));
+}
+
+// =============================================================================================
+// Closing (RFC 9293 §3.6)
+
+#[test]
+fn active_close_walks_fin_wait_1_fin_wait_2_time_wait_closed() {
+    let mut c = config();
+    c.tcp.msl = Duration::from_secs(1);
+    let mut t = T::established(c);
+    let h = t.sock();
+    t.s.shutdown(h).unwrap();
+    assert_eq!(t.out(), ["F. 1:1(0) ack 1 win 65535"]);
+    assert_eq!(t.s.state(h), Some(State::FinWait1));
+    t.send(In { ack: 2, ..ACK });
+    assert_eq!(t.s.state(h), Some(State::FinWait2));
+    t.send(In { flags: "F.", ack: 2, ..ACK });
+    assert_eq!(t.out(), [". 2:2(0) ack 2 win 65535"]);
+    assert_eq!(t.s.state(h), Some(State::TimeWait));
+    t.advance(ms(1999));
+    assert_eq!(t.s.state(h), Some(State::TimeWait));
+    t.advance(ms(1));
+    assert_eq!(t.s.state(h), Some(State::Closed));
+    t.s.close(h).unwrap();
+    t.out();
+    assert_eq!(t.s.connection_count(), 0);
+}
+
+#[test]
+fn passive_close_walks_close_wait_last_ack_closed() {
+    let mut t = T::established(config());
+    let h = t.sock();
+    t.send(In { flags: "F.", ..ACK });
+    assert_eq!(t.s.state(h), Some(State::CloseWait));
+    assert_eq!(t.out(), [". 1:1(0) ack 2 win 65535"]);
+    let mut buf = [0u8; 4];
+    assert_eq!(t.s.recv(h, &mut buf), Ok(0));
+    t.s.close(h).unwrap();
+    assert_eq!(t.out(), ["F. 1:1(0) ack 2 win 65535"]);
+    t.send(In { seq: 2, ack: 2, ..ACK });
+    t.out();
+    assert_eq!(t.s.connection_count(), 0);
+}
+
+#[test]
+fn simultaneous_close_goes_through_closing() {
+    // RFC 9293 §3.6 figure 13.
+    let mut t = T::established(config());
+    let h = t.sock();
+    t.s.shutdown(h).unwrap();
+    t.out();
+    t.send(In { flags: "F.", ..ACK });
+    assert_eq!(t.s.state(h), Some(State::Closing));
+    assert_eq!(t.out(), [". 2:2(0) ack 2 win 65535"]);
+    t.send(In { seq: 2, ack: 2, ..ACK });
+    assert_eq!(t.s.state(h), Some(State::TimeWait));
+}
+
+#[test]
+fn half_close_still_receives_data() {
+    let mut t = T::established(config());
+    let h = t.sock();
+    t.s.shutdown(h).unwrap();
+    t.out();
+    t.send(In { ack: 2, ..ACK });
+    t.send(In { flags: "P.", data: b"more", ack: 2, ..ACK });
+    let mut buf = [0u8; 8];
+    assert_eq!(t.s.recv(h, &mut buf), Ok(4));
+    assert_eq!(t.s.send(h, b"x"), Err(SendError::Closed));
+}
+
+#[test]
+fn time_wait_reacknowledges_a_retransmitted_fin() {
+    let mut t = T::established(config());
+    let h = t.sock();
+    t.s.shutdown(h).unwrap();
+    t.out();
+    t.send(In { flags: "F.", ack: 2, ..ACK });
+    t.out();
+    t.send(In { flags: "F.", ack: 2, ..ACK });
+    assert_eq!(t.out(), [". 2:2(0) ack 2 win 65535"]);
+    assert_eq!(t.s.state(h), Some(State::TimeWait));
+}
+
+#[test]
+fn rfc1337_time_wait_ignores_rst() {
+    let mut t = T::established(config());
+    let h = t.sock();
+    t.s.shutdown(h).unwrap();
+    t.out();
+    t.send(In { flags: "F.", ack: 2, ..ACK });
+    t.out();
+    t.send(In { flags: "R", seq: 2, ..ACK });
+    assert_eq!(t.s.state(h), Some(State::TimeWait));
+}
+
+#[test]
+fn close_with_unread_data_sends_rst() {
+    // RFC 2525 §2.17.
+    let mut t = T::established(config());
+    t.send(In { data: b"unread", ..ACK });
+    t.s.close(t.sock()).unwrap();
+    assert_eq!(t.out(), ["R. 1:1(0) ack 7 win 0"]);
+    assert_eq!(t.s.connection_count(), 0);
+}
+
+#[test]
+fn abort_sends_rst_and_forgets_the_connection() {
+    let mut t = T::established(config());
+    t.s.abort(t.sock()).unwrap();
+    assert_eq!(t.out(), ["R. 1:1(0) ack 1 win 0"]);
+    assert_eq!(t.s.connection_count(), 0);
+}
+
+#[test]
+fn new_syn_reopens_a_connection_in_time_wait() {
+    // RFC 9293 §3.10.7.4 (TIME-WAIT) with RFC 6191: a SYN beyond RCV.NXT starts anew.
+    let mut t = T::established(config());
+    let h = t.sock();
+    t.s.shutdown(h).unwrap();
+    t.out();
+    t.send(In { flags: "F.", ack: 2, ..ACK });
+    t.out();
+    t.s.close(h).unwrap();
+    t.iss = None;
+    t.send(In { seq: 100_000, ..BARE_SYN });
+    let out = t.out();
+    assert_eq!(out.len(), 1);
+    assert!(out[0].starts_with("S. 0:0(0) ack 100001"), "{out:?}");
+}
+
+// =============================================================================================
+// Keepalive (RFC 1122 §4.2.3.6)
+
+#[test]
+fn keepalive_probes_then_times_out() {
+    let mut c = config();
+    c.tcp.keepalive_probes = 2;
+    c.tcp.keepalive_interval = Duration::from_secs(10);
+    let mut t = T::established(c);
+    t.s.set_option(t.sock(), SocketOption::KeepAlive(Some(Duration::from_secs(60)))).unwrap();
+    t.out();
+    let out = t.advance_out(Duration::from_secs(100));
+    assert_eq!(out, ["+60000ms . 0:0(0) ack 1 win 65535", "+70000ms . 0:0(0) ack 1 win 65535"]);
+    assert_eq!(t.s.state(t.sock()), Some(State::Closed));
+}
+
+// =============================================================================================
+// Stack: ICMP echo and malformed input
+
+#[test]
+fn icmp_echo_request_is_answered() {
+    use utcp::wire::{IcmpRepr, IpRepr, Transport};
+    let mut t = T::new(config());
+    let ip =
+        IpRepr { src: REMOTE, dst: LOCAL, protocol: utcp::wire::IPPROTO_ICMP, hop_limit: 64, payload_len: 0 };
+    let req = Transport::Icmp(IcmpRepr::EchoRequest { ident: 7, seq_no: 1, data: b"ping" });
+    let mut buf = vec![0; utcp::wire::datagram_len(&ip, &req)];
+    utcp::wire::emit_datagram(&ip, &req, &mut buf).unwrap();
+    t.s.handle_packet(t.now, &buf);
+    let out = t.s.poll_transmit_vec(t.now).unwrap();
+    let d = utcp::wire::parse_datagram(&out, utcp::wire::ChecksumMode::Verify).unwrap();
+    assert_eq!(d.ip.dst, REMOTE);
+    assert_eq!(d.transport, Transport::Icmp(IcmpRepr::EchoReply { ident: 7, seq_no: 1, data: b"ping" }));
+}
+
+#[test]
+fn corrupted_segment_is_dropped_and_counted() {
+    let mut t = T::listening(config());
+    let mut p = t.encode(&SYN);
+    let n = p.len();
+    p[n - 1] ^= 0x40;
+    t.s.handle_packet(t.now, &p);
+    assert!(t.out().is_empty());
+    assert_eq!(t.s.stats().checksum_failures, 1);
+    assert_eq!(t.s.stats().dropped("bad_checksum"), 1);
+}
+
+#[test]
+fn packets_to_other_addresses_are_dropped() {
+    let mut t = T::new(utcp::Config::linux_like().with_address("10.9.9.9".parse().unwrap()));
+    t.s.listen("0.0.0.0:8080".parse().unwrap(), 1).unwrap();
+    t.send(SYN);
+    assert!(t.out().is_empty());
+    assert_eq!(t.s.stats().dropped("not_local"), 1);
+}
+
+#[test]
+fn listen_refuses_foreign_address_and_duplicates() {
+    let mut t = T::listening(config());
+    assert_eq!(t.s.listen(SocketAddr::new(LOCAL, LOCAL_PORT), 1), Err(utcp::ListenError::AddressInUse));
+    assert_eq!(t.s.listen("10.1.1.1:80".parse().unwrap(), 1), Err(utcp::ListenError::AddressNotLocal));
+}
+
+#[allow(dead_code)]
+fn unused(_: SackBlocks) {}
+
+// =============================================================================================
+// IPv6
+
+#[test]
+fn ipv6_handshake_and_data() {
+    use utcp::tcp::SeqNum;
+    use utcp::wire::{self, ChecksumMode, IpRepr, TcpFlags, TcpRepr, Transport};
+    let local: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+    let remote: std::net::IpAddr = "2001:db8::2".parse().unwrap();
+    let mut c = utcp::Config::linux_like().with_address(local);
+    c.isn_secret = [3; 16];
+    let mut s = utcp::Stack::new(c);
+    let l = s.listen(SocketAddr::new(local, 443), 4).unwrap();
+    let now = utcp::Instant::from_secs(1);
+    let send = |s: &mut utcp::Stack, flags: TcpFlags, seq: u32, ack: u32, data: &[u8]| {
+        let tcp = TcpRepr {
+            src_port: 5555,
+            dst_port: 443,
+            seq: SeqNum(seq),
+            ack: SeqNum(ack),
+            flags,
+            window: 65535,
+            urgent: 0,
+            options: common::NO_OPTS,
+            payload: data,
+        };
+        let ip =
+            IpRepr { src: remote, dst: local, protocol: wire::IPPROTO_TCP, hop_limit: 64, payload_len: 0 };
+        let t = Transport::Tcp(tcp);
+        let mut buf = vec![0; wire::datagram_len(&ip, &t)];
+        wire::emit_datagram(&ip, &t, &mut buf).unwrap();
+        s.handle_packet(now, &buf);
+    };
+    send(&mut s, TcpFlags::SYN, 100, 0, b"");
+    let synack = s.poll_transmit_vec(now).unwrap();
+    let d = wire::parse_datagram(&synack, ChecksumMode::Verify).unwrap();
+    assert_eq!(d.ip.dst, remote);
+    let Transport::Tcp(sa) = d.transport else { panic!("not TCP") };
+    assert!(sa.flags.syn() && sa.flags.ack());
+    assert_eq!(sa.ack, SeqNum(101));
+    // RFC 8200 §5 / RFC 6691: the IPv6 MSS is the MTU less 60 bytes of headers.
+    assert_eq!(sa.options.mss, Some(1440));
+    let iss = sa.seq.0;
+    send(&mut s, TcpFlags::ACK | TcpFlags::PSH, 101, iss + 1, b"over v6");
+    let h = s.accept(l).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(s.recv(h, &mut buf), Ok(7));
+    assert_eq!(&buf[..7], b"over v6");
+}
