@@ -11,7 +11,7 @@
 //! Must not depend on: wall-clock time, the network.
 
 use super::ast::*;
-use super::packet::{format_segment, Segment};
+use super::packet::Segment;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::net::{SocketAddr, SocketAddrV4};
@@ -419,13 +419,28 @@ impl<'s> Exec<'s> {
         Ok(())
     }
 
-    /// Translates an outbound segment into script numbers and formats it.
+    /// Formats an outbound datagram with the shared transcript formatter, numbers relative as in
+    /// the script (the stack's ISN re-based at its SYNs, the remote's ISN the runner's).
     fn show_outbound(&self, d: &[u8]) -> String {
-        match Segment::parse(d) {
-            Ok(s) => {
-                let (flags, seq, len, ack, win, urg, opts) = self.relative(&s);
-                format_segment(flags, seq, len, ack, win, urg, &opts)
-            }
+        use crate::transcript::{format_segment as shared_format, Direction as TDir, Isns};
+        use utcp::tcp::seq::SeqNum;
+        use utcp::wire::{parse_datagram, ChecksumMode, Transport};
+        match parse_datagram(d, ChecksumMode::Verify) {
+            Ok(dg) => match dg.transport {
+                Transport::Tcp(tcp) => {
+                    let sender = if tcp.flags.syn() { Some(tcp.seq) } else { self.stack_isn.map(SeqNum) };
+                    let isns = Isns { sender, receiver: Some(SeqNum(REMOTE_ISN)) };
+                    let ihl = usize::from(d[0] & 0xf) * 4;
+                    let raw = d
+                        .get(ihl + 12)
+                        .map(|b| usize::from(b >> 4) * 4)
+                        .and_then(|doff| d.get(ihl + 20..ihl + doff));
+                    let mut out = String::new();
+                    shared_format(&mut out, TDir::Out, &tcp, raw, isns);
+                    out.trim_start_matches("> ").to_string()
+                }
+                _ => "(not a TCP segment)".to_string(),
+            },
             Err(e) => format!("(unparsable datagram: {e})"),
         }
     }

@@ -4,7 +4,7 @@
 //! Built by hand rather than through the core's wire module so that a script tests the core's
 //! parser and emitter instead of sharing them. Must not depend on: the stack's internals, clocks.
 
-use super::ast::{format_flags, format_options, TcpOptionSpec};
+use super::ast::TcpOptionSpec;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// One TCP segment with absolute numbers, as built or as parsed.
@@ -197,32 +197,6 @@ impl Segment {
     }
 }
 
-/// A segment in packetdrill notation with numbers already made relative: `S. 0:0(0) ack 1 win
-/// 65535 <mss 1460,...>`. `show_ack` and `urg` follow the flags.
-pub fn format_segment(
-    flags: u8,
-    seq: u32,
-    len: u32,
-    ack: u32,
-    win: u16,
-    urg: u16,
-    options: &[TcpOptionSpec],
-) -> String {
-    let mut s = format!("{} {}:{}({})", format_flags(flags), seq, seq.wrapping_add(len), len);
-    if flags & super::ast::flag::ACK != 0 {
-        s.push_str(&format!(" ack {ack}"));
-    }
-    s.push_str(&format!(" win {win}"));
-    if flags & super::ast::flag::URG != 0 {
-        s.push_str(&format!(" urg {urg}"));
-    }
-    if !options.is_empty() {
-        s.push(' ');
-        s.push_str(&format_options(options));
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,20 +250,5 @@ mod tests {
             let _ = Segment::parse(&t);
         }
         assert!(Segment::parse(&d[..10]).is_err());
-    }
-
-    #[test]
-    fn segment_formats_in_packetdrill_notation() {
-        let s = format_segment(
-            flag::SYN | flag::ACK,
-            0,
-            0,
-            1,
-            65535,
-            0,
-            &[TcpOptionSpec::Mss(1460), TcpOptionSpec::Nop],
-        );
-        assert_eq!(s, "S. 0:0(0) ack 1 win 65535 <mss 1460,nop>");
-        assert_eq!(format_segment(flag::RST, 4242, 0, 0, 0, 0, &[]), "R 4242:4242(0) win 0");
     }
 }
