@@ -169,6 +169,9 @@ pub struct PacketSpec {
     pub urg: Option<u16>,
     /// The options; `None` when the line has none written.
     pub options: Option<OptionsSpec>,
+    /// `port N` (a utcp extension, not packetdrill): the peer's port for this packet, so that
+    /// one script can hold several connections (backlog tests). `None` is the script's peer.
+    pub peer_port: Option<u16>,
 }
 
 /// The options of a packet line.

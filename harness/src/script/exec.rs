@@ -150,7 +150,8 @@ struct Exec<'s> {
     last: u64,
     fds: BTreeMap<i64, Fd>,
     out: VecDeque<(Instant, Vec<u8>)>,
-    stack_isn: Option<u32>,
+    /// The stack's ISN per peer port, from the latest SYN it sent to that port.
+    stack_isns: HashMap<u16, u32>,
     ts_offset: Option<u32>,
     last_ts_val: Option<u32>,
     local: SocketAddrV4,
@@ -230,7 +231,7 @@ impl<'s> Exec<'s> {
             last: 0,
             fds: BTreeMap::new(),
             out: VecDeque::new(),
-            stack_isn: None,
+            stack_isns: HashMap::new(),
             ts_offset: None,
             last_ts_val: None,
             local: SocketAddrV4::new(o.local_ip, SERVER_PORT),
@@ -371,12 +372,19 @@ impl<'s> Exec<'s> {
 
     // ----- packets -------------------------------------------------------------------------
 
-    fn stack_base(&self) -> u32 {
-        self.stack_isn.unwrap_or(0)
+    /// The stack's ISN towards `peer_port`, or 0 (absolute numbers) before one is known.
+    fn stack_base(&self, peer_port: u16) -> u32 {
+        self.stack_isns.get(&peer_port).copied().unwrap_or(0)
+    }
+
+    /// The peer's address for a packet line: the current one, or another port when it says so.
+    fn peer_for(&self, p: &PacketSpec) -> SocketAddrV4 {
+        SocketAddrV4::new(*self.remote.ip(), p.peer_port.unwrap_or(self.remote.port()))
     }
 
     fn inbound(&mut self, event: &Event, p: &PacketSpec) -> Result<(), Failure> {
-        let base = self.stack_base();
+        let peer = self.peer_for(p);
+        let base = self.stack_base(peer.port());
         let mut options = Vec::new();
         if let Some(OptionsSpec::List(list)) = &p.options {
             for o in list {
@@ -399,7 +407,7 @@ impl<'s> Exec<'s> {
             return fail(event.line, &event.text, "`<...>` (any options) only makes sense on a `>` line");
         }
         let seg = Segment {
-            src: self.remote,
+            src: peer,
             dst: self.local,
             flags: p.flags,
             seq: REMOTE_ISN.wrapping_add(p.seq),
@@ -428,7 +436,11 @@ impl<'s> Exec<'s> {
         match parse_datagram(d, ChecksumMode::Verify) {
             Ok(dg) => match dg.transport {
                 Transport::Tcp(tcp) => {
-                    let sender = if tcp.flags.syn() { Some(tcp.seq) } else { self.stack_isn.map(SeqNum) };
+                    let sender = if tcp.flags.syn() {
+                        Some(tcp.seq)
+                    } else {
+                        self.stack_isns.get(&tcp.dst_port).copied().map(SeqNum)
+                    };
                     let isns = Isns { sender, receiver: Some(SeqNum(REMOTE_ISN)) };
                     let ihl = usize::from(d[0] & 0xf) * 4;
                     let raw = d
@@ -437,6 +449,9 @@ impl<'s> Exec<'s> {
                         .and_then(|doff| d.get(ihl + 20..ihl + doff));
                     let mut out = String::new();
                     shared_format(&mut out, TDir::Out, &tcp, raw, isns);
+                    if tcp.dst_port != self.remote.port() {
+                        out.push_str(&format!(" port {}", tcp.dst_port));
+                    }
                     out.trim_start_matches("> ").to_string()
                 }
                 _ => "(not a TCP segment)".to_string(),
@@ -447,7 +462,7 @@ impl<'s> Exec<'s> {
 
     #[allow(clippy::type_complexity)]
     fn relative(&self, s: &Segment) -> (u8, u32, u32, u32, u16, u16, Vec<TcpOptionSpec>) {
-        let base = if s.flags & flag::SYN != 0 { s.seq } else { self.stack_base() };
+        let base = if s.flags & flag::SYN != 0 { s.seq } else { self.stack_base(s.dst.port()) };
         let opts = s
             .options
             .iter()
@@ -493,7 +508,7 @@ impl<'s> Exec<'s> {
             Err(e) => return fail(event.line, &event.text, format!("an unparsable datagram: {e}")),
         };
         if seg.flags & flag::SYN != 0 {
-            self.stack_isn = Some(seg.seq);
+            self.stack_isns.insert(seg.dst.port(), seg.seq);
             if seg.flags & flag::ACK == 0 {
                 self.local = seg.src;
                 self.remote = seg.dst;
@@ -514,7 +529,8 @@ impl<'s> Exec<'s> {
                 )),
             );
         }
-        if seg.src != self.local || seg.dst != self.remote {
+        let peer = self.peer_for(p);
+        if seg.src != self.local || seg.dst != peer {
             return fail(
                 event.line,
                 &event.text,
@@ -1165,6 +1181,9 @@ fn event_text_packet(p: &PacketSpec) -> String {
     }
     if let Some(u) = p.urg {
         s.push_str(&format!(" urg {u}"));
+    }
+    if let Some(port) = p.peer_port {
+        s.push_str(&format!(" port {port}"));
     }
     match &p.options {
         Some(OptionsSpec::Any) => s.push_str(" <...>"),

@@ -472,8 +472,17 @@ impl<'a> LineParser<'a> {
                 format!("length {len} does not match {seq}:{end} (end - start = {})", end.wrapping_sub(seq)),
             ));
         }
-        let mut spec =
-            PacketSpec { direction, flags, seq, len, ack: None, win: None, urg: None, options: None };
+        let mut spec = PacketSpec {
+            direction,
+            flags,
+            seq,
+            len,
+            ack: None,
+            win: None,
+            urg: None,
+            options: None,
+            peer_port: None,
+        };
         loop {
             if self.at_end() {
                 break;
@@ -489,6 +498,16 @@ impl<'a> LineParser<'a> {
                     return Err((col, "`win` given twice".into()));
                 }
                 spec.win = Some(self.u16("a window after `win` (0..=65535, the raw header field)")?);
+            } else if self.eat_word("port") {
+                if spec.peer_port.is_some() {
+                    return Err((col, "`port` given twice".into()));
+                }
+                let c = self.col();
+                let port = self.u16("the peer's port after `port`")?;
+                if port == 0 {
+                    return Err((c, "port 0 cannot be a peer's port".into()));
+                }
+                spec.peer_port = Some(port);
             } else if self.eat_word("urg") {
                 spec.urg = Some(self.u16("an urgent pointer after `urg`")?);
             } else if self.eat("<") {
@@ -497,7 +516,7 @@ impl<'a> LineParser<'a> {
                 }
                 spec.options = Some(self.options()?);
             } else {
-                return self.fail("`ack N`, `win N`, `urg N`, `<options>` or end of line");
+                return self.fail("`ack N`, `win N`, `urg N`, `port N`, `<options>` or end of line");
             }
         }
         Ok(spec)
@@ -843,6 +862,10 @@ mod tests {
         assert_eq!(p.direction, Direction::Outbound);
         assert_eq!((p.seq, p.len, p.ack, p.win, p.urg), (1, 1000, Some(7), Some(229), Some(3)));
         assert_eq!(p.options, None);
+        let p = packet("+0 < S 0:0(0) win 100 port 40001");
+        assert_eq!(p.peer_port, Some(40001));
+        let e = parse_err("0 < S 0:0(0) port 0");
+        assert!(e.message.contains("port 0"), "{e}");
         let p = packet("+0 < . 1:1(0) win 0 ack 1");
         assert_eq!((p.ack, p.win), (Some(1), Some(0)));
         assert_eq!(p.direction, Direction::Inbound);
