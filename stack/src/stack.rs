@@ -596,7 +596,8 @@ impl Stack {
             return;
         }
         let Some(listener) = self.listeners[lidx as usize].as_ref() else { return };
-        if listener.accept_queue.len() >= listener.backlog {
+        // Like Linux (sk_acceptq_is_full), the queue is full only beyond the backlog.
+        if listener.accept_queue.len() > listener.backlog {
             // Like Linux: a full accept queue drops the SYN; the peer retries.
             self.count_drop("accept_queue_full");
             return;
@@ -653,7 +654,9 @@ impl Stack {
     fn remove(&mut self, idx: u32) {
         let slot = &mut self.slots[idx as usize];
         if let Some(conn) = slot.conn.take() {
-            self.by_tuple.remove(&conn.tuple);
+            if self.by_tuple.get(&conn.tuple) == Some(&idx) {
+                self.by_tuple.remove(&conn.tuple);
+            }
             self.last_lookup = None;
             self.connections -= 1;
             slot.generation = (slot.generation + 1) & (u32::MAX >> INDEX_BITS);
@@ -698,11 +701,24 @@ impl Stack {
         let Some(conn) = self.slots[idx as usize].conn.as_deref_mut() else { return };
         let notes = core::mem::take(&mut conn.notes);
         let orphaned = conn.orphaned;
+        if notes.closed.is_some() {
+            // A closed connection no longer owns its 4-tuple: later segments are answered as for
+            // a closed port (RFC 9293 §3.10.7.1) or go to a listener, even while the application
+            // still holds the handle.
+            let tuple = conn.tuple;
+            if self.by_tuple.get(&tuple) == Some(&idx) {
+                self.by_tuple.remove(&tuple);
+                self.last_lookup = None;
+            }
+        }
         let listener = self.slots[idx as usize].listener;
         self.schedule(idx);
         if !self.slots[idx as usize].dirty {
             self.slots[idx as usize].dirty = true;
             self.transmit_queue.push_back(idx);
+        }
+        if notes.accepted || notes.connected {
+            self.stats.connections_established += 1;
         }
         if notes.accepted {
             if let Some(l) =
@@ -944,7 +960,7 @@ impl Stack {
         let idx = handle.0 & INDEX_MASK;
         self.slots[idx as usize].listener = None;
         if let Some(c) = self.slots[idx as usize].conn.as_deref_mut() {
-            c.orphaned = false;
+            c.mark_accepted();
             // Anything that happened before accept is news to the application now.
             if c.readable() > 0 || c.read_closed() {
                 self.events.push_back(Event::Readable(handle));
@@ -1191,7 +1207,7 @@ impl Stack {
             }
         }
         let live = self.slots.iter().filter(|s| s.conn.is_some()).count();
-        if live != self.connections || self.by_tuple.len() != live {
+        if live != self.connections || self.by_tuple.len() > live {
             return Err(InvariantViolation {
                 socket: None,
                 what: format!(

@@ -370,13 +370,22 @@ fn full_send_buffer_pushes_back() {
 
 #[test]
 fn rto_retransmits_with_exponential_backoff() {
-    // RFC 6298 (5.4)-(5.6): retransmit the earliest segment, double the RTO.
+    // RFC 6298 (5.4)-(5.6): retransmit the earliest segment, double the RTO. The handshake took
+    // no time, so the RTO starts at linux_like()'s minimum of 200 ms (RFC 6298 (2.2), (2.4)).
     let mut t = T::established(config());
     t.s.send(t.sock(), b"data").unwrap();
     assert_eq!(t.out(), ["P. 1:5(4) ack 1 win 65535"]);
     let out = t.advance_out(ms(3100));
-    assert_eq!(out, ["+1000ms P. 1:5(4) ack 1 win 65535", "+3000ms P. 1:5(4) ack 1 win 65535"]);
-    assert_eq!(t.s.stats().retransmissions, 2);
+    assert_eq!(
+        out,
+        [
+            "+200ms P. 1:5(4) ack 1 win 65535",
+            "+600ms P. 1:5(4) ack 1 win 65535",
+            "+1400ms P. 1:5(4) ack 1 win 65535",
+            "+3000ms P. 1:5(4) ack 1 win 65535"
+        ]
+    );
+    assert_eq!(t.s.stats().retransmissions, 4);
 }
 
 #[test]
@@ -409,14 +418,14 @@ fn three_duplicate_acks_trigger_fast_retransmit() {
 
 #[test]
 fn zero_window_is_probed_by_the_persist_timer() {
-    // RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17.
+    // RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17: probes with exponential backoff; like Linux, a
+    // probe is an ACK with SEG.SEQ = SND.UNA - 1 that the peer must answer with its window.
     let mut t = T::established(config());
     t.send(In { win: 0, ..ACK });
     t.s.send(t.sock(), b"hello").unwrap();
     assert!(t.out().is_empty());
-    let out = t.advance_out(ms(1100));
-    assert_eq!(out, ["+1000ms . 1:2(1) ack 1 win 65535"]);
-    // The window opens but the probe byte was not taken: it goes again with the rest.
+    let out = t.advance_out(ms(700));
+    assert_eq!(out, ["+200ms . 0:0(0) ack 1 win 65535", "+600ms . 0:0(0) ack 1 win 65535"]);
     t.send(In { ack: 1, win: 100, ..ACK });
     assert_eq!(t.out(), ["P. 1:6(5) ack 1 win 65535"]);
 }
@@ -649,7 +658,15 @@ fn keepalive_probes_then_times_out() {
     t.s.set_option(t.sock(), SocketOption::KeepAlive(Some(Duration::from_secs(60)))).unwrap();
     t.out();
     let out = t.advance_out(Duration::from_secs(100));
-    assert_eq!(out, ["+60000ms . 0:0(0) ack 1 win 65535", "+70000ms . 0:0(0) ack 1 win 65535"]);
+    // Two unanswered probes, then (as Linux does) a RST when the third interval passes.
+    assert_eq!(
+        out,
+        [
+            "+60000ms . 0:0(0) ack 1 win 65535",
+            "+70000ms . 0:0(0) ack 1 win 65535",
+            "+80000ms R. 1:1(0) ack 1 win 0"
+        ]
+    );
     assert_eq!(t.s.state(t.sock()), Some(State::Closed));
 }
 
@@ -751,4 +768,25 @@ fn ipv6_handshake_and_data() {
     let mut buf = [0u8; 16];
     assert_eq!(s.recv(h, &mut buf), Ok(7));
     assert_eq!(&buf[..7], b"over v6");
+}
+
+#[test]
+fn segment_overlapping_received_data_is_trimmed_not_shifted() {
+    // RFC 9293 §3.10.7.4: a segment that starts before RCV.NXT is trimmed to the new bytes.
+    let mut t = T::established(config());
+    t.send(In { data: b"abcdef", ..ACK });
+    t.send(In { seq: 4, data: b"defghi", ..ACK });
+    let mut buf = [0u8; 16];
+    assert_eq!(t.s.recv(t.sock(), &mut buf), Ok(9));
+    assert_eq!(&buf[..9], b"abcdefghi");
+}
+
+#[test]
+fn each_out_of_order_segment_in_a_batch_gets_its_own_duplicate_ack() {
+    // RFC 5681 §4.2: an immediate duplicate ACK for every out-of-order segment.
+    let mut t = T::established(config());
+    for k in 0..3 {
+        t.send(In { seq: 101 + 10 * k, data: b"0123456789", ..ACK });
+    }
+    assert_eq!(t.out(), [". 1:1(0) ack 1 win 65535"; 3]);
 }
