@@ -77,6 +77,9 @@ pub struct Config {
     pub isn_secret: [u8; 16],
     /// TTL / hop limit of outgoing packets.
     pub hop_limit: u8,
+    /// Checksum offload: TCP checksums are neither verified on input nor computed on output
+    /// (a device or an in-memory link that guarantees integrity). Off by default.
+    pub checksum_offload: bool,
     /// TCP knobs.
     pub tcp: TcpConfig,
 }
@@ -135,6 +138,7 @@ impl Default for Config {
             mtu: 1500,
             isn_secret: [0; 16],
             hop_limit: 64,
+            checksum_offload: false,
             tcp: TcpConfig::default(),
         }
     }

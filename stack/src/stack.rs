@@ -431,7 +431,9 @@ impl Stack {
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
         self.stats.packets_in += 1;
         self.now = self.now.max(now);
-        let dgram = match wire::parse_datagram(packet, ChecksumMode::Verify) {
+        let checksums =
+            if self.config.checksum_offload { ChecksumMode::Ignore } else { ChecksumMode::Verify };
+        let dgram = match wire::parse_datagram(packet, checksums) {
             Ok(d) => d,
             Err(e) => {
                 if matches!(e.kind, wire::WireErrorKind::BadChecksum { .. }) {
@@ -764,6 +766,8 @@ impl Stack {
             }
             self.count_drop("buffer_too_small");
         }
+        let checksums =
+            if self.config.checksum_offload { ChecksumMode::Ignore } else { ChecksumMode::Verify };
         while let Some(&idx) = self.transmit_queue.front() {
             let hop_limit = self.config.hop_limit;
             let Some(conn) = self.slots[idx as usize].conn.as_deref_mut() else {
@@ -799,7 +803,7 @@ impl Stack {
                 hop_limit,
                 payload_len: seg.buffer_len(),
             };
-            let result = wire::emit_datagram(&ip, &Transport::Tcp(seg), buf);
+            let result = wire::emit_datagram_with(&ip, &Transport::Tcp(seg), buf, checksums);
             self.after_transmit(idx);
             match result {
                 Ok(n) => {

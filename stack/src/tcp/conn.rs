@@ -435,7 +435,10 @@ impl Connection {
     }
 
     fn ts_now(&self, now: Instant, cfg_hz: u32) -> u32 {
-        let ticks = (u128::from(now.total_micros()) * u128::from(cfg_hz) / 1_000_000) as u32;
+        let us = now.total_micros();
+        let hz = u64::from(cfg_hz);
+        // Whole seconds and the rest apart: no 128-bit division on the per-segment path.
+        let ticks = ((us / 1_000_000) * hz + (us % 1_000_000) * hz / 1_000_000) as u32;
         ticks.wrapping_add(self.ts_offset)
     }
 
