@@ -790,3 +790,28 @@ fn each_out_of_order_segment_in_a_batch_gets_its_own_duplicate_ack() {
     }
     assert_eq!(t.out(), [". 1:1(0) ack 1 win 65535"; 3]);
 }
+
+#[test]
+fn close_in_syn_sent_deletes_the_connection() {
+    // RFC 9293 §3.10.4 (CLOSE in SYN-SENT): delete the TCB; nothing is sent.
+    let mut t = T::connecting(config());
+    t.out();
+    t.s.close(t.sock()).unwrap();
+    assert!(t.out().is_empty());
+    assert_eq!(t.s.connection_count(), 0);
+}
+
+#[test]
+fn close_in_syn_received_sends_fin_once_established() {
+    // RFC 9293 §3.10.4 (CLOSE in SYN-RECEIVED): queue the FIN until ESTABLISHED, then FIN-WAIT-1.
+    let mut t = T::connecting(config());
+    t.out();
+    t.send(BARE_SYN);
+    t.out();
+    let h = t.sock();
+    t.s.shutdown(h).unwrap();
+    assert_eq!(t.s.state(h), Some(State::SynReceived));
+    t.send(ACK);
+    assert_eq!(t.s.state(h), Some(State::FinWait1));
+    assert_eq!(t.out(), ["F. 1:1(0) ack 1 win 65535"]);
+}
