@@ -43,7 +43,7 @@ impl fmt::Display for ListenerHandle {
 }
 
 /// Something the application may want to act on, from [`Stack::poll_event`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Event {
     /// A connection opened with `connect` reached ESTABLISHED.
     Connected(SocketHandle),
@@ -368,6 +368,8 @@ pub struct Stack {
     /// Timer deadlines (lazy: an entry is current only if it equals the connection's `scheduled`).
     timers: BinaryHeap<Reverse<(Instant, u32)>>,
     events: VecDeque<Event>,
+    /// The events in `events`, to keep out duplicates.
+    pending_events: std::collections::HashSet<Event, KeyedHash>,
     outbox: VecDeque<Vec<u8>>,
     stats: Stats,
     challenge: ChallengeLimiter,
@@ -399,13 +401,14 @@ impl Stack {
             config,
             slots: Vec::new(),
             free: Vec::new(),
-            by_tuple: HashMap::with_hasher(hasher),
+            by_tuple: HashMap::with_hasher(hasher.clone()),
             last_lookup: None,
             listeners: Vec::new(),
             listener_by_addr: HashMap::new(),
             transmit_queue: VecDeque::new(),
             timers: BinaryHeap::new(),
             events: VecDeque::new(),
+            pending_events: std::collections::HashSet::with_hasher(hasher.clone()),
             outbox: VecDeque::new(),
             stats: Stats::default(),
             challenge: ChallengeLimiter::default(),
@@ -728,24 +731,24 @@ impl Stack {
             {
                 l.half_open = l.half_open.saturating_sub(1);
                 l.accept_queue.push_back(handle);
-                self.events.push_back(Event::Acceptable(ListenerHandle(listener.unwrap_or(0))));
+                self.push_event(Event::Acceptable(ListenerHandle(listener.unwrap_or(0))));
             }
         }
         if orphaned && listener.is_none() {
             return;
         }
         if notes.connected {
-            self.events.push_back(Event::Connected(handle));
+            self.push_event(Event::Connected(handle));
         }
         if notes.readable && !orphaned {
-            self.events.push_back(Event::Readable(handle));
+            self.push_event(Event::Readable(handle));
         }
         if notes.writable && !orphaned {
-            self.events.push_back(Event::Writable(handle));
+            self.push_event(Event::Writable(handle));
         }
         if let Some(reason) = notes.closed {
             if !orphaned {
-                self.events.push_back(Event::Closed(handle, reason));
+                self.push_event(Event::Closed(handle, reason));
             }
         }
     }
@@ -887,7 +890,17 @@ impl Stack {
     /// The next event for the application, if any.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let ev = self.events.pop_front()?;
+        self.pending_events.remove(&ev);
+        Some(ev)
+    }
+
+    /// Queues an event unless the same one is already waiting: the queue holds at most one of
+    /// each per socket, so an application that polls rarely does not make it grow.
+    fn push_event(&mut self, ev: Event) {
+        if self.pending_events.insert(ev) {
+            self.events.push_back(ev);
+        }
     }
 
     /// Listens on `local` (an address of the stack's, or unspecified for all of one family).
@@ -963,15 +976,17 @@ impl Stack {
         let handle = l.accept_queue.pop_front().ok_or(AcceptError::WouldBlock)?;
         let idx = handle.0 & INDEX_MASK;
         self.slots[idx as usize].listener = None;
+        let mut news = (false, None);
         if let Some(c) = self.slots[idx as usize].conn.as_deref_mut() {
             c.mark_accepted();
-            // Anything that happened before accept is news to the application now.
-            if c.readable() > 0 || c.read_closed() {
-                self.events.push_back(Event::Readable(handle));
-            }
-            if let Some(reason) = c.close_reason {
-                self.events.push_back(Event::Closed(handle, reason));
-            }
+            news = (c.readable() > 0 || c.read_closed(), c.close_reason);
+        }
+        // Anything that happened before accept is news to the application now.
+        if news.0 {
+            self.push_event(Event::Readable(handle));
+        }
+        if let Some(reason) = news.1 {
+            self.push_event(Event::Closed(handle, reason));
         }
         Ok(handle)
     }

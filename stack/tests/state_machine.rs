@@ -815,3 +815,12 @@ fn close_in_syn_received_sends_fin_once_established() {
     assert_eq!(t.s.state(h), Some(State::FinWait1));
     assert_eq!(t.out(), ["F. 1:1(0) ack 1 win 65535"]);
 }
+
+#[test]
+fn events_do_not_pile_up_for_an_application_that_polls_rarely() {
+    let mut t = T::established(config());
+    for k in 0..100 {
+        t.send(In { seq: 1 + 10 * k, data: b"0123456789", ..ACK });
+    }
+    assert_eq!(t.events(), [Event::Readable(t.sock())]);
+}
