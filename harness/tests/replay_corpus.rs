@@ -1,0 +1,81 @@
+//! Replay snapshots of the project's own captures (`corpus/captures`): for each capture, the
+//! transcript of utcp's side of every connection and the summary lines. Stable across runs and
+//! machines: the ISN secret is fixed and the clock is the capture's, virtual.
+
+use std::path::PathBuf;
+use utcp_harness::capture::CaptureReader;
+use utcp_harness::replay::flows::split;
+use utcp_harness::replay::report::{summary_line, transcript};
+use utcp_harness::replay::{replay_flow, Options, Replay};
+
+fn corpus() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus/captures")
+}
+
+fn replay_file(name: &str) -> Vec<Replay> {
+    let reader = CaptureReader::open(corpus().join(name)).unwrap();
+    let all = reader.read_all(false).unwrap();
+    split(&all.records).flows.iter().map(|f| replay_flow(f, &Options::default())).collect()
+}
+
+fn captures() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(corpus())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".pcap") || n.ends_with(".pcapng"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn replay_snapshots_of_every_corpus_capture() {
+    let names = captures();
+    assert!(names.len() >= 13, "corpus/captures holds {} captures", names.len());
+    for name in names {
+        let replays = replay_file(&name);
+        let mut text = String::new();
+        for r in &replays {
+            text.push_str(&transcript(r));
+            text.push('\n');
+        }
+        text.push_str("// summary\n");
+        for r in &replays {
+            text.push_str(&summary_line(r));
+            text.push('\n');
+        }
+        insta::assert_snapshot!(format!("replay_{name}"), text);
+    }
+}
+
+#[test]
+fn replay_is_deterministic() {
+    let a: Vec<String> = replay_file("http-get-ipv4.pcap").iter().map(transcript).collect();
+    let b: Vec<String> = replay_file("http-get-ipv4.pcap").iter().map(transcript).collect();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn every_corpus_connection_completes_and_its_data_is_matched() {
+    for name in captures() {
+        for r in replay_file(&name) {
+            assert!(r.completed, "{name}: {}", summary_line(&r));
+            assert_eq!(r.counts.significant.get("payload"), None, "{name}: {}", summary_line(&r));
+        }
+    }
+}
+
+#[test]
+fn http_get_server_sends_the_recorded_response_bytes() {
+    let r = &replay_file("http-get-ipv4.pcap")[0];
+    let sent: usize = r.utcp.iter().map(|(_, s)| s.len).sum();
+    let recorded: usize = r.recorded.iter().map(|(_, s)| s.len).sum();
+    assert_eq!(sent, recorded);
+    assert_eq!(sent, 20188);
+}
+
+#[test]
+fn closed_port_is_answered_with_rst_ack_as_recorded() {
+    let r = &replay_file("syn-closed-port-ipv4.pcap")[0];
+    assert!(r.ok(), "{}", summary_line(r));
+}
