@@ -79,3 +79,34 @@ fn closed_port_is_answered_with_rst_ack_as_recorded() {
     let r = &replay_file("syn-closed-port-ipv4.pcap")[0];
     assert!(r.ok(), "{}", summary_line(r));
 }
+
+/// Replay speed on the 2 MB bulk capture: read, split, replay (stack and comparison) and report,
+/// in packets per second. A figure, not an assertion: run with
+/// `cargo test --release -p utcp-harness --test replay_corpus -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn replay_speed_on_the_bulk_capture() {
+    let path = corpus().join("bulk-2mb-ipv4.pcap");
+    for role in [utcp_harness::replay::flows::Side::Server, utcp_harness::replay::flows::Side::Client] {
+        let rounds = 50;
+        let start = std::time::Instant::now();
+        let mut packets = 0u64;
+        for _ in 0..rounds {
+            let reader = CaptureReader::open(&path).unwrap();
+            let all = reader.read_all(false).unwrap();
+            packets += all.records.len() as u64;
+            let replays: Vec<Replay> = split(&all.records)
+                .flows
+                .iter()
+                .map(|f| replay_flow(f, &Options { role, ..Options::default() }))
+                .collect();
+            let json = utcp_harness::replay::report::to_json("bulk", &replays);
+            assert_eq!(json["connections"].as_array().map(Vec::len), Some(1));
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "replay speed ({role:?} role): {packets} packets in {secs:.3} s = {:.0} packets/s",
+            packets as f64 / secs
+        );
+    }
+}
