@@ -110,3 +110,73 @@ fn replay_speed_on_the_bulk_capture() {
         );
     }
 }
+
+#[test]
+fn out_pcapng_reads_back_with_a_comment_on_each_packet_that_differs() {
+    let replays = replay_file("half-close-ipv4.pcap");
+    let path = std::env::temp_dir().join(format!("utcp-replay-out-{}.pcapng", std::process::id()));
+    let written = utcp_harness::replay::report::write_pcapng(&path, &replays).unwrap();
+    let reader = CaptureReader::open(&path).unwrap();
+    let all = reader.read_all(false).unwrap();
+    std::fs::remove_file(&path).ok();
+    assert_eq!(all.records.len() as u64, written);
+    let steps = replays[0].steps.iter().filter(|s| {
+        matches!(
+            s,
+            utcp_harness::replay::engine::Step::In { .. } | utcp_harness::replay::engine::Step::Out { .. }
+        )
+    });
+    assert_eq!(steps.count() as u64, written);
+    let commented: Vec<&str> = all.records.iter().filter_map(|r| r.comment).collect();
+    let extras = replays[0].counts.extra;
+    assert!(commented.iter().filter(|c| c.contains("differs: extra")).count() == extras, "{commented:?}");
+}
+
+#[test]
+fn emitted_script_has_the_calls_and_both_directions() {
+    let r = &replay_file("echo-ipv6-nano.pcap")[0];
+    let s = utcp_harness::replay::report::script(r, "echo-ipv6-nano.pcap");
+    for needle in [
+        "socket(..., SOCK_STREAM, IPPROTO_TCP) = 3",
+        "listen(3, 1) = 0",
+        "accept(3, ..., ...) = 4",
+        "write(4, ..., 26) = 26",
+        "read(4, ..., 26) = 26",
+        "shutdown(4, SHUT_WR) = 0",
+        "< S 0:0(0)",
+        "> S. 0:0(0) ack 1",
+        "--ip_version=ipv6",
+    ] {
+        assert!(s.contains(needle), "{needle} not in\n{s}");
+    }
+}
+
+#[test]
+fn cli_exit_status_is_0_when_equal_1_when_different_2_when_unreadable() {
+    use utcp_harness::cli::replay::{replay, Args, ModeArg, ProfileArg, RoleArg};
+    let args = |file: PathBuf| Args {
+        file,
+        flow: None,
+        role: RoleArg::Server,
+        mode: ModeArg::Adaptive,
+        profile: ProfileArg::Linux,
+        out: None,
+        json: true,
+        emit_script: None,
+        keep_going: false,
+    };
+    let ok = replay(&args(corpus().join("syn-closed-port-ipv4.pcap"))).unwrap();
+    assert_eq!(ok.status, 0, "{}", ok.stdout);
+    let json: serde_json::Value = serde_json::from_str(&ok.stdout).unwrap();
+    assert_eq!(json["connections"][0]["completed"], true);
+    assert_eq!(json["connections"][0]["first_difference"], serde_json::Value::Null);
+    let differs = replay(&args(corpus().join("http-get-ipv4.pcap"))).unwrap();
+    assert_eq!(differs.status, 1);
+    let bad = std::env::temp_dir().join(format!("utcp-replay-bad-{}.pcap", std::process::id()));
+    let mut bytes = std::fs::read(corpus().join("http-get-ipv4.pcap")).unwrap();
+    bytes.truncate(200);
+    std::fs::write(&bad, bytes).unwrap();
+    let err = replay(&args(bad.clone())).unwrap_err();
+    std::fs::remove_file(&bad).ok();
+    assert!(err.contains("record") && err.contains("utcp-replay-bad"), "{err}");
+}

@@ -212,9 +212,9 @@ pub fn config_for(flow: &Flow, role: Side) -> Config {
             // The server's SYN-ACK shows what it accepted of what was offered.
             Side::Server => {
                 if let Some(p) = peer_syn.map(|s| s.options) {
-                    cfg.tcp.sack &= !(p.sack_permitted && !o.sack_permitted);
-                    cfg.tcp.timestamps &= !(p.timestamp.is_some() && o.timestamp.is_none());
-                    cfg.tcp.window_scale &= !(p.window_scale.is_some() && o.window_scale.is_none());
+                    cfg.tcp.sack &= !p.sack_permitted || o.sack_permitted;
+                    cfg.tcp.timestamps &= p.timestamp.is_none() || o.timestamp.is_some();
+                    cfg.tcp.window_scale &= p.window_scale.is_none() || o.window_scale.is_some();
                 }
             }
         }
@@ -404,9 +404,7 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
         flow.packets.iter().any(|p| p.from == Side::Client && p.tcp.flags.syn() && !p.tcp.flags.ack());
     let unplayable = if flow.mid_stream {
         Some("seen mid-stream: the capture has no handshake to replay")
-    } else if role == Side::Server && !client_syn {
-        Some("the client's SYN is not in the capture")
-    } else if role == Side::Client && rec_isn.is_none() {
+    } else if !client_syn || (role == Side::Client && rec_isn.is_none()) {
         Some("the client's SYN is not in the capture")
     } else {
         None
