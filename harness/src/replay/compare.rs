@@ -213,6 +213,15 @@ impl Seg {
         }
     }
 
+    /// The option kinds present, as a bit set.
+    fn option_bits(&self) -> u8 {
+        u8::from(self.mss.is_some())
+            | u8::from(self.sack_ok) << 1
+            | u8::from(self.ts.is_some()) << 2
+            | u8::from(self.wscale.is_some()) << 3
+            | u8::from(self.sack.is_some()) << 4
+    }
+
     fn option_kinds(&self) -> String {
         let mut v = Vec::new();
         if self.mss.is_some() {
@@ -275,15 +284,16 @@ pub fn differences(recorded: &Seg, utcp: &Seg, profile: Profile) -> Vec<Differen
     } else {
         // Sliced recordings hold fewer bytes: compare what was captured.
         let n = recorded.payload.len().min(utcp.payload.len());
-        if let Some(i) = (0..n).find(|&i| recorded.payload[i] != utcp.payload[i]) {
+        if recorded.payload[..n] != utcp.payload[..n] {
+            let i = (0..n).find(|&i| recorded.payload[i] != utcp.payload[i]).unwrap_or(0);
             add(Field::Payload, format!("payload differs from byte {i}"));
         }
     }
     if recorded.window != utcp.window {
         add(Field::Window, format!("win {} (recorded {})", utcp.window, recorded.window));
     }
-    let (rk, uk) = (recorded.option_kinds(), utcp.option_kinds());
-    if rk != uk {
+    if recorded.option_bits() != utcp.option_bits() {
+        let (rk, uk) = (recorded.option_kinds(), utcp.option_kinds());
         add(Field::OptionKinds, format!("options {uk} (recorded {rk})"));
     }
     let mut values = Vec::new();

@@ -519,7 +519,11 @@ fn write_plan(
             let from = (high.max(off) - off) as usize;
             let body_at = p.tcp.tcp_offset + p.tcp.header_len;
             let captured = p.datagram.get(body_at..body_at + p.tcp.captured_payload_len).unwrap_or(&[]);
-            chunk.extend((from..p.tcp.payload_len).map(|i| captured.get(i).copied().unwrap_or(0)));
+            let have = captured.len().min(p.tcp.payload_len);
+            if from < have {
+                chunk.extend_from_slice(&captured[from..have]);
+            }
+            chunk.resize(chunk.len() + (p.tcp.payload_len - from.max(have)), 0);
             high = end;
         }
         let f = p.tcp.flags;
@@ -536,20 +540,18 @@ fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) ->
     let role = run.role;
     let rec_isn = run.rec_isn;
     let utcp_isn = run.tr.utcp_isn;
-    let recorded_datagrams: Vec<(u64, Vec<u8>)> = flow
-        .packets
-        .iter()
-        .filter(|p| p.from == role)
-        .map(|p| (p.number, if p.tcp.is_sliced() { cut_for_parse(&p.datagram) } else { p.datagram.clone() }))
-        .collect();
     let recorded: Vec<(u64, Seg)> = flow
         .packets
         .iter()
         .filter(|p| p.from == role)
-        .zip(&recorded_datagrams)
-        .filter_map(|(p, (_, d))| {
+        .filter_map(|p| {
             let declared = p.tcp.is_sliced().then_some(p.tcp.payload_len);
-            Seg::parse(p.time, d, rec_isn, peer_isn, 0, declared).map(|s| (p.number, s))
+            let seg = if p.tcp.is_sliced() {
+                Seg::parse(p.time, &cut_for_parse(&p.datagram), rec_isn, peer_isn, 0, declared)
+            } else {
+                Seg::parse(p.time, &p.datagram, rec_isn, peer_isn, 0, declared)
+            };
+            seg.map(|s| (p.number, s))
         })
         .collect();
     let ts_shift = run.tr.ts_delta.unwrap_or(0);
@@ -568,6 +570,20 @@ fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) ->
     let usegs: Vec<Seg> = utcp.iter().map(|(_, s)| s.clone()).collect();
     let alignment = align(&rsegs, &usegs, run.opts.profile);
     let counts = alignment.counts();
+    // The datagrams of recorded packets utcp did not send, to show them.
+    let missing: std::collections::HashSet<u64> = alignment
+        .recorded
+        .iter()
+        .zip(&recorded)
+        .filter(|(o, _)| **o == Outcome::Missing)
+        .map(|(_, (n, _))| *n)
+        .collect();
+    let recorded_datagrams: Vec<(u64, Vec<u8>)> = flow
+        .packets
+        .iter()
+        .filter(|p| p.from == role && missing.contains(&p.number))
+        .map(|p| (p.number, if p.tcp.is_sliced() { cut_for_parse(&p.datagram) } else { p.datagram.clone() }))
+        .collect();
 
     // How the recording ended, and whether utcp got there.
     let rst = flow.packets.iter().any(|p| p.tcp.flags.rst());
