@@ -566,17 +566,17 @@ fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) ->
             _ => None,
         })
         .collect();
-    let rsegs: Vec<Seg> = recorded.iter().map(|(_, s)| s.clone()).collect();
-    let usegs: Vec<Seg> = utcp.iter().map(|(_, s)| s.clone()).collect();
+    let (rnums, rsegs): (Vec<u64>, Vec<Seg>) = recorded.into_iter().unzip();
+    let (usteps, usegs): (Vec<usize>, Vec<Seg>) = utcp.into_iter().unzip();
     let alignment = align(&rsegs, &usegs, run.opts.profile);
     let counts = alignment.counts();
     // The datagrams of recorded packets utcp did not send, to show them.
     let missing: std::collections::HashSet<u64> = alignment
         .recorded
         .iter()
-        .zip(&recorded)
+        .zip(&rnums)
         .filter(|(o, _)| **o == Outcome::Missing)
-        .map(|(_, (n, _))| *n)
+        .map(|(_, n)| *n)
         .collect();
     let recorded_datagrams: Vec<(u64, Vec<u8>)> = flow
         .packets
@@ -626,6 +626,8 @@ fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) ->
             }
         }
     };
+    let recorded: Vec<(u64, Seg)> = rnums.into_iter().zip(rsegs).collect();
+    let utcp: Vec<(usize, Seg)> = usteps.into_iter().zip(usegs).collect();
     let first_difference = first_difference(&recorded, &utcp, &alignment);
     let stats = run.stack.stats().clone();
     Replay {
