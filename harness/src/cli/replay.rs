@@ -142,6 +142,12 @@ pub fn replay(args: &Args) -> Result<Outcome, String> {
         Some(n) => vec![n - 1],
         None => (0..flows.flows.len()).collect(),
     };
+    if args.emit_script.is_some() && chosen.len() != 1 {
+        return Err(format!(
+            "--emit-script needs one connection; {name} has {}: choose one with --flow N",
+            chosen.len()
+        ));
+    }
     let opts = args.options();
     let total: u64 = chosen.iter().map(|&i| flows.flows[i].packets.len() as u64).sum();
     let progress = Progress::new(total, "packets");
@@ -160,14 +166,10 @@ pub fn replay(args: &Args) -> Result<Outcome, String> {
         write_pcapng(out, &replays).map_err(|e| e.to_string())?;
     }
     if let Some(path) = &args.emit_script {
-        let [r] = replays.as_slice() else {
-            return Err(format!(
-                "--emit-script needs one connection; {name} has {}: choose one with --flow N",
-                replays.len()
-            ));
-        };
-        std::fs::write(path, script(r, &name))
-            .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+        if let [r] = replays.as_slice() {
+            std::fs::write(path, script(r, &name))
+                .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+        }
     }
     let mut stdout = String::new();
     if args.json {

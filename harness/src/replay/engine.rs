@@ -628,7 +628,8 @@ fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) ->
     };
     let recorded: Vec<(u64, Seg)> = rnums.into_iter().zip(rsegs).collect();
     let utcp: Vec<(usize, Seg)> = usteps.into_iter().zip(usegs).collect();
-    let first_difference = first_difference(&recorded, &utcp, &alignment);
+    let start = flow.packets.first().map_or(Instant::ZERO, |p| p.time);
+    let first_difference = first_difference(&recorded, &utcp, &alignment, start);
     let stats = run.stack.stats().clone();
     Replay {
         flow: flow.index,
@@ -653,7 +654,12 @@ fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) ->
 }
 
 /// The earliest difference in time: a differing or missing recorded packet, or an extra one.
-fn first_difference(recorded: &[(u64, Seg)], utcp: &[(usize, Seg)], a: &Alignment) -> Option<String> {
+fn first_difference(
+    recorded: &[(u64, Seg)],
+    utcp: &[(usize, Seg)],
+    a: &Alignment,
+    start: Instant,
+) -> Option<String> {
     let mut best: Option<(Instant, String)> = None;
     let mut offer = |t: Instant, text: String| {
         if best.as_ref().is_none_or(|(bt, _)| t < *bt) {
@@ -678,7 +684,8 @@ fn first_difference(recorded: &[(u64, Seg)], utcp: &[(usize, Seg)], a: &Alignmen
     }
     if let Some(i) = a.utcp.iter().position(Option::is_none) {
         let seg = &utcp[i].1;
-        offer(seg.time, format!("utcp sent {} not in the recording", seg.kind().describe()));
+        let at = crate::transcript::format_time(seg.time.saturating_duration_since(start));
+        offer(seg.time, format!("utcp sent {} at {at} not in the recording", seg.kind().describe()));
     }
     best.map(|(_, t)| t)
 }
