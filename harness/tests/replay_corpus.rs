@@ -180,3 +180,45 @@ fn cli_exit_status_is_0_when_equal_1_when_different_2_when_unreadable() {
     std::fs::remove_file(&bad).ok();
     assert!(err.contains("record") && err.contains("utcp-replay-bad"), "{err}");
 }
+
+#[test]
+fn out_pcapng_opens_in_tshark_with_good_checksums_and_nothing_malformed() {
+    let Ok(v) = std::process::Command::new("tshark").arg("--version").output() else {
+        eprintln!("skipped: tshark is not installed");
+        return;
+    };
+    assert!(v.status.success());
+    let mut replays = replay_file("loss-sender-side-ipv4.pcap");
+    replays.extend(replay_file("http-get-ipv6.pcap"));
+    let path = std::env::temp_dir().join(format!("utcp-replay-tshark-{}.pcapng", std::process::id()));
+    let written = utcp_harness::replay::report::write_pcapng(&path, &replays).unwrap();
+    let out = std::process::Command::new("tshark")
+        .args(["-r", path.to_str().unwrap(), "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE"])
+        .args(["-T", "fields", "-e", "tcp.checksum.status", "-e", "_ws.malformed", "-e", "frame.comment"])
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).ok();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len() as u64, written);
+    // tshark's status 1 is "good"; a malformed packet fills the second column.
+    assert!(rows.iter().all(|r| r[0] == "1" && r.get(1).is_none_or(|m| m.is_empty())), "{text}");
+    assert!(rows.iter().any(|r| r.get(2).is_some_and(|c| c.contains("differs"))));
+}
+
+#[test]
+fn strict_mode_replays_the_corpus_http_get_to_completion() {
+    let reader = CaptureReader::open(corpus().join("http-get-ipv4.pcap")).unwrap();
+    let all = reader.read_all(false).unwrap();
+    let flows = split(&all.records);
+    let opts = Options { mode: utcp_harness::replay::Mode::Strict, ..Options::default() };
+    let r = replay_flow(&flows.flows[0], &opts);
+    assert!(r.completed, "{}", summary_line(&r));
+    // Strict injection adapts nothing.
+    assert!(r.steps.iter().all(|s| match s {
+        utcp_harness::replay::engine::Step::In { notes, .. } =>
+            notes.iter().all(|n| !n.starts_with("adapted")),
+        _ => true,
+    }));
+}
