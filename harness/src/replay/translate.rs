@@ -162,6 +162,15 @@ impl Translator {
                 for &(l, r) in sack.as_slice() {
                     let (l, mut r) = (SeqNum(l.0.wrapping_add(delta)), SeqNum(r.0.wrapping_add(delta)));
                     if let Some(max) = clamp {
+                        if l >= max {
+                            notes.push(format!(
+                                "adapted: SACK block {}:{} dropped (utcp has sent up to {})",
+                                rel(l, self.utcp_isn),
+                                rel(r, self.utcp_isn),
+                                rel(max, self.utcp_isn)
+                            ));
+                            continue;
+                        }
                         if r > max {
                             notes.push(format!(
                                 "adapted: SACK block {}:{} cut at {}",
@@ -171,13 +180,12 @@ impl Translator {
                             ));
                             r = max;
                         }
-                        if l >= r {
-                            continue;
-                        }
                     }
                     out.push((l, r));
                 }
-                tcp.options.sack = Some(out);
+                // An empty SACK option is malformed (RFC 2018 §3): drop it when every block went,
+                // keep it when the peer really sent one.
+                tcp.options.sack = if out.is_empty() && !sack.is_empty() { None } else { Some(out) };
             }
         }
         if let (Some(delta), Some(ts)) = (self.ts_delta, tcp.options.timestamp) {
@@ -284,6 +292,15 @@ mod tests {
         assert_eq!(t.options.sack.unwrap().as_slice(), [(SeqNum(10050), SeqNum(10101))]);
         assert_eq!(t.options.timestamp.unwrap().tsecr, 600);
         assert_eq!(out.notes.len(), 4, "{:?}", out.notes);
+    }
+
+    #[test]
+    fn adaptive_mode_drops_the_sack_option_when_every_block_is_beyond_what_utcp_sent() {
+        let d = ack_seg(1101, &[(1301, 1401), (1501, 1601)], 90);
+        let out = translator().translate(&d, None, Mode::Adaptive).unwrap();
+        let t = parse(&out.datagram);
+        assert_eq!(t.options.sack, None);
+        assert_eq!(out.notes.len(), 2, "{:?}", out.notes);
     }
 
     #[test]
