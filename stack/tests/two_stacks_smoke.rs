@@ -92,14 +92,11 @@ fn transfer(bytes: usize, loss_per_mille: u64, seed: u64) {
             return;
         }
         // Next event: a delivery or a timer.
-        let next =
-            [wire_ab.front().map(|x| x.0), wire_ba.front().map(|x| x.0), a.poll_timeout(), b.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or_else(|| {
-                    panic!("deadlock at step {step}: sent {sent} got {} seed {seed}", got.len())
-                });
+        let next = [wire_ab.front().map(|x| x.0), wire_ba.front().map(|x| x.0), a.poll_timeout(), b.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or_else(|| panic!("deadlock at step {step}: sent {sent} got {} seed {seed}", got.len()));
         now = now.max(next);
         while wire_ab.front().is_some_and(|x| x.0 <= now) {
             let (_, p) = wire_ab.pop_front().unwrap();
@@ -118,12 +115,7 @@ fn transfer(bytes: usize, loss_per_mille: u64, seed: u64) {
         a.check_invariants().unwrap_or_else(|e| panic!("a: {e} (seed {seed})"));
         b.check_invariants().unwrap_or_else(|e| panic!("b: {e} (seed {seed})"));
     }
-    panic!(
-        "did not finish: sent {sent} got {} a={} b={} seed {seed}",
-        got.len(),
-        a.connection_count(),
-        b.connection_count()
-    );
+    panic!("did not finish: sent {sent} got {} a={} b={} seed {seed}", got.len(), a.connection_count(), b.connection_count());
 }
 
 #[test]
