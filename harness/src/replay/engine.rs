@@ -252,7 +252,8 @@ impl Run<'_> {
         self.steps.push(Step::Call { time, call });
     }
 
-    /// Events, writes, shutdown, reads, then everything the stack has to send.
+    /// Events; what the stack sends at once (as a kernel does before the application runs);
+    /// writes and shutdown and what they send; reads and any window update they cause.
     fn service(&mut self, now: Instant) {
         while let Some(ev) = self.stack.poll_event() {
             match ev {
@@ -266,20 +267,19 @@ impl Run<'_> {
                 _ => {}
             }
         }
+        self.transmit(now);
         if let Some(s) = self.socket {
-            while !self.pending.is_empty() {
-                let (a, b) = self.pending.as_slices();
-                let chunk = if a.is_empty() { b } else { a };
+            // One write of everything pending, as the application would (a runner of the emitted
+            // script takes the stack's packets after each call).
+            if !self.pending.is_empty() {
+                let chunk = self.pending.make_contiguous();
                 let asked = chunk.len();
                 match self.stack.send(s, chunk) {
                     Ok(taken) => {
                         self.pending.drain(..taken);
                         self.call(now, Call::Write { asked, taken });
-                        if taken < asked {
-                            break;
-                        }
                     }
-                    Err(SendError::WouldBlock | SendError::NotConnected) => break,
+                    Err(SendError::WouldBlock | SendError::NotConnected) => {}
                     Err(e) => {
                         let text =
                             format!("app: {} bytes not written: send failed ({e:?})", self.pending.len());
@@ -294,6 +294,7 @@ impl Run<'_> {
                 }
                 self.shutdown_done = true;
             }
+            self.transmit(now);
             let mut read = 0;
             loop {
                 match self.stack.recv(s, &mut self.rbuf) {
@@ -317,6 +318,11 @@ impl Run<'_> {
                 self.call(now, Call::Read(read));
             }
         }
+        self.transmit(now);
+    }
+
+    /// Everything the stack has to send now.
+    fn transmit(&mut self, now: Instant) {
         while let Some(n) = self.stack.poll_transmit(now, &mut self.buf) {
             let datagram = self.buf[..n].to_vec();
             if let Ok(d) = parse_datagram(&datagram, ChecksumMode::Ignore) {

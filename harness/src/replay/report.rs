@@ -256,7 +256,22 @@ pub fn script(r: &Replay, source: &str) -> String {
     let line = |out: &mut String, at: Instant, text: &str| {
         let _ = writeln!(out, "{:<10} {text}", time(at));
     };
+    // A runner takes the stack's packets right after each input, so reads (which send nothing
+    // here) go after the packets utcp sent at the same moment.
+    let mut order: Vec<&Step> = Vec::with_capacity(r.steps.len());
+    let mut reads: Vec<&Step> = Vec::new();
     for step in &r.steps {
+        match step {
+            Step::Call { call: Call::Read(_) | Call::Eof, .. } => reads.push(step),
+            Step::Out { time, .. } if reads.first().is_some_and(|s| s.time() == *time) => order.push(step),
+            _ => {
+                order.append(&mut reads);
+                order.push(step);
+            }
+        }
+    }
+    order.append(&mut reads);
+    for step in order {
         match step {
             Step::In { time: at, datagram, .. } | Step::Out { time: at, datagram } => {
                 let dir = if matches!(step, Step::In { .. }) { Direction::In } else { Direction::Out };
