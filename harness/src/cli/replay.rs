@@ -116,7 +116,8 @@ pub struct Outcome {
 pub fn run(args: Args) -> ExitCode {
     match replay(&args) {
         Ok(o) => {
-            print!("{}", o.stdout);
+            // A closed pipe (`| head`) is not an error of the replay.
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), o.stdout.as_bytes());
             ExitCode::from(o.status)
         }
         Err(msg) => {
