@@ -549,7 +549,9 @@ fn passive_close_walks_close_wait_last_ack_closed() {
     let h = t.sock();
     t.send(In { flags: "F.", ..ACK });
     assert_eq!(t.s.state(h), Some(State::CloseWait));
-    assert_eq!(t.out(), [". 1:1(0) ack 2 win 65535"]);
+    // Like Linux, the ACK of the FIN waits for the delayed-ACK timer (RFC 1122 §4.2.3.2).
+    assert!(t.out().is_empty());
+    assert_eq!(t.advance_out(ms(50)), ["+40ms . 1:1(0) ack 2 win 65535"]);
     let mut buf = [0u8; 4];
     assert_eq!(t.s.recv(h, &mut buf), Ok(0));
     t.s.close(h).unwrap();

@@ -191,6 +191,8 @@ pub(crate) struct Connection {
 
     // Acknowledgment policy.
     ack_now: bool,
+    /// The application's last write was only partly taken: more data is coming.
+    more_coming: bool,
     /// A duplicate range to report in the next ACK (RFC 2883).
     dsack: Option<(SeqNum, SeqNum)>,
     /// The application read since the last ACK went out (a window update may be due).
@@ -308,6 +310,7 @@ impl Connection {
             acks_owed: 0,
             read_since_ack: false,
             dsack: None,
+            more_coming: false,
             unacked_segments: 0,
             pending_rst: None,
             options,
@@ -476,6 +479,9 @@ impl Connection {
     /// Queues bytes; the caller checked the state.
     pub(crate) fn send(&mut self, data: &[u8]) -> usize {
         let n = self.send_buf.push(data);
+        // A write the buffer could not take whole means more is coming (like MSG_MORE): a short
+        // tail segment waits for it while data is in flight.
+        self.more_coming = n < data.len();
         if n < data.len() {
             self.want_writable = true;
         }
@@ -506,6 +512,7 @@ impl Connection {
 
     /// Shuts down the sending direction (RFC 9293 §3.10.4 CLOSE, for the send side).
     pub(crate) fn shutdown(&mut self) {
+        self.more_coming = false;
         if self.fin_queued {
             return;
         }
@@ -717,7 +724,11 @@ impl Connection {
                 return self.on_segment_synchronized(now, &rest, ctx);
             }
             if self.state == State::SynReceived && f.syn() && !f.ack() && seg.seq == self.irs {
-                // A retransmitted SYN: our SYN-ACK was lost; send it again.
+                // A retransmitted SYN: our SYN-ACK was lost; send it again, echoing the latest
+                // timestamp (RFC 7323 §4.3: the SYN-ACK echoes the SYN it answers).
+                if let (true, Some(ts)) = (self.ts_enabled, seg.options.timestamp) {
+                    self.ts_recent = ts.tsval;
+                }
                 self.snd_nxt = self.iss;
                 ctx.drop("retransmitted_syn");
                 return;
@@ -1090,10 +1101,22 @@ impl Connection {
 
     fn consume_fin(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
         self.fin_rcvd = true;
-        self.ack_now = true;
         self.notes.readable = true;
         match self.state {
-            State::SynReceived | State::Established => self.state = State::CloseWait,
+            State::SynReceived | State::Established => {
+                self.state = State::CloseWait;
+                // Like Linux, the ACK of a FIN that only half-closes is delayed so that the
+                // application's reply or its own FIN can carry it (RFC 1122 §4.2.3.2).
+                match ctx.cfg.delayed_ack {
+                    Some(delay) => {
+                        if self.timer(Timer::DelayedAck).is_none() {
+                            self.set_timer(Timer::DelayedAck, now + delay);
+                        }
+                    }
+                    None => self.ack_now = true,
+                }
+                return;
+            }
             State::FinWait1 => {
                 if self.fin_acked() {
                     self.enter_time_wait(now, ctx.cfg);
@@ -1104,6 +1127,7 @@ impl Connection {
             State::FinWait2 => self.enter_time_wait(now, ctx.cfg),
             _ => {}
         }
+        self.ack_now = true;
     }
 
     // ------------------------------------------------------------------------------------------
@@ -1451,8 +1475,8 @@ impl Connection {
             // when it is at least half the largest window the peer offered.
             // Minshall's refinement, as Linux does: hold only while a small segment is unacked.
             let small_unacked = self.last_small_end > self.snd_una;
-            let nagle_ok =
-                all_queued && (self.options.nodelay || in_flight == 0 || !small_unacked || can_fin);
+            let nagle_ok = all_queued
+                && (in_flight == 0 || can_fin || (!self.more_coming && (self.options.nodelay || !small_unacked)));
             let half_window = len * 2 >= self.max_snd_wnd as usize && self.max_snd_wnd > 0;
             // With nothing in flight no ACK will come to release a held runt: send it.
             let window_limited_idle = !all_queued && in_flight == 0;
