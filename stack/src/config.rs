@@ -61,6 +61,10 @@ pub struct TcpConfig {
     pub ts_hz: u32,
     /// RFC 1337: ignore RST in TIME-WAIT.
     pub rfc1337: bool,
+    /// Segments acknowledged at once at the start of a connection, before delayed ACKs begin, as
+    /// Linux's quick-ACK mode does (at most 16); none by default. An interactive connection (one
+    /// that answers data with data) leaves quick-ACK mode.
+    pub quickack: u32,
     /// Keep data that arrives on a SYN and deliver it once established (RFC 9293 §3.10.7.2);
     /// Linux, without TCP Fast Open, discards it and lets the peer send it again.
     pub accept_syn_data: bool,
@@ -110,6 +114,7 @@ impl Default for TcpConfig {
             ts_hz: 1000,
             rfc1337: true,
             accept_syn_data: true,
+            quickack: 0,
         }
     }
 }
@@ -126,6 +131,7 @@ impl TcpConfig {
             msl: Duration::from_secs(30),
             keepalive_interval: Duration::from_secs(75),
             accept_syn_data: false,
+            quickack: 16,
             ..TcpConfig::default()
         }
     }

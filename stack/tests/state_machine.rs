@@ -258,10 +258,42 @@ fn simultaneous_open_goes_through_syn_received() {
 // =============================================================================================
 // ESTABLISHED: data
 
+/// linux_like() without its quick-ACK start, to pin the delayed-ACK rules themselves.
+fn no_quickack() -> utcp::Config {
+    let mut c = config();
+    c.tcp.quickack = 0;
+    c
+}
+
+#[test]
+fn linux_like_quick_acks_the_first_segments_then_delays() {
+    // Linux's quick-ACK mode: the first 16 data segments are acknowledged at once.
+    let mut t = T::established(config());
+    for k in 0..16u32 {
+        t.send(In { seq: 1 + 10 * k, data: b"0123456789", ..ACK });
+        assert_eq!(t.out().len(), 1, "segment {k}");
+    }
+    t.send(In { seq: 161, data: b"0123456789", ..ACK });
+    assert!(t.out().is_empty());
+    assert_eq!(t.advance_out(ms(100)), ["+40ms . 1:1(0) ack 171 win 65535"]);
+}
+
+#[test]
+fn quick_acks_end_when_the_connection_turns_interactive() {
+    // Data answered with data within the delayed-ACK time: the ACK rides on the reply.
+    let mut t = T::established(config());
+    t.send(In { flags: "P.", data: b"ping", ..ACK });
+    assert_eq!(t.out(), [". 1:1(0) ack 5 win 65535"]);
+    t.s.send(t.sock(), b"pong").unwrap();
+    assert_eq!(t.out(), ["P. 1:5(4) ack 5 win 65535"]);
+    t.send(In { flags: "P.", seq: 5, ack: 5, data: b"ping", ..ACK });
+    assert!(t.out().is_empty(), "the ACK waits for the reply or the timer");
+}
+
 #[test]
 fn data_is_acknowledged_after_the_delayed_ack_time() {
     // RFC 1122 §4.2.3.2; linux_like() delays 40 ms.
-    let mut t = T::established(config());
+    let mut t = T::established(no_quickack());
     t.send(In { flags: "P.", data: b"abc", ..ACK });
     assert!(t.out().is_empty());
     assert_eq!(t.advance_out(ms(100)), ["+40ms . 1:1(0) ack 4 win 65535"]);
@@ -270,7 +302,7 @@ fn data_is_acknowledged_after_the_delayed_ack_time() {
 #[test]
 fn every_second_full_sized_segment_is_acknowledged_at_once() {
     // RFC 5681 §4.2: an ACK at least for every second full-sized segment.
-    let mut t = T::established(config());
+    let mut t = T::established(no_quickack());
     let full = vec![7u8; 1460].leak();
     t.send(In { data: full, ..ACK });
     assert!(t.out().is_empty());

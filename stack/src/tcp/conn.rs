@@ -191,6 +191,14 @@ pub(crate) struct Connection {
 
     // Acknowledgment policy.
     ack_now: bool,
+    /// Quick ACKs left (`TcpConfig::quickack`).
+    quickacks: u32,
+    /// An interactive connection: no quick ACKs.
+    pingpong: bool,
+    /// When in-order data last arrived.
+    last_data_rcvd: Instant,
+    /// The delayed-ACK time, for the interactivity test.
+    delayed_ack: Option<Duration>,
     /// The application's last write was only partly taken: more data is coming.
     more_coming: bool,
     /// A duplicate range to report in the next ACK (RFC 2883).
@@ -311,6 +319,10 @@ impl Connection {
             read_since_ack: false,
             dsack: None,
             more_coming: false,
+            quickacks: cfg.quickack,
+            pingpong: false,
+            last_data_rcvd: Instant::ZERO,
+            delayed_ack: cfg.delayed_ack,
             unacked_segments: 0,
             pending_rst: None,
             options,
@@ -1064,6 +1076,13 @@ impl Connection {
             self.acks_owed = self.acks_owed.saturating_add(1).min(MAX_ACKS_OWED);
             return;
         }
+        self.last_data_rcvd = now;
+        if self.quickacks > 0 && !self.pingpong {
+            // Linux's quick-ACK mode at the start of a connection: every segment at once.
+            self.quickacks -= 1;
+            self.ack_now = true;
+            return;
+        }
         if payload.len() >= self.our_mss as usize - if self.ts_enabled { 12 } else { 0 } {
             self.unacked_segments += 1;
         }
@@ -1105,6 +1124,7 @@ impl Connection {
         match self.state {
             State::SynReceived | State::Established => {
                 self.state = State::CloseWait;
+                self.pingpong = true;
                 // Like Linux, the ACK of a FIN that only half-closes is delayed so that the
                 // application's reply or its own FIN can carry it (RFC 1122 §4.2.3.2).
                 match ctx.cfg.delayed_ack {
@@ -1476,7 +1496,9 @@ impl Connection {
             // Minshall's refinement, as Linux does: hold only while a small segment is unacked.
             let small_unacked = self.last_small_end > self.snd_una;
             let nagle_ok = all_queued
-                && (in_flight == 0 || can_fin || (!self.more_coming && (self.options.nodelay || !small_unacked)));
+                && (in_flight == 0
+                    || can_fin
+                    || (!self.more_coming && (self.options.nodelay || !small_unacked)));
             let half_window = len * 2 >= self.max_snd_wnd as usize && self.max_snd_wnd > 0;
             // With nothing in flight no ACK will come to release a held runt: send it.
             let window_limited_idle = !all_queued && in_flight == 0;
@@ -1539,6 +1561,17 @@ impl Connection {
         }
         if seq == self.snd_nxt {
             self.snd_nxt = end;
+        }
+        if new_data && len > 0 {
+            // Data sent soon after data arrived: an interactive connection, whose ACKs ride on
+            // the replies (Linux's "pingpong" mode ends quick ACKs).
+            if let Some(ato) = self.delayed_ack {
+                if now.saturating_duration_since(self.last_data_rcvd) < ato
+                    && self.last_data_rcvd != Instant::ZERO
+                {
+                    self.pingpong = true;
+                }
+            }
         }
         if new_data {
             let data_end = seq + len;
