@@ -344,6 +344,8 @@ struct Slot {
     listener: Option<u32>,
     /// In the transmit queue.
     dirty: bool,
+    /// Connected, Readable, Writable, Closed events of this slot waiting in the queue.
+    pending_events: [bool; 4],
 }
 
 const INDEX_BITS: u32 = 20;
@@ -368,8 +370,10 @@ pub struct Stack {
     /// Timer deadlines (lazy: an entry is current only if it equals the connection's `scheduled`).
     timers: BinaryHeap<Reverse<(Instant, u32)>>,
     events: VecDeque<Event>,
-    /// The events in `events`, to keep out duplicates.
-    pending_events: std::collections::HashSet<Event, KeyedHash>,
+    /// Acceptable events waiting, per listener index (to keep out duplicates).
+    pending_acceptable: Vec<bool>,
+    /// Stands in for the flag of an event whose connection is gone.
+    scratch_flag: bool,
     outbox: VecDeque<Vec<u8>>,
     stats: Stats,
     challenge: ChallengeLimiter,
@@ -408,7 +412,8 @@ impl Stack {
             transmit_queue: VecDeque::new(),
             timers: BinaryHeap::new(),
             events: VecDeque::new(),
-            pending_events: std::collections::HashSet::with_hasher(hasher.clone()),
+            pending_acceptable: Vec::new(),
+            scratch_flag: false,
             outbox: VecDeque::new(),
             stats: Stats::default(),
             challenge: ChallengeLimiter::default(),
@@ -667,6 +672,16 @@ impl Stack {
             slot.generation = (slot.generation + 1) & (u32::MAX >> INDEX_BITS);
             let old_gen = slot.generation.wrapping_sub(1) & (u32::MAX >> INDEX_BITS);
             let old_handle = SocketHandle(idx | (old_gen << INDEX_BITS));
+            if slot.pending_events.iter().any(|&p| p) {
+                // The handle is gone: so are its queued events, and the slot starts clean.
+                slot.pending_events = [false; 4];
+                self.events.retain(|e| match *e {
+                    Event::Connected(h) | Event::Readable(h) | Event::Writable(h) | Event::Closed(h, _) => {
+                        h != old_handle
+                    }
+                    Event::Acceptable(_) => true,
+                });
+            }
             if let Some(l) = slot.listener.take() {
                 if let Some(listener) = self.listeners.get_mut(l as usize).and_then(|l| l.as_mut()) {
                     let queued = listener.accept_queue.len();
@@ -891,16 +906,42 @@ impl Stack {
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         let ev = self.events.pop_front()?;
-        self.pending_events.remove(&ev);
+        *self.pending_flag(ev) = false;
         Some(ev)
     }
 
     /// Queues an event unless the same one is already waiting: the queue holds at most one of
     /// each per socket, so an application that polls rarely does not make it grow.
     fn push_event(&mut self, ev: Event) {
-        if self.pending_events.insert(ev) {
+        let flag = self.pending_flag(ev);
+        if !*flag {
+            *flag = true;
             self.events.push_back(ev);
         }
+    }
+
+    /// The "already queued" flag of an event: one per kind per socket slot, one per listener.
+    fn pending_flag(&mut self, ev: Event) -> &mut bool {
+        let (h, kind) = match ev {
+            Event::Acceptable(l) => {
+                let i = l.0 as usize;
+                if self.pending_acceptable.len() <= i {
+                    self.pending_acceptable.resize(i + 1, false);
+                }
+                return &mut self.pending_acceptable[i];
+            }
+            Event::Connected(h) => (h, 0),
+            Event::Readable(h) => (h, 1),
+            Event::Writable(h) => (h, 2),
+            Event::Closed(h, _) => (h, 3),
+        };
+        let slot = &mut self.slots[(h.0 & INDEX_MASK) as usize];
+        if slot.generation != h.0 >> INDEX_BITS {
+            // An event of a connection that is gone: not tracked.
+            self.scratch_flag = false;
+            return &mut self.scratch_flag;
+        }
+        &mut slot.pending_events[kind]
     }
 
     /// Listens on `local` (an address of the stack's, or unspecified for all of one family).

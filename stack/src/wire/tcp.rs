@@ -368,6 +368,15 @@ impl TcpOptions<'_> {
 
     /// The layout emit uses and its padded length; `Err` with the packed length when over 40.
     fn plan(&self) -> Result<(Layout, usize), usize> {
+        // Fast paths for what nearly every segment carries: nothing, or `nop,nop,TS`.
+        let only_ts = self.mss.is_none()
+            && self.window_scale.is_none()
+            && !self.sack_permitted
+            && self.sack.is_none()
+            && self.unknown.raw.is_empty();
+        if only_ts {
+            return Ok((Layout::Aligned, if self.timestamp.is_some() { 12 } else { 0 }));
+        }
         let aligned = self.layout_len(Layout::Aligned);
         if aligned <= MAX_OPTIONS_LEN {
             return Ok((Layout::Aligned, aligned.next_multiple_of(4)));
@@ -499,7 +508,13 @@ impl<'a> TcpRepr<'a> {
         let area = &data[20..hlen];
         let mut options = TcpOptions::default();
         let mut has_unknown = false;
-        for opt in TcpOption::iter_raw(area) {
+        // Fast path: the `nop,nop,TS` that nearly every segment of a timestamped connection has.
+        let linux_ts = area.len() == 12 && area[..4] == [KIND_NOP, KIND_NOP, KIND_TS, 10];
+        if linux_ts {
+            let be32 = |i: usize| u32::from_be_bytes([area[i], area[i + 1], area[i + 2], area[i + 3]]);
+            options.timestamp = Some(Timestamp { tsval: be32(4), tsecr: be32(8) });
+        }
+        for opt in TcpOption::iter_raw(if linux_ts { &[] } else { area }) {
             match opt {
                 Ok(TcpOption::Eol | TcpOption::Nop) => {}
                 Ok(TcpOption::Mss(v)) => options.mss = Some(v),
