@@ -52,6 +52,7 @@ impl IpRepr {
 
     /// Writes the header for a payload of `payload_len` bytes into `buf` (exactly `header_len()`
     /// bytes), with the IPv4 header checksum. IPv4 gets DF set and identification 0.
+    #[inline]
     pub fn emit(&self, payload_len: usize, buf: &mut [u8]) -> Result<(), WireError> {
         let hlen = self.header_len();
         if buf.len() < hlen {
@@ -106,6 +107,7 @@ impl IpRepr {
 
 /// Parses an IP header (either family) and returns it with exactly its payload and the payload's
 /// offset from the start of `data` (to make transport error offsets datagram-relative).
+#[inline]
 pub(crate) fn parse(data: &[u8], checksums: ChecksumMode) -> Result<(IpRepr, &[u8], usize), WireError> {
     let Some(&first) = data.first() else {
         return Err(WireError::truncated(Layer::Ip, 0, 1, 0));
@@ -117,6 +119,7 @@ pub(crate) fn parse(data: &[u8], checksums: ChecksumMode) -> Result<(IpRepr, &[u
     }
 }
 
+#[inline]
 fn parse_v4(data: &[u8], checksums: ChecksumMode) -> Result<(IpRepr, &[u8], usize), WireError> {
     let err = |offset, kind| WireError { layer: Layer::Ipv4, offset, kind };
     if data.len() < 20 {

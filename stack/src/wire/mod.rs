@@ -56,6 +56,7 @@ pub struct Datagram<'a> {
 /// IPv4 header options are skipped; fragments (MF set or a non-zero offset, or an IPv6 fragment
 /// header) are refused with [`WireErrorKind::Fragment`]; IPv6 extension headers are walked to the
 /// transport. Bytes after the length the IP header declares (link-layer padding) are ignored.
+#[inline]
 pub fn parse_datagram(data: &[u8], checksums: ChecksumMode) -> Result<Datagram<'_>, WireError> {
     let (ip, payload, at) = ip::parse(data, checksums)?;
     // Transport errors carry offsets from the transport header; make them datagram-relative.
@@ -74,6 +75,7 @@ pub fn parse_datagram(data: &[u8], checksums: ChecksumMode) -> Result<Datagram<'
 }
 
 /// The number of bytes [`emit_datagram`] writes for this datagram.
+#[inline]
 pub fn datagram_len(ip: &IpRepr, transport: &Transport<'_>) -> usize {
     ip.header_len()
         + match transport {
@@ -93,6 +95,7 @@ pub fn emit_datagram(ip: &IpRepr, transport: &Transport<'_>, buf: &mut [u8]) -> 
 
 /// Like [`emit_datagram`]; with [`ChecksumMode::Ignore`] the TCP checksum is left zero (checksum
 /// offload). The IPv4 header checksum and ICMP checksums are always computed.
+#[inline]
 pub fn emit_datagram_with(
     ip: &IpRepr,
     transport: &Transport<'_>,

@@ -367,6 +367,7 @@ impl TcpOptions<'_> {
     }
 
     /// The layout emit uses and its padded length; `Err` with the packed length when over 40.
+    #[inline]
     fn plan(&self) -> Result<(Layout, usize), usize> {
         // Fast paths for what nearly every segment carries: nothing, or `nop,nop,TS`.
         let only_ts = self.mss.is_none()
@@ -483,6 +484,7 @@ impl<'a> TcpRepr<'a> {
     ///
     /// `data` is the IP payload, exactly `ip.payload_len` bytes. Errors carry offsets relative
     /// to the start of the TCP header.
+    #[inline]
     pub fn parse(ip: &IpRepr, data: &'a [u8], checksums: ChecksumMode) -> Result<Self, WireError> {
         let err = |offset, kind| WireError { layer: Layer::Tcp, offset, kind };
         if data.len() < 20 {
@@ -551,6 +553,7 @@ impl<'a> TcpRepr<'a> {
     ///
     /// When the options cannot fit in 40 bytes this is still their padded packed length (over 60),
     /// and `emit` fails with [`WireErrorKind::OptionsTooLong`].
+    #[inline]
     pub fn header_len(&self) -> usize {
         match self.options.plan() {
             Ok((_, n)) => 20 + n,
@@ -577,6 +580,7 @@ impl<'a> TcpRepr<'a> {
 
     /// Like [`TcpRepr::emit`]; with [`ChecksumMode::Ignore`] the checksum field is left zero, as
     /// for a device that computes checksums itself (offload) or a link that needs none.
+    #[inline]
     pub fn emit_with(&self, ip: &IpRepr, buf: &mut [u8], checksums: ChecksumMode) -> Result<(), WireError> {
         let (layout, opt_len) = self.options.plan().map_err(|n| WireError {
             layer: Layer::TcpOption,
