@@ -211,10 +211,15 @@ pub fn config_for(flow: &Flow, role: Side) -> Config {
             }
             // The server's SYN-ACK shows what it accepted of what was offered.
             Side::Server => {
-                if let Some(p) = peer_syn.map(|s| s.options) {
-                    cfg.tcp.sack &= !p.sack_permitted || o.sack_permitted;
-                    cfg.tcp.timestamps &= p.timestamp.is_none() || o.timestamp.is_some();
-                    cfg.tcp.window_scale &= p.window_scale.is_none() || o.window_scale.is_some();
+                if let Some(p) = peer_syn {
+                    cfg.tcp.sack &= !p.options.sack_permitted || o.sack_permitted;
+                    cfg.tcp.timestamps &= p.options.timestamp.is_none() || o.timestamp.is_some();
+                    cfg.tcp.window_scale &= p.options.window_scale.is_none() || o.window_scale.is_some();
+                    // A SYN-ACK that acknowledges the SYN's data shows the server kept it
+                    // (RFC 9293 §3.10.7.2; Linux without Fast Open would not).
+                    if !p.payload.is_empty() && own.ack == p.seq + 1 + p.payload.len() {
+                        cfg.tcp.accept_syn_data = true;
+                    }
                 }
             }
         }
