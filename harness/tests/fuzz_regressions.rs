@@ -137,3 +137,25 @@ fn stack_seeds_reach_their_states() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// `utcp fuzz-show`'s recorder turns a seed into the transcript of what happened.
+#[test]
+fn fuzz_show_transcribes_a_seed() {
+    use utcp_harness::cli::fuzz_show::Show;
+    use utcp_harness::fuzzing::{run_stack, StackInput};
+    let path = corpus_dir("stack_established").join("seed-stack-closes-first-0000");
+    let input = StackInput::decode(&std::fs::read(&path).unwrap());
+    let mut show = Show::new(None);
+    run_stack(StackTarget::Established, &input, &mut show);
+    let text = show.text();
+    for line in [
+        "// local 192.168.0.1:8080 remote 192.0.2.1:40000",
+        "0.000000 < S 0:0(0) win 64240 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>",
+        "// 0.000000 shutdown(socket#0) = Ok(())",
+        "0.000000 > F. 1:1(0) ack 1 win 32768 <nop,nop,TS val 815479009 ecr 100>",
+        "0.000000 < F. 1:1(0) ack 2 win 65535",
+        "// 60.000000 event Closed(SocketHandle(0), Normal)",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+    }
+}
