@@ -1,1 +1,401 @@
-//! (stub: filled in by its own change)
+//! Bulk-transfer benchmark: two in-memory utcp stacks against two smoltcp 0.12 sockets doing the
+//! same work in the same process run, alternating round by round.
+//!
+//! Both sides move `bytes` from a client to a server over a loss-free in-memory path with the same
+//! MTU and socket buffers, copying the data in (`send`/`send_slice`) and out (`recv`/`recv_slice`)
+//! once, and are timed on the wall clock from the connect call to the last byte read. The figures
+//! are goodput in Gbit/s. The benchmark prints figures; nothing here asserts a speed.
+//!
+//! smoltcp's loopback does not compute or verify checksums (its capabilities say "ignored"); utcp
+//! always does, so the comparison is conservative for utcp.
+//!
+//! Must not depend on: the link, the Pair, anything with virtual time (this is wall-clock work).
+
+use serde::Serialize;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant as WallInstant;
+use utcp::time::Instant;
+use utcp::{Config, Event, RecvError, SendError, Stack};
+
+/// What one bulk transfer moves and over what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BulkSettings {
+    /// Largest IP datagram, bytes.
+    pub mtu: usize,
+    /// Bytes moved from client to server.
+    pub bytes: u64,
+    /// Send and receive buffer of every socket, bytes.
+    pub buffer: usize,
+}
+
+impl Default for BulkSettings {
+    fn default() -> Self {
+        BulkSettings { mtu: 1500, bytes: 1 << 30, buffer: 256 * 1024 }
+    }
+}
+
+/// The two implementations being compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Contender {
+    /// This crate's stack.
+    Utcp,
+    /// smoltcp 0.12.
+    Smoltcp,
+}
+
+impl std::fmt::Display for Contender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Contender::Utcp => "utcp",
+            Contender::Smoltcp => "smoltcp",
+        })
+    }
+}
+
+/// One timed transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Run {
+    /// Bytes the server read.
+    pub bytes: u64,
+    /// Wall-clock seconds from connect to the last byte read.
+    pub seconds: f64,
+}
+
+impl Run {
+    /// Goodput in Gbit/s.
+    pub fn gbps(&self) -> f64 {
+        self.bytes as f64 * 8.0 / self.seconds / 1e9
+    }
+}
+
+/// The figures of one round (one run of each contender that took part).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Round {
+    /// Round number from 1.
+    pub round: usize,
+    /// utcp's goodput, Gbit/s.
+    pub utcp_gbps: Option<f64>,
+    /// smoltcp's goodput, Gbit/s.
+    pub smoltcp_gbps: Option<f64>,
+}
+
+/// The result of `utcp bench bulk`: medians over the rounds and every round's figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BulkReport {
+    /// The settings every run used.
+    pub settings: BulkSettings,
+    /// Median goodput of utcp over the rounds, Gbit/s.
+    pub utcp_gbps: Option<f64>,
+    /// Median goodput of smoltcp over the rounds, Gbit/s.
+    pub smoltcp_gbps: Option<f64>,
+    /// `utcp_gbps / smoltcp_gbps`.
+    pub ratio: Option<f64>,
+    /// Per-round figures.
+    pub rounds: Vec<Round>,
+}
+
+/// Runs `rounds` rounds, alternating the contenders (which goes first alternates too), calling
+/// `progress` after every run.
+pub fn run_bulk(
+    settings: BulkSettings,
+    rounds: usize,
+    contenders: &[Contender],
+    mut progress: impl FnMut(usize, Contender, &Run),
+) -> Result<BulkReport, String> {
+    let mut figures = Vec::new();
+    for round in 1..=rounds {
+        let mut r = Round { round, utcp_gbps: None, smoltcp_gbps: None };
+        let mut order = contenders.to_vec();
+        if round % 2 == 0 {
+            order.reverse();
+        }
+        for contender in order {
+            let run = match contender {
+                Contender::Utcp => utcp_bulk(settings),
+                Contender::Smoltcp => smoltcp_bulk(settings),
+            }
+            .map_err(|e| format!("{contender}, round {round}: {e}"))?;
+            progress(round, contender, &run);
+            match contender {
+                Contender::Utcp => r.utcp_gbps = Some(run.gbps()),
+                Contender::Smoltcp => r.smoltcp_gbps = Some(run.gbps()),
+            }
+        }
+        figures.push(r);
+    }
+    let utcp_gbps = median(figures.iter().filter_map(|r| r.utcp_gbps).collect());
+    let smoltcp_gbps = median(figures.iter().filter_map(|r| r.smoltcp_gbps).collect());
+    let ratio = match (utcp_gbps, smoltcp_gbps) {
+        (Some(u), Some(s)) if s > 0.0 => Some(u / s),
+        _ => None,
+    };
+    Ok(BulkReport { settings, utcp_gbps, smoltcp_gbps, ratio, rounds: figures })
+}
+
+fn median(mut xs: Vec<f64>) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    Some(if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 })
+}
+
+/// Polls without progress after which a run is declared stuck.
+const STALL_LIMIT: u64 = 1_000_000;
+
+/// The payload written by both contenders: a fixed pattern, so neither pays for generating it.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// utcp
+// ---------------------------------------------------------------------------------------------
+
+/// Moves `settings.bytes` from a client stack to a server stack, wired back to back in memory:
+/// each datagram is written by `poll_transmit` into one reusable buffer and handed straight to
+/// the other stack's `handle_packet`.
+pub fn utcp_bulk(settings: BulkSettings) -> Result<Run, String> {
+    let client_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    let server_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+    let config = |addr, secret| {
+        let mut c = Config::default().with_address(addr);
+        c.mtu = settings.mtu;
+        c.isn_secret = [secret; 16];
+        c.tcp.send_buffer = settings.buffer;
+        c.tcp.recv_buffer = settings.buffer;
+        c
+    };
+    let mut client = Stack::new(config(client_ip, 1));
+    let mut server = Stack::new(config(server_ip, 2));
+    let server_addr = SocketAddr::new(server_ip, 5001);
+    let listener = server.listen(server_addr, 16).map_err(|e| format!("listen: {e:?}"))?;
+
+    let chunk = pattern(64 * 1024);
+    let mut rbuf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; settings.mtu.max(1280)];
+
+    let start = WallInstant::now();
+    let clock = || Instant::from_micros(start.elapsed().as_micros() as u64);
+    let conn = client.connect(clock(), None, server_addr).map_err(|e| format!("connect: {e:?}"))?;
+    let mut accepted = None;
+    let (mut sent, mut received, mut shut) = (0u64, 0u64, false);
+    let mut idle = 0u64;
+    while received < settings.bytes {
+        let now = clock();
+        let before = (sent, received);
+        // Application: write as much as fits, read everything that arrived.
+        while sent < settings.bytes {
+            let n = (settings.bytes - sent).min(chunk.len() as u64) as usize;
+            match client.send(conn, &chunk[..n]) {
+                Ok(0) => break,
+                Ok(k) => sent += k as u64,
+                Err(SendError::WouldBlock | SendError::NotConnected) => break,
+                Err(e) => return Err(format!("send after {sent} bytes: {e:?}")),
+            }
+        }
+        if sent == settings.bytes && !shut {
+            client.shutdown(conn).map_err(|e| format!("shutdown: {e:?}"))?;
+            shut = true;
+        }
+        while let Some(event) = server.poll_event() {
+            if let Event::Acceptable(_) = event {
+                if accepted.is_none() {
+                    accepted = server.accept(listener).ok();
+                }
+            }
+        }
+        while client.poll_event().is_some() {}
+        if accepted.is_none() {
+            accepted = server.accept(listener).ok();
+        }
+        if let Some(s) = accepted {
+            loop {
+                match server.recv(s, &mut rbuf) {
+                    Ok(0) => break,
+                    Ok(k) => received += k as u64,
+                    Err(RecvError::WouldBlock) => break,
+                    Err(e) => return Err(format!("recv after {received} bytes: {e:?}")),
+                }
+            }
+        }
+        // Wire: each stack's output straight into the other.
+        let mut moved = false;
+        while let Some(n) = client.poll_transmit(now, &mut buf) {
+            server.handle_packet(now, &buf[..n]);
+            moved = true;
+        }
+        while let Some(n) = server.poll_transmit(now, &mut buf) {
+            client.handle_packet(now, &buf[..n]);
+            moved = true;
+        }
+        for stack in [&mut client, &mut server] {
+            if stack.poll_timeout().is_some_and(|t| t <= now) {
+                stack.handle_timeout(now);
+            }
+        }
+        if moved || before != (sent, received) {
+            idle = 0;
+        } else {
+            idle += 1;
+            if idle > STALL_LIMIT {
+                return Err(format!("stuck after {received} of {} bytes", settings.bytes));
+            }
+        }
+    }
+    Ok(Run { bytes: received, seconds: start.elapsed().as_secs_f64() })
+}
+
+// ---------------------------------------------------------------------------------------------
+// smoltcp
+// ---------------------------------------------------------------------------------------------
+
+mod smol {
+    use smoltcp::phy::{Device, DeviceCapabilities, Loopback, Medium};
+    use smoltcp::time::Instant;
+
+    /// smoltcp's in-memory IP loopback with its MTU capped.
+    pub struct CappedLoopback {
+        pub inner: Loopback,
+        pub mtu: usize,
+    }
+
+    impl Device for CappedLoopback {
+        type RxToken<'a> = <Loopback as Device>::RxToken<'a>;
+        type TxToken<'a> = <Loopback as Device>::TxToken<'a>;
+
+        fn receive(&mut self, t: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+            self.inner.receive(t)
+        }
+
+        fn transmit(&mut self, t: Instant) -> Option<Self::TxToken<'_>> {
+            self.inner.transmit(t)
+        }
+
+        fn capabilities(&self) -> DeviceCapabilities {
+            let mut caps = self.inner.capabilities();
+            caps.max_transmission_unit = self.mtu;
+            caps
+        }
+    }
+
+    pub fn loopback(mtu: usize) -> CappedLoopback {
+        CappedLoopback { inner: Loopback::new(Medium::Ip), mtu }
+    }
+}
+
+/// Moves `settings.bytes` between two smoltcp TCP sockets on one interface over smoltcp's
+/// in-memory loopback (`Medium::Ip`), the MTU capped to `settings.mtu`, as smoltcp's own
+/// `loopback_benchmark` example does.
+pub fn smoltcp_bulk(settings: BulkSettings) -> Result<Run, String> {
+    use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
+    use smoltcp::socket::tcp;
+    use smoltcp::time::Instant as SmolInstant;
+    use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+
+    let mut device = smol::loopback(settings.mtu);
+    let start = WallInstant::now();
+    let clock = || SmolInstant::from_micros(start.elapsed().as_micros() as i64);
+    let mut iface = Interface::new(IfaceConfig::new(HardwareAddress::Ip), &mut device, clock());
+    iface.update_ip_addrs(|addrs| {
+        addrs.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).expect("one address fits");
+    });
+    let socket = || {
+        tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; settings.buffer]),
+            tcp::SocketBuffer::new(vec![0; settings.buffer]),
+        )
+    };
+    let mut storage: [_; 2] = Default::default();
+    let mut sockets = SocketSet::new(&mut storage[..]);
+    let server = sockets.add(socket());
+    let client = sockets.add(socket());
+    sockets.get_mut::<tcp::Socket>(server).listen(5001).map_err(|e| format!("listen: {e}"))?;
+    sockets
+        .get_mut::<tcp::Socket>(client)
+        .connect(iface.context(), (IpAddress::v4(127, 0, 0, 1), 5001), 49152)
+        .map_err(|e| format!("connect: {e}"))?;
+
+    let chunk = pattern(64 * 1024);
+    let mut rbuf = vec![0u8; 64 * 1024];
+    let (mut sent, mut received) = (0u64, 0u64);
+    let mut idle = 0u64;
+    while received < settings.bytes {
+        let before = (sent, received);
+        let polled = iface.poll(clock(), &mut device, &mut sockets);
+        let s = sockets.get_mut::<tcp::Socket>(server);
+        while s.can_recv() {
+            match s.recv_slice(&mut rbuf) {
+                Ok(0) => break,
+                Ok(k) => received += k as u64,
+                Err(e) => return Err(format!("recv after {received} bytes: {e}")),
+            }
+        }
+        let c = sockets.get_mut::<tcp::Socket>(client);
+        while sent < settings.bytes && c.can_send() {
+            let n = (settings.bytes - sent).min(chunk.len() as u64) as usize;
+            match c.send_slice(&chunk[..n]) {
+                Ok(0) => break,
+                Ok(k) => sent += k as u64,
+                Err(e) => return Err(format!("send after {sent} bytes: {e}")),
+            }
+        }
+        if polled == smoltcp::iface::PollResult::SocketStateChanged || before != (sent, received) {
+            idle = 0;
+        } else {
+            idle += 1;
+            if idle > STALL_LIMIT {
+                return Err(format!("stuck after {received} of {} bytes", settings.bytes));
+            }
+        }
+    }
+    Ok(Run { bytes: received, seconds: start.elapsed().as_secs_f64() })
+}
+
+/// Parses a byte count: a number with an optional suffix K, M, G (powers of 1024, with or
+/// without a trailing `iB`/`B`), e.g. `1G`, `16MiB`, `65536`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, suffix) = t.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| format!("{text:?}: expected a number of bytes"))?;
+    let shift = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("{text:?}: unknown size suffix {suffix:?} (use K, M or G)")),
+    };
+    number.checked_mul(1 << shift).ok_or_else(|| format!("{text:?}: too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_suffixes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("16M"), Ok(16 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("256k"), Ok(256 << 10));
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999999G").is_err());
+    }
+
+    #[test]
+    fn median_of_even_and_odd_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(vec![]), None);
+    }
+
+    #[test]
+    fn smoltcp_moves_every_byte_at_mtu_1500() {
+        let run = smoltcp_bulk(BulkSettings { mtu: 1500, bytes: 4 << 20, buffer: 256 * 1024 }).unwrap();
+        assert_eq!(run.bytes, 4 << 20);
+    }
+}

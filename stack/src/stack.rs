@@ -269,6 +269,60 @@ pub struct ConnectionInfo {
     pub recv_queue: usize,
 }
 
+/// A fast keyed hash for the connection table: FxHash-style mixing from a key derived from the
+/// configured secret (the core reads no OS randomness), so hash flooding needs the secret.
+#[derive(Debug, Clone)]
+struct KeyedHash(u64);
+
+impl KeyedHash {
+    fn new(secret: &[u8; 16]) -> Self {
+        KeyedHash(isn::siphash24(secret, b"connection-table") | 1)
+    }
+}
+
+impl std::hash::BuildHasher for KeyedHash {
+    type Hasher = KeyedHasher;
+    fn build_hasher(&self) -> KeyedHasher {
+        KeyedHasher(self.0)
+    }
+}
+
+/// The hasher of [`KeyedHash`].
+#[derive(Debug)]
+struct KeyedHasher(u64);
+
+impl std::hash::Hasher for KeyedHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u16(&mut self, v: u16) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    fn finish(&self) -> u64 {
+        // A final avalanche so that the low bits the table uses depend on every input bit.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^ (h >> 33)
+    }
+}
+
 /// A listening socket.
 #[derive(Debug)]
 struct Listener {
@@ -304,7 +358,9 @@ pub struct Stack {
     config: Config,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    by_tuple: HashMap<FourTuple, u32>,
+    by_tuple: HashMap<FourTuple, u32, KeyedHash>,
+    /// The connection the last segment went to: bulk traffic hits it without hashing.
+    last_lookup: Option<(FourTuple, u32)>,
     listeners: Vec<Option<Listener>>,
     listener_by_addr: HashMap<SocketAddr, u32>,
     /// Connections that may have something to send.
@@ -338,11 +394,13 @@ impl Stack {
             let h = crate::tcp::isn::siphash24(&config.isn_secret, b"ephemeral-port");
             EPHEMERAL.start() + (h % u64::from(EPHEMERAL.end() - EPHEMERAL.start())) as u16
         };
+        let hasher = KeyedHash::new(&config.isn_secret);
         Stack {
             config,
             slots: Vec::new(),
             free: Vec::new(),
-            by_tuple: HashMap::new(),
+            by_tuple: HashMap::with_hasher(hasher),
+            last_lookup: None,
             listeners: Vec::new(),
             listener_by_addr: HashMap::new(),
             transmit_queue: VecDeque::new(),
@@ -434,7 +492,12 @@ impl Stack {
             local: SocketAddr::new(ip.dst, seg.dst_port),
             remote: SocketAddr::new(ip.src, seg.src_port),
         };
-        if let Some(&idx) = self.by_tuple.get(&tuple) {
+        let found = match self.last_lookup {
+            Some((t, idx)) if t == tuple => Some(idx),
+            _ => self.by_tuple.get(&tuple).copied(),
+        };
+        if let Some(idx) = found {
+            self.last_lookup = Some((tuple, idx));
             // RFC 9293 §3.10.7.4 / RFC 6191: a new SYN may reopen a connection in TIME-WAIT
             // when its sequence number is beyond the old connection's.
             let reopen = {
@@ -591,6 +654,7 @@ impl Stack {
         let slot = &mut self.slots[idx as usize];
         if let Some(conn) = slot.conn.take() {
             self.by_tuple.remove(&conn.tuple);
+            self.last_lookup = None;
             self.connections -= 1;
             slot.generation = (slot.generation + 1) & (u32::MAX >> INDEX_BITS);
             let old_gen = slot.generation.wrapping_sub(1) & (u32::MAX >> INDEX_BITS);
@@ -699,10 +763,11 @@ impl Stack {
                 self.after_transmit(idx);
                 continue;
             };
+            let tuple = conn.tuple;
             let payload = conn.send_buffer_slice(out.payload_offset, out.payload_len);
             let seg = TcpRepr {
-                src_port: conn.tuple.local.port(),
-                dst_port: conn.tuple.remote.port(),
+                src_port: tuple.local.port(),
+                dst_port: tuple.remote.port(),
                 seq: out.seq,
                 ack: out.ack,
                 flags: out.flags,
@@ -712,8 +777,8 @@ impl Stack {
                 payload,
             };
             let ip = IpRepr {
-                src: conn.tuple.local.ip(),
-                dst: conn.tuple.remote.ip(),
+                src: tuple.local.ip(),
+                dst: tuple.remote.ip(),
                 protocol: IPPROTO_TCP,
                 hop_limit,
                 payload_len: seg.buffer_len(),

@@ -1,1 +1,85 @@
-//! (stub: filled in by its own change)
+//! Scripts in the packetdrill dialect (DESIGN.md "Scripts"): a parser into [`ast::Script`] and an
+//! executor that runs one against a `utcp::Stack` on virtual time.
+//!
+//! Must not depend on: wall-clock time, the network. Files are read only by [`run_file`].
+
+pub mod ast;
+pub mod parse;
+
+pub use ast::Script;
+pub use parse::{parse_script, ParseError};
+pub mod exec;
+pub mod packet;
+
+pub use exec::{run, Failure, Outcome};
+
+/// The result of running one script file.
+#[derive(Debug, Clone)]
+pub struct FileOutcome {
+    /// The path as given.
+    pub path: String,
+    /// `Err` when the file could not be read or parsed (the message names file:line:col).
+    pub outcome: Result<Outcome, String>,
+}
+
+impl FileOutcome {
+    /// Whether the script parsed and passed.
+    pub fn passed(&self) -> bool {
+        matches!(&self.outcome, Ok(o) if o.passed())
+    }
+
+    /// A one-paragraph report: `PASS path` or `FAIL path:line` with expected and instead.
+    pub fn report(&self, verbose: bool) -> String {
+        let mut s = match &self.outcome {
+            Ok(o) => match &o.failure {
+                None => format!("PASS {}", self.path),
+                Some(f) => format!(
+                    "FAIL {}:{}\n  expected: {}\n  instead:  {}",
+                    self.path, f.line, f.expected, f.got
+                ),
+            },
+            Err(e) => format!("FAIL {e}"),
+        };
+        if verbose {
+            if let Ok(o) = &self.outcome {
+                s.push_str("\n  transcript:");
+                for line in &o.transcript {
+                    s.push_str("\n    ");
+                    s.push_str(line);
+                }
+            }
+        }
+        s
+    }
+}
+
+/// Reads, parses and runs one script file.
+pub fn run_file(path: &std::path::Path) -> FileOutcome {
+    let name = path.display().to_string();
+    let outcome = match std::fs::read_to_string(path) {
+        Err(e) => Err(format!("{name}: cannot read: {e}")),
+        Ok(text) => match parse_script(&name, &text) {
+            Err(e) => Err(e.to_string()),
+            Ok(script) => Ok(run(&script)),
+        },
+    };
+    FileOutcome { path: name, outcome }
+}
+
+/// Every `.pkt` file under `dir`, sorted.
+pub fn find_scripts(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let p = entry?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "pkt") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -5,64 +5,104 @@
 
 use std::collections::BTreeMap;
 
-/// Bytes queued for sending: `data[head..]` starts at SND.UNA.
+/// Bytes queued for sending, in a ring: the first byte held is at SND.UNA (or just after the SYN).
+///
+/// A segment's payload must be one slice; one that would wrap around the ring's end is copied
+/// into a small scratch buffer (once per trip around the ring).
 #[derive(Debug, Clone)]
 pub(crate) struct SendBuffer {
-    data: Vec<u8>,
+    ring: Vec<u8>,
+    /// Ring index of the first byte held.
     head: usize,
+    len: usize,
     capacity: usize,
+    scratch: Vec<u8>,
 }
 
 impl SendBuffer {
     pub(crate) fn new(capacity: usize) -> Self {
-        SendBuffer { data: Vec::new(), head: 0, capacity }
+        SendBuffer { ring: Vec::new(), head: 0, len: 0, capacity, scratch: Vec::new() }
     }
 
     /// Bytes held (sent-unacknowledged and unsent).
     pub(crate) fn len(&self) -> usize {
-        self.data.len() - self.head
+        self.len
     }
 
     /// Room left.
     pub(crate) fn free(&self) -> usize {
-        self.capacity.saturating_sub(self.len())
+        self.capacity.saturating_sub(self.len)
     }
 
     pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 
+    /// Changes the capacity, keeping what is held (never below it).
     pub(crate) fn set_capacity(&mut self, capacity: usize) {
+        let capacity = capacity.max(self.len);
+        if capacity != self.capacity && !self.ring.is_empty() {
+            let mut ring = vec![0; capacity];
+            let (a, b) = self.parts(0, self.len);
+            ring[..a.len()].copy_from_slice(a);
+            ring[a.len()..a.len() + b.len()].copy_from_slice(b);
+            self.ring = ring;
+            self.head = 0;
+        }
         self.capacity = capacity;
     }
 
     /// Appends as much of `bytes` as fits; returns how much.
     pub(crate) fn push(&mut self, bytes: &[u8]) -> usize {
         let n = bytes.len().min(self.free());
-        if n > 0 {
-            if self.head > 0 && self.head >= self.data.len() / 2 {
-                self.data.drain(..self.head);
-                self.head = 0;
-            }
-            self.data.extend_from_slice(&bytes[..n]);
+        if n == 0 {
+            return 0;
         }
+        if self.ring.len() < self.capacity {
+            // Allocated on first use, so idle connections stay small.
+            self.ring.resize(self.capacity, 0);
+        }
+        let cap = self.ring.len();
+        let tail = (self.head + self.len) % cap;
+        let first = n.min(cap - tail);
+        self.ring[tail..tail + first].copy_from_slice(&bytes[..first]);
+        self.ring[..n - first].copy_from_slice(&bytes[first..n]);
+        self.len += n;
         n
     }
 
-    /// The bytes at `offset..offset + len` from SND.UNA (clipped to what is held).
-    pub(crate) fn slice(&self, offset: usize, len: usize) -> &[u8] {
-        let start = (self.head + offset).min(self.data.len());
-        let end = (start + len).min(self.data.len());
-        &self.data[start..end]
+    /// The bytes at `offset..offset + len` from the first byte held, as up to two ring slices.
+    fn parts(&self, offset: usize, len: usize) -> (&[u8], &[u8]) {
+        let start = offset.min(self.len);
+        let len = len.min(self.len - start);
+        if len == 0 || self.ring.is_empty() {
+            return (&[], &[]);
+        }
+        let cap = self.ring.len();
+        let i = (self.head + start) % cap;
+        let first = len.min(cap - i);
+        (&self.ring[i..i + first], &self.ring[..len - first])
+    }
+
+    /// The bytes at `offset..offset + len` (clipped to what is held) as one slice.
+    pub(crate) fn slice(&mut self, offset: usize, len: usize) -> &[u8] {
+        let wraps = !self.parts(offset, len).1.is_empty();
+        if !wraps {
+            return self.parts(offset, len).0;
+        }
+        let (a, b) = self.parts(offset, len);
+        let mut scratch = Vec::with_capacity(a.len() + b.len());
+        scratch.extend_from_slice(a);
+        scratch.extend_from_slice(b);
+        self.scratch = scratch;
+        &self.scratch
     }
 
     /// Drops `n` acknowledged bytes from the front.
     pub(crate) fn consume(&mut self, n: usize) {
-        self.head = (self.head + n).min(self.data.len());
-        if self.head == self.data.len() {
-            self.data.clear();
-            self.head = 0;
-        }
+        let n = n.min(self.len);
+        self.len -= n;
+        self.head = if self.len == 0 || self.ring.is_empty() { 0 } else { (self.head + n) % self.ring.len() };
     }
 }
 
@@ -273,6 +313,19 @@ mod tests {
         b.insert(12, b"cccccccccc");
         assert_eq!(b.sack_intervals().collect::<Vec<_>>(), vec![(10, 24)]);
         assert_eq!(b.out_of_order_bytes(), 14);
+    }
+
+    #[test]
+    fn send_buffer_wraps_around_its_ring() {
+        let mut s = SendBuffer::new(8);
+        assert_eq!(s.push(b"abcdef"), 6);
+        s.consume(5);
+        assert_eq!(s.push(b"ghijklmn"), 7);
+        assert_eq!(s.slice(0, 8), b"fghijklm");
+        assert_eq!(s.slice(2, 3), b"hij");
+        s.set_capacity(16);
+        assert_eq!(s.push(b"xy"), 2);
+        assert_eq!(s.slice(0, 16), b"fghijklmxy");
     }
 
     #[test]

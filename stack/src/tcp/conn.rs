@@ -1457,7 +1457,7 @@ impl Connection {
     }
 
     /// The payload bytes of a segment from `poll_transmit`.
-    pub(crate) fn send_buffer_slice(&self, offset: usize, len: usize) -> &[u8] {
+    pub(crate) fn send_buffer_slice(&mut self, offset: usize, len: usize) -> &[u8] {
         self.send_buf.slice(offset, len)
     }
 

@@ -1,0 +1,289 @@
+//! The parsed form of a packetdrill-dialect script: header options and timed events.
+//!
+//! Times are microseconds; sequence numbers are kept as the script wrote them (relative), the
+//! executor rebases them. Must not depend on: the stack, files, clocks.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// A whole script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    /// Where it came from, for messages.
+    pub path: String,
+    /// Header options (`--name=value` lines).
+    pub options: ScriptOptions,
+    /// The timed lines, in file order.
+    pub events: Vec<Event>,
+}
+
+/// Which `utcp::Config` a script runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// `Config::linux_like()` (the default).
+    Linux,
+    /// `Config::default()`: the RFCs' recommendations.
+    Default,
+}
+
+/// Header options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptOptions {
+    /// How far an outbound packet's time may be from the script's, in microseconds.
+    pub tolerance_usecs: u64,
+    /// The configuration profile.
+    pub profile: Profile,
+    /// The stack's address.
+    pub local_ip: Ipv4Addr,
+    /// The scripted peer's address.
+    pub remote_ip: Ipv4Addr,
+    /// The link MTU, if the script sets one.
+    pub mtu: Option<usize>,
+}
+
+impl Default for ScriptOptions {
+    fn default() -> Self {
+        ScriptOptions {
+            tolerance_usecs: 4_000,
+            profile: Profile::Linux,
+            local_ip: Ipv4Addr::new(192, 168, 0, 1),
+            remote_ip: Ipv4Addr::new(192, 0, 2, 1),
+            mtu: None,
+        }
+    }
+}
+
+/// When an event happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSpec {
+    /// Seconds from the start of the script.
+    Absolute(u64),
+    /// After the previous event.
+    Relative(u64),
+    /// `*`: any time.
+    Any,
+    /// `a~b`: anywhere in the range; `relative` when written `+a~+b`.
+    Range {
+        /// Start, microseconds.
+        lo: u64,
+        /// End, microseconds.
+        hi: u64,
+        /// Whether both ends are relative to the previous event.
+        relative: bool,
+    },
+}
+
+/// One timed line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// 1-based line number.
+    pub line: usize,
+    /// The line as written, trimmed, comments removed.
+    pub text: String,
+    /// When.
+    pub time: TimeSpec,
+    /// For blocking calls written `t1...t2`: when the call is expected to return (absolute, or
+    /// relative to the start when `true`).
+    pub end_time: Option<(u64, bool)>,
+    /// What.
+    pub kind: EventKind,
+}
+
+/// What an event does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// A packet into (`<`) or out of (`>`) the stack.
+    Packet(PacketSpec),
+    /// A socket call and its expected result.
+    Call(CallSpec),
+}
+
+/// Which way a packet goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `<`: injected into the stack.
+    Inbound,
+    /// `>`: expected from the stack.
+    Outbound,
+}
+
+/// TCP flag bits as the script writes them (same values as the header's flag byte).
+pub mod flag {
+    /// FIN.
+    pub const FIN: u8 = 0x01;
+    /// SYN.
+    pub const SYN: u8 = 0x02;
+    /// RST.
+    pub const RST: u8 = 0x04;
+    /// PSH.
+    pub const PSH: u8 = 0x08;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
+    /// URG.
+    pub const URG: u8 = 0x20;
+    /// ECE.
+    pub const ECE: u8 = 0x40;
+    /// CWR.
+    pub const CWR: u8 = 0x80;
+}
+
+/// Writes flags in packetdrill's order (`S`, `F`, `R`, `P`, `U`, `E`, `W`, then `.` for ACK).
+pub fn format_flags(flags: u8) -> String {
+    let mut s = String::new();
+    for (bit, c) in [
+        (flag::SYN, 'S'),
+        (flag::FIN, 'F'),
+        (flag::RST, 'R'),
+        (flag::PSH, 'P'),
+        (flag::URG, 'U'),
+        (flag::ECE, 'E'),
+        (flag::CWR, 'W'),
+        (flag::ACK, '.'),
+    ] {
+        if flags & bit != 0 {
+            s.push(c);
+        }
+    }
+    if s.is_empty() {
+        s.push('-');
+    }
+    s
+}
+
+/// A packet line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacketSpec {
+    /// `<` or `>`.
+    pub direction: Direction,
+    /// Flag bits.
+    pub flags: u8,
+    /// First sequence number (relative).
+    pub seq: u32,
+    /// Payload length.
+    pub len: u32,
+    /// `ack N`.
+    pub ack: Option<u32>,
+    /// `win N` (the raw header field).
+    pub win: Option<u16>,
+    /// `urg N`.
+    pub urg: Option<u16>,
+    /// The options; `None` when the line has none written.
+    pub options: Option<OptionsSpec>,
+    /// `port N` (a utcp extension, not packetdrill): the peer's port for this packet, so that
+    /// one script can hold several connections (backlog tests). `None` is the script's peer.
+    pub peer_port: Option<u16>,
+}
+
+/// The options of a packet line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionsSpec {
+    /// `<...>`: any options.
+    Any,
+    /// These options, in this order.
+    List(Vec<TcpOptionSpec>),
+}
+
+/// One TCP option as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpOptionSpec {
+    /// `eol`.
+    Eol,
+    /// `nop`.
+    Nop,
+    /// `mss N`.
+    Mss(u16),
+    /// `wscale N`.
+    WScale(u8),
+    /// `sackOK`.
+    SackOk,
+    /// `sack a:b c:d` (relative to the ISN of the side whose data is acknowledged).
+    Sack(Vec<(u32, u32)>),
+    /// `TS val A ecr B`.
+    Timestamp {
+        /// TSval.
+        val: u32,
+        /// TSecr.
+        ecr: u32,
+    },
+}
+
+impl fmt::Display for TcpOptionSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TcpOptionSpec::Eol => f.write_str("eol"),
+            TcpOptionSpec::Nop => f.write_str("nop"),
+            TcpOptionSpec::Mss(m) => write!(f, "mss {m}"),
+            TcpOptionSpec::WScale(w) => write!(f, "wscale {w}"),
+            TcpOptionSpec::SackOk => f.write_str("sackOK"),
+            TcpOptionSpec::Sack(blocks) => {
+                f.write_str("sack")?;
+                for (a, b) in blocks {
+                    write!(f, " {a}:{b}")?;
+                }
+                Ok(())
+            }
+            TcpOptionSpec::Timestamp { val, ecr } => write!(f, "TS val {val} ecr {ecr}"),
+        }
+    }
+}
+
+/// Formats an option list as `<a,b,c>`.
+pub fn format_options(options: &[TcpOptionSpec]) -> String {
+    let parts: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+    format!("<{}>", parts.join(","))
+}
+
+/// A socket call line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSpec {
+    /// The call's name (`socket`, `write`, ...).
+    pub name: String,
+    /// Its arguments.
+    pub args: Vec<Expr>,
+    /// The expected return value.
+    pub result: Expr,
+    /// The expected errno name (`EAGAIN`), when the result is -1.
+    pub errno: Option<String>,
+}
+
+/// An argument or result expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expr {
+    /// `...`: anything.
+    Ellipsis,
+    /// An integer.
+    Int(i64),
+    /// A symbol (`SOCK_STREAM`, `ECONNREFUSED`).
+    Symbol(String),
+    /// `A|B|C`.
+    BitOr(Vec<Expr>),
+    /// `[a, b]`.
+    Array(Vec<Expr>),
+    /// `{name=value, ...}`.
+    Struct(Vec<(String, Expr)>),
+    /// A quoted string.
+    Str(String),
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Ellipsis => f.write_str("..."),
+            Expr::Int(n) => write!(f, "{n}"),
+            Expr::Symbol(s) => f.write_str(s),
+            Expr::BitOr(parts) => {
+                let p: Vec<String> = parts.iter().map(|e| e.to_string()).collect();
+                f.write_str(&p.join("|"))
+            }
+            Expr::Array(items) => {
+                let p: Vec<String> = items.iter().map(|e| e.to_string()).collect();
+                write!(f, "[{}]", p.join(", "))
+            }
+            Expr::Struct(fields) => {
+                let p: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                write!(f, "{{{}}}", p.join(", "))
+            }
+            Expr::Str(s) => write!(f, "\"{s}\""),
+        }
+    }
+}

@@ -1,0 +1,1040 @@
+//! The packetdrill-dialect parser: text in, [`Script`] out, or an error naming file, line and
+//! column and what was expected there.
+//!
+//! Comments (`//` to the end of the line, `/* ... */` across lines) are blanked first, keeping
+//! every other character where it was so that columns stay true. Python blocks (`%{ ... }%`) and
+//! shell lines (`` `cmd` ``) are refused, never skipped. Must not depend on: the stack, files.
+
+use super::ast::*;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// A parse error: where and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// The script's path as given.
+    pub path: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What was wrong or expected.
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.path, self.line, self.col, self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// The system calls the dialect knows.
+pub const CALLS: &[&str] = &[
+    "socket",
+    "bind",
+    "listen",
+    "accept",
+    "connect",
+    "write",
+    "send",
+    "read",
+    "recv",
+    "shutdown",
+    "close",
+    "setsockopt",
+    "getsockopt",
+    "fcntl",
+    "poll",
+];
+
+/// Parses a whole script. `path` is used in messages only.
+pub fn parse_script(path: &str, text: &str) -> Result<Script, ParseError> {
+    let cleaned = strip_comments(path, text)?;
+    let mut options = ScriptOptions::default();
+    let mut events = Vec::new();
+    for (i, line) in cleaned.lines().enumerate() {
+        let lineno = i + 1;
+        let err =
+            |col: usize, message: String| ParseError { path: path.to_string(), line: lineno, col, message };
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(col) = line.find('`') {
+            return Err(err(col + 1, "shell lines (`...`) are not supported".into()));
+        }
+        let indent = line.len() - line.trim_start().len();
+        if line.trim_start().starts_with("--") {
+            if !events.is_empty() {
+                return Err(err(
+                    indent + 1,
+                    "header options (--name=value) must come before the first event".into(),
+                ));
+            }
+            parse_header_option(line.trim_end(), indent, &mut options).map_err(|(col, m)| err(col, m))?;
+            continue;
+        }
+        let mut p = LineParser { s: line, pos: 0 };
+        let event = p.event(lineno).map_err(|(col, m)| err(col, m))?;
+        events.push(event);
+    }
+    Ok(Script { path: path.to_string(), options, events })
+}
+
+/// Blanks comments, keeping newlines and columns; refuses Python blocks.
+fn strip_comments(path: &str, text: &str) -> Result<String, ParseError> {
+    let bytes: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let (mut line, mut col) = (1usize, 1usize);
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        let next = bytes.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < bytes.len() && bytes[i] != '\n' {
+                out.push(' ');
+                i += 1;
+                col += 1;
+            }
+            continue;
+        }
+        if c == '/' && next == Some('*') {
+            let (start_line, start_col) = (line, col);
+            out.push_str("  ");
+            i += 2;
+            col += 2;
+            loop {
+                if i >= bytes.len() {
+                    return Err(ParseError {
+                        path: path.into(),
+                        line: start_line,
+                        col: start_col,
+                        message: "unterminated /* comment".into(),
+                    });
+                }
+                if bytes[i] == '*' && bytes.get(i + 1) == Some(&'/') {
+                    out.push_str("  ");
+                    i += 2;
+                    col += 2;
+                    break;
+                }
+                if bytes[i] == '\n' {
+                    out.push('\n');
+                    line += 1;
+                    col = 1;
+                } else {
+                    out.push(' ');
+                    col += 1;
+                }
+                i += 1;
+            }
+            continue;
+        }
+        if c == '%' && next == Some('{') {
+            return Err(ParseError {
+                path: path.into(),
+                line,
+                col,
+                message: "Python blocks (%{ ... }%) are not supported".into(),
+            });
+        }
+        out.push(c);
+        if c == '\n' {
+            line += 1;
+            col = 1;
+        } else {
+            col += 1;
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+type PResult<T> = Result<T, (usize, String)>;
+
+fn parse_header_option(line: &str, indent: usize, options: &mut ScriptOptions) -> PResult<()> {
+    let body = &line[indent + 2..];
+    let (name, value) = match body.split_once('=') {
+        Some((n, v)) => (n.trim(), v.trim()),
+        None => return Err((indent + 1, format!("expected --name=value, found `{}`", line.trim()))),
+    };
+    let vcol = indent + 3 + body.find('=').unwrap_or(0) + 1;
+    match name {
+        "tolerance_usecs" => {
+            options.tolerance_usecs = value
+                .parse()
+                .map_err(|_| (vcol, format!("expected a number of microseconds, found `{value}`")))?;
+        }
+        "profile" => {
+            options.profile = match value {
+                "linux" => Profile::Linux,
+                "default" => Profile::Default,
+                _ => return Err((vcol, format!("expected profile `linux` or `default`, found `{value}`"))),
+            };
+        }
+        "local_ip" | "remote_ip" => {
+            let ip: Ipv4Addr =
+                value.parse().map_err(|_| (vcol, format!("expected an IPv4 address, found `{value}`")))?;
+            if name == "local_ip" {
+                options.local_ip = ip;
+            } else {
+                options.remote_ip = ip;
+            }
+        }
+        "ip_version" => {
+            if value != "ipv4" {
+                return Err((vcol, format!("only --ip_version=ipv4 is supported, found `{value}`")));
+            }
+        }
+        "mtu" => {
+            let mtu: usize =
+                value.parse().map_err(|_| (vcol, format!("expected an MTU in bytes, found `{value}`")))?;
+            if !(576..=65535).contains(&mtu) {
+                return Err((vcol, format!("MTU {mtu} is outside 576..=65535")));
+            }
+            options.mtu = Some(mtu);
+        }
+        _ => {
+            return Err((
+                indent + 3,
+                format!(
+                    "unknown header option `--{name}` (known: tolerance_usecs, profile, local_ip, remote_ip, \
+                     ip_version, mtu)"
+                ),
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// A cursor over one line. Columns in errors are 1-based.
+struct LineParser<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl<'a> LineParser<'a> {
+    fn col(&self) -> usize {
+        self.s[..self.pos].chars().count() + 1
+    }
+
+    fn rest(&self) -> &'a str {
+        &self.s[self.pos..]
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.rest().chars().next()
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(c) = self.peek() {
+            if c.is_whitespace() {
+                self.pos += c.len_utf8();
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn at_end(&mut self) -> bool {
+        self.skip_ws();
+        self.rest().is_empty()
+    }
+
+    fn found(&self) -> String {
+        let r = self.rest().trim_start();
+        if r.is_empty() {
+            "end of line".into()
+        } else {
+            let w: String = r.chars().take_while(|c| !c.is_whitespace()).take(20).collect();
+            format!("`{w}`")
+        }
+    }
+
+    fn fail<T>(&mut self, expected: &str) -> PResult<T> {
+        self.skip_ws();
+        Err((self.col(), format!("expected {expected}, found {}", self.found())))
+    }
+
+    fn eat(&mut self, tok: &str) -> bool {
+        self.skip_ws();
+        if self.rest().starts_with(tok) {
+            self.pos += tok.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, tok: &str, what: &str) -> PResult<()> {
+        if self.eat(tok) {
+            Ok(())
+        } else {
+            self.fail(what)
+        }
+    }
+
+    /// Eats `word` only when it is a whole word.
+    fn eat_word(&mut self, word: &str) -> bool {
+        self.skip_ws();
+        let r = self.rest();
+        if r.starts_with(word) && !r[word.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_') {
+            self.pos += word.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn ident(&mut self) -> Option<&'a str> {
+        self.skip_ws();
+        let r = self.rest();
+        let n = r.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(r.len());
+        if n == 0 || r.starts_with(|c: char| c.is_ascii_digit()) {
+            return None;
+        }
+        self.pos += n;
+        Some(&r[..n])
+    }
+
+    /// A decimal unsigned integer.
+    fn uint(&mut self, what: &str) -> PResult<u64> {
+        self.skip_ws();
+        let r = self.rest();
+        let n = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+        if n == 0 {
+            return self.fail(what);
+        }
+        let col = self.col();
+        let v = r[..n].parse::<u64>().map_err(|_| (col, format!("number `{}` is too large", &r[..n])))?;
+        self.pos += n;
+        Ok(v)
+    }
+
+    fn u32(&mut self, what: &str) -> PResult<u32> {
+        let col = {
+            self.skip_ws();
+            self.col()
+        };
+        let v = self.uint(what)?;
+        u32::try_from(v).map_err(|_| (col, format!("{v} does not fit in 32 bits")))
+    }
+
+    fn u16(&mut self, what: &str) -> PResult<u16> {
+        let col = {
+            self.skip_ws();
+            self.col()
+        };
+        let v = self.uint(what)?;
+        u16::try_from(v).map_err(|_| (col, format!("{v} does not fit in 16 bits")))
+    }
+
+    /// Seconds with an optional fraction (`1`, `0.1`, `.25`), as microseconds.
+    fn seconds(&mut self) -> PResult<u64> {
+        self.skip_ws();
+        let col = self.col();
+        let r = self.rest();
+        let int_len = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+        let mut len = int_len;
+        let mut frac = "";
+        if r[int_len..].starts_with('.') && r[int_len + 1..].starts_with(|c: char| c.is_ascii_digit()) {
+            let f = &r[int_len + 1..];
+            let flen = f.find(|c: char| !c.is_ascii_digit()).unwrap_or(f.len());
+            frac = &f[..flen];
+            len = int_len + 1 + flen;
+        }
+        if int_len == 0 && frac.is_empty() {
+            return self.fail("a time in seconds");
+        }
+        let secs: u64 = if int_len == 0 {
+            0
+        } else {
+            r[..int_len].parse().map_err(|_| (col, "time is too large".to_string()))?
+        };
+        let trimmed = frac.trim_end_matches('0');
+        if trimmed.len() > 6 {
+            return Err((col, format!("time `{}` is finer than a microsecond", &r[..len])));
+        }
+        let mut micros: u64 = 0;
+        for (i, d) in trimmed.chars().enumerate() {
+            micros += u64::from(d.to_digit(10).unwrap_or(0)) * 10u64.pow(5 - i as u32);
+        }
+        self.pos += len;
+        secs.checked_mul(1_000_000)
+            .and_then(|s| s.checked_add(micros))
+            .ok_or((col, "time is too large".to_string()))
+    }
+
+    fn event(&mut self, line: usize) -> PResult<Event> {
+        let text = self.s.trim().to_string();
+        let time = self.time()?;
+        let mut end_time = None;
+        if self.eat("...") {
+            let rel = self.eat("+");
+            end_time = Some((self.seconds()?, rel));
+        }
+        self.skip_ws();
+        let kind = match self.peek() {
+            Some('<') | Some('>') => {
+                if end_time.is_some() {
+                    return self.fail("a system call after a `t1...t2` time");
+                }
+                EventKind::Packet(self.packet()?)
+            }
+            Some(c) if c.is_ascii_alphabetic() => EventKind::Call(self.call()?),
+            _ => return self.fail("`<`, `>` or a system call"),
+        };
+        Ok(Event { line, text, time, end_time, kind })
+    }
+
+    fn time(&mut self) -> PResult<TimeSpec> {
+        self.skip_ws();
+        if self.eat("*") {
+            return Ok(TimeSpec::Any);
+        }
+        let relative = self.eat("+");
+        if !relative && !self.rest().starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+            return self.fail("a time (`0.1`, `+0.1`, `*` or `a~b`)");
+        }
+        let lo = self.seconds()?;
+        if self.eat("~") {
+            let plus_col = self.col();
+            let rel_hi = self.eat("+");
+            if rel_hi != relative {
+                return Err((
+                    plus_col,
+                    "expected both ends of a time range absolute (`a~b`) or both relative (`+a~+b`)".into(),
+                ));
+            }
+            let col = self.col();
+            let hi = self.seconds()?;
+            if hi < lo {
+                return Err((col, "the end of a time range is before its start".into()));
+            }
+            return Ok(TimeSpec::Range { lo, hi, relative });
+        }
+        Ok(if relative { TimeSpec::Relative(lo) } else { TimeSpec::Absolute(lo) })
+    }
+
+    fn packet(&mut self) -> PResult<PacketSpec> {
+        let direction = if self.eat("<") {
+            Direction::Inbound
+        } else {
+            self.eat(">");
+            Direction::Outbound
+        };
+        self.skip_ws();
+        if self.eat_word("icmp") || self.eat_word("udp") {
+            return Err((self.col(), "only TCP packet lines are supported".into()));
+        }
+        if self.peek() == Some('[') {
+            return Err((self.col(), "IP header fields (`[...]`) are not supported".into()));
+        }
+        // Flags: one word of S F R P U E W and `.`.
+        self.skip_ws();
+        let start = self.pos;
+        let mut flags = 0u8;
+        while let Some(c) = self.peek() {
+            let bit = match c {
+                'S' => flag::SYN,
+                'F' => flag::FIN,
+                'R' => flag::RST,
+                'P' => flag::PSH,
+                'U' => flag::URG,
+                'E' => flag::ECE,
+                'W' => flag::CWR,
+                '.' => flag::ACK,
+                c if c.is_whitespace() => break,
+                _ => {
+                    return Err((self.col(), format!("expected TCP flags (S F R P U E W .), found `{c}`")));
+                }
+            };
+            if flags & bit != 0 {
+                return Err((self.col(), format!("flag `{c}` given twice")));
+            }
+            flags |= bit;
+            self.pos += 1;
+        }
+        if self.pos == start {
+            return self.fail("TCP flags (S, S., ., P., F., R, R., ...)");
+        }
+        let seq = self.u32("a sequence range `start:end(len)`")?;
+        self.expect(":", "`:` in `start:end(len)`")?;
+        let end = self.u32("the end of `start:end(len)`")?;
+        self.expect("(", "`(` in `start:end(len)`")?;
+        let len_col = self.col();
+        let len = self.u32("the length in `start:end(len)`")?;
+        self.expect(")", "`)` in `start:end(len)`")?;
+        if end.wrapping_sub(seq) != len {
+            return Err((
+                len_col,
+                format!("length {len} does not match {seq}:{end} (end - start = {})", end.wrapping_sub(seq)),
+            ));
+        }
+        let mut spec = PacketSpec {
+            direction,
+            flags,
+            seq,
+            len,
+            ack: None,
+            win: None,
+            urg: None,
+            options: None,
+            peer_port: None,
+        };
+        loop {
+            if self.at_end() {
+                break;
+            }
+            let col = self.col();
+            if self.eat_word("ack") {
+                if spec.ack.is_some() {
+                    return Err((col, "`ack` given twice".into()));
+                }
+                spec.ack = Some(self.u32("an acknowledgment number after `ack`")?);
+            } else if self.eat_word("win") {
+                if spec.win.is_some() {
+                    return Err((col, "`win` given twice".into()));
+                }
+                spec.win = Some(self.u16("a window after `win` (0..=65535, the raw header field)")?);
+            } else if self.eat_word("port") {
+                if spec.peer_port.is_some() {
+                    return Err((col, "`port` given twice".into()));
+                }
+                let c = self.col();
+                let port = self.u16("the peer's port after `port`")?;
+                if port == 0 {
+                    return Err((c, "port 0 cannot be a peer's port".into()));
+                }
+                spec.peer_port = Some(port);
+            } else if self.eat_word("urg") {
+                spec.urg = Some(self.u16("an urgent pointer after `urg`")?);
+            } else if self.eat("<") {
+                if spec.options.is_some() {
+                    return Err((col, "options given twice".into()));
+                }
+                spec.options = Some(self.options()?);
+            } else {
+                return self.fail("`ack N`, `win N`, `urg N`, `port N`, `<options>` or end of line");
+            }
+        }
+        Ok(spec)
+    }
+
+    /// After `<`: `...>` or a comma-separated list ending in `>`.
+    fn options(&mut self) -> PResult<OptionsSpec> {
+        if self.eat("...") {
+            self.expect(">", "`>` after `<...`")?;
+            return Ok(OptionsSpec::Any);
+        }
+        let mut list = Vec::new();
+        if self.eat(">") {
+            return Ok(OptionsSpec::List(list));
+        }
+        loop {
+            self.skip_ws();
+            let col = self.col();
+            let name = match self.ident() {
+                Some(n) => n,
+                None => return self.fail("a TCP option (mss, sackOK, TS, nop, wscale, sack, eol)"),
+            };
+            let opt = match name {
+                "nop" => TcpOptionSpec::Nop,
+                "eol" => TcpOptionSpec::Eol,
+                "sackOK" => TcpOptionSpec::SackOk,
+                "mss" => TcpOptionSpec::Mss(self.u16("an MSS value")?),
+                "wscale" => {
+                    let c = self.col();
+                    let v = self.uint("a window scale shift")?;
+                    TcpOptionSpec::WScale(
+                        u8::try_from(v).map_err(|_| (c, format!("wscale {v} does not fit in a byte")))?,
+                    )
+                }
+                "TS" => {
+                    if !self.eat_word("val") {
+                        return self.fail("`val` after `TS`");
+                    }
+                    let val = self.u32("a TSval")?;
+                    if !self.eat_word("ecr") {
+                        return self.fail("`ecr` after `TS val N`");
+                    }
+                    let ecr = self.u32("a TSecr")?;
+                    TcpOptionSpec::Timestamp { val, ecr }
+                }
+                "sack" => {
+                    let mut blocks = Vec::new();
+                    loop {
+                        self.skip_ws();
+                        if !self.rest().starts_with(|c: char| c.is_ascii_digit()) {
+                            break;
+                        }
+                        let a = self.u32("a SACK block start")?;
+                        self.expect(":", "`:` in a SACK block `start:end`")?;
+                        let b = self.u32("a SACK block end")?;
+                        blocks.push((a, b));
+                    }
+                    if blocks.len() > 4 {
+                        return Err((col, "at most 4 SACK blocks fit in the options".into()));
+                    }
+                    TcpOptionSpec::Sack(blocks)
+                }
+                other => {
+                    return Err((
+                        col,
+                        format!(
+                        "unsupported TCP option `{other}` (known: mss, sackOK, TS, nop, wscale, sack, eol)"
+                    ),
+                    ))
+                }
+            };
+            list.push(opt);
+            if self.eat(">") {
+                return Ok(OptionsSpec::List(list));
+            }
+            self.expect(",", "`,` or `>` in the option list")?;
+        }
+    }
+
+    fn call(&mut self) -> PResult<CallSpec> {
+        self.skip_ws();
+        let col = self.col();
+        let name = self.ident().unwrap_or_default().to_string();
+        if !CALLS.contains(&name.as_str()) {
+            return Err((col, format!("unsupported system call `{name}` (known: {})", CALLS.join(", "))));
+        }
+        self.expect("(", &format!("`(` after `{name}`"))?;
+        let mut args = Vec::new();
+        if !self.eat(")") {
+            loop {
+                args.push(self.expr()?);
+                if self.eat(")") {
+                    break;
+                }
+                self.expect(",", "`,` or `)` in the argument list")?;
+            }
+        }
+        self.expect("=", "`=` and the expected result")?;
+        let result = self.expr()?;
+        let mut errno = None;
+        self.skip_ws();
+        if let Some(c) = self.peek() {
+            if c.is_ascii_uppercase() {
+                let e = self.ident().unwrap_or_default();
+                errno = Some(e.to_string());
+            }
+        }
+        if self.eat("(") {
+            // Free text such as `(Resource temporarily unavailable)` or `(flags O_RDWR)`.
+            let mut depth = 1;
+            let open_col = self.col() - 1;
+            while depth > 0 {
+                match self.peek() {
+                    None => return Err((open_col, "unclosed `(` after the result".into())),
+                    Some(c) => {
+                        if c == '(' {
+                            depth += 1;
+                        } else if c == ')' {
+                            depth -= 1;
+                        }
+                        self.pos += c.len_utf8();
+                    }
+                }
+            }
+        }
+        if !self.at_end() {
+            return self.fail("end of line after the result");
+        }
+        if errno.is_some() && result != Expr::Int(-1) {
+            return Err((col, "an errno is only expected with a result of -1".into()));
+        }
+        Ok(CallSpec { name, args, result, errno })
+    }
+
+    fn expr(&mut self) -> PResult<Expr> {
+        let first = self.atom()?;
+        if !matches!(first, Expr::Symbol(_) | Expr::Int(_)) {
+            return Ok(first);
+        }
+        let mut parts = vec![first];
+        while self.eat("|") {
+            parts.push(self.atom()?);
+        }
+        Ok(if parts.len() == 1 { parts.pop().unwrap_or(Expr::Ellipsis) } else { Expr::BitOr(parts) })
+    }
+
+    fn atom(&mut self) -> PResult<Expr> {
+        self.skip_ws();
+        if self.eat("...") {
+            return Ok(Expr::Ellipsis);
+        }
+        if self.eat("[") {
+            let mut items = Vec::new();
+            if self.eat("]") {
+                return Ok(Expr::Array(items));
+            }
+            loop {
+                items.push(self.expr()?);
+                if self.eat("]") {
+                    return Ok(Expr::Array(items));
+                }
+                self.expect(",", "`,` or `]`")?;
+            }
+        }
+        if self.eat("{") {
+            let mut fields = Vec::new();
+            if self.eat("}") {
+                return Ok(Expr::Struct(fields));
+            }
+            loop {
+                let Some(name) = self.ident() else {
+                    return self.fail("a field name in `{name=value}`");
+                };
+                let name = name.to_string();
+                self.expect("=", "`=` after the field name")?;
+                fields.push((name, self.expr()?));
+                if self.eat("}") {
+                    return Ok(Expr::Struct(fields));
+                }
+                self.expect(",", "`,` or `}`")?;
+            }
+        }
+        if self.eat("\"") {
+            let r = self.rest();
+            let Some(end) = r.find('"') else {
+                return Err((self.col() - 1, "unterminated string".into()));
+            };
+            let s = r[..end].to_string();
+            self.pos += end + 1;
+            return Ok(Expr::Str(s));
+        }
+        let col = self.col();
+        let neg = self.eat("-");
+        let r = self.rest();
+        if r.starts_with("0x") || r.starts_with("0X") {
+            let h = &r[2..];
+            let n = h.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(h.len());
+            if n == 0 {
+                return self.fail("hex digits after `0x`");
+            }
+            let v = i64::from_str_radix(&h[..n], 16).map_err(|_| (col, "number is too large".to_string()))?;
+            self.pos += 2 + n;
+            return Ok(Expr::Int(if neg { -v } else { v }));
+        }
+        if r.starts_with(|c: char| c.is_ascii_digit()) {
+            let n = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+            let v: i64 = r[..n].parse().map_err(|_| (col, "number is too large".to_string()))?;
+            self.pos += n;
+            return Ok(Expr::Int(if neg { -v } else { v }));
+        }
+        if neg {
+            return self.fail("a number after `-`");
+        }
+        match self.ident() {
+            Some(s) => Ok(Expr::Symbol(s.to_string())),
+            None => self.fail("an argument (`...`, a number, a name, `[...]` or `{...}`)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Script {
+        match parse_script("t.pkt", text) {
+            Ok(s) => s,
+            Err(e) => panic!("unexpected parse error: {e}"),
+        }
+    }
+
+    fn parse_err(text: &str) -> ParseError {
+        match parse_script("t.pkt", text) {
+            Ok(s) => panic!("expected an error, parsed {s:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn one(text: &str) -> Event {
+        let mut s = parse(text);
+        assert_eq!(s.events.len(), 1, "{text}");
+        s.events.remove(0)
+    }
+
+    fn packet(text: &str) -> PacketSpec {
+        match one(text).kind {
+            EventKind::Packet(p) => p,
+            k => panic!("not a packet: {k:?}"),
+        }
+    }
+
+    fn call(text: &str) -> CallSpec {
+        match one(text).kind {
+            EventKind::Call(c) => c,
+            k => panic!("not a call: {k:?}"),
+        }
+    }
+
+    #[test]
+    fn design_example_parses() {
+        let s = parse(
+            "0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+             +0    bind(3, ..., ...) = 0\n\
+             +0    listen(3, 1) = 0\n\
+             +0    < S 0:0(0) win 32792 <mss 1000,sackOK,nop,nop,nop,wscale 7>\n\
+             +0    > S. 0:0(0) ack 1 <...>\n\
+             +.1   < . 1:1(0) ack 1 win 257\n\
+             +0    accept(3, ..., ...) = 4\n\
+             +0    write(4, ..., 1000) = 1000\n\
+             +0    > P. 1:1001(1000) ack 1\n",
+        );
+        assert_eq!(s.events.len(), 9);
+        assert_eq!(s.events[5].time, TimeSpec::Relative(100_000));
+        assert_eq!(s.events[5].line, 6);
+        assert_eq!(s.options, ScriptOptions::default());
+    }
+
+    #[test]
+    fn time_forms_map_to_microseconds_exactly() {
+        assert_eq!(one("0.100 close(3) = 0").time, TimeSpec::Absolute(100_000));
+        assert_eq!(one("1 close(3) = 0").time, TimeSpec::Absolute(1_000_000));
+        assert_eq!(one("+0.1 close(3) = 0").time, TimeSpec::Relative(100_000));
+        assert_eq!(one("+.1 close(3) = 0").time, TimeSpec::Relative(100_000));
+        assert_eq!(one("+.000001 close(3) = 0").time, TimeSpec::Relative(1));
+        assert_eq!(one("+1.5000000 close(3) = 0").time, TimeSpec::Relative(1_500_000));
+        assert_eq!(one("* close(3) = 0").time, TimeSpec::Any);
+        assert_eq!(
+            one("0.1~0.2 > . 1:1(0) ack 1").time,
+            TimeSpec::Range { lo: 100_000, hi: 200_000, relative: false }
+        );
+        assert_eq!(
+            one("+0.1~+0.25 > . 1:1(0) ack 1").time,
+            TimeSpec::Range { lo: 100_000, hi: 250_000, relative: true }
+        );
+    }
+
+    #[test]
+    fn blocking_call_end_time_parses() {
+        let e = one("0.1...0.3 read(4, ..., 10) = 10");
+        assert_eq!(e.time, TimeSpec::Absolute(100_000));
+        assert_eq!(e.end_time, Some((300_000, false)));
+        let e = one("+0...+0.2 accept(3, ..., ...) = 4");
+        assert_eq!(e.end_time, Some((200_000, true)));
+    }
+
+    #[test]
+    fn bad_times_are_refused_with_column() {
+        let e = parse_err("0.1~+0.2 > . 1:1(0) ack 1");
+        assert_eq!((e.line, e.col), (1, 5));
+        assert!(e.message.contains("both ends"), "{e}");
+        let e = parse_err("0.2~0.1 > . 1:1(0) ack 1");
+        assert!(e.message.contains("before its start"), "{e}");
+        let e = parse_err("0.0000001 close(3) = 0");
+        assert!(e.message.contains("finer than a microsecond"), "{e}");
+        let e = parse_err("  x close(3) = 0");
+        assert_eq!((e.line, e.col), (1, 3));
+        assert!(e.message.contains("expected a time"), "{e}");
+    }
+
+    #[test]
+    fn flags_parse_in_packetdrill_notation() {
+        for (text, flags) in [
+            ("S", flag::SYN),
+            ("S.", flag::SYN | flag::ACK),
+            ("F.", flag::FIN | flag::ACK),
+            ("P.", flag::PSH | flag::ACK),
+            ("R", flag::RST),
+            ("R.", flag::RST | flag::ACK),
+            (".", flag::ACK),
+            ("FP.", flag::FIN | flag::PSH | flag::ACK),
+            ("SEW", flag::SYN | flag::ECE | flag::CWR),
+            ("U.", flag::URG | flag::ACK),
+        ] {
+            let p = packet(&format!("0 < {text} 0:0(0) win 100"));
+            assert_eq!(p.flags, flags, "{text}");
+            assert_eq!(format_flags(p.flags).chars().count(), text.len(), "{text}");
+        }
+    }
+
+    #[test]
+    fn packet_fields_parse() {
+        let p = packet("+0 > P. 1:1001(1000) ack 7 win 229 urg 3");
+        assert_eq!(p.direction, Direction::Outbound);
+        assert_eq!((p.seq, p.len, p.ack, p.win, p.urg), (1, 1000, Some(7), Some(229), Some(3)));
+        assert_eq!(p.options, None);
+        let p = packet("+0 < S 0:0(0) win 100 port 40001");
+        assert_eq!(p.peer_port, Some(40001));
+        let e = parse_err("0 < S 0:0(0) port 0");
+        assert!(e.message.contains("port 0"), "{e}");
+        let p = packet("+0 < . 1:1(0) win 0 ack 1");
+        assert_eq!((p.ack, p.win), (Some(1), Some(0)));
+        assert_eq!(p.direction, Direction::Inbound);
+    }
+
+    #[test]
+    fn options_parse_in_order() {
+        let p =
+            packet("0 < S 0:0(0) win 65535 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7,sack 1:2 3:4,eol>");
+        assert_eq!(
+            p.options,
+            Some(OptionsSpec::List(vec![
+                TcpOptionSpec::Mss(1460),
+                TcpOptionSpec::SackOk,
+                TcpOptionSpec::Timestamp { val: 100, ecr: 0 },
+                TcpOptionSpec::Nop,
+                TcpOptionSpec::WScale(7),
+                TcpOptionSpec::Sack(vec![(1, 2), (3, 4)]),
+                TcpOptionSpec::Eol,
+            ]))
+        );
+        assert_eq!(packet("0 > S. 0:0(0) ack 1 <...>").options, Some(OptionsSpec::Any));
+        assert_eq!(packet("0 > S. 0:0(0) ack 1 < ... >").options, Some(OptionsSpec::Any));
+    }
+
+    #[test]
+    fn bad_packets_name_the_column_and_what_was_expected() {
+        let e = parse_err("0 < S 0:0(1) win 1");
+        assert!(e.message.contains("does not match"), "{e}");
+        assert_eq!(e.col, 11);
+        let e = parse_err("0 < X 0:0(0)");
+        assert_eq!(e.col, 5);
+        assert!(e.message.contains("expected TCP flags"), "{e}");
+        let e = parse_err("0 < S 0 0(0)");
+        assert!(e.message.contains("`:`"), "{e}");
+        let e = parse_err("0 < S 0:0(0) win 70000");
+        assert!(e.message.contains("16 bits"), "{e}");
+        let e = parse_err("0 < S 0:0(0) window 7");
+        assert!(e.message.contains("`ack N`, `win N`"), "{e}");
+        assert_eq!(e.col, 14);
+        let e = parse_err("0 < S 0:0(0) <mss 1460,fastopen>");
+        assert!(e.message.contains("unsupported TCP option `fastopen`"), "{e}");
+        let e = parse_err("0 < S 0:0(0) <mss 1460 sackOK>");
+        assert!(e.message.contains("`,` or `>`"), "{e}");
+        let e = parse_err("0 < S 0:0(0) <mss>");
+        assert!(e.message.contains("an MSS value"), "{e}");
+        let e = parse_err("0 < S 0:0(0) <TS 1 ecr 2>");
+        assert!(e.message.contains("`val`"), "{e}");
+        let e = parse_err("0 < S 0:0(0) ack 1 ack 2");
+        assert!(e.message.contains("twice"), "{e}");
+        let e = parse_err("0 < S 0:0(0) <wscale 300>");
+        assert!(e.message.contains("byte"), "{e}");
+        let e = parse_err("0 < udp (1000)");
+        assert!(e.message.contains("only TCP"), "{e}");
+        let e = parse_err("0 < [ect0] S 0:0(0)");
+        assert!(e.message.contains("not supported"), "{e}");
+        let e = parse_err("0 < S");
+        assert!(e.message.contains("end of line"), "{e}");
+    }
+
+    #[test]
+    fn calls_parse_with_results_and_errno() {
+        let c = call("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3");
+        assert_eq!(c.name, "socket");
+        assert_eq!(
+            c.args,
+            vec![Expr::Ellipsis, Expr::Symbol("SOCK_STREAM".into()), Expr::Symbol("IPPROTO_TCP".into())]
+        );
+        assert_eq!(c.result, Expr::Int(3));
+        let c = call("+0 read(4, ..., 100) = -1 EAGAIN (Resource temporarily unavailable)");
+        assert_eq!(c.result, Expr::Int(-1));
+        assert_eq!(c.errno.as_deref(), Some("EAGAIN"));
+        let c = call("+0 connect(3, ..., ...) = -1 EINPROGRESS");
+        assert_eq!(c.errno.as_deref(), Some("EINPROGRESS"));
+        let c = call("+0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0");
+        assert_eq!(
+            c.args[2],
+            Expr::BitOr(vec![Expr::Symbol("O_RDWR".into()), Expr::Symbol("O_NONBLOCK".into())])
+        );
+        let c = call("+0 fcntl(3, F_GETFL) = 0x802 (flags O_RDWR|O_NONBLOCK)");
+        assert_eq!(c.result, Expr::Int(0x802));
+        let c = call("+0 setsockopt(3, SOL_SOCKET, SO_LINGER, {onoff=1, linger=0}, 8) = 0");
+        assert_eq!(
+            c.args[3],
+            Expr::Struct(vec![("onoff".into(), Expr::Int(1)), ("linger".into(), Expr::Int(0))])
+        );
+        let c = call("+0 getsockopt(3, SOL_SOCKET, SO_ERROR, [ECONNREFUSED], [4]) = 0");
+        assert_eq!(c.args[3], Expr::Array(vec![Expr::Symbol("ECONNREFUSED".into())]));
+        assert_eq!(c.args[4], Expr::Array(vec![Expr::Int(4)]));
+        let c = call("+0 poll([{fd=4, events=POLLIN|POLLOUT, revents=POLLOUT}], 1, 0) = 1");
+        assert_eq!(c.name, "poll");
+        let c = call("+0 close(3)=0");
+        assert_eq!(c.args, vec![Expr::Int(3)]);
+        let c = call("+0 setsockopt(3, SOL_TCP, TCP_CONGESTION, \"reno\", 4) = 0");
+        assert_eq!(c.args[3], Expr::Str("reno".into()));
+    }
+
+    #[test]
+    fn bad_calls_are_refused() {
+        let e = parse_err("0 writev(3, ..., 2) = 10");
+        assert_eq!(e.col, 3);
+        assert!(e.message.contains("unsupported system call `writev`"), "{e}");
+        let e = parse_err("0 close(3)");
+        assert!(e.message.contains("`=`"), "{e}");
+        let e = parse_err("0 close(3 = 0");
+        assert!(e.message.contains("`,` or `)`"), "{e}");
+        let e = parse_err("0 close(3) = 0 EBADF");
+        assert!(e.message.contains("only expected with a result of -1"), "{e}");
+        let e = parse_err("0 close(3) = -1 EBADF (Bad file");
+        assert!(e.message.contains("unclosed"), "{e}");
+        let e = parse_err("0 close(3) = 0 extra");
+        assert!(e.message.contains("end of line"), "{e}");
+        let e = parse_err("0 read(3, ..., 0xZ) = 0");
+        assert!(e.message.contains("hex digits"), "{e}");
+    }
+
+    #[test]
+    fn comments_are_blanked_and_columns_kept() {
+        let s = parse(
+            "// header comment\n\
+             /* a block\n   across lines */ 0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3 // trailing\n\
+             +0 /* inline */ close(3) = 0\n",
+        );
+        assert_eq!(s.events.len(), 2);
+        assert_eq!(s.events[0].line, 3);
+        assert_eq!(s.events[1].line, 4);
+        let e = parse_err("/* x */ 0 bogus(3) = 0");
+        assert_eq!((e.line, e.col), (1, 11));
+        let e = parse_err("0 close(3) = 0\n/* never closed\n");
+        assert_eq!((e.line, e.col), (2, 1));
+        assert!(e.message.contains("unterminated"), "{e}");
+    }
+
+    #[test]
+    fn python_blocks_and_shell_lines_are_refused() {
+        let e = parse_err("0 close(3) = 0\n+0 %{ print(tcpi_rto) }%\n");
+        assert_eq!((e.line, e.col), (2, 4));
+        assert!(e.message.contains("Python blocks"), "{e}");
+        assert!(e.to_string().starts_with("t.pkt:2:4: "), "{e}");
+        let e = parse_err("0 `sysctl -q net.ipv4.tcp_sack=0`\n");
+        assert_eq!((e.line, e.col), (1, 3));
+        assert!(e.message.contains("shell lines"), "{e}");
+    }
+
+    #[test]
+    fn header_options_parse() {
+        let s = parse("--tolerance_usecs=10000\n--profile=default\n--local_ip=10.0.0.1\n--remote_ip=10.0.0.2\n--mtu=1280\n0 close(3) = 0\n");
+        assert_eq!(s.options.tolerance_usecs, 10_000);
+        assert_eq!(s.options.profile, Profile::Default);
+        assert_eq!(s.options.local_ip, Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(s.options.remote_ip, Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(s.options.mtu, Some(1280));
+        assert_eq!(parse("--profile=linux\n").options.profile, Profile::Linux);
+    }
+
+    #[test]
+    fn bad_header_options_are_refused() {
+        let e = parse_err("--tolerance_usecs=ten\n");
+        assert!(e.message.contains("microseconds"), "{e}");
+        let e = parse_err("--profile=bsd\n");
+        assert!(e.message.contains("`linux` or `default`"), "{e}");
+        let e = parse_err("--frobnicate=1\n");
+        assert!(e.message.contains("unknown header option `--frobnicate`"), "{e}");
+        let e = parse_err("--ip_version=ipv6\n");
+        assert!(e.message.contains("ipv4"), "{e}");
+        let e = parse_err("0 close(3) = 0\n--tolerance_usecs=1\n");
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("before the first event"), "{e}");
+        let e = parse_err("--tolerance_usecs\n");
+        assert!(e.message.contains("--name=value"), "{e}");
+    }
+}
