@@ -159,3 +159,8 @@ fn fuzz_show_transcribes_a_seed() {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
     }
 }
+
+#[test]
+fn script_parser_corpus_replays_clean() {
+    replay("script_parser", utcp_harness::fuzzing::script_parser);
+}
