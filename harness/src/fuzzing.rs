@@ -552,9 +552,15 @@ struct Run<'o, O: Observer> {
     accepted_total: usize,
     peers: Vec<(SocketAddr, PeerView)>,
     main_remote: IpAddr,
+    target_established: bool,
     obs: &'o mut O,
     /// Whatever the stack sent during the current step.
     sent_this_step: usize,
+    /// Bytes the application read from the main connection so far.
+    main_read: usize,
+    /// Every byte the peer sent on the main connection followed the stream pattern (no altered
+    /// payloads, no new SYN re-basing it): then what the application reads must be that pattern.
+    main_pure: bool,
     step: usize,
 }
 
@@ -598,8 +604,11 @@ pub fn run_stack<O: Observer>(target: StackTarget, input: &StackInput, obs: &mut
         accepted_total: 0,
         peers: Vec::new(),
         main_remote,
+        target_established: target == StackTarget::Established,
         obs,
         sent_this_step: 0,
+        main_read: 0,
+        main_pure: true,
         step: 0,
     };
     run.setup_target(target);
@@ -796,6 +805,10 @@ impl<O: Observer> Run<'_, O> {
             let at = ip.header_len() + 16;
             buf[at] ^= 0xff; // the TCP checksum
         }
+        let main = SocketAddr::new(self.main_remote, REMOTE_PORT);
+        if remote == main && (flip != 0 || (flags.syn() && self.step > 0)) {
+            self.main_pure = false;
+        }
         let end = SeqNum(seq) + tcp.segment_len();
         let view = self.peer(remote);
         if flags.syn() {
@@ -836,6 +849,9 @@ impl<O: Observer> Run<'_, O> {
                 if let Ok(n) = r {
                     if n > usize::from(max) {
                         self.fail(format_args!("recv returned {n} into {max} bytes"));
+                    }
+                    if self.sockets.first() == Some(&s) && self.target_established {
+                        self.check_stream(&buf[..n]);
                     }
                 }
             }
@@ -939,10 +955,34 @@ impl<O: Observer> Run<'_, O> {
         }
     }
 
+    /// Bytes read from the main connection are the peer's stream, in order: byte `k` of the
+    /// stream is `(k + 1) as u8` (the payload pattern relative to the peer's ISN).
+    fn check_stream(&mut self, got: &[u8]) {
+        if self.main_pure {
+            for (i, &b) in got.iter().enumerate() {
+                let k = self.main_read + i;
+                if b != (k + 1) as u8 {
+                    self.fail(format_args!(
+                        "read byte {k} of the stream as {b:#04x}, the peer sent {:#04x}",
+                        (k + 1) as u8
+                    ));
+                }
+            }
+        }
+        self.main_read += got.len();
+    }
+
     /// The properties that hold after every step.
     fn check(&self) {
         if let Err(v) = self.stack.check_invariants() {
             self.fail(format_args!("invariant broken: {v}"));
+        }
+        // Every segment the stack decided to send went out: none failed to fit the MTU buffer.
+        for reason in ["emit_failed", "buffer_too_small"] {
+            let n = self.stack.stats().dropped(reason);
+            if n > 0 {
+                self.fail(format_args!("{n} segments the stack meant to send were dropped: {reason}"));
+            }
         }
         let limit = self.listeners.len() * (SYN_BACKLOG + ACCEPT_BACKLOG) + self.accepted_total;
         let n = self.stack.connection_count();

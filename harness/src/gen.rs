@@ -1,7 +1,7 @@
 //! Proptest strategies: TCP/IP segments (valid, and invalid in one chosen field), inputs of the
 //! stack fuzz targets aimed at each RFC 9293 state, and socket-call sequences for the model test.
 //!
-//! Impairment settings are not generated yet: `link.rs` has no configuration struct on main.
+//! Impairment settings ([`link_config`]) for the seeded link of `link.rs`.
 //! Must not depend on: clocks, files, the stack's internals (only its public API).
 
 use crate::fuzzing::{SegmentSpec, Setup, StackInput, StackTarget, Step};
@@ -401,4 +401,29 @@ pub fn call() -> impl Strategy<Value = Call> {
         1 => side().prop_map(Call::Shutdown),
         2 => (0u16..3000).prop_map(Call::Advance),
     ]
+}
+
+/// Impairment settings: loss, reordering, duplication and corruption up to 10 % each, delay up
+/// to 50 ms with jitter, sometimes a rate limit (never so harsh that a transfer cannot finish).
+pub fn link_config() -> impl Strategy<Value = crate::link::LinkConfig> {
+    use utcp::Duration;
+    let pct = || prop_oneof![2 => Just(0.0), 1 => 0.0..0.1f64];
+    (
+        (pct(), pct(), pct(), pct()),
+        (0u64..20_000, 0u64..50_000, 0u64..5_000),
+        proptest::option::of(100_000u64..100_000_000),
+    )
+        .prop_map(|((loss, reorder, duplicate, corrupt), (reorder_us, delay_us, jitter_us), rate)| {
+            crate::link::LinkConfig {
+                loss,
+                reorder,
+                reorder_delay: Duration::from_micros(reorder_us),
+                duplicate,
+                corrupt,
+                delay: Duration::from_micros(delay_us),
+                jitter: Duration::from_micros(jitter_us),
+                rate,
+                queue_limit: None,
+            }
+        })
 }

@@ -164,3 +164,24 @@ fn fuzz_show_transcribes_a_seed() {
 fn script_parser_corpus_replays_clean() {
     replay("script_parser", utcp_harness::fuzzing::script_parser);
 }
+
+/// Writes the minimal input of the overlapping-segment bug (`UTCP_WRITE_SEEDS=1`); see
+/// corpus/fuzz/stack_established/crash-overlap-trimmed-twice.
+#[test]
+fn overlap_input_is_in_the_corpus() {
+    use utcp_harness::fuzzing::{seg, SegmentSpec, StackInput, Step};
+    let input = StackInput {
+        setup: Default::default(),
+        steps: vec![
+            Step::Segment(seg(0x18, 0, 100)),
+            // 50 bytes from one byte before the peer's SND.NXT: the first overlaps.
+            Step::Segment(SegmentSpec { mode: 1, ..seg(0x18, -1, 50) }),
+            Step::Recv { sock: 0, max: 1000 },
+        ],
+    };
+    let path = corpus_dir("stack_established").join("crash-overlap-trimmed-twice");
+    if std::env::var_os("UTCP_WRITE_SEEDS").is_some() {
+        std::fs::write(&path, input.encode()).unwrap();
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), input.encode());
+}

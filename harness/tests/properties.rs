@@ -5,7 +5,8 @@
 //!   every RFC 9293 state: no panic, the connection invariants after every step, every datagram
 //!   sent parses, memory bounded (the checks of the stack fuzz targets, `run_stack`);
 //! - a model test: two stacks on a perfect in-memory wire driven by random socket calls, checked
-//!   against a reference model of the two byte streams and of the states RFC 9293 allows.
+//!   against a reference model of the two byte streams and of the states RFC 9293 allows; and the
+//!   same calls over a randomly impaired link, where the streams must still arrive whole.
 //!
 //! Case counts are modest so the file runs in seconds with the test profile.
 
@@ -15,6 +16,7 @@ use utcp::wire::{parse_datagram, ChecksumMode, Transport};
 use utcp::{Config, Duration, Event, Instant, RecvError, SendError, SocketHandle, Stack, State};
 use utcp_harness::fuzzing::{run_stack, Quiet, StackInput, StackTarget};
 use utcp_harness::gen::{self, Call, Side};
+use utcp_harness::link::{Link, LinkConfig};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -72,7 +74,21 @@ proptest! {
         calls in proptest::collection::vec(gen::call(), 1..60),
         small in any::<bool>(),
     ) {
-        model_test(&calls, small);
+        model_test(&calls, small, None);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..config() })]
+
+    #[test]
+    fn streams_arrive_whole_over_an_impaired_link(
+        calls in proptest::collection::vec(gen::call(), 1..40),
+        small in any::<bool>(),
+        link in gen::link_config(),
+        seed in any::<u64>(),
+    ) {
+        model_test(&calls, small, Some((link, seed)));
     }
 }
 
@@ -116,9 +132,12 @@ struct SideModel {
     eof: bool,
 }
 
-/// Two stacks on a perfect wire (no loss, no delay) and the model of both sides.
+/// Two stacks on a wire (perfect: no loss, no delay, unless impaired) and the model of both sides.
 struct World {
     stacks: [Stack; 2],
+    /// Client to server, server to client.
+    links: [Link; 2],
+    impaired: bool,
     socks: [SocketHandle; 2],
     model: [SideModel; 2],
     now: Instant,
@@ -137,7 +156,7 @@ fn stream_byte(side: usize, offset: usize) -> u8 {
 }
 
 impl World {
-    fn new(small: bool) -> World {
+    fn new(small: bool, impairment: Option<(LinkConfig, u64)>) -> World {
         let cfg = |addr, secret| {
             let mut c = Config::default().with_address(addr);
             c.isn_secret = [secret; 16];
@@ -152,9 +171,22 @@ impl World {
         let now = Instant::from_secs(1);
         let l = stacks[1].listen(SocketAddr::new(SERVER, 80), 4).unwrap();
         let c = stacks[0].connect(now, None, SocketAddr::new(SERVER, 80)).unwrap();
-        let mut w = World { stacks, socks: [c, c], model: Default::default(), now };
+        let links = match &impairment {
+            Some((cfg, seed)) => [Link::new(cfg.clone(), *seed), Link::new(cfg.clone(), seed ^ 0x9e37)],
+            None => [Link::perfect(), Link::perfect()],
+        };
+        let impaired = impairment.is_some();
+        let mut w = World { stacks, links, impaired, socks: [c, c], model: Default::default(), now };
         w.pump();
-        let s = w.stacks[1].accept(l).expect("the handshake completes on a perfect wire");
+        let mut accepted = w.stacks[1].accept(l);
+        for _ in 0..1000 {
+            if accepted.is_ok() {
+                break;
+            }
+            w.advance(Duration::from_millis(100));
+            accepted = w.stacks[1].accept(l);
+        }
+        let s = accepted.expect("the handshake completes");
         w.socks[1] = s;
         assert_eq!(w.state(0), Some(State::Established));
         assert_eq!(w.state(1), Some(State::Established));
@@ -171,6 +203,11 @@ impl World {
             let mut moved = false;
             for from in 0..2 {
                 while let Some(p) = self.stacks[from].poll_transmit_vec(self.now) {
+                    trace(self.now, from, &p);
+                    self.links[from].send(self.now, p);
+                    moved = true;
+                }
+                while let Some(p) = self.links[from].poll_deliver(self.now) {
                     self.stacks[1 - from].handle_packet(self.now, &p);
                     moved = true;
                 }
@@ -190,12 +227,15 @@ impl World {
     fn advance(&mut self, d: Duration) {
         let end = self.now + d;
         loop {
-            let next = self.stacks.iter().filter_map(Stack::poll_timeout).min();
+            let timers = self.stacks.iter().filter_map(Stack::poll_timeout);
+            let next = timers.chain(self.links.iter().filter_map(Link::next_delivery)).min();
             match next {
                 Some(t) if t <= end => {
                     self.now = self.now.max(t);
                     for s in &mut self.stacks {
-                        s.handle_timeout(self.now);
+                        if s.poll_timeout().is_some_and(|t| t <= self.now) {
+                            s.handle_timeout(self.now);
+                        }
                     }
                     self.pump();
                 }
@@ -272,6 +312,12 @@ impl World {
                 me.read.len(),
                 peer.written.len()
             );
+            if let Err(v) = self.stacks[i].check_invariants() {
+                panic!("side {i}: {v}");
+            }
+            if self.impaired {
+                continue; // states lag behind the calls when segments are lost or late
+            }
             let st = self.state(i).expect("the handle stays valid until close");
             // RFC 9293 §3.3.2: which states each side can be in, given the calls made.
             let allowed: &[State] = match (me.shut, peer.shut) {
@@ -324,6 +370,12 @@ impl World {
         for i in 0..2 {
             assert_eq!(self.model[i].read, self.model[1 - i].written, "side {i}'s stream differs");
         }
+        if self.impaired {
+            // Lost FINs and ACKs are retransmitted: both ends get to CLOSED in the end.
+            self.advance(Duration::from_secs(1200));
+            assert_eq!([self.state(0), self.state(1)], [Some(State::Closed); 2], "long after both FINs");
+            return;
+        }
         // Let ACKs of the FINs go out. TIME-WAIT began no earlier than the second shutdown: short
         // of 2*MSL after it, one side (or both) still waits there.
         self.advance(Duration::from_millis(500));
@@ -349,8 +401,30 @@ impl World {
     }
 }
 
-fn model_test(calls: &[Call], small: bool) {
-    let mut w = World::new(small);
+/// With `UTCP_MODEL_TRACE` set, prints every datagram a side sends (to rerun a failing case).
+fn trace(now: Instant, from: usize, p: &[u8]) {
+    if std::env::var_os("UTCP_MODEL_TRACE").is_none() {
+        return;
+    }
+    let mut line = format!("{now} {} ", ["client", "server"][from]);
+    match parse_datagram(p, ChecksumMode::Verify) {
+        Ok(d) => match d.transport {
+            Transport::Tcp(t) => utcp_harness::transcript::format_segment(
+                &mut line,
+                utcp_harness::transcript::Direction::Out,
+                &t,
+                None,
+                Default::default(),
+            ),
+            other => line += &format!("{other:?}"),
+        },
+        Err(e) => line += &e.to_string(),
+    }
+    eprintln!("{line}");
+}
+
+fn model_test(calls: &[Call], small: bool, impairment: Option<(LinkConfig, u64)>) {
+    let mut w = World::new(small, impairment);
     for &c in calls {
         w.call(c);
     }

@@ -959,8 +959,9 @@ impl Connection {
     fn accept_text(&mut self, now: Instant, seq: SeqNum, payload: &[u8], ctx: &mut Ctx<'_>) {
         let rcv_nxt = self.rcv_nxt();
         let next_off = self.recv_buf.next_offset();
-        let off = (next_off as i64 + i64::from(seq.diff(rcv_nxt))).max(0) as u64;
+        // The bytes before RCV.NXT are trimmed here once; `off` is where the rest starts.
         let skip = if seq < rcv_nxt { rcv_nxt - seq } else { 0 };
+        let off = next_off + u64::from(seq.diff(rcv_nxt).max(0) as u32);
         let had_holes = self.recv_buf.has_holes();
         let in_order = seq <= rcv_nxt;
         let delivered = self.recv_buf.insert(off, &payload[skip.min(payload.len())..]);
@@ -1195,6 +1196,19 @@ impl Connection {
         o
     }
 
+    /// The bytes the SACK option of the next non-SYN segment takes, with its two NOPs (0 when
+    /// there are no blocks to report); see `options_for`.
+    fn sack_option_len(&self) -> usize {
+        if !(self.sack_enabled && self.recv_buf.has_holes()) {
+            return 0;
+        }
+        let max = if self.ts_enabled { 3 } else { 4 };
+        match self.recv_buf.sack_intervals().take(max).count() {
+            0 => 0,
+            n => 2 + 2 + 8 * n,
+        }
+    }
+
     /// The next segment to send, if any. The caller writes it with the payload
     /// `send_buffer_slice(payload_offset, payload_len)`.
     pub(crate) fn poll_transmit(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Option<OutSegment> {
@@ -1257,6 +1271,20 @@ impl Connection {
         }
     }
 
+    /// The sequence number of a segment without data: SND.NXT, or the right edge of the peer's
+    /// window when SND.NXT lies beyond it (after a zero-window probe byte, or when the window
+    /// shrank), so that the peer finds the ACK acceptable (RFC 9293 §3.10.7.4) instead of
+    /// answering it with an ACK of its own — two crossing zero-window probes otherwise start an
+    /// endless exchange of ACKs. Linux does the same (`tcp_acceptable_seq`).
+    fn acceptable_seq(&self) -> SeqNum {
+        let wnd_end = self.snd_una + self.snd_wnd as usize;
+        if self.snd_nxt > wnd_end {
+            wnd_end
+        } else {
+            self.snd_nxt
+        }
+    }
+
     fn pure_ack(&mut self, now: Instant, hz: u32, seq: SeqNum) -> OutSegment {
         let ack = self.rcv_nxt();
         let window = self.window_to_advertise();
@@ -1279,7 +1307,7 @@ impl Connection {
         let hz = ctx.cfg.ts_hz;
         if self.state == State::TimeWait {
             if self.ack_now {
-                return Some(self.pure_ack(now, hz, self.snd_nxt));
+                return Some(self.pure_ack(now, hz, self.acceptable_seq()));
             }
             return None;
         }
@@ -1292,7 +1320,7 @@ impl Connection {
             return Some(self.pure_ack(now, hz, self.snd_nxt - 1));
         }
         if self.ack_now || self.window_update_due() {
-            return Some(self.pure_ack(now, hz, self.snd_nxt));
+            return Some(self.pure_ack(now, hz, self.acceptable_seq()));
         }
         // Arm the keepalive timer while idle (RFC 1122 §4.2.3.6, off by default).
         if let Some(idle) = self.options.keepalive {
@@ -1313,7 +1341,9 @@ impl Connection {
         }
         let data_start = self.data_start();
         let data_end = data_start + self.send_buf.len();
-        let mss = self.snd_mss as usize;
+        // RFC 6691 §2: the options of this segment come out of its payload, SACK blocks included
+        // (SND.MSS already leaves room for timestamps), or the datagram exceeds the MTU.
+        let mss = (self.snd_mss as usize).saturating_sub(self.sack_option_len()).max(1);
 
         // Fast retransmit / partial-ACK retransmission of one segment, outside the window rules.
         if let Some(at) = self.retransmit_at.take() {
