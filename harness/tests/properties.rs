@@ -364,7 +364,14 @@ impl World {
             if self.model.iter().all(|m| m.eof) {
                 break;
             }
-            assert!(round < 9_999, "the streams never finish: {:?} {:?}", self.state(0), self.state(1));
+            assert!(
+                round < 9_999,
+                "the streams never finish:\n{:?}\n{:?}\ntimers {:?} {:?}",
+                self.stacks[0].info(self.socks[0]),
+                self.stacks[1].info(self.socks[1]),
+                self.stacks[0].poll_timeout(),
+                self.stacks[1].poll_timeout()
+            );
             self.advance(Duration::from_millis(200));
         }
         for i in 0..2 {

@@ -1271,18 +1271,18 @@ impl Connection {
         }
     }
 
-    /// The sequence number of a segment without data: SND.NXT, or the right edge of the peer's
-    /// window when SND.NXT lies beyond it (after a zero-window probe byte, or when the window
-    /// shrank), so that the peer finds the ACK acceptable (RFC 9293 §3.10.7.4) instead of
-    /// answering it with an ACK of its own — two crossing zero-window probes otherwise start an
-    /// endless exchange of ACKs. Linux does the same (`tcp_acceptable_seq`).
+    /// The sequence number of a segment without data, chosen so that the peer finds it
+    /// acceptable (RFC 9293 §3.10.7.4) rather than dropping it, ACK field and all, and answering
+    /// with an ACK of its own:
+    /// - the next unsent octet (the highest sent, SND.MAX), not SND.NXT, which lags behind while
+    ///   retransmitting after a timeout and then lies below the peer's RCV.NXT (BSD's tcp_output
+    ///   does the same; otherwise both ends can drop each other's ACKs until they time out);
+    /// - but not beyond the right edge of the peer's window (after a zero-window probe byte, or a
+    ///   shrunk window), or two crossing probes start an endless exchange of ACKs (Linux's
+    ///   `tcp_acceptable_seq`).
     fn acceptable_seq(&self) -> SeqNum {
         let wnd_end = self.snd_una + self.snd_wnd as usize;
-        if self.snd_nxt > wnd_end {
-            wnd_end
-        } else {
-            self.snd_nxt
-        }
+        self.snd_max.min(wnd_end)
     }
 
     fn pure_ack(&mut self, now: Instant, hz: u32, seq: SeqNum) -> OutSegment {
@@ -1367,12 +1367,10 @@ impl Connection {
         let usable = wnd.saturating_sub(in_flight);
         let mut len = unsent.min(mss).min(usable);
 
-        if self.probe_now {
-            self.probe_now = false;
-            if unsent > 0 && len == 0 && self.snd_wnd == 0 {
-                // Zero-window probe: one byte beyond the window (RFC 1122 §4.2.2.17).
-                len = 1;
-            }
+        let probing = std::mem::take(&mut self.probe_now);
+        if probing && unsent > 0 && len == 0 && self.snd_wnd == 0 {
+            // Zero-window probe: one byte beyond the window (RFC 1122 §4.2.2.17).
+            len = 1;
         }
 
         let retransmission = self.snd_nxt < self.snd_max;
@@ -1391,7 +1389,9 @@ impl Connection {
             let nagle_ok =
                 all_queued && (self.options.nodelay || in_flight == 0 || !small_unacked || can_fin);
             let half_window = len * 2 >= self.max_snd_wnd as usize && self.max_snd_wnd > 0;
-            if !(nagle_ok || half_window || len == 1 && self.snd_wnd == 0) {
+            // RFC 1122 §4.2.3.4: when the persist timer fires, the override timeout sends what
+            // the window allows.
+            if !(nagle_ok || half_window || probing || len == 1 && self.snd_wnd == 0) {
                 self.arm_persist(now, unsent);
                 return None;
             }
@@ -1406,12 +1406,12 @@ impl Connection {
 
     fn arm_persist(&mut self, now: Instant, unsent: usize) {
         // RFC 9293 §3.8.6.1: with data waiting, a zero window and nothing in flight, the persist
-        // timer makes sure a window update is not waited for forever.
-        if unsent > 0
-            && self.snd_wnd == 0
-            && self.snd_una == self.snd_max
-            && self.timer(Timer::Persist).is_none()
-        {
+        // timer makes sure a window update is not waited for forever. The same holds for a
+        // window too small to send into under SWS avoidance (RFC 1122 §4.2.3.4's override
+        // timeout): if the update that opens it is lost, nothing else would ever send again.
+        // Armed whenever no retransmission timer runs, not only with nothing in flight: after a
+        // timeout rewinds SND.NXT into a zero window, an unacknowledged probe byte has no timer.
+        if unsent > 0 && self.timer(Timer::Retransmit).is_none() && self.timer(Timer::Persist).is_none() {
             let rto = self.rtt.rto();
             let backoff = rto.saturating_mul(1 << self.persist_backoff.min(10));
             self.set_timer(Timer::Persist, now + backoff.min(Duration::from_secs(60)));
