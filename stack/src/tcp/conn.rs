@@ -671,7 +671,11 @@ impl Connection {
         let wnd = self.rcv_wnd();
         let acceptable = match (seg_len, wnd) {
             (0, 0) => seg.seq == rcv_nxt,
-            (0, _) => seg.seq.in_range(rcv_nxt, rcv_nxt + wnd as usize),
+            // A segment without text exactly at the right edge is taken too, as Linux does
+            // (`tcp_sequence`): the peer's ACKs after text and FIN that filled the window sit
+            // there, and refusing them (ACK field and all) leaves both ends exchanging ACKs that
+            // neither accepts.
+            (0, _) => seg.seq.in_range(rcv_nxt, rcv_nxt + wnd as usize + 1),
             (_, 0) => false,
             (_, _) => {
                 seg.seq.in_range(rcv_nxt, rcv_nxt + wnd as usize)
