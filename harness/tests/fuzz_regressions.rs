@@ -165,23 +165,36 @@ fn script_parser_corpus_replays_clean() {
     replay("script_parser", utcp_harness::fuzzing::script_parser);
 }
 
-/// Writes the minimal input of the overlapping-segment bug (`UTCP_WRITE_SEEDS=1`); see
-/// corpus/fuzz/stack_established/crash-overlap-trimmed-twice.
+/// The minimal inputs of core bugs, written by hand (`UTCP_WRITE_SEEDS=1` writes them): each is
+/// in the corpus with exactly these bytes, and replays clean since the fix.
 #[test]
-fn overlap_input_is_in_the_corpus() {
+fn crash_inputs_are_in_the_corpus() {
     use utcp_harness::fuzzing::{seg, SegmentSpec, StackInput, Step};
-    let input = StackInput {
-        setup: Default::default(),
-        steps: vec![
-            Step::Segment(seg(0x18, 0, 100)),
-            // 50 bytes from one byte before the peer's SND.NXT: the first overlaps.
-            Step::Segment(SegmentSpec { mode: 1, ..seg(0x18, -1, 50) }),
-            Step::Recv { sock: 0, max: 1000 },
-        ],
-    };
-    let path = corpus_dir("stack_established").join("crash-overlap-trimmed-twice");
-    if std::env::var_os("UTCP_WRITE_SEEDS").is_some() {
-        std::fs::write(&path, input.encode()).unwrap();
+    let crashes = [
+        (
+            // A segment starting before RCV.NXT was trimmed twice: the stack acknowledged one
+            // byte too few and delivered the stream shifted by one byte.
+            "crash-overlap-trimmed-twice",
+            vec![
+                Step::Segment(seg(0x18, 0, 100)),
+                // 50 bytes from one byte before the peer's SND.NXT: the first overlaps.
+                Step::Segment(SegmentSpec { mode: 1, ..seg(0x18, -1, 50) }),
+                Step::Recv { sock: 0, max: 1000 },
+            ],
+        ),
+        (
+            // With a hole in the received data, full-sized data segments carried SACK blocks on
+            // top of MSS bytes: over the MTU, never sent (dropped as emit_failed), forever.
+            "crash-sack-blocks-exceed-mtu",
+            vec![Step::Segment(seg(0x18, 1000, 100)), Step::Send { sock: 0, len: 3000 }],
+        ),
+    ];
+    for (name, steps) in crashes {
+        let input = StackInput { setup: Default::default(), steps };
+        let path = corpus_dir("stack_established").join(name);
+        if std::env::var_os("UTCP_WRITE_SEEDS").is_some() {
+            std::fs::write(&path, input.encode()).unwrap();
+        }
+        assert_eq!(std::fs::read(&path).ok(), Some(input.encode()), "{name}");
     }
-    assert_eq!(std::fs::read(&path).unwrap(), input.encode());
 }
