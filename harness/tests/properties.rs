@@ -8,7 +8,9 @@
 //!   against a reference model of the two byte streams and of the states RFC 9293 allows; and the
 //!   same calls over a randomly impaired link, where the streams must still arrive whole.
 //!
-//! Case counts are modest so the file runs in seconds with the test profile.
+//! Case counts are modest so the file runs in about a second with the test profile; set
+//! PROPTEST_CASES (e.g. 30000) for a deeper search, and UTCP_MODEL_TRACE=1 to print every datagram
+//! of a failing model case.
 
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -20,7 +22,7 @@ use utcp_harness::link::{Link, LinkConfig};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: 64,
+        cases: 256,
         failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource(
             "proptest-regressions",
         ))),
@@ -79,7 +81,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..config() })]
+    #![proptest_config(ProptestConfig { cases: 96, ..config() })]
 
     #[test]
     fn streams_arrive_whole_over_an_impaired_link(
