@@ -8,7 +8,7 @@ fn main() {
     let a_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
     let b_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
     let mut ca = Config::default().with_address(a_ip);
-    ca.tcp.delayed_ack = None;
+    ca.checksum_offload = std::env::var("CHECKSUMS").is_err();
     let mut cb = ca.clone();
     cb.addresses = vec![b_ip];
     let mut a = Stack::new(ca);

@@ -61,6 +61,10 @@ pub struct TcpConfig {
     pub ts_hz: u32,
     /// RFC 1337: ignore RST in TIME-WAIT.
     pub rfc1337: bool,
+    /// Segments acknowledged at once at the start of a connection, before delayed ACKs begin, as
+    /// Linux's quick-ACK mode does (at most 16); none by default. An interactive connection (one
+    /// that answers data with data) leaves quick-ACK mode.
+    pub quickack: u32,
     /// Keep data that arrives on a SYN and deliver it once established (RFC 9293 §3.10.7.2);
     /// Linux, without TCP Fast Open, discards it and lets the peer send it again.
     pub accept_syn_data: bool,
@@ -77,6 +81,9 @@ pub struct Config {
     pub isn_secret: [u8; 16],
     /// TTL / hop limit of outgoing packets.
     pub hop_limit: u8,
+    /// Checksum offload: TCP checksums are neither verified on input nor computed on output
+    /// (a device or an in-memory link that guarantees integrity). Off by default.
+    pub checksum_offload: bool,
     /// TCP knobs.
     pub tcp: TcpConfig,
 }
@@ -107,6 +114,7 @@ impl Default for TcpConfig {
             ts_hz: 1000,
             rfc1337: true,
             accept_syn_data: true,
+            quickack: 0,
         }
     }
 }
@@ -123,6 +131,7 @@ impl TcpConfig {
             msl: Duration::from_secs(30),
             keepalive_interval: Duration::from_secs(75),
             accept_syn_data: false,
+            quickack: 16,
             ..TcpConfig::default()
         }
     }
@@ -135,6 +144,7 @@ impl Default for Config {
             mtu: 1500,
             isn_secret: [0; 16],
             hop_limit: 64,
+            checksum_offload: false,
             tcp: TcpConfig::default(),
         }
     }

@@ -43,7 +43,7 @@ impl fmt::Display for ListenerHandle {
 }
 
 /// Something the application may want to act on, from [`Stack::poll_event`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Event {
     /// A connection opened with `connect` reached ESTABLISHED.
     Connected(SocketHandle),
@@ -368,6 +368,8 @@ pub struct Stack {
     /// Timer deadlines (lazy: an entry is current only if it equals the connection's `scheduled`).
     timers: BinaryHeap<Reverse<(Instant, u32)>>,
     events: VecDeque<Event>,
+    /// The events in `events`, to keep out duplicates.
+    pending_events: std::collections::HashSet<Event, KeyedHash>,
     outbox: VecDeque<Vec<u8>>,
     stats: Stats,
     challenge: ChallengeLimiter,
@@ -399,13 +401,14 @@ impl Stack {
             config,
             slots: Vec::new(),
             free: Vec::new(),
-            by_tuple: HashMap::with_hasher(hasher),
+            by_tuple: HashMap::with_hasher(hasher.clone()),
             last_lookup: None,
             listeners: Vec::new(),
             listener_by_addr: HashMap::new(),
             transmit_queue: VecDeque::new(),
             timers: BinaryHeap::new(),
             events: VecDeque::new(),
+            pending_events: std::collections::HashSet::with_hasher(hasher.clone()),
             outbox: VecDeque::new(),
             stats: Stats::default(),
             challenge: ChallengeLimiter::default(),
@@ -431,7 +434,9 @@ impl Stack {
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
         self.stats.packets_in += 1;
         self.now = self.now.max(now);
-        let dgram = match wire::parse_datagram(packet, ChecksumMode::Verify) {
+        let checksums =
+            if self.config.checksum_offload { ChecksumMode::Ignore } else { ChecksumMode::Verify };
+        let dgram = match wire::parse_datagram(packet, checksums) {
             Ok(d) => d,
             Err(e) => {
                 if matches!(e.kind, wire::WireErrorKind::BadChecksum { .. }) {
@@ -596,7 +601,8 @@ impl Stack {
             return;
         }
         let Some(listener) = self.listeners[lidx as usize].as_ref() else { return };
-        if listener.accept_queue.len() >= listener.backlog {
+        // Like Linux (sk_acceptq_is_full), the queue is full only beyond the backlog.
+        if listener.accept_queue.len() > listener.backlog {
             // Like Linux: a full accept queue drops the SYN; the peer retries.
             self.count_drop("accept_queue_full");
             return;
@@ -653,7 +659,9 @@ impl Stack {
     fn remove(&mut self, idx: u32) {
         let slot = &mut self.slots[idx as usize];
         if let Some(conn) = slot.conn.take() {
-            self.by_tuple.remove(&conn.tuple);
+            if self.by_tuple.get(&conn.tuple) == Some(&idx) {
+                self.by_tuple.remove(&conn.tuple);
+            }
             self.last_lookup = None;
             self.connections -= 1;
             slot.generation = (slot.generation + 1) & (u32::MAX >> INDEX_BITS);
@@ -698,11 +706,24 @@ impl Stack {
         let Some(conn) = self.slots[idx as usize].conn.as_deref_mut() else { return };
         let notes = core::mem::take(&mut conn.notes);
         let orphaned = conn.orphaned;
+        if notes.closed.is_some() {
+            // A closed connection no longer owns its 4-tuple: later segments are answered as for
+            // a closed port (RFC 9293 §3.10.7.1) or go to a listener, even while the application
+            // still holds the handle.
+            let tuple = conn.tuple;
+            if self.by_tuple.get(&tuple) == Some(&idx) {
+                self.by_tuple.remove(&tuple);
+                self.last_lookup = None;
+            }
+        }
         let listener = self.slots[idx as usize].listener;
         self.schedule(idx);
         if !self.slots[idx as usize].dirty {
             self.slots[idx as usize].dirty = true;
             self.transmit_queue.push_back(idx);
+        }
+        if notes.accepted || notes.connected {
+            self.stats.connections_established += 1;
         }
         if notes.accepted {
             if let Some(l) =
@@ -710,24 +731,24 @@ impl Stack {
             {
                 l.half_open = l.half_open.saturating_sub(1);
                 l.accept_queue.push_back(handle);
-                self.events.push_back(Event::Acceptable(ListenerHandle(listener.unwrap_or(0))));
+                self.push_event(Event::Acceptable(ListenerHandle(listener.unwrap_or(0))));
             }
         }
         if orphaned && listener.is_none() {
             return;
         }
         if notes.connected {
-            self.events.push_back(Event::Connected(handle));
+            self.push_event(Event::Connected(handle));
         }
         if notes.readable && !orphaned {
-            self.events.push_back(Event::Readable(handle));
+            self.push_event(Event::Readable(handle));
         }
         if notes.writable && !orphaned {
-            self.events.push_back(Event::Writable(handle));
+            self.push_event(Event::Writable(handle));
         }
         if let Some(reason) = notes.closed {
             if !orphaned {
-                self.events.push_back(Event::Closed(handle, reason));
+                self.push_event(Event::Closed(handle, reason));
             }
         }
     }
@@ -748,6 +769,8 @@ impl Stack {
             }
             self.count_drop("buffer_too_small");
         }
+        let checksums =
+            if self.config.checksum_offload { ChecksumMode::Ignore } else { ChecksumMode::Verify };
         while let Some(&idx) = self.transmit_queue.front() {
             let hop_limit = self.config.hop_limit;
             let Some(conn) = self.slots[idx as usize].conn.as_deref_mut() else {
@@ -783,7 +806,7 @@ impl Stack {
                 hop_limit,
                 payload_len: seg.buffer_len(),
             };
-            let result = wire::emit_datagram(&ip, &Transport::Tcp(seg), buf);
+            let result = wire::emit_datagram_with(&ip, &Transport::Tcp(seg), buf, checksums);
             self.after_transmit(idx);
             match result {
                 Ok(n) => {
@@ -867,7 +890,17 @@ impl Stack {
     /// The next event for the application, if any.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let ev = self.events.pop_front()?;
+        self.pending_events.remove(&ev);
+        Some(ev)
+    }
+
+    /// Queues an event unless the same one is already waiting: the queue holds at most one of
+    /// each per socket, so an application that polls rarely does not make it grow.
+    fn push_event(&mut self, ev: Event) {
+        if self.pending_events.insert(ev) {
+            self.events.push_back(ev);
+        }
     }
 
     /// Listens on `local` (an address of the stack's, or unspecified for all of one family).
@@ -943,15 +976,17 @@ impl Stack {
         let handle = l.accept_queue.pop_front().ok_or(AcceptError::WouldBlock)?;
         let idx = handle.0 & INDEX_MASK;
         self.slots[idx as usize].listener = None;
+        let mut news = (false, None);
         if let Some(c) = self.slots[idx as usize].conn.as_deref_mut() {
-            c.orphaned = false;
-            // Anything that happened before accept is news to the application now.
-            if c.readable() > 0 || c.read_closed() {
-                self.events.push_back(Event::Readable(handle));
-            }
-            if let Some(reason) = c.close_reason {
-                self.events.push_back(Event::Closed(handle, reason));
-            }
+            c.mark_accepted();
+            news = (c.readable() > 0 || c.read_closed(), c.close_reason);
+        }
+        // Anything that happened before accept is news to the application now.
+        if news.0 {
+            self.push_event(Event::Readable(handle));
+        }
+        if let Some(reason) = news.1 {
+            self.push_event(Event::Closed(handle, reason));
         }
         Ok(handle)
     }
@@ -1191,7 +1226,7 @@ impl Stack {
             }
         }
         let live = self.slots.iter().filter(|s| s.conn.is_some()).count();
-        if live != self.connections || self.by_tuple.len() != live {
+        if live != self.connections || self.by_tuple.len() > live {
             return Err(InvariantViolation {
                 socket: None,
                 what: format!(

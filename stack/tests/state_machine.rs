@@ -258,10 +258,42 @@ fn simultaneous_open_goes_through_syn_received() {
 // =============================================================================================
 // ESTABLISHED: data
 
+/// linux_like() without its quick-ACK start, to pin the delayed-ACK rules themselves.
+fn no_quickack() -> utcp::Config {
+    let mut c = config();
+    c.tcp.quickack = 0;
+    c
+}
+
+#[test]
+fn linux_like_quick_acks_the_first_segments_then_delays() {
+    // Linux's quick-ACK mode: the first 16 data segments are acknowledged at once.
+    let mut t = T::established(config());
+    for k in 0..16u32 {
+        t.send(In { seq: 1 + 10 * k, data: b"0123456789", ..ACK });
+        assert_eq!(t.out().len(), 1, "segment {k}");
+    }
+    t.send(In { seq: 161, data: b"0123456789", ..ACK });
+    assert!(t.out().is_empty());
+    assert_eq!(t.advance_out(ms(100)), ["+40ms . 1:1(0) ack 171 win 65535"]);
+}
+
+#[test]
+fn quick_acks_end_when_the_connection_turns_interactive() {
+    // Data answered with data within the delayed-ACK time: the ACK rides on the reply.
+    let mut t = T::established(config());
+    t.send(In { flags: "P.", data: b"ping", ..ACK });
+    assert_eq!(t.out(), [". 1:1(0) ack 5 win 65535"]);
+    t.s.send(t.sock(), b"pong").unwrap();
+    assert_eq!(t.out(), ["P. 1:5(4) ack 5 win 65535"]);
+    t.send(In { flags: "P.", seq: 5, ack: 5, data: b"ping", ..ACK });
+    assert!(t.out().is_empty(), "the ACK waits for the reply or the timer");
+}
+
 #[test]
 fn data_is_acknowledged_after_the_delayed_ack_time() {
     // RFC 1122 §4.2.3.2; linux_like() delays 40 ms.
-    let mut t = T::established(config());
+    let mut t = T::established(no_quickack());
     t.send(In { flags: "P.", data: b"abc", ..ACK });
     assert!(t.out().is_empty());
     assert_eq!(t.advance_out(ms(100)), ["+40ms . 1:1(0) ack 4 win 65535"]);
@@ -270,7 +302,7 @@ fn data_is_acknowledged_after_the_delayed_ack_time() {
 #[test]
 fn every_second_full_sized_segment_is_acknowledged_at_once() {
     // RFC 5681 §4.2: an ACK at least for every second full-sized segment.
-    let mut t = T::established(config());
+    let mut t = T::established(no_quickack());
     let full = vec![7u8; 1460].leak();
     t.send(In { data: full, ..ACK });
     assert!(t.out().is_empty());
@@ -370,13 +402,22 @@ fn full_send_buffer_pushes_back() {
 
 #[test]
 fn rto_retransmits_with_exponential_backoff() {
-    // RFC 6298 (5.4)-(5.6): retransmit the earliest segment, double the RTO.
+    // RFC 6298 (5.4)-(5.6): retransmit the earliest segment, double the RTO. The handshake took
+    // no time, so the RTO starts at linux_like()'s minimum of 200 ms (RFC 6298 (2.2), (2.4)).
     let mut t = T::established(config());
     t.s.send(t.sock(), b"data").unwrap();
     assert_eq!(t.out(), ["P. 1:5(4) ack 1 win 65535"]);
     let out = t.advance_out(ms(3100));
-    assert_eq!(out, ["+1000ms P. 1:5(4) ack 1 win 65535", "+3000ms P. 1:5(4) ack 1 win 65535"]);
-    assert_eq!(t.s.stats().retransmissions, 2);
+    assert_eq!(
+        out,
+        [
+            "+200ms P. 1:5(4) ack 1 win 65535",
+            "+600ms P. 1:5(4) ack 1 win 65535",
+            "+1400ms P. 1:5(4) ack 1 win 65535",
+            "+3000ms P. 1:5(4) ack 1 win 65535"
+        ]
+    );
+    assert_eq!(t.s.stats().retransmissions, 4);
 }
 
 #[test]
@@ -409,14 +450,14 @@ fn three_duplicate_acks_trigger_fast_retransmit() {
 
 #[test]
 fn zero_window_is_probed_by_the_persist_timer() {
-    // RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17.
+    // RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17: probes with exponential backoff; like Linux, a
+    // probe is an ACK with SEG.SEQ = SND.UNA - 1 that the peer must answer with its window.
     let mut t = T::established(config());
     t.send(In { win: 0, ..ACK });
     t.s.send(t.sock(), b"hello").unwrap();
     assert!(t.out().is_empty());
-    let out = t.advance_out(ms(1100));
-    assert_eq!(out, ["+1000ms . 1:2(1) ack 1 win 65535"]);
-    // The window opens but the probe byte was not taken: it goes again with the rest.
+    let out = t.advance_out(ms(700));
+    assert_eq!(out, ["+200ms . 0:0(0) ack 1 win 65535", "+600ms . 0:0(0) ack 1 win 65535"]);
     t.send(In { ack: 1, win: 100, ..ACK });
     assert_eq!(t.out(), ["P. 1:6(5) ack 1 win 65535"]);
 }
@@ -540,7 +581,9 @@ fn passive_close_walks_close_wait_last_ack_closed() {
     let h = t.sock();
     t.send(In { flags: "F.", ..ACK });
     assert_eq!(t.s.state(h), Some(State::CloseWait));
-    assert_eq!(t.out(), [". 1:1(0) ack 2 win 65535"]);
+    // Like Linux, the ACK of the FIN waits for the delayed-ACK timer (RFC 1122 §4.2.3.2).
+    assert!(t.out().is_empty());
+    assert_eq!(t.advance_out(ms(50)), ["+40ms . 1:1(0) ack 2 win 65535"]);
     let mut buf = [0u8; 4];
     assert_eq!(t.s.recv(h, &mut buf), Ok(0));
     t.s.close(h).unwrap();
@@ -649,7 +692,15 @@ fn keepalive_probes_then_times_out() {
     t.s.set_option(t.sock(), SocketOption::KeepAlive(Some(Duration::from_secs(60)))).unwrap();
     t.out();
     let out = t.advance_out(Duration::from_secs(100));
-    assert_eq!(out, ["+60000ms . 0:0(0) ack 1 win 65535", "+70000ms . 0:0(0) ack 1 win 65535"]);
+    // Two unanswered probes, then (as Linux does) a RST when the third interval passes.
+    assert_eq!(
+        out,
+        [
+            "+60000ms . 0:0(0) ack 1 win 65535",
+            "+70000ms . 0:0(0) ack 1 win 65535",
+            "+80000ms R. 1:1(0) ack 1 win 0"
+        ]
+    );
     assert_eq!(t.s.state(t.sock()), Some(State::Closed));
 }
 
@@ -751,4 +802,59 @@ fn ipv6_handshake_and_data() {
     let mut buf = [0u8; 16];
     assert_eq!(s.recv(h, &mut buf), Ok(7));
     assert_eq!(&buf[..7], b"over v6");
+}
+
+#[test]
+fn segment_overlapping_received_data_is_trimmed_not_shifted() {
+    // RFC 9293 §3.10.7.4: a segment that starts before RCV.NXT is trimmed to the new bytes.
+    let mut t = T::established(config());
+    t.send(In { data: b"abcdef", ..ACK });
+    t.send(In { seq: 4, data: b"defghi", ..ACK });
+    let mut buf = [0u8; 16];
+    assert_eq!(t.s.recv(t.sock(), &mut buf), Ok(9));
+    assert_eq!(&buf[..9], b"abcdefghi");
+}
+
+#[test]
+fn each_out_of_order_segment_in_a_batch_gets_its_own_duplicate_ack() {
+    // RFC 5681 §4.2: an immediate duplicate ACK for every out-of-order segment.
+    let mut t = T::established(config());
+    for k in 0..3 {
+        t.send(In { seq: 101 + 10 * k, data: b"0123456789", ..ACK });
+    }
+    assert_eq!(t.out(), [". 1:1(0) ack 1 win 65535"; 3]);
+}
+
+#[test]
+fn close_in_syn_sent_deletes_the_connection() {
+    // RFC 9293 §3.10.4 (CLOSE in SYN-SENT): delete the TCB; nothing is sent.
+    let mut t = T::connecting(config());
+    t.out();
+    t.s.close(t.sock()).unwrap();
+    assert!(t.out().is_empty());
+    assert_eq!(t.s.connection_count(), 0);
+}
+
+#[test]
+fn close_in_syn_received_sends_fin_once_established() {
+    // RFC 9293 §3.10.4 (CLOSE in SYN-RECEIVED): queue the FIN until ESTABLISHED, then FIN-WAIT-1.
+    let mut t = T::connecting(config());
+    t.out();
+    t.send(BARE_SYN);
+    t.out();
+    let h = t.sock();
+    t.s.shutdown(h).unwrap();
+    assert_eq!(t.s.state(h), Some(State::SynReceived));
+    t.send(ACK);
+    assert_eq!(t.s.state(h), Some(State::FinWait1));
+    assert_eq!(t.out(), ["F. 1:1(0) ack 1 win 65535"]);
+}
+
+#[test]
+fn events_do_not_pile_up_for_an_application_that_polls_rarely() {
+    let mut t = T::established(config());
+    for k in 0..100 {
+        t.send(In { seq: 1 + 10 * k, data: b"0123456789", ..ACK });
+    }
+    assert_eq!(t.events(), [Event::Readable(t.sock())]);
 }

@@ -31,6 +31,10 @@ struct BulkArgs {
     /// Rounds; each runs utcp and smoltcp once, the order alternating.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     rounds: u64,
+    /// Make utcp compute and verify TCP checksums (smoltcp's loopback skips them, so by default
+    /// utcp uses checksum offload and both do the same work).
+    #[arg(long)]
+    checksums: bool,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -53,7 +57,12 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn bulk(a: BulkArgs) -> ExitCode {
-    let settings = BulkSettings { mtu: a.mtu as usize, bytes: a.bytes, buffer: a.buffer as usize };
+    let settings = BulkSettings {
+        mtu: a.mtu as usize,
+        bytes: a.bytes,
+        buffer: a.buffer as usize,
+        checksums: a.checksums,
+    };
     let contenders: &[Contender] = match a.only {
         None => &[Contender::Utcp, Contender::Smoltcp],
         Some(Only::Utcp) => &[Contender::Utcp],

@@ -1,13 +1,194 @@
-//! `utcp replay` (stub: filled in by its own change).
+//! `utcp replay FILE [--flow N] [--as server|client] [--mode strict|adaptive] [--profile NAME]
+//! [--out FILE.pcapng] [--json] [--emit-script FILE.pkt] [--keep-going]`: plays the recorded peer
+//! of each TCP connection (or of `--flow N`) against utcp and compares utcp's answers with the
+//! recording.
+//!
+//! Output: the transcript of utcp's side of each connection and a summary line each, or with
+//! `--json` one object `{ "file": ..., "connections": [...] }`.
+//! Exit status: 0 when every replayed connection completed and nothing differed beyond the
+//! profile, 1 when something differed, 2 when the input could not be read (or `--flow` names no
+//! connection, or an output file cannot be written).
 
+use crate::capture::CaptureReader;
+use crate::replay::flows::{split, Side};
+use crate::replay::progress::Progress;
+use crate::replay::report::{script, summary_line, to_json, transcript, write_pcapng};
+use crate::replay::{replay_flow, Mode, Options, Profile, Replay};
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// Which recorded endpoint utcp plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    /// The endpoint that answered the SYN.
+    Server,
+    /// The endpoint that sent the SYN.
+    Client,
+}
+
+/// How the peer's packets are injected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// Exactly as recorded, numbers shifted into utcp's space.
+    Strict,
+    /// Never acknowledging what utcp has not sent.
+    Adaptive,
+}
+
+/// What counts as equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProfileArg {
+    /// Every field, option and byte; time within 1 ms.
+    Exact,
+    /// Kinds, flags, relative seq/ack, option kinds and data; window, option values and time
+    /// (within 500 ms) listed but allowed.
+    Linux,
+    /// Kinds and data only.
+    Loose,
+}
 
 /// Arguments of `utcp replay`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The capture (pcap or pcapng).
+    pub file: PathBuf,
+    /// Only this connection (1-based, as `utcp inspect` numbers them).
+    #[arg(long, value_name = "N")]
+    pub flow: Option<usize>,
+    /// The recorded endpoint utcp plays.
+    #[arg(long = "as", value_enum, default_value = "server")]
+    pub role: RoleArg,
+    /// How the peer's packets are injected.
+    #[arg(long, value_enum, default_value = "adaptive")]
+    pub mode: ModeArg,
+    /// What counts as equal.
+    #[arg(long, value_enum, default_value = "linux")]
+    pub profile: ProfileArg,
+    /// Write the replay (both directions, raw IP) here, with a comment on each packet that differs.
+    #[arg(long, value_name = "FILE.pcapng")]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object with a `connections` array instead of transcripts.
+    #[arg(long)]
+    pub json: bool,
+    /// Write a packetdrill-dialect script that reproduces the replay (needs one connection:
+    /// `--flow N`, or a file with only one).
+    #[arg(long, value_name = "FILE.pkt")]
+    pub emit_script: Option<PathBuf>,
+    /// Use the records read before damage instead of refusing the file.
+    #[arg(long)]
+    pub keep_going: bool,
+}
+
+impl Args {
+    /// The replay options the arguments ask for.
+    pub fn options(&self) -> Options {
+        Options {
+            role: match self.role {
+                RoleArg::Server => Side::Server,
+                RoleArg::Client => Side::Client,
+            },
+            mode: match self.mode {
+                ModeArg::Strict => Mode::Strict,
+                ModeArg::Adaptive => Mode::Adaptive,
+            },
+            profile: match self.profile {
+                ProfileArg::Exact => Profile::Exact,
+                ProfileArg::Linux => Profile::Linux,
+                ProfileArg::Loose => Profile::Loose,
+            },
+            ..Options::default()
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Text for stdout.
+    pub stdout: String,
+    /// The exit status: 0 all completed and equal, 1 something differed.
+    pub status: u8,
+    /// The replays.
+    pub replays: Vec<Replay>,
+}
 
 /// Runs the subcommand.
-pub fn run(_args: Args) -> ExitCode {
-    eprintln!("utcp: this subcommand is not built yet");
-    ExitCode::from(2)
+pub fn run(args: Args) -> ExitCode {
+    match replay(&args) {
+        Ok(o) => {
+            // A closed pipe (`| head`) is not an error of the replay.
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), o.stdout.as_bytes());
+            ExitCode::from(o.status)
+        }
+        Err(msg) => {
+            eprintln!("utcp replay: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The whole of `utcp replay` for `args` (files written), or the message for unusable input.
+pub fn replay(args: &Args) -> Result<Outcome, String> {
+    let reader = CaptureReader::open(&args.file).map_err(|e| e.to_string())?;
+    let all = reader.read_all(args.keep_going).map_err(|e| e.to_string())?;
+    if let Some(e) = &all.error {
+        eprintln!("utcp replay: warning: {e}; using the {} records before it", all.records.len());
+    }
+    let flows = split(&all.records);
+    let name = args.file.display().to_string();
+    let chosen: Vec<usize> = match args.flow {
+        Some(n) if n == 0 || n > flows.flows.len() => {
+            return Err(format!("{name}: no flow {n} (the file has {} TCP connections)", flows.flows.len()));
+        }
+        Some(n) => vec![n - 1],
+        None => (0..flows.flows.len()).collect(),
+    };
+    if args.emit_script.is_some() && chosen.len() != 1 {
+        return Err(format!(
+            "--emit-script needs one connection; {name} has {}: choose one with --flow N",
+            chosen.len()
+        ));
+    }
+    let opts = args.options();
+    let total: u64 = chosen.iter().map(|&i| flows.flows[i].packets.len() as u64).sum();
+    let progress = Progress::new(total, "packets");
+    let mut replays = Vec::new();
+    for &i in &chosen {
+        let flow = &flows.flows[i];
+        progress.set_message(format!("flow {}", flow.index));
+        tracing::debug!(flow = flow.index, packets = flow.packets.len(), "replaying");
+        let r = replay_flow(flow, &opts);
+        tracing::info!(flow = flow.index, summary = %summary_line(&r), "replayed");
+        progress.inc(flow.packets.len() as u64);
+        replays.push(r);
+    }
+    progress.finish();
+    if let Some(out) = &args.out {
+        write_pcapng(out, &replays).map_err(|e| e.to_string())?;
+    }
+    if let Some(path) = &args.emit_script {
+        if let [r] = replays.as_slice() {
+            std::fs::write(path, script(r, &name))
+                .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+        }
+    }
+    let mut stdout = String::new();
+    if args.json {
+        stdout.push_str(&to_json(&name, &replays).to_string());
+        stdout.push('\n');
+    } else {
+        if replays.is_empty() {
+            stdout.push_str(&format!("{name}: no TCP connection to replay\n"));
+        }
+        for r in &replays {
+            stdout.push_str(&transcript(r));
+            stdout.push('\n');
+        }
+        for r in &replays {
+            stdout.push_str(&summary_line(r));
+            stdout.push('\n');
+        }
+    }
+    let status = if replays.iter().all(Replay::ok) { 0 } else { 1 };
+    Ok(Outcome { stdout, status, replays })
 }

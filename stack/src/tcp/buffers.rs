@@ -182,7 +182,11 @@ impl RecvBuffer {
     }
 
     fn ring_index(&self, off: u64) -> usize {
-        (off % self.capacity as u64) as usize
+        if self.capacity.is_power_of_two() {
+            (off & (self.capacity as u64 - 1)) as usize
+        } else {
+            (off % self.capacity as u64) as usize
+        }
     }
 
     fn write_ring(&mut self, off: u64, bytes: &[u8]) {

@@ -93,6 +93,9 @@ enum Timer {
 const TIMERS: [Timer; 5] =
     [Timer::Retransmit, Timer::DelayedAck, Timer::Persist, Timer::Keepalive, Timer::Close];
 
+/// At most this many duplicate ACKs are owed at once (one per out-of-order segment).
+const MAX_ACKS_OWED: u8 = 64;
+
 /// How long an orphaned connection may sit in FIN-WAIT-2 (Linux's tcp_fin_timeout).
 const FIN_WAIT_2_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -116,6 +119,8 @@ pub(crate) struct Connection {
     pub(crate) state: State,
     /// Opened by a listener: an RST in SYN-RECEIVED returns it to LISTEN (it is dropped).
     pub(crate) passive: bool,
+    /// A passive connection the application accepted.
+    accepted: bool,
     /// The application released its handle (`close` or `abort`), or never had one.
     pub(crate) orphaned: bool,
 
@@ -164,6 +169,8 @@ pub(crate) struct Connection {
 
     // Reliability and congestion.
     rtt: RttEstimator,
+    /// Our TSval when the retransmission timer last expired: older echoes give no RTT sample.
+    rto_tsval: u32,
     /// Karn's algorithm without timestamps: the sequence number timed and when it was sent.
     rtt_probe: Option<(SeqNum, Instant)>,
     cc: Box<dyn Controller>,
@@ -184,6 +191,22 @@ pub(crate) struct Connection {
 
     // Acknowledgment policy.
     ack_now: bool,
+    /// Quick ACKs left (`TcpConfig::quickack`).
+    quickacks: u32,
+    /// An interactive connection: no quick ACKs.
+    pingpong: bool,
+    /// When in-order data last arrived.
+    last_data_rcvd: Instant,
+    /// The delayed-ACK time, for the interactivity test.
+    delayed_ack: Option<Duration>,
+    /// The application's last write was only partly taken: more data is coming.
+    more_coming: bool,
+    /// A duplicate range to report in the next ACK (RFC 2883).
+    dsack: Option<(SeqNum, SeqNum)>,
+    /// The application read since the last ACK went out (a window update may be due).
+    read_since_ack: bool,
+    /// Immediate ACKs still owed for out-of-order segments that arrived in one batch.
+    acks_owed: u8,
     /// Full-sized segments received and not yet acknowledged (RFC 5681 §4.2).
     unacked_segments: u32,
     /// A RST to send: its sequence number and, for RST|ACK, the acknowledgment.
@@ -249,6 +272,7 @@ impl Connection {
             tuple,
             state: State::Closed,
             passive: false,
+            accepted: false,
             orphaned: false,
             iss,
             snd_una: iss,
@@ -278,6 +302,7 @@ impl Connection {
             last_ack_sent: SeqNum(0),
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
             rtt_probe: None,
+            rto_tsval: ts_offset,
             cc,
             recovery: Recovery::default(),
             retries: 0,
@@ -290,6 +315,14 @@ impl Connection {
             keepalive_probe_now: false,
             last_activity: now,
             ack_now: false,
+            acks_owed: 0,
+            read_since_ack: false,
+            dsack: None,
+            more_coming: false,
+            quickacks: cfg.quickack,
+            pingpong: false,
+            last_data_rcvd: Instant::ZERO,
+            delayed_ack: cfg.delayed_ack,
             unacked_segments: 0,
             pending_rst: None,
             options,
@@ -373,9 +406,11 @@ impl Connection {
         self.snd_wnd = u32::from(syn.window);
         self.max_snd_wnd = self.snd_wnd;
         self.snd_wl1 = syn.seq;
-        // RFC 6928: the initial window from the MSS actually in use.
+        // RFC 6928: the initial window from the MSS actually in use; RFC 5681 §3.1: one segment
+        // when our SYN had to be retransmitted.
         if let CongestionKind::Reno = cfg.congestion {
-            self.cc = Box::new(Reno::new(cfg.initial_window, self.snd_mss));
+            let iw = if self.retries > 0 { 1 } else { cfg.initial_window };
+            self.cc = Box::new(Reno::new(iw, self.snd_mss));
         }
     }
 
@@ -415,7 +450,10 @@ impl Connection {
     }
 
     fn ts_now(&self, now: Instant, cfg_hz: u32) -> u32 {
-        let ticks = (u128::from(now.total_micros()) * u128::from(cfg_hz) / 1_000_000) as u32;
+        let us = now.total_micros();
+        let hz = u64::from(cfg_hz);
+        // Whole seconds and the rest apart: no 128-bit division on the per-segment path.
+        let ticks = ((us / 1_000_000) * hz + (us % 1_000_000) * hz / 1_000_000) as u32;
         ticks.wrapping_add(self.ts_offset)
     }
 
@@ -453,6 +491,9 @@ impl Connection {
     /// Queues bytes; the caller checked the state.
     pub(crate) fn send(&mut self, data: &[u8]) -> usize {
         let n = self.send_buf.push(data);
+        // A write the buffer could not take whole means more is coming (like MSG_MORE): a short
+        // tail segment waits for it while data is in flight.
+        self.more_coming = n < data.len();
         if n < data.len() {
             self.want_writable = true;
         }
@@ -476,11 +517,14 @@ impl Connection {
 
     /// Reads in-order bytes.
     pub(crate) fn recv(&mut self, buf: &mut [u8]) -> usize {
-        self.recv_buf.read(buf)
+        let n = self.recv_buf.read(buf);
+        self.read_since_ack |= n > 0;
+        n
     }
 
     /// Shuts down the sending direction (RFC 9293 §3.10.4 CLOSE, for the send side).
     pub(crate) fn shutdown(&mut self) {
+        self.more_coming = false;
         if self.fin_queued {
             return;
         }
@@ -671,11 +715,7 @@ impl Connection {
         let wnd = self.rcv_wnd();
         let acceptable = match (seg_len, wnd) {
             (0, 0) => seg.seq == rcv_nxt,
-            // A segment without text exactly at the right edge is taken too, as Linux does
-            // (`tcp_sequence`): the peer's ACKs after text and FIN that filled the window sit
-            // there, and refusing them (ACK field and all) leaves both ends exchanging ACKs that
-            // neither accepts.
-            (0, _) => seg.seq.in_range(rcv_nxt, rcv_nxt + wnd as usize + 1),
+            (0, _) => seg.seq.in_range(rcv_nxt, rcv_nxt + wnd as usize),
             (_, 0) => false,
             (_, _) => {
                 seg.seq.in_range(rcv_nxt, rcv_nxt + wnd as usize)
@@ -696,13 +736,22 @@ impl Connection {
                 return self.on_segment_synchronized(now, &rest, ctx);
             }
             if self.state == State::SynReceived && f.syn() && !f.ack() && seg.seq == self.irs {
-                // A retransmitted SYN: our SYN-ACK was lost; send it again.
+                // A retransmitted SYN: our SYN-ACK was lost; send it again, echoing the latest
+                // timestamp (RFC 7323 §4.3: the SYN-ACK echoes the SYN it answers).
+                if let (true, Some(ts)) = (self.ts_enabled, seg.options.timestamp) {
+                    self.ts_recent = ts.tsval;
+                }
                 self.snd_nxt = self.iss;
                 ctx.drop("retransmitted_syn");
                 return;
             }
             if !f.rst() {
                 self.ack_now = true;
+                if self.sack_enabled && !seg.payload.is_empty() && seg.seq < rcv_nxt {
+                    // RFC 2883 §4: report the duplicate range as the first SACK block.
+                    let end = (seg.seq + seg.payload.len()).min(rcv_nxt);
+                    self.dsack = Some((seg.seq, end));
+                }
                 if self.state == State::TimeWait && f.fin() {
                     // §3.10.7.4 eighth, TIME-WAIT: a retransmitted FIN restarts the 2 MSL timer.
                     self.set_timer(Timer::Close, now + ctx.cfg.msl.saturating_mul(2));
@@ -762,20 +811,31 @@ impl Connection {
             if self.snd_una < seg.ack && seg.ack <= self.snd_max {
                 self.snd_una = seg.ack;
                 self.snd_nxt = self.snd_nxt.max(seg.ack);
+                if self.retries > 0 {
+                    // RFC 5681 §3.1: the SYN-ACK was retransmitted, so the initial window is one
+                    // segment.
+                    if let CongestionKind::Reno = ctx.cfg.congestion {
+                        self.cc = Box::new(Reno::new(1, self.snd_mss));
+                    }
+                }
                 self.clear_timer(Timer::Retransmit);
-                self.retries = 0;
                 self.rtt.reset_backoff();
                 // RFC 7323 §2.2: windows after the SYN are scaled.
                 self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
                 self.snd_wl1 = seg.seq;
                 self.snd_wl2 = seg.ack;
-                if let (true, Some(ts)) = (self.ts_enabled, seg.options.timestamp) {
-                    if ts.tsecr != 0 {
+                let probe = self.rtt_probe.take();
+                match (self.ts_enabled, seg.options.timestamp, probe) {
+                    (true, Some(ts), _) if ts.tsecr != 0 => {
                         let ticks = self.ts_now(now, ctx.cfg.ts_hz).wrapping_sub(ts.tsecr);
                         self.rtt.sample(ticks_to_duration(ticks, ctx.cfg.ts_hz));
                     }
+                    // Karn: only when the SYN-ACK was not retransmitted.
+                    (_, _, Some((_, sent))) if self.retries == 0 => self.rtt.sample(now - sent),
+                    _ => {}
                 }
+                self.retries = 0;
                 self.establish();
             } else {
                 // <SEQ=SEG.ACK><CTL=RST>
@@ -816,6 +876,17 @@ impl Connection {
 
         // Seventh: segment text.
         if !seg.payload.is_empty() {
+            if self.orphaned
+                && !self.passive_unaccepted()
+                && matches!(self.state, State::FinWait1 | State::FinWait2)
+            {
+                // RFC 1122 §4.2.2.13: new data after CLOSE is answered with a RST.
+                // Linux answers as a closed socket would: <SEQ=SEG.ACK><CTL=RST>.
+                self.pending_rst = Some((seg.ack, None));
+                ctx.drop("data_after_close");
+                self.close_now(CloseReason::Aborted);
+                return;
+            }
             match self.state {
                 State::Established | State::FinWait1 | State::FinWait2 => {
                     self.accept_text(now, seg.seq, seg.payload, ctx);
@@ -877,7 +948,9 @@ impl Connection {
             }
             // RTT: timestamps (RFC 7323 §4.1) or the timed segment (Karn, RFC 6298 §3).
             match (self.ts_enabled, seg.options.timestamp) {
-                (true, Some(ts)) if ts.tsecr != 0 => {
+                // Karn's rule carried over to timestamps: an echo of a transmission older than the
+                // last timeout says how long the lost ACK took to be repaired, not the path's RTT.
+                (true, Some(ts)) if ts.tsecr != 0 && (ts.tsecr.wrapping_sub(self.rto_tsval) as i32) >= 0 => {
                     let ticks = self.ts_now(now, ctx.cfg.ts_hz).wrapping_sub(ts.tsecr);
                     if (ticks as i32) >= 0 {
                         self.rtt.sample(ticks_to_duration(ticks, ctx.cfg.ts_hz));
@@ -939,14 +1012,28 @@ impl Connection {
                 ctx.stats.fast_retransmits += 1;
             }
         }
+        // RFC 6675 §5 (IsLost): with SACK, DupThresh segments SACKed above SND.UNA mark it lost
+        // even when fewer than three duplicate ACKs arrived.
+        if self.sack_enabled && self.recovery.recover.is_none() && self.snd_max > self.snd_una {
+            if let Some(blocks) = seg.options.sack {
+                let sacked: usize = blocks
+                    .as_slice()
+                    .iter()
+                    .filter(|(l, r)| *l >= self.snd_una && r <= &self.snd_max && l < r)
+                    .map(|&(l, r)| r - l)
+                    .sum();
+                if sacked >= 3 * self.snd_mss as usize {
+                    self.recovery.recover = Some(self.snd_max);
+                    self.cc.on_fast_retransmit(self.flight(), self.snd_mss);
+                    self.retransmit_at = Some(self.snd_una);
+                    self.rtt_probe = None;
+                    ctx.stats.fast_retransmits += 1;
+                }
+            }
+        }
         // Window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
         // SND.WL2 =< SEG.ACK)).
         if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= ack) {
-            if window > 0 && self.snd_wnd == 0 && self.persist_backoff > 0 && self.snd_nxt > self.snd_una {
-                // The window opened without our probe byte being accepted: send it again with
-                // the rest rather than wait for its retransmission timer.
-                self.snd_nxt = self.snd_una;
-            }
             self.snd_wnd = window;
             self.max_snd_wnd = self.max_snd_wnd.max(window);
             self.snd_wl1 = seg.seq;
@@ -963,12 +1050,15 @@ impl Connection {
     fn accept_text(&mut self, now: Instant, seq: SeqNum, payload: &[u8], ctx: &mut Ctx<'_>) {
         let rcv_nxt = self.rcv_nxt();
         let next_off = self.recv_buf.next_offset();
-        // The bytes before RCV.NXT are trimmed here once; `off` is where the rest starts.
-        let skip = if seq < rcv_nxt { rcv_nxt - seq } else { 0 };
-        let off = next_off + u64::from(seq.diff(rcv_nxt).max(0) as u32);
+        // Trim what was already received; the rest lands at its stream offset.
+        let (off, skip) = if seq < rcv_nxt {
+            (next_off, (rcv_nxt - seq).min(payload.len()))
+        } else {
+            (next_off + (seq - rcv_nxt) as u64, 0)
+        };
         let had_holes = self.recv_buf.has_holes();
         let in_order = seq <= rcv_nxt;
-        let delivered = self.recv_buf.insert(off, &payload[skip.min(payload.len())..]);
+        let delivered = self.recv_buf.insert(off, &payload[skip..]);
         if delivered > 0 {
             self.notes.readable = true;
         }
@@ -978,9 +1068,18 @@ impl Connection {
                 self.consume_fin(now, ctx);
             }
         }
-        if !in_order || had_holes || delivered < payload.len().saturating_sub(skip) {
-            // Out of order, filling a hole, or beyond the window: acknowledge at once
-            // (RFC 5681 §4.2, RFC 9293 §3.10.7.4).
+        if !in_order || had_holes || delivered < payload.len() - skip {
+            // Out of order, filling a hole, or beyond the window: acknowledge at once, one ACK
+            // for each such segment even when several arrive before the next poll (RFC 5681 §4.2:
+            // the duplicate ACKs drive the sender's fast retransmit).
+            self.ack_now = true;
+            self.acks_owed = self.acks_owed.saturating_add(1).min(MAX_ACKS_OWED);
+            return;
+        }
+        self.last_data_rcvd = now;
+        if self.quickacks > 0 && !self.pingpong {
+            // Linux's quick-ACK mode at the start of a connection: every segment at once.
+            self.quickacks -= 1;
             self.ack_now = true;
             return;
         }
@@ -1021,10 +1120,23 @@ impl Connection {
 
     fn consume_fin(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
         self.fin_rcvd = true;
-        self.ack_now = true;
         self.notes.readable = true;
         match self.state {
-            State::SynReceived | State::Established => self.state = State::CloseWait,
+            State::SynReceived | State::Established => {
+                self.state = State::CloseWait;
+                self.pingpong = true;
+                // Like Linux, the ACK of a FIN that only half-closes is delayed so that the
+                // application's reply or its own FIN can carry it (RFC 1122 §4.2.3.2).
+                match ctx.cfg.delayed_ack {
+                    Some(delay) => {
+                        if self.timer(Timer::DelayedAck).is_none() {
+                            self.set_timer(Timer::DelayedAck, now + delay);
+                        }
+                    }
+                    None => self.ack_now = true,
+                }
+                return;
+            }
             State::FinWait1 => {
                 if self.fin_acked() {
                     self.enter_time_wait(now, ctx.cfg);
@@ -1035,6 +1147,7 @@ impl Connection {
             State::FinWait2 => self.enter_time_wait(now, ctx.cfg),
             _ => {}
         }
+        self.ack_now = true;
     }
 
     // ------------------------------------------------------------------------------------------
@@ -1072,7 +1185,6 @@ impl Connection {
     }
 
     fn on_rto(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
-        let _ = now;
         if self.snd_una == self.snd_max {
             return;
         }
@@ -1090,6 +1202,7 @@ impl Connection {
         // RFC 6298 (5.5)-(5.6): back off and retransmit the earliest unacknowledged segment.
         self.rtt.back_off();
         self.rtt_probe = None;
+        self.rto_tsval = self.ts_now(now, ctx.cfg.ts_hz);
         let flight = self.flight();
         self.cc.on_timeout(flight, self.snd_mss);
         self.recovery = Recovery::default();
@@ -1109,6 +1222,8 @@ impl Connection {
         }
         // RFC 1122 §4.2.3.6: probes until one is answered or the count runs out.
         if self.keepalive_probes >= ctx.cfg.keepalive_probes {
+            // As Linux does, tell the peer (if it is still there) with a RST.
+            self.pending_rst = Some((self.snd_nxt, Some(self.rcv_nxt())));
             self.close_now(CloseReason::TimedOut);
             return;
         }
@@ -1155,19 +1270,22 @@ impl Connection {
     }
 
     /// Whether a window update is worth an ACK of its own (RFC 9293 §3.8.6.2.2, RFC 1122
-    /// §4.2.3.3): as Linux does, when the window still offered has fallen to half the buffer or
-    /// less and the window now possible is at least twice that and one MSS more.
+    /// §4.2.3.3): after the application read, when the window still offered has fallen below two
+    /// segments (the peer is about to stall) and reading opened at least one more segment. A
+    /// larger offered window needs no update: the ACKs of the data it lets in carry the new one.
     fn window_update_due(&self) -> bool {
-        if !matches!(self.state, State::Established | State::FinWait1 | State::FinWait2) || self.fin_rcvd {
+        if !self.read_since_ack
+            || !matches!(self.state, State::Established | State::FinWait1 | State::FinWait2)
+            || self.fin_rcvd
+        {
             return false;
         }
         let nxt = self.rcv_nxt();
         let offered = if self.rcv_adv > nxt { self.rcv_adv - nxt } else { 0 };
         let max = 65535usize << self.rcv_wscale;
         let possible = ((self.recv_buf.window() >> self.rcv_wscale) << self.rcv_wscale).min(max);
-        2 * offered <= self.recv_buf.capacity()
-            && possible >= 2 * offered
-            && possible >= offered + usize::from(self.our_mss)
+        let mss = usize::from(self.our_mss);
+        offered < 2 * mss && possible >= offered + mss
     }
 
     fn options_for(&self, now: Instant, hz: u32, syn: bool) -> TcpOptions<'static> {
@@ -1187,30 +1305,21 @@ impl Connection {
                     ts.tsecr = 0;
                 }
             }
-        } else if self.sack_enabled && self.recv_buf.has_holes() {
-            // RFC 2018 §4: report the most recent block first; as many as fit.
+        } else if self.sack_enabled && (self.recv_buf.has_holes() || self.dsack.is_some()) {
+            // RFC 2018 §4: report the most recent block first; as many as fit. RFC 2883: a
+            // D-SACK block for a duplicate goes before them.
             let max = if self.ts_enabled { 3 } else { 4 };
             let mut blocks = SackBlocks::default();
+            if let Some(d) = self.dsack {
+                blocks.push(d);
+            }
             let base = self.irs.0.wrapping_add(1);
-            for (s, e) in self.recv_buf.sack_intervals().take(max) {
+            for (s, e) in self.recv_buf.sack_intervals().take(max - blocks.len()) {
                 blocks.push((SeqNum(base.wrapping_add(s as u32)), SeqNum(base.wrapping_add(e as u32))));
             }
             o.sack = Some(blocks);
         }
         o
-    }
-
-    /// The bytes the SACK option of the next non-SYN segment takes, with its two NOPs (0 when
-    /// there are no blocks to report); see `options_for`.
-    fn sack_option_len(&self) -> usize {
-        if !(self.sack_enabled && self.recv_buf.has_holes()) {
-            return 0;
-        }
-        let max = if self.ts_enabled { 3 } else { 4 };
-        match self.recv_buf.sack_intervals().take(max).count() {
-            0 => 0,
-            n => 2 + 2 + 8 * n,
-        }
     }
 
     /// The next segment to send, if any. The caller writes it with the payload
@@ -1236,7 +1345,8 @@ impl Connection {
                 let syn_ack = self.state == State::SynReceived;
                 if self.snd_max != self.iss {
                     ctx.stats.retransmissions += 1;
-                } else if !self.ts_enabled {
+                } else {
+                    // RFC 6298 §2: the handshake gives the first RTT measurement.
                     self.rtt_probe = Some((self.iss, now));
                 }
                 self.snd_nxt = self.iss + 1;
@@ -1267,7 +1377,7 @@ impl Connection {
             State::SynReceived => {
                 if self.ack_now {
                     self.ack_now = false;
-                    return Some(self.pure_ack(now, hz, self.snd_nxt));
+                    return Some(self.pure_ack(now, hz, self.snd_max));
                 }
                 None
             }
@@ -1275,43 +1385,29 @@ impl Connection {
         }
     }
 
-    /// The sequence number of a segment without data, chosen so that the peer finds it
-    /// acceptable (RFC 9293 §3.10.7.4) rather than dropping it, ACK field and all, and answering
-    /// with an ACK of its own:
-    /// - the next unsent octet (the highest sent, SND.MAX), not SND.NXT, which lags behind while
-    ///   retransmitting after a timeout and then lies below the peer's RCV.NXT (BSD's tcp_output
-    ///   does the same; otherwise both ends can drop each other's ACKs until they time out);
-    /// - but not beyond the right edge of the peer's window (after a zero-window probe byte, or a
-    ///   shrunk window), or two crossing probes start an endless exchange of ACKs (Linux's
-    ///   `tcp_acceptable_seq`).
-    fn acceptable_seq(&self) -> SeqNum {
-        let wnd_end = self.snd_una + self.snd_wnd as usize;
-        self.snd_max.min(wnd_end)
-    }
-
+    /// An ACK without data. Callers pass SND.MAX (the highest sequence number sent), not a
+    /// SND.NXT that a retransmission timeout rewound: the peer may already hold everything up to
+    /// SND.MAX, and an ACK from behind its RCV.NXT would be unacceptable and answered with an
+    /// ACK of its own, and so on forever.
     fn pure_ack(&mut self, now: Instant, hz: u32, seq: SeqNum) -> OutSegment {
         let ack = self.rcv_nxt();
         let window = self.window_to_advertise();
+        let options = self.options_for(now, hz, false);
         self.last_ack_sent = ack;
         self.ack_now = false;
+        self.read_since_ack = false;
+        self.dsack = None;
+        self.acks_owed = self.acks_owed.saturating_sub(1);
         self.unacked_segments = 0;
         self.clear_timer(Timer::DelayedAck);
-        OutSegment {
-            seq,
-            ack,
-            flags: TcpFlags::ACK,
-            window,
-            options: self.options_for(now, hz, false),
-            payload_offset: 0,
-            payload_len: 0,
-        }
+        OutSegment { seq, ack, flags: TcpFlags::ACK, window, options, payload_offset: 0, payload_len: 0 }
     }
 
     fn poll_transmit_synchronized(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Option<OutSegment> {
         let hz = ctx.cfg.ts_hz;
         if self.state == State::TimeWait {
             if self.ack_now {
-                return Some(self.pure_ack(now, hz, self.acceptable_seq()));
+                return Some(self.pure_ack(now, hz, self.snd_max));
             }
             return None;
         }
@@ -1323,8 +1419,8 @@ impl Connection {
             // RFC 1122 §4.2.3.6: a probe with SEG.SEQ = SND.NXT - 1 and no data.
             return Some(self.pure_ack(now, hz, self.snd_nxt - 1));
         }
-        if self.ack_now || self.window_update_due() {
-            return Some(self.pure_ack(now, hz, self.acceptable_seq()));
+        if self.ack_now || self.acks_owed > 0 || self.window_update_due() {
+            return Some(self.pure_ack(now, hz, self.snd_max));
         }
         // Arm the keepalive timer while idle (RFC 1122 §4.2.3.6, off by default).
         if let Some(idle) = self.options.keepalive {
@@ -1345,9 +1441,7 @@ impl Connection {
         }
         let data_start = self.data_start();
         let data_end = data_start + self.send_buf.len();
-        // RFC 6691 §2: the options of this segment come out of its payload, SACK blocks included
-        // (SND.MSS already leaves room for timestamps), or the datagram exceeds the MTU.
-        let mss = (self.snd_mss as usize).saturating_sub(self.sack_option_len()).max(1);
+        let mss = self.payload_limit();
 
         // Fast retransmit / partial-ACK retransmission of one segment, outside the window rules.
         if let Some(at) = self.retransmit_at.take() {
@@ -1367,14 +1461,25 @@ impl Connection {
         let fin_unsent = self.fin_queued
             && (self.fin_seq.is_none() || self.snd_nxt <= self.fin_seq.unwrap_or(self.snd_nxt));
         let in_flight = self.flight() as usize;
-        let wnd = (self.snd_wnd as usize).min(self.cc.cwnd() as usize);
+        // RFC 3042 (Limited Transmit): the first two duplicate ACKs each let one new segment out.
+        let limited = if self.recovery.recover.is_none() && self.recovery.dup_acks < 3 {
+            self.recovery.dup_acks * self.snd_mss
+        } else {
+            0
+        };
+        let cwnd = self.cc.cwnd().max(self.snd_mss).saturating_add(limited);
+        let wnd = (self.snd_wnd as usize).min(cwnd as usize);
         let usable = wnd.saturating_sub(in_flight);
-        let mut len = unsent.min(mss).min(usable);
+        let len = unsent.min(mss).min(usable);
 
-        let probing = std::mem::take(&mut self.probe_now);
-        if probing && unsent > 0 && len == 0 && self.snd_wnd == 0 {
-            // Zero-window probe: one byte beyond the window (RFC 1122 §4.2.2.17).
-            len = 1;
+        if self.probe_now {
+            self.probe_now = false;
+            if unsent > 0 && len == 0 && self.snd_wnd == 0 {
+                // Zero-window probe (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17), as Linux sends it:
+                // an ACK carrying SEG.SEQ = SND.UNA - 1, which the peer must answer with its window.
+                self.arm_persist(now, unsent);
+                return Some(self.pure_ack(now, hz, self.snd_una - 1));
+            }
         }
 
         let retransmission = self.snd_nxt < self.snd_max;
@@ -1390,12 +1495,14 @@ impl Connection {
             // when it is at least half the largest window the peer offered.
             // Minshall's refinement, as Linux does: hold only while a small segment is unacked.
             let small_unacked = self.last_small_end > self.snd_una;
-            let nagle_ok =
-                all_queued && (self.options.nodelay || in_flight == 0 || !small_unacked || can_fin);
+            let nagle_ok = all_queued
+                && (in_flight == 0
+                    || can_fin
+                    || (!self.more_coming && (self.options.nodelay || !small_unacked)));
             let half_window = len * 2 >= self.max_snd_wnd as usize && self.max_snd_wnd > 0;
-            // RFC 1122 §4.2.3.4: when the persist timer fires, the override timeout sends what
-            // the window allows.
-            if !(nagle_ok || half_window || probing || len == 1 && self.snd_wnd == 0) {
+            // With nothing in flight no ACK will come to release a held runt: send it.
+            let window_limited_idle = !all_queued && in_flight == 0;
+            if !(nagle_ok || half_window || window_limited_idle) {
                 self.arm_persist(now, unsent);
                 return None;
             }
@@ -1408,14 +1515,27 @@ impl Connection {
         Some(self.data_segment(now, hz, seq, off, len, can_fin))
     }
 
+    /// Payload bytes that fit in the next segment: the MSS less the SACK option it will carry
+    /// (RFC 6691: options come out of the MSS; the timestamp option is already counted).
+    fn payload_limit(&self) -> usize {
+        let mut limit = self.snd_mss as usize;
+        if self.sack_enabled && (self.recv_buf.has_holes() || self.dsack.is_some()) {
+            let max = if self.ts_enabled { 3 } else { 4 };
+            let blocks =
+                (usize::from(self.dsack.is_some()) + self.recv_buf.sack_intervals().count()).min(max);
+            limit = limit.saturating_sub(4 + 8 * blocks);
+        }
+        limit.max(1)
+    }
+
     fn arm_persist(&mut self, now: Instant, unsent: usize) {
         // RFC 9293 §3.8.6.1: with data waiting, a zero window and nothing in flight, the persist
-        // timer makes sure a window update is not waited for forever. The same holds for a
-        // window too small to send into under SWS avoidance (RFC 1122 §4.2.3.4's override
-        // timeout): if the update that opens it is lost, nothing else would ever send again.
-        // Armed whenever no retransmission timer runs, not only with nothing in flight: after a
-        // timeout rewinds SND.NXT into a zero window, an unacknowledged probe byte has no timer.
-        if unsent > 0 && self.timer(Timer::Retransmit).is_none() && self.timer(Timer::Persist).is_none() {
+        // timer makes sure a window update is not waited for forever.
+        if unsent > 0
+            && self.snd_wnd == 0
+            && self.snd_una == self.snd_max
+            && self.timer(Timer::Persist).is_none()
+        {
             let rto = self.rtt.rto();
             let backoff = rto.saturating_mul(1 << self.persist_backoff.min(10));
             self.set_timer(Timer::Persist, now + backoff.min(Duration::from_secs(60)));
@@ -1441,6 +1561,17 @@ impl Connection {
         }
         if seq == self.snd_nxt {
             self.snd_nxt = end;
+        }
+        if new_data && len > 0 {
+            // Data sent soon after data arrived: an interactive connection, whose ACKs ride on
+            // the replies (Linux's "pingpong" mode ends quick ACKs).
+            if let Some(ato) = self.delayed_ack {
+                if now.saturating_duration_since(self.last_data_rcvd) < ato
+                    && self.last_data_rcvd != Instant::ZERO
+                {
+                    self.pingpong = true;
+                }
+            }
         }
         if new_data {
             let data_end = seq + len;
@@ -1479,20 +1610,25 @@ impl Connection {
         self.ack_now = false;
         self.unacked_segments = 0;
         self.clear_timer(Timer::DelayedAck);
-        OutSegment {
-            seq,
-            ack,
-            flags,
-            window,
-            options: self.options_for(now, hz, false),
-            payload_offset: off,
-            payload_len: len,
-        }
+        let options = self.options_for(now, hz, false);
+        self.dsack = None;
+        OutSegment { seq, ack, flags, window, options, payload_offset: off, payload_len: len }
     }
 
     /// The payload bytes of a segment from `poll_transmit`.
     pub(crate) fn send_buffer_slice(&mut self, offset: usize, len: usize) -> &[u8] {
         self.send_buf.slice(offset, len)
+    }
+
+    /// A passive connection that the application never accepted (it is orphaned only in name).
+    fn passive_unaccepted(&self) -> bool {
+        self.passive && !self.accepted
+    }
+
+    /// The application took this connection from its listener's accept queue.
+    pub(crate) fn mark_accepted(&mut self) {
+        self.accepted = true;
+        self.orphaned = false;
     }
 
     /// Whether the stack may forget this connection.

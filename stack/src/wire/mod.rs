@@ -21,7 +21,7 @@ pub use tcp::{SackBlocks, TcpFlags, TcpOption, TcpOptions, TcpRepr, Timestamp, U
 
 use std::net::IpAddr;
 
-/// Whether to check checksums on input.
+/// Whether to check checksums on input (and, for `emit_*_with`, compute them on output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChecksumMode {
     /// Verify every checksum; a mismatch is a [`WireErrorKind::BadChecksum`].
@@ -88,6 +88,17 @@ pub fn datagram_len(ip: &IpRepr, transport: &Transport<'_>) -> usize {
 /// `ip.protocol` must match the transport; `ip.payload_len` is ignored and computed. Fails with a
 /// [`WireErrorKind::Truncated`] when `buf` is too short, never panics.
 pub fn emit_datagram(ip: &IpRepr, transport: &Transport<'_>, buf: &mut [u8]) -> Result<usize, WireError> {
+    emit_datagram_with(ip, transport, buf, ChecksumMode::Verify)
+}
+
+/// Like [`emit_datagram`]; with [`ChecksumMode::Ignore`] the TCP checksum is left zero (checksum
+/// offload). The IPv4 header checksum and ICMP checksums are always computed.
+pub fn emit_datagram_with(
+    ip: &IpRepr,
+    transport: &Transport<'_>,
+    buf: &mut [u8],
+    checksums: ChecksumMode,
+) -> Result<usize, WireError> {
     let total = datagram_len(ip, transport);
     if buf.len() < total {
         return Err(WireError::truncated(Layer::Ip, 0, total, buf.len()));
@@ -97,7 +108,7 @@ pub fn emit_datagram(ip: &IpRepr, transport: &Transport<'_>, buf: &mut [u8]) -> 
     ip.emit(payload_len, &mut buf[..hlen])?;
     let body = &mut buf[hlen..total];
     match transport {
-        Transport::Tcp(tcp) => tcp.emit(ip, body)?,
+        Transport::Tcp(tcp) => tcp.emit_with(ip, body, checksums)?,
         Transport::Icmp(icmp) => icmp.emit(ip, body)?,
         Transport::Other(payload) => body.copy_from_slice(payload),
     }

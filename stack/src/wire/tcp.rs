@@ -557,6 +557,12 @@ impl<'a> TcpRepr<'a> {
     /// the checksum over `ip`'s pseudo-header. Options are laid out as Linux lays them out
     /// (NOP-aligned) when that fits in 40 bytes, otherwise packed.
     pub fn emit(&self, ip: &IpRepr, buf: &mut [u8]) -> Result<(), WireError> {
+        self.emit_with(ip, buf, ChecksumMode::Verify)
+    }
+
+    /// Like [`TcpRepr::emit`]; with [`ChecksumMode::Ignore`] the checksum field is left zero, as
+    /// for a device that computes checksums itself (offload) or a link that needs none.
+    pub fn emit_with(&self, ip: &IpRepr, buf: &mut [u8], checksums: ChecksumMode) -> Result<(), WireError> {
         let (layout, opt_len) = self.options.plan().map_err(|n| WireError {
             layer: Layer::TcpOption,
             offset: 20,
@@ -582,9 +588,11 @@ impl<'a> TcpRepr<'a> {
         buf[18..20].copy_from_slice(&self.urgent.to_be_bytes());
         self.options.write(layout, &mut buf[20..hlen]);
         buf[hlen..].copy_from_slice(self.payload);
-        let pseudo = pseudo_header_sum(ip.src, ip.dst, IPPROTO_TCP, total);
-        let c = !internet_checksum(pseudo, buf);
-        buf[16..18].copy_from_slice(&c.to_be_bytes());
+        if checksums == ChecksumMode::Verify {
+            let pseudo = pseudo_header_sum(ip.src, ip.dst, IPPROTO_TCP, total);
+            let c = !internet_checksum(pseudo, buf);
+            buf[16..18].copy_from_slice(&c.to_be_bytes());
+        }
         Ok(())
     }
 }

@@ -1,0 +1,711 @@
+//! The replay engine (DESIGN.md "Replay" steps 2-4): one connection of a capture played against
+//! a fresh utcp `Stack` on a virtual clock. utcp takes the role of one recorded endpoint; the
+//! other endpoint's packets are translated and injected at their capture times; a scripted
+//! application writes what the recorded endpoint wrote, when it first sent it, shuts down where
+//! it sent FIN, aborts where it sent RST, and reads everything. Timers run between injections and
+//! for a bounded virtual time after the last one.
+//!
+//! Must not depend on: files, terminals, wall-clock time (the virtual clock is the capture's).
+
+use super::compare::{align, Alignment, Counts, Outcome, Profile, Seg};
+use super::flows::{Flow, FlowPacket, Side};
+use super::translate::{Mode, Translator};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use utcp::tcp::seq::SeqNum;
+use utcp::time::{Duration, Instant};
+use utcp::wire::{parse_datagram, ChecksumMode, Transport};
+use utcp::{CloseReason, Config, Event, ListenerHandle, RecvError, SendError, SocketHandle, Stack};
+
+/// The fixed ISN secret of replays: ISNs and TS offsets are the same on every run and machine.
+pub const REPLAY_ISN_SECRET: [u8; 16] = *b"utcp-replay-isn!";
+
+/// How to replay.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// The recorded endpoint utcp plays.
+    pub role: Side,
+    /// Strict or adaptive injection.
+    pub mode: Mode,
+    /// What counts as equal.
+    pub profile: Profile,
+    /// Virtual time run after the last recorded packet.
+    pub tail: Duration,
+    /// Timer firings allowed in all (a bound against runaway timers).
+    pub max_timer_steps: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            role: Side::Server,
+            mode: Mode::Adaptive,
+            profile: Profile::Linux,
+            tail: Duration::from_secs(120),
+            max_timer_steps: 100_000,
+        }
+    }
+}
+
+/// What the scripted application did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// `listen` on utcp's endpoint.
+    Listen,
+    /// `connect` to the peer.
+    Connect,
+    /// `accept` returned the connection.
+    Accept,
+    /// `send` of `asked` bytes took `taken`.
+    Write {
+        /// Bytes offered.
+        asked: usize,
+        /// Bytes the stack took.
+        taken: usize,
+    },
+    /// `recv` returned this many bytes (summed over one step).
+    Read(usize),
+    /// `recv` returned end of stream.
+    Eof,
+    /// `shutdown` (SHUT_WR).
+    Shutdown,
+    /// `abort` (SO_LINGER 0 and close).
+    Abort,
+}
+
+/// One step of the replay, in virtual-time order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A peer packet injected into utcp.
+    In {
+        /// Virtual time.
+        time: Instant,
+        /// Its record number in the capture.
+        number: u64,
+        /// The datagram as injected.
+        datagram: Vec<u8>,
+        /// What was adapted or odd.
+        notes: Vec<String>,
+    },
+    /// A datagram utcp sent.
+    Out {
+        /// Virtual time.
+        time: Instant,
+        /// The datagram.
+        datagram: Vec<u8>,
+    },
+    /// A socket call of the application.
+    Call {
+        /// Virtual time.
+        time: Instant,
+        /// The call.
+        call: Call,
+    },
+    /// Something the engine wants the reader to know (a packet it could not inject, ...).
+    Note {
+        /// Virtual time.
+        time: Instant,
+        /// The text.
+        text: String,
+    },
+}
+
+impl Step {
+    /// Its virtual time.
+    pub fn time(&self) -> Instant {
+        match self {
+            Step::In { time, .. }
+            | Step::Out { time, .. }
+            | Step::Call { time, .. }
+            | Step::Note { time, .. } => *time,
+        }
+    }
+}
+
+/// The result of replaying one connection.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The flow's 1-based index.
+    pub flow: usize,
+    /// The role utcp played.
+    pub role: Side,
+    /// utcp's endpoint (the recorded endpoint's address and port).
+    pub local: SocketAddr,
+    /// The peer's endpoint.
+    pub remote: SocketAddr,
+    /// Injection mode.
+    pub mode: Mode,
+    /// Comparison profile.
+    pub profile: Profile,
+    /// Whether the connection was replayed at all (not when seen mid-stream).
+    pub replayed: bool,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// The recorded endpoint's segments, relative, with their record numbers.
+    pub recorded: Vec<(u64, Seg)>,
+    /// The recorded endpoint's datagrams by record number (sliced ones cut to parse).
+    pub recorded_datagrams: Vec<(u64, Vec<u8>)>,
+    /// utcp's segments, relative, each with the index of its `Step::Out`.
+    pub utcp: Vec<(usize, Seg)>,
+    /// How they line up.
+    pub alignment: Alignment,
+    /// The counts.
+    pub counts: Counts,
+    /// Whether the connection reached its recorded end in utcp too.
+    pub completed: bool,
+    /// Why not, when it did not.
+    pub reason: Option<String>,
+    /// The first difference, as text.
+    pub first_difference: Option<String>,
+    /// ISNs: the recorded endpoint's, the peer's, utcp's.
+    pub isns: (Option<SeqNum>, Option<SeqNum>, Option<SeqNum>),
+    /// The stack's counters at the end.
+    pub stats: utcp::Stats,
+}
+
+impl Replay {
+    /// Whether nothing differed beyond the profile and the connection completed.
+    pub fn ok(&self) -> bool {
+        self.completed && self.counts.differed == 0 && self.counts.missing == 0 && self.counts.extra == 0
+    }
+}
+
+/// How the recording ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecordedEnd {
+    FinFin,
+    Rst,
+    Open,
+}
+
+fn tcp_of(p: &FlowPacket) -> Option<utcp::wire::TcpRepr<'_>> {
+    match parse_datagram(&p.datagram, ChecksumMode::Ignore).ok()?.transport {
+        Transport::Tcp(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// The stack's configuration for playing `role` of `flow`: Linux's knobs, the recorded
+/// endpoint's address, its MTU (from its MSS, else the largest datagram, else 1500) and the
+/// options it evidently had switched off.
+pub fn config_for(flow: &Flow, role: Side) -> Config {
+    let local = if role == Side::Server { flow.server } else { flow.client };
+    let mut cfg = Config::linux_like().with_address(local.ip());
+    cfg.isn_secret = REPLAY_ISN_SECRET;
+    let own_syn = flow.packets.iter().find(|p| p.from == role && p.tcp.flags.syn()).and_then(tcp_of);
+    let peer_syn = flow.packets.iter().find(|p| p.from != role && p.tcp.flags.syn()).and_then(tcp_of);
+    let ip_overhead = if local.is_ipv4() { 40 } else { 60 };
+    let largest = flow.packets.iter().map(|p| p.tcp.tcp_offset + p.tcp.header_len + p.tcp.payload_len).max();
+    cfg.mtu = match own_syn.and_then(|s| s.options.mss) {
+        Some(mss) => usize::from(mss) + ip_overhead,
+        None => largest.unwrap_or(1500).max(if local.is_ipv4() { 576 } else { 1280 }),
+    };
+    if let Some(own) = own_syn {
+        let o = own.options;
+        match role {
+            // The client's SYN says what it offered.
+            Side::Client => {
+                cfg.tcp.sack = o.sack_permitted;
+                cfg.tcp.timestamps = o.timestamp.is_some();
+                cfg.tcp.window_scale = o.window_scale.is_some();
+            }
+            // The server's SYN-ACK shows what it accepted of what was offered.
+            Side::Server => {
+                if let Some(p) = peer_syn.map(|s| s.options) {
+                    cfg.tcp.sack &= !p.sack_permitted || o.sack_permitted;
+                    cfg.tcp.timestamps &= p.timestamp.is_none() || o.timestamp.is_some();
+                    cfg.tcp.window_scale &= p.window_scale.is_none() || o.window_scale.is_some();
+                }
+            }
+        }
+    }
+    cfg
+}
+
+/// The application and the stack while replaying.
+struct Run<'f> {
+    flow: &'f Flow,
+    opts: Options,
+    stack: Stack,
+    role: Side,
+    local: SocketAddr,
+    remote: SocketAddr,
+    listener: Option<ListenerHandle>,
+    socket: Option<SocketHandle>,
+    pending: VecDeque<u8>,
+    shutdown_wanted: bool,
+    shutdown_done: bool,
+    eof_seen: bool,
+    gone: bool,
+    close_reason: Option<CloseReason>,
+    steps: Vec<Step>,
+    tr: Translator,
+    rec_isn: Option<SeqNum>,
+    rec_ts: Option<u32>,
+    timer_steps: usize,
+    buf: Vec<u8>,
+    rbuf: Vec<u8>,
+}
+
+impl Run<'_> {
+    fn call(&mut self, time: Instant, call: Call) {
+        self.steps.push(Step::Call { time, call });
+    }
+
+    /// Events; what the stack sends at once (as a kernel does before the application runs);
+    /// writes and shutdown and what they send; reads and any window update they cause.
+    fn service(&mut self, now: Instant) {
+        while let Some(ev) = self.stack.poll_event() {
+            match ev {
+                Event::Acceptable(l) if self.socket.is_none() && !self.gone => {
+                    if let Ok(s) = self.stack.accept(l) {
+                        self.socket = Some(s);
+                        self.call(now, Call::Accept);
+                    }
+                }
+                Event::Closed(_, reason) => self.close_reason = Some(reason),
+                _ => {}
+            }
+        }
+        self.transmit(now);
+        if let Some(s) = self.socket {
+            // One write of everything pending, as the application would (a runner of the emitted
+            // script takes the stack's packets after each call).
+            if !self.pending.is_empty() {
+                let chunk = self.pending.make_contiguous();
+                let asked = chunk.len();
+                match self.stack.send(s, chunk) {
+                    Ok(taken) => {
+                        self.pending.drain(..taken);
+                        self.call(now, Call::Write { asked, taken });
+                    }
+                    Err(SendError::WouldBlock | SendError::NotConnected) => {}
+                    Err(e) => {
+                        let text =
+                            format!("app: {} bytes not written: send failed ({e:?})", self.pending.len());
+                        self.steps.push(Step::Note { time: now, text });
+                        self.pending.clear();
+                    }
+                }
+            }
+            if self.shutdown_wanted && !self.shutdown_done && self.pending.is_empty() {
+                if self.stack.shutdown(s).is_ok() {
+                    self.call(now, Call::Shutdown);
+                }
+                self.shutdown_done = true;
+            }
+            self.transmit(now);
+            let mut read = 0;
+            loop {
+                match self.stack.recv(s, &mut self.rbuf) {
+                    Ok(0) => {
+                        if !self.eof_seen {
+                            self.eof_seen = true;
+                            if read > 0 {
+                                self.call(now, Call::Read(read));
+                                read = 0;
+                            }
+                            self.call(now, Call::Eof);
+                        }
+                        break;
+                    }
+                    Ok(n) => read += n,
+                    Err(RecvError::WouldBlock | RecvError::NotConnected) => break,
+                    Err(_) => break,
+                }
+            }
+            if read > 0 {
+                self.call(now, Call::Read(read));
+            }
+        }
+        self.transmit(now);
+    }
+
+    /// Everything the stack has to send now.
+    fn transmit(&mut self, now: Instant) {
+        while let Some(n) = self.stack.poll_transmit(now, &mut self.buf) {
+            let datagram = self.buf[..n].to_vec();
+            if let Ok(d) = parse_datagram(&datagram, ChecksumMode::Ignore) {
+                if let Transport::Tcp(t) = d.transport {
+                    self.tr.observe_sent(&t, self.rec_isn, self.rec_ts);
+                }
+            }
+            self.steps.push(Step::Out { time: now, datagram });
+        }
+    }
+
+    /// Runs the timers due up to `until`.
+    fn timers_until(&mut self, until: Instant) {
+        while let Some(at) = self.stack.poll_timeout() {
+            if at > until || self.timer_steps >= self.opts.max_timer_steps {
+                break;
+            }
+            self.timer_steps += 1;
+            self.stack.handle_timeout(at);
+            self.service(at);
+        }
+    }
+
+    fn inject(&mut self, p: &FlowPacket, now: Instant) {
+        let sliced = p.tcp.is_sliced().then_some(p.tcp.payload_len);
+        match self.tr.translate(&p.datagram, sliced, self.opts.mode) {
+            Ok(inj) => {
+                self.stack.handle_packet(now, &inj.datagram);
+                self.steps.push(Step::In {
+                    time: now,
+                    number: p.number,
+                    datagram: inj.datagram,
+                    notes: inj.notes,
+                });
+            }
+            Err(why) => {
+                let text = format!("record {} not injected: {why}", p.number);
+                self.steps.push(Step::Note { time: now, text });
+            }
+        }
+    }
+}
+
+/// The recorded endpoint's TSval on its SYN or SYN-ACK.
+fn syn_tsval(flow: &Flow, side: Side) -> Option<u32> {
+    let p = flow.packets.iter().find(|p| p.from == side && p.tcp.flags.syn())?;
+    tcp_of(p)?.options.timestamp.map(|t| t.tsval)
+}
+
+/// Replays one connection of a capture.
+pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
+    let role = opts.role;
+    let (local, remote) = match role {
+        Side::Server => (flow.server, flow.client),
+        Side::Client => (flow.client, flow.server),
+    };
+    let rec_isn = flow.isn(role);
+    let peer_isn = flow.isn(role.other());
+    let cfg = config_for(flow, role);
+    let mtu = cfg.mtu;
+    let mut run = Run {
+        flow,
+        opts: *opts,
+        stack: Stack::new(cfg),
+        role,
+        local,
+        remote,
+        listener: None,
+        socket: None,
+        pending: VecDeque::new(),
+        shutdown_wanted: false,
+        shutdown_done: false,
+        eof_seen: false,
+        gone: false,
+        close_reason: None,
+        steps: Vec::new(),
+        tr: Translator::default(),
+        rec_isn,
+        rec_ts: syn_tsval(flow, role),
+        timer_steps: 0,
+        buf: vec![0; mtu.max(1500) + 100],
+        rbuf: vec![0; 65536],
+    };
+    let client_syn =
+        flow.packets.iter().any(|p| p.from == Side::Client && p.tcp.flags.syn() && !p.tcp.flags.ack());
+    let unplayable = if flow.mid_stream {
+        Some("seen mid-stream: the capture has no handshake to replay")
+    } else if !client_syn || (role == Side::Client && rec_isn.is_none()) {
+        Some("the client's SYN is not in the capture")
+    } else {
+        None
+    };
+    if let Some(why) = unplayable {
+        return finish(run, peer_isn, Some(why.to_string()));
+    }
+    let syn_ack_recorded = flow.packets.iter().any(|p| p.from == Side::Server && p.tcp.flags.syn());
+    let rec_start = rec_isn.map(|i| i + 1);
+    let mut now = flow.packets.first().map_or(Instant::ZERO, |p| p.time);
+    let mut fin_seen = false;
+    let mut rst_seen = false;
+    // Setup at the first packet's time.
+    match role {
+        Side::Server if syn_ack_recorded => {
+            if let Ok(l) = run.stack.listen(local, 128) {
+                run.listener = Some(l);
+                run.call(now, Call::Listen);
+            }
+        }
+        Side::Server => {
+            let text = "the recorded server never sent a SYN-ACK: nothing listens (closed port)".to_string();
+            run.steps.push(Step::Note { time: now, text });
+        }
+        Side::Client => {
+            let at = flow
+                .packets
+                .iter()
+                .find(|p| p.from == Side::Client && p.tcp.flags.syn())
+                .map_or(now, |p| p.time);
+            now = now.max(at);
+            match run.stack.connect(now, Some(local), remote) {
+                Ok(s) => {
+                    run.socket = Some(s);
+                    run.call(now, Call::Connect);
+                }
+                Err(e) => {
+                    let text = format!("connect failed: {e:?}");
+                    run.steps.push(Step::Note { time: now, text });
+                }
+            }
+        }
+    }
+    run.service(now);
+    let mut writes = write_plan(flow, role, rec_start, &mut run.steps, now);
+    for (idx, p) in flow.packets.iter().enumerate() {
+        let t = p.time.max(now);
+        run.timers_until(t);
+        now = t;
+        if p.from != role {
+            run.inject(p, now);
+        } else {
+            // The recorded endpoint: its writes, FIN and RST drive the application.
+            if let Some(bytes) = writes.remove(&idx) {
+                run.pending.extend(bytes);
+            }
+            if p.tcp.flags.fin() && !fin_seen {
+                fin_seen = true;
+                run.shutdown_wanted = true;
+            }
+            if p.tcp.flags.rst() && !rst_seen && syn_ack_recorded {
+                rst_seen = true;
+                if run.socket.is_none() {
+                    if let Some(l) = run.listener {
+                        if let Ok(s) = run.stack.accept(l) {
+                            run.socket = Some(s);
+                            run.call(now, Call::Accept);
+                        }
+                    }
+                }
+                if let Some(s) = run.socket.take() {
+                    if run.stack.abort(s).is_ok() {
+                        run.call(now, Call::Abort);
+                    }
+                    run.pending.clear();
+                    run.gone = true;
+                }
+            }
+        }
+        run.service(now);
+    }
+    let end = now + opts.tail;
+    run.timers_until(end);
+    finish(run, peer_isn, None)
+}
+
+/// The application's writes: the bytes the recorded endpoint sent, retransmissions removed, cut
+/// into writes that end where it pushed (PSH, FIN or RST), each written at the packet that first
+/// carried any of its bytes. Bytes never captured are written as zeros, with a note.
+fn write_plan(
+    flow: &Flow,
+    role: Side,
+    start: Option<SeqNum>,
+    steps: &mut Vec<Step>,
+    now: Instant,
+) -> HashMap<usize, Vec<u8>> {
+    let mut plan: HashMap<usize, Vec<u8>> = HashMap::new();
+    let Some(start) = start else { return plan };
+    let mut high: i64 = 0;
+    let mut open: Option<usize> = None;
+    for (idx, p) in flow.packets.iter().enumerate().filter(|(_, p)| p.from == role) {
+        let off = i64::from((p.tcp.seq + usize::from(p.tcp.flags.syn())).diff(start));
+        let end = off + p.tcp.payload_len as i64;
+        if p.tcp.payload_len > 0 && end > high {
+            let at = *open.get_or_insert(idx);
+            let chunk = plan.entry(at).or_default();
+            if off > high {
+                let text = format!("app: bytes {high}..{off} were never captured: written as zeros");
+                steps.push(Step::Note { time: now, text });
+                chunk.extend(std::iter::repeat_n(0u8, (off - high) as usize));
+            }
+            let from = (high.max(off) - off) as usize;
+            let body_at = p.tcp.tcp_offset + p.tcp.header_len;
+            let captured = p.datagram.get(body_at..body_at + p.tcp.captured_payload_len).unwrap_or(&[]);
+            let have = captured.len().min(p.tcp.payload_len);
+            if from < have {
+                chunk.extend_from_slice(&captured[from..have]);
+            }
+            chunk.resize(chunk.len() + (p.tcp.payload_len - from.max(have)), 0);
+            high = end;
+        }
+        let f = p.tcp.flags;
+        if f.psh() || f.fin() || f.rst() {
+            open = None;
+        }
+    }
+    plan
+}
+
+/// Comparison, completion and the report fields.
+fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) -> Replay {
+    let flow = run.flow;
+    let role = run.role;
+    let rec_isn = run.rec_isn;
+    let utcp_isn = run.tr.utcp_isn;
+    let recorded: Vec<(u64, Seg)> = flow
+        .packets
+        .iter()
+        .filter(|p| p.from == role)
+        .filter_map(|p| {
+            let declared = p.tcp.is_sliced().then_some(p.tcp.payload_len);
+            let seg = if p.tcp.is_sliced() {
+                Seg::parse(p.time, &cut_for_parse(&p.datagram), rec_isn, peer_isn, 0, declared)
+            } else {
+                Seg::parse(p.time, &p.datagram, rec_isn, peer_isn, 0, declared)
+            };
+            seg.map(|s| (p.number, s))
+        })
+        .collect();
+    let ts_shift = run.tr.ts_delta.unwrap_or(0);
+    let utcp: Vec<(usize, Seg)> = run
+        .steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            Step::Out { time, datagram } => {
+                Seg::parse(*time, datagram, utcp_isn, peer_isn, ts_shift, None).map(|seg| (i, seg))
+            }
+            _ => None,
+        })
+        .collect();
+    let (rnums, rsegs): (Vec<u64>, Vec<Seg>) = recorded.into_iter().unzip();
+    let (usteps, usegs): (Vec<usize>, Vec<Seg>) = utcp.into_iter().unzip();
+    let alignment = align(&rsegs, &usegs, run.opts.profile);
+    let counts = alignment.counts();
+    // The datagrams of recorded packets utcp did not send, to show them.
+    let missing: std::collections::HashSet<u64> = alignment
+        .recorded
+        .iter()
+        .zip(&rnums)
+        .filter(|(o, _)| **o == Outcome::Missing)
+        .map(|(_, n)| *n)
+        .collect();
+    let recorded_datagrams: Vec<(u64, Vec<u8>)> = flow
+        .packets
+        .iter()
+        .filter(|p| p.from == role && missing.contains(&p.number))
+        .map(|p| (p.number, if p.tcp.is_sliced() { cut_for_parse(&p.datagram) } else { p.datagram.clone() }))
+        .collect();
+
+    // How the recording ended, and whether utcp got there.
+    let rst = flow.packets.iter().any(|p| p.tcp.flags.rst());
+    let fin_client = flow.packets.iter().any(|p| p.from == Side::Client && p.tcp.flags.fin());
+    let fin_server = flow.packets.iter().any(|p| p.from == Side::Server && p.tcp.flags.fin());
+    let end = if rst {
+        RecordedEnd::Rst
+    } else if fin_client && fin_server {
+        RecordedEnd::FinFin
+    } else {
+        RecordedEnd::Open
+    };
+    let sent_fin = usegs.iter().any(|s| s.flags.fin());
+    let sent_rst = usegs.iter().any(|s| s.flags.rst());
+    let peer_fin_end = flow
+        .packets
+        .iter()
+        .filter(|p| p.from != role && p.tcp.flags.fin())
+        .map(|p| (p.tcp.seq + p.tcp.segment_len()).0.wrapping_sub(peer_isn.map_or(0, |i| i.0)))
+        .next();
+    let acked_peer_fin = peer_fin_end
+        .is_some_and(|f| usegs.iter().any(|s| s.flags.ack() && (s.ack.wrapping_sub(f) as i32) >= 0));
+    let reset = matches!(run.close_reason, Some(CloseReason::Reset | CloseReason::Refused))
+        || run.stack.stats().resets_in > 0;
+    let (completed, reason) = match (&unplayable, end) {
+        (Some(why), _) => (false, Some(why.clone())),
+        (None, RecordedEnd::Open) => {
+            (false, Some("the capture ends before the connection does (no FIN both ways, no RST)".into()))
+        }
+        (None, RecordedEnd::FinFin) => match (sent_fin, acked_peer_fin) {
+            (true, true) => (true, None),
+            (false, _) => (false, Some("utcp sent no FIN".into())),
+            (true, false) => (false, Some("utcp did not acknowledge the peer's FIN".into())),
+        },
+        (None, RecordedEnd::Rst) => {
+            if sent_rst || reset {
+                (true, None)
+            } else {
+                (false, Some("the recording ends with a RST; utcp neither sent nor accepted one".into()))
+            }
+        }
+    };
+    let recorded: Vec<(u64, Seg)> = rnums.into_iter().zip(rsegs).collect();
+    let utcp: Vec<(usize, Seg)> = usteps.into_iter().zip(usegs).collect();
+    let start = flow.packets.first().map_or(Instant::ZERO, |p| p.time);
+    let first_difference = first_difference(&recorded, &utcp, &alignment, start);
+    let stats = run.stack.stats().clone();
+    Replay {
+        flow: flow.index,
+        role,
+        local: run.local,
+        remote: run.remote,
+        mode: run.opts.mode,
+        profile: run.opts.profile,
+        replayed: unplayable.is_none(),
+        steps: run.steps,
+        recorded,
+        recorded_datagrams,
+        utcp,
+        alignment,
+        counts,
+        completed,
+        reason,
+        first_difference,
+        isns: (rec_isn, peer_isn, utcp_isn),
+        stats,
+    }
+}
+
+/// The earliest difference in time: a differing or missing recorded packet, or an extra one.
+fn first_difference(
+    recorded: &[(u64, Seg)],
+    utcp: &[(usize, Seg)],
+    a: &Alignment,
+    start: Instant,
+) -> Option<String> {
+    let mut best: Option<(Instant, String)> = None;
+    let mut offer = |t: Instant, text: String| {
+        if best.as_ref().is_none_or(|(bt, _)| t < *bt) {
+            best = Some((t, text));
+        }
+    };
+    for (i, o) in a.recorded.iter().enumerate() {
+        let (number, seg) = &recorded[i];
+        match o {
+            Outcome::Missing => {
+                offer(seg.time, format!("record {number} ({}) not sent by utcp", seg.kind().describe()));
+                break;
+            }
+            Outcome::Matched(_, diffs) if diffs.iter().any(|d| d.significant) => {
+                let text: Vec<&str> =
+                    diffs.iter().filter(|d| d.significant).map(|d| d.text.as_str()).collect();
+                offer(seg.time, format!("record {number} ({}): {}", seg.kind().describe(), text.join(", ")));
+                break;
+            }
+            _ => {}
+        }
+    }
+    if let Some(i) = a.utcp.iter().position(Option::is_none) {
+        let seg = &utcp[i].1;
+        let at = crate::transcript::format_time(seg.time.saturating_duration_since(start));
+        offer(seg.time, format!("utcp sent {} at {at} not in the recording", seg.kind().describe()));
+    }
+    best.map(|(_, t)| t)
+}
+
+/// A copy of a sliced datagram whose IP length fields say what was captured, so it parses.
+pub(crate) fn cut_for_parse(d: &[u8]) -> Vec<u8> {
+    let mut d = d.to_vec();
+    let captured = d.len();
+    match d.first().map(|b| b >> 4) {
+        Some(4) if captured >= 20 => d[2..4].copy_from_slice(&(captured.min(65535) as u16).to_be_bytes()),
+        Some(6) if captured >= 40 => {
+            d[4..6].copy_from_slice(&((captured - 40).min(65535) as u16).to_be_bytes())
+        }
+        _ => {}
+    }
+    d
+}
