@@ -1233,8 +1233,10 @@ pub fn script_parser(data: &[u8]) {
         Ok(script) => {
             if script.events.len() <= 200 {
                 let out = crate::script::run(&script);
+                // The executor reports a panic of the stack (or of itself) with this prefix; the
+                // rest of its messages may quote the script, which can say anything.
                 if let Some(f) = &out.failure {
-                    assert!(!f.got.contains("panicked"), "line {}: {}", f.line, f.got);
+                    assert!(!f.got.starts_with("the stack panicked"), "line {}: {}", f.line, f.got);
                 }
             }
         }
