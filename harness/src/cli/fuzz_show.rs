@@ -25,7 +25,7 @@ use utcp::wire::{parse_datagram, ChecksumMode, Transport};
 pub struct Args {
     /// The fuzz target the input belongs to: stack_listen or stack_established.
     pub target: String,
-    /// The input file (a seed from corpus/fuzz/<target>/ or a crash from fuzz/artifacts/).
+    /// The input file (a seed from `corpus/fuzz/<target>/` or a crash from `fuzz/artifacts/`).
     pub file: PathBuf,
     /// Also write every datagram to this capture (.pcapng keeps notes as comments; else pcap).
     #[arg(long, value_name = "OUT")]
