@@ -8,7 +8,8 @@
 # executions are printed at the end.
 #
 # The code under test is safe Rust whose oracle is panics and the targets' own checks, so by
-# default the targets are built without a sanitizer (about twice the executions per second);
+# default the targets are built without a sanitizer (the stack targets ran about 1,000 execs/s
+# under AddressSanitizer and 5,000 without on this machine);
 # UTCP_FUZZ_SANITIZER=address brings AddressSanitizer back.
 set -euo pipefail
 

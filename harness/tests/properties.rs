@@ -180,8 +180,10 @@ impl World {
         let impaired = impairment.is_some();
         let mut w = World { stacks, links, impaired, socks: [c, c], model: Default::default(), now };
         w.pump();
+        // Over a lossy link the handshake may need SYN and SYN-ACK retransmissions (backing off
+        // to a minute): wait up to 20 minutes of virtual time.
         let mut accepted = w.stacks[1].accept(l);
-        for _ in 0..1000 {
+        for _ in 0..12_000 {
             if accepted.is_ok() {
                 break;
             }

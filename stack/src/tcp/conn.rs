@@ -1529,11 +1529,13 @@ impl Connection {
     }
 
     fn arm_persist(&mut self, now: Instant, unsent: usize) {
-        // RFC 9293 §3.8.6.1: with data waiting, a zero window and nothing in flight, the persist
-        // timer makes sure a window update is not waited for forever.
+        // RFC 9293 §3.8.6.1: with data waiting, a zero window and no retransmission timer
+        // running, the persist timer makes sure a window update is not waited for forever. Not
+        // "nothing in flight": after a timeout rewinds SND.NXT into a zero window, an
+        // unacknowledged probe byte is in flight with no timer left to resend it.
         if unsent > 0
             && self.snd_wnd == 0
-            && self.snd_una == self.snd_max
+            && self.timer(Timer::Retransmit).is_none()
             && self.timer(Timer::Persist).is_none()
         {
             let rto = self.rtt.rto();
