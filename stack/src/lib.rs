@@ -3,7 +3,7 @@
 //! The core ([`Stack`]) never touches sockets, files, threads, OS randomness or clocks: packets,
 //! the current time ([`time::Instant`]) and the ISN secret come in as arguments, and packets go out
 //! through [`Stack::poll_transmit`]. That makes replay deterministic, snapshots stable and fuzzing
-//! meaningful. The `live` feature adds a Linux TUN driver on top (`live` module).
+//! meaningful. A live driver on a Linux TUN device (DESIGN.md) is not built yet.
 //!
 //! Read first: RFC 9293 (TCP), then RFC 7323, 2018, 6298, 5681, 5961, 6528, 1122 §4.2.
 
