@@ -1,22 +1,11 @@
 //! Every foreign capture under `../shared/captures` (present in CI) reads completely, with the
 //! record counts tshark reports. Skips, saying why, when the folder is absent.
 
+mod common;
+
+use common::shared_captures;
 use std::path::PathBuf;
 use utcp_harness::capture::{CaptureReader, Content, LinkType};
-
-/// The shared captures folder: `$UTCP_SHARED_CAPTURES`, else `../shared/captures` from the repo root.
-fn shared_captures() -> Option<PathBuf> {
-    let dir = match std::env::var_os("UTCP_SHARED_CAPTURES") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures"),
-    };
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: no shared captures at {} (set UTCP_SHARED_CAPTURES)", dir.display());
-        None
-    }
-}
 
 /// `tshark -r FILE | wc -l` for each file, and its link type.
 const EXPECTED: &[(&str, u64, LinkType)] = &[

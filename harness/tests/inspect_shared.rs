@@ -2,26 +2,15 @@
 //! of the connection table, the JSON and transcripts, and the exit status on damaged input.
 //! The capture tests skip, saying why, when the folder is absent.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::shared_captures;
+use std::path::Path;
 use std::process::Command;
 use utcp::time::Instant;
 use utcp_harness::capture::{CaptureReader, CaptureWriter, Format};
 use utcp_harness::inspect::{render_table, report, to_json, transcript};
 use utcp_harness::replay::flows::split;
-
-/// The shared captures folder: `$UTCP_SHARED_CAPTURES`, else `../shared/captures` from the repo root.
-fn shared_captures() -> Option<PathBuf> {
-    let dir = match std::env::var_os("UTCP_SHARED_CAPTURES") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures"),
-    };
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: no shared captures at {} (set UTCP_SHARED_CAPTURES)", dir.display());
-        None
-    }
-}
 
 /// The table for a shared capture, named by its file name only (stable across machines).
 fn table(dir: &Path, name: &str) -> String {

@@ -3,25 +3,15 @@
 //! completes or is reported with a reason. Prints a one-line summary. Skips, saying why, when the
 //! folder is absent.
 
+mod common;
+
+use common::shared_captures;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use utcp_harness::capture::CaptureReader;
 use utcp_harness::replay::flows::{split, Side};
 use utcp_harness::replay::report::summary_line;
 use utcp_harness::replay::{replay_flow, Options};
-
-fn shared_captures() -> Option<PathBuf> {
-    let dir = match std::env::var_os("UTCP_SHARED_CAPTURES") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures"),
-    };
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: no shared captures at {} (set UTCP_SHARED_CAPTURES)", dir.display());
-        None
-    }
-}
 
 #[test]
 fn every_shared_capture_replays_in_both_roles_and_each_connection_is_accounted_for() {
