@@ -20,6 +20,10 @@ use utcp::{
     ListenerHandle, RecvError, SendError, SocketHandle, SocketOption, SocketOptions, Stack, State,
 };
 
+/// The most bytes one write or read call hands to the stack at once (the rest follows as the
+/// call blocks and retries).
+const MAX_CALL_BYTES: usize = 1 << 20;
+
 /// The remote's initial sequence number; `<` sequence numbers are relative to it.
 pub const REMOTE_ISN: u32 = 1_000_000_000;
 /// The port the stack listens on (and that `connect` goes to).
@@ -813,7 +817,9 @@ impl<'s> Exec<'s> {
                     Err(e) => Err(e),
                     Ok((_, f)) => match f.kind {
                         FdKind::Conn(h) => {
-                            let data = vec![0u8; n - p.written];
+                            // The stack takes at most its free buffer space: never allocate what a
+                            // script asks for beyond that (a fuzzer asked for 150 GB).
+                            let data = vec![0u8; (n - p.written).min(MAX_CALL_BYTES)];
                             match self.stack().send(h, &data) {
                                 Ok(k) => {
                                     p.written += k;
@@ -845,7 +851,7 @@ impl<'s> Exec<'s> {
                     Err(e) => Err(e),
                     Ok((_, f)) => match f.kind {
                         FdKind::Conn(h) => {
-                            let mut buf = vec![0u8; n];
+                            let mut buf = vec![0u8; n.min(MAX_CALL_BYTES)];
                             match self.stack().recv(h, &mut buf) {
                                 Ok(k) => Ok(k as i64),
                                 Err(RecvError::WouldBlock) | Err(RecvError::NotConnected)
