@@ -11,7 +11,7 @@
 //! Must not depend on: clocks, I/O, threads, OS randomness.
 
 use crate::config::Config;
-use crate::tcp::conn::{ChallengeLimiter, Connection, Ctx, FourTuple};
+use crate::tcp::conn::{ChallengeLimiter, Connection, Ctx, FourTuple, Opening};
 use crate::tcp::{isn, CloseReason, SeqNum, State};
 use crate::time::{Duration, Instant};
 use crate::wire::{
@@ -70,6 +70,19 @@ pub struct SocketOptions {
     pub send_buffer: usize,
     /// TCP_MAXSEG: an upper bound on the MSS advertised and used; `None` derives it from the MTU.
     pub max_segment: Option<u16>,
+}
+
+impl SocketOptions {
+    /// The options a new socket gets from the TCP knobs.
+    pub fn from_config(tcp: &crate::config::TcpConfig) -> Self {
+        SocketOptions {
+            nodelay: !tcp.nagle,
+            keepalive: tcp.keepalive,
+            recv_buffer: tcp.recv_buffer,
+            send_buffer: tcp.send_buffer,
+            max_segment: None,
+        }
+    }
 }
 
 /// One socket option, for [`Stack::set_option`].
@@ -618,19 +631,7 @@ impl Stack {
             return;
         }
         let options = listener.options;
-        let secret = self.config.isn_secret;
-        let iss = SeqNum(isn::initial_sequence_number(&secret, tuple.local, tuple.remote, now));
-        let ts_offset = isn::timestamp_offset(&secret, tuple.local, tuple.remote);
-        let conn = Connection::accept_syn(
-            now,
-            tuple,
-            iss,
-            ts_offset,
-            options,
-            &self.config.tcp,
-            self.config.mtu,
-            seg,
-        );
+        let conn = Connection::accept_syn(&self.opening(now, tuple, options), seg);
         if let Some(l) = self.listeners[lidx as usize].as_mut() {
             l.half_open += 1;
         }
@@ -640,6 +641,21 @@ impl Stack {
         };
         self.slots[idx as usize].listener = Some(lidx);
         self.after_conn(idx);
+    }
+
+    /// What a new connection on `tuple` starts from: its ISN and timestamp offset from the
+    /// configured secret (RFC 6528, RFC 7323 §7.1), the options, the TCP knobs and the MTU.
+    fn opening(&self, now: Instant, tuple: FourTuple, options: SocketOptions) -> Opening<'_> {
+        let secret = &self.config.isn_secret;
+        Opening {
+            now,
+            tuple,
+            iss: SeqNum(isn::initial_sequence_number(secret, tuple.local, tuple.remote, now)),
+            ts_offset: isn::timestamp_offset(secret, tuple.local, tuple.remote),
+            options,
+            cfg: &self.config.tcp,
+            mtu: self.config.mtu,
+        }
     }
 
     fn insert(&mut self, conn: Connection) -> Option<u32> {
@@ -1080,11 +1096,7 @@ impl Stack {
         if self.by_tuple.contains_key(&tuple) {
             return Err(ConnectError::AddressInUse);
         }
-        let secret = self.config.isn_secret;
-        let iss = SeqNum(isn::initial_sequence_number(&secret, tuple.local, tuple.remote, now));
-        let ts_offset = isn::timestamp_offset(&secret, tuple.local, tuple.remote);
-        let conn =
-            Connection::connect(now, tuple, iss, ts_offset, options, &self.config.tcp, self.config.mtu);
+        let conn = Connection::connect(&self.opening(now, tuple, options));
         let idx = self.insert(conn).ok_or(ConnectError::PortsExhausted)?;
         self.after_conn(idx);
         Ok(self.handle_of(idx))
@@ -1217,14 +1229,7 @@ impl Stack {
 
     /// The socket options new sockets get from the configuration.
     pub fn default_options(&self) -> SocketOptions {
-        let tcp = &self.config.tcp;
-        SocketOptions {
-            nodelay: !tcp.nagle,
-            keepalive: tcp.keepalive,
-            recv_buffer: tcp.recv_buffer,
-            send_buffer: tcp.send_buffer,
-            max_segment: None,
-        }
+        SocketOptions::from_config(&self.config.tcp)
     }
 
     /// The connection's state, or `None` for an invalid handle.

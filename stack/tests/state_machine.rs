@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use std::net::SocketAddr;
-use utcp::wire::{SackBlocks, TcpOptions, Timestamp};
+use utcp::wire::{TcpOptions, Timestamp};
 use utcp::{CloseReason, Duration, Event, RecvError, SendError, SocketOption, State};
 
 fn ms(n: u64) -> Duration {
@@ -750,9 +750,6 @@ fn listen_refuses_foreign_address_and_duplicates() {
     assert_eq!(t.s.listen(SocketAddr::new(LOCAL, LOCAL_PORT), 1), Err(utcp::ListenError::AddressInUse));
     assert_eq!(t.s.listen("10.1.1.1:80".parse().unwrap(), 1), Err(utcp::ListenError::AddressNotLocal));
 }
-
-#[allow(dead_code)]
-fn unused(_: SackBlocks) {}
 
 // =============================================================================================
 // IPv6

@@ -255,14 +255,7 @@ impl<'s> Exec<'s> {
     }
 
     fn default_options(&self) -> SocketOptions {
-        let tcp = &self.config.tcp;
-        SocketOptions {
-            nodelay: !tcp.nagle,
-            keepalive: tcp.keepalive,
-            recv_buffer: tcp.recv_buffer,
-            send_buffer: tcp.send_buffer,
-            max_segment: None,
-        }
+        SocketOptions::from_config(&self.config.tcp)
     }
 
     fn run_all(&mut self) -> Result<(), Failure> {

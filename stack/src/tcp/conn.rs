@@ -250,16 +250,22 @@ fn wscale_for(buffer: usize) -> u8 {
     shift
 }
 
+/// Everything a new connection starts from, whichever way it opens.
+pub(crate) struct Opening<'a> {
+    pub(crate) now: Instant,
+    pub(crate) tuple: FourTuple,
+    /// Initial send sequence number (RFC 6528).
+    pub(crate) iss: SeqNum,
+    /// Offset added to the timestamp clock (RFC 7323 §7.1).
+    pub(crate) ts_offset: u32,
+    pub(crate) options: SocketOptions,
+    pub(crate) cfg: &'a TcpConfig,
+    pub(crate) mtu: usize,
+}
+
 impl Connection {
-    fn blank(
-        now: Instant,
-        tuple: FourTuple,
-        iss: SeqNum,
-        ts_offset: u32,
-        options: SocketOptions,
-        cfg: &TcpConfig,
-        mtu: usize,
-    ) -> Self {
+    fn blank(o: &Opening<'_>) -> Self {
+        let Opening { now, tuple, iss, ts_offset, options, cfg, mtu } = *o;
         let mut our_mss = mss_for_mtu(mtu, tuple.remote);
         if let Some(m) = options.max_segment {
             our_mss = our_mss.min(m.max(64));
@@ -337,38 +343,20 @@ impl Connection {
     }
 
     /// An active open: SYN-SENT, the SYN goes out on the next `poll_transmit`.
-    pub(crate) fn connect(
-        now: Instant,
-        tuple: FourTuple,
-        iss: SeqNum,
-        ts_offset: u32,
-        options: SocketOptions,
-        cfg: &TcpConfig,
-        mtu: usize,
-    ) -> Self {
-        let mut c = Connection::blank(now, tuple, iss, ts_offset, options, cfg, mtu);
+    pub(crate) fn connect(o: &Opening<'_>) -> Self {
+        let mut c = Connection::blank(o);
         c.state = State::SynSent;
         c
     }
 
     /// A passive open from a SYN that reached a listener: SYN-RECEIVED, the SYN-ACK goes out on
     /// the next `poll_transmit` (RFC 9293 §3.10.7.2).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn accept_syn(
-        now: Instant,
-        tuple: FourTuple,
-        iss: SeqNum,
-        ts_offset: u32,
-        options: SocketOptions,
-        cfg: &TcpConfig,
-        mtu: usize,
-        syn: &TcpRepr<'_>,
-    ) -> Self {
-        let mut c = Connection::blank(now, tuple, iss, ts_offset, options, cfg, mtu);
+    pub(crate) fn accept_syn(o: &Opening<'_>, syn: &TcpRepr<'_>) -> Self {
+        let mut c = Connection::blank(o);
         c.state = State::SynReceived;
         c.passive = true;
         c.orphaned = true;
-        c.take_syn(syn, cfg);
+        c.take_syn(syn, o.cfg);
         if c.accept_syn_data && !syn.payload.is_empty() {
             c.recv_buf.insert(0, syn.payload);
         }

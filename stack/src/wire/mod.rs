@@ -19,8 +19,6 @@ pub use icmp::IcmpRepr;
 pub use ip::{IpRepr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
 pub use tcp::{SackBlocks, TcpFlags, TcpOption, TcpOptions, TcpRepr, Timestamp, UnknownOptions};
 
-use std::net::IpAddr;
-
 /// Whether to check checksums on input (and, for `emit_*_with`, compute them on output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChecksumMode {
@@ -116,10 +114,4 @@ pub fn emit_datagram_with(
         Transport::Other(payload) => body.copy_from_slice(payload),
     }
     Ok(total)
-}
-
-/// The address family of an address pair, for pseudo-headers.
-#[allow(dead_code)]
-pub(crate) fn same_family(a: IpAddr, b: IpAddr) -> bool {
-    a.is_ipv4() == b.is_ipv4()
 }
