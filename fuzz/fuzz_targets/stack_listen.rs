@@ -1,6 +1,10 @@
 //! A listening stack fed a structured sequence of segments, time steps and socket calls: no panic,
 //! the connection invariants after every step, every datagram sent parses, memory stays bounded.
-//! The body is `utcp_harness::fuzzing::stack_listen`, which `cargo test` also runs on the corpus.
+//! The input is a structured `StackInput` (setup and steps, through `Arbitrary`); the body is
+//! `utcp_harness::fuzzing::stack_target_input`, and `cargo test` runs the same decoding and body
+//! on every file of the corpus.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| utcp_harness::fuzzing::stack_listen(data));
+use utcp_harness::fuzzing::{stack_target_input, StackInput, StackTarget};
+
+libfuzzer_sys::fuzz_target!(|input: StackInput| stack_target_input(StackTarget::Listen, &input));

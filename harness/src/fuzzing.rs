@@ -89,14 +89,17 @@ pub fn tcp_options(data: &[u8]) {
 // ------------------------------------------------------------------------------------------------
 // The stack targets: `stack_listen` and `stack_established`.
 //
-// An input is decoded by hand from bytes (no `arbitrary` dependency, so the stable build and the
-// corpus replay need nothing extra): two setup bytes choosing the configuration, then steps, each
-// an opcode byte and fixed-size fields. Bytes past the end read as zero, so every input decodes.
+// An input is a structured `StackInput`, built through `arbitrary::Unstructured` by hand-written
+// `Arbitrary` impls (the fuzz targets take it typed; `cargo test` and `utcp fuzz-show` decode files
+// with the same code): two setup bytes choosing the configuration, then steps, each an opcode byte
+// and fixed-size big-endian fields. Bytes past the end read as zero, so every input decodes, and
+// `StackInput::encode` writes the same layout back, which is how the seeds are made.
 // Sequence and acknowledgment numbers are offsets from what the peer has learned of the
 // connection (the stack's last ACK, its highest sequence sent, ...), so mutations stay near the
 // connection's numbers and reach deep states.
 
 use crate::transcript::Direction;
+use arbitrary::{Arbitrary, Unstructured};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use utcp::tcp::SeqNum;
@@ -344,56 +347,75 @@ pub enum Step {
     },
 }
 
-/// Reads fields from input bytes; past the end every read is zero.
-struct Bytes<'a> {
-    data: &'a [u8],
-    pos: usize,
+/// One byte of the input; past the end, zero (`Unstructured` pads with zeros).
+fn byte(u: &mut Unstructured<'_>) -> u8 {
+    u8::arbitrary(u).unwrap_or(0)
 }
 
-impl Bytes<'_> {
-    fn u8(&mut self) -> u8 {
-        let b = self.data.get(self.pos).copied().unwrap_or(0);
-        self.pos += 1;
-        b
+/// Two bytes as a big-endian `u16` (the encoding [`Step::encode`] writes).
+fn be16(u: &mut Unstructured<'_>) -> u16 {
+    u16::from_be_bytes([byte(u), byte(u)])
+}
+
+impl<'a> Arbitrary<'a> for Setup {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Setup> {
+        Ok(Setup::from_bytes(byte(u), byte(u)))
     }
-    fn u16(&mut self) -> u16 {
-        u16::from_be_bytes([self.u8(), self.u8()])
+
+    fn size_hint(_depth: usize) -> (usize, Option<usize>) {
+        (2, Some(2))
     }
-    fn at_end(&self) -> bool {
-        self.pos >= self.data.len()
+}
+
+impl<'a> Arbitrary<'a> for SegmentSpec {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<SegmentSpec> {
+        Ok(SegmentSpec {
+            flags: byte(u),
+            mode: byte(u),
+            seq_off: be16(u) as i16,
+            ack_off: be16(u) as i16,
+            window: be16(u),
+            opts: byte(u),
+            mss: be16(u),
+            wscale: byte(u),
+            ts_delta: byte(u) as i8,
+            sack_left: be16(u),
+            sack_len: be16(u),
+            len_code: byte(u),
+            port: byte(u),
+        })
+    }
+
+    fn size_hint(_depth: usize) -> (usize, Option<usize>) {
+        (18, Some(18))
+    }
+}
+
+/// Decoding is by hand rather than derived so that an input reads as the opcode byte and
+/// big-endian fields [`Step::encode`] writes (the committed seeds are made that way), and so that
+/// every byte string decodes: opcodes are taken modulo 16 and missing bytes read as zero.
+impl<'a> Arbitrary<'a> for Step {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Step> {
+        let op = byte(u);
+        Ok(match op % 16 {
+            0..=6 => Step::Segment(SegmentSpec::arbitrary(u)?),
+            7 | 8 => Step::Advance { millis: be16(u) },
+            9 => Step::Send { sock: byte(u), len: be16(u) },
+            10 => Step::Recv { sock: byte(u), max: be16(u) },
+            11 => Step::Shutdown { sock: byte(u) },
+            12 => Step::Close { sock: byte(u) },
+            13 => Step::Abort { sock: byte(u) },
+            14 => Step::Accept,
+            _ => Step::SetOption { sock: byte(u), which: byte(u), value: be16(u) },
+        })
+    }
+
+    fn size_hint(_depth: usize) -> (usize, Option<usize>) {
+        (1, Some(19))
     }
 }
 
 impl Step {
-    fn decode(r: &mut Bytes<'_>) -> Step {
-        let op = r.u8();
-        match op % 16 {
-            0..=6 => Step::Segment(SegmentSpec {
-                flags: r.u8(),
-                mode: r.u8(),
-                seq_off: r.u16() as i16,
-                ack_off: r.u16() as i16,
-                window: r.u16(),
-                opts: r.u8(),
-                mss: r.u16(),
-                wscale: r.u8(),
-                ts_delta: r.u8() as i8,
-                sack_left: r.u16(),
-                sack_len: r.u16(),
-                len_code: r.u8(),
-                port: r.u8(),
-            }),
-            7 | 8 => Step::Advance { millis: r.u16() },
-            9 => Step::Send { sock: r.u8(), len: r.u16() },
-            10 => Step::Recv { sock: r.u8(), max: r.u16() },
-            11 => Step::Shutdown { sock: r.u8() },
-            12 => Step::Close { sock: r.u8() },
-            13 => Step::Abort { sock: r.u8() },
-            14 => Step::Accept,
-            _ => Step::SetOption { sock: r.u8(), which: r.u8(), value: r.u16() },
-        }
-    }
-
     /// Appends the step's encoding (the inverse of decoding).
     pub fn encode(&self, out: &mut Vec<u8>) {
         match *self {
@@ -452,13 +474,14 @@ pub struct StackInput {
 }
 
 impl StackInput {
-    /// Decodes any bytes (never fails: missing bytes read as zero).
+    /// Decodes any bytes (never fails: missing bytes read as zero); the same decoding as the
+    /// fuzz targets' `Arbitrary` input.
     pub fn decode(data: &[u8]) -> StackInput {
-        let mut r = Bytes { data, pos: 0 };
-        let setup = Setup::from_bytes(r.u8(), r.u8());
+        let mut u = Unstructured::new(data);
+        let setup = Setup::arbitrary(&mut u).unwrap_or_default();
         let mut steps = Vec::new();
-        while !r.at_end() && steps.len() < MAX_STEPS {
-            steps.push(Step::decode(&mut r));
+        while !u.is_empty() && steps.len() < MAX_STEPS {
+            steps.push(Step::arbitrary(&mut u).unwrap_or(Step::Accept));
         }
         StackInput { setup, steps }
     }
@@ -470,6 +493,17 @@ impl StackInput {
             s.encode(&mut out);
         }
         out
+    }
+}
+
+/// The whole input: two setup bytes, then steps until the bytes run out (at most [`MAX_STEPS`]).
+impl<'a> Arbitrary<'a> for StackInput {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<StackInput> {
+        Ok(StackInput::decode(u.bytes(u.len())?))
+    }
+
+    fn arbitrary_take_rest(u: Unstructured<'a>) -> arbitrary::Result<StackInput> {
+        Ok(StackInput::decode(u.take_rest()))
     }
 }
 
@@ -579,6 +613,11 @@ pub struct Outcome {
 /// number and the reason when one breaks. This is the body of the two stack fuzz targets.
 pub fn stack_target(target: StackTarget, data: &[u8]) {
     run_stack(target, &StackInput::decode(data), &mut Quiet);
+}
+
+/// The body of a stack fuzz target given its already decoded (`Arbitrary`) input.
+pub fn stack_target_input(target: StackTarget, input: &StackInput) {
+    run_stack(target, input, &mut Quiet);
 }
 
 /// `stack_listen`.

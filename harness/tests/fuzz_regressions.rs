@@ -198,3 +198,24 @@ fn crash_inputs_are_in_the_corpus() {
         assert_eq!(std::fs::read(&path).ok(), Some(input.encode()), "{name}");
     }
 }
+
+/// The layout `StackInput::encode` writes (and the seeds use) is the one the targets' `Arbitrary`
+/// input reads, through `arbitrary_take_rest` as libFuzzer's typed `fuzz_target!` calls it: every
+/// seed decodes to the steps and setup it was made from, and re-encodes to its own bytes.
+#[test]
+fn stack_inputs_decode_through_arbitrary_as_encoded() {
+    use arbitrary::{Arbitrary, Unstructured};
+    use utcp_harness::fuzzing::StackInput;
+    for target in [StackTarget::Listen, StackTarget::Established] {
+        for (name, bytes) in seed_inputs(target) {
+            let typed =
+                StackInput::arbitrary_take_rest(Unstructured::new(&bytes)).expect("every input decodes");
+            assert!(!typed.steps.is_empty(), "{name}: no steps decoded");
+            assert_eq!(typed.encode(), bytes, "{name}: decode then encode changed the bytes");
+            assert_eq!(typed, StackInput::decode(&bytes), "{name}: typed and byte decoding differ");
+        }
+    }
+    // A truncated step reads its missing fields as zero rather than failing.
+    let short = StackInput::arbitrary_take_rest(Unstructured::new(&[0, 0, 9, 1])).expect("decodes");
+    assert_eq!(short.steps, vec![utcp_harness::fuzzing::Step::Send { sock: 1, len: 0 }]);
+}
