@@ -149,6 +149,28 @@ fn median(mut xs: Vec<f64>) -> Option<f64> {
 /// Polls without progress after which a run is declared stuck.
 const STALL_LIMIT: u64 = 1_000_000;
 
+/// Counts polling rounds without progress, for both contenders' loops.
+#[derive(Default)]
+struct Stall {
+    idle: u64,
+}
+
+impl Stall {
+    /// One round: `progressed` resets the count; more than [`STALL_LIMIT`] idle rounds in a row
+    /// end the run with an error saying how far it got.
+    fn round(&mut self, progressed: bool, received: u64, total: u64) -> Result<(), String> {
+        if progressed {
+            self.idle = 0;
+        } else {
+            self.idle += 1;
+            if self.idle > STALL_LIMIT {
+                return Err(format!("stuck after {received} of {total} bytes"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The payload written by both contenders: a fixed pattern, so neither pays for generating it.
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
@@ -187,7 +209,7 @@ pub fn utcp_bulk(settings: BulkSettings) -> Result<Run, String> {
     let conn = client.connect(clock(), None, server_addr).map_err(|e| format!("connect: {e:?}"))?;
     let mut accepted = None;
     let (mut sent, mut received, mut shut) = (0u64, 0u64, false);
-    let mut idle = 0u64;
+    let mut stall = Stall::default();
     while received < settings.bytes {
         let now = clock();
         let before = (sent, received);
@@ -241,14 +263,7 @@ pub fn utcp_bulk(settings: BulkSettings) -> Result<Run, String> {
                 stack.handle_timeout(now);
             }
         }
-        if moved || before != (sent, received) {
-            idle = 0;
-        } else {
-            idle += 1;
-            if idle > STALL_LIMIT {
-                return Err(format!("stuck after {received} of {} bytes", settings.bytes));
-            }
-        }
+        stall.round(moved || before != (sent, received), received, settings.bytes)?;
     }
     Ok(Run { bytes: received, seconds: start.elapsed().as_secs_f64() })
 }
@@ -326,7 +341,7 @@ pub fn smoltcp_bulk(settings: BulkSettings) -> Result<Run, String> {
     let chunk = pattern(64 * 1024);
     let mut rbuf = vec![0u8; 64 * 1024];
     let (mut sent, mut received) = (0u64, 0u64);
-    let mut idle = 0u64;
+    let mut stall = Stall::default();
     while received < settings.bytes {
         let before = (sent, received);
         let polled = iface.poll(clock(), &mut device, &mut sockets);
@@ -347,14 +362,8 @@ pub fn smoltcp_bulk(settings: BulkSettings) -> Result<Run, String> {
                 Err(e) => return Err(format!("send after {sent} bytes: {e}")),
             }
         }
-        if polled == smoltcp::iface::PollResult::SocketStateChanged || before != (sent, received) {
-            idle = 0;
-        } else {
-            idle += 1;
-            if idle > STALL_LIMIT {
-                return Err(format!("stuck after {received} of {} bytes", settings.bytes));
-            }
-        }
+        let changed = polled == smoltcp::iface::PollResult::SocketStateChanged;
+        stall.round(changed || before != (sent, received), received, settings.bytes)?;
     }
     Ok(Run { bytes: received, seconds: start.elapsed().as_secs_f64() })
 }

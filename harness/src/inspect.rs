@@ -3,6 +3,7 @@
 //!
 //! Must not depend on: the stack's state machine, terminals, the command line.
 
+use crate::replay::engine::cut_for_parse;
 use crate::replay::flows::{Flow, FlowPacket, Flows, Side};
 use crate::transcript::{format_time, Direction, Transcript};
 use serde_json::{json, Value};
@@ -371,15 +372,7 @@ pub fn transcript(flow: &Flow) -> String {
 /// the IP header declares, and a note says how much was captured.
 fn push_sliced(t: &mut Transcript, p: &FlowPacket, dir: Direction) {
     // Make the captured bytes parse: IP lengths cut down to what was captured.
-    let mut d = p.datagram.clone();
-    let captured = d.len();
-    match d.first().map(|b| b >> 4) {
-        Some(4) if captured >= 20 => d[2..4].copy_from_slice(&(captured.min(65535) as u16).to_be_bytes()),
-        Some(6) if captured >= 40 => {
-            d[4..6].copy_from_slice(&((captured - 40).min(65535) as u16).to_be_bytes())
-        }
-        _ => {}
-    }
+    let d = cut_for_parse(&p.datagram);
     let zeros = vec![0u8; p.tcp.payload_len];
     let note =
         format!("sliced: {} of {} payload bytes captured", p.tcp.captured_payload_len, p.tcp.payload_len);

@@ -561,21 +561,16 @@ impl Transfer {
                 mismatches.push(format!("port {port}: finished on A only"));
                 continue;
             };
-            if a.0 != b.2 || a.1 != b.3 {
-                mismatches.push(format!(
-                    "port {port}: A sent {} bytes, B read {} (hash equal: {})",
-                    a.0,
-                    b.2,
-                    a.1 == b.3
-                ));
-            }
-            if b.0 != a.2 || b.1 != a.3 {
-                mismatches.push(format!(
-                    "port {port}: B sent {} bytes, A read {} (hash equal: {})",
-                    b.0,
-                    a.2,
-                    b.1 == a.3
-                ));
+            // Each record is (bytes sent, hash sent, bytes read, hash read).
+            for (from, to, s, r) in [("A", "B", a, b), ("B", "A", b, a)] {
+                if s.0 != r.2 || s.1 != r.3 {
+                    mismatches.push(format!(
+                        "port {port}: {from} sent {} bytes, {to} read {} (hash equal: {})",
+                        s.0,
+                        r.2,
+                        s.1 == r.3
+                    ));
+                }
             }
         }
         let first = self.a.done.keys().next().copied();

@@ -178,11 +178,7 @@ pub fn run(args: Args) -> ExitCode {
             );
         }
         Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "(no message)".into());
+            let msg = crate::panic_message(panic.as_ref());
             let _ = writeln!(show.text, "// PROPERTY BROKEN: {msg}");
             code = ExitCode::from(1);
         }

@@ -91,11 +91,7 @@ pub fn run(script: &Script) -> Outcome {
         Ok(Ok(())) => None,
         Ok(Err(f)) => Some(f),
         Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
+            let msg = crate::panic_message(panic.as_ref());
             Some(Failure {
                 line: exec.current_line,
                 expected: exec.current_text.clone(),
