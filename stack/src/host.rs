@@ -1,0 +1,201 @@
+//! The one driver: a [`Stack`] with its clock position and one set of runaway bounds.
+//!
+//! Everything that runs a stack runs it through a [`Host`]: the two-stack pair, replay, scripts,
+//! the fuzz runner and the live TUN driver differ only in where datagrams come from and go to (a
+//! [`Device`]) and which clock moves (virtual time, or `std::time::Instant` in `live/`). A host
+//! injects datagrams ([`Host::receive`]), runs due timers ([`Host::advance`]), lets socket calls
+//! happen at its current time ([`Host::now`]), and drains what the stack sends and reports
+//! ([`Host::drain`]), telling one [`Observer`] about packets in and out and events.
+//!
+//! The loop every driver runs is the polling order written on [`Stack`]:
+//!
+//! ```text
+//! loop {
+//!     wait until a datagram arrives, host.poll_timeout() passes, or the application calls;
+//!     for each datagram: host.receive(now, datagram, obs);
+//!     host.advance(now)?;
+//!     socket calls at host.now();
+//!     host.drain(device, obs)?;
+//! }
+//! ```
+//!
+//! Must not depend on: clocks, I/O, threads, OS randomness (a [`Device`] brings the I/O).
+
+use crate::stack::{Event, Stack};
+use crate::time::Instant;
+use std::fmt;
+
+/// Where the datagrams a stack sends go: a link to another host, a TUN device, a comparison.
+pub trait Device {
+    /// Sends one IP datagram at `now`. A device that cannot take it drops it (TCP retransmits).
+    fn transmit(&mut self, now: Instant, datagram: &[u8]);
+}
+
+/// Someone watching a host: a transcript, a capture file, a fuzz invariant check.
+pub trait Observer {
+    /// A datagram given to the stack at `now`.
+    fn packet_in(&mut self, _now: Instant, _datagram: &[u8]) {}
+    /// A datagram the stack sent at `now`, before the device takes it.
+    fn packet_out(&mut self, _now: Instant, _datagram: &[u8]) {}
+    /// An event the stack reported at `now`.
+    fn event(&mut self, _now: Instant, _event: Event) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quiet;
+
+impl Observer for Quiet {}
+
+/// Bounds that turn a stack that never settles into an error instead of a hang.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Datagrams one [`Host::drain`] may send.
+    pub max_datagrams_per_drain: usize,
+    /// Timer runs one [`Host::advance`] may make.
+    pub max_timer_runs_per_advance: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds { max_datagrams_per_drain: 1 << 20, max_timer_runs_per_advance: 1 << 16 }
+    }
+}
+
+/// A bound of [`Bounds`] was crossed: the stack kept sending or its timers kept firing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Runaway {
+    /// The host's time when it happened.
+    pub at: Instant,
+    /// Which bound.
+    pub what: RunawayKind,
+    /// The bound's value.
+    pub limit: usize,
+}
+
+/// Which bound a [`Runaway`] crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunawayKind {
+    /// More datagrams in one drain than `max_datagrams_per_drain`.
+    Datagrams,
+    /// More timer runs in one advance than `max_timer_runs_per_advance`.
+    TimerRuns,
+}
+
+impl fmt::Display for Runaway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.what {
+            RunawayKind::Datagrams => {
+                write!(f, "at {}: more than {} datagrams sent in one drain", self.at, self.limit)
+            }
+            RunawayKind::TimerRuns => {
+                write!(f, "at {}: more than {} timer runs in one advance", self.at, self.limit)
+            }
+        }
+    }
+}
+
+impl std::error::Error for Runaway {}
+
+/// A stack, the time it has reached, and the buffer datagrams are emitted into.
+pub struct Host {
+    stack: Stack,
+    now: Instant,
+    bounds: Bounds,
+    buf: Vec<u8>,
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host").field("stack", &self.stack).field("now", &self.now).finish()
+    }
+}
+
+impl Host {
+    /// A host for `stack`, starting at `now`.
+    pub fn new(stack: Stack, now: Instant, bounds: Bounds) -> Self {
+        let mtu = stack.config().mtu.max(1280);
+        Host { stack, now, bounds, buf: vec![0; mtu] }
+    }
+
+    /// The time the host has reached: socket calls are made at this time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Moves the clock forward to `now` (never backward) without running anything.
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    /// The stack, to read.
+    pub fn stack(&self) -> &Stack {
+        &self.stack
+    }
+
+    /// The stack, for socket calls (at [`Host::now`]).
+    pub fn stack_mut(&mut self) -> &mut Stack {
+        &mut self.stack
+    }
+
+    /// The host's bounds.
+    pub fn bounds(&self) -> Bounds {
+        self.bounds
+    }
+
+    /// The next time the stack wants [`Host::advance`] called, if any.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.stack.poll_timeout()
+    }
+
+    /// One datagram in at `now` (the clock moves to it first).
+    pub fn receive(&mut self, now: Instant, datagram: &[u8], obs: &mut impl Observer) {
+        self.set_now(now);
+        obs.packet_in(self.now, datagram);
+        self.stack.handle_packet(self.now, datagram);
+    }
+
+    /// Moves the clock to `now` and runs every timer due by then.
+    pub fn advance(&mut self, now: Instant) -> Result<(), Runaway> {
+        self.set_now(now);
+        let mut runs = 0;
+        while let Some(t) = self.stack.poll_timeout() {
+            if t > self.now {
+                break;
+            }
+            runs += 1;
+            if runs > self.bounds.max_timer_runs_per_advance {
+                return Err(Runaway {
+                    at: self.now,
+                    what: RunawayKind::TimerRuns,
+                    limit: self.bounds.max_timer_runs_per_advance,
+                });
+            }
+            self.stack.handle_timeout(self.now);
+        }
+        Ok(())
+    }
+
+    /// Sends everything the stack has to send now through `device` and reports its events;
+    /// returns how many datagrams went out.
+    pub fn drain(&mut self, device: &mut impl Device, obs: &mut impl Observer) -> Result<usize, Runaway> {
+        let mut sent = 0;
+        while let Some(n) = self.stack.poll_transmit(self.now, &mut self.buf) {
+            sent += 1;
+            if sent > self.bounds.max_datagrams_per_drain {
+                return Err(Runaway {
+                    at: self.now,
+                    what: RunawayKind::Datagrams,
+                    limit: self.bounds.max_datagrams_per_drain,
+                });
+            }
+            obs.packet_out(self.now, &self.buf[..n]);
+            device.transmit(self.now, &self.buf[..n]);
+        }
+        while let Some(ev) = self.stack.poll_event() {
+            obs.event(self.now, ev);
+        }
+        Ok(sent)
+    }
+}

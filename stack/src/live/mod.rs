@@ -1,0 +1,403 @@
+//! The live driver: the stack on a Linux TUN device, with the kernel (or anything routed through
+//! the device) as its peer, and blocking [`TcpListener`]/[`TcpStream`] shaped like `std::net`.
+//!
+//! This is the [`Host`] drain loop of every other driver with a real clock and a [`Tun`] behind
+//! it. One event-loop thread sleeps in `poll(2)` until a datagram arrives, the stack's next
+//! timeout, or an application thread wakes it (an `eventfd`); then it reads every waiting
+//! datagram (up to a batch), runs due timers, and drains what the stack sends. Socket calls from
+//! application threads run under the same lock and drain at once, so a `write` goes out without
+//! waiting for the loop; they wake the loop only when they moved the next timeout earlier.
+//!
+//! The only place in the crate with a real clock (`std::time::Instant`) and OS randomness.
+
+mod compat;
+mod net;
+mod sys;
+mod tun;
+
+pub use net::{TcpListener, TcpStream};
+pub use tun::{default_host_address, DeviceSetup, Tun};
+
+use crate::host::{Bounds, Host, Observer};
+use crate::stack::{Event, SocketHandle, Stack};
+use crate::time::Instant;
+use crate::Config;
+use std::collections::HashSet;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration as StdDuration, SystemTime};
+
+/// Datagrams read from the device in one wake-up before the stack's output is drained.
+const BATCH: usize = 64;
+
+/// Which way a datagram crossed the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the device into utcp.
+    In,
+    /// From utcp out to the device.
+    Out,
+}
+
+/// Sees every datagram crossing the device, with the wall-clock time (for a capture file).
+pub trait Tap: Send {
+    /// One datagram.
+    fn packet(&mut self, at: SystemTime, dir: Direction, datagram: &[u8]);
+}
+
+/// What [`Live::open`] needs.
+pub struct LiveConfig {
+    /// The TUN device's name; empty lets the kernel choose (`tun0`, ...).
+    pub device: String,
+    /// The stack: its addresses are utcp's own. A zero ISN secret is replaced by 16 random bytes.
+    pub stack: Config,
+    /// Bring the device up with these settings, or leave it as it is.
+    pub setup: Option<DeviceSetup>,
+    /// Sees every datagram crossing the device.
+    pub tap: Option<Box<dyn Tap>>,
+}
+
+impl std::fmt::Debug for LiveConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveConfig")
+            .field("device", &self.device)
+            .field("stack", &self.stack)
+            .field("setup", &self.setup)
+            .field("tap", &self.tap.is_some())
+            .finish()
+    }
+}
+
+/// Counters of the driver itself (the stack's are [`Live::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    /// Times the event loop woke from `poll(2)`.
+    pub wakeups: u64,
+    /// Datagrams read from the device.
+    pub datagrams_in: u64,
+    /// Datagrams written to the device.
+    pub datagrams_out: u64,
+    /// Datagrams the device refused.
+    pub write_errors: u64,
+}
+
+/// The state shared by the event loop and the application threads, under one lock.
+struct Inner {
+    host: Host,
+    tun: Tun,
+    tap: Option<Box<dyn Tap>>,
+    /// The deadline the event loop sleeps until (None: no timeout).
+    loop_deadline: Option<Instant>,
+    /// Sockets handed to the application and not yet closed, for [`Live::shutdown`].
+    open: HashSet<SocketHandle>,
+    stats: DriverStats,
+}
+
+/// The observer of the live host: taps datagrams and notes whether anything happened that a
+/// blocked application thread may wait for.
+struct LiveObserver<'a> {
+    tap: &'a mut Option<Box<dyn Tap>>,
+    events: bool,
+    out: u64,
+}
+
+impl Observer for LiveObserver<'_> {
+    fn packet_in(&mut self, _now: Instant, datagram: &[u8]) {
+        if let Some(t) = self.tap.as_mut() {
+            t.packet(SystemTime::now(), Direction::In, datagram);
+        }
+    }
+    fn packet_out(&mut self, _now: Instant, datagram: &[u8]) {
+        self.out += 1;
+        if let Some(t) = self.tap.as_mut() {
+            t.packet(SystemTime::now(), Direction::Out, datagram);
+        }
+    }
+    fn event(&mut self, _now: Instant, event: Event) {
+        tracing::trace!(?event, "event");
+        self.events = true;
+    }
+}
+
+impl Inner {
+    /// Drains the stack into the device; true when an event happened.
+    fn drain(&mut self) -> bool {
+        let Inner { host, tun, tap, stats, .. } = self;
+        let mut obs = LiveObserver { tap, events: false, out: 0 };
+        if let Err(e) = host.drain(tun, &mut obs) {
+            tracing::error!(error = %e, "stack runaway while draining");
+        }
+        stats.datagrams_out += obs.out;
+        stats.write_errors = tun.write_errors;
+        obs.events
+    }
+}
+
+/// Shared between [`Live`], its event loop and every socket.
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Notified whenever the stack reported an event: blocked calls check again.
+    changed: Condvar,
+    wake: sys::WakeFd,
+    epoch: std::time::Instant,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    /// The stack's time now: microseconds since the driver started.
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic in another thread while it held the lock leaves the stack as consistent as
+        // any single call leaves it; keep serving rather than poison every socket.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs a socket call on the stack at the current time, sends what it produced at once, and
+    /// wakes the event loop if the stack's next timeout moved earlier than the loop's.
+    fn call<R>(&self, f: impl FnOnce(&mut Stack, Instant) -> R) -> R {
+        let mut g = self.lock();
+        self.call_locked(&mut g, f)
+    }
+
+    fn call_locked<R>(&self, g: &mut MutexGuard<'_, Inner>, f: impl FnOnce(&mut Stack, Instant) -> R) -> R {
+        let now = self.now();
+        g.host.set_now(now);
+        let r = f(g.host.stack_mut(), now);
+        if g.drain() {
+            self.changed.notify_all();
+        }
+        let next = g.host.poll_timeout();
+        if let Some(t) = next {
+            if g.loop_deadline.is_none_or(|d| t < d) {
+                g.loop_deadline = Some(t);
+                self.wake.wake();
+            }
+        }
+        r
+    }
+
+    /// Waits until the stack reports an event or `deadline` passes; false on timeout.
+    fn wait<'a>(
+        &'a self,
+        g: MutexGuard<'a, Inner>,
+        deadline: Option<std::time::Instant>,
+    ) -> (MutexGuard<'a, Inner>, bool) {
+        if self.stop.load(Ordering::Relaxed) {
+            return (g, false);
+        }
+        match deadline {
+            None => (self.changed.wait(g).unwrap_or_else(|p| p.into_inner()), true),
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return (g, false);
+                }
+                let (g, r) = self.changed.wait_timeout(g, left).unwrap_or_else(|p| p.into_inner());
+                (g, !r.timed_out())
+            }
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn register(&self, g: &mut MutexGuard<'_, Inner>, socket: SocketHandle) {
+        g.open.insert(socket);
+    }
+
+    fn unregister(&self, g: &mut MutexGuard<'_, Inner>, socket: SocketHandle) {
+        g.open.remove(&socket);
+    }
+
+    /// One pass of the event loop after `poll(2)` returned.
+    fn turn(&self, buf: &mut [u8]) -> io::Result<()> {
+        let mut g = self.lock();
+        let now = self.now();
+        g.stats.wakeups += 1;
+        let mut events = false;
+        for _ in 0..BATCH {
+            let Some(n) = g.tun.recv(buf)? else { break };
+            g.stats.datagrams_in += 1;
+            let Inner { host, tap, .. } = &mut *g;
+            let mut obs = LiveObserver { tap, events: false, out: 0 };
+            host.receive(now, &buf[..n], &mut obs);
+        }
+        if let Err(e) = g.host.advance(now) {
+            tracing::error!(error = %e, "stack runaway while running timers");
+        }
+        events |= g.drain();
+        g.loop_deadline = g.host.poll_timeout();
+        drop(g);
+        if events {
+            self.changed.notify_all();
+        }
+        Ok(())
+    }
+
+    /// The event loop: until [`Live`] is dropped.
+    fn run(self: Arc<Self>) {
+        let mut buf = vec![0u8; 65536];
+        let device = self.lock().tun.as_raw_fd();
+        let wake = self.wake.as_raw_fd();
+        while !self.stopped() {
+            let timeout_ms = {
+                let g = self.lock();
+                match g.loop_deadline {
+                    None => -1,
+                    Some(t) => {
+                        let now = self.now();
+                        let us = t.saturating_duration_since(now).total_micros();
+                        // Round up: waking a little late is fine, waking early spins.
+                        us.div_ceil(1000).min(i32::MAX as u64) as i32
+                    }
+                }
+            };
+            match sys::poll2(device, wake, timeout_ms) {
+                Ok(woken) => {
+                    if woken {
+                        self.wake.clear();
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "poll failed; event loop stops");
+                    break;
+                }
+            }
+            if self.stopped() {
+                break;
+            }
+            if let Err(e) = self.turn(&mut buf) {
+                tracing::error!(error = %e, "reading the TUN device failed; event loop stops");
+                break;
+            }
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        self.changed.notify_all();
+    }
+}
+
+/// utcp running on a TUN device: the event-loop thread and the stack it drives. Sockets made
+/// from it ([`TcpListener::bind`], [`TcpStream::connect`]) work until it is dropped.
+pub struct Live {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    device: String,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live").field("device", &self.device).finish()
+    }
+}
+
+impl Live {
+    /// Opens the device, sets it up if asked, and starts the event loop.
+    pub fn open(mut config: LiveConfig) -> io::Result<Live> {
+        if config.stack.addresses.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "utcp needs at least one address"));
+        }
+        if config.stack.isn_secret == [0; 16] {
+            config.stack.isn_secret = sys::random_secret()?;
+        }
+        let tun = Tun::open(&config.device)?;
+        let device = tun.name().to_string();
+        if let Some(setup) = &config.setup {
+            setup.apply(&device)?;
+        }
+        tracing::info!(device, addresses = ?config.stack.addresses, mtu = config.stack.mtu, "utcp live");
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                host: Host::new(Stack::new(config.stack), Instant::ZERO, Bounds::default()),
+                tun,
+                tap: config.tap,
+                loop_deadline: None,
+                open: HashSet::new(),
+                stats: DriverStats::default(),
+            }),
+            changed: Condvar::new(),
+            wake: sys::WakeFd::new()?,
+            epoch: std::time::Instant::now(),
+            stop: AtomicBool::new(false),
+        });
+        let s = shared.clone();
+        let thread = std::thread::Builder::new().name("utcp-live".into()).spawn(move || s.run())?;
+        Ok(Live { shared, thread: Some(thread), device })
+    }
+
+    /// The TUN device's name.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// The stack's counters now.
+    pub fn stats(&self) -> crate::Stats {
+        self.shared.lock().host.stack().stats().clone()
+    }
+
+    /// The driver's counters now.
+    pub fn driver_stats(&self) -> DriverStats {
+        self.shared.lock().stats
+    }
+
+    /// Connections the stack still holds state for (TIME-WAIT included).
+    pub fn connection_count(&self) -> usize {
+        self.shared.lock().host.stack().connection_count()
+    }
+
+    /// Shuts down writing on every open socket (a FIN after the queued data) and waits, at most
+    /// `timeout`, until every connection has sent its FIN and had it acknowledged or is gone.
+    /// Returns the number of connections still not finished.
+    pub fn shutdown(&self, timeout: StdDuration) -> usize {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut g = self.shared.lock();
+        let open: Vec<SocketHandle> = g.open.iter().copied().collect();
+        self.shared.call_locked(&mut g, |stack, now| {
+            for s in &open {
+                let _ = stack.shutdown(*s);
+            }
+            let _ = now;
+        });
+        loop {
+            let left = open
+                .iter()
+                .filter(|s| {
+                    use crate::tcp::State::*;
+                    matches!(
+                        g.host.stack().state(**s),
+                        Some(Established | CloseWait | FinWait1 | Closing | LastAck | SynSent | SynReceived)
+                    )
+                })
+                .count();
+            if left == 0 {
+                return 0;
+            }
+            let (ng, woke) = self.shared.wait(g, Some(deadline));
+            g = ng;
+            if !woke && std::time::Instant::now() >= deadline {
+                return left;
+            }
+        }
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.wake.wake();
+        self.shared.changed.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
