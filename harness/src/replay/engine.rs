@@ -467,6 +467,13 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
         now = t;
         if p.from != role {
             run.inject(p, now);
+            // Strict mode plays utcp's own captures, where the live driver stamps every datagram
+            // of one batch with the batch's time: the peer's datagrams of one instant go in
+            // together before the stack's output is taken, as they did.
+            let next = flow.packets.get(idx + 1);
+            if opts.mode == Mode::Strict && next.is_some_and(|n| n.from != role && n.time == p.time) {
+                continue;
+            }
         } else {
             // The recorded endpoint: its writes, FIN and RST drive the application.
             if let Some(bytes) = writes.remove(&idx) {

@@ -100,6 +100,9 @@ struct Inner {
 /// blocked application thread may wait for.
 struct LiveObserver<'a> {
     tap: &'a mut Option<Box<dyn Tap>>,
+    /// The wall-clock time of this turn: every datagram handled in one batch carries it, so a
+    /// capture shows the batches (and a strict replay can process them as one).
+    wall: SystemTime,
     events: bool,
     out: u64,
 }
@@ -107,13 +110,13 @@ struct LiveObserver<'a> {
 impl Observer for LiveObserver<'_> {
     fn packet_in(&mut self, _now: Instant, datagram: &[u8]) {
         if let Some(t) = self.tap.as_mut() {
-            t.packet(SystemTime::now(), Direction::In, datagram);
+            t.packet(self.wall, Direction::In, datagram);
         }
     }
     fn packet_out(&mut self, _now: Instant, datagram: &[u8]) {
         self.out += 1;
         if let Some(t) = self.tap.as_mut() {
-            t.packet(SystemTime::now(), Direction::Out, datagram);
+            t.packet(self.wall, Direction::Out, datagram);
         }
     }
     fn event(&mut self, _now: Instant, event: Event) {
@@ -124,9 +127,9 @@ impl Observer for LiveObserver<'_> {
 
 impl Inner {
     /// Drains the stack into the device; true when an event happened.
-    fn drain(&mut self) -> bool {
+    fn drain(&mut self, wall: SystemTime) -> bool {
         let Inner { host, tun, tap, stats, .. } = self;
-        let mut obs = LiveObserver { tap, events: false, out: 0 };
+        let mut obs = LiveObserver { tap, wall, events: false, out: 0 };
         if let Err(e) = host.drain(tun, &mut obs) {
             tracing::error!(error = %e, "stack runaway while draining");
         }
@@ -169,7 +172,7 @@ impl Shared {
         let now = self.now();
         g.host.set_now(now);
         let r = f(g.host.stack_mut(), now);
-        if g.drain() {
+        if g.drain(SystemTime::now()) {
             self.changed.notify_all();
         }
         let next = g.host.poll_timeout();
@@ -220,19 +223,21 @@ impl Shared {
     fn turn(&self, buf: &mut [u8]) -> io::Result<()> {
         let mut g = self.lock();
         let now = self.now();
+        let wall = SystemTime::now();
         g.stats.wakeups += 1;
         let mut events = false;
+        // Timers first, then the datagrams: the order replay uses for one instant.
+        if let Err(e) = g.host.advance(now) {
+            tracing::error!(error = %e, "stack runaway while running timers");
+        }
         for _ in 0..BATCH {
             let Some(n) = g.tun.recv(buf)? else { break };
             g.stats.datagrams_in += 1;
             let Inner { host, tap, .. } = &mut *g;
-            let mut obs = LiveObserver { tap, events: false, out: 0 };
+            let mut obs = LiveObserver { tap, wall, events: false, out: 0 };
             host.receive(now, &buf[..n], &mut obs);
         }
-        if let Err(e) = g.host.advance(now) {
-            tracing::error!(error = %e, "stack runaway while running timers");
-        }
-        events |= g.drain();
+        events |= g.drain(wall);
         g.loop_deadline = g.host.poll_timeout();
         drop(g);
         if events {
@@ -399,5 +404,9 @@ impl Drop for Live {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        // Sockets may outlive the driver (held by other threads); the tap must not: a capture
+        // file is complete once `Live` is gone.
+        let tap = self.shared.lock().tap.take();
+        drop(tap);
     }
 }
