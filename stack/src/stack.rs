@@ -209,6 +209,12 @@ pub struct Stats {
     pub connections_established: u64,
     /// ICMP echo requests answered.
     pub echo_replies: u64,
+    /// ICMP error messages received (destination unreachable, packet too big, time exceeded,
+    /// parameter problem), whatever became of them.
+    pub icmp_errors_in: u64,
+    /// Path MTU decreases taken from fragmentation-needed / packet-too-big messages (RFC 1191,
+    /// RFC 8201).
+    pub pmtu_updates: u64,
     /// Dropped packets and segments by reason, sorted by reason name.
     pub drops: std::collections::BTreeMap<&'static str, u64>,
 }
@@ -493,7 +499,32 @@ impl Stack {
                     self.stats.echo_replies += 1;
                 }
             }
-            _ => self.count_drop("icmp_ignored"),
+            IcmpRepr::DestUnreachable { .. }
+            | IcmpRepr::PacketTooBig { .. }
+            | IcmpRepr::TimeExceeded { .. }
+            | IcmpRepr::ParamProblem { .. } => self.handle_icmp_error(icmp),
+            IcmpRepr::EchoReply { .. } | IcmpRepr::Other { .. } => self.count_drop("icmp_ignored"),
+        }
+    }
+
+    /// An ICMP error goes to the connection whose segment it quotes (the quoted source is our
+    /// end, RFC 5927 §4); the connection decides what it means.
+    fn handle_icmp_error(&mut self, icmp: &IcmpRepr<'_>) {
+        let Some(quote) = icmp.quote() else { return };
+        self.stats.icmp_errors_in += 1;
+        if quote.protocol != IPPROTO_TCP {
+            self.count_drop("icmp_not_tcp");
+            return;
+        }
+        let tuple = FourTuple {
+            local: SocketAddr::new(quote.src, quote.src_port),
+            remote: SocketAddr::new(quote.dst, quote.dst_port),
+        };
+        match self.by_tuple.get(&tuple).copied() {
+            Some(idx) => {
+                self.with_conn(idx, |conn, ctx| conn.on_icmp_error(icmp, ctx));
+            }
+            None => self.count_drop("icmp_no_connection"),
         }
     }
 

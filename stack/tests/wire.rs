@@ -271,6 +271,146 @@ fn icmpv4_echo_reply_known_bytes() {
     assert_eq!(buf, [0, 0, 0xed, 0xca, 0x12, 0x34, 0, 1]);
 }
 
+/// The first `keep` bytes of the datagram `seg` sent from `from` (an ICMP error's quote).
+fn quoted(from: &IpRepr, seg: &TcpRepr<'_>, keep: usize) -> Vec<u8> {
+    let ip = IpRepr { protocol: IPPROTO_TCP, ..*from };
+    let t = Transport::Tcp(*seg);
+    let mut buf = vec![0u8; datagram_len(&ip, &t)];
+    emit_datagram(&ip, &t, &mut buf).unwrap();
+    buf.truncate(keep);
+    buf
+}
+
+/// `ip` turned round: the message goes back to the quoted datagram's sender.
+fn back(ip: &IpRepr, protocol: u8) -> IpRepr {
+    IpRepr { src: ip.dst, dst: ip.src, protocol, ..*ip }
+}
+
+#[test]
+fn rfc1191_frag_needed_parses_mtu_and_quote() {
+    // RFC 1191 §4: type 3 code 4, unused = 0 (16 bits), Next-Hop MTU (16 bits), then the quoted
+    // IP header and 64 bits of its data.
+    let q = quoted(&ip4(), &SEG, 28);
+    let mut msg = vec![3, 4, 0, 0, 0, 0, 0x05, 0x78];
+    msg.extend_from_slice(&q);
+    let c = !internet_checksum(0, &msg);
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    let ip = back(&ip4(), IPPROTO_ICMP);
+    let r = IcmpRepr::parse(&ip, &msg, ChecksumMode::Verify).unwrap();
+    let IcmpRepr::PacketTooBig { mtu, quote } = r else { panic!("{r:?}") };
+    assert_eq!(mtu, 1400);
+    assert_eq!((quote.src, quote.dst, quote.protocol), (ip4().src, ip4().dst, IPPROTO_TCP));
+    assert_eq!((quote.src_port, quote.dst_port, quote.seq), (1000, 80, SeqNum(1)));
+    assert_eq!(r.quote(), Some(&quote));
+    let mut again = vec![0u8; r.buffer_len()];
+    r.emit(&ip, &mut again).unwrap();
+    assert_eq!(again, msg);
+}
+
+#[test]
+fn icmpv6_packet_too_big_checksum_covers_pseudo_header() {
+    // RFC 4443 §3.2: type 2, MTU in bytes 4..8; §2.3: the checksum covers a pseudo-header.
+    let q = quoted(&ip6(), &SEG, 60);
+    let ip = back(&ip6(), IPPROTO_ICMPV6);
+    let ptb = IcmpRepr::PacketTooBig { mtu: 1280, quote: Quote::parse(&q, false).unwrap() };
+    let mut buf = vec![0u8; ptb.buffer_len()];
+    ptb.emit(&ip, &mut buf).unwrap();
+    assert_eq!(&buf[..2], [2, 0]);
+    assert_eq!(&buf[4..8], 1280u32.to_be_bytes());
+    assert_eq!(IcmpRepr::parse(&ip, &buf, ChecksumMode::Verify).unwrap(), ptb);
+    let other = IpRepr { dst: IpAddr::V6("2001:db8::3".parse().unwrap()), ..ip };
+    let e = IcmpRepr::parse(&other, &buf, ChecksumMode::Verify).unwrap_err();
+    assert!(matches!(e.kind, WireErrorKind::BadChecksum { .. }));
+}
+
+/// Whether a parsed message is the expected variant.
+type IsKind = fn(&IcmpRepr<'_>) -> bool;
+
+#[test]
+fn icmp_error_types_of_each_family() {
+    // RFC 792 types 3, 11, 12; RFC 4443 types 1-4. Bytes: type, code, then header bytes 4..8.
+    let cases: [(IpRepr, [u8; 6], IsKind); 7] = [
+        (ip4(), [3, 3, 0, 0, 0, 0], |r| matches!(r, IcmpRepr::DestUnreachable { code: 3, .. })),
+        (ip4(), [11, 0, 0, 0, 0, 0], |r| matches!(r, IcmpRepr::TimeExceeded { code: 0, .. })),
+        (ip4(), [12, 0, 9, 0, 0, 0], |r| matches!(r, IcmpRepr::ParamProblem { pointer: 9, .. })),
+        (ip6(), [1, 4, 0, 0, 0, 0], |r| matches!(r, IcmpRepr::DestUnreachable { code: 4, .. })),
+        (ip6(), [2, 0, 0, 0, 5, 0], |r| matches!(r, IcmpRepr::PacketTooBig { mtu: 1280, .. })),
+        (ip6(), [3, 1, 0, 0, 0, 0], |r| matches!(r, IcmpRepr::TimeExceeded { code: 1, .. })),
+        (ip6(), [4, 0, 0, 0, 0, 40], |r| matches!(r, IcmpRepr::ParamProblem { pointer: 40, .. })),
+    ];
+    for (from, [t, code, b4, b5, b6, b7], is) in cases {
+        let ip = back(&from, if from.src.is_ipv4() { IPPROTO_ICMP } else { IPPROTO_ICMPV6 });
+        let mut msg = vec![t, code, 0, 0, b4, b5, b6, b7];
+        msg.extend_from_slice(&quoted(&from, &SEG, 100));
+        let r = IcmpRepr::parse(&ip, &msg, ChecksumMode::Ignore).unwrap();
+        assert!(is(&r), "type {t}: {r:?}");
+        assert_eq!(r.quote().map(|q| q.seq), Some(SeqNum(1)));
+    }
+}
+
+#[test]
+fn icmpv6_error_quote_walks_extension_headers() {
+    // RFC 8200 §4.1: the quoted datagram's transport header follows its extension headers.
+    let mut q = quoted(&ip6(), &SEG, 60);
+    q[6] = 0; // hop-by-hop options, 16 bytes, then TCP
+    q.splice(40..40, [IPPROTO_TCP, 1, 1, 4, 0, 0, 0, 0, 1, 6, 0, 0, 0, 0, 0, 0]);
+    let quote = Quote::parse(&q, false).unwrap();
+    assert_eq!((quote.protocol, quote.src_port, quote.seq), (IPPROTO_TCP, 1000, SeqNum(1)));
+    // Cut inside the extension header, or after it: a length error counted from the quoted IP
+    // header, asking for the extension header and 8 transport bytes.
+    for cut in [50, 60] {
+        let e = Quote::parse(&q[..cut], false).unwrap_err();
+        assert_eq!(
+            (e.layer, e.kind),
+            (Layer::IcmpQuote, WireErrorKind::Truncated { required: 64, len: cut })
+        );
+    }
+}
+
+#[test]
+fn icmp_error_with_short_quote_is_a_length_error_at_the_quote() {
+    // RFC 792: the quote is the IP header and 64 bits of data; fewer is refused.
+    let ip = back(&ip4(), IPPROTO_ICMP);
+    let mut msg = vec![3, 1, 0, 0, 0, 0, 0, 0];
+    msg.extend_from_slice(&quoted(&ip4(), &SEG, 27));
+    let e = parse_err(&ip, &msg);
+    assert_eq!(
+        (e.layer, e.offset, e.kind),
+        (Layer::IcmpQuote, 8, WireErrorKind::Truncated { required: 28, len: 27 })
+    );
+    // Behind IP, the offset is from the start of the datagram.
+    let t = Transport::Other(&msg);
+    let mut d = vec![0u8; datagram_len(&ip, &t)];
+    emit_datagram(&ip, &t, &mut d).unwrap();
+    let e = parse_datagram(&d, ChecksumMode::Ignore).unwrap_err();
+    assert_eq!((e.layer, e.offset), (Layer::IcmpQuote, 28));
+}
+
+#[test]
+fn icmp_error_quoting_the_other_family_is_a_bad_version() {
+    let ip = back(&ip4(), IPPROTO_ICMP);
+    let mut msg = vec![11, 0, 0, 0, 0, 0, 0, 0];
+    msg.extend_from_slice(&quoted(&ip6(), &SEG, 48));
+    let e = parse_err(&ip, &msg);
+    assert_eq!((e.layer, e.offset, e.kind), (Layer::IcmpQuote, 8, WireErrorKind::BadVersion(6)));
+}
+
+#[test]
+fn icmp_error_emit_refuses_values_too_large_for_icmpv4() {
+    let q = quoted(&ip4(), &SEG, 28);
+    let quote = Quote::parse(&q, true).unwrap();
+    let ip = back(&ip4(), IPPROTO_ICMP);
+    let mut buf = [0u8; 36];
+    let e = IcmpRepr::PacketTooBig { mtu: 70000, quote }.emit(&ip, &mut buf).unwrap_err();
+    assert_eq!((e.offset, e.kind), (6, WireErrorKind::BadLength(70000)));
+    let e = IcmpRepr::ParamProblem { code: 0, pointer: 256, quote }.emit(&ip, &mut buf).unwrap_err();
+    assert_eq!((e.offset, e.kind), (4, WireErrorKind::BadLength(256)));
+}
+
+fn parse_err(ip: &IpRepr, msg: &[u8]) -> WireError {
+    IcmpRepr::parse(ip, msg, ChecksumMode::Ignore).unwrap_err()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Every error kind
 // ---------------------------------------------------------------------------------------------
@@ -655,9 +795,11 @@ fn arb_icmp() -> impl Strategy<Value = IcmpParts> {
             .prop_map(|(a, b, d)| IcmpParts::Request(a, b, d)),
         (any::<u16>(), any::<u16>(), prop::collection::vec(any::<u8>(), 0..40))
             .prop_map(|(a, b, d)| IcmpParts::Reply(a, b, d)),
-        // Not the echo types of either family (those parse as echo), rest at least the 4 header bytes.
+        // Not the echo or error types of either family (those parse as such), rest at least the
+        // 4 header bytes.
         (
-            any::<u8>().prop_filter("not echo", |t| !matches!(t, 0 | 8 | 128 | 129)),
+            any::<u8>()
+                .prop_filter("not echo or error", |t| !matches!(t, 0 | 8 | 128 | 129 | 1..=4 | 11 | 12)),
             any::<u8>(),
             prop::collection::vec(any::<u8>(), 4..40)
         )
@@ -674,6 +816,18 @@ fn build_icmp(p: &IcmpParts) -> IcmpRepr<'_> {
         IcmpParts::Other(icmp_type, code, rest) => {
             IcmpRepr::Other { icmp_type: *icmp_type, code: *code, rest }
         }
+    }
+}
+
+/// An error message of kind 0 (unreachable), 1 (too big), 2 (time exceeded) or 3 (parameter
+/// problem), with what the family's header fields can hold.
+fn icmp_error(v4: bool, kind: u8, code: u8, value: u32, quote: Quote<'_>) -> IcmpRepr<'_> {
+    match kind {
+        // ICMPv4 code 4 is "fragmentation needed", which parses as PacketTooBig.
+        0 => IcmpRepr::DestUnreachable { code: if v4 && code == 4 { 3 } else { code }, quote },
+        1 => IcmpRepr::PacketTooBig { mtu: if v4 { value & 0xffff } else { value }, quote },
+        2 => IcmpRepr::TimeExceeded { code, quote },
+        _ => IcmpRepr::ParamProblem { code, pointer: if v4 { value & 0xff } else { value }, quote },
     }
 }
 
@@ -756,6 +910,51 @@ proptest! {
                 };
                 prop_assert!(r.is_err(), "transport prefix {} parsed", n);
             }
+        }
+    }
+
+    #[test]
+    fn icmp_error_emit_then_parse_is_identity(
+        ip in arb_ip(),
+        kind in 0u8..4,
+        code in any::<u8>(),
+        value in any::<u32>(),
+        seg in arb_tcp(),
+        keep in 0usize..80,
+    ) {
+        let v4 = ip.src.is_ipv4();
+        let header = if v4 { 20 } else { 40 };
+        let q = quoted(&ip, &TcpRepr { options: TcpOptions::default(), ..build_tcp(&seg) }, header + 8 + keep);
+        let quote = Quote::parse(&q, v4).unwrap();
+        let t = Transport::Icmp(icmp_error(v4, kind, code, value, quote));
+        let out = with_protocol(back(&ip, 0), &t, 0);
+        let bytes = emit_vec(&out, &t).unwrap();
+        let d = parse_datagram(&bytes, ChecksumMode::Verify).unwrap();
+        prop_assert_eq!(d, Datagram { ip: with_protocol(out, &t, bytes.len()), transport: t });
+    }
+
+    #[test]
+    fn every_truncated_icmp_error_is_a_length_error(
+        ip in arb_ip(),
+        kind in 0u8..4,
+        code in any::<u8>(),
+        value in any::<u32>(),
+        seg in arb_tcp(),
+    ) {
+        let v4 = ip.src.is_ipv4();
+        let header = if v4 { 20 } else { 40 };
+        let q = quoted(&ip, &TcpRepr { options: TcpOptions::default(), ..build_tcp(&seg) }, header + 8);
+        let quote = Quote::parse(&q, v4).unwrap();
+        let t = Transport::Icmp(icmp_error(v4, kind, code, value, quote));
+        let out = with_protocol(back(&ip, 0), &t, 0);
+        let bytes = emit_vec(&out, &t).unwrap();
+        let body = &bytes[out.header_len()..];
+        for n in 0..body.len() {
+            let e = IcmpRepr::parse(&out, &body[..n], ChecksumMode::Ignore);
+            prop_assert!(matches!(e, Err(WireError { kind: WireErrorKind::Truncated { .. }, .. })), "prefix {} gave {:?}", n, e);
+        }
+        for n in 0..bytes.len() {
+            prop_assert!(parse_datagram(&bytes[..n], ChecksumMode::Ignore).is_err(), "prefix {} parsed", n);
         }
     }
 

@@ -17,7 +17,7 @@ use super::{CloseReason, State};
 use crate::config::{CongestionKind, TcpConfig};
 use crate::stack::{SocketOptions, Stats};
 use crate::time::{Duration, Instant};
-use crate::wire::{SackBlocks, TcpFlags, TcpOptions, TcpRepr, Timestamp, UnknownOptions};
+use crate::wire::{IcmpRepr, SackBlocks, TcpFlags, TcpOptions, TcpRepr, Timestamp, UnknownOptions};
 use std::net::SocketAddr;
 
 /// A connection's two endpoints.
@@ -153,8 +153,13 @@ pub(crate) struct Connection {
     // Negotiated options.
     /// MSS we advertise.
     our_mss: u16,
-    /// Payload bytes per segment we send (the peer's MSS, our limit, less the TS option).
+    /// Payload bytes per segment we send (the peer's MSS, our limit, the path MTU's, less the
+    /// TS option): [`Connection::send_mss`].
     snd_mss: u32,
+    /// The MSS the peer announced (or the default when it announced none).
+    peer_mss: u16,
+    /// The path MTU: the configured MTU until an ICMP error lowers it (RFC 1191, RFC 8201).
+    path_mtu: usize,
     /// Shift applied to windows the peer sends (its wscale).
     snd_wscale: u8,
     /// Shift applied to windows we send (our wscale).
@@ -298,6 +303,8 @@ impl Connection {
             fin_pending_at: None,
             our_mss,
             snd_mss: u32::from(default_peer_mss(tuple.remote).min(our_mss)),
+            peer_mss: default_peer_mss(tuple.remote),
+            path_mtu: mtu,
             snd_wscale: 0,
             rcv_wscale: if cfg.window_scale { wscale_for(options.recv_buffer) } else { 0 },
             ws_enabled: cfg.window_scale,
@@ -368,7 +375,7 @@ impl Connection {
     fn take_syn(&mut self, syn: &TcpRepr<'_>, cfg: &TcpConfig) {
         self.irs = syn.seq;
         let o = &syn.options;
-        let peer_mss = o.mss.unwrap_or_else(|| default_peer_mss(self.tuple.remote)).max(64);
+        self.peer_mss = o.mss.unwrap_or_else(|| default_peer_mss(self.tuple.remote)).max(64);
         // RFC 7323 §2.2: scaling only when both sides sent the option.
         match o.window_scale {
             Some(ws) if cfg.window_scale => {
@@ -387,9 +394,7 @@ impl Connection {
             self.ts_recent = ts.tsval;
         }
         self.sack_enabled = cfg.sack && o.sack_permitted;
-        // RFC 6691: the MSS counts neither IP nor TCP options; the TS option takes 12 bytes.
-        let mss = u32::from(peer_mss.min(self.our_mss));
-        self.snd_mss = if self.ts_enabled { mss.saturating_sub(12).max(1) } else { mss };
+        self.snd_mss = self.send_mss();
         // RFC 7323 §2.2: the window in a SYN is never scaled.
         self.snd_wnd = u32::from(syn.window);
         self.max_snd_wnd = self.snd_wnd;
@@ -404,6 +409,19 @@ impl Connection {
 
     // ------------------------------------------------------------------------------------------
     // Derived values
+
+    /// Payload bytes per segment: the least of the peer's MSS, ours and what the path MTU leaves
+    /// after fixed IP and TCP headers, less the timestamp option when it is on (RFC 6691: the MSS
+    /// counts neither IP nor TCP options; the TS option takes 12 bytes).
+    fn send_mss(&self) -> u32 {
+        let path = mss_for_mtu(self.path_mtu, self.tuple.remote);
+        let mss = u32::from(self.peer_mss.min(self.our_mss).min(path));
+        if self.ts_enabled {
+            mss.saturating_sub(12).max(1)
+        } else {
+            mss
+        }
+    }
 
     /// RCV.NXT: the next sequence number expected.
     pub(crate) fn rcv_nxt(&self) -> SeqNum {
@@ -1136,6 +1154,74 @@ impl Connection {
             _ => {}
         }
         self.ack_now = true;
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // ICMP errors (RFC 1122 §4.2.3.9, RFC 1191, RFC 8201, RFC 5927)
+
+    /// An ICMP error whose quote names this connection (the stack matched the 4-tuple).
+    pub(crate) fn on_icmp_error(&mut self, icmp: &IcmpRepr<'_>, ctx: &mut Ctx<'_>) {
+        let Some(quote) = icmp.quote() else { return };
+        // SND.NXT of RFC 5927 is our SND.MAX: a timeout may have rewound SND.NXT, and the
+        // quoted segment may be one sent before that.
+        //= https://www.rfc-editor.org/rfc/rfc5927#section-4.1
+        //# TCP SHOULD check that the TCP sequence number contained in the payload of the ICMP
+        //# error message is within the range SND.UNA =< SEG.SEQ < SND.NXT.
+        if !quote.seq.in_range(self.snd_una, self.snd_max) {
+            ctx.drop("icmp_seq_out_of_window");
+            return;
+        }
+        match *icmp {
+            IcmpRepr::PacketTooBig { mtu, .. } => self.on_packet_too_big(mtu, ctx),
+            // RFC 1122 §4.2.3.9: net, host and source-route unreachable are soft errors (a TCP
+            // "MUST NOT abort"); protocol and port unreachable are hard ones (it "SHOULD abort").
+            // RFC 5927 §4 asks that hard errors on synchronized connections be treated as soft,
+            // as Linux does (it keeps them as sk_err_soft, reported only if the connection times
+            // out). Here every error is counted and nothing else happens, in every state: the
+            // connection goes on until its own timers give up. (Linux does abort in SYN-SENT and
+            // SYN-RECEIVED; that is not done here.)
+            IcmpRepr::DestUnreachable { .. } => ctx.drop("icmp_unreachable"),
+            // RFC 1122 §4.2.3.9: Time Exceeded and Parameter Problem "SHOULD" be passed to the
+            // application; like the soft errors above they are only counted (the socket calls
+            // have no error for them yet).
+            IcmpRepr::TimeExceeded { .. } => ctx.drop("icmp_time_exceeded"),
+            IcmpRepr::ParamProblem { .. } => ctx.drop("icmp_param_problem"),
+            IcmpRepr::EchoRequest { .. } | IcmpRepr::EchoReply { .. } | IcmpRepr::Other { .. } => {}
+        }
+    }
+
+    /// A fragmentation-needed (RFC 1191) or packet-too-big (RFC 8201) message reporting a
+    /// next-hop MTU of `mtu`: lowers the path MTU and the send MSS with it, and sends again at
+    /// once the unacknowledged data, which went out in segments that may have been too big.
+    fn on_packet_too_big(&mut self, mtu: u32, ctx: &mut Ctx<'_>) {
+        let mtu = mtu as usize;
+        // The smallest path MTU believed. IPv4: Linux's min_pmtu, 552 (512 bytes of payload
+        // behind 20 + 20 bytes of headers); RFC 1191 §3 would allow 68, which RFC 5927 §7.2
+        // shows lets an attacker shrink segments to a few bytes. IPv6: RFC 8201 §4, "If a node
+        // receives a Packet Too Big message reporting a next-hop MTU that is less than the IPv6
+        // minimum link MTU, it must discard it."
+        let floor = if self.tuple.remote.is_ipv4() { 552 } else { 1280 };
+        if mtu < floor {
+            ctx.drop("icmp_mtu_too_small");
+            return;
+        }
+        // RFC 1191 §3 / RFC 8201 §4: a message may only lower the PMTU estimate.
+        if mtu >= self.path_mtu {
+            ctx.drop("icmp_mtu_not_lower");
+            return;
+        }
+        self.path_mtu = mtu;
+        ctx.stats.pmtu_updates += 1;
+        let old = self.snd_mss;
+        self.snd_mss = self.send_mss();
+        // RFC 1191 §6.5: the datagram was dropped by the router, so "the TCP layer should
+        // retransmit" it. Like Linux (tcp_simple_retransmit), everything unacknowledged goes out
+        // again now at the new size, from SND.UNA, as after a timeout but without the congestion
+        // response, the backoff or a retry counted: a smaller path is not congestion.
+        if self.snd_mss < old && self.syn_acked() && self.snd_max > self.snd_una {
+            self.snd_nxt = self.snd_una;
+            self.retransmit_at = None;
+        }
     }
 
     // ------------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ pub enum Layer {
     Icmpv4,
     /// An ICMPv6 message.
     Icmpv6,
+    /// The datagram an ICMP error quotes; `Truncated` lengths count from its IP header.
+    IcmpQuote,
 }
 
 /// What was wrong.
@@ -40,7 +42,8 @@ pub enum WireErrorKind {
     BadVersion(u8),
     /// IPv4 IHL below 5 or the TCP data offset below 5 (the value as found).
     HeaderLenTooSmall(u8),
-    /// A length field claims less than the header itself, or more than the buffer.
+    /// A length field claims less than the header itself, or more than the buffer; or, when
+    /// emitting, a value does not fit its field.
     BadLength(usize),
     /// A fragment (IPv4 MF/offset, or an IPv6 fragment header); fragments are not reassembled.
     Fragment {

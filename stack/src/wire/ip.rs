@@ -174,47 +174,7 @@ fn parse_v6(data: &[u8]) -> Result<(IpRepr, &[u8], usize), WireError> {
         return Err(WireError { layer: Layer::Ipv6, offset: 4, kind: WireErrorKind::BadLength(payload_len) });
     }
     let end = 40 + payload_len;
-    let mut next = data[6];
-    let mut pos = 40;
-    // RFC 8200 §4.1: walk the extension headers to the upper layer.
-    loop {
-        let ext_err = |offset, kind| WireError { layer: Layer::Ipv6Ext, offset, kind };
-        let ext_len = match next {
-            IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
-                if end - pos < 2 {
-                    return Err(WireError::truncated(Layer::Ipv6Ext, pos, 2, end - pos));
-                }
-                (usize::from(data[pos + 1]) + 1) * 8
-            }
-            IPV6_AH => {
-                // RFC 4302 §2.2: payload length in 32-bit words, minus 2.
-                if end - pos < 2 {
-                    return Err(WireError::truncated(Layer::Ipv6Ext, pos, 2, end - pos));
-                }
-                (usize::from(data[pos + 1]) + 2) * 4
-            }
-            IPV6_FRAGMENT => {
-                if end - pos < 8 {
-                    return Err(WireError::truncated(Layer::Ipv6Ext, pos, 8, end - pos));
-                }
-                let fo = u16::from_be_bytes([data[pos + 2], data[pos + 3]]);
-                let offset = fo >> 3;
-                let more = fo & 1 != 0;
-                // RFC 6946: an atomic fragment (offset 0, M clear) is processed as a whole packet.
-                if offset != 0 || more {
-                    return Err(ext_err(pos + 2, WireErrorKind::Fragment { offset, more }));
-                }
-                8
-            }
-            IPV6_ESP => return Err(ext_err(pos, WireErrorKind::UnsupportedExtension(next))),
-            _ => break,
-        };
-        if end - pos < ext_len {
-            return Err(WireError::truncated(Layer::Ipv6Ext, pos, ext_len, end - pos));
-        }
-        next = data[pos];
-        pos += ext_len;
-    }
+    let (next, pos) = walk_v6_extensions(data, data[6], 40, end)?;
     let mut src = [0u8; 16];
     src.copy_from_slice(&data[8..24]);
     let mut dst = [0u8; 16];
@@ -227,4 +187,55 @@ fn parse_v6(data: &[u8]) -> Result<(IpRepr, &[u8], usize), WireError> {
         payload_len: end - pos,
     };
     Ok((ip, &data[pos..end], pos))
+}
+
+/// Walks IPv6 extension headers (RFC 8200 §4.1) in `data[pos..end]` from next-header value `next`
+/// to the upper layer; returns its protocol number and offset. Offsets in errors are from the start
+/// of `data`. Shared by datagrams and the datagrams ICMPv6 errors quote.
+pub(crate) fn walk_v6_extensions(
+    data: &[u8],
+    mut next: u8,
+    mut pos: usize,
+    end: usize,
+) -> Result<(u8, usize), WireError> {
+    let end = end.min(data.len());
+    loop {
+        let ext_err = |offset, kind| WireError { layer: Layer::Ipv6Ext, offset, kind };
+        let left = end.saturating_sub(pos);
+        let ext_len = match next {
+            IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
+                if left < 2 {
+                    return Err(WireError::truncated(Layer::Ipv6Ext, pos, 2, left));
+                }
+                (usize::from(data[pos + 1]) + 1) * 8
+            }
+            IPV6_AH => {
+                // RFC 4302 §2.2: payload length in 32-bit words, minus 2.
+                if left < 2 {
+                    return Err(WireError::truncated(Layer::Ipv6Ext, pos, 2, left));
+                }
+                (usize::from(data[pos + 1]) + 2) * 4
+            }
+            IPV6_FRAGMENT => {
+                if left < 8 {
+                    return Err(WireError::truncated(Layer::Ipv6Ext, pos, 8, left));
+                }
+                let fo = u16::from_be_bytes([data[pos + 2], data[pos + 3]]);
+                let offset = fo >> 3;
+                let more = fo & 1 != 0;
+                // RFC 6946: an atomic fragment (offset 0, M clear) is processed as a whole packet.
+                if offset != 0 || more {
+                    return Err(ext_err(pos + 2, WireErrorKind::Fragment { offset, more }));
+                }
+                8
+            }
+            IPV6_ESP => return Err(ext_err(pos, WireErrorKind::UnsupportedExtension(next))),
+            _ => return Ok((next, pos)),
+        };
+        if left < ext_len {
+            return Err(WireError::truncated(Layer::Ipv6Ext, pos, ext_len, left));
+        }
+        next = data[pos];
+        pos += ext_len;
+    }
 }

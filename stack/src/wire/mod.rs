@@ -5,7 +5,7 @@
 //! report can say exactly why a packet was refused (STYLE.md 6). Nothing here allocates on the
 //! parse or emit path, and nothing may panic on any input.
 //!
-//! Must not depend on: `crate::tcp`, `crate::stack` (except `SeqNum`), clocks, I/O.
+//! Must not depend on: `crate::tcp` (except `SeqNum`), `crate::stack`, clocks, I/O.
 
 mod checksum;
 mod error;
@@ -15,7 +15,7 @@ mod tcp;
 
 pub use checksum::{internet_checksum, pseudo_header_sum};
 pub use error::{Layer, WireError, WireErrorKind};
-pub use icmp::IcmpRepr;
+pub use icmp::{IcmpRepr, Quote};
 pub use ip::{IpRepr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
 pub use tcp::{SackBlocks, TcpFlags, TcpOption, TcpOptions, TcpRepr, Timestamp, UnknownOptions};
 
