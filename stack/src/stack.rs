@@ -392,8 +392,6 @@ pub struct Stack {
     challenge: ChallengeLimiter,
     next_port: u16,
     connections: usize,
-    /// The latest time any input carried, for calls that take no `now`.
-    now: Instant,
 }
 
 impl fmt::Debug for Stack {
@@ -432,7 +430,6 @@ impl Stack {
             challenge: ChallengeLimiter::default(),
             next_port,
             connections: 0,
-            now: Instant::ZERO,
         }
     }
 
@@ -451,7 +448,6 @@ impl Stack {
     /// One IP datagram in. Bad input is dropped and counted, never a panic.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
         self.stats.packets_in += 1;
-        self.now = self.now.max(now);
         let checksums =
             if self.config.checksum_offload { ChecksumMode::Ignore } else { ChecksumMode::Verify };
         let dgram = match wire::parse_datagram(packet, checksums) {
@@ -791,7 +787,6 @@ impl Stack {
     /// length, or `None` when there is nothing to send now. Call until `None` after every input.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        self.now = self.now.max(now);
         if let Some(p) = self.outbox.pop_front() {
             if p.len() <= buf.len() {
                 buf[..p.len()].copy_from_slice(&p);
@@ -903,7 +898,6 @@ impl Stack {
                 break;
             }
             self.timers.pop();
-            self.now = self.now.max(now);
             let current = self.slots.get(idx as usize).and_then(|s| s.conn.as_deref()).map(|c| c.scheduled);
             if current != Some(Some(at)) {
                 continue; // stale entry
@@ -917,6 +911,10 @@ impl Stack {
 
     // ------------------------------------------------------------------------------------------
     // Socket calls
+    //
+    // Every call takes `now`, the driver's current time: the stack keeps no clock of its own.
+    // Calls whose effect does not depend on the time today ignore it (`let _ = now`), so that one
+    // that comes to depend on it does not change the API.
 
     /// The next event for the application, if any.
     #[must_use]
@@ -961,17 +959,24 @@ impl Stack {
     }
 
     /// Listens on `local` (an address of the stack's, or unspecified for all of one family).
-    pub fn listen(&mut self, local: SocketAddr, backlog: usize) -> Result<ListenerHandle, ListenError> {
-        self.listen_with(local, backlog, self.default_options())
+    pub fn listen(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        backlog: usize,
+    ) -> Result<ListenerHandle, ListenError> {
+        self.listen_with(now, local, backlog, self.default_options())
     }
 
     /// Listens with socket options that accepted connections inherit.
     pub fn listen_with(
         &mut self,
+        now: Instant,
         local: SocketAddr,
         backlog: usize,
         options: SocketOptions,
     ) -> Result<ListenerHandle, ListenError> {
+        let _ = now;
         if local.port() == 0 {
             return Err(ListenError::InvalidPort);
         }
@@ -1003,7 +1008,8 @@ impl Stack {
     }
 
     /// Stops listening; half-open and unaccepted connections are reset.
-    pub fn unlisten(&mut self, listener: ListenerHandle) -> Result<(), AcceptError> {
+    pub fn unlisten(&mut self, now: Instant, listener: ListenerHandle) -> Result<(), AcceptError> {
+        let _ = now;
         let l = self
             .listeners
             .get_mut(listener.0 as usize)
@@ -1024,7 +1030,8 @@ impl Stack {
     }
 
     /// Takes the oldest established connection from the listener's accept queue.
-    pub fn accept(&mut self, listener: ListenerHandle) -> Result<SocketHandle, AcceptError> {
+    pub fn accept(&mut self, now: Instant, listener: ListenerHandle) -> Result<SocketHandle, AcceptError> {
+        let _ = now;
         let l = self
             .listeners
             .get_mut(listener.0 as usize)
@@ -1067,7 +1074,6 @@ impl Stack {
         remote: SocketAddr,
         options: SocketOptions,
     ) -> Result<SocketHandle, ConnectError> {
-        self.now = self.now.max(now);
         if remote.ip().is_unspecified() || remote.port() == 0 {
             return Err(ConnectError::InvalidRemote);
         }
@@ -1125,7 +1131,8 @@ impl Stack {
     }
 
     /// Queues bytes for sending; returns how many were taken (possibly fewer than given).
-    pub fn send(&mut self, socket: SocketHandle, data: &[u8]) -> Result<usize, SendError> {
+    pub fn send(&mut self, now: Instant, socket: SocketHandle, data: &[u8]) -> Result<usize, SendError> {
+        let _ = now;
         let (idx, conn) = self.conn_mut(socket).ok_or(SendError::InvalidHandle)?;
         match conn.state {
             State::SynSent | State::SynReceived => return Err(SendError::NotConnected),
@@ -1151,7 +1158,8 @@ impl Stack {
     }
 
     /// Reads received bytes; `Ok(0)` means the peer finished sending and everything was read.
-    pub fn recv(&mut self, socket: SocketHandle, buf: &mut [u8]) -> Result<usize, RecvError> {
+    pub fn recv(&mut self, now: Instant, socket: SocketHandle, buf: &mut [u8]) -> Result<usize, RecvError> {
+        let _ = now;
         let (idx, conn) = self.conn_mut(socket).ok_or(RecvError::InvalidHandle)?;
         if conn.readable() > 0 {
             let n = conn.recv(buf);
@@ -1174,7 +1182,8 @@ impl Stack {
     }
 
     /// Shuts down the sending direction: a FIN follows the queued data (half-close).
-    pub fn shutdown(&mut self, socket: SocketHandle) -> Result<(), CloseError> {
+    pub fn shutdown(&mut self, now: Instant, socket: SocketHandle) -> Result<(), CloseError> {
+        let _ = now;
         let (idx, conn) = self.conn_mut(socket).ok_or(CloseError::InvalidHandle)?;
         if matches!(conn.state, State::Closed | State::Listen) {
             return Err(CloseError::NotConnected);
@@ -1186,8 +1195,8 @@ impl Stack {
 
     /// Closes the socket: the handle becomes invalid at once, the connection finishes sending and
     /// closes gracefully (a RST instead when unread data is discarded, RFC 9293 §3.10.4 / RFC 2525).
-    pub fn close(&mut self, socket: SocketHandle) -> Result<(), CloseError> {
-        let now = self.now;
+    pub fn close(&mut self, now: Instant, socket: SocketHandle) -> Result<(), CloseError> {
+        let fin_timeout = self.config.tcp.fin_timeout;
         let (idx, conn) = self.conn_mut(socket).ok_or(CloseError::InvalidHandle)?;
         if conn.readable() > 0 {
             // RFC 2525 §2.17: closing with unread data resets the connection.
@@ -1195,14 +1204,15 @@ impl Stack {
         } else {
             conn.shutdown();
         }
-        conn.orphan(now);
+        conn.orphan(now, fin_timeout);
         self.after_conn(idx);
         self.after_transmit(idx);
         Ok(())
     }
 
     /// Aborts the connection with a RST (SO_LINGER 0); the handle becomes invalid.
-    pub fn abort(&mut self, socket: SocketHandle) -> Result<(), CloseError> {
+    pub fn abort(&mut self, now: Instant, socket: SocketHandle) -> Result<(), CloseError> {
+        let _ = now;
         let (idx, conn) = self.conn_mut(socket).ok_or(CloseError::InvalidHandle)?;
         conn.abort();
         conn.orphaned = true;
@@ -1212,7 +1222,13 @@ impl Stack {
     }
 
     /// Sets one socket option on a connection.
-    pub fn set_option(&mut self, socket: SocketHandle, option: SocketOption) -> Result<(), CloseError> {
+    pub fn set_option(
+        &mut self,
+        now: Instant,
+        socket: SocketHandle,
+        option: SocketOption,
+    ) -> Result<(), CloseError> {
+        let _ = now;
         let (idx, conn) = self.conn_mut(socket).ok_or(CloseError::InvalidHandle)?;
         let mut o = conn.options;
         match option {

@@ -684,6 +684,7 @@ impl<'s> Exec<'s> {
     /// the script asked for something the executor cannot do.
     fn attempt(&mut self, p: &mut Pending) -> Result<Option<CallResult>, String> {
         let c = p.call.clone();
+        let now = self.now;
         let r: CallResult = match c.name.as_str() {
             "socket" => {
                 let kinds = c.args.iter().flat_map(symbols).collect::<Vec<_>>();
@@ -716,7 +717,7 @@ impl<'s> Exec<'s> {
                         FdKind::Fresh { .. } => {
                             let local =
                                 SocketAddr::V4(SocketAddrV4::new(self.script.options.local_ip, SERVER_PORT));
-                            match self.stack().listen_with(local, backlog.max(0) as usize, f.options) {
+                            match self.stack().listen_with(now, local, backlog.max(0) as usize, f.options) {
                                 Ok(l) => {
                                     if let Some(f) = self.fds.get_mut(&fd) {
                                         f.kind = FdKind::Listener(l);
@@ -739,7 +740,7 @@ impl<'s> Exec<'s> {
             "accept" => match self.fd(&c)? {
                 Err(e) => Err(e),
                 Ok((_, f)) => match f.kind {
-                    FdKind::Listener(l) => match self.stack().accept(l) {
+                    FdKind::Listener(l) => match self.stack().accept(now, l) {
                         Ok(h) => {
                             if let Some(n) = self.acceptable.get_mut(&l) {
                                 *n = n.saturating_sub(1);
@@ -766,7 +767,6 @@ impl<'s> Exec<'s> {
                         let ip = self.script.options.local_ip;
                         let local = bound.then_some(SocketAddr::V4(SocketAddrV4::new(ip, SERVER_PORT)));
                         let remote = SocketAddrV4::new(self.script.options.remote_ip, SERVER_PORT);
-                        let now = self.now;
                         match self.stack().connect_with(now, local, SocketAddr::V4(remote), f.options) {
                             Ok(h) => {
                                 if let Some(f) = self.fds.get_mut(&fd) {
@@ -809,7 +809,7 @@ impl<'s> Exec<'s> {
                             // The stack takes at most its free buffer space: never allocate what a
                             // script asks for beyond that (a fuzzer asked for 150 GB).
                             let data = vec![0u8; (n - p.written).min(MAX_CALL_BYTES)];
-                            match self.stack().send(h, &data) {
+                            match self.stack().send(now, h, &data) {
                                 Ok(k) => {
                                     p.written += k;
                                     if p.written < n && !f.nonblocking {
@@ -841,7 +841,7 @@ impl<'s> Exec<'s> {
                     Ok((_, f)) => match f.kind {
                         FdKind::Conn(h) => {
                             let mut buf = vec![0u8; n.min(MAX_CALL_BYTES)];
-                            match self.stack().recv(h, &mut buf) {
+                            match self.stack().recv(now, h, &mut buf) {
                                 Ok(k) => Ok(k as i64),
                                 Err(RecvError::WouldBlock) | Err(RecvError::NotConnected)
                                     if !f.nonblocking =>
@@ -871,7 +871,7 @@ impl<'s> Exec<'s> {
                             ))
                         }
                         (FdKind::Conn(_), "SHUT_RD") => Ok(0),
-                        (FdKind::Conn(h), _) => match self.stack().shutdown(h) {
+                        (FdKind::Conn(h), _) => match self.stack().shutdown(now, h) {
                             Ok(()) => Ok(0),
                             Err(_) => Err("ENOTCONN"),
                         },
@@ -886,11 +886,15 @@ impl<'s> Exec<'s> {
                     match f.kind {
                         FdKind::Fresh { .. } => Ok(0),
                         FdKind::Listener(l) => {
-                            let _ = self.stack().unlisten(l);
+                            let _ = self.stack().unlisten(now, l);
                             Ok(0)
                         }
                         FdKind::Conn(h) => {
-                            let _ = if f.linger0 { self.stack().abort(h) } else { self.stack().close(h) };
+                            let _ = if f.linger0 {
+                                self.stack().abort(now, h)
+                            } else {
+                                self.stack().close(now, h)
+                            };
                             Ok(0)
                         }
                     }
@@ -1032,6 +1036,7 @@ impl<'s> Exec<'s> {
     }
 
     fn setsockopt(&mut self, c: &CallSpec) -> Result<CallResult, String> {
+        let now = self.now;
         let name = sym_arg(c, 2)?;
         let (fd, f) = match self.fd(c)? {
             Err(e) => return Ok(Err(e)),
@@ -1108,7 +1113,7 @@ impl<'s> Exec<'s> {
         match (&f.kind, option) {
             (FdKind::Conn(h), Some(o)) => {
                 let h = *h;
-                if self.stack().set_option(h, o).is_err() {
+                if self.stack().set_option(now, h, o).is_err() {
                     return Ok(Err("EINVAL"));
                 }
             }
