@@ -11,6 +11,10 @@
 //! Must not depend on: clocks, I/O, threads, OS randomness.
 
 use crate::config::Config;
+use crate::socket::{
+    AbortError, AcceptError, CloseError, ConnectError, ListenError, Readiness, RecvError, SendError,
+    SetOptionError, ShutdownError, SocketOption, SocketOptions, UnlistenError,
+};
 use crate::tcp::conn::{ChallengeLimiter, Connection, Ctx, FourTuple, Opening};
 use crate::tcp::{isn, CloseReason, SeqNum, State};
 use crate::time::{Duration, Instant};
@@ -55,127 +59,6 @@ pub enum Event {
     Writable(SocketHandle),
     /// The connection is over; the handle stays valid until `close` or `abort`.
     Closed(SocketHandle, CloseReason),
-}
-
-/// Per-socket options (setsockopt). Given to `listen` they are inherited by accepted connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SocketOptions {
-    /// TCP_NODELAY: disable Nagle's algorithm.
-    pub nodelay: bool,
-    /// SO_KEEPALIVE with the idle time before the first probe; `None` is off.
-    pub keepalive: Option<Duration>,
-    /// SO_RCVBUF in bytes (decides the window scale on the SYN).
-    pub recv_buffer: usize,
-    /// SO_SNDBUF in bytes.
-    pub send_buffer: usize,
-    /// TCP_MAXSEG: an upper bound on the MSS advertised and used; `None` derives it from the MTU.
-    pub max_segment: Option<u16>,
-}
-
-impl SocketOptions {
-    /// The options a new socket gets from the TCP knobs.
-    pub fn from_config(tcp: &crate::config::TcpConfig) -> Self {
-        SocketOptions {
-            nodelay: !tcp.nagle,
-            keepalive: tcp.keepalive,
-            recv_buffer: tcp.recv_buffer,
-            send_buffer: tcp.send_buffer,
-            max_segment: None,
-        }
-    }
-}
-
-/// One socket option, for [`Stack::set_option`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SocketOption {
-    /// TCP_NODELAY.
-    NoDelay(bool),
-    /// SO_KEEPALIVE with its idle time.
-    KeepAlive(Option<Duration>),
-    /// SO_RCVBUF.
-    RecvBuffer(usize),
-    /// SO_SNDBUF.
-    SendBuffer(usize),
-    /// TCP_MAXSEG.
-    MaxSegment(u16),
-}
-
-/// Why `listen` failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListenError {
-    /// The address is not one of the stack's (and not unspecified).
-    AddressNotLocal,
-    /// Something already listens on that address and port.
-    AddressInUse,
-    /// Port 0 cannot be listened on.
-    InvalidPort,
-}
-
-/// Why `accept` failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AcceptError {
-    /// No established connection is waiting (EAGAIN).
-    WouldBlock,
-    /// The handle does not name a listener.
-    InvalidHandle,
-}
-
-/// Why `connect` failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectError {
-    /// The given local address is not one of the stack's.
-    AddressNotLocal,
-    /// The stack has no address of the remote's family.
-    NoRoute,
-    /// The remote address or port is unspecified.
-    InvalidRemote,
-    /// The 4-tuple is already in use.
-    AddressInUse,
-    /// No ephemeral port is free.
-    PortsExhausted,
-}
-
-/// Why `send` failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendError {
-    /// The send buffer is full (EAGAIN); an [`Event::Writable`] follows when it drains.
-    WouldBlock,
-    /// The connection is not yet established (SYN-SENT or SYN-RECEIVED).
-    NotConnected,
-    /// This side has shut down writing, or the connection closed (EPIPE).
-    Closed,
-    /// The peer reset the connection (ECONNRESET).
-    Reset,
-    /// The connection timed out (ETIMEDOUT).
-    TimedOut,
-    /// The handle does not name a connection.
-    InvalidHandle,
-}
-
-/// Why `recv` failed. End of stream is `Ok(0)`, not an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecvError {
-    /// Nothing to read yet (EAGAIN).
-    WouldBlock,
-    /// The connection is not yet established.
-    NotConnected,
-    /// The peer reset the connection (ECONNRESET).
-    Reset,
-    /// The connection attempt was refused (ECONNREFUSED).
-    Refused,
-    /// The connection timed out (ETIMEDOUT).
-    TimedOut,
-    /// The handle does not name a connection.
-    InvalidHandle,
-}
-
-/// Why `shutdown`, `close`, `abort` or `set_option` failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseError {
-    /// The handle does not name a connection.
-    InvalidHandle,
-    /// The connection is not in a state where that call means anything (ENOTCONN).
-    NotConnected,
 }
 
 /// Counters, readable at any time.
@@ -1008,13 +891,13 @@ impl Stack {
     }
 
     /// Stops listening; half-open and unaccepted connections are reset.
-    pub fn unlisten(&mut self, now: Instant, listener: ListenerHandle) -> Result<(), AcceptError> {
+    pub fn unlisten(&mut self, now: Instant, listener: ListenerHandle) -> Result<(), UnlistenError> {
         let _ = now;
         let l = self
             .listeners
             .get_mut(listener.0 as usize)
             .and_then(Option::take)
-            .ok_or(AcceptError::InvalidHandle)?;
+            .ok_or(UnlistenError::InvalidHandle)?;
         self.listener_by_addr.remove(&l.local);
         let owned: Vec<u32> = (0..self.slots.len() as u32)
             .filter(|&i| self.slots[i as usize].listener == Some(listener.0))
@@ -1130,6 +1013,11 @@ impl Stack {
         Some((idx, conn))
     }
 
+    fn conn_ref(&self, socket: SocketHandle) -> Option<&Connection> {
+        let idx = self.index_of(socket)?;
+        self.slots[idx as usize].conn.as_deref().filter(|c| !c.orphaned)
+    }
+
     /// Queues bytes for sending; returns how many were taken (possibly fewer than given).
     pub fn send(&mut self, now: Instant, socket: SocketHandle, data: &[u8]) -> Result<usize, SendError> {
         let _ = now;
@@ -1182,11 +1070,11 @@ impl Stack {
     }
 
     /// Shuts down the sending direction: a FIN follows the queued data (half-close).
-    pub fn shutdown(&mut self, now: Instant, socket: SocketHandle) -> Result<(), CloseError> {
+    pub fn shutdown(&mut self, now: Instant, socket: SocketHandle) -> Result<(), ShutdownError> {
         let _ = now;
-        let (idx, conn) = self.conn_mut(socket).ok_or(CloseError::InvalidHandle)?;
+        let (idx, conn) = self.conn_mut(socket).ok_or(ShutdownError::InvalidHandle)?;
         if matches!(conn.state, State::Closed | State::Listen) {
-            return Err(CloseError::NotConnected);
+            return Err(ShutdownError::NotConnected);
         }
         conn.shutdown();
         self.after_conn(idx);
@@ -1211,9 +1099,9 @@ impl Stack {
     }
 
     /// Aborts the connection with a RST (SO_LINGER 0); the handle becomes invalid.
-    pub fn abort(&mut self, now: Instant, socket: SocketHandle) -> Result<(), CloseError> {
+    pub fn abort(&mut self, now: Instant, socket: SocketHandle) -> Result<(), AbortError> {
         let _ = now;
-        let (idx, conn) = self.conn_mut(socket).ok_or(CloseError::InvalidHandle)?;
+        let (idx, conn) = self.conn_mut(socket).ok_or(AbortError::InvalidHandle)?;
         conn.abort();
         conn.orphaned = true;
         self.after_conn(idx);
@@ -1227,9 +1115,9 @@ impl Stack {
         now: Instant,
         socket: SocketHandle,
         option: SocketOption,
-    ) -> Result<(), CloseError> {
+    ) -> Result<(), SetOptionError> {
         let _ = now;
-        let (idx, conn) = self.conn_mut(socket).ok_or(CloseError::InvalidHandle)?;
+        let (idx, conn) = self.conn_mut(socket).ok_or(SetOptionError::InvalidHandle)?;
         let mut o = conn.options;
         match option {
             SocketOption::NoDelay(v) => o.nodelay = v,
@@ -1241,6 +1129,33 @@ impl Stack {
         conn.set_options(o);
         self.after_conn(idx);
         Ok(())
+    }
+
+    /// What `poll(2)` would report for the connection now (see [`Readiness`] for the rules);
+    /// `None` for an invalid handle.
+    pub fn readiness(&self, socket: SocketHandle) -> Option<Readiness> {
+        let conn = self.conn_ref(socket)?;
+        let closed = conn.state == State::Closed;
+        let write_done = closed || conn.write_closed();
+        let can_send =
+            matches!(conn.state, State::Established | State::CloseWait) && conn.send_capacity() > 0;
+        Some(Readiness {
+            readable: conn.readable() > 0 || conn.read_closed() || closed,
+            writable: can_send || write_done,
+            error: conn.error_pending.is_some(),
+            hangup: closed || (conn.read_closed() && write_done),
+        })
+    }
+
+    /// Established connections waiting in the listener's accept queue; `None` for an invalid
+    /// handle.
+    pub fn pending_connections(&self, listener: ListenerHandle) -> Option<usize> {
+        self.listeners.get(listener.0 as usize)?.as_ref().map(|l| l.accept_queue.len())
+    }
+
+    /// Bytes the send buffer can take now; `None` for an invalid handle.
+    pub fn send_capacity(&self, socket: SocketHandle) -> Option<usize> {
+        self.conn_ref(socket).map(Connection::send_capacity)
     }
 
     /// The socket options new sockets get from the configuration.

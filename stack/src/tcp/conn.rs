@@ -15,7 +15,8 @@ use super::rtt::RttEstimator;
 use super::seq::SeqNum;
 use super::{CloseReason, State};
 use crate::config::{CongestionKind, TcpConfig};
-use crate::stack::{SocketOptions, Stats};
+use crate::socket::SocketOptions;
+use crate::stack::Stats;
 use crate::time::{Duration, Instant};
 use crate::wire::{SackBlocks, TcpFlags, TcpOptions, TcpRepr, Timestamp, UnknownOptions};
 use std::net::SocketAddr;
@@ -483,6 +484,11 @@ impl Connection {
             self.want_writable = true;
         }
         n
+    }
+
+    /// Bytes the send buffer can take now.
+    pub(crate) fn send_capacity(&self) -> usize {
+        self.send_buf.free()
     }
 
     /// Whether writing was shut down.
