@@ -198,14 +198,13 @@ pub fn utcp_bulk(settings: BulkSettings) -> Result<Run, String> {
     let mut client = Stack::new(config(client_ip, 1));
     let mut server = Stack::new(config(server_ip, 2));
     let server_addr = SocketAddr::new(server_ip, 5001);
-    let listener = server.listen(server_addr, 16).map_err(|e| format!("listen: {e:?}"))?;
-
     let chunk = pattern(64 * 1024);
     let mut rbuf = vec![0u8; 64 * 1024];
     let mut buf = vec![0u8; settings.mtu.max(1280)];
 
     let start = WallInstant::now();
     let clock = || Instant::from_micros(start.elapsed().as_micros() as u64);
+    let listener = server.listen(clock(), server_addr, 16).map_err(|e| format!("listen: {e:?}"))?;
     let conn = client.connect(clock(), None, server_addr).map_err(|e| format!("connect: {e:?}"))?;
     let mut accepted = None;
     let (mut sent, mut received, mut shut) = (0u64, 0u64, false);
@@ -216,7 +215,7 @@ pub fn utcp_bulk(settings: BulkSettings) -> Result<Run, String> {
         // Application: write as much as fits, read everything that arrived.
         while sent < settings.bytes {
             let n = (settings.bytes - sent).min(chunk.len() as u64) as usize;
-            match client.send(conn, &chunk[..n]) {
+            match client.send(now, conn, &chunk[..n]) {
                 Ok(0) => break,
                 Ok(k) => sent += k as u64,
                 Err(SendError::WouldBlock | SendError::NotConnected) => break,
@@ -224,23 +223,23 @@ pub fn utcp_bulk(settings: BulkSettings) -> Result<Run, String> {
             }
         }
         if sent == settings.bytes && !shut {
-            client.shutdown(conn).map_err(|e| format!("shutdown: {e:?}"))?;
+            client.shutdown(now, conn).map_err(|e| format!("shutdown: {e:?}"))?;
             shut = true;
         }
         while let Some(event) = server.poll_event() {
             if let Event::Acceptable(_) = event {
                 if accepted.is_none() {
-                    accepted = server.accept(listener).ok();
+                    accepted = server.accept(now, listener).ok();
                 }
             }
         }
         while client.poll_event().is_some() {}
         if accepted.is_none() {
-            accepted = server.accept(listener).ok();
+            accepted = server.accept(now, listener).ok();
         }
         if let Some(s) = accepted {
             loop {
-                match server.recv(s, &mut rbuf) {
+                match server.recv(now, s, &mut rbuf) {
                     Ok(0) => break,
                     Ok(k) => received += k as u64,
                     Err(RecvError::WouldBlock) => break,

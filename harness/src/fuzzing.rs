@@ -684,7 +684,7 @@ impl<O: Observer> Run<'_, O> {
             for local in [LOCAL_V4, LOCAL_V6] {
                 let l = self
                     .stack
-                    .listen(SocketAddr::new(local, LOCAL_PORT), ACCEPT_BACKLOG)
+                    .listen(self.now, SocketAddr::new(local, LOCAL_PORT), ACCEPT_BACKLOG)
                     .unwrap_or_else(|e| panic!("listen on {local}: {e:?}"));
                 self.listeners.push(l);
             }
@@ -711,7 +711,7 @@ impl<O: Observer> Run<'_, O> {
             self.inject(&ack);
             self.drain();
             let l = self.listeners[usize::from(self.setup.ipv6)];
-            match self.stack.accept(l) {
+            match self.stack.accept(self.now, l) {
                 Ok(s) => {
                     self.sockets.push(s);
                     self.accepted_total += 1;
@@ -872,7 +872,7 @@ impl<O: Observer> Run<'_, O> {
             Step::Send { sock, len } => {
                 let Some(s) = self.socket(sock) else { return };
                 let data: Vec<u8> = (0..usize::from(len)).map(|i| (i * 31 + 7) as u8).collect();
-                let r = self.stack.send(s, &data);
+                let r = self.stack.send(self.now, s, &data);
                 self.obs.note(now, format_args!("send({s}, {len}) = {r:?}"));
                 if let Ok(n) = r {
                     if n > usize::from(len) {
@@ -883,7 +883,7 @@ impl<O: Observer> Run<'_, O> {
             Step::Recv { sock, max } => {
                 let Some(s) = self.socket(sock) else { return };
                 let mut buf = vec![0u8; usize::from(max)];
-                let r = self.stack.recv(s, &mut buf);
+                let r = self.stack.recv(self.now, s, &mut buf);
                 self.obs.note(now, format_args!("recv({s}, {max}) = {r:?}"));
                 if let Ok(n) = r {
                     if n > usize::from(max) {
@@ -896,22 +896,22 @@ impl<O: Observer> Run<'_, O> {
             }
             Step::Shutdown { sock } => {
                 let Some(s) = self.socket(sock) else { return };
-                let r = self.stack.shutdown(s);
+                let r = self.stack.shutdown(self.now, s);
                 self.obs.note(now, format_args!("shutdown({s}) = {r:?}"));
             }
             Step::Close { sock } => {
                 let Some(s) = self.socket(sock) else { return };
-                let r = self.stack.close(s);
+                let r = self.stack.close(self.now, s);
                 self.obs.note(now, format_args!("close({s}) = {r:?}"));
             }
             Step::Abort { sock } => {
                 let Some(s) = self.socket(sock) else { return };
-                let r = self.stack.abort(s);
+                let r = self.stack.abort(self.now, s);
                 self.obs.note(now, format_args!("abort({s}) = {r:?}"));
             }
             Step::Accept => {
                 for l in self.listeners.clone() {
-                    let r = self.stack.accept(l);
+                    let r = self.stack.accept(self.now, l);
                     self.obs.note(now, format_args!("accept({l}) = {r:?}"));
                     if let Ok(s) = r {
                         self.sockets.push(s);
@@ -930,7 +930,7 @@ impl<O: Observer> Run<'_, O> {
                     3 => SocketOption::SendBuffer(usize::from(value) * 8),
                     _ => SocketOption::MaxSegment(value),
                 };
-                let r = self.stack.set_option(s, opt);
+                let r = self.stack.set_option(self.now, s, opt);
                 self.obs.note(now, format_args!("set_option({s}, {opt:?}) = {r:?}"));
             }
         }

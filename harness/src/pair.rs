@@ -363,7 +363,13 @@ impl Flow {
 
     /// Writes and reads what the stack allows; closes when both directions are finished.
     /// Returns whether anything happened and whether the flow is done (its handle closed).
-    fn pump(&mut self, stack: &mut Stack, h: SocketHandle, rbuf: &mut [u8]) -> Result<(bool, bool), String> {
+    fn pump(
+        &mut self,
+        now: Instant,
+        stack: &mut Stack,
+        h: SocketHandle,
+        rbuf: &mut [u8],
+    ) -> Result<(bool, bool), String> {
         let mut progress = false;
         loop {
             if self.pending_off == self.pending.len() {
@@ -377,7 +383,7 @@ impl Flow {
                 self.pending_off = 0;
                 self.to_send -= n as u64;
             }
-            match stack.send(h, &self.pending[self.pending_off..]) {
+            match stack.send(now, h, &self.pending[self.pending_off..]) {
                 Ok(0) => break,
                 Ok(n) => {
                     self.pending_off += n;
@@ -390,12 +396,12 @@ impl Flow {
         // Shut down only once connected: in SYN-SENT a shutdown would abandon the attempt.
         let connecting = matches!(stack.state(h), Some(utcp::State::SynSent | utcp::State::SynReceived));
         if !self.shut && !connecting && self.to_send == 0 && self.pending_off == self.pending.len() {
-            stack.shutdown(h).map_err(|e| format!("shutdown: {e:?}"))?;
+            stack.shutdown(now, h).map_err(|e| format!("shutdown: {e:?}"))?;
             self.shut = true;
             progress = true;
         }
         while !self.eof {
-            match stack.recv(h, rbuf) {
+            match stack.recv(now, h, rbuf) {
                 Ok(0) => {
                     self.eof = true;
                     progress = true;
@@ -410,7 +416,7 @@ impl Flow {
             }
         }
         if self.shut && self.eof {
-            stack.close(h).map_err(|e| format!("close: {e:?}"))?;
+            stack.close(now, h).map_err(|e| format!("close: {e:?}"))?;
             return Ok((true, true));
         }
         Ok((progress, false))
@@ -441,6 +447,7 @@ impl Endpoint {
     /// Pumps the flows in `handles`; returns whether anything happened.
     fn pump(
         &mut self,
+        now: Instant,
         stack: &mut Stack,
         handles: impl IntoIterator<Item = SocketHandle>,
         rbuf: &mut [u8],
@@ -448,8 +455,9 @@ impl Endpoint {
         let mut progress = false;
         for h in handles {
             let Some(flow) = self.flows.get_mut(&h) else { continue };
-            let (moved, finished) =
-                flow.pump(stack, h, rbuf).map_err(|e| format!("{} port {}: {e}", self.side, flow.port))?;
+            let (moved, finished) = flow
+                .pump(now, stack, h, rbuf)
+                .map_err(|e| format!("{} port {}: {e}", self.side, flow.port))?;
             progress |= moved;
             if finished {
                 let flow = self.flows.remove(&h).expect("present");
@@ -525,7 +533,7 @@ impl Transfer {
             }
         }
         // Accept everything waiting (the Acceptable event only says that something is).
-        while let Ok(h) = pair.b.accept(self.listener) {
+        while let Ok(h) = pair.b.accept(pair.now, self.listener) {
             let info = pair.b.info(h).ok_or_else(|| pair.error("accepted handle has no info"))?;
             let port = info.remote.port();
             self.b.flows.insert(h, Flow::new(self.spec.seed, Side::B, port, self.spec.bytes_b_to_a));
@@ -537,7 +545,7 @@ impl Transfer {
                 if sweep { ep.flows.keys().copied().collect() } else { ep.dirty.drain().collect() };
             let mut sorted = handles;
             sorted.sort();
-            let moved = ep.pump(stack, sorted, &mut self.rbuf).map_err(|e| PairError {
+            let moved = ep.pump(pair.now, stack, sorted, &mut self.rbuf).map_err(|e| PairError {
                 at: pair.now,
                 step: pair.steps,
                 what: format!("{side}: {e}"),
@@ -609,7 +617,7 @@ pub fn run_transfer(
     let backlog = spec.concurrency.max(16);
     let listener = pair
         .b
-        .listen(SocketAddr::new(ADDR_B, spec.port), backlog)
+        .listen(pair.now, SocketAddr::new(ADDR_B, spec.port), backlog)
         .map_err(|e| pair.error(format!("listen on port {}: {e:?}", spec.port)))?;
     let mut app = Transfer {
         spec,

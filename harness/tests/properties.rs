@@ -51,7 +51,7 @@ proptest! {
         );
         // A stack owning the destination drops it, counts it, and answers nothing.
         let mut stack = Stack::new(Config::default().with_address(s.dst));
-        let _ = stack.listen(SocketAddr::new(s.dst, s.dst_port.max(1)), 4);
+        let _ = stack.listen(Instant::from_secs(1), SocketAddr::new(s.dst, s.dst_port.max(1)), 4);
         stack.handle_packet(Instant::from_secs(1), &bytes);
         prop_assert_eq!(stack.stats().total_drops(), 1, "{:?} not counted as a drop", damage);
         prop_assert!(stack.poll_transmit_vec(Instant::from_secs(1)).is_none(), "{damage:?} answered");
@@ -171,7 +171,7 @@ impl World {
         };
         let mut stacks = [Stack::new(cfg(CLIENT, 1)), Stack::new(cfg(SERVER, 2))];
         let now = Instant::from_secs(1);
-        let l = stacks[1].listen(SocketAddr::new(SERVER, 80), 4).unwrap();
+        let l = stacks[1].listen(now, SocketAddr::new(SERVER, 80), 4).unwrap();
         let c = stacks[0].connect(now, None, SocketAddr::new(SERVER, 80)).unwrap();
         let links = match &impairment {
             Some((cfg, seed)) => [Link::new(cfg.clone(), *seed), Link::new(cfg.clone(), seed ^ 0x9e37)],
@@ -182,13 +182,13 @@ impl World {
         w.pump();
         // Over a lossy link the handshake may need SYN and SYN-ACK retransmissions (backing off
         // to a minute): wait up to 20 minutes of virtual time.
-        let mut accepted = w.stacks[1].accept(l);
+        let mut accepted = w.stacks[1].accept(w.now, l);
         for _ in 0..12_000 {
             if accepted.is_ok() {
                 break;
             }
             w.advance(Duration::from_millis(100));
-            accepted = w.stacks[1].accept(l);
+            accepted = w.stacks[1].accept(w.now, l);
         }
         let s = accepted.expect("the handshake completes");
         w.socks[1] = s;
@@ -256,7 +256,7 @@ impl World {
                 let i = idx(s);
                 let at = self.model[i].written.len();
                 let data: Vec<u8> = (at..at + usize::from(n)).map(|o| stream_byte(i, o)).collect();
-                match self.stacks[i].send(self.socks[i], &data) {
+                match self.stacks[i].send(self.now, self.socks[i], &data) {
                     Ok(k) => {
                         assert!(!self.model[i].shut, "send after shutdown accepted");
                         assert!(k <= data.len());
@@ -272,7 +272,7 @@ impl World {
             Call::Recv(s, n) => self.recv(idx(s), usize::from(n)),
             Call::Shutdown(s) => {
                 let i = idx(s);
-                let r = self.stacks[i].shutdown(self.socks[i]);
+                let r = self.stacks[i].shutdown(self.now, self.socks[i]);
                 assert!(r.is_ok() || self.model[i].shut, "shutdown on side {i}: {r:?}");
                 self.model[i].shut = true;
                 self.model[i].shut_at.get_or_insert(self.now);
@@ -285,7 +285,7 @@ impl World {
 
     fn recv(&mut self, i: usize, max: usize) {
         let mut buf = vec![0; max];
-        match self.stacks[i].recv(self.socks[i], &mut buf) {
+        match self.stacks[i].recv(self.now, self.socks[i], &mut buf) {
             Ok(0) => {
                 let peer = &self.model[1 - i];
                 assert!(peer.shut, "side {i} read end of stream but the peer never shut down");
@@ -358,7 +358,7 @@ impl World {
             for i in 0..2 {
                 self.recv(i, 65536);
                 if self.model[i].read.len() == self.model[1 - i].written.len() && !self.model[i].shut {
-                    self.stacks[i].shutdown(self.socks[i]).unwrap();
+                    self.stacks[i].shutdown(self.now, self.socks[i]).unwrap();
                     self.model[i].shut = true;
                     self.model[i].shut_at = Some(self.now);
                 }
@@ -405,7 +405,7 @@ impl World {
         self.advance(Duration::from_secs(5));
         assert_eq!([self.state(0), self.state(1)], [Some(State::Closed); 2], "after 2*MSL");
         for i in 0..2 {
-            self.stacks[i].close(self.socks[i]).unwrap();
+            self.stacks[i].close(self.now, self.socks[i]).unwrap();
         }
         self.pump();
         assert_eq!([self.stacks[0].connection_count(), self.stacks[1].connection_count()], [0, 0]);

@@ -14,7 +14,7 @@ fn main() {
     let mut a = Stack::new(ca);
     let mut b = Stack::new(cb);
     let now = Instant::from_secs(1);
-    let l = b.listen(SocketAddr::new(b_ip, 80), 1).unwrap();
+    let l = b.listen(now, SocketAddr::new(b_ip, 80), 1).unwrap();
     let h = a.connect(now, None, SocketAddr::new(b_ip, 80)).unwrap();
     let chunk = vec![0x5au8; 65536];
     let mut rbuf = vec![0u8; 256 * 1024];
@@ -25,7 +25,7 @@ fn main() {
     let mut packets = 0u64;
     while got < total {
         while sent < total {
-            match a.send(h, &chunk[..chunk.len().min(total - sent)]) {
+            match a.send(now, h, &chunk[..chunk.len().min(total - sent)]) {
                 Ok(n) => sent += n,
                 Err(_) => break,
             }
@@ -36,11 +36,11 @@ fn main() {
         }
         while let Some(ev) = b.poll_event() {
             if let Event::Acceptable(_) = ev {
-                hb = Some(b.accept(l).unwrap());
+                hb = Some(b.accept(now, l).unwrap());
             }
         }
         if let Some(hb) = hb {
-            while let Ok(n) = b.recv(hb, &mut rbuf) {
+            while let Ok(n) = b.recv(now, hb, &mut rbuf) {
                 if n == 0 {
                     break;
                 }

@@ -33,6 +33,9 @@ pub struct TcpConfig {
     pub max_retries: u32,
     /// Maximum segment lifetime; TIME-WAIT lasts twice this (RFC 9293 §3.4.2).
     pub msl: Duration,
+    /// How long a closed connection (no handle left) may sit in FIN-WAIT-2 waiting for the peer's
+    /// FIN before it is dropped (Linux's net.ipv4.tcp_fin_timeout, 60 s; RFC 9293 sets no limit).
+    pub fin_timeout: Duration,
     /// Congestion controller.
     pub congestion: CongestionKind,
     /// Initial congestion window in segments (RFC 6928: 10).
@@ -99,6 +102,7 @@ impl Default for TcpConfig {
             syn_retries: 6,
             max_retries: 15,
             msl: Duration::from_secs(30),
+            fin_timeout: Duration::from_secs(60),
             congestion: CongestionKind::Reno,
             initial_window: 10,
             sack: true,

@@ -14,15 +14,17 @@ pub mod config;
 pub mod host;
 #[cfg(all(feature = "live", target_os = "linux"))]
 pub mod live;
+pub mod socket;
 pub mod stack;
 pub mod tcp;
 pub mod time;
 pub mod wire;
 
 pub use config::{Config, TcpConfig};
-pub use stack::{
-    AcceptError, CloseError, ConnectError, ConnectionInfo, Event, InvariantViolation, ListenError,
-    ListenerHandle, RecvError, SendError, SocketHandle, SocketOption, SocketOptions, Stack, Stats,
+pub use socket::{
+    AbortError, AcceptError, CloseError, ConnectError, Errno, ListenError, Readiness, RecvError, SendError,
+    SetOptionError, ShutdownError, SocketOption, SocketOptions, UnlistenError,
 };
+pub use stack::{ConnectionInfo, Event, InvariantViolation, ListenerHandle, SocketHandle, Stack, Stats};
 pub use tcp::{CloseReason, State};
 pub use time::{Duration, Instant};

@@ -11,6 +11,10 @@
 //! Must not depend on: clocks, I/O, threads, OS randomness.
 
 use crate::config::Config;
+use crate::socket::{
+    AbortError, AcceptError, CloseError, ConnectError, ListenError, Readiness, RecvError, SendError,
+    SetOptionError, ShutdownError, SocketOption, SocketOptions, UnlistenError,
+};
 use crate::tcp::conn::{ChallengeLimiter, Connection, Ctx, FourTuple, Opening};
 use crate::tcp::{isn, CloseReason, SeqNum, State};
 use crate::time::{Duration, Instant};
@@ -55,127 +59,6 @@ pub enum Event {
     Writable(SocketHandle),
     /// The connection is over; the handle stays valid until `close` or `abort`.
     Closed(SocketHandle, CloseReason),
-}
-
-/// Per-socket options (setsockopt). Given to `listen` they are inherited by accepted connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SocketOptions {
-    /// TCP_NODELAY: disable Nagle's algorithm.
-    pub nodelay: bool,
-    /// SO_KEEPALIVE with the idle time before the first probe; `None` is off.
-    pub keepalive: Option<Duration>,
-    /// SO_RCVBUF in bytes (decides the window scale on the SYN).
-    pub recv_buffer: usize,
-    /// SO_SNDBUF in bytes.
-    pub send_buffer: usize,
-    /// TCP_MAXSEG: an upper bound on the MSS advertised and used; `None` derives it from the MTU.
-    pub max_segment: Option<u16>,
-}
-
-impl SocketOptions {
-    /// The options a new socket gets from the TCP knobs.
-    pub fn from_config(tcp: &crate::config::TcpConfig) -> Self {
-        SocketOptions {
-            nodelay: !tcp.nagle,
-            keepalive: tcp.keepalive,
-            recv_buffer: tcp.recv_buffer,
-            send_buffer: tcp.send_buffer,
-            max_segment: None,
-        }
-    }
-}
-
-/// One socket option, for [`Stack::set_option`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SocketOption {
-    /// TCP_NODELAY.
-    NoDelay(bool),
-    /// SO_KEEPALIVE with its idle time.
-    KeepAlive(Option<Duration>),
-    /// SO_RCVBUF.
-    RecvBuffer(usize),
-    /// SO_SNDBUF.
-    SendBuffer(usize),
-    /// TCP_MAXSEG.
-    MaxSegment(u16),
-}
-
-/// Why `listen` failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListenError {
-    /// The address is not one of the stack's (and not unspecified).
-    AddressNotLocal,
-    /// Something already listens on that address and port.
-    AddressInUse,
-    /// Port 0 cannot be listened on.
-    InvalidPort,
-}
-
-/// Why `accept` failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AcceptError {
-    /// No established connection is waiting (EAGAIN).
-    WouldBlock,
-    /// The handle does not name a listener.
-    InvalidHandle,
-}
-
-/// Why `connect` failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectError {
-    /// The given local address is not one of the stack's.
-    AddressNotLocal,
-    /// The stack has no address of the remote's family.
-    NoRoute,
-    /// The remote address or port is unspecified.
-    InvalidRemote,
-    /// The 4-tuple is already in use.
-    AddressInUse,
-    /// No ephemeral port is free.
-    PortsExhausted,
-}
-
-/// Why `send` failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendError {
-    /// The send buffer is full (EAGAIN); an [`Event::Writable`] follows when it drains.
-    WouldBlock,
-    /// The connection is not yet established (SYN-SENT or SYN-RECEIVED).
-    NotConnected,
-    /// This side has shut down writing, or the connection closed (EPIPE).
-    Closed,
-    /// The peer reset the connection (ECONNRESET).
-    Reset,
-    /// The connection timed out (ETIMEDOUT).
-    TimedOut,
-    /// The handle does not name a connection.
-    InvalidHandle,
-}
-
-/// Why `recv` failed. End of stream is `Ok(0)`, not an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecvError {
-    /// Nothing to read yet (EAGAIN).
-    WouldBlock,
-    /// The connection is not yet established.
-    NotConnected,
-    /// The peer reset the connection (ECONNRESET).
-    Reset,
-    /// The connection attempt was refused (ECONNREFUSED).
-    Refused,
-    /// The connection timed out (ETIMEDOUT).
-    TimedOut,
-    /// The handle does not name a connection.
-    InvalidHandle,
-}
-
-/// Why `shutdown`, `close`, `abort` or `set_option` failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseError {
-    /// The handle does not name a connection.
-    InvalidHandle,
-    /// The connection is not in a state where that call means anything (ENOTCONN).
-    NotConnected,
 }
 
 /// Counters, readable at any time.
@@ -398,8 +281,6 @@ pub struct Stack {
     challenge: ChallengeLimiter,
     next_port: u16,
     connections: usize,
-    /// The latest time any input carried, for calls that take no `now`.
-    now: Instant,
 }
 
 impl fmt::Debug for Stack {
@@ -438,7 +319,6 @@ impl Stack {
             challenge: ChallengeLimiter::default(),
             next_port,
             connections: 0,
-            now: Instant::ZERO,
         }
     }
 
@@ -457,7 +337,6 @@ impl Stack {
     /// One IP datagram in. Bad input is dropped and counted, never a panic.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
         self.stats.packets_in += 1;
-        self.now = self.now.max(now);
         let checksums =
             if self.config.checksum_offload { ChecksumMode::Ignore } else { ChecksumMode::Verify };
         let dgram = match wire::parse_datagram(packet, checksums) {
@@ -822,7 +701,6 @@ impl Stack {
     /// length, or `None` when there is nothing to send now. Call until `None` after every input.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        self.now = self.now.max(now);
         if let Some(p) = self.outbox.pop_front() {
             if p.len() <= buf.len() {
                 buf[..p.len()].copy_from_slice(&p);
@@ -934,7 +812,6 @@ impl Stack {
                 break;
             }
             self.timers.pop();
-            self.now = self.now.max(now);
             let current = self.slots.get(idx as usize).and_then(|s| s.conn.as_deref()).map(|c| c.scheduled);
             if current != Some(Some(at)) {
                 continue; // stale entry
@@ -948,6 +825,10 @@ impl Stack {
 
     // ------------------------------------------------------------------------------------------
     // Socket calls
+    //
+    // Every call takes `now`, the driver's current time: the stack keeps no clock of its own.
+    // Calls whose effect does not depend on the time today ignore it (`let _ = now`), so that one
+    // that comes to depend on it does not change the API.
 
     /// The next event for the application, if any.
     #[must_use]
@@ -992,17 +873,24 @@ impl Stack {
     }
 
     /// Listens on `local` (an address of the stack's, or unspecified for all of one family).
-    pub fn listen(&mut self, local: SocketAddr, backlog: usize) -> Result<ListenerHandle, ListenError> {
-        self.listen_with(local, backlog, self.default_options())
+    pub fn listen(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        backlog: usize,
+    ) -> Result<ListenerHandle, ListenError> {
+        self.listen_with(now, local, backlog, self.default_options())
     }
 
     /// Listens with socket options that accepted connections inherit.
     pub fn listen_with(
         &mut self,
+        now: Instant,
         local: SocketAddr,
         backlog: usize,
         options: SocketOptions,
     ) -> Result<ListenerHandle, ListenError> {
+        let _ = now;
         if local.port() == 0 {
             return Err(ListenError::InvalidPort);
         }
@@ -1034,12 +922,13 @@ impl Stack {
     }
 
     /// Stops listening; half-open and unaccepted connections are reset.
-    pub fn unlisten(&mut self, listener: ListenerHandle) -> Result<(), AcceptError> {
+    pub fn unlisten(&mut self, now: Instant, listener: ListenerHandle) -> Result<(), UnlistenError> {
+        let _ = now;
         let l = self
             .listeners
             .get_mut(listener.0 as usize)
             .and_then(Option::take)
-            .ok_or(AcceptError::InvalidHandle)?;
+            .ok_or(UnlistenError::InvalidHandle)?;
         self.listener_by_addr.remove(&l.local);
         let owned: Vec<u32> = (0..self.slots.len() as u32)
             .filter(|&i| self.slots[i as usize].listener == Some(listener.0))
@@ -1055,7 +944,8 @@ impl Stack {
     }
 
     /// Takes the oldest established connection from the listener's accept queue.
-    pub fn accept(&mut self, listener: ListenerHandle) -> Result<SocketHandle, AcceptError> {
+    pub fn accept(&mut self, now: Instant, listener: ListenerHandle) -> Result<SocketHandle, AcceptError> {
+        let _ = now;
         let l = self
             .listeners
             .get_mut(listener.0 as usize)
@@ -1098,7 +988,6 @@ impl Stack {
         remote: SocketAddr,
         options: SocketOptions,
     ) -> Result<SocketHandle, ConnectError> {
-        self.now = self.now.max(now);
         if remote.ip().is_unspecified() || remote.port() == 0 {
             return Err(ConnectError::InvalidRemote);
         }
@@ -1155,8 +1044,14 @@ impl Stack {
         Some((idx, conn))
     }
 
+    fn conn_ref(&self, socket: SocketHandle) -> Option<&Connection> {
+        let idx = self.index_of(socket)?;
+        self.slots[idx as usize].conn.as_deref().filter(|c| !c.orphaned)
+    }
+
     /// Queues bytes for sending; returns how many were taken (possibly fewer than given).
-    pub fn send(&mut self, socket: SocketHandle, data: &[u8]) -> Result<usize, SendError> {
+    pub fn send(&mut self, now: Instant, socket: SocketHandle, data: &[u8]) -> Result<usize, SendError> {
+        let _ = now;
         let (idx, conn) = self.conn_mut(socket).ok_or(SendError::InvalidHandle)?;
         match conn.state {
             State::SynSent | State::SynReceived => return Err(SendError::NotConnected),
@@ -1182,7 +1077,8 @@ impl Stack {
     }
 
     /// Reads received bytes; `Ok(0)` means the peer finished sending and everything was read.
-    pub fn recv(&mut self, socket: SocketHandle, buf: &mut [u8]) -> Result<usize, RecvError> {
+    pub fn recv(&mut self, now: Instant, socket: SocketHandle, buf: &mut [u8]) -> Result<usize, RecvError> {
+        let _ = now;
         let (idx, conn) = self.conn_mut(socket).ok_or(RecvError::InvalidHandle)?;
         if conn.readable() > 0 {
             let n = conn.recv(buf);
@@ -1205,10 +1101,11 @@ impl Stack {
     }
 
     /// Shuts down the sending direction: a FIN follows the queued data (half-close).
-    pub fn shutdown(&mut self, socket: SocketHandle) -> Result<(), CloseError> {
-        let (idx, conn) = self.conn_mut(socket).ok_or(CloseError::InvalidHandle)?;
+    pub fn shutdown(&mut self, now: Instant, socket: SocketHandle) -> Result<(), ShutdownError> {
+        let _ = now;
+        let (idx, conn) = self.conn_mut(socket).ok_or(ShutdownError::InvalidHandle)?;
         if matches!(conn.state, State::Closed | State::Listen) {
-            return Err(CloseError::NotConnected);
+            return Err(ShutdownError::NotConnected);
         }
         conn.shutdown();
         self.after_conn(idx);
@@ -1217,8 +1114,8 @@ impl Stack {
 
     /// Closes the socket: the handle becomes invalid at once, the connection finishes sending and
     /// closes gracefully (a RST instead when unread data is discarded, RFC 9293 §3.10.4 / RFC 2525).
-    pub fn close(&mut self, socket: SocketHandle) -> Result<(), CloseError> {
-        let now = self.now;
+    pub fn close(&mut self, now: Instant, socket: SocketHandle) -> Result<(), CloseError> {
+        let fin_timeout = self.config.tcp.fin_timeout;
         let (idx, conn) = self.conn_mut(socket).ok_or(CloseError::InvalidHandle)?;
         if conn.readable() > 0 {
             // RFC 2525 §2.17: closing with unread data resets the connection.
@@ -1226,15 +1123,16 @@ impl Stack {
         } else {
             conn.shutdown();
         }
-        conn.orphan(now);
+        conn.orphan(now, fin_timeout);
         self.after_conn(idx);
         self.after_transmit(idx);
         Ok(())
     }
 
     /// Aborts the connection with a RST (SO_LINGER 0); the handle becomes invalid.
-    pub fn abort(&mut self, socket: SocketHandle) -> Result<(), CloseError> {
-        let (idx, conn) = self.conn_mut(socket).ok_or(CloseError::InvalidHandle)?;
+    pub fn abort(&mut self, now: Instant, socket: SocketHandle) -> Result<(), AbortError> {
+        let _ = now;
+        let (idx, conn) = self.conn_mut(socket).ok_or(AbortError::InvalidHandle)?;
         conn.abort();
         conn.orphaned = true;
         self.after_conn(idx);
@@ -1243,8 +1141,14 @@ impl Stack {
     }
 
     /// Sets one socket option on a connection.
-    pub fn set_option(&mut self, socket: SocketHandle, option: SocketOption) -> Result<(), CloseError> {
-        let (idx, conn) = self.conn_mut(socket).ok_or(CloseError::InvalidHandle)?;
+    pub fn set_option(
+        &mut self,
+        now: Instant,
+        socket: SocketHandle,
+        option: SocketOption,
+    ) -> Result<(), SetOptionError> {
+        let _ = now;
+        let (idx, conn) = self.conn_mut(socket).ok_or(SetOptionError::InvalidHandle)?;
         let mut o = conn.options;
         match option {
             SocketOption::NoDelay(v) => o.nodelay = v,
@@ -1256,6 +1160,33 @@ impl Stack {
         conn.set_options(o);
         self.after_conn(idx);
         Ok(())
+    }
+
+    /// What `poll(2)` would report for the connection now (see [`Readiness`] for the rules);
+    /// `None` for an invalid handle.
+    pub fn readiness(&self, socket: SocketHandle) -> Option<Readiness> {
+        let conn = self.conn_ref(socket)?;
+        let closed = conn.state == State::Closed;
+        let write_done = closed || conn.write_closed();
+        let can_send =
+            matches!(conn.state, State::Established | State::CloseWait) && conn.send_capacity() > 0;
+        Some(Readiness {
+            readable: conn.readable() > 0 || conn.read_closed() || closed,
+            writable: can_send || write_done,
+            error: conn.error_pending.is_some(),
+            hangup: closed || (conn.read_closed() && write_done),
+        })
+    }
+
+    /// Established connections waiting in the listener's accept queue; `None` for an invalid
+    /// handle.
+    pub fn pending_connections(&self, listener: ListenerHandle) -> Option<usize> {
+        self.listeners.get(listener.0 as usize)?.as_ref().map(|l| l.accept_queue.len())
+    }
+
+    /// Bytes the send buffer can take now; `None` for an invalid handle.
+    pub fn send_capacity(&self, socket: SocketHandle) -> Option<usize> {
+        self.conn_ref(socket).map(Connection::send_capacity)
     }
 
     /// The socket options new sockets get from the configuration.

@@ -54,7 +54,7 @@ fn too_big(mtu: u32) -> impl FnOnce(Quote<'_>) -> IcmpRepr<'_> {
 
 /// Sends 3000 bytes and returns the three segments that carried them, as raw datagrams.
 fn send_3000(t: &mut T) -> Vec<Vec<u8>> {
-    assert_eq!(t.s.send(t.sock(), &[7u8; 3000]), Ok(3000));
+    assert_eq!(t.s.send(t.now, t.sock(), &[7u8; 3000]), Ok(3000));
     let raw = t.out_raw();
     let seen: Vec<String> = raw.iter().map(|p| t.format(p)).collect();
     assert_eq!(
@@ -99,7 +99,7 @@ fn rfc1191_frag_needed_lowers_mss_and_retransmits() {
     assert_eq!(t.s.stats().timeouts, 0);
     // New data after that goes out in segments of the new MSS.
     t.send(In { ack: 3001, ..ACK });
-    assert_eq!(t.s.send(t.sock(), &[8u8; 1500]), Ok(1500));
+    assert_eq!(t.s.send(t.now, t.sock(), &[8u8; 1500]), Ok(1500));
     assert_eq!(t.out(), [". 3001:3961(960) ack 1 win 65535", "P. 3961:4501(540) ack 1 win 65535"]);
 }
 
@@ -114,7 +114,7 @@ fn rfc1191_mss_from_mtu_leaves_room_for_timestamps() {
     t.send(In { opts: ts, ..ACK });
     t.accept();
     assert_eq!(mss(&t), 1460 - 12);
-    assert_eq!(t.s.send(t.sock(), &[1u8; 100]), Ok(100));
+    assert_eq!(t.s.send(t.now, t.sock(), &[1u8; 100]), Ok(100));
     let sent = t.out_raw();
     t.s.handle_packet(t.now, &icmp_error(too_big(1000), &sent[0]));
     assert_eq!(mss(&t), 1000 - 40 - 12);
@@ -230,15 +230,15 @@ fn rfc8201_packet_too_big_lowers_mss_and_retransmits() {
     let mut c = Config::linux_like().with_address(LOCAL6.parse().unwrap());
     c.isn_secret = [3; 16];
     let mut s = utcp::Stack::new(c);
-    let l = s.listen(SocketAddr::new(LOCAL6.parse().unwrap(), 443), 4).unwrap();
     let now = Instant::from_secs(1);
+    let l = s.listen(now, SocketAddr::new(LOCAL6.parse().unwrap(), 443), 4).unwrap();
     let mss_1440 = TcpOptions { mss: Some(1440), ..NO_OPTS };
     s.handle_packet(now, &segment_v6(TcpFlags::SYN, 100, 0, mss_1440));
     let iss = tcp_of(&s.poll_transmit_vec(now).unwrap()).seq.0;
     s.handle_packet(now, &segment_v6(TcpFlags::ACK, 101, iss + 1, NO_OPTS));
-    let h = s.accept(l).unwrap();
+    let h = s.accept(now, l).unwrap();
     assert_eq!(s.info(h).unwrap().mss, 1440);
-    assert_eq!(s.send(h, &[5u8; 2000]), Ok(2000));
+    assert_eq!(s.send(now, h, &[5u8; 2000]), Ok(2000));
     let first = s.poll_transmit_vec(now).unwrap();
     assert_eq!(tcp_of(&first).payload.len(), 1440);
     while s.poll_transmit_vec(now).is_some() {}

@@ -95,7 +95,7 @@ fn syn_received_becomes_established_on_ack_and_is_accepted() {
     let mut t = T::listening(config());
     t.send(BARE_SYN);
     t.out();
-    assert_eq!(t.s.accept(t.listener.unwrap()), Err(utcp::AcceptError::WouldBlock));
+    assert_eq!(t.s.accept(t.now, t.listener.unwrap()), Err(utcp::AcceptError::WouldBlock));
     t.send(ACK);
     assert_eq!(t.events(), [Event::Acceptable(t.listener.unwrap())]);
     let h = t.accept();
@@ -155,7 +155,7 @@ fn data_on_the_third_handshake_segment_is_delivered() {
     t.send(In { flags: "P.", data: b"hello", ..ACK });
     let h = t.accept();
     let mut buf = [0u8; 16];
-    assert_eq!(t.s.recv(h, &mut buf), Ok(5));
+    assert_eq!(t.s.recv(t.now, h, &mut buf), Ok(5));
     assert_eq!(&buf[..5], b"hello");
 }
 
@@ -178,7 +178,7 @@ fn rfc9293_default_keeps_data_on_the_syn() {
     t.send(In { seq: 6, ..ACK });
     let h = t.accept();
     let mut buf = [0u8; 16];
-    assert_eq!(t.s.recv(h, &mut buf), Ok(5));
+    assert_eq!(t.s.recv(t.now, h, &mut buf), Ok(5));
 }
 
 // =============================================================================================
@@ -219,7 +219,7 @@ fn syn_sent_rst_with_acceptable_ack_refuses() {
     t.send(In { flags: "R.", ack: 1, ..ACK });
     assert_eq!(t.events(), [Event::Closed(t.sock(), CloseReason::Refused)]);
     let mut buf = [0u8; 4];
-    assert_eq!(t.s.recv(t.sock(), &mut buf), Err(RecvError::Refused));
+    assert_eq!(t.s.recv(t.now, t.sock(), &mut buf), Err(RecvError::Refused));
     assert_eq!(t.s.take_error(t.sock()), Some(CloseReason::Refused));
 }
 
@@ -284,7 +284,7 @@ fn quick_acks_end_when_the_connection_turns_interactive() {
     let mut t = T::established(config());
     t.send(In { flags: "P.", data: b"ping", ..ACK });
     assert_eq!(t.out(), [". 1:1(0) ack 5 win 65535"]);
-    t.s.send(t.sock(), b"pong").unwrap();
+    t.s.send(t.now, t.sock(), b"pong").unwrap();
     assert_eq!(t.out(), ["P. 1:5(4) ack 5 win 65535"]);
     t.send(In { flags: "P.", seq: 5, ack: 5, data: b"ping", ..ACK });
     assert!(t.out().is_empty(), "the ACK waits for the reply or the timer");
@@ -318,7 +318,7 @@ fn out_of_order_data_is_acknowledged_at_once_and_hole_fill_too() {
     t.send(In { seq: 1, data: b"0123456789", ..ACK });
     assert_eq!(t.out(), [". 1:1(0) ack 16 win 65535"]);
     let mut buf = [0u8; 32];
-    assert_eq!(t.s.recv(t.sock(), &mut buf), Ok(15));
+    assert_eq!(t.s.recv(t.now, t.sock(), &mut buf), Ok(15));
     assert_eq!(&buf[..15], b"0123456789later");
 }
 
@@ -340,7 +340,7 @@ fn sack_blocks_report_out_of_order_data() {
 fn send_is_bounded_by_the_peers_window_and_mss() {
     let mut t = T::established(config());
     let data = vec![1u8; 3000];
-    assert_eq!(t.s.send(t.sock(), &data), Ok(3000));
+    assert_eq!(t.s.send(t.now, t.sock(), &data), Ok(3000));
     // Peer MSS defaulted to 536 (no option, RFC 9293 §3.7.1); window 65535.
     let out = t.out();
     assert_eq!(out.len(), 6, "{out:?}");
@@ -354,7 +354,7 @@ fn sender_sws_avoidance_holds_a_window_limited_runt() {
     // least half the largest window offered. Linux would send the 464-byte runt here.
     let mut t = T::established(config());
     t.send(In { win: 1000, ..ACK });
-    t.s.send(t.sock(), &vec![1u8; 3000]).unwrap();
+    t.s.send(t.now, t.sock(), &vec![1u8; 3000]).unwrap();
     assert_eq!(t.out(), [". 1:537(536) ack 1 win 65535"]);
     t.send(In { ack: 537, win: 1000, ..ACK });
     assert_eq!(t.out(), [". 537:1073(536) ack 1 win 65535"]);
@@ -367,9 +367,9 @@ fn sender_sws_avoidance_holds_a_window_limited_runt() {
 fn nagle_holds_a_small_segment_while_data_is_in_flight() {
     // RFC 896; RFC 1122 §4.2.3.4.
     let mut t = T::established(config());
-    t.s.send(t.sock(), b"a").unwrap();
+    t.s.send(t.now, t.sock(), b"a").unwrap();
     assert_eq!(t.out(), ["P. 1:2(1) ack 1 win 65535"]);
-    t.s.send(t.sock(), b"b").unwrap();
+    t.s.send(t.now, t.sock(), b"b").unwrap();
     assert!(t.out().is_empty());
     t.send(In { ack: 2, ..ACK });
     assert_eq!(t.out(), ["P. 2:3(1) ack 1 win 65535"]);
@@ -378,10 +378,10 @@ fn nagle_holds_a_small_segment_while_data_is_in_flight() {
 #[test]
 fn nodelay_sends_small_segments_at_once() {
     let mut t = T::established(config());
-    t.s.set_option(t.sock(), SocketOption::NoDelay(true)).unwrap();
-    t.s.send(t.sock(), b"a").unwrap();
+    t.s.set_option(t.now, t.sock(), SocketOption::NoDelay(true)).unwrap();
+    t.s.send(t.now, t.sock(), b"a").unwrap();
     assert_eq!(t.out(), ["P. 1:2(1) ack 1 win 65535"]);
-    t.s.send(t.sock(), b"b").unwrap();
+    t.s.send(t.now, t.sock(), b"b").unwrap();
     assert_eq!(t.out(), ["P. 2:3(1) ack 1 win 65535"]);
 }
 
@@ -390,8 +390,8 @@ fn full_send_buffer_pushes_back() {
     let mut c = config();
     c.tcp.send_buffer = 1000;
     let mut t = T::established(c);
-    assert_eq!(t.s.send(t.sock(), &[0; 1500]), Ok(1000));
-    assert_eq!(t.s.send(t.sock(), &[0; 10]), Err(SendError::WouldBlock));
+    assert_eq!(t.s.send(t.now, t.sock(), &[0; 1500]), Ok(1000));
+    assert_eq!(t.s.send(t.now, t.sock(), &[0; 10]), Err(SendError::WouldBlock));
     t.out();
     t.send(In { ack: 537, ..ACK });
     assert!(t.events().contains(&Event::Writable(t.sock())));
@@ -405,7 +405,7 @@ fn rto_retransmits_with_exponential_backoff() {
     // RFC 6298 (5.4)-(5.6): retransmit the earliest segment, double the RTO. The handshake took
     // no time, so the RTO starts at linux_like()'s minimum of 200 ms (RFC 6298 (2.2), (2.4)).
     let mut t = T::established(config());
-    t.s.send(t.sock(), b"data").unwrap();
+    t.s.send(t.now, t.sock(), b"data").unwrap();
     assert_eq!(t.out(), ["P. 1:5(4) ack 1 win 65535"]);
     let out = t.advance_out(ms(3100));
     assert_eq!(
@@ -425,18 +425,18 @@ fn connection_times_out_after_max_retries() {
     let mut c = config();
     c.tcp.max_retries = 3;
     let mut t = T::established(c);
-    t.s.send(t.sock(), b"data").unwrap();
+    t.s.send(t.now, t.sock(), b"data").unwrap();
     t.out();
     t.advance_out(Duration::from_secs(100));
     assert_eq!(t.s.state(t.sock()), Some(State::Closed));
-    assert_eq!(t.s.send(t.sock(), b"x"), Err(SendError::TimedOut));
+    assert_eq!(t.s.send(t.now, t.sock(), b"x"), Err(SendError::TimedOut));
 }
 
 #[test]
 fn three_duplicate_acks_trigger_fast_retransmit() {
     // RFC 5681 §3.2.
     let mut t = T::established(config());
-    t.s.send(t.sock(), &vec![9u8; 536 * 6]).unwrap();
+    t.s.send(t.now, t.sock(), &vec![9u8; 536 * 6]).unwrap();
     assert_eq!(t.out().len(), 6);
     for _ in 0..2 {
         t.send(In { ack: 537, ..ACK });
@@ -454,7 +454,7 @@ fn zero_window_is_probed_by_the_persist_timer() {
     // probe is an ACK with SEG.SEQ = SND.UNA - 1 that the peer must answer with its window.
     let mut t = T::established(config());
     t.send(In { win: 0, ..ACK });
-    t.s.send(t.sock(), b"hello").unwrap();
+    t.s.send(t.now, t.sock(), b"hello").unwrap();
     assert!(t.out().is_empty());
     let out = t.advance_out(ms(700));
     assert_eq!(out, ["+200ms . 0:0(0) ack 1 win 65535", "+600ms . 0:0(0) ack 1 win 65535"]);
@@ -471,7 +471,7 @@ fn rst_at_rcv_nxt_resets_the_connection() {
     t.send(In { flags: "R", ..ACK });
     assert_eq!(t.events(), [Event::Closed(t.sock(), CloseReason::Reset)]);
     let mut buf = [0u8; 4];
-    assert_eq!(t.s.recv(t.sock(), &mut buf), Err(RecvError::Reset));
+    assert_eq!(t.s.recv(t.now, t.sock(), &mut buf), Err(RecvError::Reset));
 }
 
 #[test]
@@ -546,7 +546,7 @@ fn paws_drops_old_timestamps() {
     t.send(In { seq: 4, opts: ts(250), data: b"old", ..ACK });
     assert_eq!(t.s.stats().dropped("paws"), 1);
     let mut buf = [0u8; 8];
-    assert_eq!(t.s.recv(t.sock(), &mut buf), Ok(3));
+    assert_eq!(t.s.recv(t.now, t.sock(), &mut buf), Ok(3));
 }
 
 // =============================================================================================
@@ -558,7 +558,7 @@ fn active_close_walks_fin_wait_1_fin_wait_2_time_wait_closed() {
     c.tcp.msl = Duration::from_secs(1);
     let mut t = T::established(c);
     let h = t.sock();
-    t.s.shutdown(h).unwrap();
+    t.s.shutdown(t.now, h).unwrap();
     assert_eq!(t.out(), ["F. 1:1(0) ack 1 win 65535"]);
     assert_eq!(t.s.state(h), Some(State::FinWait1));
     t.send(In { ack: 2, ..ACK });
@@ -570,7 +570,7 @@ fn active_close_walks_fin_wait_1_fin_wait_2_time_wait_closed() {
     assert_eq!(t.s.state(h), Some(State::TimeWait));
     t.advance(ms(1));
     assert_eq!(t.s.state(h), Some(State::Closed));
-    t.s.close(h).unwrap();
+    t.s.close(t.now, h).unwrap();
     t.out();
     assert_eq!(t.s.connection_count(), 0);
 }
@@ -585,8 +585,8 @@ fn passive_close_walks_close_wait_last_ack_closed() {
     assert!(t.out().is_empty());
     assert_eq!(t.advance_out(ms(50)), ["+40ms . 1:1(0) ack 2 win 65535"]);
     let mut buf = [0u8; 4];
-    assert_eq!(t.s.recv(h, &mut buf), Ok(0));
-    t.s.close(h).unwrap();
+    assert_eq!(t.s.recv(t.now, h, &mut buf), Ok(0));
+    t.s.close(t.now, h).unwrap();
     assert_eq!(t.out(), ["F. 1:1(0) ack 2 win 65535"]);
     t.send(In { seq: 2, ack: 2, ..ACK });
     t.out();
@@ -598,7 +598,7 @@ fn simultaneous_close_goes_through_closing() {
     // RFC 9293 §3.6 figure 13.
     let mut t = T::established(config());
     let h = t.sock();
-    t.s.shutdown(h).unwrap();
+    t.s.shutdown(t.now, h).unwrap();
     t.out();
     t.send(In { flags: "F.", ..ACK });
     assert_eq!(t.s.state(h), Some(State::Closing));
@@ -611,20 +611,20 @@ fn simultaneous_close_goes_through_closing() {
 fn half_close_still_receives_data() {
     let mut t = T::established(config());
     let h = t.sock();
-    t.s.shutdown(h).unwrap();
+    t.s.shutdown(t.now, h).unwrap();
     t.out();
     t.send(In { ack: 2, ..ACK });
     t.send(In { flags: "P.", data: b"more", ack: 2, ..ACK });
     let mut buf = [0u8; 8];
-    assert_eq!(t.s.recv(h, &mut buf), Ok(4));
-    assert_eq!(t.s.send(h, b"x"), Err(SendError::Closed));
+    assert_eq!(t.s.recv(t.now, h, &mut buf), Ok(4));
+    assert_eq!(t.s.send(t.now, h, b"x"), Err(SendError::Closed));
 }
 
 #[test]
 fn time_wait_reacknowledges_a_retransmitted_fin() {
     let mut t = T::established(config());
     let h = t.sock();
-    t.s.shutdown(h).unwrap();
+    t.s.shutdown(t.now, h).unwrap();
     t.out();
     t.send(In { flags: "F.", ack: 2, ..ACK });
     t.out();
@@ -637,7 +637,7 @@ fn time_wait_reacknowledges_a_retransmitted_fin() {
 fn rfc1337_time_wait_ignores_rst() {
     let mut t = T::established(config());
     let h = t.sock();
-    t.s.shutdown(h).unwrap();
+    t.s.shutdown(t.now, h).unwrap();
     t.out();
     t.send(In { flags: "F.", ack: 2, ..ACK });
     t.out();
@@ -650,7 +650,7 @@ fn close_with_unread_data_sends_rst() {
     // RFC 2525 §2.17.
     let mut t = T::established(config());
     t.send(In { data: b"unread", ..ACK });
-    t.s.close(t.sock()).unwrap();
+    t.s.close(t.now, t.sock()).unwrap();
     assert_eq!(t.out(), ["R. 1:1(0) ack 7 win 0"]);
     assert_eq!(t.s.connection_count(), 0);
 }
@@ -658,7 +658,7 @@ fn close_with_unread_data_sends_rst() {
 #[test]
 fn abort_sends_rst_and_forgets_the_connection() {
     let mut t = T::established(config());
-    t.s.abort(t.sock()).unwrap();
+    t.s.abort(t.now, t.sock()).unwrap();
     assert_eq!(t.out(), ["R. 1:1(0) ack 1 win 0"]);
     assert_eq!(t.s.connection_count(), 0);
 }
@@ -668,11 +668,11 @@ fn new_syn_reopens_a_connection_in_time_wait() {
     // RFC 9293 §3.10.7.4 (TIME-WAIT) with RFC 6191: a SYN beyond RCV.NXT starts anew.
     let mut t = T::established(config());
     let h = t.sock();
-    t.s.shutdown(h).unwrap();
+    t.s.shutdown(t.now, h).unwrap();
     t.out();
     t.send(In { flags: "F.", ack: 2, ..ACK });
     t.out();
-    t.s.close(h).unwrap();
+    t.s.close(t.now, h).unwrap();
     t.iss = None;
     t.send(In { seq: 100_000, ..BARE_SYN });
     let out = t.out();
@@ -689,7 +689,7 @@ fn keepalive_probes_then_times_out() {
     c.tcp.keepalive_probes = 2;
     c.tcp.keepalive_interval = Duration::from_secs(10);
     let mut t = T::established(c);
-    t.s.set_option(t.sock(), SocketOption::KeepAlive(Some(Duration::from_secs(60)))).unwrap();
+    t.s.set_option(t.now, t.sock(), SocketOption::KeepAlive(Some(Duration::from_secs(60)))).unwrap();
     t.out();
     let out = t.advance_out(Duration::from_secs(100));
     // Two unanswered probes, then (as Linux does) a RST when the third interval passes.
@@ -738,7 +738,7 @@ fn corrupted_segment_is_dropped_and_counted() {
 #[test]
 fn packets_to_other_addresses_are_dropped() {
     let mut t = T::new(utcp::Config::linux_like().with_address("10.9.9.9".parse().unwrap()));
-    t.s.listen("0.0.0.0:8080".parse().unwrap(), 1).unwrap();
+    t.s.listen(t.now, "0.0.0.0:8080".parse().unwrap(), 1).unwrap();
     t.send(SYN);
     assert!(t.out().is_empty());
     assert_eq!(t.s.stats().dropped("not_local"), 1);
@@ -747,8 +747,11 @@ fn packets_to_other_addresses_are_dropped() {
 #[test]
 fn listen_refuses_foreign_address_and_duplicates() {
     let mut t = T::listening(config());
-    assert_eq!(t.s.listen(SocketAddr::new(LOCAL, LOCAL_PORT), 1), Err(utcp::ListenError::AddressInUse));
-    assert_eq!(t.s.listen("10.1.1.1:80".parse().unwrap(), 1), Err(utcp::ListenError::AddressNotLocal));
+    assert_eq!(
+        t.s.listen(t.now, SocketAddr::new(LOCAL, LOCAL_PORT), 1),
+        Err(utcp::ListenError::AddressInUse)
+    );
+    assert_eq!(t.s.listen(t.now, "10.1.1.1:80".parse().unwrap(), 1), Err(utcp::ListenError::AddressNotLocal));
 }
 
 // =============================================================================================
@@ -763,8 +766,8 @@ fn ipv6_handshake_and_data() {
     let mut c = utcp::Config::linux_like().with_address(local);
     c.isn_secret = [3; 16];
     let mut s = utcp::Stack::new(c);
-    let l = s.listen(SocketAddr::new(local, 443), 4).unwrap();
     let now = utcp::Instant::from_secs(1);
+    let l = s.listen(now, SocketAddr::new(local, 443), 4).unwrap();
     let send = |s: &mut utcp::Stack, flags: TcpFlags, seq: u32, ack: u32, data: &[u8]| {
         let tcp = TcpRepr {
             src_port: 5555,
@@ -795,9 +798,9 @@ fn ipv6_handshake_and_data() {
     assert_eq!(sa.options.mss, Some(1440));
     let iss = sa.seq.0;
     send(&mut s, TcpFlags::ACK | TcpFlags::PSH, 101, iss + 1, b"over v6");
-    let h = s.accept(l).unwrap();
+    let h = s.accept(now, l).unwrap();
     let mut buf = [0u8; 16];
-    assert_eq!(s.recv(h, &mut buf), Ok(7));
+    assert_eq!(s.recv(now, h, &mut buf), Ok(7));
     assert_eq!(&buf[..7], b"over v6");
 }
 
@@ -808,7 +811,7 @@ fn segment_overlapping_received_data_is_trimmed_not_shifted() {
     t.send(In { data: b"abcdef", ..ACK });
     t.send(In { seq: 4, data: b"defghi", ..ACK });
     let mut buf = [0u8; 16];
-    assert_eq!(t.s.recv(t.sock(), &mut buf), Ok(9));
+    assert_eq!(t.s.recv(t.now, t.sock(), &mut buf), Ok(9));
     assert_eq!(&buf[..9], b"abcdefghi");
 }
 
@@ -827,7 +830,7 @@ fn close_in_syn_sent_deletes_the_connection() {
     // RFC 9293 §3.10.4 (CLOSE in SYN-SENT): delete the TCB; nothing is sent.
     let mut t = T::connecting(config());
     t.out();
-    t.s.close(t.sock()).unwrap();
+    t.s.close(t.now, t.sock()).unwrap();
     assert!(t.out().is_empty());
     assert_eq!(t.s.connection_count(), 0);
 }
@@ -840,7 +843,7 @@ fn close_in_syn_received_sends_fin_once_established() {
     t.send(BARE_SYN);
     t.out();
     let h = t.sock();
-    t.s.shutdown(h).unwrap();
+    t.s.shutdown(t.now, h).unwrap();
     assert_eq!(t.s.state(h), Some(State::SynReceived));
     t.send(ACK);
     assert_eq!(t.s.state(h), Some(State::FinWait1));

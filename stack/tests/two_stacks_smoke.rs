@@ -30,7 +30,7 @@ fn transfer(bytes: usize, loss_per_mille: u64, seed: u64) {
     let mut a = Stack::new(cfg(A, 1));
     let mut b = Stack::new(cfg(B, 2));
     let mut now = Instant::from_secs(1);
-    let l = b.listen(SocketAddr::new(B, 80), 8).unwrap();
+    let l = b.listen(now, SocketAddr::new(B, 80), 8).unwrap();
     let ca = a.connect(now, None, SocketAddr::new(B, 80)).unwrap();
     let data: Vec<u8> = (0..bytes).map(|i| (i * 7 + i / 251) as u8).collect();
     let mut sent = 0;
@@ -45,26 +45,26 @@ fn transfer(bytes: usize, loss_per_mille: u64, seed: u64) {
     for step in 0..5_000_000u64 {
         // Application work.
         if sent < data.len() {
-            if let Ok(n) = a.send(ca, &data[sent..]) {
+            if let Ok(n) = a.send(now, ca, &data[sent..]) {
                 sent += n;
             }
         } else if !a_closed {
-            a.close(ca).unwrap();
+            a.close(now, ca).unwrap();
             a_closed = true;
         }
         while let Some(ev) = b.poll_event() {
             if let Event::Acceptable(_) = ev {
-                cb = Some(b.accept(l).unwrap());
+                cb = Some(b.accept(now, l).unwrap());
             }
         }
         while a.poll_event().is_some() {}
         if let Some(h) = cb {
             let mut buf = [0u8; 65536];
             loop {
-                match b.recv(h, &mut buf) {
+                match b.recv(now, h, &mut buf) {
                     Ok(0) => {
                         if !b_closed {
-                            b.close(h).unwrap();
+                            b.close(now, h).unwrap();
                             b_closed = true;
                         }
                         break;

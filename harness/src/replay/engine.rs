@@ -263,7 +263,7 @@ impl Run<'_> {
         while let Some(ev) = self.stack.poll_event() {
             match ev {
                 Event::Acceptable(l) if self.socket.is_none() && !self.gone => {
-                    if let Ok(s) = self.stack.accept(l) {
+                    if let Ok(s) = self.stack.accept(now, l) {
                         self.socket = Some(s);
                         self.call(now, Call::Accept);
                     }
@@ -279,7 +279,7 @@ impl Run<'_> {
             if !self.pending.is_empty() {
                 let chunk = self.pending.make_contiguous();
                 let asked = chunk.len();
-                match self.stack.send(s, chunk) {
+                match self.stack.send(now, s, chunk) {
                     Ok(taken) => {
                         self.pending.drain(..taken);
                         self.call(now, Call::Write { asked, taken });
@@ -294,7 +294,7 @@ impl Run<'_> {
                 }
             }
             if self.shutdown_wanted && !self.shutdown_done && self.pending.is_empty() {
-                if self.stack.shutdown(s).is_ok() {
+                if self.stack.shutdown(now, s).is_ok() {
                     self.call(now, Call::Shutdown);
                 }
                 self.shutdown_done = true;
@@ -302,7 +302,7 @@ impl Run<'_> {
             self.transmit(now);
             let mut read = 0;
             loop {
-                match self.stack.recv(s, &mut self.rbuf) {
+                match self.stack.recv(now, s, &mut self.rbuf) {
                     Ok(0) => {
                         if !self.eof_seen {
                             self.eof_seen = true;
@@ -431,7 +431,7 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
     // Setup at the first packet's time.
     match role {
         Side::Server if syn_ack_recorded => {
-            if let Ok(l) = run.stack.listen(local, 128) {
+            if let Ok(l) = run.stack.listen(now, local, 128) {
                 run.listener = Some(l);
                 run.call(now, Call::Listen);
             }
@@ -487,14 +487,14 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
                 rst_seen = true;
                 if run.socket.is_none() {
                     if let Some(l) = run.listener {
-                        if let Ok(s) = run.stack.accept(l) {
+                        if let Ok(s) = run.stack.accept(now, l) {
                             run.socket = Some(s);
                             run.call(now, Call::Accept);
                         }
                     }
                 }
                 if let Some(s) = run.socket.take() {
-                    if run.stack.abort(s).is_ok() {
+                    if run.stack.abort(now, s).is_ok() {
                         run.call(now, Call::Abort);
                     }
                     run.pending.clear();

@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::net::{SocketAddr, SocketAddrV4};
 use utcp::{
-    AcceptError, CloseReason, Config, ConnectError, Duration, Event as StackEvent, Instant, ListenError,
-    ListenerHandle, RecvError, SendError, SocketHandle, SocketOption, SocketOptions, Stack, State,
+    AcceptError, CloseReason, Config, Duration, Errno, Event as StackEvent, Instant, ListenerHandle,
+    RecvError, SendError, SocketHandle, SocketOption, SocketOptions, Stack, State,
 };
 
 /// The most bytes one write or read call hands to the stack at once (the rest follows as the
@@ -122,8 +122,8 @@ struct Fd {
     keepidle: Option<Duration>,
 }
 
-/// What a call returned: a value or an errno name.
-type CallResult = Result<i64, &'static str>;
+/// What a call returned: a value or an errno.
+type CallResult = Result<i64, Errno>;
 
 /// A blocking call that could not complete yet.
 #[derive(Debug, Clone)]
@@ -157,8 +157,6 @@ struct Exec<'s> {
     local: SocketAddrV4,
     remote: SocketAddrV4,
     closed: HashMap<SocketHandle, CloseReason>,
-    /// Connections waiting in each listener's accept queue, from `Acceptable` events.
-    acceptable: HashMap<ListenerHandle, usize>,
     pending: Option<Pending>,
     transcript: Vec<String>,
     current_line: usize,
@@ -181,14 +179,9 @@ fn format_result(r: &CallResult) -> String {
     }
 }
 
-fn errno_of(reason: CloseReason) -> &'static str {
-    match reason {
-        CloseReason::Normal => "EPIPE",
-        CloseReason::Reset => "ECONNRESET",
-        CloseReason::Refused => "ECONNREFUSED",
-        CloseReason::TimedOut => "ETIMEDOUT",
-        CloseReason::Aborted => "ECONNABORTED",
-    }
+/// The errno of a core error; every error of the core's socket calls has one.
+fn errno(e: Option<Errno>) -> Errno {
+    e.unwrap_or(Errno::EINVAL)
 }
 
 fn int_arg(call: &CallSpec, i: usize) -> Result<i64, String> {
@@ -237,7 +230,6 @@ impl<'s> Exec<'s> {
             local: SocketAddrV4::new(o.local_ip, SERVER_PORT),
             remote: SocketAddrV4::new(o.remote_ip, CLIENT_PORT),
             closed: HashMap::new(),
-            acceptable: HashMap::new(),
             pending: None,
             transcript: Vec::new(),
             current_line: 0,
@@ -311,12 +303,8 @@ impl<'s> Exec<'s> {
                         "the stack reported events without end",
                     );
                 }
-                match ev {
-                    StackEvent::Closed(h, reason) => {
-                        self.closed.insert(h, reason);
-                    }
-                    StackEvent::Acceptable(l) => *self.acceptable.entry(l).or_insert(0) += 1,
-                    _ => {}
+                if let StackEvent::Closed(h, reason) = ev {
+                    self.closed.insert(h, reason);
                 }
             }
         }
@@ -658,7 +646,7 @@ impl<'s> Exec<'s> {
         let c = &p.call;
         let ok = match (&c.result, &c.errno, &got) {
             (Expr::Ellipsis, None, _) => true,
-            (Expr::Int(-1), Some(e), Err(g)) => e == g,
+            (Expr::Int(-1), Some(e), Err(g)) => e == g.name(),
             (Expr::Int(v), None, Ok(g)) => v == g,
             _ => false,
         };
@@ -675,15 +663,16 @@ impl<'s> Exec<'s> {
         Ok(())
     }
 
-    fn fd(&mut self, call: &CallSpec) -> Result<Result<(i64, Fd), &'static str>, String> {
+    fn fd(&mut self, call: &CallSpec) -> Result<Result<(i64, Fd), Errno>, String> {
         let fd = int_arg(call, 0)?;
-        Ok(self.fds.get(&fd).cloned().map(|f| (fd, f)).ok_or("EBADF"))
+        Ok(self.fds.get(&fd).cloned().map(|f| (fd, f)).ok_or(Errno::EBADF))
     }
 
     /// Tries a call: `Ok(Some(result))` when it returned, `Ok(None)` when it blocks, `Err` when
     /// the script asked for something the executor cannot do.
     fn attempt(&mut self, p: &mut Pending) -> Result<Option<CallResult>, String> {
         let c = p.call.clone();
+        let now = self.now;
         let r: CallResult = match c.name.as_str() {
             "socket" => {
                 let kinds = c.args.iter().flat_map(symbols).collect::<Vec<_>>();
@@ -705,7 +694,7 @@ impl<'s> Exec<'s> {
                         }
                         Ok(0)
                     }
-                    _ => Err("EINVAL"),
+                    _ => Err(Errno::EINVAL),
                 },
             },
             "listen" => {
@@ -716,7 +705,7 @@ impl<'s> Exec<'s> {
                         FdKind::Fresh { .. } => {
                             let local =
                                 SocketAddr::V4(SocketAddrV4::new(self.script.options.local_ip, SERVER_PORT));
-                            match self.stack().listen_with(local, backlog.max(0) as usize, f.options) {
+                            match self.stack().listen_with(now, local, backlog.max(0) as usize, f.options) {
                                 Ok(l) => {
                                     if let Some(f) = self.fds.get_mut(&fd) {
                                         f.kind = FdKind::Listener(l);
@@ -726,24 +715,19 @@ impl<'s> Exec<'s> {
                                         SocketAddrV4::new(self.script.options.remote_ip, CLIENT_PORT);
                                     Ok(0)
                                 }
-                                Err(ListenError::AddressInUse) => Err("EADDRINUSE"),
-                                Err(ListenError::AddressNotLocal) => Err("EADDRNOTAVAIL"),
-                                Err(ListenError::InvalidPort) => Err("EINVAL"),
+                                Err(e) => Err(errno(e.errno())),
                             }
                         }
                         FdKind::Listener(_) => Ok(0),
-                        FdKind::Conn(_) => Err("EINVAL"),
+                        FdKind::Conn(_) => Err(Errno::EINVAL),
                     },
                 }
             }
             "accept" => match self.fd(&c)? {
                 Err(e) => Err(e),
                 Ok((_, f)) => match f.kind {
-                    FdKind::Listener(l) => match self.stack().accept(l) {
+                    FdKind::Listener(l) => match self.stack().accept(now, l) {
                         Ok(h) => {
-                            if let Some(n) = self.acceptable.get_mut(&l) {
-                                *n = n.saturating_sub(1);
-                            }
                             let options = f.options;
                             let fd = self.alloc_fd(FdKind::Conn(h), options);
                             if let Some(nf) = self.fds.get_mut(&fd) {
@@ -753,10 +737,9 @@ impl<'s> Exec<'s> {
                             Ok(fd)
                         }
                         Err(AcceptError::WouldBlock) if !f.nonblocking => return Ok(None),
-                        Err(AcceptError::WouldBlock) => Err("EAGAIN"),
-                        Err(AcceptError::InvalidHandle) => Err("EINVAL"),
+                        Err(e) => Err(errno(e.errno())),
                     },
-                    _ => Err("EINVAL"),
+                    _ => Err(Errno::EINVAL),
                 },
             },
             "connect" => match self.fd(&c)? {
@@ -766,7 +749,6 @@ impl<'s> Exec<'s> {
                         let ip = self.script.options.local_ip;
                         let local = bound.then_some(SocketAddr::V4(SocketAddrV4::new(ip, SERVER_PORT)));
                         let remote = SocketAddrV4::new(self.script.options.remote_ip, SERVER_PORT);
-                        let now = self.now;
                         match self.stack().connect_with(now, local, SocketAddr::V4(remote), f.options) {
                             Ok(h) => {
                                 if let Some(f) = self.fds.get_mut(&fd) {
@@ -777,27 +759,25 @@ impl<'s> Exec<'s> {
                                     self.local = l;
                                 }
                                 if f.nonblocking {
-                                    Err("EINPROGRESS")
+                                    Err(Errno::EINPROGRESS)
                                 } else {
                                     return Ok(None);
                                 }
                             }
-                            Err(ConnectError::AddressInUse) => Err("EADDRINUSE"),
-                            Err(ConnectError::AddressNotLocal) => Err("EADDRNOTAVAIL"),
-                            Err(ConnectError::NoRoute) => Err("ENETUNREACH"),
-                            Err(ConnectError::InvalidRemote) => Err("EINVAL"),
-                            Err(ConnectError::PortsExhausted) => Err("EADDRNOTAVAIL"),
+                            Err(e) => Err(errno(e.errno())),
                         }
                     }
-                    FdKind::Conn(h) => match (self.stack().state(h), self.closed.get(&h)) {
-                        (_, Some(reason)) if *reason != CloseReason::Normal => Err(errno_of(*reason)),
-                        (Some(State::SynSent), _) if f.nonblocking => Err("EALREADY"),
-                        (Some(State::SynSent), _) => return Ok(None),
-                        (Some(State::Closed) | None, _) => Err("ECONNREFUSED"),
-                        _ if p.retry => Ok(0),
-                        _ => Err("EISCONN"),
-                    },
-                    FdKind::Listener(_) => Err("EISCONN"),
+                    FdKind::Conn(h) => {
+                        match (self.stack().state(h), self.closed.get(&h).and_then(CloseReason::errno)) {
+                            (_, Some(e)) => Err(e),
+                            (Some(State::SynSent), _) if f.nonblocking => Err(Errno::EALREADY),
+                            (Some(State::SynSent), _) => return Ok(None),
+                            (Some(State::Closed) | None, _) => Err(Errno::ECONNREFUSED),
+                            _ if p.retry => Ok(0),
+                            _ => Err(Errno::EISCONN),
+                        }
+                    }
+                    FdKind::Listener(_) => Err(Errno::EISCONN),
                 },
             },
             "write" | "send" => {
@@ -809,7 +789,7 @@ impl<'s> Exec<'s> {
                             // The stack takes at most its free buffer space: never allocate what a
                             // script asks for beyond that (a fuzzer asked for 150 GB).
                             let data = vec![0u8; (n - p.written).min(MAX_CALL_BYTES)];
-                            match self.stack().send(h, &data) {
+                            match self.stack().send(now, h, &data) {
                                 Ok(k) => {
                                     p.written += k;
                                     if p.written < n && !f.nonblocking {
@@ -823,14 +803,10 @@ impl<'s> Exec<'s> {
                                     return Ok(None)
                                 }
                                 Err(_) if p.written > 0 => Ok(p.written as i64),
-                                Err(SendError::WouldBlock) | Err(SendError::NotConnected) => Err("EAGAIN"),
-                                Err(SendError::Closed) => Err("EPIPE"),
-                                Err(SendError::Reset) => Err("ECONNRESET"),
-                                Err(SendError::TimedOut) => Err("ETIMEDOUT"),
-                                Err(SendError::InvalidHandle) => Err("EBADF"),
+                                Err(e) => Err(errno(e.errno())),
                             }
                         }
-                        _ => Err("EPIPE"),
+                        _ => Err(Errno::EPIPE),
                     },
                 }
             }
@@ -841,22 +817,18 @@ impl<'s> Exec<'s> {
                     Ok((_, f)) => match f.kind {
                         FdKind::Conn(h) => {
                             let mut buf = vec![0u8; n.min(MAX_CALL_BYTES)];
-                            match self.stack().recv(h, &mut buf) {
+                            match self.stack().recv(now, h, &mut buf) {
                                 Ok(k) => Ok(k as i64),
                                 Err(RecvError::WouldBlock) | Err(RecvError::NotConnected)
                                     if !f.nonblocking =>
                                 {
                                     return Ok(None)
                                 }
-                                Err(RecvError::WouldBlock) | Err(RecvError::NotConnected) => Err("EAGAIN"),
-                                Err(RecvError::Reset) => Err("ECONNRESET"),
-                                Err(RecvError::Refused) => Err("ECONNREFUSED"),
-                                Err(RecvError::TimedOut) => Err("ETIMEDOUT"),
-                                Err(RecvError::InvalidHandle) => Err("EBADF"),
+                                Err(e) => Err(errno(e.errno())),
                             }
                         }
-                        FdKind::Listener(_) => Err("ENOTCONN"),
-                        FdKind::Fresh { .. } => Err("ENOTCONN"),
+                        FdKind::Listener(_) => Err(Errno::ENOTCONN),
+                        FdKind::Fresh { .. } => Err(Errno::ENOTCONN),
                     },
                 }
             }
@@ -871,11 +843,11 @@ impl<'s> Exec<'s> {
                             ))
                         }
                         (FdKind::Conn(_), "SHUT_RD") => Ok(0),
-                        (FdKind::Conn(h), _) => match self.stack().shutdown(h) {
+                        (FdKind::Conn(h), _) => match self.stack().shutdown(now, h) {
                             Ok(()) => Ok(0),
-                            Err(_) => Err("ENOTCONN"),
+                            Err(e) => Err(errno(e.errno())),
                         },
-                        _ => Err("ENOTCONN"),
+                        _ => Err(Errno::ENOTCONN),
                     },
                 }
             }
@@ -886,11 +858,16 @@ impl<'s> Exec<'s> {
                     match f.kind {
                         FdKind::Fresh { .. } => Ok(0),
                         FdKind::Listener(l) => {
-                            let _ = self.stack().unlisten(l);
+                            let _ = self.stack().unlisten(now, l);
                             Ok(0)
                         }
                         FdKind::Conn(h) => {
-                            let _ = if f.linger0 { self.stack().abort(h) } else { self.stack().close(h) };
+                            // close(2) of an open descriptor succeeds; the handle is never stale.
+                            if f.linger0 {
+                                let _ = self.stack().abort(now, h);
+                            } else {
+                                let _ = self.stack().close(now, h);
+                            }
                             Ok(0)
                         }
                     }
@@ -936,36 +913,17 @@ impl<'s> Exec<'s> {
         let Some(f) = self.fds.get(&fd).cloned() else { return POLLNVAL };
         match f.kind {
             FdKind::Fresh { .. } => POLLOUT | POLLHUP,
-            FdKind::Listener(l) => {
-                if self.acceptable.get(&l).copied().unwrap_or(0) > 0 {
-                    POLLIN
-                } else {
-                    0
-                }
-            }
+            FdKind::Listener(l) => match self.stack().pending_connections(l) {
+                Some(n) if n > 0 => POLLIN,
+                Some(_) => 0,
+                None => POLLNVAL,
+            },
             FdKind::Conn(h) => {
-                let reason = self.closed.get(&h).copied();
-                let Some(info) = self.stack().info(h) else { return POLLNVAL };
-                let mut r = 0;
-                let read_closed = matches!(
-                    info.state,
-                    State::CloseWait | State::LastAck | State::Closing | State::TimeWait | State::Closed
-                );
-                if info.recv_queue > 0 || read_closed {
-                    r |= POLLIN;
-                }
-                if matches!(info.state, State::Established | State::CloseWait)
-                    && info.send_queue < f.options.send_buffer
-                {
-                    r |= POLLOUT;
-                }
-                if matches!(reason, Some(CloseReason::Reset | CloseReason::Refused | CloseReason::TimedOut)) {
-                    r |= POLLERR;
-                }
-                if info.state == State::Closed {
-                    r |= POLLHUP;
-                }
-                r
+                let Some(r) = self.stack().readiness(h) else { return POLLNVAL };
+                [(r.readable, POLLIN), (r.writable, POLLOUT), (r.error, POLLERR), (r.hangup, POLLHUP)]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .fold(0, |acc, (_, bit)| acc | bit)
             }
         }
     }
@@ -1032,6 +990,7 @@ impl<'s> Exec<'s> {
     }
 
     fn setsockopt(&mut self, c: &CallSpec) -> Result<CallResult, String> {
+        let now = self.now;
         let name = sym_arg(c, 2)?;
         let (fd, f) = match self.fd(c)? {
             Err(e) => return Ok(Err(e)),
@@ -1108,8 +1067,8 @@ impl<'s> Exec<'s> {
         match (&f.kind, option) {
             (FdKind::Conn(h), Some(o)) => {
                 let h = *h;
-                if self.stack().set_option(h, o).is_err() {
-                    return Ok(Err("EINVAL"));
+                if let Err(e) = self.stack().set_option(now, h, o) {
+                    return Ok(Err(errno(e.errno())));
                 }
             }
             (FdKind::Listener(_), Some(_)) => {
@@ -1133,9 +1092,9 @@ impl<'s> Exec<'s> {
         let got: Expr = match (name.as_str(), &f.kind) {
             ("SO_ERROR", FdKind::Conn(h)) => {
                 let h = *h;
-                match self.stack().take_error(h) {
-                    None | Some(CloseReason::Normal) => Expr::Int(0),
-                    Some(r) => Expr::Symbol(errno_of(r).into()),
+                match self.stack().take_error(h).and_then(|r| r.errno()) {
+                    None => Expr::Int(0),
+                    Some(e) => Expr::Symbol(e.name().into()),
                 }
             }
             ("SO_ERROR", _) => Expr::Int(0),
@@ -1143,7 +1102,7 @@ impl<'s> Exec<'s> {
                 let h = *h;
                 match self.stack().info(h) {
                     Some(i) => Expr::Int(i64::from(i.mss)),
-                    None => return Ok(Err("ENOTCONN")),
+                    None => return Ok(Err(Errno::ENOTCONN)),
                 }
             }
             ("TCP_MAXSEG", _) => Expr::Int(i64::from(f.options.max_segment.unwrap_or(536))),

@@ -10,7 +10,6 @@
 //!
 //! The only place in the crate with a real clock (`std::time::Instant`) and OS randomness.
 
-mod compat;
 mod net;
 mod sys;
 mod tun;
@@ -365,9 +364,8 @@ impl Live {
         let open: Vec<SocketHandle> = g.open.iter().copied().collect();
         self.shared.call_locked(&mut g, |stack, now| {
             for s in &open {
-                let _ = stack.shutdown(*s);
+                let _ = stack.shutdown(now, *s);
             }
-            let _ = now;
         });
         loop {
             let left = open

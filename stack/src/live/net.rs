@@ -5,7 +5,8 @@
 //! when one is set.
 
 use super::{Live, Shared};
-use crate::stack::{ListenerHandle, SocketHandle, SocketOption};
+use crate::stack::{ListenerHandle, SocketHandle};
+use crate::SocketOption;
 use crate::tcp::State;
 use crate::{AcceptError, RecvError, SendError};
 use std::io::{self, Read, Write};
@@ -51,7 +52,7 @@ impl TcpListener {
     pub fn bind(live: &Live, addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         let local = first_addr(addr)?;
         let shared = live.shared().clone();
-        let handle = shared.call(|stack, _now| stack.listen(local, 128)).map_err(io::Error::from)?;
+        let handle = shared.call(|stack, now| stack.listen(now, local, 128)).map_err(io::Error::from)?;
         Ok(TcpListener { shared, handle, local, closed: AtomicBool::new(false) })
     }
 
@@ -67,7 +68,9 @@ impl TcpListener {
             if self.closed.load(Ordering::Relaxed) {
                 return Err(io::Error::new(io::ErrorKind::NotConnected, "the listener was closed"));
             }
-            match g.host.stack_mut().accept(self.handle) {
+            let now = self.shared.now();
+            g.host.set_now(now);
+            match g.host.stack_mut().accept(now, self.handle) {
                 Ok(socket) => {
                     self.shared.register(&mut g, socket);
                     let peer = g.host.stack().info(socket).map(|i| i.remote).ok_or_else(stopped)?;
@@ -87,8 +90,8 @@ impl TcpListener {
     /// Stops listening and wakes every thread blocked in `accept` (which then fails).
     pub fn close(&self) {
         if !self.closed.swap(true, Ordering::Relaxed) {
-            self.shared.call(|stack, _now| {
-                let _ = stack.unlisten(self.handle);
+            self.shared.call(|stack, now| {
+                let _ = stack.unlisten(now, self.handle);
             });
             self.shared.changed.notify_all();
         }
@@ -124,8 +127,8 @@ impl Drop for StreamState {
         let h = self.handle;
         let mut g = self.shared.lock();
         self.shared.unregister(&mut g, h);
-        self.shared.call_locked(&mut g, |stack, _now| {
-            let _ = stack.close(h);
+        self.shared.call_locked(&mut g, |stack, now| {
+            let _ = stack.close(now, h);
         });
     }
 }
@@ -228,7 +231,7 @@ impl TcpStream {
         }
         if matches!(how, Shutdown::Write | Shutdown::Both) {
             let h = self.handle();
-            self.shared().call(|stack, _now| stack.shutdown(h)).map_err(io::Error::from)?;
+            self.shared().call(|stack, now| stack.shutdown(now, h)).map_err(io::Error::from)?;
         }
         self.shared().changed.notify_all();
         Ok(())
@@ -266,7 +269,7 @@ impl TcpStream {
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         let h = self.handle();
         self.shared()
-            .call(|stack, _now| stack.set_option(h, SocketOption::NoDelay(nodelay)))
+            .call(|stack, now| stack.set_option(now, h, SocketOption::NoDelay(nodelay)))
             .map_err(io::Error::from)?;
         self.state.nodelay.store(nodelay, Ordering::Relaxed);
         Ok(())
@@ -297,7 +300,7 @@ impl TcpStream {
         let shared = self.shared();
         let mut g = shared.lock();
         loop {
-            match shared.call_locked(&mut g, |stack, _now| stack.recv(h, buf)) {
+            match shared.call_locked(&mut g, |stack, now| stack.recv(now, h, buf)) {
                 Ok(n) => return Ok(n),
                 Err(RecvError::WouldBlock | RecvError::NotConnected) => {}
                 Err(e) => return Err(e.into()),
@@ -325,7 +328,7 @@ impl TcpStream {
         let shared = self.shared();
         let mut g = shared.lock();
         loop {
-            match shared.call_locked(&mut g, |stack, _now| stack.send(h, buf)) {
+            match shared.call_locked(&mut g, |stack, now| stack.send(now, h, buf)) {
                 Ok(n) => return Ok(n),
                 Err(SendError::WouldBlock | SendError::NotConnected) => {}
                 Err(e) => return Err(e.into()),

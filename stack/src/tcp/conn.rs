@@ -15,7 +15,8 @@ use super::rtt::RttEstimator;
 use super::seq::SeqNum;
 use super::{CloseReason, State};
 use crate::config::{CongestionKind, TcpConfig};
-use crate::stack::{SocketOptions, Stats};
+use crate::socket::SocketOptions;
+use crate::stack::Stats;
 use crate::time::{Duration, Instant};
 use crate::wire::{IcmpRepr, SackBlocks, TcpFlags, TcpOptions, TcpRepr, Timestamp, UnknownOptions};
 use std::net::SocketAddr;
@@ -95,9 +96,6 @@ const TIMERS: [Timer; 5] =
 
 /// At most this many duplicate ACKs are owed at once (one per out-of-order segment).
 const MAX_ACKS_OWED: u8 = 64;
-
-/// How long an orphaned connection may sit in FIN-WAIT-2 (Linux's tcp_fin_timeout).
-const FIN_WAIT_2_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A segment to send, without its payload bytes (which stay in the send buffer).
 #[derive(Debug, Clone, Copy)]
@@ -506,6 +504,11 @@ impl Connection {
         n
     }
 
+    /// Bytes the send buffer can take now.
+    pub(crate) fn send_capacity(&self) -> usize {
+        self.send_buf.free()
+    }
+
     /// Whether writing was shut down.
     pub(crate) fn write_closed(&self) -> bool {
         self.fin_queued
@@ -575,11 +578,12 @@ impl Connection {
         self.options = options;
     }
 
-    /// The application released its handle; an orphan in FIN-WAIT-2 waits at most a minute.
-    pub(crate) fn orphan(&mut self, now: Instant) {
+    /// The application released its handle at `now`; an orphan in FIN-WAIT-2 waits at most
+    /// `fin_timeout` for the peer's FIN (Linux's tcp_fin_timeout).
+    pub(crate) fn orphan(&mut self, now: Instant, fin_timeout: Duration) {
         self.orphaned = true;
         if self.state == State::FinWait2 && self.timer(Timer::Close).is_none() {
-            self.set_timer(Timer::Close, now + FIN_WAIT_2_TIMEOUT);
+            self.set_timer(Timer::Close, now + fin_timeout);
         }
     }
 
@@ -869,7 +873,7 @@ impl Connection {
             State::FinWait1 if self.fin_acked() => {
                 self.state = State::FinWait2;
                 if self.orphaned {
-                    self.set_timer(Timer::Close, now + FIN_WAIT_2_TIMEOUT);
+                    self.set_timer(Timer::Close, now + ctx.cfg.fin_timeout);
                 }
             }
             State::Closing if self.fin_acked() => self.enter_time_wait(now, ctx.cfg),

@@ -108,7 +108,7 @@ impl T {
     /// A stack listening on LOCAL:LOCAL_PORT.
     pub fn listening(config: Config) -> Self {
         let mut t = T::new(config);
-        t.listener = Some(t.s.listen(SocketAddr::new(LOCAL, LOCAL_PORT), 8).unwrap());
+        t.listener = Some(t.s.listen(t.now, SocketAddr::new(LOCAL, LOCAL_PORT), 8).unwrap());
         t
     }
 
@@ -132,7 +132,7 @@ impl T {
     }
 
     pub fn accept(&mut self) -> SocketHandle {
-        let h = self.s.accept(self.listener.unwrap()).expect("accept");
+        let h = self.s.accept(self.now, self.listener.unwrap()).expect("accept");
         self.sock = Some(h);
         h
     }

@@ -1,0 +1,343 @@
+//! The socket layer as an application sees it: the errno and `io::ErrorKind` of every error,
+//! `poll(2)` readiness state by state, and socket calls that use the `now` they are given.
+
+mod common;
+
+use common::*;
+use std::io::{self, ErrorKind};
+use utcp::{
+    AbortError, AcceptError, CloseError, CloseReason, ConnectError, Duration, Errno, ListenError, Readiness,
+    RecvError, SendError, SetOptionError, ShutdownError, State, UnlistenError,
+};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+const NOT_READY: Readiness = Readiness { readable: false, writable: false, error: false, hangup: false };
+
+// =============================================================================================
+// Errors: errno, message, io::Error
+
+/// Checks an error's errno, that its message is lower-case text, and that its `io::Error` has
+/// the errno's number (on Linux) and `kind`.
+#[track_caller]
+fn check<E>(err: E, errno: Errno, kind: Option<ErrorKind>)
+where
+    E: std::error::Error + Copy + Into<io::Error>,
+    E: HasErrno,
+{
+    assert_eq!(err.errno(), Some(errno), "{err:?}");
+    let msg = err.to_string();
+    assert!(!msg.is_empty() && msg.chars().next().unwrap().is_lowercase(), "{err:?}: {msg:?}");
+    let io: io::Error = err.into();
+    if cfg!(target_os = "linux") {
+        assert_eq!(io.raw_os_error(), Some(errno.code()), "{err:?}");
+        assert_eq!(io.kind(), io::Error::from_raw_os_error(errno.code()).kind(), "{err:?}");
+    }
+    if let Some(kind) = kind {
+        assert_eq!(io.kind(), kind, "{err:?}");
+        assert_eq!(errno.kind(), kind, "{errno}");
+    }
+}
+
+/// The `errno` method every error enum has, for [`check`].
+trait HasErrno: std::fmt::Debug {
+    fn errno(&self) -> Option<Errno>;
+}
+
+macro_rules! has_errno {
+    ($($t:ty),*) => {$(impl HasErrno for $t { fn errno(&self) -> Option<Errno> { <$t>::errno(self) } })*};
+}
+has_errno!(
+    ListenError,
+    UnlistenError,
+    AcceptError,
+    ConnectError,
+    SendError,
+    RecvError,
+    ShutdownError,
+    CloseError,
+    AbortError,
+    SetOptionError
+);
+
+#[test]
+fn errno_numbers_and_names_are_linuxs() {
+    assert_eq!(Errno::EAGAIN.name(), "EAGAIN");
+    assert_eq!(Errno::EAGAIN.code(), 11);
+    let table = Errno::ALL.iter().map(|e| format!("{e} {}", e.code())).collect::<Vec<_>>().join(", ");
+    assert_eq!(
+        table,
+        "EBADF 9, EAGAIN 11, EINVAL 22, EPIPE 32, EMSGSIZE 90, EADDRINUSE 98, EADDRNOTAVAIL 99, \
+         ENETUNREACH 101, ECONNABORTED 103, ECONNRESET 104, EISCONN 106, ENOTCONN 107, \
+         ETIMEDOUT 110, ECONNREFUSED 111, EALREADY 114, EINPROGRESS 115"
+    );
+}
+
+#[test]
+fn errno_kind_is_what_std_gives_on_linux() {
+    for &e in Errno::ALL {
+        if cfg!(target_os = "linux") && e.kind() != ErrorKind::Other {
+            assert_eq!(io::Error::from_raw_os_error(e.code()).kind(), e.kind(), "{e}");
+        }
+    }
+}
+
+#[test]
+fn listen_errors_map_to_linux_errnos() {
+    check(ListenError::AddressNotLocal, Errno::EADDRNOTAVAIL, Some(ErrorKind::AddrNotAvailable));
+    check(ListenError::AddressInUse, Errno::EADDRINUSE, Some(ErrorKind::AddrInUse));
+    check(ListenError::InvalidPort, Errno::EINVAL, Some(ErrorKind::InvalidInput));
+    assert_eq!(ListenError::ALL.len(), 3);
+}
+
+#[test]
+fn unlisten_errors_map_to_linux_errnos() {
+    check(UnlistenError::InvalidHandle, Errno::EBADF, None);
+    assert_eq!(UnlistenError::ALL.len(), 1);
+}
+
+#[test]
+fn accept_errors_map_to_linux_errnos() {
+    check(AcceptError::WouldBlock, Errno::EAGAIN, Some(ErrorKind::WouldBlock));
+    check(AcceptError::InvalidHandle, Errno::EINVAL, Some(ErrorKind::InvalidInput));
+    assert_eq!(AcceptError::ALL.len(), 2);
+}
+
+#[test]
+fn connect_errors_map_to_linux_errnos() {
+    check(ConnectError::AddressNotLocal, Errno::EADDRNOTAVAIL, Some(ErrorKind::AddrNotAvailable));
+    check(ConnectError::NoRoute, Errno::ENETUNREACH, Some(ErrorKind::NetworkUnreachable));
+    check(ConnectError::InvalidRemote, Errno::EINVAL, Some(ErrorKind::InvalidInput));
+    check(ConnectError::AddressInUse, Errno::EADDRINUSE, Some(ErrorKind::AddrInUse));
+    check(ConnectError::PortsExhausted, Errno::EADDRNOTAVAIL, Some(ErrorKind::AddrNotAvailable));
+    assert_eq!(ConnectError::ALL.len(), 5);
+}
+
+#[test]
+fn send_errors_map_to_linux_errnos() {
+    check(SendError::WouldBlock, Errno::EAGAIN, Some(ErrorKind::WouldBlock));
+    check(SendError::NotConnected, Errno::EAGAIN, Some(ErrorKind::WouldBlock));
+    check(SendError::Closed, Errno::EPIPE, Some(ErrorKind::BrokenPipe));
+    check(SendError::Reset, Errno::ECONNRESET, Some(ErrorKind::ConnectionReset));
+    check(SendError::TimedOut, Errno::ETIMEDOUT, Some(ErrorKind::TimedOut));
+    check(SendError::InvalidHandle, Errno::EBADF, None);
+    assert_eq!(SendError::ALL.len(), 6);
+    assert_eq!(SendError::WouldBlock.to_string(), "send buffer full, would block");
+}
+
+#[test]
+fn recv_errors_map_to_linux_errnos() {
+    check(RecvError::WouldBlock, Errno::EAGAIN, Some(ErrorKind::WouldBlock));
+    check(RecvError::NotConnected, Errno::EAGAIN, Some(ErrorKind::WouldBlock));
+    check(RecvError::Reset, Errno::ECONNRESET, Some(ErrorKind::ConnectionReset));
+    check(RecvError::Refused, Errno::ECONNREFUSED, Some(ErrorKind::ConnectionRefused));
+    check(RecvError::TimedOut, Errno::ETIMEDOUT, Some(ErrorKind::TimedOut));
+    check(RecvError::InvalidHandle, Errno::EBADF, None);
+    assert_eq!(RecvError::ALL.len(), 6);
+}
+
+#[test]
+fn shutdown_close_abort_and_set_option_errors_map_to_linux_errnos() {
+    check(ShutdownError::InvalidHandle, Errno::EBADF, None);
+    check(ShutdownError::NotConnected, Errno::ENOTCONN, Some(ErrorKind::NotConnected));
+    check(CloseError::InvalidHandle, Errno::EBADF, None);
+    check(AbortError::InvalidHandle, Errno::EBADF, None);
+    check(SetOptionError::InvalidHandle, Errno::EBADF, None);
+    assert_eq!(ShutdownError::ALL.len() + CloseError::ALL.len(), 3);
+    assert_eq!(AbortError::ALL.len() + SetOptionError::ALL.len(), 2);
+}
+
+#[test]
+fn close_reasons_map_to_the_errno_a_later_call_reports() {
+    assert_eq!(CloseReason::Normal.errno(), None);
+    let table = [
+        (CloseReason::Reset, Errno::ECONNRESET, ErrorKind::ConnectionReset),
+        (CloseReason::Refused, Errno::ECONNREFUSED, ErrorKind::ConnectionRefused),
+        (CloseReason::TimedOut, Errno::ETIMEDOUT, ErrorKind::TimedOut),
+        (CloseReason::Aborted, Errno::ECONNABORTED, ErrorKind::ConnectionAborted),
+    ];
+    for (reason, errno, kind) in table {
+        assert_eq!(reason.errno(), Some(errno), "{reason}");
+        let io: io::Error = reason.into();
+        assert_eq!(io.kind(), kind, "{reason}");
+        if cfg!(target_os = "linux") {
+            assert_eq!(io.raw_os_error(), Some(errno.code()), "{reason}");
+        }
+    }
+    let io: io::Error = CloseReason::Normal.into();
+    assert_eq!((io.kind(), io.raw_os_error()), (ErrorKind::Other, None));
+}
+
+#[test]
+fn calls_on_a_closed_handle_fail_with_ebadf() {
+    let mut t = T::established(config());
+    let h = t.sock();
+    t.s.abort(t.now, h).unwrap();
+    assert_eq!(t.s.close(t.now, h), Err(CloseError::InvalidHandle));
+    assert_eq!(t.s.abort(t.now, h), Err(AbortError::InvalidHandle));
+    assert_eq!(t.s.shutdown(t.now, h), Err(ShutdownError::InvalidHandle));
+    let opt = utcp::SocketOption::NoDelay(true);
+    assert_eq!(t.s.set_option(t.now, h, opt), Err(SetOptionError::InvalidHandle));
+    assert_eq!(t.s.readiness(h), None);
+    assert_eq!(t.s.send_capacity(h), None);
+    let l = t.listener.unwrap();
+    t.s.unlisten(t.now, l).unwrap();
+    assert_eq!(t.s.unlisten(t.now, l), Err(UnlistenError::InvalidHandle));
+    assert_eq!(t.s.pending_connections(l), None);
+}
+
+#[test]
+fn an_io_error_reads_like_std_nets() {
+    // What an application built on std::io sees from a refused write.
+    let e: io::Error = SendError::Closed.into();
+    assert_eq!(e.kind(), ErrorKind::BrokenPipe);
+    let e: io::Error = RecvError::WouldBlock.into();
+    assert_eq!(e.kind(), ErrorKind::WouldBlock);
+}
+
+// =============================================================================================
+// Readiness: LISTEN
+
+#[test]
+fn listener_counts_connections_waiting_for_accept() {
+    // RFC 9293 §3.10.7.2: a SYN in LISTEN makes a SYN-RECEIVED connection; only the final ACK
+    // (ESTABLISHED) puts it in the accept queue.
+    let mut t = T::listening(config());
+    let l = t.listener.unwrap();
+    assert_eq!(t.s.pending_connections(l), Some(0));
+    t.send(BARE_SYN);
+    t.out();
+    assert_eq!(t.s.pending_connections(l), Some(0), "half-open is not acceptable");
+    t.send(ACK);
+    assert_eq!(t.s.pending_connections(l), Some(1));
+    t.accept();
+    assert_eq!(t.s.pending_connections(l), Some(0));
+    assert_eq!(t.s.accept(t.now, l), Err(AcceptError::WouldBlock));
+}
+
+// =============================================================================================
+// Readiness: SYN-SENT
+
+#[test]
+fn syn_sent_is_neither_readable_nor_writable() {
+    let mut t = T::connecting(config());
+    t.out();
+    let h = t.sock();
+    assert_eq!(t.s.state(h), Some(State::SynSent));
+    assert_eq!(t.s.readiness(h), Some(NOT_READY));
+    assert_eq!(t.s.send(t.now, h, b"x"), Err(SendError::NotConnected));
+}
+
+#[test]
+fn refused_connect_is_readable_writable_error_and_hangup() {
+    // RFC 9293 §3.10.7.3: a RST acknowledging our SYN in SYN-SENT: "the user should be warned
+    // with 'error: connection reset'"; Linux reports ECONNREFUSED.
+    let mut t = T::connecting(config());
+    t.out();
+    t.send(In { flags: "R.", seq: 0, ack: 1, ..ACK });
+    let h = t.sock();
+    let all = Readiness { readable: true, writable: true, error: true, hangup: true };
+    assert_eq!(t.s.readiness(h), Some(all));
+    assert_eq!(t.s.take_error(h), Some(CloseReason::Refused));
+    assert_eq!(t.s.readiness(h), Some(Readiness { error: false, ..all }), "SO_ERROR clears it");
+}
+
+// =============================================================================================
+// Readiness: ESTABLISHED and after
+
+#[test]
+fn established_is_writable_and_readable_once_data_arrives() {
+    let mut t = T::established(config());
+    let h = t.sock();
+    let writable = Readiness { writable: true, ..NOT_READY };
+    assert_eq!(t.s.readiness(h), Some(writable));
+    t.send(In { flags: "P.", data: b"hello", ..ACK });
+    assert_eq!(t.s.readiness(h), Some(Readiness { readable: true, ..writable }));
+    let mut buf = [0u8; 8];
+    assert_eq!(t.s.recv(t.now, h, &mut buf), Ok(5));
+    assert_eq!(t.s.readiness(h), Some(writable));
+}
+
+#[test]
+fn peer_fin_makes_close_wait_readable_with_end_of_stream() {
+    // RFC 9293 §3.10.7.4 eighth: a FIN "signal[s] the user 'connection closing'": POLLIN, and
+    // recv returns 0; CLOSE-WAIT can still send, so POLLOUT stays.
+    let mut t = T::established(config());
+    let h = t.sock();
+    t.send(In { flags: "F.", ..ACK });
+    assert_eq!(t.s.state(h), Some(State::CloseWait));
+    assert_eq!(t.s.readiness(h), Some(Readiness { readable: true, writable: true, ..NOT_READY }));
+    let mut buf = [0u8; 8];
+    assert_eq!(t.s.recv(t.now, h, &mut buf), Ok(0));
+    // Both directions finished (LAST-ACK): POLLHUP, and a write fails at once (POLLOUT).
+    t.s.shutdown(t.now, h).unwrap();
+    assert_eq!(t.s.state(h), Some(State::LastAck));
+    let hup = Readiness { readable: true, writable: true, error: false, hangup: true };
+    assert_eq!(t.s.readiness(h), Some(hup));
+    assert_eq!(t.s.send(t.now, h, b"x"), Err(SendError::Closed));
+}
+
+#[test]
+fn rst_makes_the_socket_readable_with_error_and_hangup() {
+    // RFC 9293 §3.10.7.4 second (RFC 5961 §3.2: exactly at RCV.NXT): the connection is reset,
+    // "any outstanding RECEIVEs and SEND should receive 'reset' responses".
+    let mut t = T::established(config());
+    let h = t.sock();
+    t.send(In { flags: "R", ..ACK });
+    let all = Readiness { readable: true, writable: true, error: true, hangup: true };
+    assert_eq!(t.s.readiness(h), Some(all));
+    let mut buf = [0u8; 4];
+    let err = t.s.recv(t.now, h, &mut buf).unwrap_err();
+    assert_eq!(err, RecvError::Reset);
+    assert_eq!(io::Error::from(err).kind(), ErrorKind::ConnectionReset);
+    assert_eq!(t.s.send(t.now, h, b"x"), Err(SendError::Reset));
+}
+
+#[test]
+fn full_send_buffer_is_not_writable_until_acknowledged() {
+    let mut c = config();
+    c.tcp.send_buffer = 1000;
+    let mut t = T::established(c);
+    let h = t.sock();
+    assert_eq!(t.s.send_capacity(h), Some(1000));
+    assert_eq!(t.s.send(t.now, h, &[0; 400]), Ok(400));
+    assert_eq!(t.s.send_capacity(h), Some(600));
+    assert_eq!(t.s.send(t.now, h, &[0; 1500]), Ok(600));
+    assert_eq!(t.s.send_capacity(h), Some(0));
+    assert_eq!(t.s.readiness(h), Some(NOT_READY));
+    assert_eq!(t.s.send(t.now, h, b"x"), Err(SendError::WouldBlock));
+    t.out();
+    // RFC 9293 §3.10.7.4 fifth: an ACK of new data removes it from the retransmission queue.
+    t.send(In { ack: 537, ..ACK });
+    assert_eq!(t.s.send_capacity(h), Some(536));
+    assert_eq!(t.s.readiness(h), Some(Readiness { writable: true, ..NOT_READY }));
+}
+
+// =============================================================================================
+// close takes `now`
+
+#[test]
+fn orphan_in_fin_wait_2_is_dropped_fin_timeout_after_the_close_call() {
+    // RFC 9293 §3.10.4 leaves FIN-WAIT-2 unbounded; Linux drops a connection with no handle
+    // after tcp_fin_timeout (TcpConfig::fin_timeout), counted from the close call.
+    let mut t = T::established(config());
+    let timeout = t.s.config().tcp.fin_timeout;
+    let h = t.sock();
+    t.s.shutdown(t.now, h).unwrap();
+    t.out();
+    t.send(In { ack: 2, ..ACK });
+    assert_eq!(t.s.state(h), Some(State::FinWait2));
+    // Time passes with no input at all: only the `now` given to close can tell the stack.
+    t.advance(Duration::from_secs(5));
+    let closed_at = t.now;
+    t.s.close(closed_at, h).unwrap();
+    assert_eq!(t.s.poll_timeout(), Some(closed_at + timeout));
+    t.advance(timeout - ms(1));
+    assert_eq!(t.s.connection_count(), 1, "still there just before the timeout");
+    t.advance(ms(1));
+    assert_eq!(t.now, closed_at + timeout);
+    t.out();
+    assert_eq!(t.s.connection_count(), 0, "gone at the timeout");
+}
