@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+pub mod nc;
 pub mod simple;
 
 /// A connected byte stream the apps can use: std::net::TcpStream, utcp::live::TcpStream.
