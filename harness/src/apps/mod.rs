@@ -1,4 +1,4 @@
-//! The applications `utcp live` serves (echo, discard, chargen) and
+//! The applications `utcp live` serves (echo, discard, chargen, a static-file HTTP server) and
 //! the `nc`-like pump, written against two small traits so they run on any byte stream.
 //!
 //! Nothing here may depend on `utcp::live` or on the core: the traits are implemented for
@@ -12,8 +12,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+pub mod http;
 pub mod nc;
 pub mod simple;
+
+pub use http::HttpRoot;
 
 /// A connected byte stream the apps can use: std::net::TcpStream, utcp::live::TcpStream.
 pub trait Conn: io::Read + io::Write + Send + 'static {
@@ -84,6 +87,8 @@ pub enum App {
     Discard,
     /// RFC 864: the rotating 72-column pattern, until the peer goes away.
     Chargen,
+    /// Static files from one directory over HTTP/1.1.
+    Http(HttpRoot),
 }
 
 impl App {
@@ -93,6 +98,7 @@ impl App {
             App::Echo => "echo",
             App::Discard => "discard",
             App::Chargen => "chargen",
+            App::Http(_) => "http",
         }
     }
 
@@ -102,6 +108,7 @@ impl App {
             App::Echo => simple::echo(conn),
             App::Discard => simple::discard(conn),
             App::Chargen => simple::chargen(conn),
+            App::Http(root) => http::serve_http(conn, root),
         }
     }
 }
