@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod apps;
 pub mod bench;
 pub mod capture;
 pub mod cli;
