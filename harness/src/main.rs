@@ -26,6 +26,8 @@ enum Command {
     Inspect(cli::inspect::Args),
     /// Run packetdrill-dialect scripts against the stack.
     Script(cli::script::Args),
+    /// utcp on a TUN device: echo, discard, chargen, static HTTP, or connect out like nc (root).
+    Live(cli::live::Args),
     /// Show what a fuzz input of a stack target does, as a transcript or capture.
     FuzzShow(cli::fuzz_show::Args),
 }
@@ -42,5 +44,6 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cli::inspect::run(args),
         Command::Script(args) => cli::script::run(args),
         Command::FuzzShow(args) => cli::fuzz_show::run(args),
+        Command::Live(args) => cli::live::run(args),
     }
 }

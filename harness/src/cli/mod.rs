@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod fuzz_show;
 pub mod inspect;
+pub mod live;
 pub mod replay;
 pub mod script;
 pub mod selftest;

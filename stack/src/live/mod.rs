@@ -9,6 +9,18 @@
 //! waiting for the loop; they wake the loop only when they moved the next timeout earlier.
 //!
 //! The only place in the crate with a real clock (`std::time::Instant`) and OS randomness.
+//!
+//! # Privileges
+//!
+//! Creating and configuring a TUN device needs CAP_NET_ADMIN in the network namespace it is made
+//! in. Without root, two ways work:
+//! - a user namespace with a network namespace of its own, `unshare -rn utcp live ...`: the user
+//!   is root in there, the device and its addresses exist only in there (checked on Linux 6.x as
+//!   user `nobody`: ping and an echo over the device worked). It needs unprivileged user
+//!   namespaces and a `/dev/net/tun` the user may open (mode 0666 on most distributions);
+//! - a persistent device made once by root for the user, `ip tuntap add dev utcp0 mode tun user
+//!   NAME` plus its addresses: opening a device one owns needs no capability, so `utcp live` runs
+//!   without `--configure` (checked: a process running as `nobody` served echo on such a device).
 
 mod net;
 mod sys;

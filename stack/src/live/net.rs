@@ -6,8 +6,8 @@
 
 use super::{Live, Shared};
 use crate::stack::{ListenerHandle, SocketHandle};
-use crate::SocketOption;
 use crate::tcp::State;
+use crate::SocketOption;
 use crate::{AcceptError, RecvError, SendError};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};

@@ -1,0 +1,282 @@
+//! Live tests: `utcp live` on a TUN device in a namespace of the test's own, with the Linux
+//! kernel as the peer (ping, curl, kernel sockets), with and without real packet loss
+//! (iptables' statistic match in that namespace). Root only; see `netns/mod.rs`.
+
+mod netns;
+
+use netns::{live_or_skip, run, seeded_bytes, sha256_hex, Netns, TempDir, Utcp, HOST_V4, UTCP_V4, UTCP_V6};
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::Stdio;
+use std::time::Duration;
+
+/// Every socket wait in these tests gives up after this long.
+const WAIT: Duration = Duration::from_secs(60);
+
+fn v4(port: u16) -> SocketAddr {
+    SocketAddr::new(UTCP_V4.parse().unwrap(), port)
+}
+
+/// Sends `data` to an echo server at `addr` from a kernel socket and returns what came back.
+fn echo_through(addr: SocketAddr, data: Vec<u8>) -> Vec<u8> {
+    let s = TcpStream::connect_timeout(&addr, WAIT).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.set_write_timeout(Some(WAIT)).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&data).expect("write to echo");
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::new();
+    (&s).read_to_end(&mut back).unwrap_or_else(|e| panic!("read from echo after {} bytes: {e}", back.len()));
+    writer.join().unwrap();
+    back
+}
+
+/// RFC 792 / RFC 4443 §4.1: echo requests to utcp's addresses get replies.
+#[test]
+fn ping_gets_replies_ipv4_and_ipv6() {
+    if !live_or_skip("ping_gets_replies_ipv4_and_ipv6", &["ping"]) {
+        return;
+    }
+    let ns = Netns::new("ping");
+    let _utcp = Utcp::start(&ns, &["discard", "9"]);
+    for (addr, flag) in [(UTCP_V4, "-4"), (UTCP_V6, "-6")] {
+        let out = run(ns.cmd("ping").args([flag, "-c", "3", "-i", "0.2", "-W", "2", addr]));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("3 received"), "ping {addr}:\n{text}");
+    }
+}
+
+/// A 10 MiB file over HTTP to curl, SHA-256 checked; a path outside DIR gives no byte of it.
+fn http_download(loss: Option<u32>) {
+    let ns = Netns::new("http");
+    let site = TempDir::new("site");
+    let outside = TempDir::new("outside");
+    let marker = "SECRET-utcp-outside-the-served-directory";
+    std::fs::write(outside.path().join("secret.txt"), marker).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.txt"), site.path().join("link.txt")).unwrap();
+    let www = site.path().join("www");
+    std::fs::create_dir(&www).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.txt"), www.join("link.txt")).unwrap();
+    let body = seeded_bytes(10, 10 << 20);
+    std::fs::write(www.join("big.bin"), &body).unwrap();
+    // The secret also sits next to the served directory, for `..` to reach.
+    std::fs::write(site.path().join("secret.txt"), marker).unwrap();
+    let _utcp = Utcp::start(&ns, &["http", "8080", www.to_str().unwrap()]);
+    if let Some(pct) = loss {
+        ns.drop_randomly("utcp0", pct);
+    }
+    let got = site.path().join("got.bin");
+    run(ns.cmd("curl").args([
+        "-sS",
+        "--fail",
+        "--max-time",
+        "120",
+        "-o",
+        got.to_str().unwrap(),
+        &format!("http://{UTCP_V4}:8080/big.bin"),
+    ]));
+    let got = std::fs::read(&got).unwrap();
+    assert_eq!(got.len(), body.len(), "bytes downloaded");
+    assert_eq!(sha256_hex(&got), sha256_hex(&body), "SHA-256 of the download");
+    for path in
+        ["/../secret.txt", "/%2e%2e/secret.txt", "/..%2fsecret.txt", "/%2E%2E%2Fsecret.txt", "/link.txt"]
+    {
+        let out = run(ns.cmd("curl").args([
+            "-sS",
+            "--path-as-is",
+            "--max-time",
+            "30",
+            "-w",
+            "\n%{http_code}",
+            &format!("http://{UTCP_V4}:8080{path}"),
+        ]));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let status = text.lines().last().unwrap_or("");
+        assert!(status == "403" || status == "404", "{path}: status {status}");
+        assert!(!text.contains(marker), "{path} served the outside file");
+    }
+}
+
+#[test]
+fn curl_downloads_10_mib_and_nothing_outside_the_directory() {
+    if !live_or_skip("curl_downloads_10_mib_and_nothing_outside_the_directory", &["curl"]) {
+        return;
+    }
+    http_download(None);
+}
+
+#[test]
+fn curl_downloads_10_mib_with_5_percent_loss_each_way() {
+    if !live_or_skip("curl_downloads_10_mib_with_5_percent_loss_each_way", &["curl", "iptables"]) {
+        return;
+    }
+    http_download(Some(5));
+}
+
+fn echo_64_mib(loss: Option<u32>, len: usize) {
+    let ns = Netns::new("echo");
+    let _utcp = Utcp::start(&ns, &["echo", "7"]);
+    if let Some(pct) = loss {
+        ns.drop_randomly("utcp0", pct);
+    }
+    let data = seeded_bytes(64, len);
+    let want = sha256_hex(&data);
+    let back = ns.within(move || echo_through(v4(7), data));
+    assert_eq!(back.len(), len, "bytes echoed");
+    assert_eq!(sha256_hex(&back), want, "SHA-256 of the echo");
+}
+
+#[test]
+fn echo_returns_64_mib_of_random_bytes_identical() {
+    if !live_or_skip("echo_returns_64_mib_of_random_bytes_identical", &[]) {
+        return;
+    }
+    echo_64_mib(None, 64 << 20);
+}
+
+#[test]
+fn echo_returns_random_bytes_identical_with_5_percent_loss_each_way() {
+    if !live_or_skip("echo_returns_random_bytes_identical_with_5_percent_loss_each_way", &["iptables"]) {
+        return;
+    }
+    echo_64_mib(Some(5), 8 << 20);
+}
+
+/// 200 kernel connections at once, each echoing 64 KiB of its own bytes.
+#[test]
+fn echo_serves_200_concurrent_connections() {
+    if !live_or_skip("echo_serves_200_concurrent_connections", &[]) {
+        return;
+    }
+    let ns = Netns::new("many");
+    let _utcp = Utcp::start(&ns, &["echo", "7"]);
+    let bad = ns.within(|| {
+        let threads: Vec<_> = (0..200u64)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let data = seeded_bytes(1000 + i, 64 << 10);
+                    let back = echo_through(v4(7), data.clone());
+                    back == data
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).filter(|ok| !ok).count()
+    });
+    assert_eq!(bad, 0, "connections whose echo differed");
+}
+
+/// `utcp live connect` against a kernel server: stdin goes out, the reply comes to stdout.
+fn connect_both_ways(loss: Option<u32>) {
+    let ns = Netns::new("connect");
+    // The kernel server listens on its side of the device, which exists once utcp set it up:
+    // start utcp first with a helper app, then the server, then the connecting utcp.
+    let request = seeded_bytes(7, 1 << 20);
+    let reply = seeded_bytes(8, 2 << 20);
+    let listener = ns.within(|| TcpListener::bind("0.0.0.0:9000").expect("kernel server bind"));
+    let (req, rep) = (request.clone(), reply.clone());
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("kernel server accept");
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).expect("kernel server read");
+        s.write_all(&rep).expect("kernel server write");
+        s.shutdown(Shutdown::Write).unwrap();
+        got == req
+    });
+    let mut utcp = Utcp::start_with(&ns, &["connect", &format!("{HOST_V4}:9000")], Stdio::piped());
+    if let Some(pct) = loss {
+        // The device exists once utcp runs; wait for it before adding the rules.
+        for _ in 0..100 {
+            if ns.cmd("ip").args(["link", "show", "utcp0"]).output().is_ok_and(|o| o.status.success()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ns.drop_randomly("utcp0", pct);
+    }
+    let mut stdin = utcp.child().stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        stdin.write_all(&request).expect("utcp's stdin");
+    });
+    let mut stdout = utcp.child().stdout.take().unwrap();
+    let mut got = Vec::new();
+    stdout.read_to_end(&mut got).expect("utcp's stdout");
+    writer.join().unwrap();
+    assert!(server.join().unwrap(), "the kernel server got utcp's stdin intact");
+    assert_eq!(got.len(), reply.len(), "bytes on utcp's stdout");
+    assert!(got == reply, "utcp's stdout is the server's reply");
+    let code = utcp.wait(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "utcp live connect exit:\n{}", utcp.log_text());
+}
+
+#[test]
+fn connect_exchanges_data_both_ways_with_a_kernel_server() {
+    if !live_or_skip("connect_exchanges_data_both_ways_with_a_kernel_server", &[]) {
+        return;
+    }
+    connect_both_ways(None);
+}
+
+#[test]
+fn connect_exchanges_data_with_5_percent_loss_each_way() {
+    if !live_or_skip("connect_exchanges_data_with_5_percent_loss_each_way", &["iptables"]) {
+        return;
+    }
+    connect_both_ways(Some(5));
+}
+
+/// The `--pcap` recording is well formed (tshark finds no malformed packet and no bad checksum)
+/// and, replayed as utcp's own capture in strict mode, matches packet for packet; Ctrl-C exits 0.
+#[test]
+fn pcap_recording_is_clean_and_replays_strictly() {
+    if !live_or_skip("pcap_recording_is_clean_and_replays_strictly", &["tshark", "curl"]) {
+        return;
+    }
+    let ns = Netns::new("pcap");
+    let dir = TempDir::new("pcap");
+    let www = dir.path().join("www");
+    std::fs::create_dir(&www).unwrap();
+    std::fs::write(www.join("file.bin"), seeded_bytes(3, 1 << 20)).unwrap();
+    let pcap = dir.path().join("live.pcap");
+    let mut utcp =
+        Utcp::start(&ns, &["--pcap", pcap.to_str().unwrap(), "http", "8080", www.to_str().unwrap()]);
+    let got = dir.path().join("got.bin");
+    run(ns.cmd("curl").args([
+        "-sS",
+        "--fail",
+        "--max-time",
+        "60",
+        "-o",
+        got.to_str().unwrap(),
+        &format!("http://{UTCP_V4}:8080/file.bin"),
+    ]));
+    assert_eq!(std::fs::read(&got).unwrap().len(), 1 << 20);
+    // Let the closing handshake finish before stopping.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(utcp.interrupt(Duration::from_secs(10)), Some(0), "exit after Ctrl-C:\n{}", utcp.log_text());
+    let out = run(std::process::Command::new("tshark").args([
+        "-r",
+        pcap.to_str().unwrap(),
+        "-o",
+        "tcp.check_checksum:TRUE",
+        "-Y",
+        "tcp.checksum.status==0 || _ws.malformed",
+    ]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "", "bad or malformed packets");
+    let count = run(std::process::Command::new("tshark").args(["-r", pcap.to_str().unwrap(), "-Y", "tcp"]));
+    assert!(String::from_utf8_lossy(&count.stdout).lines().count() > 700, "the capture has the transfer");
+    let replay = std::process::Command::new(env!("CARGO_BIN_EXE_utcp"))
+        .args(["replay", pcap.to_str().unwrap(), "--mode", "strict", "--json"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        replay.status.success(),
+        "strict replay of utcp's own capture differed ({}):\n{report}\n{}",
+        replay.status,
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    assert!(report.contains("\"differed\":0") && report.contains("\"missing\":0"), "{report}");
+}
