@@ -6,6 +6,8 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+#[cfg(target_os = "linux")]
+pub mod bench_live;
 pub mod capture;
 pub mod cli;
 pub mod fuzzing;
