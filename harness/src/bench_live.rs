@@ -4,7 +4,7 @@
 //! from the client's connect call to the server reading end of file (every byte arrived).
 //!
 //! Namespaces. Everything runs inside four network namespaces this module creates with
-//! `ip netns add utcp-bench-<pid>-<n>` and removes again through a guard ([`Netns`]) whose `Drop`
+//! `ip netns add utcp-bench-<pid>-<n>` and removes again through a guard (`Netns`) whose `Drop`
 //! runs `ip netns del`, on success, error and panic alike (SIGINT and SIGTERM set a flag that
 //! every wait checks, so Ctrl-C unwinds through the same guards). Configuration uses
 //! `ip -n NAME ...` (and `ip netns exec NAME ethtool ...`, which has no `-n`); the servers and the
