@@ -137,7 +137,7 @@ pub fn run_bulk(
     Ok(BulkReport { settings, utcp_gbps, smoltcp_gbps, ratio, rounds: figures })
 }
 
-fn median(mut xs: Vec<f64>) -> Option<f64> {
+pub(crate) fn median(mut xs: Vec<f64>) -> Option<f64> {
     if xs.is_empty() {
         return None;
     }
@@ -172,7 +172,7 @@ impl Stall {
 }
 
 /// The payload written by both contenders: a fixed pattern, so neither pays for generating it.
-fn pattern(len: usize) -> Vec<u8> {
+pub(crate) fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
 

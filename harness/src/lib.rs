@@ -7,6 +7,8 @@
 
 pub mod apps;
 pub mod bench;
+#[cfg(target_os = "linux")]
+pub mod bench_live;
 pub mod capture;
 pub mod cli;
 pub mod fuzzing;

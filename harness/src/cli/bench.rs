@@ -1,4 +1,5 @@
 //! `utcp bench bulk`: utcp against smoltcp, bulk transfer between two in-memory stacks.
+//! `utcp bench live`: a kernel client sending to utcp and smoltcp on TUN and to the kernel over veth.
 
 use crate::bench::{self, BulkSettings, Contender};
 use std::io::IsTerminal;
@@ -15,6 +16,10 @@ pub struct Args {
 enum Bench {
     /// Bulk transfer between two in-memory stacks, utcp and smoltcp alternating; Gbit/s and ratio.
     Bulk(BulkArgs),
+    /// A kernel client sending to utcp on TUN, smoltcp on TUN and the kernel over veth, in
+    /// namespaces of its own (needs root); Gbit/s and ratios.
+    #[cfg(target_os = "linux")]
+    Live(LiveArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,6 +58,8 @@ enum Only {
 pub fn run(args: Args) -> ExitCode {
     match args.what {
         Bench::Bulk(a) => bulk(a),
+        #[cfg(target_os = "linux")]
+        Bench::Live(a) => live::run(a),
     }
 }
 
@@ -97,4 +104,101 @@ fn bulk(a: BulkArgs) -> ExitCode {
         println!("  ratio    {:>8} (utcp/smoltcp)", show(report.ratio));
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(target_os = "linux")]
+#[derive(Debug, clap::Args)]
+struct LiveArgs {
+    /// MTU of the TUN devices and the veth pair, bytes.
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(576..))]
+    mtu: u16,
+    /// Bytes each contender receives per round (suffixes K, M, G are powers of 1024).
+    #[arg(long, default_value = "1G", value_parser = bench::parse_size)]
+    bytes: u64,
+    /// Rounds; each runs every contender once, the order reversed every other round.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    rounds: u64,
+    /// Keep the veth pair's segmentation and checksum offloads (default: off, as on TUN).
+    #[arg(long)]
+    veth_offloads: bool,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Run only these contenders (for measuring or profiling one alone).
+    #[arg(long, hide = true, value_delimiter = ',')]
+    only: Vec<crate::bench_live::LiveContender>,
+}
+
+#[cfg(target_os = "linux")]
+mod live {
+    use super::LiveArgs;
+    use crate::bench_live::{self, LiveContender, LiveSettings};
+    use std::io::IsTerminal;
+    use std::process::ExitCode;
+
+    pub(super) fn run(a: LiveArgs) -> ExitCode {
+        if !bench_live::privileged() {
+            eprintln!(
+                "utcp bench live: needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) to create network \
+                 namespaces and TUN devices"
+            );
+            return ExitCode::from(2);
+        }
+        let settings = LiveSettings {
+            mtu: a.mtu as usize,
+            bytes: a.bytes,
+            veth_offloads: a.veth_offloads,
+            ..LiveSettings::default()
+        };
+        let contenders = if a.only.is_empty() {
+            vec![LiveContender::Utcp, LiveContender::Smoltcp, LiveContender::Kernel]
+        } else {
+            a.only.clone()
+        };
+        let terminal = std::io::stderr().is_terminal();
+        let report = bench_live::run_live(settings, a.rounds as usize, &contenders, |round, who, run| {
+            if terminal || !a.json {
+                eprintln!("round {round}: {who:<8} {:>8.2} Gbit/s  ({:.3} s)", run.gbps(), run.seconds);
+            }
+        });
+        let report = match report {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("utcp bench live: {e}");
+                return ExitCode::from(if bench_live::interrupted() { 130 } else { 1 });
+            }
+        };
+        if a.json {
+            println!("{}", serde_json::to_string(&report).expect("the report serialises"));
+            return ExitCode::SUCCESS;
+        }
+        let show = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+        println!(
+            "live transfer from a kernel client, MTU {}, {} bytes, {} KiB buffers, veth offloads {}",
+            settings.mtu,
+            settings.bytes,
+            settings.buffer / 1024,
+            if settings.veth_offloads { "on" } else { "off" }
+        );
+        println!("  {:<8} {:>8} {:>8} {:>8}", "round", "utcp", "smoltcp", "kernel");
+        for r in &report.rounds {
+            println!(
+                "  {:<8} {:>8} {:>8} {:>8}",
+                r.round,
+                show(r.utcp_gbps),
+                show(r.smoltcp_gbps),
+                show(r.kernel_gbps)
+            );
+        }
+        println!(
+            "  {:<8} {:>8} {:>8} {:>8}  Gbit/s",
+            "median",
+            show(report.utcp_gbps),
+            show(report.smoltcp_gbps),
+            show(report.kernel_gbps)
+        );
+        println!("  ratio utcp/kernel  {}", show(report.ratio));
+        println!("  ratio utcp/smoltcp {}", show(report.ratio_smoltcp));
+        ExitCode::SUCCESS
+    }
 }

@@ -1,0 +1,687 @@
+//! `utcp bench live`: a kernel TCP client sends `bytes` to three discard servers in turn, in the
+//! same process run, the order alternating round by round: utcp on a TUN device, smoltcp 0.12 on
+//! a TUN device, and the kernel itself over a veth pair. The figures are goodput in Gbit/s, timed
+//! from the client's connect call to the server reading end of file (every byte arrived).
+//!
+//! Namespaces. Everything runs inside four network namespaces this module creates with
+//! `ip netns add utcp-bench-<pid>-<n>` and removes again through a guard (`Netns`) whose `Drop`
+//! runs `ip netns del`, on success, error and panic alike (SIGINT and SIGTERM set a flag that
+//! every wait checks, so Ctrl-C unwinds through the same guards). Configuration uses
+//! `ip -n NAME ...` (and `ip netns exec NAME ethtool ...`, which has no `-n`); the servers and the
+//! client run on threads that entered a namespace with `setns(2)`, which is per thread, so one
+//! process holds all the contenders and the timing needs no inter-process protocol. A TUN device
+//! opened on such a thread lives in that namespace, and so do the sockets it makes.
+//!
+//! | namespace | holds                                   | addresses                         |
+//! |-----------|-----------------------------------------|-----------------------------------|
+//! | `-1`      | TUN `utcp0`, utcp and the kernel client | kernel 10.201.1.1, utcp 10.201.1.2 |
+//! | `-2`      | TUN `smol0`, smoltcp and the client     | kernel 10.201.2.1, smoltcp 10.201.2.2 |
+//! | `-3`      | veth `vs0`, the kernel server           | 10.201.3.2                        |
+//! | `-4`      | veth `vc0`, the kernel client           | 10.201.3.1                        |
+//!
+//! Every prefix is a /24 that exists only in there; nothing is configured in the caller's
+//! namespace and nothing is sent anywhere else. Every wait is bounded: a transfer that makes no
+//! progress for [`STALL_LIMIT`] fails with a message saying how far it got.
+//!
+//! Offloads. A TUN device without `IFF_VNET_HDR` gets fully segmented, checksummed datagrams from
+//! the kernel and hands it the same, so the kernel does segmentation and checksums in software for
+//! utcp and smoltcp (and both compute and verify their own checksums). The veth pair therefore
+//! runs by default with `tso gso gro tx rx` off, so the kernel peer does the same work;
+//! `veth_offloads: true` leaves veth's defaults on (the kernel's best case).
+//!
+//! Must not depend on: the Pair, the link, anything with virtual time; only this module and
+//! `utcp::live` touch namespaces and devices.
+
+use crate::bench::{median, pattern};
+use serde::Serialize;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A transfer that moves no byte for this long fails.
+pub const STALL_LIMIT: Duration = Duration::from_secs(30);
+/// How long a server may take to be listening.
+const SETUP_LIMIT: Duration = Duration::from_secs(30);
+/// The client's connect timeout.
+const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+/// Bytes per `write` of the client and per `read` of every server.
+const CHUNK: usize = 128 * 1024;
+/// The discard servers' port.
+const PORT: u16 = 5201;
+/// The TUN device smoltcp attaches to (created persistent by `ip tuntap`, with the MTU set
+/// before smoltcp reads it).
+const SMOL_DEVICE: &str = "smol0";
+
+/// What every run moves and over what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LiveSettings {
+    /// MTU of both TUN devices and of the veth pair, bytes.
+    pub mtu: usize,
+    /// Bytes the kernel client sends to each contender per round.
+    pub bytes: u64,
+    /// Send and receive buffer of the utcp and smoltcp sockets, bytes (the kernel keeps its own
+    /// defaults, `net.ipv4.tcp_rmem` of a fresh namespace).
+    pub buffer: usize,
+    /// The veth pair keeps its segmentation and checksum offloads (default: all off, like TUN).
+    pub veth_offloads: bool,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        LiveSettings { mtu: 1500, bytes: 1 << 30, buffer: 256 * 1024, veth_offloads: false }
+    }
+}
+
+/// The three servers being compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LiveContender {
+    /// utcp on a TUN device.
+    Utcp,
+    /// smoltcp 0.12 on a TUN device.
+    Smoltcp,
+    /// The kernel over a veth pair.
+    Kernel,
+}
+
+impl std::fmt::Display for LiveContender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            LiveContender::Utcp => "utcp",
+            LiveContender::Smoltcp => "smoltcp",
+            LiveContender::Kernel => "kernel",
+        })
+    }
+}
+
+/// One timed transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LiveRun {
+    /// Bytes the server read.
+    pub bytes: u64,
+    /// Seconds from the client's connect call to the server's end of file.
+    pub seconds: f64,
+}
+
+impl LiveRun {
+    /// Goodput in Gbit/s.
+    pub fn gbps(&self) -> f64 {
+        self.bytes as f64 * 8.0 / self.seconds / 1e9
+    }
+}
+
+/// The figures of one round.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveRound {
+    /// Round number from 1.
+    pub round: usize,
+    /// The order the contenders ran in.
+    pub order: Vec<LiveContender>,
+    /// utcp's goodput, Gbit/s.
+    pub utcp_gbps: Option<f64>,
+    /// smoltcp's goodput, Gbit/s.
+    pub smoltcp_gbps: Option<f64>,
+    /// The kernel's goodput over veth, Gbit/s.
+    pub kernel_gbps: Option<f64>,
+}
+
+/// The result of `utcp bench live`: medians over the rounds and every round's figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveReport {
+    /// The settings every run used.
+    pub settings: LiveSettings,
+    /// Median goodput of utcp, Gbit/s.
+    pub utcp_gbps: Option<f64>,
+    /// Median goodput of smoltcp, Gbit/s.
+    pub smoltcp_gbps: Option<f64>,
+    /// Median goodput of the kernel over veth, Gbit/s.
+    pub kernel_gbps: Option<f64>,
+    /// `utcp_gbps / kernel_gbps`.
+    pub ratio: Option<f64>,
+    /// `utcp_gbps / smoltcp_gbps`.
+    pub ratio_smoltcp: Option<f64>,
+    /// Per-round figures.
+    pub rounds: Vec<LiveRound>,
+}
+
+/// Whether this process may create namespaces and devices: root, or both CAP_NET_ADMIN and
+/// CAP_SYS_ADMIN (setns(2) needs the latter) in its effective set.
+pub fn privileged() -> bool {
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    const CAP_NET_ADMIN: u32 = 12;
+    const CAP_SYS_ADMIN: u32 = 21;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    eff & (1 << CAP_NET_ADMIN) != 0 && eff & (1 << CAP_SYS_ADMIN) != 0
+}
+
+/// Runs `rounds` rounds of `contenders` (the order reversed every other round), calling
+/// `progress` after every run. Sets up the namespaces first and removes them before returning.
+pub fn run_live(
+    settings: LiveSettings,
+    rounds: usize,
+    contenders: &[LiveContender],
+    mut progress: impl FnMut(usize, LiveContender, &LiveRun),
+) -> Result<LiveReport, String> {
+    signals::install();
+    sweep_stale_namespaces();
+    let env = Env::set_up(&settings)?;
+    let mut figures = Vec::new();
+    for round in 1..=rounds {
+        let mut order = contenders.to_vec();
+        if round % 2 == 0 {
+            order.reverse();
+        }
+        let mut r =
+            LiveRound { round, order: order.clone(), utcp_gbps: None, smoltcp_gbps: None, kernel_gbps: None };
+        for who in order {
+            let run = env.run(who, &settings).map_err(|e| format!("{who}, round {round}: {e}"))?;
+            progress(round, who, &run);
+            let slot = match who {
+                LiveContender::Utcp => &mut r.utcp_gbps,
+                LiveContender::Smoltcp => &mut r.smoltcp_gbps,
+                LiveContender::Kernel => &mut r.kernel_gbps,
+            };
+            *slot = Some(run.gbps());
+        }
+        figures.push(r);
+    }
+    drop(env);
+    let med = |f: fn(&LiveRound) -> Option<f64>| median(figures.iter().filter_map(f).collect());
+    let utcp_gbps = med(|r| r.utcp_gbps);
+    let smoltcp_gbps = med(|r| r.smoltcp_gbps);
+    let kernel_gbps = med(|r| r.kernel_gbps);
+    let over = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    Ok(LiveReport {
+        settings,
+        utcp_gbps,
+        smoltcp_gbps,
+        kernel_gbps,
+        ratio: over(utcp_gbps, kernel_gbps),
+        ratio_smoltcp: over(utcp_gbps, smoltcp_gbps),
+        rounds: figures,
+    })
+}
+
+/// True once SIGINT or SIGTERM arrived during [`run_live`].
+pub fn interrupted() -> bool {
+    signals::INTERRUPTED.load(Ordering::Relaxed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Namespaces and commands
+// ---------------------------------------------------------------------------------------------
+
+/// Prefix of every namespace the bench creates; the pid follows, so a sweep can tell whose it is.
+const NS_PREFIX: &str = "utcp-bench-";
+
+/// A network namespace this process created; dropping it deletes it.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// `ip netns add NAME` and `lo` up in it.
+    fn create(n: u32) -> Result<Netns, String> {
+        let name = format!("{NS_PREFIX}{}-{n}", std::process::id());
+        cmd(&["ip", "netns", "add", &name])?;
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "dev", "lo", "up"])?;
+        tracing::debug!(ns = ns.name, "namespace created");
+        Ok(ns)
+    }
+
+    /// `ip -n NAME ARGS`.
+    fn ip(&self, args: &[&str]) -> Result<(), String> {
+        let mut all = vec!["ip", "-n", &self.name];
+        all.extend_from_slice(args);
+        cmd(&all)
+    }
+
+    /// `ip netns exec NAME ARGS`.
+    fn exec(&self, args: &[&str]) -> Result<(), String> {
+        let mut all = vec!["ip", "netns", "exec", &self.name];
+        all.extend_from_slice(args);
+        cmd(&all)
+    }
+
+    /// Runs `f` on a new thread that first enters this namespace.
+    fn spawn<T: Send + 'static>(
+        &self,
+        what: &str,
+        f: impl FnOnce() -> Result<T, String> + Send + 'static,
+    ) -> Result<JoinHandle<Result<T, String>>, String> {
+        let path = format!("/var/run/netns/{}", self.name);
+        let file = File::open(&path).map_err(|e| format!("cannot open {path}: {e}"))?;
+        let ns = self.name.clone();
+        std::thread::Builder::new()
+            .name(what.into())
+            .spawn(move || {
+                // SAFETY: setns takes a descriptor we hold open and a flag; it only changes the
+                // network namespace of this thread.
+                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(format!("setns into {ns}: {}", io::Error::last_os_error()));
+                }
+                drop(file);
+                f()
+            })
+            .map_err(|e| format!("cannot start thread {what}: {e}"))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        match cmd(&["ip", "netns", "del", &self.name]) {
+            Ok(()) => tracing::debug!(ns = self.name, "namespace deleted"),
+            Err(e) => eprintln!("utcp bench live: could not delete namespace {}: {e}", self.name),
+        }
+    }
+}
+
+/// Deletes namespaces left by earlier runs whose process is gone (killed with SIGKILL, say).
+fn sweep_stale_namespaces() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(pid) = name.strip_prefix(NS_PREFIX).and_then(|rest| rest.split('-').next()) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            tracing::info!(ns = name, "deleting a namespace left by an earlier run");
+            let _ = cmd(&["ip", "netns", "del", name]);
+        }
+    }
+}
+
+/// Runs a command; an error quotes it and what it printed.
+fn cmd(args: &[&str]) -> Result<(), String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("cannot run `{}`: {e}", args[0]))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// SIGINT and SIGTERM set a flag instead of killing the process, so the namespace guards run.
+mod signals {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    pub(super) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn on_signal(_: libc::c_int) {
+        INTERRUPTED.store(true, Ordering::Relaxed);
+    }
+
+    pub(super) fn install() {
+        let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+            unsafe { libc::signal(sig, handler) };
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The environment and one run
+// ---------------------------------------------------------------------------------------------
+
+const UTCP_KERNEL: Ipv4Addr = Ipv4Addr::new(10, 201, 1, 1);
+const UTCP_ADDR: Ipv4Addr = Ipv4Addr::new(10, 201, 1, 2);
+const SMOL_KERNEL: Ipv4Addr = Ipv4Addr::new(10, 201, 2, 1);
+const SMOL_ADDR: Ipv4Addr = Ipv4Addr::new(10, 201, 2, 2);
+const VETH_CLIENT: Ipv4Addr = Ipv4Addr::new(10, 201, 3, 1);
+const VETH_SERVER: Ipv4Addr = Ipv4Addr::new(10, 201, 3, 2);
+const PREFIX: u8 = 24;
+
+/// The four namespaces with their devices (utcp's TUN device is made per run by `Live::open`).
+struct Env {
+    utcp: Netns,
+    smoltcp: Netns,
+    server: Netns,
+    client: Netns,
+}
+
+impl Env {
+    fn set_up(s: &LiveSettings) -> Result<Env, String> {
+        let env = Env {
+            utcp: Netns::create(1)?,
+            smoltcp: Netns::create(2)?,
+            server: Netns::create(3)?,
+            client: Netns::create(4)?,
+        };
+        let mtu = s.mtu.to_string();
+        let smol = &env.smoltcp;
+        smol.ip(&["tuntap", "add", "dev", SMOL_DEVICE, "mode", "tun"])?;
+        smol.ip(&["link", "set", "dev", SMOL_DEVICE, "mtu", &mtu])?;
+        smol.ip(&["addr", "add", &format!("{SMOL_KERNEL}/{PREFIX}"), "dev", SMOL_DEVICE])?;
+        smol.ip(&["link", "set", "dev", SMOL_DEVICE, "up"])?;
+
+        let client_ns = env.client.name.as_str();
+        env.server.ip(&[
+            "link", "add", "vs0", "mtu", &mtu, "type", "veth", "peer", "name", "vc0", "netns", client_ns,
+            "mtu", &mtu,
+        ])?;
+        for (ns, dev, addr) in [(&env.server, "vs0", VETH_SERVER), (&env.client, "vc0", VETH_CLIENT)] {
+            ns.ip(&["addr", "add", &format!("{addr}/{PREFIX}"), "dev", dev])?;
+            if !s.veth_offloads {
+                ns.exec(&[
+                    "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off",
+                ])?;
+            }
+            ns.ip(&["link", "set", "dev", dev, "up"])?;
+        }
+        tracing::info!(
+            namespaces = ?[&env.utcp.name, &env.smoltcp.name, &env.server.name, &env.client.name],
+            mtu = s.mtu,
+            veth_offloads = s.veth_offloads,
+            "bench live set up"
+        );
+        Ok(env)
+    }
+
+    /// One timed transfer from a kernel client to `who`.
+    fn run(&self, who: LiveContender, s: &LiveSettings) -> Result<LiveRun, String> {
+        if interrupted() {
+            return Err("interrupted".into());
+        }
+        let watch = Watch::default();
+        let (ready_tx, ready_rx) = mpsc::channel::<Unblock>();
+        let (server_ns, client_ns, target) = match who {
+            LiveContender::Utcp => (&self.utcp, &self.utcp, UTCP_ADDR),
+            LiveContender::Smoltcp => (&self.smoltcp, &self.smoltcp, SMOL_ADDR),
+            LiveContender::Kernel => (&self.server, &self.client, VETH_SERVER),
+        };
+        let (w, s2) = (watch.clone(), *s);
+        let server = match who {
+            LiveContender::Utcp => server_ns.spawn("utcp-server", move || utcp_server(s2, ready_tx, w)),
+            LiveContender::Smoltcp => {
+                server_ns.spawn("smoltcp-server", move || smoltcp_server(s2, ready_tx, w))
+            }
+            LiveContender::Kernel => server_ns.spawn("kernel-server", move || kernel_server(ready_tx, w)),
+        }?;
+        let unblock = match ready_rx.recv_timeout(SETUP_LIMIT) {
+            Ok(u) => u,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(join(server, "server").err().unwrap_or_else(|| "server ended early".into()))
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                watch.abort.store(true, Ordering::Relaxed);
+                return Err(format!("server not listening after {} s", SETUP_LIMIT.as_secs()));
+            }
+        };
+        let (w, bytes) = (watch.clone(), s.bytes);
+        let target = SocketAddr::V4(SocketAddrV4::new(target, PORT));
+        let client = client_ns.spawn("kernel-client", move || kernel_client(target, bytes, w))?;
+        match supervise(&watch, bytes, server, client) {
+            Ok((served, start)) => {
+                if served.bytes != bytes {
+                    return Err(format!("the server read {} of {bytes} bytes", served.bytes));
+                }
+                Ok(LiveRun { bytes: served.bytes, seconds: (served.eof - start).as_secs_f64() })
+            }
+            Err(e) => {
+                watch.abort.store(true, Ordering::Relaxed);
+                unblock();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// What a server sends once it listens: how to wake it from a blocking accept if the run fails.
+type Unblock = Box<dyn FnOnce() + Send>;
+
+/// Shared by a run's threads: bytes the server has read, and the flag that ends them.
+#[derive(Clone, Default)]
+struct Watch {
+    received: Arc<AtomicU64>,
+    abort: Arc<AtomicBool>,
+}
+
+impl Watch {
+    fn aborted(&self) -> bool {
+        self.abort.load(Ordering::Relaxed) || interrupted()
+    }
+
+    /// The error of a thread that stopped because [`Watch::aborted`].
+    fn stopped(&self) -> String {
+        if interrupted() { "interrupted" } else { "aborted" }.into()
+    }
+}
+
+/// What a server saw: every byte, and when the end of file came.
+struct Served {
+    bytes: u64,
+    eof: Instant,
+}
+
+/// Waits for the server and the client to finish: fails on the first error of either, when no
+/// byte arrives for [`STALL_LIMIT`], or on Ctrl-C. Returns what was served and when the client
+/// started connecting.
+fn supervise(
+    watch: &Watch,
+    total: u64,
+    server: JoinHandle<Result<Served, String>>,
+    client: JoinHandle<Result<Instant, String>>,
+) -> Result<(Served, Instant), String> {
+    let mut client = Some(client);
+    let mut start = None;
+    let (mut seen, mut since) = (0, Instant::now());
+    loop {
+        if client.as_ref().is_some_and(|c| c.is_finished()) {
+            start = Some(join(client.take().expect("checked above"), "kernel client")?);
+        }
+        if server.is_finished() {
+            let served = join(server, "server")?;
+            // The client's last write returns before the server reads the last byte, so it has
+            // finished by now unless it panicked after writing.
+            let start = match (start, client) {
+                (Some(s), _) => s,
+                (None, Some(c)) => join(c, "kernel client")?,
+                (None, None) => unreachable!("a joined client set start"),
+            };
+            return Ok((served, start));
+        }
+        if interrupted() {
+            return Err("interrupted".into());
+        }
+        let now_seen = watch.received.load(Ordering::Relaxed);
+        if now_seen != seen {
+            (seen, since) = (now_seen, Instant::now());
+        } else if since.elapsed() > STALL_LIMIT {
+            return Err(format!("no progress for {} s after {seen} of {total} bytes", STALL_LIMIT.as_secs()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn join<T>(h: JoinHandle<Result<T, String>>, what: &str) -> Result<T, String> {
+    h.join().map_err(|p| format!("{what} panicked: {}", crate::panic_message(p.as_ref())))?
+}
+
+/// Reads `stream` until end of file, counting into `watch`; a read timeout only checks whether
+/// the run was aborted.
+fn discard(mut stream: impl Read, watch: &Watch) -> Result<Served, String> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(Served { bytes: total, eof: Instant::now() }),
+            Ok(n) => {
+                total += n as u64;
+                watch.received.store(total, Ordering::Relaxed);
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                if watch.aborted() {
+                    return Err(watch.stopped());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("read after {total} bytes: {e}")),
+        }
+    }
+}
+
+/// The kernel client: connects, writes `bytes` of a fixed pattern, shuts down writing. Returns
+/// when it started connecting.
+fn kernel_client(target: SocketAddr, bytes: u64, watch: Watch) -> Result<Instant, String> {
+    let chunk = pattern(CHUNK);
+    let start = Instant::now();
+    let mut stream = std::net::TcpStream::connect_timeout(&target, CONNECT_LIMIT)
+        .map_err(|e| format!("kernel client: connect to {target}: {e}"))?;
+    stream.set_write_timeout(Some(STALL_LIMIT)).map_err(|e| e.to_string())?;
+    let mut sent = 0u64;
+    while sent < bytes {
+        if watch.aborted() {
+            return Err(watch.stopped());
+        }
+        let n = (bytes - sent).min(CHUNK as u64) as usize;
+        match stream.write(&chunk[..n]) {
+            Ok(k) => sent += k as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("kernel client: write after {sent} bytes: {e}")),
+        }
+    }
+    stream.shutdown(Shutdown::Write).map_err(|e| format!("kernel client: shutdown: {e}"))?;
+    Ok(start)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The servers
+// ---------------------------------------------------------------------------------------------
+
+/// utcp on a fresh TUN device `utcp0`: `Live::open` in this thread's namespace, a listener, one
+/// connection read to end of file.
+fn utcp_server(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -> Result<Served, String> {
+    use utcp::live::{DeviceSetup, Live, LiveConfig, TcpListener};
+    let mut stack = utcp::Config::linux_like().with_address(UTCP_ADDR.into());
+    stack.mtu = s.mtu;
+    stack.tcp.recv_buffer = s.buffer;
+    stack.tcp.send_buffer = s.buffer;
+    let live = Live::open(LiveConfig {
+        device: "utcp0".into(),
+        stack,
+        setup: Some(DeviceSetup { mtu: s.mtu, host_addresses: vec![(UTCP_KERNEL.into(), PREFIX)] }),
+        tap: None,
+    })
+    .map_err(|e| format!("utcp: {e}"))?;
+    let listener =
+        Arc::new(TcpListener::bind(&live, (UTCP_ADDR, PORT)).map_err(|e| format!("utcp: bind: {e}"))?);
+    let l = listener.clone();
+    let _ = ready.send(Box::new(move || l.close()));
+    let (stream, _) = listener.accept().map_err(|e| format!("utcp: accept: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
+    let served = discard(&stream, &watch);
+    tracing::debug!(stats = ?live.driver_stats(), "utcp driver");
+    served
+}
+
+/// smoltcp on the persistent TUN device `smol0`: an interface with its address, one TCP socket
+/// listening, and the loop of its examples: poll, read the socket dry, wait on the device.
+fn smoltcp_server(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -> Result<Served, String> {
+    use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
+    use smoltcp::phy::{self, Medium, TunTapInterface};
+    use smoltcp::socket::tcp;
+    use smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
+    use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+
+    let mut device = TunTapInterface::new(SMOL_DEVICE, Medium::Ip)
+        .map_err(|e| format!("smoltcp: open {SMOL_DEVICE}: {e}"))?;
+    let fd = device.as_raw_fd();
+    let epoch = Instant::now();
+    let clock = || SmolInstant::from_micros(epoch.elapsed().as_micros() as i64);
+    let mut iface = Interface::new(IfaceConfig::new(HardwareAddress::Ip), &mut device, clock());
+    iface.update_ip_addrs(|addrs| {
+        let [a, b, c, d] = SMOL_ADDR.octets();
+        addrs.push(IpCidr::new(IpAddress::v4(a, b, c, d), PREFIX)).expect("one address fits");
+    });
+    let mut sockets = SocketSet::new(vec![]);
+    let handle = sockets.add(tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; s.buffer]),
+        tcp::SocketBuffer::new(vec![0; s.buffer]),
+    ));
+    sockets.get_mut::<tcp::Socket>(handle).listen(PORT).map_err(|e| format!("smoltcp: listen: {e}"))?;
+    let _ = ready.send(Box::new(|| {}));
+
+    let mut buf = vec![0u8; CHUNK];
+    let (mut total, mut connected) = (0u64, false);
+    loop {
+        let now = clock();
+        iface.poll(now, &mut device, &mut sockets);
+        let socket = sockets.get_mut::<tcp::Socket>(handle);
+        while socket.can_recv() {
+            match socket.recv_slice(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => total += n as u64,
+                Err(e) => return Err(format!("smoltcp: recv after {total} bytes: {e}")),
+            }
+        }
+        watch.received.store(total, Ordering::Relaxed);
+        match socket.state() {
+            tcp::State::Listen | tcp::State::SynReceived => {}
+            tcp::State::Established => connected = true,
+            tcp::State::CloseWait if !socket.can_recv() => {
+                return Ok(Served { bytes: total, eof: Instant::now() });
+            }
+            tcp::State::Closed if connected => {
+                return Err(format!("smoltcp: connection closed after {total} bytes"));
+            }
+            _ => {}
+        }
+        if watch.aborted() {
+            return Err(watch.stopped());
+        }
+        let delay = iface
+            .poll_delay(now, &sockets)
+            .map_or(SmolDuration::from_millis(100), |d| d.min(SmolDuration::from_millis(100)));
+        phy::wait(fd, Some(delay)).map_err(|e| format!("smoltcp: wait: {e}"))?;
+    }
+}
+
+/// The kernel's own discard server on the veth side of its namespace.
+fn kernel_server(ready: mpsc::Sender<Unblock>, watch: Watch) -> Result<Served, String> {
+    let addr = SocketAddr::V4(SocketAddrV4::new(VETH_SERVER, PORT));
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("kernel: bind {addr}: {e}"))?;
+    let _ = ready.send(Box::new(|| {}));
+    // Accept only once the listener is readable, checking for an abort every 100 ms.
+    while !readable(listener.as_raw_fd(), 100).map_err(|e| format!("kernel: poll: {e}"))? {
+        if watch.aborted() {
+            return Err(watch.stopped());
+        }
+    }
+    let (stream, _) = listener.accept().map_err(|e| format!("kernel: accept: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
+    discard(stream, &watch)
+}
+
+/// Waits at most `timeout_ms` for `fd` to be readable.
+fn readable(fd: std::os::fd::RawFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one live pollfd struct, its count passed with it.
+    let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(e) };
+    }
+    Ok(n > 0)
+}
