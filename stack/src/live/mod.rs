@@ -36,7 +36,7 @@ use crate::Config;
 use std::collections::HashSet;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, SystemTime};
@@ -155,6 +155,9 @@ struct Shared {
     inner: Mutex<Inner>,
     /// Notified whenever the stack reported an event: blocked calls check again.
     changed: Condvar,
+    /// Threads waiting on `changed` (counted under the lock): a notification with nobody waiting
+    /// would still cost a futex system call per turn.
+    waiters: AtomicUsize,
     wake: sys::WakeFd,
     epoch: std::time::Instant,
     stop: AtomicBool,
@@ -184,7 +187,7 @@ impl Shared {
         g.host.set_now(now);
         let r = f(g.host.stack_mut(), now);
         if g.drain(SystemTime::now()) {
-            self.changed.notify_all();
+            self.notify();
         }
         let next = g.host.poll_timeout();
         if let Some(t) = next {
@@ -205,16 +208,34 @@ impl Shared {
         if self.stop.load(Ordering::Relaxed) {
             return (g, false);
         }
-        match deadline {
-            None => (self.changed.wait(g).unwrap_or_else(|p| p.into_inner()), true),
+        let left = match deadline {
+            None => None,
             Some(d) => {
                 let left = d.saturating_duration_since(std::time::Instant::now());
                 if left.is_zero() {
                     return (g, false);
                 }
+                Some(left)
+            }
+        };
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let r = match left {
+            None => (self.changed.wait(g).unwrap_or_else(|p| p.into_inner()), true),
+            Some(left) => {
                 let (g, r) = self.changed.wait_timeout(g, left).unwrap_or_else(|p| p.into_inner());
                 (g, !r.timed_out())
             }
+        };
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+
+    /// Wakes every blocked call, if any waits. Waiters count themselves while holding the lock,
+    /// and every state change happens under it, so a waiter either sees the change before it
+    /// sleeps or is counted here.
+    fn notify(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.changed.notify_all();
         }
     }
 
@@ -252,7 +273,7 @@ impl Shared {
         g.loop_deadline = g.host.poll_timeout();
         drop(g);
         if events {
-            self.changed.notify_all();
+            self.notify();
         }
         Ok(())
     }
@@ -338,6 +359,7 @@ impl Live {
                 stats: DriverStats::default(),
             }),
             changed: Condvar::new(),
+            waiters: AtomicUsize::new(0),
             wake: sys::WakeFd::new()?,
             epoch: std::time::Instant::now(),
             stop: AtomicBool::new(false),
