@@ -70,11 +70,20 @@ pub struct LiveSettings {
     pub buffer: usize,
     /// The veth pair keeps its segmentation and checksum offloads (default: all off, like TUN).
     pub veth_offloads: bool,
+    /// utcp's TUN device is opened with offloads (virtio-net header, TSO/GSO super-segments and
+    /// partial checksums from the kernel); compare with `veth_offloads`.
+    pub tun_offloads: bool,
 }
 
 impl Default for LiveSettings {
     fn default() -> Self {
-        LiveSettings { mtu: 1500, bytes: 1 << 30, buffer: 256 * 1024, veth_offloads: false }
+        LiveSettings {
+            mtu: 1500,
+            bytes: 1 << 30,
+            buffer: 256 * 1024,
+            veth_offloads: false,
+            tun_offloads: false,
+        }
     }
 }
 
@@ -583,6 +592,7 @@ fn utcp_server(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -> R
         stack,
         setup: Some(DeviceSetup { mtu: s.mtu, host_addresses: vec![(UTCP_KERNEL.into(), PREFIX)] }),
         tap: None,
+        offload: s.tun_offloads,
     })
     .map_err(|e| format!("utcp: {e}"))?;
     let listener =

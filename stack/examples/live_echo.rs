@@ -25,6 +25,7 @@ fn main() -> std::io::Result<()> {
         stack: Config::linux_like().with_address(addr),
         setup: Some(DeviceSetup { mtu: 1500, host_addresses: vec![(host, prefix)] }),
         tap: None,
+        offload: false,
     })?;
     let listener = TcpListener::bind(&live, (addr, 7))?;
     eprintln!("echo on {addr}:7 (device {}, kernel side {host})", live.device());

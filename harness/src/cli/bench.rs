@@ -118,9 +118,16 @@ struct LiveArgs {
     /// Rounds; each runs every contender once, the order reversed every other round.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     rounds: u64,
+    /// Send and receive buffers of the utcp and smoltcp sockets (the kernel keeps its own).
+    #[arg(long, default_value = "256K", value_parser = bench::parse_size)]
+    buffer: u64,
     /// Keep the veth pair's segmentation and checksum offloads (default: off, as on TUN).
     #[arg(long)]
     veth_offloads: bool,
+    /// Open utcp's TUN device with offloads (the kernel hands over TSO super-segments with
+    /// partial checksums); compare with --veth-offloads.
+    #[arg(long)]
+    tun_offloads: bool,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -148,7 +155,8 @@ mod live {
             mtu: a.mtu as usize,
             bytes: a.bytes,
             veth_offloads: a.veth_offloads,
-            ..LiveSettings::default()
+            tun_offloads: a.tun_offloads,
+            buffer: a.buffer as usize,
         };
         let contenders = if a.only.is_empty() {
             vec![LiveContender::Utcp, LiveContender::Smoltcp, LiveContender::Kernel]
@@ -174,11 +182,13 @@ mod live {
         }
         let show = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
         println!(
-            "live transfer from a kernel client, MTU {}, {} bytes, {} KiB buffers, veth offloads {}",
+            "live transfer from a kernel client, MTU {}, {} bytes, {} KiB buffers, veth offloads {}, \
+             utcp TUN offloads {}",
             settings.mtu,
             settings.bytes,
             settings.buffer / 1024,
-            if settings.veth_offloads { "on" } else { "off" }
+            if settings.veth_offloads { "on" } else { "off" },
+            if settings.tun_offloads { "on" } else { "off" }
         );
         println!("  {:<8} {:>8} {:>8} {:>8}", "round", "utcp", "smoltcp", "kernel");
         for r in &report.rounds {

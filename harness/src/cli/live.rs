@@ -49,6 +49,10 @@ pub struct Args {
     /// Record every datagram crossing the device (pcap, or pcapng for a .pcapng name).
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
+    /// Open the device with offloads: the kernel hands over TCP super-segments of up to 64 KiB
+    /// with partial checksums, one read each (a --pcap recording then holds those).
+    #[arg(long)]
+    offload: bool,
     /// At most this many connections served at once; more are accepted and closed.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
@@ -197,7 +201,13 @@ fn run_inner(args: Args) -> io::Result<ExitCode> {
         }
         None => None,
     };
-    let live = Arc::new(Live::open(LiveConfig { device: args.tun.clone(), stack, setup, tap })?);
+    let live = Arc::new(Live::open(LiveConfig {
+        device: args.tun.clone(),
+        stack,
+        setup,
+        tap,
+        offload: args.offload,
+    })?);
     let stop = Stop::new();
     let code = match (args.app, app) {
         (AppArgs::Connect { target }, _) => connect(&live, target, &stop)?,

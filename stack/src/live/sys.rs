@@ -70,3 +70,70 @@ pub(crate) fn random_secret() -> io::Result<[u8; 16]> {
     File::open("/dev/urandom")?.read_exact(&mut secret)?;
     Ok(secret)
 }
+
+/// `struct ifreq` as TUNSETIFF reads it: the name and the flags (40 bytes on 64-bit Linux).
+#[repr(C)]
+struct IfReq {
+    name: [u8; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+/// Opens `/dev/net/tun` as a TUN device `name` with a virtio-net header on every datagram and
+/// checksum and segmentation offload on (`IFF_VNET_HDR`, `TUNSETOFFLOAD` with `TUN_F_CSUM |
+/// TUN_F_TSO4 | TUN_F_TSO6`), non-blocking. Returns the descriptor and the device's name.
+pub(crate) fn open_tun_offload(name: &str) -> io::Result<(OwnedFd, String)> {
+    let file = std::fs::OpenOptions::new().read(true).write(true).open("/dev/net/tun")?;
+    let fd = OwnedFd::from(file);
+    let mut req = IfReq { name: [0; libc::IFNAMSIZ], flags: 0, _pad: [0; 22] };
+    let bytes = name.as_bytes();
+    if bytes.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("device name {name:?} is too long")));
+    }
+    req.name[..bytes.len()].copy_from_slice(bytes);
+    req.flags = (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
+    // SAFETY: TUNSETIFF reads and writes one `struct ifreq`, which `req` is laid out as.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut req as *mut IfReq) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let offloads = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
+    // SAFETY: TUNSETOFFLOAD takes its flags by value.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETOFFLOAD, offloads as libc::c_ulong) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut nonblock: libc::c_int = 1;
+    // SAFETY: FIONBIO reads one int.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONBIO, &mut nonblock) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let end = req.name.iter().position(|&b| b == 0).unwrap_or(req.name.len());
+    Ok((fd, String::from_utf8_lossy(&req.name[..end]).into_owned()))
+}
+
+/// Reads one datagram into `hdr` and `buf` with one `readv(2)`; the byte count includes `hdr`.
+pub(crate) fn readv2(fd: RawFd, hdr: &mut [u8], buf: &mut [u8]) -> io::Result<usize> {
+    let iov = [
+        libc::iovec { iov_base: hdr.as_mut_ptr().cast(), iov_len: hdr.len() },
+        libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() },
+    ];
+    // SAFETY: both iovecs point into live, writable buffers of the lengths given.
+    let n = unsafe { libc::readv(fd, iov.as_ptr(), 2) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// Writes `hdr` then `buf` as one datagram with one `writev(2)`.
+pub(crate) fn writev2(fd: RawFd, hdr: &[u8], buf: &[u8]) -> io::Result<usize> {
+    let iov = [
+        libc::iovec { iov_base: hdr.as_ptr() as *mut _, iov_len: hdr.len() },
+        libc::iovec { iov_base: buf.as_ptr() as *mut _, iov_len: buf.len() },
+    ];
+    // SAFETY: both iovecs point into live buffers of the lengths given; writev only reads them.
+    let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}

@@ -1093,9 +1093,10 @@ impl Connection {
             self.ack_now = true;
             return;
         }
-        if payload.len() >= self.our_mss as usize - if self.ts_enabled { 12 } else { 0 } {
-            self.unacked_segments += 1;
-        }
+        // A super-segment from a device with receive offload (GRO, TSO on TUN) counts as the
+        // full-sized segments it carries, as Linux counts a GRO packet.
+        let full = (self.our_mss as usize).saturating_sub(if self.ts_enabled { 12 } else { 0 }).max(1);
+        self.unacked_segments = self.unacked_segments.saturating_add((payload.len() / full) as u32);
         match ctx.cfg.delayed_ack {
             // RFC 1122 §4.2.3.2: ACK at least every second full-sized segment.
             Some(_) if self.unacked_segments < 2 => {
