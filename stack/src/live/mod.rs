@@ -248,12 +248,36 @@ impl Shared {
         self.stop.load(Ordering::Relaxed)
     }
 
-    fn register(&self, g: &mut MutexGuard<'_, Inner>, socket: SocketHandle) {
-        g.open.insert(socket);
+    fn register(&self, socket: SocketHandle) {
+        self.lock().open.insert(socket);
     }
 
-    fn unregister(&self, g: &mut MutexGuard<'_, Inner>, socket: SocketHandle) {
-        g.open.remove(&socket);
+    fn unregister(&self, socket: SocketHandle) {
+        self.lock().open.remove(&socket);
+    }
+
+    /// Makes `attempt` on the stack at the current time until it gives a result, waiting for the
+    /// stack's events in between, at most until `deadline` (then `timed_out()`).
+    fn block<T>(
+        &self,
+        deadline: Option<std::time::Instant>,
+        timed_out: impl Fn() -> io::Error,
+        mut attempt: impl FnMut(&mut Stack, Instant) -> Option<io::Result<T>>,
+    ) -> io::Result<T> {
+        let mut g = self.lock();
+        loop {
+            if let Some(r) = self.call_locked(&mut g, &mut attempt) {
+                return r;
+            }
+            if self.stopped() {
+                return Err(net::stopped());
+            }
+            let (ng, woke) = self.wait(g, deadline);
+            g = ng;
+            if !woke && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Err(timed_out());
+            }
+        }
     }
 
     /// One pass of the event loop after `poll(2)` returned.

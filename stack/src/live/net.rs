@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as StdInstant};
 
-fn stopped() -> io::Error {
+pub(super) fn stopped() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "the live driver has stopped")
 }
 
@@ -63,28 +63,18 @@ impl TcpListener {
 
     /// Waits for the next established connection.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let mut g = self.shared.lock();
-        loop {
+        let (socket, peer) = self.shared.block(None, timed_out, |stack, now| {
             if self.closed.load(Ordering::Relaxed) {
-                return Err(io::Error::new(io::ErrorKind::NotConnected, "the listener was closed"));
+                return Some(Err(io::Error::new(io::ErrorKind::NotConnected, "the listener was closed")));
             }
-            let now = self.shared.now();
-            g.host.set_now(now);
-            match g.host.stack_mut().accept(now, self.handle) {
-                Ok(socket) => {
-                    self.shared.register(&mut g, socket);
-                    let peer = g.host.stack().info(socket).map(|i| i.remote).ok_or_else(stopped)?;
-                    drop(g);
-                    return Ok((TcpStream::new(self.shared.clone(), socket), peer));
-                }
-                Err(AcceptError::WouldBlock) => {}
-                Err(e) => return Err(e.into()),
+            match stack.accept(now, self.handle) {
+                Ok(socket) => Some(stack.info(socket).map(|i| (socket, i.remote)).ok_or_else(stopped)),
+                Err(AcceptError::WouldBlock) => None,
+                Err(e) => Some(Err(e.into())),
             }
-            if self.shared.stopped() {
-                return Err(stopped());
-            }
-            g = self.shared.wait(g, None).0;
-        }
+        })?;
+        self.shared.register(socket);
+        Ok((TcpStream::new(self.shared.clone(), socket), peer))
     }
 
     /// Stops listening and wakes every thread blocked in `accept` (which then fails).
@@ -125,9 +115,8 @@ impl Drop for StreamState {
         // RFC 9293 §3.6 and §3.10.4: closing sends a FIN after the queued data, or a RST when
         // unread data is discarded (the core decides which).
         let h = self.handle;
-        let mut g = self.shared.lock();
-        self.shared.unregister(&mut g, h);
-        self.shared.call_locked(&mut g, |stack, now| {
+        self.shared.unregister(h);
+        self.shared.call(|stack, now| {
             let _ = stack.close(now, h);
         });
     }
@@ -174,35 +163,20 @@ impl TcpStream {
     fn connect_inner(live: &Live, remote: SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
         let shared = live.shared().clone();
         let until = deadline(timeout);
-        let mut g = shared.lock();
-        let socket = shared.call_locked(&mut g, |stack, now| stack.connect(now, None, remote));
-        let socket = socket.map_err(io::Error::from)?;
-        shared.register(&mut g, socket);
+        let socket = shared.call(|stack, now| stack.connect(now, None, remote)).map_err(io::Error::from)?;
+        shared.register(socket);
         // From here on the stream owns the socket: an early return closes it.
-        drop(g);
         let stream = TcpStream::new(shared.clone(), socket);
-        let mut g = shared.lock();
-        loop {
-            match g.host.stack().state(socket) {
-                Some(State::SynSent | State::SynReceived) => {}
-                Some(State::Closed) | None => {
-                    let reason = g.host.stack_mut().take_error(socket);
-                    return Err(match reason {
-                        Some(r) => r.into(),
-                        None => io::Error::from(io::ErrorKind::ConnectionRefused),
-                    });
-                }
-                Some(_) => return Ok(stream),
-            }
-            if shared.stopped() {
-                return Err(stopped());
-            }
-            let (ng, woke) = shared.wait(g, until);
-            g = ng;
-            if !woke && until.is_some_and(|d| StdInstant::now() >= d) {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "connection timed out"));
-            }
-        }
+        let connect_timed_out = || io::Error::new(io::ErrorKind::TimedOut, "connection timed out");
+        shared.block(until, connect_timed_out, |stack, _now| match stack.state(socket) {
+            Some(State::SynSent | State::SynReceived) => None,
+            Some(State::Closed) | None => Some(Err(match stack.take_error(socket) {
+                Some(r) => r.into(),
+                None => io::Error::from(io::ErrorKind::ConnectionRefused),
+            })),
+            Some(_) => Some(Ok(())),
+        })?;
+        Ok(stream)
     }
 
     fn handle(&self) -> SocketHandle {
@@ -292,31 +266,20 @@ impl TcpStream {
     }
 
     fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() || self.state.read_shut.load(Ordering::Relaxed) {
+        let shut = &self.state.read_shut;
+        if buf.is_empty() || shut.load(Ordering::Relaxed) {
             return Ok(0);
         }
         let until = deadline(*self.state.read_timeout.lock().unwrap_or_else(|p| p.into_inner()));
         let h = self.handle();
-        let shared = self.shared();
-        let mut g = shared.lock();
-        loop {
-            match shared.call_locked(&mut g, |stack, now| stack.recv(now, h, buf)) {
-                Ok(n) => return Ok(n),
-                Err(RecvError::WouldBlock | RecvError::NotConnected) => {}
-                Err(e) => return Err(e.into()),
+        self.shared().block(until, timed_out, |stack, now| match stack.recv(now, h, buf) {
+            Ok(n) => Some(Ok(n)),
+            Err(RecvError::WouldBlock | RecvError::NotConnected) if shut.load(Ordering::Relaxed) => {
+                Some(Ok(0))
             }
-            if self.state.read_shut.load(Ordering::Relaxed) {
-                return Ok(0);
-            }
-            if shared.stopped() {
-                return Err(stopped());
-            }
-            let (ng, woke) = shared.wait(g, until);
-            g = ng;
-            if !woke && until.is_some_and(|d| StdInstant::now() >= d) {
-                return Err(timed_out());
-            }
-        }
+            Err(RecvError::WouldBlock | RecvError::NotConnected) => None,
+            Err(e) => Some(Err(e.into())),
+        })
     }
 
     fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {
@@ -325,23 +288,11 @@ impl TcpStream {
         }
         let until = deadline(*self.state.write_timeout.lock().unwrap_or_else(|p| p.into_inner()));
         let h = self.handle();
-        let shared = self.shared();
-        let mut g = shared.lock();
-        loop {
-            match shared.call_locked(&mut g, |stack, now| stack.send(now, h, buf)) {
-                Ok(n) => return Ok(n),
-                Err(SendError::WouldBlock | SendError::NotConnected) => {}
-                Err(e) => return Err(e.into()),
-            }
-            if shared.stopped() {
-                return Err(stopped());
-            }
-            let (ng, woke) = shared.wait(g, until);
-            g = ng;
-            if !woke && until.is_some_and(|d| StdInstant::now() >= d) {
-                return Err(timed_out());
-            }
-        }
+        self.shared().block(until, timed_out, |stack, now| match stack.send(now, h, buf) {
+            Ok(n) => Some(Ok(n)),
+            Err(SendError::WouldBlock | SendError::NotConnected) => None,
+            Err(e) => Some(Err(e.into())),
+        })
     }
 }
 
