@@ -302,3 +302,117 @@ fn pcap_recording_is_clean_and_replays_strictly() {
     );
     assert!(report.contains("\"differed\":0") && report.contains("\"missing\":0"), "{report}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The library: utcp::live's sockets against kernel sockets, in the test's own namespace
+// ---------------------------------------------------------------------------------------------
+
+/// A `Live` stack on `utcp0` in the calling thread's namespace (run inside `Netns::within`).
+fn live_here() -> utcp::live::Live {
+    use utcp::live::{DeviceSetup, Live, LiveConfig};
+    let addr: std::net::IpAddr = UTCP_V4.parse().unwrap();
+    Live::open(LiveConfig {
+        device: "utcp0".into(),
+        stack: utcp::Config::linux_like().with_address(addr),
+        setup: Some(DeviceSetup { mtu: 1500, host_addresses: vec![(HOST_V4.parse().unwrap(), 24)] }),
+        tap: None,
+        offload: false,
+    })
+    .expect("Live::open")
+}
+
+/// RFC 9293 §3.10.4 and RFC 2525 §2.17: dropping a stream with unread data resets the
+/// connection; the kernel peer's read fails with ECONNRESET.
+#[test]
+fn stream_dropped_with_unread_data_resets_the_peer() {
+    if !live_or_skip("stream_dropped_with_unread_data_resets_the_peer", &[]) {
+        return;
+    }
+    let ns = Netns::new("droprst");
+    let kind = ns.within(|| {
+        let live = live_here();
+        let listener = utcp::live::TcpListener::bind(&live, v4(5000)).unwrap();
+        let mut client = TcpStream::connect_timeout(&v4(5000), WAIT).unwrap();
+        client.set_read_timeout(Some(WAIT)).unwrap();
+        client.write_all(&[1u8; 100]).unwrap();
+        let (mut stream, _) = listener.accept().unwrap();
+        // Read one byte (so the others are surely in utcp's receive queue), then drop the
+        // stream with 99 bytes unread.
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut one = [0u8; 1];
+        assert_eq!(stream.read(&mut one).unwrap(), 1);
+        drop(stream);
+        let mut buf = [0u8; 16];
+        client.read(&mut buf).map(|n| format!("read {n}")).unwrap_or_else(|e| format!("{:?}", e.kind()))
+    });
+    assert_eq!(kind, "ConnectionReset", "the kernel's read after utcp dropped unread data");
+}
+
+/// RFC 9293 §3.6: dropping a stream whose data was all read closes it with a FIN; the kernel
+/// peer reads end of stream after the reply.
+#[test]
+fn stream_dropped_after_reading_everything_sends_fin() {
+    if !live_or_skip("stream_dropped_after_reading_everything_sends_fin", &[]) {
+        return;
+    }
+    let ns = Netns::new("dropfin");
+    let (got, tail) = ns.within(|| {
+        let live = live_here();
+        let listener = utcp::live::TcpListener::bind(&live, v4(5001)).unwrap();
+        let mut client = TcpStream::connect_timeout(&v4(5001), WAIT).unwrap();
+        client.set_read_timeout(Some(WAIT)).unwrap();
+        client.write_all(b"question").unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        let (mut stream, peer) = listener.accept().unwrap();
+        assert_eq!(stream.peer_addr().unwrap(), peer);
+        assert_eq!(stream.local_addr().unwrap(), v4(5001));
+        let mut q = Vec::new();
+        stream.read_to_end(&mut q).unwrap();
+        assert_eq!(q, b"question");
+        stream.write_all(b"answer").unwrap();
+        drop(stream);
+        let mut got = Vec::new();
+        let tail = client.read_to_end(&mut got).map_err(|e| e.kind());
+        (got, tail)
+    });
+    assert_eq!(got, b"answer");
+    assert_eq!(tail, Ok(6), "end of stream after the answer, not an error");
+}
+
+/// A SYN to a kernel port nobody listens on is answered by a RST: `connect` fails with
+/// ECONNREFUSED, as `std::net::TcpStream::connect` does.
+#[test]
+fn connect_to_a_closed_kernel_port_is_connection_refused() {
+    if !live_or_skip("connect_to_a_closed_kernel_port_is_connection_refused", &[]) {
+        return;
+    }
+    let ns = Netns::new("refused");
+    let (kind, errno) = ns.within(|| {
+        let live = live_here();
+        let remote = SocketAddr::new(HOST_V4.parse().unwrap(), 5999);
+        let e = utcp::live::TcpStream::connect_timeout(&live, &remote, WAIT).unwrap_err();
+        (e.kind(), e.raw_os_error())
+    });
+    assert_eq!(kind, std::io::ErrorKind::ConnectionRefused);
+    assert_eq!(errno, Some(111), "ECONNREFUSED");
+}
+
+/// A read with a timeout and no data fails with WouldBlock once the timeout passes, as
+/// `std::net` does on Linux (EAGAIN).
+#[test]
+fn read_timeout_without_data_is_would_block() {
+    if !live_or_skip("read_timeout_without_data_is_would_block", &[]) {
+        return;
+    }
+    let ns = Netns::new("timeout");
+    let kind = ns.within(|| {
+        let live = live_here();
+        let listener = utcp::live::TcpListener::bind(&live, v4(5002)).unwrap();
+        let _client = TcpStream::connect_timeout(&v4(5002), WAIT).unwrap();
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let mut buf = [0u8; 8];
+        stream.read(&mut buf).unwrap_err().kind()
+    });
+    assert_eq!(kind, std::io::ErrorKind::WouldBlock);
+}
