@@ -43,7 +43,7 @@ fn main() {
     }));
     let r = run_transfer(&mut pair, TransferSpec::bulk(seed, ab, ba), &Limits::default(), 0, |_| {});
     println!("{:?}", r.map(|r| r.data_ok));
-    println!("A {:?}\nB {:?}", pair.a.stats(), pair.b.stats());
+    println!("A {:?}\nB {:?}", pair.a.stack().stats(), pair.b.stack().stats());
     for s in [&pair.a, &pair.b] {
         for h in 0..4u32 {
             let _ = h;

@@ -1,4 +1,4 @@
-//! Two `utcp::Stack`s joined by two impairment [`Link`]s on virtual time, in the style of
+//! Two [`Host`]s joined by two impairment [`Link`]s on virtual time, in the style of
 //! quinn-proto's test `Pair`, and an application that moves data across them and checks it.
 //!
 //! [`Pair::step`] jumps to the earliest wake-up (a stack timer or a datagram arriving) and
@@ -10,6 +10,7 @@
 //! Must not depend on: wall clocks, OS randomness, terminals (selftest and tests add those).
 
 use crate::link::{Link, LinkConfig, LinkStats, SplitMix64};
+use utcp::host::{Bounds, Host, Observer, Quiet};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -79,41 +80,49 @@ impl Default for Limits {
 /// A callback seeing every datagram a stack sends: the time, the sender and the bytes.
 pub type Trace = Box<dyn FnMut(Instant, Side, &[u8])>;
 
-/// Two stacks, two links, one virtual clock.
+/// Two hosts, two links, one virtual clock: each host's [`utcp::host::Device`] is the link to the other.
 pub struct Pair {
-    /// The connecting stack.
-    pub a: Stack,
-    /// The listening stack.
-    pub b: Stack,
+    /// The connecting host.
+    pub a: Host,
+    /// The listening host.
+    pub b: Host,
     /// The link carrying A's datagrams to B.
     pub a_to_b: Link,
     /// The link carrying B's datagrams to A.
     pub b_to_a: Link,
-    /// The virtual time now.
-    pub now: Instant,
     /// Steps taken.
     pub steps: u64,
     /// Invariants are checked every this many steps (0: never).
     pub check_every: u64,
     /// Called with every datagram a stack sends, before the link sees it (for transcripts).
     pub trace: Option<Trace>,
-    buf: Vec<u8>,
+}
+
+/// The [`Observer`] of one side of a pair: hands what it sends to the pair's [`Trace`].
+struct Tracer<'t> {
+    side: Side,
+    trace: &'t mut Option<Trace>,
+}
+
+impl Observer for Tracer<'_> {
+    fn packet_out(&mut self, now: Instant, datagram: &[u8]) {
+        if let Some(trace) = self.trace {
+            trace(now, self.side, datagram);
+        }
+    }
 }
 
 impl Pair {
     /// A pair of the given stacks and links, at time zero.
     pub fn new(a: Config, b: Config, a_to_b: Link, b_to_a: Link) -> Self {
-        let mtu = a.mtu.max(b.mtu).max(1280);
         Pair {
-            a: Stack::new(a),
-            b: Stack::new(b),
+            a: Host::new(Stack::new(a), Instant::ZERO, Bounds::default()),
+            b: Host::new(Stack::new(b), Instant::ZERO, Bounds::default()),
             a_to_b,
             b_to_a,
-            now: Instant::ZERO,
             steps: 0,
             check_every: 1,
             trace: None,
-            buf: vec![0; mtu],
         }
     }
 
@@ -134,29 +143,34 @@ impl Pair {
         Pair::new(a, b, Link::new(link.clone(), s1), Link::new(link.clone(), s2))
     }
 
-    /// One of the two stacks.
-    pub fn stack(&mut self, side: Side) -> &mut Stack {
+    /// The virtual time now (both hosts have reached it).
+    pub fn now(&self) -> Instant {
+        self.a.now()
+    }
+
+    /// One of the two hosts.
+    pub fn host(&mut self, side: Side) -> &mut Host {
         match side {
             Side::A => &mut self.a,
             Side::B => &mut self.b,
         }
     }
 
-    /// Moves everything both stacks want to send onto the links.
-    pub fn transmit(&mut self) {
-        let now = self.now;
-        while let Some(n) = self.a.poll_transmit(now, &mut self.buf) {
-            if let Some(trace) = &mut self.trace {
-                trace(now, Side::A, &self.buf[..n]);
-            }
-            self.a_to_b.send(now, self.buf[..n].to_vec());
-        }
-        while let Some(n) = self.b.poll_transmit(now, &mut self.buf) {
-            if let Some(trace) = &mut self.trace {
-                trace(now, Side::B, &self.buf[..n]);
-            }
-            self.b_to_a.send(now, self.buf[..n].to_vec());
-        }
+    /// One of the two stacks, for socket calls at [`Pair::now`].
+    pub fn stack(&mut self, side: Side) -> &mut Stack {
+        self.host(side).stack_mut()
+    }
+
+    /// Moves everything both stacks want to send onto the links (their events stay queued for
+    /// the application).
+    pub fn transmit(&mut self) -> Result<(), PairError> {
+        let mut obs = Tracer { side: Side::A, trace: &mut self.trace };
+        let sent = self.a.transmit(&mut self.a_to_b, &mut obs);
+        sent.map_err(|r| PairError { at: r.at, step: self.steps, what: format!("A: {r}") })?;
+        let mut obs = Tracer { side: Side::B, trace: &mut self.trace };
+        let sent = self.b.transmit(&mut self.b_to_a, &mut obs);
+        sent.map_err(|r| PairError { at: r.at, step: self.steps, what: format!("B: {r}") })?;
+        Ok(())
     }
 
     /// The earliest time something happens: a stack timer or a datagram arriving.
@@ -176,24 +190,24 @@ impl Pair {
     /// that have arrived are handed to their stack, then due timers run. Returns `false` when
     /// nothing is scheduled (both idle). Checks invariants every `check_every` steps.
     pub fn step(&mut self) -> Result<bool, PairError> {
-        self.transmit();
+        self.transmit()?;
         let Some(next) = self.next_wakeup() else {
             return Ok(false);
         };
-        self.now = self.now.max(next);
+        let now = self.now().max(next);
+        self.a.set_now(now);
+        self.b.set_now(now);
         self.steps += 1;
-        let now = self.now;
         while let Some(p) = self.a_to_b.poll_deliver(now) {
-            self.b.handle_packet(now, &p);
+            self.b.receive(now, &p, &mut Quiet);
         }
         while let Some(p) = self.b_to_a.poll_deliver(now) {
-            self.a.handle_packet(now, &p);
+            self.a.receive(now, &p, &mut Quiet);
         }
-        if self.a.poll_timeout().is_some_and(|t| t <= now) {
-            self.a.handle_timeout(now);
-        }
-        if self.b.poll_timeout().is_some_and(|t| t <= now) {
-            self.b.handle_timeout(now);
+        for side in [Side::A, Side::B] {
+            // One run at most: a stack handles every timer due by `now` in one timeout.
+            let advanced = self.host(side).advance(now);
+            advanced.map_err(|r| self.error(format!("{side}: {r}")))?;
         }
         if self.check_every > 0 && self.steps % self.check_every == 0 {
             self.check_invariants()?;
@@ -203,8 +217,9 @@ impl Pair {
 
     /// Checks both stacks' invariants now.
     pub fn check_invariants(&self) -> Result<(), PairError> {
-        for (side, stack) in [(Side::A, &self.a), (Side::B, &self.b)] {
-            stack.check_invariants().map_err(|v| self.error(format!("invariant broken on {side}: {v}")))?;
+        for (side, host) in [(Side::A, &self.a), (Side::B, &self.b)] {
+            let checked = host.stack().check_invariants();
+            checked.map_err(|v| self.error(format!("invariant broken on {side}: {v}")))?;
         }
         Ok(())
     }
@@ -219,7 +234,7 @@ impl Pair {
 
     /// Fails when the virtual time or the step count exceeds `limits`.
     pub fn check_limits(&self, limits: &Limits) -> Result<(), PairError> {
-        if self.now > Instant::ZERO + limits.max_time {
+        if self.now() > Instant::ZERO + limits.max_time {
             return Err(self.error(format!("virtual time limit {} exceeded", limits.max_time)));
         }
         if self.steps > limits.max_steps {
@@ -230,7 +245,7 @@ impl Pair {
 
     /// An error stamped with the current time and step.
     pub fn error(&self, what: impl Into<String>) -> PairError {
-        PairError { at: self.now, step: self.steps, what: what.into() }
+        PairError { at: self.now(), step: self.steps, what: what.into() }
     }
 }
 
@@ -502,9 +517,11 @@ impl Transfer {
             let port = self.spec.first_local_port.wrapping_add(self.opened as u16);
             let local = SocketAddr::new(ADDR_A, port);
             let remote = SocketAddr::new(ADDR_B, self.spec.port);
+            let now = pair.now();
             let h = pair
                 .a
-                .connect(pair.now, Some(local), remote)
+                .stack_mut()
+                .connect(now, Some(local), remote)
                 .map_err(|e| pair.error(format!("connect from port {port}: {e:?}")))?;
             self.a.flows.insert(h, Flow::new(self.spec.seed, Side::A, port, self.spec.bytes_a_to_b));
             self.a.dirty.insert(h);
@@ -533,30 +550,30 @@ impl Transfer {
             }
         }
         // Accept everything waiting (the Acceptable event only says that something is).
-        while let Ok(h) = pair.b.accept(pair.now, self.listener) {
-            let info = pair.b.info(h).ok_or_else(|| pair.error("accepted handle has no info"))?;
+        let now = pair.now();
+        while let Ok(h) = pair.b.stack_mut().accept(now, self.listener) {
+            let info = pair.b.stack().info(h).ok_or_else(|| pair.error("accepted handle has no info"))?;
             let port = info.remote.port();
             self.b.flows.insert(h, Flow::new(self.spec.seed, Side::B, port, self.spec.bytes_b_to_a));
             self.b.dirty.insert(h);
             progress = true;
         }
-        for (side, stack, ep) in [(Side::A, &mut pair.a, &mut self.a), (Side::B, &mut pair.b, &mut self.b)] {
+        let step = pair.steps;
+        for (side, host, ep) in [(Side::A, &mut pair.a, &mut self.a), (Side::B, &mut pair.b, &mut self.b)] {
             let handles: Vec<SocketHandle> =
                 if sweep { ep.flows.keys().copied().collect() } else { ep.dirty.drain().collect() };
             let mut sorted = handles;
             sorted.sort();
-            let moved = ep.pump(pair.now, stack, sorted, &mut self.rbuf).map_err(|e| PairError {
-                at: pair.now,
-                step: pair.steps,
-                what: format!("{side}: {e}"),
-            })?;
+            let moved = ep
+                .pump(now, host.stack_mut(), sorted, &mut self.rbuf)
+                .map_err(|e| PairError { at: now, step, what: format!("{side}: {e}") })?;
             if sweep && moved {
                 self.missed_events += 1;
             }
             progress |= moved;
         }
         if self.data_done_at.is_none() && self.received() == self.total() {
-            self.data_done_at = Some(pair.now);
+            self.data_done_at = Some(now);
         }
         Ok(progress)
     }
@@ -591,11 +608,11 @@ impl Transfer {
             mismatches,
             sha256_a_to_b: sha(&self.a),
             sha256_b_to_a: sha(&self.b),
-            virtual_time: pair.now - Instant::ZERO,
-            data_time: self.data_done_at.unwrap_or(pair.now) - Instant::ZERO,
+            virtual_time: pair.now() - Instant::ZERO,
+            data_time: self.data_done_at.unwrap_or(pair.now()) - Instant::ZERO,
             steps: pair.steps,
-            stats_a: pair.a.stats().clone(),
-            stats_b: pair.b.stats().clone(),
+            stats_a: pair.a.stack().stats().clone(),
+            stats_b: pair.b.stack().stats().clone(),
             link_a_to_b: pair.a_to_b.stats().clone(),
             link_b_to_a: pair.b_to_a.stats().clone(),
             missed_events: self.missed_events,
@@ -615,9 +632,11 @@ pub fn run_transfer(
 ) -> Result<TransferReport, PairError> {
     pair.check_every = limits.check_every;
     let backlog = spec.concurrency.max(16);
+    let now = pair.now();
     let listener = pair
         .b
-        .listen(pair.now, SocketAddr::new(ADDR_B, spec.port), backlog)
+        .stack_mut()
+        .listen(now, SocketAddr::new(ADDR_B, spec.port), backlog)
         .map_err(|e| pair.error(format!("listen on port {}: {e:?}", spec.port)))?;
     let mut app = Transfer {
         spec,
@@ -631,12 +650,12 @@ pub fn run_transfer(
     };
     loop {
         app.poll(pair, false)?;
-        if app.finished() && pair.a.connection_count() == 0 && pair.b.connection_count() == 0 {
+        if app.finished() && pair.a.stack().connection_count() == 0 && pair.b.stack().connection_count() == 0 {
             break;
         }
         if !pair.step()? {
             // Nothing scheduled: only the application can move things on.
-            let done = app.finished() && pair.a.connection_count() == 0 && pair.b.connection_count() == 0;
+            let done = app.finished() && pair.a.stack().connection_count() == 0 && pair.b.stack().connection_count() == 0;
             if !app.poll(pair, true)? && !done {
                 let what = format!(
                     "stuck: nothing scheduled; {} of {} connections finished on A, {} on B; \
@@ -646,8 +665,8 @@ pub fn run_transfer(
                     app.b.done.len(),
                     app.received(),
                     app.total(),
-                    pair.a.connection_count(),
-                    pair.b.connection_count()
+                    pair.a.stack().connection_count(),
+                    pair.b.stack().connection_count()
                 );
                 return Err(pair.error(what));
             }
@@ -655,7 +674,7 @@ pub fn run_transfer(
         pair.check_limits(limits)?;
         if progress_every > 0 && pair.steps % progress_every == 0 {
             progress(&Progress {
-                now: pair.now,
+                now: pair.now(),
                 received: app.received(),
                 total: app.total(),
                 finished: app.a.done.len().min(app.b.done.len()),

@@ -31,6 +31,6 @@ fn ten_thousand_connections_leave_no_state_behind() {
     assert_eq!(report.received_by_a, 10_000 * 30);
     assert_eq!(report.stats_a.connections_established, 10_000);
     assert_eq!(report.stats_b.connections_established, 10_000);
-    assert_eq!(pair.a.connection_count(), 0);
-    assert_eq!(pair.b.connection_count(), 0);
+    assert_eq!(pair.a.stack().connection_count(), 0);
+    assert_eq!(pair.b.stack().connection_count(), 0);
 }
