@@ -132,8 +132,10 @@ pub const MAX_PACKETS_PER_STEP: usize = 20_000;
 pub const MAX_TIMER_RUNS_PER_ADVANCE: usize = 200_000;
 
 /// The host's bounds in the stack targets.
-const BOUNDS: Bounds =
-    Bounds { max_datagrams_per_drain: MAX_PACKETS_PER_STEP, max_timer_runs_per_advance: MAX_TIMER_RUNS_PER_ADVANCE };
+const BOUNDS: Bounds = Bounds {
+    max_datagrams_per_drain: MAX_PACKETS_PER_STEP,
+    max_timer_runs_per_advance: MAX_TIMER_RUNS_PER_ADVANCE,
+};
 
 /// Which stack an input drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

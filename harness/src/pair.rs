@@ -10,11 +10,11 @@
 //! Must not depend on: wall clocks, OS randomness, terminals (selftest and tests add those).
 
 use crate::link::{Link, LinkConfig, LinkStats, SplitMix64};
-use utcp::host::{Bounds, Host, Observer, Quiet};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use utcp::host::{Bounds, Host, Observer, Quiet};
 use utcp::time::{Duration, Instant};
 use utcp::{CloseReason, Config, Event, ListenerHandle, RecvError, SendError, SocketHandle, Stack, Stats};
 
@@ -564,9 +564,11 @@ impl Transfer {
                 if sweep { ep.flows.keys().copied().collect() } else { ep.dirty.drain().collect() };
             let mut sorted = handles;
             sorted.sort();
-            let moved = ep
-                .pump(now, host.stack_mut(), sorted, &mut self.rbuf)
-                .map_err(|e| PairError { at: now, step, what: format!("{side}: {e}") })?;
+            let moved = ep.pump(now, host.stack_mut(), sorted, &mut self.rbuf).map_err(|e| PairError {
+                at: now,
+                step,
+                what: format!("{side}: {e}"),
+            })?;
             if sweep && moved {
                 self.missed_events += 1;
             }
@@ -650,12 +652,15 @@ pub fn run_transfer(
     };
     loop {
         app.poll(pair, false)?;
-        if app.finished() && pair.a.stack().connection_count() == 0 && pair.b.stack().connection_count() == 0 {
+        if app.finished() && pair.a.stack().connection_count() == 0 && pair.b.stack().connection_count() == 0
+        {
             break;
         }
         if !pair.step()? {
             // Nothing scheduled: only the application can move things on.
-            let done = app.finished() && pair.a.stack().connection_count() == 0 && pair.b.stack().connection_count() == 0;
+            let done = app.finished()
+                && pair.a.stack().connection_count() == 0
+                && pair.b.stack().connection_count() == 0;
             if !app.poll(pair, true)? && !done {
                 let what = format!(
                     "stuck: nothing scheduled; {} of {} connections finished on A, {} on B; \

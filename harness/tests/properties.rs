@@ -404,7 +404,10 @@ impl World {
             self.hosts[i].stack_mut().close(self.now, self.socks[i]).unwrap();
         }
         self.pump();
-        assert_eq!([self.hosts[0].stack().connection_count(), self.hosts[1].stack().connection_count()], [0, 0]);
+        assert_eq!(
+            [self.hosts[0].stack().connection_count(), self.hosts[1].stack().connection_count()],
+            [0, 0]
+        );
     }
 }
 

@@ -18,8 +18,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use utcp::tcp::SeqNum;
 use utcp::time::Instant;
-use utcp::Event;
 use utcp::wire::{parse_datagram, ChecksumMode, Transport};
+use utcp::Event;
 
 /// Arguments of `utcp fuzz-show`.
 #[derive(Debug, clap::Args)]
