@@ -1229,7 +1229,7 @@ pub fn pcap_reader(data: &[u8]) {
     if let Some(e) = &all.error {
         assert!(e.to_string().starts_with("fuzz.pcap"), "error does not name the file: {e}");
     }
-    let flows = crate::replay::flows::split(&all.records);
+    let flows = crate::capture::flows::split(&all.records);
     let _ = flows;
 }
 

@@ -4,7 +4,7 @@
 //! Must not depend on: the stack's state machine, terminals, the command line.
 
 use crate::replay::engine::cut_for_parse;
-use crate::replay::flows::{Flow, FlowPacket, Flows, Side};
+use crate::capture::flows::{Flow, FlowPacket, Flows, Side};
 use crate::transcript::{format_time, Direction, Transcript};
 use serde_json::{json, Value};
 use std::fmt::Write as _;

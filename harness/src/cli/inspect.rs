@@ -6,7 +6,7 @@
 
 use crate::capture::CaptureReader;
 use crate::inspect::{render_table, report, to_json, transcript};
-use crate::replay::flows::split;
+use crate::capture::flows::split;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

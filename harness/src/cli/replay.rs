@@ -10,7 +10,7 @@
 //! connection, or an output file cannot be written).
 
 use crate::capture::CaptureReader;
-use crate::replay::flows::{split, Side};
+use crate::capture::flows::{split, Side};
 use crate::replay::progress::Progress;
 use crate::replay::report::{script, summary_line, to_json, transcript, write_pcapng};
 use crate::replay::{replay_flow, Mode, Options, Profile, Replay};

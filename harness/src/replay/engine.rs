@@ -9,7 +9,7 @@
 //! Must not depend on: files, terminals, wall-clock time (the virtual clock is the capture's).
 
 use super::compare::{align, Alignment, Counts, Outcome, Profile, Seg};
-use super::flows::{Flow, FlowPacket, Side};
+use crate::capture::flows::{Flow, FlowPacket, Side};
 use super::translate::{Mode, Translator};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

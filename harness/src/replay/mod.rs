@@ -11,8 +11,6 @@ pub mod progress;
 pub mod report;
 pub mod translate;
 
-/// The flows of a capture now live in `capture`; this path is kept for the callers of before.
-pub use crate::capture::flows;
 pub use compare::Profile;
 pub use engine::{replay_flow, Options, Replay};
 pub use translate::Mode;
