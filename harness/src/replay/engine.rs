@@ -384,8 +384,8 @@ impl Run<'_> {
     }
 
     fn inject(&mut self, p: &FlowPacket, now: Instant) {
-        let sliced = p.tcp.is_sliced().then_some(p.tcp.payload_len);
-        match self.tr.translate(&p.datagram, sliced, self.opts.mode) {
+        let sliced = p.tcp.is_sliced().then_some(p.tcp.captured_payload_len);
+        match self.tr.translate(&p.zero_filled(), sliced, self.opts.mode) {
             Ok(inj) => {
                 self.host.receive(now, &inj.datagram, &mut Quiet);
                 self.steps.push(Step::In {
@@ -596,11 +596,7 @@ fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) ->
         .filter(|p| p.from == role)
         .filter_map(|p| {
             let declared = p.tcp.is_sliced().then_some(p.tcp.payload_len);
-            let seg = if p.tcp.is_sliced() {
-                Seg::parse(p.time, &cut_for_parse(&p.datagram), rec_isn, peer_isn, 0, declared)
-            } else {
-                Seg::parse(p.time, &p.datagram, rec_isn, peer_isn, 0, declared)
-            };
+            let seg = Seg::parse(p.time, &p.as_captured(), rec_isn, peer_isn, 0, declared);
             seg.map(|s| (p.number, s))
         })
         .collect();
@@ -632,7 +628,7 @@ fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) ->
         .packets
         .iter()
         .filter(|p| p.from == role && missing.contains(&p.number))
-        .map(|p| (p.number, if p.tcp.is_sliced() { cut_for_parse(&p.datagram) } else { p.datagram.clone() }))
+        .map(|p| (p.number, p.as_captured().into_owned()))
         .collect();
 
     // How the recording ended, and whether utcp got there.
@@ -738,18 +734,4 @@ fn first_difference(
         offer(seg.time, format!("utcp sent {} at {at} not in the recording", seg.kind().describe()));
     }
     best.map(|(_, t)| t)
-}
-
-/// A copy of a sliced datagram whose IP length fields say what was captured, so it parses.
-pub(crate) fn cut_for_parse(d: &[u8]) -> Vec<u8> {
-    let mut d = d.to_vec();
-    let captured = d.len();
-    match d.first().map(|b| b >> 4) {
-        Some(4) if captured >= 20 => d[2..4].copy_from_slice(&(captured.min(65535) as u16).to_be_bytes()),
-        Some(6) if captured >= 40 => {
-            d[4..6].copy_from_slice(&((captured - 40).min(65535) as u16).to_be_bytes())
-        }
-        _ => {}
-    }
-    d
 }
