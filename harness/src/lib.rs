@@ -14,7 +14,9 @@ pub mod cli;
 pub mod fuzzing;
 pub mod gen;
 pub mod inspect;
-pub mod link;
+pub mod netsim;
+/// The impairment link under its name of before; see [`netsim`].
+pub use netsim as link;
 pub mod pair;
 pub mod replay;
 pub mod script;
