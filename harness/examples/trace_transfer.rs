@@ -4,7 +4,7 @@
 use utcp::time::Duration;
 use utcp::wire::{parse_datagram, ChecksumMode, Transport};
 use utcp::Config;
-use utcp_harness::link::LinkConfig;
+use utcp_harness::netsim::LinkConfig;
 use utcp_harness::pair::{run_transfer, Limits, Pair, TransferSpec};
 
 fn main() {

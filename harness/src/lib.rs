@@ -15,8 +15,6 @@ pub mod fuzzing;
 pub mod gen;
 pub mod inspect;
 pub mod netsim;
-/// The impairment link under its name of before; see [`netsim`].
-pub use netsim as link;
 pub mod pair;
 pub mod replay;
 pub mod script;

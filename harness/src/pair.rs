@@ -9,7 +9,7 @@
 //!
 //! Must not depend on: wall clocks, OS randomness, terminals (selftest and tests add those).
 
-use crate::link::{Link, LinkConfig, LinkStats, SplitMix64};
+use crate::netsim::{Link, LinkConfig, LinkStats, SplitMix64};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;

@@ -4,7 +4,7 @@
 //!
 //! Must not depend on: terminals or argument parsing (that is `cli::selftest`).
 
-use crate::link::{LinkConfig, LinkStats};
+use crate::netsim::{LinkConfig, LinkStats};
 use crate::pair::{run_transfer, Limits, Pair, PairError, Progress, TransferReport, TransferSpec};
 use serde_json::json;
 use utcp::time::Duration;

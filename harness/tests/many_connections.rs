@@ -3,7 +3,7 @@
 
 use utcp::time::Duration;
 use utcp::Config;
-use utcp_harness::link::LinkConfig;
+use utcp_harness::netsim::LinkConfig;
 use utcp_harness::pair::{run_transfer, Limits, Pair, TransferSpec};
 
 #[test]

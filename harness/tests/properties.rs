@@ -19,7 +19,7 @@ use utcp::wire::{parse_datagram, ChecksumMode, Transport};
 use utcp::{Config, Duration, Instant, RecvError, SendError, SocketHandle, Stack, State};
 use utcp_harness::fuzzing::{run_stack, Quiet, StackInput, StackTarget};
 use utcp_harness::gen::{self, Call, Side};
-use utcp_harness::link::{Link, LinkConfig};
+use utcp_harness::netsim::{Link, LinkConfig};
 
 fn config() -> ProptestConfig {
     ProptestConfig {

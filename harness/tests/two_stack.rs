@@ -7,7 +7,7 @@
 
 use utcp::time::Duration;
 use utcp::Config;
-use utcp_harness::link::LinkConfig;
+use utcp_harness::netsim::LinkConfig;
 use utcp_harness::pair::{run_transfer, Limits, Pair, TransferReport, TransferSpec};
 
 const MIB: u64 = 1 << 20;
