@@ -20,6 +20,7 @@ pub mod replay;
 pub mod script;
 pub mod selftest;
 pub mod transcript;
+pub mod transfer;
 
 /// The message a caught panic carried (`panic!` with a literal or with format arguments), or
 /// "(no message)" for any other payload.

@@ -3,8 +3,8 @@
 //! machines: the ISN secret is fixed and the clock is the capture's, virtual.
 
 use std::path::PathBuf;
-use utcp_harness::capture::CaptureReader;
 use utcp_harness::capture::flows::split;
+use utcp_harness::capture::CaptureReader;
 use utcp_harness::replay::report::{summary_line, transcript};
 use utcp_harness::replay::{replay_flow, Options, Replay};
 

@@ -9,8 +9,8 @@
 //! Must not depend on: files, terminals, wall-clock time (the virtual clock is the capture's).
 
 use super::compare::{align, Alignment, Counts, Outcome, Profile, Seg};
-use crate::capture::flows::{Flow, FlowPacket, Side};
 use super::translate::{Mode, Translator};
+use crate::capture::flows::{Flow, FlowPacket, Side};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use utcp::host::{Bounds, Device, Host, Quiet, Runaway};
