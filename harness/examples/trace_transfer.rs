@@ -5,7 +5,8 @@ use utcp::time::Duration;
 use utcp::wire::{parse_datagram, ChecksumMode, Transport};
 use utcp::Config;
 use utcp_harness::netsim::LinkConfig;
-use utcp_harness::pair::{run_transfer, Limits, Pair, TransferSpec};
+use utcp_harness::pair::{Limits, Pair};
+use utcp_harness::transfer::{run_transfer, TransferSpec};
 
 fn main() {
     let args: Vec<u64> = std::env::args().skip(1).map(|a| a.parse().expect("numbers")).collect();

@@ -244,6 +244,3 @@ impl Pair {
         PairError { at: self.now(), step: self.steps, what: what.into() }
     }
 }
-
-/// The transfer application, under its path of before; see [`crate::transfer`].
-pub use crate::transfer::{run_transfer, Progress, TransferReport, TransferSpec};

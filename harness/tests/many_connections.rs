@@ -4,7 +4,8 @@
 use utcp::time::Duration;
 use utcp::Config;
 use utcp_harness::netsim::LinkConfig;
-use utcp_harness::pair::{run_transfer, Limits, Pair, TransferSpec};
+use utcp_harness::pair::{Limits, Pair};
+use utcp_harness::transfer::{run_transfer, TransferSpec};
 
 #[test]
 fn ten_thousand_connections_leave_no_state_behind() {

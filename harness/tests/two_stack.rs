@@ -8,7 +8,8 @@
 use utcp::time::Duration;
 use utcp::Config;
 use utcp_harness::netsim::LinkConfig;
-use utcp_harness::pair::{run_transfer, Limits, Pair, TransferReport, TransferSpec};
+use utcp_harness::pair::{Limits, Pair};
+use utcp_harness::transfer::{run_transfer, TransferReport, TransferSpec};
 
 const MIB: u64 = 1 << 20;
 
