@@ -4,8 +4,9 @@
 use utcp::time::Duration;
 use utcp::wire::{parse_datagram, ChecksumMode, Transport};
 use utcp::Config;
-use utcp_harness::link::LinkConfig;
-use utcp_harness::pair::{run_transfer, Limits, Pair, TransferSpec};
+use utcp_harness::netsim::LinkConfig;
+use utcp_harness::pair::{Limits, Pair};
+use utcp_harness::transfer::{run_transfer, TransferSpec};
 
 fn main() {
     let args: Vec<u64> = std::env::args().skip(1).map(|a| a.parse().expect("numbers")).collect();
@@ -43,7 +44,7 @@ fn main() {
     }));
     let r = run_transfer(&mut pair, TransferSpec::bulk(seed, ab, ba), &Limits::default(), 0, |_| {});
     println!("{:?}", r.map(|r| r.data_ok));
-    println!("A {:?}\nB {:?}", pair.a.stats(), pair.b.stats());
+    println!("A {:?}\nB {:?}", pair.a.stack().stats(), pair.b.stack().stats());
     for s in [&pair.a, &pair.b] {
         for h in 0..4u32 {
             let _ = h;

@@ -98,10 +98,10 @@ pub fn tcp_options(data: &[u8]) {
 // connection (the stack's last ACK, its highest sequence sent, ...), so mutations stay near the
 // connection's numbers and reach deep states.
 
-use crate::transcript::Direction;
 use arbitrary::{Arbitrary, Unstructured};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use utcp::host::{Bounds, Host, Outbox};
 use utcp::tcp::SeqNum;
 use utcp::wire::{SackBlocks, Timestamp, Transport, UnknownOptions};
 use utcp::{Config, Duration, Instant, ListenerHandle, SocketHandle, SocketOption, Stack, State};
@@ -126,8 +126,16 @@ pub const SYN_BACKLOG: usize = 8;
 pub const ACCEPT_BACKLOG: usize = 4;
 /// Bytes a connection may hold queued in either direction, at most (memory bound).
 pub const MAX_QUEUED: usize = 1 << 20;
-/// Datagrams one step may make the stack send, at most.
+/// Datagrams one drain of the stack may send, at most (the host's bound).
 pub const MAX_PACKETS_PER_STEP: usize = 20_000;
+/// Timer runs one `Advance` step may make, at most (the host's bound).
+pub const MAX_TIMER_RUNS_PER_ADVANCE: usize = 200_000;
+
+/// The host's bounds in the stack targets.
+const BOUNDS: Bounds = Bounds {
+    max_datagrams_per_drain: MAX_PACKETS_PER_STEP,
+    max_timer_runs_per_advance: MAX_TIMER_RUNS_PER_ADVANCE,
+};
 
 /// Which stack an input drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -507,21 +515,9 @@ impl<'a> Arbitrary<'a> for StackInput {
     }
 }
 
-/// What a run reports to someone watching (`utcp fuzz-show`); the fuzz targets ignore it.
-pub trait Observer {
-    /// A datagram into (`Direction::In`) or out of the stack at `now`.
-    fn packet(&mut self, now: Instant, dir: Direction, datagram: &[u8]);
-    /// A socket call, a timer run or another note, with its result.
-    fn note(&mut self, now: Instant, text: fmt::Arguments<'_>);
-}
-
-/// An observer that ignores everything.
-pub struct Quiet;
-
-impl Observer for Quiet {
-    fn packet(&mut self, _: Instant, _: Direction, _: &[u8]) {}
-    fn note(&mut self, _: Instant, _: fmt::Arguments<'_>) {}
-}
+/// What a run reports to someone watching (`utcp fuzz-show`): the host's observer; the fuzz
+/// targets ignore everything ([`Quiet`]).
+pub use utcp::host::{Observer, Quiet};
 
 /// What the peer has learned of one 4-tuple from the segments it sent and received.
 #[derive(Debug, Clone, Copy)]
@@ -578,8 +574,8 @@ impl PeerView {
 
 /// The state of one run: the stack, the clock, the sockets and the peer's views.
 struct Run<'o, O: Observer> {
-    stack: Stack,
-    now: Instant,
+    /// The stack and its clock.
+    host: Host,
     setup: Setup,
     listeners: Vec<ListenerHandle>,
     sockets: Vec<SocketHandle>,
@@ -588,8 +584,6 @@ struct Run<'o, O: Observer> {
     main_remote: IpAddr,
     target_established: bool,
     obs: &'o mut O,
-    /// Whatever the stack sent during the current step.
-    sent_this_step: usize,
     /// Bytes the application read from the main connection so far.
     main_read: usize,
     /// Every byte the peer sent on the main connection followed the stream pattern (no altered
@@ -635,8 +629,7 @@ pub fn run_stack<O: Observer>(target: StackTarget, input: &StackInput, obs: &mut
     let setup = input.setup;
     let main_remote = if setup.ipv6 { REMOTE_V6 } else { REMOTE_V4 };
     let mut run = Run {
-        stack: Stack::new(setup.config()),
-        now: Instant::from_secs(1),
+        host: Host::new(Stack::new(setup.config()), Instant::from_secs(1), BOUNDS),
         setup,
         listeners: Vec::new(),
         sockets: Vec::new(),
@@ -645,7 +638,6 @@ pub fn run_stack<O: Observer>(target: StackTarget, input: &StackInput, obs: &mut
         main_remote,
         target_established: target == StackTarget::Established,
         obs,
-        sent_this_step: 0,
         main_read: 0,
         main_pure: true,
         step: 0,
@@ -653,15 +645,14 @@ pub fn run_stack<O: Observer>(target: StackTarget, input: &StackInput, obs: &mut
     run.setup_target(target);
     for (i, step) in input.steps.iter().enumerate() {
         run.step = i + 1;
-        run.sent_this_step = 0;
         run.apply(step);
         run.drain();
         run.check();
     }
     Outcome {
-        states: run.sockets.iter().map(|&s| run.stack.state(s)).collect(),
-        packets_out: run.stack.stats().packets_out,
-        connections: run.stack.connection_count(),
+        states: run.sockets.iter().map(|&s| run.host.stack().state(s)).collect(),
+        packets_out: run.host.stack().stats().packets_out,
+        connections: run.host.stack().connection_count(),
     }
 }
 
@@ -679,16 +670,18 @@ impl<O: Observer> Run<'_, O> {
     }
 
     fn setup_target(&mut self, target: StackTarget) {
+        let now = self.host.now();
         let passive = target == StackTarget::Listen || !self.setup.active_open;
         if passive {
             for local in [LOCAL_V4, LOCAL_V6] {
                 let l = self
-                    .stack
-                    .listen(self.now, SocketAddr::new(local, LOCAL_PORT), ACCEPT_BACKLOG)
+                    .host
+                    .stack_mut()
+                    .listen(now, SocketAddr::new(local, LOCAL_PORT), ACCEPT_BACKLOG)
                     .unwrap_or_else(|e| panic!("listen on {local}: {e:?}"));
                 self.listeners.push(l);
             }
-            self.obs.note(self.now, format_args!("listen :{LOCAL_PORT} (v4 and v6)"));
+            self.obs.note(now, format_args!("listen :{LOCAL_PORT} (v4 and v6)"));
         }
         if target == StackTarget::Listen {
             return;
@@ -711,7 +704,7 @@ impl<O: Observer> Run<'_, O> {
             self.inject(&ack);
             self.drain();
             let l = self.listeners[usize::from(self.setup.ipv6)];
-            match self.stack.accept(self.now, l) {
+            match self.host.stack_mut().accept(now, l) {
                 Ok(s) => {
                     self.sockets.push(s);
                     self.accepted_total += 1;
@@ -720,8 +713,8 @@ impl<O: Observer> Run<'_, O> {
             }
         } else {
             let local = SocketAddr::new(Self::local_for(self.main_remote), LOCAL_PORT);
-            let s = self.stack.connect(self.now, Some(local), remote).expect("connect");
-            self.obs.note(self.now, format_args!("connect {remote} = {s}"));
+            let s = self.host.stack_mut().connect(now, Some(local), remote).expect("connect");
+            self.obs.note(now, format_args!("connect {remote} = {s}"));
             self.sockets.push(s);
             self.accepted_total += 1;
             self.drain();
@@ -735,11 +728,11 @@ impl<O: Observer> Run<'_, O> {
             self.inject_with(&synack, syn_opts(100, ecr));
             self.drain();
         }
-        match self.stack.state(self.sockets[0]) {
+        match self.host.stack().state(self.sockets[0]) {
             Some(State::Established) => {}
             other => panic!("the fixed handshake did not establish: {other:?}"),
         }
-        while self.stack.poll_event().is_some() {}
+        while self.host.stack_mut().poll_event().is_some() {}
         self.check();
     }
 
@@ -793,6 +786,7 @@ impl<O: Observer> Run<'_, O> {
     }
 
     fn inject_with(&mut self, spec: &SegmentSpec, options: TcpOptions<'static>) {
+        let now = self.host.now();
         let remote = self.remote_of(spec);
         let local = SocketAddr::new(Self::local_for(remote.ip()), LOCAL_PORT);
         let p = *self.peer(remote);
@@ -837,7 +831,7 @@ impl<O: Observer> Run<'_, O> {
         let t = Transport::Tcp(tcp);
         let mut buf = vec![0u8; datagram_len(&ip, &t)];
         if let Err(e) = emit_datagram(&ip, &t, &mut buf) {
-            self.obs.note(self.now, format_args!("segment not emitted: {e}"));
+            self.obs.note(now, format_args!("segment not emitted: {e}"));
             return;
         }
         if spec.mode & 0x20 != 0 {
@@ -856,8 +850,7 @@ impl<O: Observer> Run<'_, O> {
         if end > view.snd_nxt || flags.syn() {
             view.snd_nxt = end;
         }
-        self.obs.packet(self.now, Direction::In, &buf);
-        self.stack.handle_packet(self.now, &buf);
+        self.host.receive(now, &buf, &mut *self.obs);
     }
 
     fn socket(&self, sock: u8) -> Option<SocketHandle> {
@@ -865,14 +858,14 @@ impl<O: Observer> Run<'_, O> {
     }
 
     fn apply(&mut self, step: &Step) {
-        let now = self.now;
+        let now = self.host.now();
         match *step {
             Step::Segment(spec) => self.inject(&spec),
             Step::Advance { millis } => self.advance(Step::advance_duration(millis)),
             Step::Send { sock, len } => {
                 let Some(s) = self.socket(sock) else { return };
                 let data: Vec<u8> = (0..usize::from(len)).map(|i| (i * 31 + 7) as u8).collect();
-                let r = self.stack.send(self.now, s, &data);
+                let r = self.host.stack_mut().send(now, s, &data);
                 self.obs.note(now, format_args!("send({s}, {len}) = {r:?}"));
                 if let Ok(n) = r {
                     if n > usize::from(len) {
@@ -883,7 +876,7 @@ impl<O: Observer> Run<'_, O> {
             Step::Recv { sock, max } => {
                 let Some(s) = self.socket(sock) else { return };
                 let mut buf = vec![0u8; usize::from(max)];
-                let r = self.stack.recv(self.now, s, &mut buf);
+                let r = self.host.stack_mut().recv(now, s, &mut buf);
                 self.obs.note(now, format_args!("recv({s}, {max}) = {r:?}"));
                 if let Ok(n) = r {
                     if n > usize::from(max) {
@@ -896,22 +889,22 @@ impl<O: Observer> Run<'_, O> {
             }
             Step::Shutdown { sock } => {
                 let Some(s) = self.socket(sock) else { return };
-                let r = self.stack.shutdown(self.now, s);
+                let r = self.host.stack_mut().shutdown(now, s);
                 self.obs.note(now, format_args!("shutdown({s}) = {r:?}"));
             }
             Step::Close { sock } => {
                 let Some(s) = self.socket(sock) else { return };
-                let r = self.stack.close(self.now, s);
+                let r = self.host.stack_mut().close(now, s);
                 self.obs.note(now, format_args!("close({s}) = {r:?}"));
             }
             Step::Abort { sock } => {
                 let Some(s) = self.socket(sock) else { return };
-                let r = self.stack.abort(self.now, s);
+                let r = self.host.stack_mut().abort(now, s);
                 self.obs.note(now, format_args!("abort({s}) = {r:?}"));
             }
             Step::Accept => {
                 for l in self.listeners.clone() {
-                    let r = self.stack.accept(self.now, l);
+                    let r = self.host.stack_mut().accept(now, l);
                     self.obs.note(now, format_args!("accept({l}) = {r:?}"));
                     if let Ok(s) = r {
                         self.sockets.push(s);
@@ -930,50 +923,36 @@ impl<O: Observer> Run<'_, O> {
                     3 => SocketOption::SendBuffer(usize::from(value) * 8),
                     _ => SocketOption::MaxSegment(value),
                 };
-                let r = self.stack.set_option(self.now, s, opt);
+                let r = self.host.stack_mut().set_option(now, s, opt);
                 self.obs.note(now, format_args!("set_option({s}, {opt:?}) = {r:?}"));
             }
         }
     }
 
-    /// Moves the clock by `d`, running every timer due on the way and sending what they make.
+    /// Moves the clock by `d`, running every timer due on the way at its deadline and sending
+    /// what they make.
     fn advance(&mut self, d: Duration) {
-        let end = self.now + d;
-        self.obs.note(self.now, format_args!("advance {d}"));
-        let mut runs = 0usize;
-        let mut stuck = 0usize;
-        while let Some(t) = self.stack.poll_timeout() {
-            if t > end {
-                break;
+        let end = self.host.now() + d;
+        self.obs.note(self.host.now(), format_args!("advance {d}"));
+        let mut timers = self.host.timers_until(end);
+        loop {
+            match timers.run_next(&mut self.host) {
+                Ok(Some(_)) => self.drain(),
+                Ok(None) => break,
+                Err(r) => self.fail(format_args!("in an advance of {d}: {r}")),
             }
-            if t <= self.now {
-                stuck += 1;
-                if stuck > 1000 {
-                    self.fail(format_args!("the timer at {t} keeps firing without the clock moving"));
-                }
-            } else {
-                stuck = 0;
-            }
-            self.now = self.now.max(t);
-            self.stack.handle_timeout(self.now);
-            runs += 1;
-            if runs > 200_000 {
-                self.fail(format_args!("more than 200000 timer runs in one advance of {d}"));
-            }
-            self.drain();
         }
-        self.now = end;
+        self.host.set_now(end);
     }
 
     /// Sends everything the stack has to send now, checking each datagram.
     fn drain(&mut self) {
-        let mtu = self.stack.config().mtu;
-        while let Some(p) = self.stack.poll_transmit_vec(self.now) {
-            self.sent_this_step += 1;
-            if self.sent_this_step > MAX_PACKETS_PER_STEP {
-                self.fail(format_args!("more than {MAX_PACKETS_PER_STEP} datagrams sent in one step"));
-            }
-            self.obs.packet(self.now, Direction::Out, &p);
+        let mut out = Outbox::default();
+        if let Err(r) = self.host.drain(&mut out, &mut *self.obs) {
+            self.fail(format_args!("{r}"));
+        }
+        let mtu = self.host.stack().config().mtu;
+        for (_, p) in out.sent {
             if p.len() > mtu {
                 self.fail(format_args!("sent a datagram of {} bytes, MTU {mtu}", p.len()));
             }
@@ -981,16 +960,13 @@ impl<O: Observer> Run<'_, O> {
                 Ok(d) => d,
                 Err(e) => self.fail(format_args!("sent a datagram that does not parse: {e}\n{p:02x?}")),
             };
-            if !self.stack.addresses().contains(&d.ip.src) {
+            if !self.host.stack().addresses().contains(&d.ip.src) {
                 self.fail(format_args!("sent from {}, not a local address", d.ip.src));
             }
             if let Transport::Tcp(seg) = d.transport {
                 let remote = SocketAddr::new(d.ip.dst, seg.dst_port);
                 self.peer(remote).learn(&seg);
             }
-        }
-        while let Some(ev) = self.stack.poll_event() {
-            self.obs.note(self.now, format_args!("event {ev:?}"));
         }
     }
 
@@ -1013,23 +989,23 @@ impl<O: Observer> Run<'_, O> {
 
     /// The properties that hold after every step.
     fn check(&self) {
-        if let Err(v) = self.stack.check_invariants() {
+        if let Err(v) = self.host.stack().check_invariants() {
             self.fail(format_args!("invariant broken: {v}"));
         }
         // Every segment the stack decided to send went out: none failed to fit the MTU buffer.
         for reason in ["emit_failed", "buffer_too_small"] {
-            let n = self.stack.stats().dropped(reason);
+            let n = self.host.stack().stats().dropped(reason);
             if n > 0 {
                 self.fail(format_args!("{n} segments the stack meant to send were dropped: {reason}"));
             }
         }
         let limit = self.listeners.len() * (SYN_BACKLOG + ACCEPT_BACKLOG) + self.accepted_total;
-        let n = self.stack.connection_count();
+        let n = self.host.stack().connection_count();
         if n > limit {
             self.fail(format_args!("{n} connections held, limit {limit}"));
         }
         for &s in &self.sockets {
-            if let Some(i) = self.stack.info(s) {
+            if let Some(i) = self.host.stack().info(s) {
                 if i.send_queue > MAX_QUEUED || i.recv_queue > MAX_QUEUED {
                     self.fail(format_args!(
                         "{s}: {} bytes queued to send and {} to read, limit {MAX_QUEUED}",
@@ -1253,7 +1229,7 @@ pub fn pcap_reader(data: &[u8]) {
     if let Some(e) = &all.error {
         assert!(e.to_string().starts_with("fuzz.pcap"), "error does not name the file: {e}");
     }
-    let flows = crate::replay::flows::split(&all.records);
+    let flows = crate::capture::flows::split(&all.records);
     let _ = flows;
 }
 

@@ -405,7 +405,7 @@ pub fn call() -> impl Strategy<Value = Call> {
 
 /// Impairment settings: loss, reordering, duplication and corruption up to 10 % each, delay up
 /// to 50 ms with jitter, sometimes a rate limit (never so harsh that a transfer cannot finish).
-pub fn link_config() -> impl Strategy<Value = crate::link::LinkConfig> {
+pub fn link_config() -> impl Strategy<Value = crate::netsim::LinkConfig> {
     use utcp::Duration;
     let pct = || prop_oneof![2 => Just(0.0), 1 => 0.0..0.1f64];
     (
@@ -414,7 +414,7 @@ pub fn link_config() -> impl Strategy<Value = crate::link::LinkConfig> {
         proptest::option::of(100_000u64..100_000_000),
     )
         .prop_map(|((loss, reorder, duplicate, corrupt), (reorder_us, delay_us, jitter_us), rate)| {
-            crate::link::LinkConfig {
+            crate::netsim::LinkConfig {
                 loss,
                 reorder,
                 reorder_delay: Duration::from_micros(reorder_us),

@@ -3,12 +3,11 @@
 //!
 //! Must not depend on: the stack's state machine, terminals, the command line.
 
-use crate::replay::engine::cut_for_parse;
-use crate::replay::flows::{Flow, FlowPacket, Flows, Side};
+use crate::capture::flows::{Flow, FlowPacket, Flows, Side};
 use crate::transcript::{format_time, Direction, Transcript};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
-use utcp::wire::{parse_datagram, ChecksumMode, TcpRepr, Transport};
+use utcp::wire::{parse_datagram, ChecksumMode, Transport};
 
 /// Which parts of the handshake a connection shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -371,15 +370,12 @@ pub fn transcript(flow: &Flow) -> String {
 /// A segment captured with a short snap length: its header is shown with the payload length
 /// the IP header declares, and a note says how much was captured.
 fn push_sliced(t: &mut Transcript, p: &FlowPacket, dir: Direction) {
-    // Make the captured bytes parse: IP lengths cut down to what was captured.
-    let d = cut_for_parse(&p.datagram);
-    let zeros = vec![0u8; p.tcp.payload_len];
+    let d = p.zero_filled();
     let note =
         format!("sliced: {} of {} payload bytes captured", p.tcp.captured_payload_len, p.tcp.payload_len);
     match parse_datagram(&d, ChecksumMode::Ignore) {
         Ok(parsed) => match parsed.transport {
             Transport::Tcp(tcp) => {
-                let tcp = TcpRepr { payload: &zeros, ..tcp };
                 t.push_segment(p.time, dir, &tcp, Some(p.raw_options()), Some(&note));
             }
             _ => t.comment(&format!("record {}: not TCP", p.number)),

@@ -14,12 +14,13 @@ pub mod cli;
 pub mod fuzzing;
 pub mod gen;
 pub mod inspect;
-pub mod link;
+pub mod netsim;
 pub mod pair;
 pub mod replay;
 pub mod script;
 pub mod selftest;
 pub mod transcript;
+pub mod transfer;
 
 /// The message a caught panic carried (`panic!` with a literal or with format arguments), or
 /// "(no message)" for any other payload.

@@ -5,9 +5,9 @@
 use pcap_file::Endianness;
 use proptest::prelude::*;
 use utcp::time::Instant;
+use utcp_harness::capture::flows::split;
 use utcp_harness::capture::{CaptureReader, CaptureWriter, Format};
 use utcp_harness::inspect::{render_table, report, to_json, transcript};
-use utcp_harness::replay::flows::split;
 
 /// A small valid capture of a TCP exchange with options and data.
 fn valid(format: Format, order: Endianness) -> Vec<u8> {

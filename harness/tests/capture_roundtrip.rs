@@ -358,7 +358,7 @@ fn read_speed() {
     let all = reader.read_all(false).unwrap();
     let read = t.elapsed();
     let t = std::time::Instant::now();
-    let flows = utcp_harness::replay::flows::split(&all.records);
+    let flows = utcp_harness::capture::flows::split(&all.records);
     let split = t.elapsed();
     assert_eq!(flows.flows[0].packets.len() as u64, n);
     eprintln!(

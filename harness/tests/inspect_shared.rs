@@ -8,9 +8,9 @@ use common::shared_captures;
 use std::path::Path;
 use std::process::Command;
 use utcp::time::Instant;
+use utcp_harness::capture::flows::split;
 use utcp_harness::capture::{CaptureReader, CaptureWriter, Format};
 use utcp_harness::inspect::{render_table, report, to_json, transcript};
-use utcp_harness::replay::flows::split;
 
 /// The table for a shared capture, named by its file name only (stable across machines).
 fn table(dir: &Path, name: &str) -> String {

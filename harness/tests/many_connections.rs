@@ -3,8 +3,9 @@
 
 use utcp::time::Duration;
 use utcp::Config;
-use utcp_harness::link::LinkConfig;
-use utcp_harness::pair::{run_transfer, Limits, Pair, TransferSpec};
+use utcp_harness::netsim::LinkConfig;
+use utcp_harness::pair::{Limits, Pair};
+use utcp_harness::transfer::{run_transfer, TransferSpec};
 
 #[test]
 fn ten_thousand_connections_leave_no_state_behind() {
@@ -31,6 +32,6 @@ fn ten_thousand_connections_leave_no_state_behind() {
     assert_eq!(report.received_by_a, 10_000 * 30);
     assert_eq!(report.stats_a.connections_established, 10_000);
     assert_eq!(report.stats_b.connections_established, 10_000);
-    assert_eq!(pair.a.connection_count(), 0);
-    assert_eq!(pair.b.connection_count(), 0);
+    assert_eq!(pair.a.stack().connection_count(), 0);
+    assert_eq!(pair.b.stack().connection_count(), 0);
 }

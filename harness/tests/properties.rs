@@ -14,11 +14,12 @@
 
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use utcp::host::{Bounds, Host, Observer};
 use utcp::wire::{parse_datagram, ChecksumMode, Transport};
-use utcp::{Config, Duration, Event, Instant, RecvError, SendError, SocketHandle, Stack, State};
+use utcp::{Config, Duration, Instant, RecvError, SendError, SocketHandle, Stack, State};
 use utcp_harness::fuzzing::{run_stack, Quiet, StackInput, StackTarget};
 use utcp_harness::gen::{self, Call, Side};
-use utcp_harness::link::{Link, LinkConfig};
+use utcp_harness::netsim::{Link, LinkConfig};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -134,9 +135,9 @@ struct SideModel {
     eof: bool,
 }
 
-/// Two stacks on a wire (perfect: no loss, no delay, unless impaired) and the model of both sides.
+/// Two hosts on a wire (perfect: no loss, no delay, unless impaired) and the model of both sides.
 struct World {
-    stacks: [Stack; 2],
+    hosts: [Host; 2],
     /// Client to server, server to client.
     links: [Link; 2],
     impaired: bool,
@@ -169,26 +170,27 @@ impl World {
             }
             c
         };
-        let mut stacks = [Stack::new(cfg(CLIENT, 1)), Stack::new(cfg(SERVER, 2))];
         let now = Instant::from_secs(1);
-        let l = stacks[1].listen(now, SocketAddr::new(SERVER, 80), 4).unwrap();
-        let c = stacks[0].connect(now, None, SocketAddr::new(SERVER, 80)).unwrap();
+        let host = |c| Host::new(Stack::new(c), now, Bounds::default());
+        let mut hosts = [host(cfg(CLIENT, 1)), host(cfg(SERVER, 2))];
+        let l = hosts[1].stack_mut().listen(now, SocketAddr::new(SERVER, 80), 4).unwrap();
+        let c = hosts[0].stack_mut().connect(now, None, SocketAddr::new(SERVER, 80)).unwrap();
         let links = match &impairment {
             Some((cfg, seed)) => [Link::new(cfg.clone(), *seed), Link::new(cfg.clone(), seed ^ 0x9e37)],
             None => [Link::perfect(), Link::perfect()],
         };
         let impaired = impairment.is_some();
-        let mut w = World { stacks, links, impaired, socks: [c, c], model: Default::default(), now };
+        let mut w = World { hosts, links, impaired, socks: [c, c], model: Default::default(), now };
         w.pump();
         // Over a lossy link the handshake may need SYN and SYN-ACK retransmissions (backing off
         // to a minute): wait up to 20 minutes of virtual time.
-        let mut accepted = w.stacks[1].accept(w.now, l);
+        let mut accepted = w.hosts[1].stack_mut().accept(w.now, l);
         for _ in 0..12_000 {
             if accepted.is_ok() {
                 break;
             }
             w.advance(Duration::from_millis(100));
-            accepted = w.stacks[1].accept(w.now, l);
+            accepted = w.hosts[1].stack_mut().accept(w.now, l);
         }
         let s = accepted.expect("the handshake completes");
         w.socks[1] = s;
@@ -198,7 +200,7 @@ impl World {
     }
 
     fn state(&self, side: usize) -> Option<State> {
-        self.stacks[side].state(self.socks[side])
+        self.hosts[side].stack().state(self.socks[side])
     }
 
     /// Delivers everything both stacks send at the current instant until both are quiet.
@@ -206,20 +208,16 @@ impl World {
         for _ in 0..100_000 {
             let mut moved = false;
             for from in 0..2 {
-                while let Some(p) = self.stacks[from].poll_transmit_vec(self.now) {
-                    trace(self.now, from, &p);
-                    self.links[from].send(self.now, p);
-                    moved = true;
-                }
+                let (host, link) = (&mut self.hosts[from], &mut self.links[from]);
+                host.set_now(self.now);
+                moved |= host.transmit(link, &mut Trace(from)).expect("the host's bounds") > 0;
                 while let Some(p) = self.links[from].poll_deliver(self.now) {
-                    self.stacks[1 - from].handle_packet(self.now, &p);
+                    self.hosts[1 - from].receive(self.now, &p, &mut Quiet);
                     moved = true;
                 }
             }
-            for s in &mut self.stacks {
-                while let Some(ev) = s.poll_event() {
-                    let _: Event = ev;
-                }
+            for host in &mut self.hosts {
+                host.report_events(&mut Quiet);
             }
             if !moved {
                 return;
@@ -231,15 +229,13 @@ impl World {
     fn advance(&mut self, d: Duration) {
         let end = self.now + d;
         loop {
-            let timers = self.stacks.iter().filter_map(Stack::poll_timeout);
+            let timers = self.hosts.iter().filter_map(Host::poll_timeout);
             let next = timers.chain(self.links.iter().filter_map(Link::next_delivery)).min();
             match next {
                 Some(t) if t <= end => {
                     self.now = self.now.max(t);
-                    for s in &mut self.stacks {
-                        if s.poll_timeout().is_some_and(|t| t <= self.now) {
-                            s.handle_timeout(self.now);
-                        }
+                    for host in &mut self.hosts {
+                        host.advance(self.now).expect("the host's bounds");
                     }
                     self.pump();
                 }
@@ -256,7 +252,7 @@ impl World {
                 let i = idx(s);
                 let at = self.model[i].written.len();
                 let data: Vec<u8> = (at..at + usize::from(n)).map(|o| stream_byte(i, o)).collect();
-                match self.stacks[i].send(self.now, self.socks[i], &data) {
+                match self.hosts[i].stack_mut().send(self.now, self.socks[i], &data) {
                     Ok(k) => {
                         assert!(!self.model[i].shut, "send after shutdown accepted");
                         assert!(k <= data.len());
@@ -272,7 +268,7 @@ impl World {
             Call::Recv(s, n) => self.recv(idx(s), usize::from(n)),
             Call::Shutdown(s) => {
                 let i = idx(s);
-                let r = self.stacks[i].shutdown(self.now, self.socks[i]);
+                let r = self.hosts[i].stack_mut().shutdown(self.now, self.socks[i]);
                 assert!(r.is_ok() || self.model[i].shut, "shutdown on side {i}: {r:?}");
                 self.model[i].shut = true;
                 self.model[i].shut_at.get_or_insert(self.now);
@@ -285,7 +281,7 @@ impl World {
 
     fn recv(&mut self, i: usize, max: usize) {
         let mut buf = vec![0; max];
-        match self.stacks[i].recv(self.now, self.socks[i], &mut buf) {
+        match self.hosts[i].stack_mut().recv(self.now, self.socks[i], &mut buf) {
             Ok(0) => {
                 let peer = &self.model[1 - i];
                 assert!(peer.shut, "side {i} read end of stream but the peer never shut down");
@@ -316,7 +312,7 @@ impl World {
                 me.read.len(),
                 peer.written.len()
             );
-            if let Err(v) = self.stacks[i].check_invariants() {
+            if let Err(v) = self.hosts[i].stack().check_invariants() {
                 panic!("side {i}: {v}");
             }
             if self.impaired {
@@ -345,7 +341,7 @@ impl World {
                 me.shut,
                 peer.shut
             );
-            if let Err(v) = self.stacks[i].check_invariants() {
+            if let Err(v) = self.hosts[i].stack().check_invariants() {
                 panic!("side {i}: {v}");
             }
         }
@@ -358,7 +354,7 @@ impl World {
             for i in 0..2 {
                 self.recv(i, 65536);
                 if self.model[i].read.len() == self.model[1 - i].written.len() && !self.model[i].shut {
-                    self.stacks[i].shutdown(self.now, self.socks[i]).unwrap();
+                    self.hosts[i].stack_mut().shutdown(self.now, self.socks[i]).unwrap();
                     self.model[i].shut = true;
                     self.model[i].shut_at = Some(self.now);
                 }
@@ -371,10 +367,10 @@ impl World {
             assert!(
                 round < 9_999,
                 "the streams never finish:\n{:?}\n{:?}\ntimers {:?} {:?}",
-                self.stacks[0].info(self.socks[0]),
-                self.stacks[1].info(self.socks[1]),
-                self.stacks[0].poll_timeout(),
-                self.stacks[1].poll_timeout()
+                self.hosts[0].stack().info(self.socks[0]),
+                self.hosts[1].stack().info(self.socks[1]),
+                self.hosts[0].stack().poll_timeout(),
+                self.hosts[1].stack().poll_timeout()
             );
             self.advance(Duration::from_millis(200));
         }
@@ -405,10 +401,22 @@ impl World {
         self.advance(Duration::from_secs(5));
         assert_eq!([self.state(0), self.state(1)], [Some(State::Closed); 2], "after 2*MSL");
         for i in 0..2 {
-            self.stacks[i].close(self.now, self.socks[i]).unwrap();
+            self.hosts[i].stack_mut().close(self.now, self.socks[i]).unwrap();
         }
         self.pump();
-        assert_eq!([self.stacks[0].connection_count(), self.stacks[1].connection_count()], [0, 0]);
+        assert_eq!(
+            [self.hosts[0].stack().connection_count(), self.hosts[1].stack().connection_count()],
+            [0, 0]
+        );
+    }
+}
+
+/// The observer of side `.0`: traces what it sends.
+struct Trace(usize);
+
+impl Observer for Trace {
+    fn packet_out(&mut self, now: Instant, datagram: &[u8]) {
+        trace(now, self.0, datagram);
     }
 }
 

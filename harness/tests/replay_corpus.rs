@@ -3,8 +3,8 @@
 //! machines: the ISN secret is fixed and the clock is the capture's, virtual.
 
 use std::path::PathBuf;
+use utcp_harness::capture::flows::split;
 use utcp_harness::capture::CaptureReader;
-use utcp_harness::replay::flows::split;
 use utcp_harness::replay::report::{summary_line, transcript};
 use utcp_harness::replay::{replay_flow, Options, Replay};
 
@@ -87,7 +87,7 @@ fn closed_port_is_answered_with_rst_ack_as_recorded() {
 #[ignore]
 fn replay_speed_on_the_bulk_capture() {
     let path = corpus().join("bulk-2mb-ipv4.pcap");
-    for role in [utcp_harness::replay::flows::Side::Server, utcp_harness::replay::flows::Side::Client] {
+    for role in [utcp_harness::capture::flows::Side::Server, utcp_harness::capture::flows::Side::Client] {
         let rounds = 50;
         let start = std::time::Instant::now();
         let mut packets = 0u64;

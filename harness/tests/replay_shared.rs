@@ -8,8 +8,8 @@ mod common;
 use common::shared_captures;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use utcp_harness::capture::flows::{split, Side};
 use utcp_harness::capture::CaptureReader;
-use utcp_harness::replay::flows::{split, Side};
 use utcp_harness::replay::report::summary_line;
 use utcp_harness::replay::{replay_flow, Options};
 

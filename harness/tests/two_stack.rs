@@ -7,8 +7,9 @@
 
 use utcp::time::Duration;
 use utcp::Config;
-use utcp_harness::link::LinkConfig;
-use utcp_harness::pair::{run_transfer, Limits, Pair, TransferReport, TransferSpec};
+use utcp_harness::netsim::LinkConfig;
+use utcp_harness::pair::{Limits, Pair};
+use utcp_harness::transfer::{run_transfer, TransferReport, TransferSpec};
 
 const MIB: u64 = 1 << 20;
 
@@ -56,8 +57,8 @@ fn transfer_seeded(seed: u64, link: LinkConfig, a_to_b: u64, b_to_a: u64) -> Tra
     assert!(report.data_ok, "{setting}: data differs: {:?}", report.mismatches);
     assert_eq!(report.received_by_b, a_to_b, "{setting}: bytes B read");
     assert_eq!(report.received_by_a, b_to_a, "{setting}: bytes A read");
-    assert_eq!(pair.a.connection_count(), 0, "{setting}: A holds connection state");
-    assert_eq!(pair.b.connection_count(), 0, "{setting}: B holds connection state");
+    assert_eq!(pair.a.stack().connection_count(), 0, "{setting}: A holds connection state");
+    assert_eq!(pair.b.stack().connection_count(), 0, "{setting}: B holds connection state");
     let lost = report.link_a_to_b.lost + report.link_b_to_a.lost;
     let retransmitted = report.stats_a.retransmissions + report.stats_b.retransmissions;
     if lost > 0 {
@@ -129,9 +130,9 @@ fn same_seed_same_run() {
         (
             outcome,
             pair.steps,
-            pair.now,
-            pair.a.stats().clone(),
-            pair.b.stats().clone(),
+            pair.now(),
+            pair.a.stack().stats().clone(),
+            pair.b.stack().stats().clone(),
             pair.a_to_b.stats().clone(),
         )
     };

@@ -5,7 +5,10 @@
 //! [`Device`]) and which clock moves (virtual time, or `std::time::Instant` in `live/`). A host
 //! injects datagrams ([`Host::receive`]), runs due timers ([`Host::advance`]), lets socket calls
 //! happen at its current time ([`Host::now`]), and drains what the stack sends and reports
-//! ([`Host::drain`]), telling one [`Observer`] about packets in and out and events.
+//! ([`Host::drain`]), telling one [`Observer`] about packets in and out, events and notes.
+//!
+//! A virtual-time driver that must see the stack at each timer's own deadline (replay, scripts,
+//! the fuzz runner) steps timer by timer with [`Host::timers_until`] instead of [`Host::advance`].
 //!
 //! The loop every driver runs is the polling order written on [`Stack`]:
 //!
@@ -23,6 +26,7 @@
 
 use crate::stack::{Event, Stack};
 use crate::time::Instant;
+use std::collections::VecDeque;
 use std::fmt;
 
 /// Where the datagrams a stack sends go: a link to another host, a TUN device, a comparison.
@@ -39,6 +43,21 @@ pub trait Observer {
     fn packet_out(&mut self, _now: Instant, _datagram: &[u8]) {}
     /// An event the stack reported at `now`.
     fn event(&mut self, _now: Instant, _event: Event) {}
+    /// Something the driver did or saw at `now` that is not a packet: a socket call, a clock move.
+    fn note(&mut self, _now: Instant, _text: fmt::Arguments<'_>) {}
+}
+
+/// A device that keeps what the stack sends, in order, for the driver to take and look at.
+#[derive(Debug, Clone, Default)]
+pub struct Outbox {
+    /// The datagrams sent and not taken yet, with the time each was sent.
+    pub sent: VecDeque<(Instant, Vec<u8>)>,
+}
+
+impl Device for Outbox {
+    fn transmit(&mut self, now: Instant, datagram: &[u8]) {
+        self.sent.push_back((now, datagram.to_vec()));
+    }
 }
 
 /// An observer that ignores everything.
@@ -185,9 +204,23 @@ impl Host {
         Ok(())
     }
 
+    /// Starts running the timers due by `until` one at a time, each at its own deadline; see
+    /// [`TimerRuns::run_next`]. The clock does not move until a timer runs.
+    pub fn timers_until(&self, until: Instant) -> TimerRuns {
+        TimerRuns { until, runs: 0 }
+    }
+
     /// Sends everything the stack has to send now through `device` and reports its events;
     /// returns how many datagrams went out.
     pub fn drain(&mut self, device: &mut impl Device, obs: &mut impl Observer) -> Result<usize, Runaway> {
+        let sent = self.transmit(device, obs)?;
+        self.report_events(obs);
+        Ok(sent)
+    }
+
+    /// Sends everything the stack has to send now through `device`, leaving its events queued;
+    /// returns how many datagrams went out. [`Host::drain`] is this and [`Host::report_events`].
+    pub fn transmit(&mut self, device: &mut impl Device, obs: &mut impl Observer) -> Result<usize, Runaway> {
         let mut sent = 0;
         while let Some(n) = self.stack.poll_transmit(self.now, &mut self.buf) {
             sent += 1;
@@ -201,9 +234,56 @@ impl Host {
             obs.packet_out(self.now, &self.buf[..n]);
             device.transmit(self.now, &self.buf[..n]);
         }
+        Ok(sent)
+    }
+
+    /// Tells `obs` every event the stack has queued, in order.
+    pub fn report_events(&mut self, obs: &mut impl Observer) {
         while let Some(ev) = self.stack.poll_event() {
             obs.event(self.now, ev);
         }
-        Ok(sent)
+    }
+}
+
+/// Timer runs of one stepwise advance of a [`Host`], counted against
+/// [`Bounds::max_timer_runs_per_advance`]; made by [`Host::timers_until`].
+///
+/// ```text
+/// let mut timers = host.timers_until(end);
+/// while timers.run_next(&mut host)?.is_some() {
+///     host.drain(device, obs)?;   // and whatever the application does at that time
+/// }
+/// host.set_now(end);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct TimerRuns {
+    until: Instant,
+    runs: usize,
+}
+
+impl TimerRuns {
+    /// Runs the earliest timer if it is due by the end of this advance: the clock moves to its
+    /// deadline (never backward) and the stack handles the timeout there. Returns the time it ran
+    /// at, or `None` when no timer is due by then.
+    pub fn run_next(&mut self, host: &mut Host) -> Result<Option<Instant>, Runaway> {
+        let Some(at) = host.stack.poll_timeout().filter(|&t| t <= self.until) else {
+            return Ok(None);
+        };
+        self.runs += 1;
+        if self.runs > host.bounds.max_timer_runs_per_advance {
+            return Err(Runaway {
+                at: host.now,
+                what: RunawayKind::TimerRuns,
+                limit: host.bounds.max_timer_runs_per_advance,
+            });
+        }
+        host.set_now(at);
+        host.stack.handle_timeout(host.now);
+        Ok(Some(host.now))
+    }
+
+    /// Timer runs made so far.
+    pub fn runs(&self) -> usize {
+        self.runs
     }
 }

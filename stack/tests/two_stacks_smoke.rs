@@ -1,8 +1,10 @@
 //! Two stacks joined by a simple deterministic lossy wire: every byte must arrive once and in
 //! order, and both ends must reach CLOSED. The full seeded impairment matrix lives in the harness.
+//! Each stack runs in a [`Host`] whose device is its wire to the other.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use utcp::host::{Bounds, Device, Host, Quiet};
 use utcp::{Config, Duration, Event, Instant, Stack};
 
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
@@ -26,12 +28,29 @@ impl Rng {
     }
 }
 
+/// One direction: drops `loss_per_mille` of the datagrams (drawn from the pair's one RNG) and
+/// delivers the rest after a fixed delay, in order.
+struct Wire<'r> {
+    rng: &'r mut Rng,
+    loss_per_mille: u64,
+    delay: Duration,
+    queue: &'r mut VecDeque<(Instant, Vec<u8>)>,
+}
+
+impl Device for Wire<'_> {
+    fn transmit(&mut self, now: Instant, datagram: &[u8]) {
+        if self.rng.next() % 1000 >= self.loss_per_mille {
+            self.queue.push_back((now + self.delay, datagram.to_vec()));
+        }
+    }
+}
+
 fn transfer(bytes: usize, loss_per_mille: u64, seed: u64) {
-    let mut a = Stack::new(cfg(A, 1));
-    let mut b = Stack::new(cfg(B, 2));
     let mut now = Instant::from_secs(1);
-    let l = b.listen(now, SocketAddr::new(B, 80), 8).unwrap();
-    let ca = a.connect(now, None, SocketAddr::new(B, 80)).unwrap();
+    let mut host_a = Host::new(Stack::new(cfg(A, 1)), now, Bounds::default());
+    let mut host_b = Host::new(Stack::new(cfg(B, 2)), now, Bounds::default());
+    let l = host_b.stack_mut().listen(now, SocketAddr::new(B, 80), 8).unwrap();
+    let ca = host_a.stack_mut().connect(now, None, SocketAddr::new(B, 80)).unwrap();
     let data: Vec<u8> = (0..bytes).map(|i| (i * 7 + i / 251) as u8).collect();
     let mut sent = 0;
     let mut got = Vec::with_capacity(bytes);
@@ -43,6 +62,7 @@ fn transfer(bytes: usize, loss_per_mille: u64, seed: u64) {
     let mut a_closed = false;
     let mut b_closed = false;
     for step in 0..5_000_000u64 {
+        let (a, b) = (host_a.stack_mut(), host_b.stack_mut());
         // Application work.
         if sent < data.len() {
             if let Ok(n) = a.send(now, ca, &data[sent..]) {
@@ -75,16 +95,11 @@ fn transfer(bytes: usize, loss_per_mille: u64, seed: u64) {
             }
         }
         // Transmit.
-        while let Some(p) = a.poll_transmit_vec(now) {
-            if rng.next() % 1000 >= loss_per_mille {
-                wire_ab.push_back((now + delay, p));
-            }
-        }
-        while let Some(p) = b.poll_transmit_vec(now) {
-            if rng.next() % 1000 >= loss_per_mille {
-                wire_ba.push_back((now + delay, p));
-            }
-        }
+        let mut wire = Wire { rng: &mut rng, loss_per_mille, delay, queue: &mut wire_ab };
+        host_a.transmit(&mut wire, &mut Quiet).unwrap();
+        let mut wire = Wire { rng: &mut rng, loss_per_mille, delay, queue: &mut wire_ba };
+        host_b.transmit(&mut wire, &mut Quiet).unwrap();
+        let (a, b) = (host_a.stack(), host_b.stack());
         if b_closed && a.connection_count() == 0 && b.connection_count() == 0 {
             assert_eq!(got.len(), data.len());
             assert!(got == data, "data differs");
@@ -92,37 +107,35 @@ fn transfer(bytes: usize, loss_per_mille: u64, seed: u64) {
             return;
         }
         // Next event: a delivery or a timer.
-        let next =
-            [wire_ab.front().map(|x| x.0), wire_ba.front().map(|x| x.0), a.poll_timeout(), b.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or_else(|| {
-                    panic!("deadlock at step {step}: sent {sent} got {} seed {seed}", got.len())
-                });
+        let next = [
+            wire_ab.front().map(|x| x.0),
+            wire_ba.front().map(|x| x.0),
+            host_a.poll_timeout(),
+            host_b.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or_else(|| panic!("deadlock at step {step}: sent {sent} got {} seed {seed}", got.len()));
         now = now.max(next);
         while wire_ab.front().is_some_and(|x| x.0 <= now) {
             let (_, p) = wire_ab.pop_front().unwrap();
-            b.handle_packet(now, &p);
+            host_b.receive(now, &p, &mut Quiet);
         }
         while wire_ba.front().is_some_and(|x| x.0 <= now) {
             let (_, p) = wire_ba.pop_front().unwrap();
-            a.handle_packet(now, &p);
+            host_a.receive(now, &p, &mut Quiet);
         }
-        if a.poll_timeout().is_some_and(|t| t <= now) {
-            a.handle_timeout(now);
-        }
-        if b.poll_timeout().is_some_and(|t| t <= now) {
-            b.handle_timeout(now);
-        }
-        a.check_invariants().unwrap_or_else(|e| panic!("a: {e} (seed {seed})"));
-        b.check_invariants().unwrap_or_else(|e| panic!("b: {e} (seed {seed})"));
+        host_a.advance(now).unwrap();
+        host_b.advance(now).unwrap();
+        host_a.stack().check_invariants().unwrap_or_else(|e| panic!("a: {e} (seed {seed})"));
+        host_b.stack().check_invariants().unwrap_or_else(|e| panic!("b: {e} (seed {seed})"));
     }
     panic!(
         "did not finish: sent {sent} got {} a={} b={} seed {seed}",
         got.len(),
-        a.connection_count(),
-        b.connection_count()
+        host_a.stack().connection_count(),
+        host_b.stack().connection_count()
     );
 }
 

@@ -5,8 +5,11 @@
 //! [`CaptureWriter`] writes raw-IP pcap or pcapng, pcapng with a comment on any packet.
 //! Damage is a [`CaptureError`] naming the file, the record and the reason, never a panic.
 //!
-//! Must not depend on: the TCP parsing in `utcp::wire`, replay, terminals.
+//! [`flows`] splits the records into TCP connections, for `inspect` and replay alike.
+//!
+//! Must not depend on: replay, terminals; below `flows`, the TCP parsing in `utcp::wire`.
 
+pub mod flows;
 mod link;
 mod write;
 

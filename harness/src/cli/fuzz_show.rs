@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use utcp::tcp::SeqNum;
 use utcp::time::Instant;
 use utcp::wire::{parse_datagram, ChecksumMode, Transport};
+use utcp::Event;
 
 /// Arguments of `utcp fuzz-show`.
 #[derive(Debug, clap::Args)]
@@ -69,6 +70,27 @@ impl Show {
 }
 
 impl Observer for Show {
+    fn packet_in(&mut self, now: Instant, datagram: &[u8]) {
+        self.packet(now, Direction::In, datagram);
+    }
+
+    fn packet_out(&mut self, now: Instant, datagram: &[u8]) {
+        self.packet(now, Direction::Out, datagram);
+    }
+
+    fn event(&mut self, now: Instant, event: Event) {
+        self.note(now, format_args!("event {event:?}"));
+    }
+
+    fn note(&mut self, now: Instant, text: fmt::Arguments<'_>) {
+        let text = text.to_string();
+        let _ = writeln!(self.text, "// {} {text}", self.time(now));
+        self.notes.push(text);
+    }
+}
+
+impl Show {
+    /// One datagram into (`Direction::In`) or out of the stack, as a transcript line.
     fn packet(&mut self, now: Instant, dir: Direction, datagram: &[u8]) {
         let comment = (!self.notes.is_empty()).then(|| self.notes.join("; "));
         self.notes.clear();
@@ -120,12 +142,6 @@ impl Observer for Show {
         }
         self.text.push_str(&line);
         self.text.push('\n');
-    }
-
-    fn note(&mut self, now: Instant, text: fmt::Arguments<'_>) {
-        let text = text.to_string();
-        let _ = writeln!(self.text, "// {} {text}", self.time(now));
-        self.notes.push(text);
     }
 }
 

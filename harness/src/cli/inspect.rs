@@ -4,9 +4,9 @@
 //! Exit status: 0 when the file was read (with `--keep-going`, also when it was damaged after some
 //! records; the damage is reported), 2 when it could not be read or `--flow` names no connection.
 
+use crate::capture::flows::split;
 use crate::capture::CaptureReader;
 use crate::inspect::{render_table, report, to_json, transcript};
-use crate::replay::flows::split;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

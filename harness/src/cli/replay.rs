@@ -9,8 +9,8 @@
 //! profile, 1 when something differed, 2 when the input could not be read (or `--flow` names no
 //! connection, or an output file cannot be written).
 
+use crate::capture::flows::{split, Side};
 use crate::capture::CaptureReader;
-use crate::replay::flows::{split, Side};
 use crate::replay::progress::Progress;
 use crate::replay::report::{script, summary_line, to_json, transcript, write_pcapng};
 use crate::replay::{replay_flow, Mode, Options, Profile, Replay};

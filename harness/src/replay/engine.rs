@@ -3,15 +3,17 @@
 //! other endpoint's packets are translated and injected at their capture times; a scripted
 //! application writes what the recorded endpoint wrote, when it first sent it, shuts down where
 //! it sent FIN, aborts where it sent RST, and reads everything. Timers run between injections and
-//! for a bounded virtual time after the last one.
+//! for a bounded virtual time after the last one, each at its deadline. The stack runs in a
+//! [`Host`] whose device records what it sends.
 //!
 //! Must not depend on: files, terminals, wall-clock time (the virtual clock is the capture's).
 
 use super::compare::{align, Alignment, Counts, Outcome, Profile, Seg};
-use super::flows::{Flow, FlowPacket, Side};
 use super::translate::{Mode, Translator};
+use crate::capture::flows::{Flow, FlowPacket, Side};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use utcp::host::{Bounds, Device, Host, Quiet, Runaway};
 use utcp::tcp::seq::SeqNum;
 use utcp::time::{Duration, Instant};
 use utcp::wire::{parse_datagram, ChecksumMode, Transport};
@@ -31,7 +33,8 @@ pub struct Options {
     pub profile: Profile,
     /// Virtual time run after the last recorded packet.
     pub tail: Duration,
-    /// Timer firings allowed in all (a bound against runaway timers).
+    /// Timer firings allowed between two recorded packets (the host's bound against runaway
+    /// timers); once crossed, a note says so and no more timers run.
     pub max_timer_steps: usize,
 }
 
@@ -231,7 +234,7 @@ pub fn config_for(flow: &Flow, role: Side) -> Config {
 struct Run<'f> {
     flow: &'f Flow,
     opts: Options,
-    stack: Stack,
+    host: Host,
     role: Side,
     local: SocketAddr,
     remote: SocketAddr,
@@ -247,9 +250,28 @@ struct Run<'f> {
     tr: Translator,
     rec_isn: Option<SeqNum>,
     rec_ts: Option<u32>,
-    timer_steps: usize,
-    buf: Vec<u8>,
+    /// A bound of the host was crossed: timers no longer run.
+    runaway: bool,
     rbuf: Vec<u8>,
+}
+
+/// The replay's device: what the stack sends becomes a step, and teaches the translator.
+struct Recorder<'r> {
+    steps: &'r mut Vec<Step>,
+    tr: &'r mut Translator,
+    rec_isn: Option<SeqNum>,
+    rec_ts: Option<u32>,
+}
+
+impl Device for Recorder<'_> {
+    fn transmit(&mut self, now: Instant, datagram: &[u8]) {
+        if let Ok(d) = parse_datagram(datagram, ChecksumMode::Ignore) {
+            if let Transport::Tcp(t) = d.transport {
+                self.tr.observe_sent(&t, self.rec_isn, self.rec_ts);
+            }
+        }
+        self.steps.push(Step::Out { time: now, datagram: datagram.to_vec() });
+    }
 }
 
 impl Run<'_> {
@@ -260,10 +282,11 @@ impl Run<'_> {
     /// Events; what the stack sends at once (as a kernel does before the application runs);
     /// writes and shutdown and what they send; reads and any window update they cause.
     fn service(&mut self, now: Instant) {
-        while let Some(ev) = self.stack.poll_event() {
+        self.host.set_now(now);
+        while let Some(ev) = self.host.stack_mut().poll_event() {
             match ev {
                 Event::Acceptable(l) if self.socket.is_none() && !self.gone => {
-                    if let Ok(s) = self.stack.accept(now, l) {
+                    if let Ok(s) = self.host.stack_mut().accept(now, l) {
                         self.socket = Some(s);
                         self.call(now, Call::Accept);
                     }
@@ -279,7 +302,7 @@ impl Run<'_> {
             if !self.pending.is_empty() {
                 let chunk = self.pending.make_contiguous();
                 let asked = chunk.len();
-                match self.stack.send(now, s, chunk) {
+                match self.host.stack_mut().send(now, s, chunk) {
                     Ok(taken) => {
                         self.pending.drain(..taken);
                         self.call(now, Call::Write { asked, taken });
@@ -294,7 +317,7 @@ impl Run<'_> {
                 }
             }
             if self.shutdown_wanted && !self.shutdown_done && self.pending.is_empty() {
-                if self.stack.shutdown(now, s).is_ok() {
+                if self.host.stack_mut().shutdown(now, s).is_ok() {
                     self.call(now, Call::Shutdown);
                 }
                 self.shutdown_done = true;
@@ -302,7 +325,7 @@ impl Run<'_> {
             self.transmit(now);
             let mut read = 0;
             loop {
-                match self.stack.recv(now, s, &mut self.rbuf) {
+                match self.host.stack_mut().recv(now, s, &mut self.rbuf) {
                     Ok(0) => {
                         if !self.eof_seen {
                             self.eof_seen = true;
@@ -328,34 +351,43 @@ impl Run<'_> {
 
     /// Everything the stack has to send now.
     fn transmit(&mut self, now: Instant) {
-        while let Some(n) = self.stack.poll_transmit(now, &mut self.buf) {
-            let datagram = self.buf[..n].to_vec();
-            if let Ok(d) = parse_datagram(&datagram, ChecksumMode::Ignore) {
-                if let Transport::Tcp(t) = d.transport {
-                    self.tr.observe_sent(&t, self.rec_isn, self.rec_ts);
-                }
-            }
-            self.steps.push(Step::Out { time: now, datagram });
+        self.host.set_now(now);
+        let mut rec =
+            Recorder { steps: &mut self.steps, tr: &mut self.tr, rec_isn: self.rec_isn, rec_ts: self.rec_ts };
+        if let Err(r) = self.host.transmit(&mut rec, &mut Quiet) {
+            self.stopped(r);
         }
     }
 
-    /// Runs the timers due up to `until`.
+    /// Runs the timers due up to `until`, each at its deadline, and what the application does then.
     fn timers_until(&mut self, until: Instant) {
-        while let Some(at) = self.stack.poll_timeout() {
-            if at > until || self.timer_steps >= self.opts.max_timer_steps {
-                break;
-            }
-            self.timer_steps += 1;
-            self.stack.handle_timeout(at);
-            self.service(at);
+        if self.runaway {
+            return;
         }
+        let mut timers = self.host.timers_until(until);
+        loop {
+            match timers.run_next(&mut self.host) {
+                Ok(Some(at)) => self.service(at),
+                Ok(None) => break,
+                Err(r) => {
+                    self.stopped(r);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The host ran away: a note says so, and timers run no more.
+    fn stopped(&mut self, r: Runaway) {
+        self.runaway = true;
+        self.steps.push(Step::Note { time: r.at, text: format!("stopped: {r}") });
     }
 
     fn inject(&mut self, p: &FlowPacket, now: Instant) {
-        let sliced = p.tcp.is_sliced().then_some(p.tcp.payload_len);
-        match self.tr.translate(&p.datagram, sliced, self.opts.mode) {
+        let sliced = p.tcp.is_sliced().then_some(p.tcp.captured_payload_len);
+        match self.tr.translate(&p.zero_filled(), sliced, self.opts.mode) {
             Ok(inj) => {
-                self.stack.handle_packet(now, &inj.datagram);
+                self.host.receive(now, &inj.datagram, &mut Quiet);
                 self.steps.push(Step::In {
                     time: now,
                     number: p.number,
@@ -387,11 +419,12 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
     let rec_isn = flow.isn(role);
     let peer_isn = flow.isn(role.other());
     let cfg = config_for(flow, role);
-    let mtu = cfg.mtu;
+    let start = flow.packets.first().map_or(Instant::ZERO, |p| p.time);
+    let bounds = Bounds { max_timer_runs_per_advance: opts.max_timer_steps, ..Bounds::default() };
     let mut run = Run {
         flow,
         opts: *opts,
-        stack: Stack::new(cfg),
+        host: Host::new(Stack::new(cfg), start, bounds),
         role,
         local,
         remote,
@@ -407,8 +440,7 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
         tr: Translator::default(),
         rec_isn,
         rec_ts: syn_tsval(flow, role),
-        timer_steps: 0,
-        buf: vec![0; mtu.max(1500) + 100],
+        runaway: false,
         rbuf: vec![0; 65536],
     };
     let client_syn =
@@ -425,13 +457,13 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
     }
     let syn_ack_recorded = flow.packets.iter().any(|p| p.from == Side::Server && p.tcp.flags.syn());
     let rec_start = rec_isn.map(|i| i + 1);
-    let mut now = flow.packets.first().map_or(Instant::ZERO, |p| p.time);
+    let mut now = start;
     let mut fin_seen = false;
     let mut rst_seen = false;
     // Setup at the first packet's time.
     match role {
         Side::Server if syn_ack_recorded => {
-            if let Ok(l) = run.stack.listen(now, local, 128) {
+            if let Ok(l) = run.host.stack_mut().listen(now, local, 128) {
                 run.listener = Some(l);
                 run.call(now, Call::Listen);
             }
@@ -447,7 +479,7 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
                 .find(|p| p.from == Side::Client && p.tcp.flags.syn())
                 .map_or(now, |p| p.time);
             now = now.max(at);
-            match run.stack.connect(now, Some(local), remote) {
+            match run.host.stack_mut().connect(now, Some(local), remote) {
                 Ok(s) => {
                     run.socket = Some(s);
                     run.call(now, Call::Connect);
@@ -487,14 +519,14 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
                 rst_seen = true;
                 if run.socket.is_none() {
                     if let Some(l) = run.listener {
-                        if let Ok(s) = run.stack.accept(now, l) {
+                        if let Ok(s) = run.host.stack_mut().accept(now, l) {
                             run.socket = Some(s);
                             run.call(now, Call::Accept);
                         }
                     }
                 }
                 if let Some(s) = run.socket.take() {
-                    if run.stack.abort(now, s).is_ok() {
+                    if run.host.stack_mut().abort(now, s).is_ok() {
                         run.call(now, Call::Abort);
                     }
                     run.pending.clear();
@@ -564,11 +596,7 @@ fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) ->
         .filter(|p| p.from == role)
         .filter_map(|p| {
             let declared = p.tcp.is_sliced().then_some(p.tcp.payload_len);
-            let seg = if p.tcp.is_sliced() {
-                Seg::parse(p.time, &cut_for_parse(&p.datagram), rec_isn, peer_isn, 0, declared)
-            } else {
-                Seg::parse(p.time, &p.datagram, rec_isn, peer_isn, 0, declared)
-            };
+            let seg = Seg::parse(p.time, &p.as_captured(), rec_isn, peer_isn, 0, declared);
             seg.map(|s| (p.number, s))
         })
         .collect();
@@ -600,7 +628,7 @@ fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) ->
         .packets
         .iter()
         .filter(|p| p.from == role && missing.contains(&p.number))
-        .map(|p| (p.number, if p.tcp.is_sliced() { cut_for_parse(&p.datagram) } else { p.datagram.clone() }))
+        .map(|p| (p.number, p.as_captured().into_owned()))
         .collect();
 
     // How the recording ended, and whether utcp got there.
@@ -625,7 +653,7 @@ fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) ->
     let acked_peer_fin = peer_fin_end
         .is_some_and(|f| usegs.iter().any(|s| s.flags.ack() && (s.ack.wrapping_sub(f) as i32) >= 0));
     let reset = matches!(run.close_reason, Some(CloseReason::Reset | CloseReason::Refused))
-        || run.stack.stats().resets_in > 0;
+        || run.host.stack().stats().resets_in > 0;
     let (completed, reason) = match (&unplayable, end) {
         (Some(why), _) => (false, Some(why.clone())),
         (None, RecordedEnd::Open) => {
@@ -648,7 +676,7 @@ fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) ->
     let utcp: Vec<(usize, Seg)> = usteps.into_iter().zip(usegs).collect();
     let start = flow.packets.first().map_or(Instant::ZERO, |p| p.time);
     let first_difference = first_difference(&recorded, &utcp, &alignment, start);
-    let stats = run.stack.stats().clone();
+    let stats = run.host.stack().stats().clone();
     Replay {
         flow: flow.index,
         role,
@@ -706,18 +734,4 @@ fn first_difference(
         offer(seg.time, format!("utcp sent {} at {at} not in the recording", seg.kind().describe()));
     }
     best.map(|(_, t)| t)
-}
-
-/// A copy of a sliced datagram whose IP length fields say what was captured, so it parses.
-pub(crate) fn cut_for_parse(d: &[u8]) -> Vec<u8> {
-    let mut d = d.to_vec();
-    let captured = d.len();
-    match d.first().map(|b| b >> 4) {
-        Some(4) if captured >= 20 => d[2..4].copy_from_slice(&(captured.min(65535) as u16).to_be_bytes()),
-        Some(6) if captured >= 40 => {
-            d[4..6].copy_from_slice(&((captured - 40).min(65535) as u16).to_be_bytes())
-        }
-        _ => {}
-    }
-    d
 }

@@ -1,13 +1,12 @@
 //! Replay of captures against utcp (DESIGN.md "Replay").
 //!
-//! `flows` splits a capture into connections; `engine` plays one against a fresh stack, with
+//! `capture::flows` splits a capture into connections; `engine` plays one against a fresh stack, with
 //! `translate` moving the peer's packets into utcp's sequence space; `compare` lines utcp's
 //! answers up with the recording under a profile; `report` renders transcripts, JSON, the
 //! annotated pcapng and scripts; `progress` draws a bar on a terminal.
 
 pub mod compare;
 pub mod engine;
-pub mod flows;
 pub mod progress;
 pub mod report;
 pub mod translate;

@@ -7,7 +7,7 @@
 
 use super::compare::{note, Outcome};
 use super::engine::{Call, Replay, Step};
-use super::flows::Side;
+use crate::capture::flows::Side;
 use crate::capture::{CaptureError, CaptureWriter, Format};
 use crate::transcript::{format_segment, format_time, Direction, Isns, Transcript};
 use serde_json::{json, Value};

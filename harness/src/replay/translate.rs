@@ -94,28 +94,21 @@ impl Translator {
         }
     }
 
-    /// Rewrites one recorded peer datagram for injection. `sliced` is the payload length the IP
-    /// header declared when the capture holds less (the missing bytes are injected as zeros).
+    /// Rewrites one recorded peer datagram for injection. `sliced` is the payload bytes the
+    /// capture holds when a short snap length cut the record: `datagram` is then the record
+    /// zero-filled to its declared length (`FlowPacket::zero_filled`), and a note says so.
     pub fn translate(&self, datagram: &[u8], sliced: Option<usize>, mode: Mode) -> Result<Injected, String> {
         let mut notes = Vec::new();
-        let fixed;
-        let mut input = datagram;
-        let payload_len = sliced.unwrap_or(0);
-        let sliced = sliced.is_some();
-        if sliced {
-            fixed = super::engine::cut_for_parse(datagram);
-            input = &fixed;
-        }
-        let parsed = match parse_datagram(input, ChecksumMode::Verify) {
+        let parsed = match parse_datagram(datagram, ChecksumMode::Verify) {
             Ok(d) => d,
             Err(e) => match e.kind {
                 WireErrorKind::BadChecksum { found, computed } => {
-                    if !sliced {
+                    if sliced.is_none() {
                         notes.push(format!(
                             "checksum 0x{found:04x} in the capture, 0x{computed:04x} computed: injected with a correct one"
                         ));
                     }
-                    parse_datagram(input, ChecksumMode::Ignore).map_err(|e| e.to_string())?
+                    parse_datagram(datagram, ChecksumMode::Ignore).map_err(|e| e.to_string())?
                 }
                 _ => return Err(e.to_string()),
             },
@@ -123,20 +116,12 @@ impl Translator {
         let Transport::Tcp(orig) = parsed.transport else {
             return Err("not TCP".to_string());
         };
-        let zeros;
         let mut tcp = orig;
-        if sliced {
-            zeros = {
-                let mut z = vec![0u8; payload_len];
-                z[..orig.payload.len().min(payload_len)]
-                    .copy_from_slice(&orig.payload[..orig.payload.len().min(payload_len)]);
-                z
-            };
+        if let Some(captured) = sliced {
             notes.push(format!(
-                "sliced: {} of {payload_len} payload bytes captured, the rest injected as zeros",
-                orig.payload.len()
+                "sliced: {captured} of {} payload bytes captured, the rest injected as zeros",
+                tcp.payload.len()
             ));
-            tcp.payload = &zeros;
         }
         let clamp = match mode {
             Mode::Adaptive => self.snd_max,

@@ -1,4 +1,5 @@
-//! Runs a parsed [`Script`] against a `utcp::Stack` on virtual time.
+//! Runs a parsed [`Script`] against a `utcp::Stack` on virtual time, through a [`Host`] whose
+//! device is an [`Outbox`] the `>` lines are matched against.
 //!
 //! Numbering (DESIGN.md "Scripts"): `<` sequence numbers are relative to the remote ISN the runner
 //! picks ([`REMOTE_ISN`]); numbers that belong to the stack (`>` sequence numbers, `<` ack numbers
@@ -12,9 +13,10 @@
 
 use super::ast::*;
 use super::packet::Segment;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{SocketAddr, SocketAddrV4};
+use utcp::host::{Bounds, Host, Observer, Outbox, Runaway, RunawayKind};
 use utcp::{
     AcceptError, CloseReason, Config, Duration, Errno, Event as StackEvent, Instant, ListenerHandle,
     RecvError, SendError, SocketHandle, SocketOption, SocketOptions, Stack, State,
@@ -34,6 +36,20 @@ pub const CLIENT_PORT: u16 = 47_000;
 const DEFAULT_KEEPIDLE: Duration = Duration::from_secs(7200);
 /// The longest a `*` outbound line waits for its packet.
 const ANY_TIME_LIMIT: u64 = 3_600_000_000;
+/// A stack that sends more at once, or runs more timers before the script's next line, has run
+/// away.
+const BOUNDS: Bounds = Bounds { max_datagrams_per_drain: 10_000, max_timer_runs_per_advance: 100_000 };
+
+/// What the executor keeps of the stack's events: how each connection closed.
+struct Closes<'a>(&'a mut HashMap<SocketHandle, CloseReason>);
+
+impl Observer for Closes<'_> {
+    fn event(&mut self, _now: Instant, event: StackEvent) {
+        if let StackEvent::Closed(h, reason) = event {
+            self.0.insert(h, reason);
+        }
+    }
+}
 
 /// Why a script failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,12 +160,16 @@ struct Pending {
 struct Exec<'s> {
     script: &'s Script,
     config: Config,
-    stack: Option<Stack>,
+    /// The host, made at the first line that needs the stack (options may change the
+    /// configuration until then).
+    host: Option<Host>,
+    /// The script's clock; the host follows it.
     now: Instant,
     /// The time of the previous event, for relative times.
     last: u64,
     fds: BTreeMap<i64, Fd>,
-    out: VecDeque<(Instant, Vec<u8>)>,
+    /// What the stack sent and no `>` line has matched yet.
+    out: Outbox,
     /// The stack's ISN per peer port, from the latest SYN it sent to that port.
     stack_isns: HashMap<u16, u32>,
     ts_offset: Option<u32>,
@@ -161,6 +181,13 @@ struct Exec<'s> {
     transcript: Vec<String>,
     current_line: usize,
     current_text: String,
+}
+
+/// The executor's host, made with `config` if there is none yet, at the script's time `now`.
+fn host_of<'h>(host: &'h mut Option<Host>, config: &Config, now: Instant) -> &'h mut Host {
+    let host = host.get_or_insert_with(|| Host::new(Stack::new(config.clone()), now, BOUNDS));
+    host.set_now(now);
+    host
 }
 
 fn fail<T>(line: usize, expected: &str, got: impl Into<String>) -> Result<T, Failure> {
@@ -219,11 +246,11 @@ impl<'s> Exec<'s> {
         Exec {
             script,
             config: config_for(o),
-            stack: None,
+            host: None,
             now: Instant::ZERO,
             last: 0,
             fds: BTreeMap::new(),
-            out: VecDeque::new(),
+            out: Outbox::default(),
             stack_isns: HashMap::new(),
             ts_offset: None,
             last_ts_val: None,
@@ -237,9 +264,18 @@ impl<'s> Exec<'s> {
         }
     }
 
+    /// The stack, made now if this is the first line that needs it; at the script's time.
     fn stack(&mut self) -> &mut Stack {
-        let config = &self.config;
-        self.stack.get_or_insert_with(|| Stack::new(config.clone()))
+        host_of(&mut self.host, &self.config, self.now).stack_mut()
+    }
+
+    /// A runaway of the host as a failure of the current line.
+    fn runaway<T>(&self, r: Runaway) -> Result<T, Failure> {
+        let what = match r.what {
+            RunawayKind::Datagrams => "the stack sent more than 10000 packets at once",
+            RunawayKind::TimerRuns => "the stack's timers do not advance",
+        };
+        fail(self.current_line, &self.current_text, what)
     }
 
     fn default_options(&self) -> SocketOptions {
@@ -279,63 +315,32 @@ impl<'s> Exec<'s> {
 
     /// Collects the stack's output and events, and completes a pending call if it can.
     fn after_input(&mut self) -> Result<(), Failure> {
-        let now = self.now;
-        if let Some(stack) = self.stack.as_mut() {
-            let mut sent = 0;
-            while let Some(d) = stack.poll_transmit_vec(now) {
-                self.out.push_back((now, d));
-                sent += 1;
-                if sent > 10_000 {
-                    return fail(
-                        self.current_line,
-                        &self.current_text,
-                        "the stack sent more than 10000 packets at once",
-                    );
-                }
-            }
-            let mut events = 0;
-            while let Some(ev) = stack.poll_event() {
-                events += 1;
-                if events > 100_000 {
-                    return fail(
-                        self.current_line,
-                        &self.current_text,
-                        "the stack reported events without end",
-                    );
-                }
-                if let StackEvent::Closed(h, reason) = ev {
-                    self.closed.insert(h, reason);
-                }
+        if let Some(host) = self.host.as_mut() {
+            host.set_now(self.now);
+            if let Err(r) = host.drain(&mut self.out, &mut Closes(&mut self.closed)) {
+                return self.runaway(r);
             }
         }
         self.try_pending()
     }
 
-    /// Runs timers up to `until`. With `stop_at_packet`, stops as soon as a packet is queued.
+    /// Runs timers up to `until`, each at its deadline. With `stop_at_packet`, stops as soon as a
+    /// packet is queued.
     fn advance(&mut self, until: Instant, stop_at_packet: bool) -> Result<(), Failure> {
         self.after_input()?;
-        let mut steps = 0u32;
-        loop {
-            if stop_at_packet && !self.out.is_empty() {
-                return Ok(());
-            }
-            let Some(stack) = self.stack.as_mut() else { break };
-            match stack.poll_timeout() {
-                Some(t) if t <= until => {
-                    steps += 1;
-                    if steps > 100_000 {
-                        return fail(
-                            self.current_line,
-                            &self.current_text,
-                            "the stack's timers do not advance",
-                        );
-                    }
-                    self.now = self.now.max(t);
-                    let now = self.now;
-                    stack.handle_timeout(now);
-                    self.after_input()?;
+        if let Some(host) = self.host.as_ref() {
+            let mut timers = host.timers_until(until);
+            loop {
+                if stop_at_packet && !self.out.sent.is_empty() {
+                    return Ok(());
                 }
-                _ => break,
+                let Some(host) = self.host.as_mut() else { break };
+                match timers.run_next(host) {
+                    Ok(Some(at)) => self.now = self.now.max(at),
+                    Ok(None) => break,
+                    Err(r) => return self.runaway(r),
+                }
+                self.after_input()?;
             }
         }
         self.now = self.now.max(until);
@@ -343,7 +348,7 @@ impl<'s> Exec<'s> {
     }
 
     fn no_unexpected_packet(&mut self, event: &Event) -> Result<(), Failure> {
-        if let Some((t, d)) = self.out.pop_front() {
+        if let Some((t, d)) = self.out.sent.pop_front() {
             let shown = self.show_outbound(&d);
             self.transcript.push(format!("{} > {shown}", secs(t)));
             return fail(event.line, &event.text, format!("the stack sent `> {shown}` at {} first", secs(t)));
@@ -403,8 +408,8 @@ impl<'s> Exec<'s> {
             Err(e) => return fail(event.line, &event.text, e),
         };
         self.transcript.push(format!("{} {}", secs(self.now), event_text_packet(p)));
-        let now = self.now;
-        self.stack().handle_packet(now, &d);
+        let host = host_of(&mut self.host, &self.config, self.now);
+        host.receive(self.now, &d, &mut Closes(&mut self.closed));
         Ok(())
     }
 
@@ -477,7 +482,7 @@ impl<'s> Exec<'s> {
         let (early, late) =
             if event.time == TimeSpec::Any { (0, hi) } else { (lo.saturating_sub(tol), hi + tol) };
         self.advance(Instant::from_micros(late), true)?;
-        let Some((t, d)) = self.out.pop_front() else {
+        let Some((t, d)) = self.out.sent.pop_front() else {
             return fail(
                 event.line,
                 &event.text,
@@ -1050,7 +1055,7 @@ impl<'s> Exec<'s> {
                 option = Some(SocketOption::KeepAlive(ka));
             }
             "TCP_KEEPINTVL" | "TCP_KEEPCNT" => {
-                if self.stack.is_some() {
+                if self.host.is_some() {
                     return Err(format!(
                         "{name} is a stack-wide knob in utcp: set it before the first listen, connect or packet"
                     ));

@@ -10,6 +10,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
+use utcp::host::Device;
 use utcp::time::{Duration, Instant};
 
 /// SplitMix64 (Steele, Lea, Flood 2014): a tiny, fast, well-mixed generator for simulations.
@@ -320,6 +321,13 @@ impl Link {
         self.stats.delivered += 1;
         self.stats.bytes_delivered += p.data.len() as u64;
         Some(p.data)
+    }
+}
+
+/// A host sending into a link puts each datagram on it.
+impl Device for Link {
+    fn transmit(&mut self, now: Instant, datagram: &[u8]) {
+        self.send(now, datagram.to_vec());
     }
 }
 

@@ -12,6 +12,7 @@
 
 use crate::capture::{Content, Record};
 use etherparse::{IpNumber, LaxIpSlice, TcpSlice};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use utcp::tcp::seq::SeqNum;
@@ -87,6 +88,36 @@ pub struct FlowPacket {
 }
 
 impl FlowPacket {
+    /// The datagram with what a short snap length cut off as zeros: a sliced record parses whole,
+    /// with the payload length its IP header declared (the captured bytes, then zeros). Its
+    /// checksum no longer holds. A record captured whole is returned as it is.
+    pub fn zero_filled(&self) -> Cow<'_, [u8]> {
+        if !self.tcp.is_sliced() {
+            return Cow::Borrowed(&self.datagram);
+        }
+        let mut d = self.datagram.clone();
+        d.resize(self.tcp.tcp_offset + self.tcp.header_len + self.tcp.payload_len, 0);
+        Cow::Owned(d)
+    }
+
+    /// The datagram as captured, its IP length fields cut down to match, so that a sliced record
+    /// parses with only the captured payload. A record captured whole is returned as it is.
+    pub fn as_captured(&self) -> Cow<'_, [u8]> {
+        if !self.tcp.is_sliced() {
+            return Cow::Borrowed(&self.datagram);
+        }
+        let mut d = self.datagram.clone();
+        let captured = d.len();
+        match d.first().map(|b| b >> 4) {
+            Some(4) if captured >= 20 => d[2..4].copy_from_slice(&(captured.min(65535) as u16).to_be_bytes()),
+            Some(6) if captured >= 40 => {
+                d[4..6].copy_from_slice(&((captured - 40).min(65535) as u16).to_be_bytes())
+            }
+            _ => {}
+        }
+        Cow::Owned(d)
+    }
+
     /// The raw TCP options area, in wire order.
     pub fn raw_options(&self) -> &[u8] {
         let start = self.tcp.tcp_offset + 20;
