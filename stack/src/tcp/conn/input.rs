@@ -4,10 +4,11 @@
 //!
 //! Must not depend on: clocks, I/O, `crate::stack`.
 
-use super::{ticks_to_duration, Connection, Ctx, Timer};
+use super::{ticks_to_duration, Connection, Ctx};
 use crate::config::{CongestionKind, TcpConfig};
 use crate::tcp::congestion::Reno;
 use crate::tcp::seq::SeqNum;
+use crate::tcp::timer::Timer;
 use crate::tcp::{CloseReason, State};
 use crate::time::{Duration, Instant};
 use crate::wire::{TcpFlags, TcpRepr};
@@ -60,7 +61,7 @@ impl Connection {
             self.on_rtt_sample_syn(now, seg, ctx.cfg);
             self.snd_una = seg.ack;
             self.snd_wl2 = seg.ack;
-            self.clear_timer(Timer::Retransmit);
+            self.timers.stop(Timer::Retransmit);
             self.retries = 0;
             self.rtt.reset_backoff();
             self.establish();
@@ -75,7 +76,7 @@ impl Connection {
             // Simultaneous open (RFC 9293 §3.5 figure 7): SYN-RECEIVED, resend our SYN with ACK.
             self.state = State::SynReceived;
             self.snd_nxt = self.iss;
-            self.clear_timer(Timer::Retransmit);
+            self.timers.stop(Timer::Retransmit);
         }
         // Our SYN offered an unscaled window (RFC 7323 §2.2); the peer may use it at once.
         self.rcv_adv = self.rcv_nxt() + self.recv_buf.window().min(65535);
@@ -157,7 +158,7 @@ impl Connection {
                 }
                 if self.state == State::TimeWait && f.fin() {
                     // §3.10.7.4 eighth, TIME-WAIT: a retransmitted FIN restarts the 2 MSL timer.
-                    self.set_timer(Timer::Close, now + ctx.cfg.msl.saturating_mul(2));
+                    self.timers.set(Timer::Close, now + ctx.cfg.msl.saturating_mul(2));
                 }
             }
             ctx.drop("unacceptable");
@@ -221,7 +222,7 @@ impl Connection {
                         self.cc = Box::new(Reno::new(1, self.snd_mss));
                     }
                 }
-                self.clear_timer(Timer::Retransmit);
+                self.timers.stop(Timer::Retransmit);
                 self.rtt.reset_backoff();
                 // RFC 7323 §2.2: windows after the SYN are scaled.
                 self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
@@ -266,7 +267,7 @@ impl Connection {
             State::FinWait1 if self.fin_acked() => {
                 self.state = State::FinWait2;
                 if self.orphaned {
-                    self.set_timer(Timer::Close, now + ctx.cfg.fin_timeout);
+                    self.timers.set(Timer::Close, now + ctx.cfg.fin_timeout);
                 }
             }
             State::Closing if self.fin_acked() => self.enter_time_wait(now, ctx.cfg),
@@ -386,9 +387,9 @@ impl Connection {
             self.recovery.dup_acks = 0;
             // RFC 6298 (5.2)/(5.3): stop the timer when all is acknowledged, else restart it.
             if self.snd_una == self.snd_max {
-                self.clear_timer(Timer::Retransmit);
+                self.timers.stop(Timer::Retransmit);
             } else {
-                self.set_timer(Timer::Retransmit, now + self.rtt.rto());
+                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
             }
             if self.want_writable && self.send_buf.free() > 0 {
                 self.want_writable = false;
@@ -442,7 +443,7 @@ impl Connection {
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = ack;
             if window > 0 {
-                self.clear_timer(Timer::Persist);
+                self.timers.stop(Timer::Persist);
                 self.persist_backoff = 0;
             }
         }
@@ -492,9 +493,9 @@ impl Connection {
         match ctx.cfg.delayed_ack {
             // RFC 1122 §4.2.3.2: ACK at least every second full-sized segment.
             Some(_) if self.unacked_segments < 2 => {
-                if self.timer(Timer::DelayedAck).is_none() {
+                if self.timers.get(Timer::DelayedAck).is_none() {
                     let delay = ctx.cfg.delayed_ack.unwrap_or(Duration::ZERO);
-                    self.set_timer(Timer::DelayedAck, now + delay);
+                    self.timers.set(Timer::DelayedAck, now + delay);
                 }
             }
             _ => self.ack_now = true,
@@ -506,7 +507,7 @@ impl Connection {
         if self.fin_rcvd {
             self.ack_now = true;
             if self.state == State::TimeWait {
-                self.set_timer(Timer::Close, now + ctx.cfg.msl.saturating_mul(2));
+                self.timers.set(Timer::Close, now + ctx.cfg.msl.saturating_mul(2));
             }
             return;
         }
@@ -532,8 +533,8 @@ impl Connection {
                 // application's reply or its own FIN can carry it (RFC 1122 §4.2.3.2).
                 match ctx.cfg.delayed_ack {
                     Some(delay) => {
-                        if self.timer(Timer::DelayedAck).is_none() {
-                            self.set_timer(Timer::DelayedAck, now + delay);
+                        if self.timers.get(Timer::DelayedAck).is_none() {
+                            self.timers.set(Timer::DelayedAck, now + delay);
                         }
                     }
                     None => self.ack_now = true,

@@ -18,6 +18,7 @@ use super::buffers::{RecvBuffer, SendBuffer};
 use super::congestion::{Controller, Recovery, Reno, Unlimited};
 use super::rtt::RttEstimator;
 use super::seq::SeqNum;
+use super::timer::{Timer, TimerTable};
 use super::{CloseReason, State};
 use crate::config::{CongestionKind, TcpConfig};
 use crate::socket::SocketOptions;
@@ -84,20 +85,6 @@ pub(crate) struct Notes {
     /// The connection reached CLOSED for this reason.
     pub(crate) closed: Option<CloseReason>,
 }
-
-/// The timers, indexed by kind; the next deadline is their minimum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Timer {
-    Retransmit = 0,
-    DelayedAck = 1,
-    Persist = 2,
-    Keepalive = 3,
-    /// TIME-WAIT's 2×MSL, or the FIN-WAIT-2 limit of an orphaned connection.
-    Close = 4,
-}
-
-pub(super) const TIMERS: [Timer; 5] =
-    [Timer::Retransmit, Timer::DelayedAck, Timer::Persist, Timer::Keepalive, Timer::Close];
 
 /// One TCP connection.
 #[derive(Debug)]
@@ -173,7 +160,7 @@ pub(crate) struct Connection {
     last_small_end: SeqNum,
     /// A single segment to retransmit from this sequence number (fast retransmit).
     retransmit_at: Option<SeqNum>,
-    timers: [Option<Instant>; 5],
+    timers: TimerTable,
     persist_backoff: u32,
     /// Send a window probe now (persist timer expired).
     probe_now: bool,
@@ -308,7 +295,7 @@ impl Connection {
             retries: 0,
             retransmit_at: None,
             last_small_end: iss,
-            timers: [None; 5],
+            timers: TimerTable::default(),
             persist_backoff: 0,
             probe_now: false,
             keepalive_probes: 0,
@@ -463,19 +450,7 @@ impl Connection {
 
     /// The next deadline of any timer.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.iter().flatten().min().copied()
-    }
-
-    fn set_timer(&mut self, t: Timer, at: Instant) {
-        self.timers[t as usize] = Some(at);
-    }
-
-    fn clear_timer(&mut self, t: Timer) {
-        self.timers[t as usize] = None;
-    }
-
-    fn timer(&self, t: Timer) -> Option<Instant> {
-        self.timers[t as usize]
+        self.timers.next_timeout()
     }
 
     // ------------------------------------------------------------------------------------------
@@ -571,8 +546,8 @@ impl Connection {
     /// `fin_timeout` for the peer's FIN (Linux's tcp_fin_timeout).
     pub(crate) fn orphan(&mut self, now: Instant, fin_timeout: Duration) {
         self.orphaned = true;
-        if self.state == State::FinWait2 && self.timer(Timer::Close).is_none() {
-            self.set_timer(Timer::Close, now + fin_timeout);
+        if self.state == State::FinWait2 && self.timers.get(Timer::Close).is_none() {
+            self.timers.set(Timer::Close, now + fin_timeout);
         }
     }
 
@@ -585,16 +560,16 @@ impl Connection {
             }
             self.notes.closed = Some(reason);
         }
-        self.timers = [None; 5];
+        self.timers.stop_all();
         self.ack_now = false;
         self.retransmit_at = None;
     }
 
     fn enter_time_wait(&mut self, now: Instant, cfg: &TcpConfig) {
         self.state = State::TimeWait;
-        self.timers = [None; 5];
+        self.timers.stop_all();
         // RFC 9293 §3.10.7.4 eighth: start the time-wait timer, 2 MSL.
-        self.set_timer(Timer::Close, now + cfg.msl.saturating_mul(2));
+        self.timers.set(Timer::Close, now + cfg.msl.saturating_mul(2));
     }
 
     fn establish(&mut self) {

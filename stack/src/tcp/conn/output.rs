@@ -3,8 +3,9 @@
 //!
 //! Must not depend on: clocks, I/O, `crate::stack`.
 
-use super::{Connection, Ctx, Timer};
+use super::{Connection, Ctx};
 use crate::tcp::seq::SeqNum;
+use crate::tcp::timer::Timer;
 use crate::tcp::State;
 use crate::time::{Duration, Instant};
 use crate::wire::{SackBlocks, TcpFlags, TcpOptions, Timestamp, UnknownOptions};
@@ -139,8 +140,8 @@ impl Connection {
                 }
                 self.snd_nxt = self.iss + 1;
                 self.snd_max = self.snd_max.max(self.snd_nxt);
-                if self.timer(Timer::Retransmit).is_none() {
-                    self.set_timer(Timer::Retransmit, now + self.rtt.rto());
+                if self.timers.get(Timer::Retransmit).is_none() {
+                    self.timers.set(Timer::Retransmit, now + self.rtt.rto());
                 }
                 let ack = if syn_ack { self.rcv_nxt() } else { SeqNum(0) };
                 if syn_ack {
@@ -187,7 +188,7 @@ impl Connection {
         self.dsack = None;
         self.acks_owed = self.acks_owed.saturating_sub(1);
         self.unacked_segments = 0;
-        self.clear_timer(Timer::DelayedAck);
+        self.timers.stop(Timer::DelayedAck);
         OutSegment { seq, ack, flags: TcpFlags::ACK, window, options, payload_offset: 0, payload_len: 0 }
     }
 
@@ -212,10 +213,10 @@ impl Connection {
         }
         // Arm the keepalive timer while idle (RFC 1122 §4.2.3.6, off by default).
         if let Some(idle) = self.options.keepalive {
-            if self.timer(Timer::Keepalive).is_none()
+            if self.timers.get(Timer::Keepalive).is_none()
                 && matches!(self.state, State::Established | State::CloseWait)
             {
-                self.set_timer(Timer::Keepalive, self.last_activity + idle);
+                self.timers.set(Timer::Keepalive, self.last_activity + idle);
             }
         }
         None
@@ -323,12 +324,12 @@ impl Connection {
         // unacknowledged probe byte is in flight with no timer left to resend it.
         if unsent > 0
             && self.snd_wnd == 0
-            && self.timer(Timer::Retransmit).is_none()
-            && self.timer(Timer::Persist).is_none()
+            && self.timers.get(Timer::Retransmit).is_none()
+            && self.timers.get(Timer::Persist).is_none()
         {
             let rto = self.rtt.rto();
             let backoff = rto.saturating_mul(1 << self.persist_backoff.min(10));
-            self.set_timer(Timer::Persist, now + backoff.min(Duration::from_secs(60)));
+            self.timers.set(Timer::Persist, now + backoff.min(Duration::from_secs(60)));
         }
     }
 
@@ -383,8 +384,8 @@ impl Connection {
             }
         }
         // RFC 6298 (5.1): start the timer if it is not running.
-        if self.timer(Timer::Retransmit).is_none() {
-            self.set_timer(Timer::Retransmit, now + self.rtt.rto());
+        if self.timers.get(Timer::Retransmit).is_none() {
+            self.timers.set(Timer::Retransmit, now + self.rtt.rto());
         }
         let data_end_off = self.send_buf.len();
         let mut flags = TcpFlags::ACK;
@@ -399,7 +400,7 @@ impl Connection {
         self.last_ack_sent = ack;
         self.ack_now = false;
         self.unacked_segments = 0;
-        self.clear_timer(Timer::DelayedAck);
+        self.timers.stop(Timer::DelayedAck);
         let options = self.options_for(now, hz, false);
         self.dsack = None;
         OutSegment { seq, ack, flags, window, options, payload_offset: off, payload_len: len }

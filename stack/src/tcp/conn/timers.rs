@@ -3,21 +3,18 @@
 //!
 //! Must not depend on: clocks, I/O, `crate::stack`.
 
-use super::{Connection, Ctx, Timer, TIMERS};
+use super::{Connection, Ctx};
 use crate::tcp::congestion::Recovery;
+use crate::tcp::timer::Timer;
 use crate::tcp::{CloseReason, State};
 use crate::time::Instant;
 
 impl Connection {
     /// Runs the timers due at `now`.
     pub(crate) fn on_timeout(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
-        for t in TIMERS {
-            match self.timer(t) {
-                Some(at) if at <= now => {
-                    self.clear_timer(t);
-                    self.fire(t, now, ctx);
-                }
-                _ => {}
+        for t in Timer::ALL {
+            if self.timers.expire(t, now) {
+                self.fire(t, now, ctx);
             }
         }
     }
@@ -73,7 +70,7 @@ impl Connection {
         }
         let since = now.saturating_duration_since(self.last_activity);
         if since < idle {
-            self.set_timer(Timer::Keepalive, self.last_activity + idle);
+            self.timers.set(Timer::Keepalive, self.last_activity + idle);
             return;
         }
         // RFC 1122 §4.2.3.6: probes until one is answered or the count runs out.
@@ -85,6 +82,6 @@ impl Connection {
         }
         self.keepalive_probes += 1;
         self.keepalive_probe_now = true;
-        self.set_timer(Timer::Keepalive, now + ctx.cfg.keepalive_interval);
+        self.timers.set(Timer::Keepalive, now + ctx.cfg.keepalive_interval);
     }
 }
