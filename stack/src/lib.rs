@@ -29,6 +29,6 @@ pub use socket::{
     SetOptionError, ShutdownError, SocketOption, SocketOptions, UnlistenError,
 };
 pub use stack::{Event, InvariantViolation, ListenerHandle, SocketHandle, Stack};
-pub use stats::Stats;
+pub use stats::{DropCounts, DropReason, Stats};
 pub use tcp::{CloseReason, State};
 pub use time::{Duration, Instant};

@@ -3,6 +3,7 @@
 //! Must not depend on: clocks, I/O, threads, OS randomness.
 
 use super::Stack;
+use crate::stats::DropReason;
 use crate::tcp::conn::FourTuple;
 use crate::wire::{self, IcmpRepr, IpRepr, Transport, IPPROTO_TCP};
 use std::net::SocketAddr;
@@ -29,7 +30,7 @@ impl Stack {
             | IcmpRepr::PacketTooBig { .. }
             | IcmpRepr::TimeExceeded { .. }
             | IcmpRepr::ParamProblem { .. } => self.handle_icmp_error(icmp),
-            IcmpRepr::EchoReply { .. } | IcmpRepr::Other { .. } => self.count_drop("icmp_ignored"),
+            IcmpRepr::EchoReply { .. } | IcmpRepr::Other { .. } => self.count_drop(DropReason::IcmpIgnored),
         }
     }
 
@@ -39,7 +40,7 @@ impl Stack {
         let Some(quote) = icmp.quote() else { return };
         self.stats.icmp_errors_in += 1;
         if quote.protocol != IPPROTO_TCP {
-            self.count_drop("icmp_not_tcp");
+            self.count_drop(DropReason::IcmpNotTcp);
             return;
         }
         let tuple = FourTuple {
@@ -50,7 +51,7 @@ impl Stack {
             Some(idx) => {
                 self.with_conn(idx, |conn, ctx| conn.on_icmp_error(icmp, ctx));
             }
-            None => self.count_drop("icmp_no_connection"),
+            None => self.count_drop(DropReason::IcmpNoConnection),
         }
     }
 }

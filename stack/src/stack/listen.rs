@@ -5,6 +5,7 @@
 
 use super::{Event, Listener, ListenerHandle, SocketHandle, Stack, INDEX_MASK};
 use crate::socket::{AcceptError, ListenError, SocketOptions, UnlistenError};
+use crate::stats::DropReason;
 use crate::tcp::conn::{Connection, FourTuple};
 use crate::time::Instant;
 use crate::wire::{IpRepr, TcpRepr, IPPROTO_TCP};
@@ -26,7 +27,7 @@ impl Stack {
         self.stats.segments_in += 1;
         let f = seg.flags;
         if f.rst() {
-            self.count_drop("rst_to_listener");
+            self.count_drop(DropReason::RstToListener);
             return;
         }
         let ip = IpRepr {
@@ -38,24 +39,24 @@ impl Stack {
         };
         if f.ack() {
             // Any acknowledgment is bad if it arrives on a connection still in LISTEN.
-            self.count_drop("ack_to_listener");
+            self.count_drop(DropReason::AckToListener);
             self.reset_for(&ip, seg);
             return;
         }
         if !f.syn() {
-            self.count_drop("no_syn_to_listener");
+            self.count_drop(DropReason::NoSynToListener);
             return;
         }
         let Some(listener) = self.listeners[lidx as usize].as_ref() else { return };
         // Like Linux (sk_acceptq_is_full), the queue is full only beyond the backlog.
         if listener.accept_queue.len() > listener.backlog {
             // Like Linux: a full accept queue drops the SYN; the peer retries.
-            self.count_drop("accept_queue_full");
+            self.count_drop(DropReason::AcceptQueueFull);
             return;
         }
         if listener.half_open >= self.config.tcp.syn_backlog {
             // A SYN flood must not grow memory without bound.
-            self.count_drop("syn_queue_full");
+            self.count_drop(DropReason::SynQueueFull);
             return;
         }
         let options = listener.options;
@@ -64,7 +65,7 @@ impl Stack {
             l.half_open += 1;
         }
         let Some(idx) = self.insert(conn) else {
-            self.count_drop("too_many_connections");
+            self.count_drop(DropReason::TooManyConnections);
             return;
         };
         self.slots[idx as usize].listener = Some(lidx);

@@ -18,7 +18,7 @@ mod listen;
 use crate::config::Config;
 use crate::info::ConnectionInfo;
 use crate::socket::SocketOptions;
-use crate::stats::Stats;
+use crate::stats::{DropReason, Stats};
 use crate::tcp::conn::{ChallengeLimiter, Connection, Ctx, FourTuple, Opening};
 use crate::tcp::{isn, CloseReason, SeqNum, State};
 use crate::time::Instant;
@@ -179,9 +179,9 @@ impl Stack {
         }
     }
 
-    fn count_drop(&mut self, reason: &'static str) {
-        *self.stats.drops.entry(reason).or_insert(0) += 1;
-        tracing::trace!(reason, "dropped");
+    fn count_drop(&mut self, reason: DropReason) {
+        self.stats.count_drop(reason);
+        tracing::trace!(reason = reason.as_str(), "dropped");
     }
 
     fn is_local(&self, addr: IpAddr) -> bool {
@@ -208,19 +208,19 @@ impl Stack {
             }
         };
         if !self.is_local(dgram.ip.dst) {
-            self.count_drop("not_local");
+            self.count_drop(DropReason::NotLocal);
             return;
         }
         match dgram.transport {
             Transport::Tcp(seg) => self.handle_segment(now, &dgram.ip, &seg),
             Transport::Icmp(icmp) => self.handle_icmp(&dgram.ip, &icmp),
-            Transport::Other(_) => self.count_drop("unknown_protocol"),
+            Transport::Other(_) => self.count_drop(DropReason::UnknownProtocol),
         }
     }
 
     fn push_outbox(&mut self, packet: Vec<u8>) -> bool {
         if self.outbox.len() >= OUTBOX_LIMIT {
-            self.count_drop("outbox_full");
+            self.count_drop(DropReason::OutboxFull);
             return false;
         }
         self.outbox.push_back(packet);
@@ -229,7 +229,7 @@ impl Stack {
 
     fn handle_segment(&mut self, now: Instant, ip: &IpRepr, seg: &TcpRepr<'_>) {
         if seg.src_port == 0 || seg.dst_port == 0 {
-            self.count_drop("port_zero");
+            self.count_drop(DropReason::PortZero);
             return;
         }
         let tuple = FourTuple {
@@ -263,7 +263,7 @@ impl Stack {
         }
         // RFC 9293 §3.10.7.1: CLOSED. An incoming segment not containing a RST is answered by one.
         self.stats.segments_in += 1;
-        self.count_drop("no_socket");
+        self.count_drop(DropReason::NoSocket);
         self.reset_for(ip, seg);
     }
 
@@ -459,7 +459,7 @@ impl Stack {
                 self.stats.packets_out += 1;
                 return Some(p.len());
             }
-            self.count_drop("buffer_too_small");
+            self.count_drop(DropReason::BufferTooSmall);
         }
         let checksums =
             if self.config.checksum_offload { ChecksumMode::Ignore } else { ChecksumMode::Verify };
@@ -508,7 +508,7 @@ impl Stack {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not emit a segment");
-                    self.count_drop("emit_failed");
+                    self.count_drop(DropReason::EmitFailed);
                 }
             }
         }

@@ -3,6 +3,7 @@
 //! Must not depend on: clocks, I/O, `crate::stack`.
 
 use super::{Connection, Ctx};
+use crate::stats::DropReason;
 use crate::wire::IcmpRepr;
 
 impl Connection {
@@ -15,7 +16,7 @@ impl Connection {
         //# TCP SHOULD check that the TCP sequence number contained in the payload of the ICMP
         //# error message is within the range SND.UNA =< SEG.SEQ < SND.NXT.
         if !quote.seq.in_range(self.snd_una, self.snd_max) {
-            ctx.drop("icmp_seq_out_of_window");
+            ctx.drop(DropReason::IcmpSeqOutOfWindow);
             return;
         }
         match *icmp {
@@ -27,12 +28,12 @@ impl Connection {
             // out). Here every error is counted and nothing else happens, in every state: the
             // connection goes on until its own timers give up. (Linux does abort in SYN-SENT and
             // SYN-RECEIVED; that is not done here.)
-            IcmpRepr::DestUnreachable { .. } => ctx.drop("icmp_unreachable"),
+            IcmpRepr::DestUnreachable { .. } => ctx.drop(DropReason::IcmpUnreachable),
             // RFC 1122 §4.2.3.9: Time Exceeded and Parameter Problem "SHOULD" be passed to the
             // application; like the soft errors above they are only counted (the socket calls
             // have no error for them yet).
-            IcmpRepr::TimeExceeded { .. } => ctx.drop("icmp_time_exceeded"),
-            IcmpRepr::ParamProblem { .. } => ctx.drop("icmp_param_problem"),
+            IcmpRepr::TimeExceeded { .. } => ctx.drop(DropReason::IcmpTimeExceeded),
+            IcmpRepr::ParamProblem { .. } => ctx.drop(DropReason::IcmpParamProblem),
             IcmpRepr::EchoRequest { .. } | IcmpRepr::EchoReply { .. } | IcmpRepr::Other { .. } => {}
         }
     }
@@ -49,12 +50,12 @@ impl Connection {
         // minimum link MTU, it must discard it."
         let floor = if self.tuple.remote.is_ipv4() { 552 } else { 1280 };
         if mtu < floor {
-            ctx.drop("icmp_mtu_too_small");
+            ctx.drop(DropReason::IcmpMtuTooSmall);
             return;
         }
         // RFC 1191 §3 / RFC 8201 §4: a message may only lower the PMTU estimate.
         if mtu >= self.path_mtu {
-            ctx.drop("icmp_mtu_not_lower");
+            ctx.drop(DropReason::IcmpMtuNotLower);
             return;
         }
         self.path_mtu = mtu;

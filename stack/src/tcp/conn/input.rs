@@ -6,6 +6,7 @@
 
 use super::{ticks_to_duration, Connection, Ctx};
 use crate::config::{CongestionKind, TcpConfig};
+use crate::stats::DropReason;
 use crate::tcp::congestion::Reno;
 use crate::tcp::seq::SeqNum;
 use crate::tcp::timer::Timer;
@@ -21,7 +22,7 @@ impl Connection {
     pub(crate) fn on_segment(&mut self, now: Instant, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
         ctx.stats.segments_in += 1;
         match self.state {
-            State::Closed | State::Listen => ctx.drop("closed"),
+            State::Closed | State::Listen => ctx.drop(DropReason::Closed),
             State::SynSent => self.on_segment_syn_sent(now, seg, ctx),
             _ => self.on_segment_synchronized(now, seg, ctx),
         }
@@ -35,7 +36,7 @@ impl Connection {
             if !f.rst() {
                 self.pending_rst = Some((seg.ack, None));
             }
-            ctx.drop("bad_ack");
+            ctx.drop(DropReason::BadAck);
             return;
         }
         let ack_ok = f.ack() && self.snd_una <= seg.ack && seg.ack <= self.snd_max;
@@ -45,13 +46,13 @@ impl Connection {
                 ctx.stats.resets_in += 1;
                 self.close_now(CloseReason::Refused);
             } else {
-                ctx.drop("rst_without_ack");
+                ctx.drop(DropReason::RstWithoutAck);
             }
             return;
         }
         // Fourth: the SYN bit.
         if !f.syn() {
-            ctx.drop("no_syn");
+            ctx.drop(DropReason::NoSyn);
             return;
         }
         self.take_syn(seg, ctx.cfg);
@@ -107,7 +108,7 @@ impl Connection {
         if self.ts_enabled && !f.rst() {
             if let Some(ts) = seg.options.timestamp {
                 if (ts.tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
-                    ctx.drop("paws");
+                    ctx.drop(DropReason::Paws);
                     self.ack_now = true;
                     return;
                 }
@@ -146,7 +147,7 @@ impl Connection {
                     self.ts_recent = ts.tsval;
                 }
                 self.snd_nxt = self.iss;
-                ctx.drop("retransmitted_syn");
+                ctx.drop(DropReason::RetransmittedSyn);
                 return;
             }
             if !f.rst() {
@@ -161,7 +162,7 @@ impl Connection {
                     self.timers.set(Timer::Close, now + ctx.cfg.msl.saturating_mul(2));
                 }
             }
-            ctx.drop("unacceptable");
+            ctx.drop(DropReason::Unacceptable);
             return;
         }
 
@@ -170,7 +171,7 @@ impl Connection {
             if seg.seq != rcv_nxt {
                 // In the window but not exact: challenge ACK.
                 self.challenge_ack(now, ctx);
-                ctx.drop("rst_not_exact");
+                ctx.drop(DropReason::RstNotExact);
                 return;
             }
             ctx.stats.resets_in += 1;
@@ -185,7 +186,7 @@ impl Connection {
                 }
                 State::TimeWait if ctx.cfg.rfc1337 => {
                     // RFC 1337: ignore RST in TIME-WAIT, the peer's ACK may still be in flight.
-                    ctx.drop("rst_in_time_wait");
+                    ctx.drop(DropReason::RstInTimeWait);
                 }
                 _ => self.close_now(CloseReason::Normal),
             }
@@ -195,18 +196,18 @@ impl Connection {
         // Fourth: the SYN bit (RFC 5961 §4.2: challenge ACK, whatever its sequence number).
         if f.syn() {
             if self.state == State::SynReceived && self.passive {
-                ctx.drop("syn_in_syn_received");
+                ctx.drop(DropReason::SynInSynReceived);
                 self.snd_nxt = self.iss;
                 return;
             }
             self.challenge_ack(now, ctx);
-            ctx.drop("syn_in_window");
+            ctx.drop(DropReason::SynInWindow);
             return;
         }
 
         // Fifth: the ACK field.
         if !f.ack() {
-            ctx.drop("no_ack");
+            ctx.drop(DropReason::NoAck);
             return;
         }
         self.last_activity = now;
@@ -244,7 +245,7 @@ impl Connection {
             } else {
                 // <SEQ=SEG.ACK><CTL=RST>
                 self.pending_rst = Some((seg.ack, None));
-                ctx.drop("bad_ack");
+                ctx.drop(DropReason::BadAck);
                 return;
             }
         }
@@ -253,7 +254,7 @@ impl Connection {
         let lower = self.snd_una - self.max_snd_wnd.max(1) as usize;
         if seg.ack > self.snd_max || seg.ack < lower {
             self.challenge_ack(now, ctx);
-            ctx.drop("ack_out_of_range");
+            ctx.drop(DropReason::AckOutOfRange);
             return;
         }
 
@@ -287,7 +288,7 @@ impl Connection {
                 // RFC 1122 §4.2.2.13: new data after CLOSE is answered with a RST.
                 // Linux answers as a closed socket would: <SEQ=SEG.ACK><CTL=RST>.
                 self.pending_rst = Some((seg.ack, None));
-                ctx.drop("data_after_close");
+                ctx.drop(DropReason::DataAfterClose);
                 self.close_now(CloseReason::Aborted);
                 return;
             }
@@ -297,7 +298,7 @@ impl Connection {
                 }
                 _ => {
                     // The peer's FIN was already received: RFC 9293 says ignore the text.
-                    ctx.drop("data_after_fin");
+                    ctx.drop(DropReason::DataAfterFin);
                 }
             }
         }

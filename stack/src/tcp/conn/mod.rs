@@ -22,7 +22,7 @@ use super::timer::{Timer, TimerTable};
 use super::{CloseReason, State};
 use crate::config::{CongestionKind, TcpConfig};
 use crate::socket::SocketOptions;
-use crate::stats::Stats;
+use crate::stats::{DropReason, Stats};
 use crate::time::{Duration, Instant};
 use crate::wire::TcpRepr;
 use std::net::SocketAddr;
@@ -66,8 +66,8 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn drop(&mut self, reason: &'static str) {
-        *self.stats.drops.entry(reason).or_insert(0) += 1;
+    fn drop(&mut self, reason: DropReason) {
+        self.stats.count_drop(reason);
     }
 }
 
