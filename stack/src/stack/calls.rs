@@ -12,7 +12,7 @@ use crate::socket::{
     AbortError, CloseError, ConnectError, Readiness, RecvError, SendError, SetOptionError, ShutdownError,
     SocketOption, SocketOptions,
 };
-use crate::tcp::conn::{Connection, FourTuple};
+use crate::tcp::conn::{Connection, FourTuple, Outcome};
 use crate::tcp::{CloseReason, State};
 use crate::time::Instant;
 use std::net::{IpAddr, SocketAddr};
@@ -67,7 +67,7 @@ impl Stack {
         }
         let conn = Connection::connect(&self.opening(now, tuple, options));
         let idx = self.insert(conn).ok_or(ConnectError::PortsExhausted)?;
-        self.after_conn(idx);
+        self.after_conn(idx, Outcome::default());
         Ok(self.handle_of(idx))
     }
 
@@ -86,16 +86,17 @@ impl Stack {
 
     fn conn_mut(&mut self, socket: SocketHandle) -> Option<(u32, &mut Connection)> {
         let idx = self.index_of(socket)?;
-        let conn = self.slots[idx as usize].conn.as_deref_mut()?;
-        if conn.orphaned {
+        let slot = &mut self.slots[idx as usize];
+        if slot.orphaned {
             return None;
         }
-        Some((idx, conn))
+        Some((idx, slot.conn.as_deref_mut()?))
     }
 
     fn conn_ref(&self, socket: SocketHandle) -> Option<&Connection> {
         let idx = self.index_of(socket)?;
-        self.slots[idx as usize].conn.as_deref().filter(|c| !c.orphaned)
+        let slot = &self.slots[idx as usize];
+        slot.conn.as_deref().filter(|_| !slot.orphaned)
     }
 
     /// Queues bytes for sending; returns how many were taken (possibly fewer than given).
@@ -121,7 +122,7 @@ impl Stack {
         if n == 0 {
             return Err(SendError::WouldBlock);
         }
-        self.after_conn(idx);
+        self.after_conn(idx, Outcome::default());
         Ok(n)
     }
 
@@ -131,7 +132,7 @@ impl Stack {
         let (idx, conn) = self.conn_mut(socket).ok_or(RecvError::InvalidHandle)?;
         if conn.readable() > 0 {
             let n = conn.recv(buf);
-            self.after_conn(idx);
+            self.after_conn(idx, Outcome::default());
             return Ok(n);
         }
         if conn.read_closed() {
@@ -156,8 +157,8 @@ impl Stack {
         if matches!(conn.state, State::Closed | State::Listen) {
             return Err(ShutdownError::NotConnected);
         }
-        conn.shutdown();
-        self.after_conn(idx);
+        let outcome = conn.shutdown();
+        self.after_conn(idx, outcome);
         Ok(())
     }
 
@@ -166,14 +167,15 @@ impl Stack {
     pub fn close(&mut self, now: Instant, socket: SocketHandle) -> Result<(), CloseError> {
         let fin_timeout = self.config.tcp.fin_timeout;
         let (idx, conn) = self.conn_mut(socket).ok_or(CloseError::InvalidHandle)?;
-        if conn.readable() > 0 {
+        let outcome = if conn.readable() > 0 {
             // RFC 2525 §2.17: closing with unread data resets the connection.
-            conn.abort();
+            conn.abort()
         } else {
-            conn.shutdown();
-        }
+            conn.shutdown()
+        };
         conn.orphan(now, fin_timeout);
-        self.after_conn(idx);
+        self.slots[idx as usize].orphaned = true;
+        self.after_conn(idx, outcome);
         self.after_transmit(idx);
         Ok(())
     }
@@ -182,9 +184,9 @@ impl Stack {
     pub fn abort(&mut self, now: Instant, socket: SocketHandle) -> Result<(), AbortError> {
         let _ = now;
         let (idx, conn) = self.conn_mut(socket).ok_or(AbortError::InvalidHandle)?;
-        conn.abort();
-        conn.orphaned = true;
-        self.after_conn(idx);
+        let outcome = conn.abort();
+        self.slots[idx as usize].orphaned = true;
+        self.after_conn(idx, outcome);
         self.after_transmit(idx);
         Ok(())
     }
@@ -207,7 +209,7 @@ impl Stack {
             SocketOption::MaxSegment(v) => o.max_segment = Some(v),
         }
         conn.set_options(o);
-        self.after_conn(idx);
+        self.after_conn(idx, Outcome::default());
         Ok(())
     }
 

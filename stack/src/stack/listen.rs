@@ -6,7 +6,7 @@
 use super::{Event, Listener, ListenerHandle, SocketHandle, Stack, INDEX_MASK};
 use crate::socket::{AcceptError, ListenError, SocketOptions, UnlistenError};
 use crate::stats::DropReason;
-use crate::tcp::conn::{Connection, FourTuple};
+use crate::tcp::conn::{Connection, FourTuple, Outcome};
 use crate::time::Instant;
 use crate::wire::{IpRepr, TcpRepr, IPPROTO_TCP};
 use std::collections::VecDeque;
@@ -68,8 +68,11 @@ impl Stack {
             self.count_drop(DropReason::TooManyConnections);
             return;
         };
-        self.slots[idx as usize].listener = Some(lidx);
-        self.after_conn(idx);
+        // Orphaned until `accept` hands it out.
+        let slot = &mut self.slots[idx as usize];
+        slot.listener = Some(lidx);
+        slot.orphaned = true;
+        self.after_conn(idx, Outcome::default());
     }
 
     /// Listens on `local` (an address of the stack's, or unspecified for all of one family).
@@ -134,11 +137,13 @@ impl Stack {
             .filter(|&i| self.slots[i as usize].listener == Some(listener.0))
             .collect();
         for idx in owned {
-            self.slots[idx as usize].listener = None;
-            self.with_conn(idx, |c, _| {
-                c.orphaned = true;
-                c.abort();
-            });
+            let slot = &mut self.slots[idx as usize];
+            slot.listener = None;
+            slot.orphaned = true;
+            if let Some(c) = slot.conn.as_deref_mut() {
+                let outcome = c.abort();
+                self.after_conn(idx, outcome);
+            }
         }
         Ok(())
     }
@@ -153,10 +158,12 @@ impl Stack {
             .ok_or(AcceptError::InvalidHandle)?;
         let handle = l.accept_queue.pop_front().ok_or(AcceptError::WouldBlock)?;
         let idx = handle.0 & INDEX_MASK;
-        self.slots[idx as usize].listener = None;
+        let slot = &mut self.slots[idx as usize];
+        slot.listener = None;
         let mut news = (false, None);
-        if let Some(c) = self.slots[idx as usize].conn.as_deref_mut() {
-            c.mark_accepted();
+        if let Some(c) = slot.conn.as_deref() {
+            // The application holds the handle now.
+            slot.orphaned = false;
             news = (c.readable() > 0 || c.read_closed(), c.close_reason);
         }
         // Anything that happened before accept is news to the application now.

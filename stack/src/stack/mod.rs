@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::info::ConnectionInfo;
 use crate::socket::SocketOptions;
 use crate::stats::{DropReason, Stats};
-use crate::tcp::conn::{ChallengeLimiter, Connection, Ctx, FourTuple, Opening};
+use crate::tcp::conn::{ChallengeLimiter, Connection, Ctx, FourTuple, Opening, Outcome};
 use crate::tcp::{isn, CloseReason, SeqNum, State};
 use crate::time::Instant;
 use crate::wire::{self, ChecksumMode, IpRepr, TcpFlags, TcpOptions, TcpRepr, Transport, IPPROTO_TCP};
@@ -105,6 +105,11 @@ struct Slot {
     dirty: bool,
     /// Connected, Readable, Writable, Closed events of this slot waiting in the queue.
     pending_events: [bool; 4],
+    /// No application handle: released by `close` or `abort`, or not yet taken by `accept`. An
+    /// orphan makes no events and is forgotten once its connection is done.
+    orphaned: bool,
+    /// The deadline the timer heap holds for this slot's connection (see [`Stack::schedule`]).
+    scheduled: Option<Instant>,
 }
 
 const INDEX_BITS: u32 = 20;
@@ -126,7 +131,7 @@ pub struct Stack {
     listener_by_addr: HashMap<SocketAddr, u32>,
     /// Connections that may have something to send.
     transmit_queue: VecDeque<u32>,
-    /// Timer deadlines (lazy: an entry is current only if it equals the connection's `scheduled`).
+    /// Timer deadlines (lazy: an entry is current only if it equals its slot's `scheduled`).
     timers: BinaryHeap<Reverse<(Instant, u32)>>,
     events: VecDeque<Event>,
     /// Acceptable events waiting, per listener index (to keep out duplicates).
@@ -335,6 +340,8 @@ impl Stack {
         let slot = &mut self.slots[idx as usize];
         slot.conn = Some(Box::new(conn));
         slot.listener = None;
+        slot.orphaned = false;
+        slot.scheduled = None;
         self.connections += 1;
         Some(idx)
     }
@@ -387,19 +394,27 @@ impl Stack {
     /// transmissions.
     fn with_conn<R>(&mut self, idx: u32, f: impl FnOnce(&mut Connection, &mut Ctx<'_>) -> R) -> Option<R> {
         let conn = self.slots[idx as usize].conn.as_deref_mut()?;
-        let mut ctx = Ctx { cfg: &self.config.tcp, stats: &mut self.stats, challenge: &mut self.challenge };
+        let mut ctx = Ctx {
+            cfg: &self.config.tcp,
+            stats: &mut self.stats,
+            challenge: &mut self.challenge,
+            outcome: Outcome::default(),
+        };
         let r = f(conn, &mut ctx);
-        self.after_conn(idx);
+        let outcome = ctx.outcome;
+        self.after_conn(idx, outcome);
         Some(r)
     }
 
-    /// Bookkeeping after anything touched a connection.
-    fn after_conn(&mut self, idx: u32) {
+    /// Bookkeeping after anything touched a connection: acts on what happened (`outcome`), and
+    /// queues the connection for timers and transmission.
+    fn after_conn(&mut self, idx: u32, outcome: Outcome) {
         let handle = self.handle_of(idx);
-        let Some(conn) = self.slots[idx as usize].conn.as_deref_mut() else { return };
-        let notes = core::mem::take(&mut conn.notes);
-        let orphaned = conn.orphaned;
-        if notes.closed.is_some() {
+        let slot = &self.slots[idx as usize];
+        let Some(conn) = slot.conn.as_deref() else { return };
+        let Outcome { connected, accepted, readable, writable, closed } = outcome;
+        let orphaned = slot.orphaned;
+        if closed.is_some() {
             // A closed connection no longer owns its 4-tuple: later segments are answered as for
             // a closed port (RFC 9293 §3.10.7.1) or go to a listener, even while the application
             // still holds the handle.
@@ -415,10 +430,10 @@ impl Stack {
             self.slots[idx as usize].dirty = true;
             self.transmit_queue.push_back(idx);
         }
-        if notes.accepted || notes.connected {
+        if accepted || connected {
             self.stats.connections_established += 1;
         }
-        if notes.accepted {
+        if accepted {
             if let Some(l) =
                 listener.and_then(|l| self.listeners.get_mut(l as usize)).and_then(|l| l.as_mut())
             {
@@ -430,16 +445,16 @@ impl Stack {
         if orphaned && listener.is_none() {
             return;
         }
-        if notes.connected {
+        if connected {
             self.push_event(Event::Connected(handle));
         }
-        if notes.readable && !orphaned {
+        if readable && !orphaned {
             self.push_event(Event::Readable(handle));
         }
-        if notes.writable && !orphaned {
+        if writable && !orphaned {
             self.push_event(Event::Writable(handle));
         }
-        if let Some(reason) = notes.closed {
+        if let Some(reason) = closed {
             if !orphaned {
                 self.push_event(Event::Closed(handle, reason));
             }
@@ -470,9 +485,16 @@ impl Stack {
                 self.slots[idx as usize].dirty = false;
                 continue;
             };
-            let mut ctx =
-                Ctx { cfg: &self.config.tcp, stats: &mut self.stats, challenge: &mut self.challenge };
-            let Some(out) = conn.poll_transmit(now, &mut ctx) else {
+            let mut ctx = Ctx {
+                cfg: &self.config.tcp,
+                stats: &mut self.stats,
+                challenge: &mut self.challenge,
+                outcome: Outcome::default(),
+            };
+            let polled = conn.poll_transmit(now, &mut ctx);
+            // Sending changes no state the stack reports.
+            debug_assert_eq!(ctx.outcome, Outcome::default());
+            let Some(out) = polled else {
                 self.transmit_queue.pop_front();
                 self.slots[idx as usize].dirty = false;
                 self.after_transmit(idx);
@@ -518,21 +540,23 @@ impl Stack {
     /// Timer and removal bookkeeping after a connection was asked for a segment.
     fn after_transmit(&mut self, idx: u32) {
         self.schedule(idx);
-        let removable = self.slots[idx as usize].conn.as_deref().is_some_and(Connection::is_removable);
-        if removable && !self.slots[idx as usize].dirty {
+        let slot = &self.slots[idx as usize];
+        let removable = slot.orphaned && slot.conn.as_deref().is_some_and(Connection::is_done);
+        if removable && !slot.dirty {
             self.remove(idx);
         }
     }
 
     /// Makes sure the timer heap holds an entry no later than the connection's next deadline.
-    /// Entries are lazy: one is current only while it equals the connection's `scheduled`; a
+    /// Entries are lazy: one is current only while it equals the slot's `scheduled`; a
     /// later deadline keeps the earlier entry, which re-schedules when it fires.
     fn schedule(&mut self, idx: u32) {
-        let Some(conn) = self.slots[idx as usize].conn.as_deref_mut() else { return };
-        match (conn.poll_timeout(), conn.scheduled) {
+        let slot = &mut self.slots[idx as usize];
+        let Some(conn) = slot.conn.as_deref() else { return };
+        match (conn.poll_timeout(), slot.scheduled) {
             (Some(d), Some(s)) if d >= s => {}
             (Some(d), _) => {
-                conn.scheduled = Some(d);
+                slot.scheduled = Some(d);
                 self.timers.push(Reverse((d, idx)));
             }
             (None, _) => {}
@@ -564,12 +588,10 @@ impl Stack {
                 break;
             }
             self.timers.pop();
-            let current = self.slots.get(idx as usize).and_then(|s| s.conn.as_deref()).map(|c| c.scheduled);
-            if current != Some(Some(at)) {
-                continue; // stale entry
-            }
-            if let Some(c) = self.slots[idx as usize].conn.as_deref_mut() {
-                c.scheduled = None;
+            let slot = self.slots.get_mut(idx as usize).filter(|s| s.conn.is_some());
+            match slot {
+                Some(s) if s.scheduled == Some(at) => s.scheduled = None,
+                _ => continue, // stale entry
             }
             self.with_conn(idx, |conn, ctx| conn.on_timeout(now, ctx));
         }

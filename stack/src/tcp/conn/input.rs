@@ -44,7 +44,7 @@ impl Connection {
         if f.rst() {
             if ack_ok {
                 ctx.stats.resets_in += 1;
-                self.close_now(CloseReason::Refused);
+                self.close_now(CloseReason::Refused, &mut ctx.outcome);
             } else {
                 ctx.drop(DropReason::RstWithoutAck);
             }
@@ -65,7 +65,7 @@ impl Connection {
             self.timers.stop(Timer::Retransmit);
             self.retries = 0;
             self.rtt.reset_backoff();
-            self.establish();
+            self.establish(&mut ctx.outcome);
             self.ack_now = true;
             if !seg.payload.is_empty() {
                 self.accept_text(now, seg.seq + 1, seg.payload, ctx);
@@ -178,17 +178,17 @@ impl Connection {
             match self.state {
                 State::SynReceived if self.passive => {
                     // Return to LISTEN: this half-open connection just goes away.
-                    self.close_now(CloseReason::Reset);
+                    self.close_now(CloseReason::Reset, &mut ctx.outcome);
                 }
-                State::SynReceived => self.close_now(CloseReason::Refused),
+                State::SynReceived => self.close_now(CloseReason::Refused, &mut ctx.outcome),
                 State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
-                    self.close_now(CloseReason::Reset)
+                    self.close_now(CloseReason::Reset, &mut ctx.outcome)
                 }
                 State::TimeWait if ctx.cfg.rfc1337 => {
                     // RFC 1337: ignore RST in TIME-WAIT, the peer's ACK may still be in flight.
                     ctx.drop(DropReason::RstInTimeWait);
                 }
-                _ => self.close_now(CloseReason::Normal),
+                _ => self.close_now(CloseReason::Normal, &mut ctx.outcome),
             }
             return;
         }
@@ -241,7 +241,7 @@ impl Connection {
                     _ => {}
                 }
                 self.retries = 0;
-                self.establish();
+                self.establish(&mut ctx.outcome);
             } else {
                 // <SEQ=SEG.ACK><CTL=RST>
                 self.pending_rst = Some((seg.ack, None));
@@ -267,13 +267,13 @@ impl Connection {
         match self.state {
             State::FinWait1 if self.fin_acked() => {
                 self.state = State::FinWait2;
-                if self.orphaned {
+                if self.app_closed {
                     self.timers.set(Timer::Close, now + ctx.cfg.fin_timeout);
                 }
             }
             State::Closing if self.fin_acked() => self.enter_time_wait(now, ctx.cfg),
             State::LastAck if self.fin_acked() => {
-                self.close_now(CloseReason::Normal);
+                self.close_now(CloseReason::Normal, &mut ctx.outcome);
                 return;
             }
             _ => {}
@@ -281,15 +281,12 @@ impl Connection {
 
         // Seventh: segment text.
         if !seg.payload.is_empty() {
-            if self.orphaned
-                && !self.passive_unaccepted()
-                && matches!(self.state, State::FinWait1 | State::FinWait2)
-            {
+            if self.app_closed && matches!(self.state, State::FinWait1 | State::FinWait2) {
                 // RFC 1122 §4.2.2.13: new data after CLOSE is answered with a RST.
                 // Linux answers as a closed socket would: <SEQ=SEG.ACK><CTL=RST>.
                 self.pending_rst = Some((seg.ack, None));
                 ctx.drop(DropReason::DataAfterClose);
-                self.close_now(CloseReason::Aborted);
+                self.close_now(CloseReason::Aborted, &mut ctx.outcome);
                 return;
             }
             match self.state {
@@ -394,7 +391,7 @@ impl Connection {
             }
             if self.want_writable && self.send_buf.free() > 0 {
                 self.want_writable = false;
-                self.notes.writable = true;
+                ctx.outcome.writable = true;
             }
         } else if ack == self.snd_una
             && seg.payload.is_empty()
@@ -465,7 +462,7 @@ impl Connection {
         let in_order = seq <= rcv_nxt;
         let delivered = self.recv_buf.insert(off, &payload[skip..]);
         if delivered > 0 {
-            self.notes.readable = true;
+            ctx.outcome.readable = true;
         }
         if let Some(fin_off) = self.fin_pending_at {
             if fin_off == self.recv_buf.next_offset() {
@@ -525,7 +522,7 @@ impl Connection {
 
     fn consume_fin(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
         self.fin_rcvd = true;
-        self.notes.readable = true;
+        ctx.outcome.readable = true;
         match self.state {
             State::SynReceived | State::Established => {
                 self.state = State::CloseWait;

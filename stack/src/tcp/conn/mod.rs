@@ -58,11 +58,15 @@ impl ChallengeLimiter {
     }
 }
 
-/// What a connection needs from the stack while it works.
+/// What a connection needs from the stack while it works, and what it hands back: the stack
+/// makes one per input (`on_segment`, `on_timeout`, `on_icmp_error`, `poll_transmit`) with an
+/// empty `outcome`, and acts on the outcome afterwards.
 pub(crate) struct Ctx<'a> {
     pub(crate) cfg: &'a TcpConfig,
     pub(crate) stats: &'a mut Stats,
     pub(crate) challenge: &'a mut ChallengeLimiter,
+    /// What happened during the call.
+    pub(crate) outcome: Outcome,
 }
 
 impl Ctx<'_> {
@@ -71,9 +75,12 @@ impl Ctx<'_> {
     }
 }
 
-/// Things that happened to a connection that the stack turns into events.
+/// What happened to a connection during one input or socket call, which the stack turns into
+/// events, the accept queue, the tuple map and counters. Returned by the socket calls that can
+/// change the state (`shutdown`, `abort`); accumulated in [`Ctx::outcome`] by the inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Notes {
+#[must_use]
+pub(crate) struct Outcome {
     /// An active open reached ESTABLISHED.
     pub(crate) connected: bool,
     /// A passive open reached ESTABLISHED (belongs in its listener's accept queue).
@@ -93,10 +100,10 @@ pub(crate) struct Connection {
     pub(crate) state: State,
     /// Opened by a listener: an RST in SYN-RECEIVED returns it to LISTEN (it is dropped).
     pub(crate) passive: bool,
-    /// A passive connection the application accepted.
-    accepted: bool,
-    /// The application released its handle (`close` or `abort`), or never had one.
-    pub(crate) orphaned: bool,
+    /// The application called CLOSE (RFC 9293 §3.10.4) and gave up its handle: from FIN-WAIT-1
+    /// on, new data is answered with a RST (RFC 1122 §4.2.2.13) and FIN-WAIT-2 is bounded by
+    /// `TcpConfig::fin_timeout`. (Whether a handle is held is the stack's business: `Slot`.)
+    app_closed: bool,
 
     // Send sequence space (RFC 9293 §3.3.1).
     iss: SeqNum,
@@ -197,9 +204,6 @@ pub(crate) struct Connection {
     /// Why the connection closed, kept for `recv`/`send` errors and SO_ERROR.
     pub(crate) close_reason: Option<CloseReason>,
     pub(crate) error_pending: Option<CloseReason>,
-    pub(crate) notes: Notes,
-    /// The deadline the stack's timer heap holds for this connection.
-    pub(crate) scheduled: Option<Instant>,
     accept_syn_data: bool,
     /// The first time data was sent beyond the peer's window, for `check_invariants`.
     window_violation: Option<String>,
@@ -257,8 +261,7 @@ impl Connection {
             tuple,
             state: State::Closed,
             passive: false,
-            accepted: false,
-            orphaned: false,
+            app_closed: false,
             iss,
             snd_una: iss,
             snd_nxt: iss,
@@ -316,8 +319,6 @@ impl Connection {
             want_writable: false,
             close_reason: None,
             error_pending: None,
-            notes: Notes::default(),
-            scheduled: None,
             accept_syn_data: cfg.accept_syn_data,
             window_violation: None,
         }
@@ -336,7 +337,6 @@ impl Connection {
         let mut c = Connection::blank(o);
         c.state = State::SynReceived;
         c.passive = true;
-        c.orphaned = true;
         c.take_syn(syn, o.cfg);
         if c.accept_syn_data && !syn.payload.is_empty() {
             c.recv_buf.insert(0, syn.payload);
@@ -496,13 +496,14 @@ impl Connection {
     }
 
     /// Shuts down the sending direction (RFC 9293 §3.10.4 CLOSE, for the send side).
-    pub(crate) fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) -> Outcome {
+        let mut out = Outcome::default();
         self.more_coming = false;
         if self.fin_queued {
-            return;
+            return out;
         }
         match self.state {
-            State::SynSent => self.close_now(CloseReason::Normal),
+            State::SynSent => self.close_now(CloseReason::Normal, &mut out),
             State::SynReceived => self.fin_queued = true,
             State::Established => {
                 self.fin_queued = true;
@@ -514,10 +515,12 @@ impl Connection {
             }
             _ => {}
         }
+        out
     }
 
     /// Aborts with a RST where the peer knows the connection (RFC 9293 §3.10.5 ABORT).
-    pub(crate) fn abort(&mut self) {
+    pub(crate) fn abort(&mut self) -> Outcome {
+        let mut out = Outcome::default();
         match self.state {
             State::SynReceived
             | State::Established
@@ -528,7 +531,8 @@ impl Connection {
             }
             _ => {}
         }
-        self.close_now(CloseReason::Aborted);
+        self.close_now(CloseReason::Aborted, &mut out);
+        out
     }
 
     /// Sets a socket option.
@@ -542,23 +546,23 @@ impl Connection {
         self.options = options;
     }
 
-    /// The application released its handle at `now`; an orphan in FIN-WAIT-2 waits at most
-    /// `fin_timeout` for the peer's FIN (Linux's tcp_fin_timeout).
+    /// The application closed and released its handle at `now`; an orphan in FIN-WAIT-2 waits
+    /// at most `fin_timeout` for the peer's FIN (Linux's tcp_fin_timeout).
     pub(crate) fn orphan(&mut self, now: Instant, fin_timeout: Duration) {
-        self.orphaned = true;
+        self.app_closed = true;
         if self.state == State::FinWait2 && self.timers.get(Timer::Close).is_none() {
             self.timers.set(Timer::Close, now + fin_timeout);
         }
     }
 
-    fn close_now(&mut self, reason: CloseReason) {
+    fn close_now(&mut self, reason: CloseReason, out: &mut Outcome) {
         if self.state != State::Closed {
             self.state = State::Closed;
             self.close_reason = Some(reason);
             if matches!(reason, CloseReason::Reset | CloseReason::Refused | CloseReason::TimedOut) {
                 self.error_pending = Some(reason);
             }
-            self.notes.closed = Some(reason);
+            out.closed = Some(reason);
         }
         self.timers.stop_all();
         self.ack_now = false;
@@ -572,32 +576,22 @@ impl Connection {
         self.timers.set(Timer::Close, now + cfg.msl.saturating_mul(2));
     }
 
-    fn establish(&mut self) {
+    fn establish(&mut self, out: &mut Outcome) {
         self.state = State::Established;
         if self.passive {
-            self.notes.accepted = true;
+            out.accepted = true;
         } else {
-            self.notes.connected = true;
+            out.connected = true;
         }
         if self.fin_queued {
             self.state = State::FinWait1;
         }
     }
 
-    /// A passive connection that the application never accepted (it is orphaned only in name).
-    fn passive_unaccepted(&self) -> bool {
-        self.passive && !self.accepted
-    }
-
-    /// The application took this connection from its listener's accept queue.
-    pub(crate) fn mark_accepted(&mut self) {
-        self.accepted = true;
-        self.orphaned = false;
-    }
-
-    /// Whether the stack may forget this connection.
-    pub(crate) fn is_removable(&self) -> bool {
-        self.state == State::Closed && self.pending_rst.is_none() && self.orphaned
+    /// Whether the connection has nothing left to do: CLOSED, with no RST still to send. The
+    /// stack forgets it then, unless the application still holds its handle.
+    pub(crate) fn is_done(&self) -> bool {
+        self.state == State::Closed && self.pending_rst.is_none()
     }
 
     /// A snapshot of the variables.

@@ -30,8 +30,8 @@ impl Connection {
             }
             Timer::Keepalive => self.on_keepalive(now, ctx),
             Timer::Close => match self.state {
-                State::TimeWait => self.close_now(CloseReason::Normal),
-                State::FinWait2 => self.close_now(CloseReason::Normal),
+                State::TimeWait => self.close_now(CloseReason::Normal, &mut ctx.outcome),
+                State::FinWait2 => self.close_now(CloseReason::Normal, &mut ctx.outcome),
                 _ => {}
             },
         }
@@ -49,7 +49,7 @@ impl Connection {
         };
         if self.retries > limit {
             // RFC 1122 §4.2.3.5 R2: give up.
-            self.close_now(CloseReason::TimedOut);
+            self.close_now(CloseReason::TimedOut, &mut ctx.outcome);
             return;
         }
         // RFC 6298 (5.5)-(5.6): back off and retransmit the earliest unacknowledged segment.
@@ -77,7 +77,7 @@ impl Connection {
         if self.keepalive_probes >= ctx.cfg.keepalive_probes {
             // As Linux does, tell the peer (if it is still there) with a RST.
             self.pending_rst = Some((self.snd_nxt, Some(self.rcv_nxt())));
-            self.close_now(CloseReason::TimedOut);
+            self.close_now(CloseReason::TimedOut, &mut ctx.outcome);
             return;
         }
         self.keepalive_probes += 1;
