@@ -30,16 +30,31 @@ impl Connection {
 
     /// RFC 9293 §3.10.7.3: SYN-SENT.
     fn on_segment_syn_sent(&mut self, now: Instant, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
-        let f = seg.flags;
+        let TcpRepr {
+            // The stack demultiplexed on the ports: they are this connection's.
+            src_port: _,
+            dst_port: _,
+            seq,
+            ack,
+            flags: f,
+            // The SYN's window is taken by `take_syn` (RFC 7323 §2.2: never scaled).
+            window: _,
+            // Read by `take_syn` and the RTT sample.
+            options: _,
+            payload,
+            // The urgent pointer is never read (RFC 9293 §3.8.5; RFC 6093 §6 discourages the
+            // mechanism): urgent bytes reach the application in line, as ordinary data.
+            urgent: _,
+        } = *seg;
         // First: check the ACK bit.
-        if f.ack() && (seg.ack <= self.iss || seg.ack > self.snd_max) {
+        if f.ack() && (ack <= self.iss || ack > self.snd_max) {
             if !f.rst() {
-                self.pending_rst = Some((seg.ack, None));
+                self.pending_rst = Some((ack, None));
             }
             ctx.drop(DropReason::BadAck);
             return;
         }
-        let ack_ok = f.ack() && self.snd_una <= seg.ack && seg.ack <= self.snd_max;
+        let ack_ok = f.ack() && self.snd_una <= ack && ack <= self.snd_max;
         // Second: the RST bit.
         if f.rst() {
             if ack_ok {
@@ -60,18 +75,18 @@ impl Connection {
         if ack_ok {
             // Our SYN is acknowledged: ESTABLISHED.
             self.on_rtt_sample_syn(now, seg, ctx.cfg);
-            self.snd_una = seg.ack;
-            self.snd_wl2 = seg.ack;
+            self.snd_una = ack;
+            self.snd_wl2 = ack;
             self.timers.stop(Timer::Retransmit);
             self.retries = 0;
             self.rtt.reset_backoff();
             self.establish(&mut ctx.outcome);
             self.ack_now = true;
-            if !seg.payload.is_empty() {
-                self.accept_text(now, seg.seq + 1, seg.payload, ctx);
+            if !payload.is_empty() {
+                self.accept_text(now, seq + 1, payload, ctx);
             }
             if f.fin() {
-                self.accept_fin(now, seg.seq + 1 + seg.payload.len(), ctx);
+                self.accept_fin(now, seq + 1 + payload.len(), ctx);
             }
         } else {
             // Simultaneous open (RFC 9293 §3.5 figure 7): SYN-RECEIVED, resend our SYN with ACK.
@@ -101,12 +116,25 @@ impl Connection {
 
     /// RFC 9293 §3.10.7.4: every state from SYN-RECEIVED on.
     fn on_segment_synchronized(&mut self, now: Instant, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
-        let f = seg.flags;
+        let TcpRepr {
+            // The stack demultiplexed on the ports: they are this connection's.
+            src_port: _,
+            dst_port: _,
+            seq,
+            ack,
+            flags: f,
+            window,
+            options,
+            payload,
+            // The urgent pointer is never read (RFC 9293 §3.8.5; RFC 6093 §6 discourages the
+            // mechanism): urgent bytes reach the application in line, as ordinary data.
+            urgent: _,
+        } = *seg;
         let rcv_nxt = self.rcv_nxt();
 
         // RFC 7323 §5.3 R1: PAWS, before the sequence check.
         if self.ts_enabled && !f.rst() {
-            if let Some(ts) = seg.options.timestamp {
+            if let Some(ts) = options.timestamp {
                 if (ts.tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
                     ctx.drop(DropReason::Paws);
                     self.ack_now = true;
@@ -119,31 +147,30 @@ impl Connection {
         let seg_len = seg.segment_len();
         let wnd = self.rcv_wnd();
         let acceptable = match (seg_len, wnd) {
-            (0, 0) => seg.seq == rcv_nxt,
-            (0, _) => seg.seq.in_range(rcv_nxt, rcv_nxt + wnd as usize),
+            (0, 0) => seq == rcv_nxt,
+            (0, _) => seq.in_range(rcv_nxt, rcv_nxt + wnd as usize),
             (_, 0) => false,
             (_, _) => {
-                seg.seq.in_range(rcv_nxt, rcv_nxt + wnd as usize)
-                    || (seg.seq + (seg_len - 1)).in_range(rcv_nxt, rcv_nxt + wnd as usize)
+                seq.in_range(rcv_nxt, rcv_nxt + wnd as usize)
+                    || (seq + (seg_len - 1)).in_range(rcv_nxt, rcv_nxt + wnd as usize)
             }
         };
         // RFC 9293 §3.10.7.4: with a zero window, still process ACK, RST and URG of a segment at
         // RCV.NXT (its text is then dropped below).
-        let zero_window_at_edge = wnd == 0 && seg.seq == rcv_nxt;
+        let zero_window_at_edge = wnd == 0 && seq == rcv_nxt;
         if !acceptable && !zero_window_at_edge {
-            if self.state == State::SynReceived && f.syn() && f.ack() && seg.seq == self.irs && !self.passive
-            {
+            if self.state == State::SynReceived && f.syn() && f.ack() && seq == self.irs && !self.passive {
                 // Simultaneous open (RFC 9293 §3.5 figure 7): the peer's SYN-ACK carries its SYN
                 // again; take the SYN as already seen and process the rest.
                 let mut rest = *seg;
-                rest.seq = seg.seq + 1;
-                rest.flags = TcpFlags(seg.flags.0 & !TcpFlags::SYN.0);
+                rest.seq = seq + 1;
+                rest.flags = TcpFlags(f.0 & !TcpFlags::SYN.0);
                 return self.on_segment_synchronized(now, &rest, ctx);
             }
-            if self.state == State::SynReceived && f.syn() && !f.ack() && seg.seq == self.irs {
+            if self.state == State::SynReceived && f.syn() && !f.ack() && seq == self.irs {
                 // A retransmitted SYN: our SYN-ACK was lost; send it again, echoing the latest
                 // timestamp (RFC 7323 §4.3: the SYN-ACK echoes the SYN it answers).
-                if let (true, Some(ts)) = (self.ts_enabled, seg.options.timestamp) {
+                if let (true, Some(ts)) = (self.ts_enabled, options.timestamp) {
                     self.ts_recent = ts.tsval;
                 }
                 self.snd_nxt = self.iss;
@@ -152,10 +179,10 @@ impl Connection {
             }
             if !f.rst() {
                 self.ack_now = true;
-                if self.sack_enabled && !seg.payload.is_empty() && seg.seq < rcv_nxt {
+                if self.sack_enabled && !payload.is_empty() && seq < rcv_nxt {
                     // RFC 2883 §4: report the duplicate range as the first SACK block.
-                    let end = (seg.seq + seg.payload.len()).min(rcv_nxt);
-                    self.dsack = Some((seg.seq, end));
+                    let end = (seq + payload.len()).min(rcv_nxt);
+                    self.dsack = Some((seq, end));
                 }
                 if self.state == State::TimeWait && f.fin() {
                     // §3.10.7.4 eighth, TIME-WAIT: a retransmitted FIN restarts the 2 MSL timer.
@@ -168,7 +195,7 @@ impl Connection {
 
         // Second: the RST bit (RFC 5961 §3.2).
         if f.rst() {
-            if seg.seq != rcv_nxt {
+            if seq != rcv_nxt {
                 // In the window but not exact: challenge ACK.
                 self.challenge_ack(now, ctx);
                 ctx.drop(DropReason::RstNotExact);
@@ -213,9 +240,9 @@ impl Connection {
         self.last_activity = now;
         self.keepalive_probes = 0;
         if self.state == State::SynReceived {
-            if self.snd_una < seg.ack && seg.ack <= self.snd_max {
-                self.snd_una = seg.ack;
-                self.snd_nxt = self.snd_nxt.max(seg.ack);
+            if self.snd_una < ack && ack <= self.snd_max {
+                self.snd_una = ack;
+                self.snd_nxt = self.snd_nxt.max(ack);
                 if self.retries > 0 {
                     // RFC 5681 §3.1: the SYN-ACK was retransmitted, so the initial window is one
                     // segment.
@@ -226,12 +253,12 @@ impl Connection {
                 self.timers.stop(Timer::Retransmit);
                 self.rtt.reset_backoff();
                 // RFC 7323 §2.2: windows after the SYN are scaled.
-                self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
+                self.snd_wnd = u32::from(window) << self.snd_wscale;
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-                self.snd_wl1 = seg.seq;
-                self.snd_wl2 = seg.ack;
+                self.snd_wl1 = seq;
+                self.snd_wl2 = ack;
                 let probe = self.rtt_probe.take();
-                match (self.ts_enabled, seg.options.timestamp, probe) {
+                match (self.ts_enabled, options.timestamp, probe) {
                     (true, Some(ts), _) if ts.tsecr != 0 => {
                         let ticks = self.ts_now(now, ctx.cfg.ts_hz).wrapping_sub(ts.tsecr);
                         self.rtt.sample(ticks_to_duration(ticks, ctx.cfg.ts_hz));
@@ -244,7 +271,7 @@ impl Connection {
                 self.establish(&mut ctx.outcome);
             } else {
                 // <SEQ=SEG.ACK><CTL=RST>
-                self.pending_rst = Some((seg.ack, None));
+                self.pending_rst = Some((ack, None));
                 ctx.drop(DropReason::BadAck);
                 return;
             }
@@ -252,7 +279,7 @@ impl Connection {
 
         // RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT].
         let lower = self.snd_una - self.max_snd_wnd.max(1) as usize;
-        if seg.ack > self.snd_max || seg.ack < lower {
+        if ack > self.snd_max || ack < lower {
             self.challenge_ack(now, ctx);
             ctx.drop(DropReason::AckOutOfRange);
             return;
@@ -280,18 +307,18 @@ impl Connection {
         }
 
         // Seventh: segment text.
-        if !seg.payload.is_empty() {
+        if !payload.is_empty() {
             if self.app_closed && matches!(self.state, State::FinWait1 | State::FinWait2) {
                 // RFC 1122 §4.2.2.13: new data after CLOSE is answered with a RST.
                 // Linux answers as a closed socket would: <SEQ=SEG.ACK><CTL=RST>.
-                self.pending_rst = Some((seg.ack, None));
+                self.pending_rst = Some((ack, None));
                 ctx.drop(DropReason::DataAfterClose);
                 self.close_now(CloseReason::Aborted, &mut ctx.outcome);
                 return;
             }
             match self.state {
                 State::Established | State::FinWait1 | State::FinWait2 => {
-                    self.accept_text(now, seg.seq, seg.payload, ctx);
+                    self.accept_text(now, seq, payload, ctx);
                 }
                 _ => {
                     // The peer's FIN was already received: RFC 9293 says ignore the text.
@@ -302,7 +329,7 @@ impl Connection {
 
         // Eighth: the FIN bit.
         if f.fin() {
-            self.accept_fin(now, seg.seq + seg.payload.len(), ctx);
+            self.accept_fin(now, seq + payload.len(), ctx);
         }
     }
 
@@ -328,8 +355,21 @@ impl Connection {
 
     /// RFC 9293 §3.10.7.4 fifth, ESTABLISHED and later: SND.UNA, the window, RTT, congestion.
     fn process_ack(&mut self, now: Instant, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
-        let ack = seg.ack;
-        let window = u32::from(seg.window) << self.snd_wscale;
+        let TcpRepr {
+            // The stack demultiplexed on the ports: they are this connection's.
+            src_port: _,
+            dst_port: _,
+            seq,
+            ack,
+            flags,
+            window: wnd_field,
+            options,
+            payload,
+            // The urgent pointer is never read (RFC 9293 §3.8.5; RFC 6093 §6 discourages the
+            // mechanism): urgent bytes reach the application in line, as ordinary data.
+            urgent: _,
+        } = *seg;
+        let window = u32::from(wnd_field) << self.snd_wscale;
         if ack > self.snd_una {
             let acked = (ack - self.snd_una) as u32;
             // How much of that is data (the SYN and FIN occupy a number each).
@@ -349,7 +389,7 @@ impl Connection {
                 }
             }
             // RTT: timestamps (RFC 7323 §4.1) or the timed segment (Karn, RFC 6298 §3).
-            match (self.ts_enabled, seg.options.timestamp) {
+            match (self.ts_enabled, options.timestamp) {
                 // Karn's rule carried over to timestamps: an echo of a transmission older than the
                 // last timeout says how long the lost ACK took to be repaired, not the path's RTT.
                 (true, Some(ts)) if ts.tsecr != 0 && (ts.tsecr.wrapping_sub(self.rto_tsval) as i32) >= 0 => {
@@ -394,9 +434,9 @@ impl Connection {
                 ctx.outcome.writable = true;
             }
         } else if ack == self.snd_una
-            && seg.payload.is_empty()
-            && !seg.flags.syn()
-            && !seg.flags.fin()
+            && payload.is_empty()
+            && !flags.syn()
+            && !flags.fin()
             && window == self.snd_wnd
             && self.snd_max > self.snd_una
         {
@@ -417,7 +457,7 @@ impl Connection {
         // RFC 6675 §5 (IsLost): with SACK, DupThresh segments SACKed above SND.UNA mark it lost
         // even when fewer than three duplicate ACKs arrived.
         if self.sack_enabled && self.recovery.recover.is_none() && self.snd_max > self.snd_una {
-            if let Some(blocks) = seg.options.sack {
+            if let Some(blocks) = options.sack {
                 let sacked: usize = blocks
                     .as_slice()
                     .iter()
@@ -435,10 +475,10 @@ impl Connection {
         }
         // Window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
         // SND.WL2 =< SEG.ACK)).
-        if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= ack) {
+        if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
             self.snd_wnd = window;
             self.max_snd_wnd = self.max_snd_wnd.max(window);
-            self.snd_wl1 = seg.seq;
+            self.snd_wl1 = seq;
             self.snd_wl2 = ack;
             if window > 0 {
                 self.timers.stop(Timer::Persist);
