@@ -993,7 +993,7 @@ impl<O: Observer> Run<'_, O> {
             self.fail(format_args!("invariant broken: {v}"));
         }
         // Every segment the stack decided to send went out: none failed to fit the MTU buffer.
-        for reason in ["emit_failed", "buffer_too_small"] {
+        for reason in [utcp::DropReason::EmitFailed, utcp::DropReason::BufferTooSmall] {
             let n = self.host.stack().stats().dropped(reason);
             if n > 0 {
                 self.fail(format_args!("{n} segments the stack meant to send were dropped: {reason}"));

@@ -126,7 +126,7 @@ fn stats_json(s: &Stats) -> serde_json::Value {
         "fast_retransmits": s.fast_retransmits,
         "checksum_failures": s.checksum_failures,
         "resets_out": s.resets_out,
-        "drops": s.drops,
+        "drops": s.drops.iter().map(|(r, n)| (r.as_str().to_owned(), n.into())).collect::<serde_json::Map<_, _>>(),
     })
 }
 

@@ -12,19 +12,23 @@
 
 pub mod config;
 pub mod host;
+pub mod info;
 #[cfg(all(feature = "live", target_os = "linux"))]
 pub mod live;
 pub mod socket;
 pub mod stack;
+pub mod stats;
 pub mod tcp;
 pub mod time;
 pub mod wire;
 
 pub use config::{Config, TcpConfig};
+pub use info::ConnectionInfo;
 pub use socket::{
     AbortError, AcceptError, CloseError, ConnectError, Errno, ListenError, Readiness, RecvError, SendError,
     SetOptionError, ShutdownError, SocketOption, SocketOptions, UnlistenError,
 };
-pub use stack::{ConnectionInfo, Event, InvariantViolation, ListenerHandle, SocketHandle, Stack, Stats};
+pub use stack::{Event, InvariantViolation, ListenerHandle, SocketHandle, Stack};
+pub use stats::{DropCounts, DropReason, Stats};
 pub use tcp::{CloseReason, State};
 pub use time::{Duration, Instant};

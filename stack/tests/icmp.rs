@@ -11,7 +11,7 @@ use utcp::wire::{
     self, ChecksumMode, IcmpRepr, IpRepr, Quote, TcpFlags, TcpOptions, TcpRepr, Transport, IPPROTO_ICMP,
     IPPROTO_ICMPV6, IPPROTO_TCP,
 };
-use utcp::{Config, Instant, State};
+use utcp::{Config, DropReason, Instant, State};
 
 /// A SYN with only an MSS of 1460: no timestamps, so the send MSS is MTU - 40.
 const SYN_MSS: In = In { opts: TcpOptions { mss: Some(1460), ..NO_OPTS }, ..BARE_SYN };
@@ -140,7 +140,7 @@ fn rfc1191_frag_needed_below_the_floor_is_ignored() {
     }
     assert_eq!(mss(&t), 1460);
     assert!(t.out().is_empty());
-    assert_eq!(t.s.stats().dropped("icmp_mtu_too_small"), 3);
+    assert_eq!(t.s.stats().dropped(DropReason::IcmpMtuTooSmall), 3);
     assert_eq!(t.s.stats().pmtu_updates, 0);
 }
 
@@ -153,7 +153,7 @@ fn rfc1191_frag_needed_not_below_the_path_mtu_is_ignored() {
     t.s.handle_packet(t.now, &icmp_error(too_big(1000), &sent[0]));
     t.s.handle_packet(t.now, &icmp_error(too_big(1200), &sent[0]));
     assert_eq!(mss(&t), 960);
-    assert_eq!(t.s.stats().dropped("icmp_mtu_not_lower"), 2);
+    assert_eq!(t.s.stats().dropped(DropReason::IcmpMtuNotLower), 2);
     assert_eq!(t.s.stats().pmtu_updates, 1);
 }
 
@@ -174,7 +174,7 @@ fn rfc5927_quote_outside_snd_una_snd_nxt_changes_nothing() {
     t.s.handle_packet(t.now, &icmp_error(too_big(1000), &forged));
     assert_eq!(mss(&t), 1460);
     assert!(t.out().is_empty());
-    assert_eq!(t.s.stats().dropped("icmp_seq_out_of_window"), 2);
+    assert_eq!(t.s.stats().dropped(DropReason::IcmpSeqOutOfWindow), 2);
     assert_eq!(t.s.stats().pmtu_updates, 0);
 }
 
@@ -246,7 +246,7 @@ fn rfc8201_packet_too_big_lowers_mss_and_retransmits() {
     // RFC 8201 §4: below the IPv6 minimum link MTU "it must discard it".
     s.handle_packet(now, &icmp_error(too_big(1279), &first));
     assert_eq!(s.info(h).unwrap().mss, 1440);
-    assert_eq!(s.stats().dropped("icmp_mtu_too_small"), 1);
+    assert_eq!(s.stats().dropped(DropReason::IcmpMtuTooSmall), 1);
 
     s.handle_packet(now, &icmp_error(too_big(1280), &first));
     // RFC 8201 §5.2 / RFC 6691: 1280 - 40 (IPv6) - 20 (TCP).
@@ -276,7 +276,7 @@ fn rfc1122_port_unreachable_does_not_close_an_established_connection() {
     assert!(t.out().is_empty());
     assert!(t.events().is_empty());
     assert_eq!(t.s.stats().icmp_errors_in, 1);
-    assert_eq!(t.s.stats().dropped("icmp_unreachable"), 1);
+    assert_eq!(t.s.stats().dropped(DropReason::IcmpUnreachable), 1);
     t.send(In { ack: 3001, ..ACK });
     assert_eq!(t.s.info(t.sock()).unwrap().snd_una, t.iss.unwrap().wrapping_add(3001));
 }
@@ -294,7 +294,7 @@ fn rfc1122_unreachable_in_syn_sent_is_counted_and_the_syn_retried() {
         );
     }
     assert_eq!(t.s.state(t.sock()), Some(State::SynSent));
-    assert_eq!(t.s.stats().dropped("icmp_unreachable"), 3);
+    assert_eq!(t.s.stats().dropped(DropReason::IcmpUnreachable), 3);
     assert_eq!(t.advance_out(utcp::Duration::from_millis(1100)).len(), 1);
 }
 
@@ -310,8 +310,8 @@ fn time_exceeded_and_parameter_problem_are_counted() {
     assert_eq!(t.s.state(t.sock()), Some(State::Established));
     assert!(t.out().is_empty());
     assert_eq!(t.s.stats().icmp_errors_in, 2);
-    assert_eq!(t.s.stats().dropped("icmp_time_exceeded"), 1);
-    assert_eq!(t.s.stats().dropped("icmp_param_problem"), 1);
+    assert_eq!(t.s.stats().dropped(DropReason::IcmpTimeExceeded), 1);
+    assert_eq!(t.s.stats().dropped(DropReason::IcmpParamProblem), 1);
 }
 
 #[test]
@@ -325,7 +325,7 @@ fn icmp_error_for_no_connection_is_counted() {
     t.s.handle_packet(t.now, &icmp_error(too_big(1000), &other));
     assert_eq!(mss(&t), 1460);
     assert_eq!(t.s.stats().icmp_errors_in, 1);
-    assert_eq!(t.s.stats().dropped("icmp_no_connection"), 1);
+    assert_eq!(t.s.stats().dropped(DropReason::IcmpNoConnection), 1);
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::net::SocketAddr;
 use utcp::wire::{TcpOptions, Timestamp};
-use utcp::{CloseReason, Duration, Event, RecvError, SendError, SocketOption, State};
+use utcp::{CloseReason, DropReason, Duration, Event, RecvError, SendError, SocketOption, State};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -84,7 +84,7 @@ fn listen_with_full_syn_queue_drops_new_syns() {
     }
     assert_eq!(t.out().len(), 4);
     assert_eq!(t.s.connection_count(), 4);
-    assert_eq!(t.s.stats().dropped("syn_queue_full"), 6);
+    assert_eq!(t.s.stats().dropped(DropReason::SynQueueFull), 6);
 }
 
 // =============================================================================================
@@ -504,7 +504,7 @@ fn rfc5961_ack_beyond_snd_nxt_gets_challenge_ack() {
     let mut t = T::established(config());
     t.send(In { ack: 1000, data: b"zz", ..ACK });
     assert_eq!(t.out(), [". 1:1(0) ack 1 win 65535"]);
-    assert_eq!(t.s.stats().dropped("ack_out_of_range"), 1);
+    assert_eq!(t.s.stats().dropped(DropReason::AckOutOfRange), 1);
 }
 
 #[test]
@@ -530,7 +530,7 @@ fn unacceptable_segment_is_answered_with_an_ack() {
     t.out();
     t.send(In { data: b"abc", ..ACK });
     assert_eq!(t.out(), [". 1:1(0) ack 4 win 65535"]);
-    assert_eq!(t.s.stats().dropped("unacceptable"), 1);
+    assert_eq!(t.s.stats().dropped(DropReason::Unacceptable), 1);
 }
 
 #[test]
@@ -544,7 +544,7 @@ fn paws_drops_old_timestamps() {
     t.accept();
     t.send(In { opts: ts(300), data: b"new", ..ACK });
     t.send(In { seq: 4, opts: ts(250), data: b"old", ..ACK });
-    assert_eq!(t.s.stats().dropped("paws"), 1);
+    assert_eq!(t.s.stats().dropped(DropReason::Paws), 1);
     let mut buf = [0u8; 8];
     assert_eq!(t.s.recv(t.now, t.sock(), &mut buf), Ok(3));
 }
@@ -732,7 +732,7 @@ fn corrupted_segment_is_dropped_and_counted() {
     t.s.handle_packet(t.now, &p);
     assert!(t.out().is_empty());
     assert_eq!(t.s.stats().checksum_failures, 1);
-    assert_eq!(t.s.stats().dropped("bad_checksum"), 1);
+    assert_eq!(t.s.stats().dropped(DropReason::BadChecksum), 1);
 }
 
 #[test]
@@ -741,7 +741,7 @@ fn packets_to_other_addresses_are_dropped() {
     t.s.listen(t.now, "0.0.0.0:8080".parse().unwrap(), 1).unwrap();
     t.send(SYN);
     assert!(t.out().is_empty());
-    assert_eq!(t.s.stats().dropped("not_local"), 1);
+    assert_eq!(t.s.stats().dropped(DropReason::NotLocal), 1);
 }
 
 #[test]

@@ -6,6 +6,7 @@ pub(crate) mod conn;
 pub(crate) mod isn;
 pub(crate) mod rtt;
 pub mod seq;
+pub(crate) mod timer;
 
 pub use seq::SeqNum;
 

@@ -3,6 +3,7 @@
 //! A length problem (`Truncated`) is a different kind from a content problem (a bad version, a
 //! bad option length, a checksum mismatch), as in etherparse's `err` module.
 
+use crate::stats::DropReason;
 use core::fmt;
 
 /// The protocol layer at which a packet was refused.
@@ -92,21 +93,19 @@ impl WireError {
         WireError { layer, offset, kind: WireErrorKind::Truncated { required, len } }
     }
 
-    /// A short, stable name for the reason, used as a drop-counter key: `truncated`,
-    /// `bad_version`, `header_len`, `bad_length`, `fragment`, `bad_checksum`, `bad_option`,
-    /// `options_too_long`, `mixed_families`, `unsupported_extension`.
-    pub fn reason(&self) -> &'static str {
+    /// The drop counter this error is counted under (`DropReason::Truncated`, ...).
+    pub fn reason(&self) -> DropReason {
         match self.kind {
-            WireErrorKind::Truncated { .. } => "truncated",
-            WireErrorKind::BadVersion(_) => "bad_version",
-            WireErrorKind::HeaderLenTooSmall(_) => "header_len",
-            WireErrorKind::BadLength(_) => "bad_length",
-            WireErrorKind::Fragment { .. } => "fragment",
-            WireErrorKind::BadChecksum { .. } => "bad_checksum",
-            WireErrorKind::BadOptionLength { .. } => "bad_option",
-            WireErrorKind::OptionsTooLong(_) => "options_too_long",
-            WireErrorKind::MixedFamilies => "mixed_families",
-            WireErrorKind::UnsupportedExtension(_) => "unsupported_extension",
+            WireErrorKind::Truncated { .. } => DropReason::Truncated,
+            WireErrorKind::BadVersion(_) => DropReason::BadVersion,
+            WireErrorKind::HeaderLenTooSmall(_) => DropReason::HeaderLen,
+            WireErrorKind::BadLength(_) => DropReason::BadLength,
+            WireErrorKind::Fragment { .. } => DropReason::Fragment,
+            WireErrorKind::BadChecksum { .. } => DropReason::BadChecksum,
+            WireErrorKind::BadOptionLength { .. } => DropReason::BadOption,
+            WireErrorKind::OptionsTooLong(_) => DropReason::OptionsTooLong,
+            WireErrorKind::MixedFamilies => DropReason::MixedFamilies,
+            WireErrorKind::UnsupportedExtension(_) => DropReason::UnsupportedExtension,
         }
     }
 }

@@ -1,0 +1,236 @@
+//! Socket calls on connections: `connect`, `send`, `recv`, `shutdown`, `close`, `abort`,
+//! `set_option`, `readiness`.
+//!
+//! Every call takes `now`, the driver's current time: the stack keeps no clock of its own.
+//! Calls whose effect does not depend on the time today ignore it (`let _ = now`), so that one
+//! that comes to depend on it does not change the API.
+//!
+//! Must not depend on: clocks, I/O, threads, OS randomness.
+
+use super::{SocketHandle, Stack, EPHEMERAL};
+use crate::socket::{
+    AbortError, CloseError, ConnectError, Readiness, RecvError, SendError, SetOptionError, ShutdownError,
+    SocketOption, SocketOptions,
+};
+use crate::tcp::conn::{Connection, FourTuple, Outcome};
+use crate::tcp::{CloseReason, State};
+use crate::time::Instant;
+use std::net::{IpAddr, SocketAddr};
+
+impl Stack {
+    /// Opens a connection to `remote`; the SYN goes out on the next `poll_transmit`.
+    /// `local` picks the address and port (port 0 or `None` for an ephemeral one).
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local: Option<SocketAddr>,
+        remote: SocketAddr,
+    ) -> Result<SocketHandle, ConnectError> {
+        self.connect_with(now, local, remote, self.default_options())
+    }
+
+    /// Opens a connection with socket options.
+    pub fn connect_with(
+        &mut self,
+        now: Instant,
+        local: Option<SocketAddr>,
+        remote: SocketAddr,
+        options: SocketOptions,
+    ) -> Result<SocketHandle, ConnectError> {
+        if remote.ip().is_unspecified() || remote.port() == 0 {
+            return Err(ConnectError::InvalidRemote);
+        }
+        let local_ip = match local.map(|l| l.ip()) {
+            Some(ip) if !ip.is_unspecified() => {
+                if !self.is_local(ip) {
+                    return Err(ConnectError::AddressNotLocal);
+                }
+                ip
+            }
+            _ => *self
+                .config
+                .addresses
+                .iter()
+                .find(|a| a.is_ipv4() == remote.is_ipv4())
+                .ok_or(ConnectError::NoRoute)?,
+        };
+        if local_ip.is_ipv4() != remote.is_ipv4() {
+            return Err(ConnectError::NoRoute);
+        }
+        let port = match local.map(|l| l.port()) {
+            Some(p) if p != 0 => p,
+            _ => self.ephemeral_port(local_ip, remote).ok_or(ConnectError::PortsExhausted)?,
+        };
+        let tuple = FourTuple { local: SocketAddr::new(local_ip, port), remote };
+        if self.by_tuple.contains_key(&tuple) {
+            return Err(ConnectError::AddressInUse);
+        }
+        let conn = Connection::connect(&self.opening(now, tuple, options));
+        let idx = self.insert(conn).ok_or(ConnectError::PortsExhausted)?;
+        self.after_conn(idx, Outcome::default());
+        Ok(self.handle_of(idx))
+    }
+
+    fn ephemeral_port(&mut self, local: IpAddr, remote: SocketAddr) -> Option<u16> {
+        let span = u32::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
+        for _ in 0..span {
+            let port = self.next_port;
+            self.next_port = if port == *EPHEMERAL.end() { *EPHEMERAL.start() } else { port + 1 };
+            let tuple = FourTuple { local: SocketAddr::new(local, port), remote };
+            if !self.by_tuple.contains_key(&tuple) && !self.listener_by_addr.contains_key(&tuple.local) {
+                return Some(port);
+            }
+        }
+        None
+    }
+
+    fn conn_mut(&mut self, socket: SocketHandle) -> Option<(u32, &mut Connection)> {
+        let idx = self.index_of(socket)?;
+        let slot = &mut self.slots[idx as usize];
+        if slot.orphaned {
+            return None;
+        }
+        Some((idx, slot.conn.as_deref_mut()?))
+    }
+
+    fn conn_ref(&self, socket: SocketHandle) -> Option<&Connection> {
+        let idx = self.index_of(socket)?;
+        let slot = &self.slots[idx as usize];
+        slot.conn.as_deref().filter(|_| !slot.orphaned)
+    }
+
+    /// Queues bytes for sending; returns how many were taken (possibly fewer than given).
+    pub fn send(&mut self, now: Instant, socket: SocketHandle, data: &[u8]) -> Result<usize, SendError> {
+        let _ = now;
+        let (idx, conn) = self.conn_mut(socket).ok_or(SendError::InvalidHandle)?;
+        match conn.state {
+            State::SynSent | State::SynReceived => return Err(SendError::NotConnected),
+            State::Closed => {
+                return Err(match conn.close_reason {
+                    Some(CloseReason::Reset) => SendError::Reset,
+                    Some(CloseReason::TimedOut) => SendError::TimedOut,
+                    _ => SendError::Closed,
+                })
+            }
+            _ if conn.write_closed() => return Err(SendError::Closed),
+            _ => {}
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let n = conn.send(data);
+        if n == 0 {
+            return Err(SendError::WouldBlock);
+        }
+        self.after_conn(idx, Outcome::default());
+        Ok(n)
+    }
+
+    /// Reads received bytes; `Ok(0)` means the peer finished sending and everything was read.
+    pub fn recv(&mut self, now: Instant, socket: SocketHandle, buf: &mut [u8]) -> Result<usize, RecvError> {
+        let _ = now;
+        let (idx, conn) = self.conn_mut(socket).ok_or(RecvError::InvalidHandle)?;
+        if conn.readable() > 0 {
+            let n = conn.recv(buf);
+            self.after_conn(idx, Outcome::default());
+            return Ok(n);
+        }
+        if conn.read_closed() {
+            return Ok(0);
+        }
+        match conn.state {
+            State::SynSent | State::SynReceived => Err(RecvError::NotConnected),
+            State::Closed => match conn.close_reason {
+                Some(CloseReason::Reset) => Err(RecvError::Reset),
+                Some(CloseReason::Refused) => Err(RecvError::Refused),
+                Some(CloseReason::TimedOut) => Err(RecvError::TimedOut),
+                _ => Ok(0),
+            },
+            _ => Err(RecvError::WouldBlock),
+        }
+    }
+
+    /// Shuts down the sending direction: a FIN follows the queued data (half-close).
+    pub fn shutdown(&mut self, now: Instant, socket: SocketHandle) -> Result<(), ShutdownError> {
+        let _ = now;
+        let (idx, conn) = self.conn_mut(socket).ok_or(ShutdownError::InvalidHandle)?;
+        if matches!(conn.state, State::Closed | State::Listen) {
+            return Err(ShutdownError::NotConnected);
+        }
+        let outcome = conn.shutdown();
+        self.after_conn(idx, outcome);
+        Ok(())
+    }
+
+    /// Closes the socket: the handle becomes invalid at once, the connection finishes sending and
+    /// closes gracefully (a RST instead when unread data is discarded, RFC 9293 §3.10.4 / RFC 2525).
+    pub fn close(&mut self, now: Instant, socket: SocketHandle) -> Result<(), CloseError> {
+        let fin_timeout = self.config.tcp.fin_timeout;
+        let (idx, conn) = self.conn_mut(socket).ok_or(CloseError::InvalidHandle)?;
+        let outcome = if conn.readable() > 0 {
+            // RFC 2525 §2.17: closing with unread data resets the connection.
+            conn.abort()
+        } else {
+            conn.shutdown()
+        };
+        conn.orphan(now, fin_timeout);
+        self.slots[idx as usize].orphaned = true;
+        self.after_conn(idx, outcome);
+        self.after_transmit(idx);
+        Ok(())
+    }
+
+    /// Aborts the connection with a RST (SO_LINGER 0); the handle becomes invalid.
+    pub fn abort(&mut self, now: Instant, socket: SocketHandle) -> Result<(), AbortError> {
+        let _ = now;
+        let (idx, conn) = self.conn_mut(socket).ok_or(AbortError::InvalidHandle)?;
+        let outcome = conn.abort();
+        self.slots[idx as usize].orphaned = true;
+        self.after_conn(idx, outcome);
+        self.after_transmit(idx);
+        Ok(())
+    }
+
+    /// Sets one socket option on a connection.
+    pub fn set_option(
+        &mut self,
+        now: Instant,
+        socket: SocketHandle,
+        option: SocketOption,
+    ) -> Result<(), SetOptionError> {
+        let _ = now;
+        let (idx, conn) = self.conn_mut(socket).ok_or(SetOptionError::InvalidHandle)?;
+        let mut o = conn.options;
+        match option {
+            SocketOption::NoDelay(v) => o.nodelay = v,
+            SocketOption::KeepAlive(v) => o.keepalive = v,
+            SocketOption::RecvBuffer(v) => o.recv_buffer = v,
+            SocketOption::SendBuffer(v) => o.send_buffer = v,
+            SocketOption::MaxSegment(v) => o.max_segment = Some(v),
+        }
+        conn.set_options(o);
+        self.after_conn(idx, Outcome::default());
+        Ok(())
+    }
+
+    /// What `poll(2)` would report for the connection now (see [`Readiness`] for the rules);
+    /// `None` for an invalid handle.
+    pub fn readiness(&self, socket: SocketHandle) -> Option<Readiness> {
+        let conn = self.conn_ref(socket)?;
+        let closed = conn.state == State::Closed;
+        let write_done = closed || conn.write_closed();
+        let can_send =
+            matches!(conn.state, State::Established | State::CloseWait) && conn.send_capacity() > 0;
+        Some(Readiness {
+            readable: conn.readable() > 0 || conn.read_closed() || closed,
+            writable: can_send || write_done,
+            error: conn.error_pending.is_some(),
+            hangup: closed || (conn.read_closed() && write_done),
+        })
+    }
+
+    /// Bytes the send buffer can take now; `None` for an invalid handle.
+    pub fn send_capacity(&self, socket: SocketHandle) -> Option<usize> {
+        self.conn_ref(socket).map(Connection::send_capacity)
+    }
+}

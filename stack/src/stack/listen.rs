@@ -1,0 +1,184 @@
+//! Listeners: `listen`, `unlisten`, `accept`, the accept and SYN queues, and segments that
+//! reach a listening socket (RFC 9293 §3.10.7.2).
+//!
+//! Must not depend on: clocks, I/O, threads, OS randomness.
+
+use super::{Event, Listener, ListenerHandle, SocketHandle, Stack, INDEX_MASK};
+use crate::socket::{AcceptError, ListenError, SocketOptions, UnlistenError};
+use crate::stats::DropReason;
+use crate::tcp::conn::{Connection, FourTuple, Outcome};
+use crate::time::Instant;
+use crate::wire::{IpRepr, TcpRepr, IPPROTO_TCP};
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+impl Stack {
+    pub(super) fn find_listener(&self, local: SocketAddr) -> Option<u32> {
+        if let Some(&l) = self.listener_by_addr.get(&local) {
+            return Some(l);
+        }
+        let any: IpAddr =
+            if local.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+        self.listener_by_addr.get(&SocketAddr::new(any, local.port())).copied()
+    }
+
+    /// RFC 9293 §3.10.7.2: LISTEN.
+    pub(super) fn listen_segment(&mut self, now: Instant, lidx: u32, tuple: FourTuple, seg: &TcpRepr<'_>) {
+        self.stats.segments_in += 1;
+        let f = seg.flags;
+        if f.rst() {
+            self.count_drop(DropReason::RstToListener);
+            return;
+        }
+        let ip = IpRepr {
+            src: tuple.remote.ip(),
+            dst: tuple.local.ip(),
+            protocol: IPPROTO_TCP,
+            hop_limit: 64,
+            payload_len: 0,
+        };
+        if f.ack() {
+            // Any acknowledgment is bad if it arrives on a connection still in LISTEN.
+            self.count_drop(DropReason::AckToListener);
+            self.reset_for(&ip, seg);
+            return;
+        }
+        if !f.syn() {
+            self.count_drop(DropReason::NoSynToListener);
+            return;
+        }
+        let Some(listener) = self.listeners[lidx as usize].as_ref() else { return };
+        // Like Linux (sk_acceptq_is_full), the queue is full only beyond the backlog.
+        if listener.accept_queue.len() > listener.backlog {
+            // Like Linux: a full accept queue drops the SYN; the peer retries.
+            self.count_drop(DropReason::AcceptQueueFull);
+            return;
+        }
+        if listener.half_open >= self.config.tcp.syn_backlog {
+            // A SYN flood must not grow memory without bound.
+            self.count_drop(DropReason::SynQueueFull);
+            return;
+        }
+        let options = listener.options;
+        let conn = Connection::accept_syn(&self.opening(now, tuple, options), seg);
+        if let Some(l) = self.listeners[lidx as usize].as_mut() {
+            l.half_open += 1;
+        }
+        let Some(idx) = self.insert(conn) else {
+            self.count_drop(DropReason::TooManyConnections);
+            return;
+        };
+        // Orphaned until `accept` hands it out.
+        let slot = &mut self.slots[idx as usize];
+        slot.listener = Some(lidx);
+        slot.orphaned = true;
+        self.after_conn(idx, Outcome::default());
+    }
+
+    /// Listens on `local` (an address of the stack's, or unspecified for all of one family).
+    pub fn listen(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        backlog: usize,
+    ) -> Result<ListenerHandle, ListenError> {
+        self.listen_with(now, local, backlog, self.default_options())
+    }
+
+    /// Listens with socket options that accepted connections inherit.
+    pub fn listen_with(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        backlog: usize,
+        options: SocketOptions,
+    ) -> Result<ListenerHandle, ListenError> {
+        let _ = now;
+        if local.port() == 0 {
+            return Err(ListenError::InvalidPort);
+        }
+        if !local.ip().is_unspecified() && !self.is_local(local.ip()) {
+            return Err(ListenError::AddressNotLocal);
+        }
+        if self.listener_by_addr.contains_key(&local) {
+            return Err(ListenError::AddressInUse);
+        }
+        let listener = Listener {
+            local,
+            backlog: backlog.clamp(1, 65535),
+            options,
+            accept_queue: VecDeque::new(),
+            half_open: 0,
+        };
+        let idx = match self.listeners.iter().position(Option::is_none) {
+            Some(i) => {
+                self.listeners[i] = Some(listener);
+                i
+            }
+            None => {
+                self.listeners.push(Some(listener));
+                self.listeners.len() - 1
+            }
+        } as u32;
+        self.listener_by_addr.insert(local, idx);
+        Ok(ListenerHandle(idx))
+    }
+
+    /// Stops listening; half-open and unaccepted connections are reset.
+    pub fn unlisten(&mut self, now: Instant, listener: ListenerHandle) -> Result<(), UnlistenError> {
+        let _ = now;
+        let l = self
+            .listeners
+            .get_mut(listener.0 as usize)
+            .and_then(Option::take)
+            .ok_or(UnlistenError::InvalidHandle)?;
+        self.listener_by_addr.remove(&l.local);
+        let owned: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&i| self.slots[i as usize].listener == Some(listener.0))
+            .collect();
+        for idx in owned {
+            let slot = &mut self.slots[idx as usize];
+            slot.listener = None;
+            slot.orphaned = true;
+            if let Some(c) = slot.conn.as_deref_mut() {
+                let outcome = c.abort();
+                self.after_conn(idx, outcome);
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the oldest established connection from the listener's accept queue.
+    pub fn accept(&mut self, now: Instant, listener: ListenerHandle) -> Result<SocketHandle, AcceptError> {
+        let _ = now;
+        let l = self
+            .listeners
+            .get_mut(listener.0 as usize)
+            .and_then(|l| l.as_mut())
+            .ok_or(AcceptError::InvalidHandle)?;
+        let handle = l.accept_queue.pop_front().ok_or(AcceptError::WouldBlock)?;
+        let idx = handle.0 & INDEX_MASK;
+        let slot = &mut self.slots[idx as usize];
+        slot.listener = None;
+        let mut news = (false, None);
+        if let Some(c) = slot.conn.as_deref() {
+            // The application holds the handle now.
+            slot.orphaned = false;
+            news = (c.readable() > 0 || c.read_closed(), c.close_reason);
+        }
+        // Anything that happened before accept is news to the application now.
+        if news.0 {
+            self.push_event(Event::Readable(handle));
+        }
+        if let Some(reason) = news.1 {
+            self.push_event(Event::Closed(handle, reason));
+        }
+        Ok(handle)
+    }
+
+    /// Established connections waiting in the listener's accept queue; `None` for an invalid
+    /// handle.
+    pub fn pending_connections(&self, listener: ListenerHandle) -> Option<usize> {
+        self.listeners.get(listener.0 as usize)?.as_ref().map(|l| l.accept_queue.len())
+    }
+}

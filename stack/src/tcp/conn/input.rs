@@ -1,0 +1,595 @@
+//! Segment arrival, by state (RFC 9293 §3.10.7): SYN-SENT (§3.10.7.3) and every state from
+//! SYN-RECEIVED on (§3.10.7.4), with PAWS (RFC 7323 §5), RFC 5961's checks, the ACK processing of
+//! RFC 5681/6582/6675 and the receiving of text and FIN.
+//!
+//! Must not depend on: clocks, I/O, `crate::stack`.
+
+use super::{ticks_to_duration, Connection, Ctx};
+use crate::config::{CongestionKind, TcpConfig};
+use crate::stats::DropReason;
+use crate::tcp::congestion::Reno;
+use crate::tcp::seq::SeqNum;
+use crate::tcp::timer::Timer;
+use crate::tcp::{CloseReason, State};
+use crate::time::{Duration, Instant};
+use crate::wire::{TcpFlags, TcpRepr};
+
+/// At most this many duplicate ACKs are owed at once (one per out-of-order segment).
+const MAX_ACKS_OWED: u8 = 64;
+
+impl Connection {
+    /// Processes one segment addressed to this connection.
+    pub(crate) fn on_segment(&mut self, now: Instant, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
+        ctx.stats.segments_in += 1;
+        match self.state {
+            State::Closed | State::Listen => ctx.drop(DropReason::Closed),
+            State::SynSent => self.on_segment_syn_sent(now, seg, ctx),
+            _ => self.on_segment_synchronized(now, seg, ctx),
+        }
+    }
+
+    /// RFC 9293 §3.10.7.3: SYN-SENT.
+    fn on_segment_syn_sent(&mut self, now: Instant, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
+        let TcpRepr {
+            // The stack demultiplexed on the ports: they are this connection's.
+            src_port: _,
+            dst_port: _,
+            seq,
+            ack,
+            flags: f,
+            // The SYN's window is taken by `take_syn` (RFC 7323 §2.2: never scaled).
+            window: _,
+            // Read by `take_syn` and the RTT sample.
+            options: _,
+            payload,
+            // The urgent pointer is never read (RFC 9293 §3.8.5; RFC 6093 §6 discourages the
+            // mechanism): urgent bytes reach the application in line, as ordinary data.
+            urgent: _,
+        } = *seg;
+        // First: check the ACK bit.
+        if f.ack() && (ack <= self.iss || ack > self.snd_max) {
+            if !f.rst() {
+                self.pending_rst = Some((ack, None));
+            }
+            ctx.drop(DropReason::BadAck);
+            return;
+        }
+        let ack_ok = f.ack() && self.snd_una <= ack && ack <= self.snd_max;
+        // Second: the RST bit.
+        if f.rst() {
+            if ack_ok {
+                ctx.stats.resets_in += 1;
+                self.close_now(CloseReason::Refused, &mut ctx.outcome);
+            } else {
+                ctx.drop(DropReason::RstWithoutAck);
+            }
+            return;
+        }
+        // Fourth: the SYN bit.
+        if !f.syn() {
+            ctx.drop(DropReason::NoSyn);
+            return;
+        }
+        self.take_syn(seg, ctx.cfg);
+        self.last_activity = now;
+        if ack_ok {
+            // Our SYN is acknowledged: ESTABLISHED.
+            self.on_rtt_sample_syn(now, seg, ctx.cfg);
+            self.snd_una = ack;
+            self.snd_wl2 = ack;
+            self.timers.stop(Timer::Retransmit);
+            self.retries = 0;
+            self.rtt.reset_backoff();
+            self.establish(&mut ctx.outcome);
+            self.ack_now = true;
+            if !payload.is_empty() {
+                self.accept_text(now, seq + 1, payload, ctx);
+            }
+            if f.fin() {
+                self.accept_fin(now, seq + 1 + payload.len(), ctx);
+            }
+        } else {
+            // Simultaneous open (RFC 9293 §3.5 figure 7): SYN-RECEIVED, resend our SYN with ACK.
+            self.state = State::SynReceived;
+            self.snd_nxt = self.iss;
+            self.timers.stop(Timer::Retransmit);
+        }
+        // Our SYN offered an unscaled window (RFC 7323 §2.2); the peer may use it at once.
+        self.rcv_adv = self.rcv_nxt() + self.recv_buf.window().min(65535);
+    }
+
+    fn on_rtt_sample_syn(&mut self, now: Instant, seg: &TcpRepr<'_>, cfg: &TcpConfig) {
+        if self.retries > 0 {
+            return; // Karn: the SYN was retransmitted.
+        }
+        if let (true, Some(ts)) = (self.ts_enabled, seg.options.timestamp) {
+            if ts.tsecr != 0 {
+                let ticks = self.ts_now(now, cfg.ts_hz).wrapping_sub(ts.tsecr);
+                self.rtt.sample(ticks_to_duration(ticks, cfg.ts_hz));
+                return;
+            }
+        }
+        if let Some((_, sent)) = self.rtt_probe.take() {
+            self.rtt.sample(now - sent);
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4: every state from SYN-RECEIVED on.
+    fn on_segment_synchronized(&mut self, now: Instant, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
+        let TcpRepr {
+            // The stack demultiplexed on the ports: they are this connection's.
+            src_port: _,
+            dst_port: _,
+            seq,
+            ack,
+            flags: f,
+            window,
+            options,
+            payload,
+            // The urgent pointer is never read (RFC 9293 §3.8.5; RFC 6093 §6 discourages the
+            // mechanism): urgent bytes reach the application in line, as ordinary data.
+            urgent: _,
+        } = *seg;
+        let rcv_nxt = self.rcv_nxt();
+
+        // RFC 7323 §5.3 R1: PAWS, before the sequence check.
+        if self.ts_enabled && !f.rst() {
+            if let Some(ts) = options.timestamp {
+                if (ts.tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
+                    ctx.drop(DropReason::Paws);
+                    self.ack_now = true;
+                    return;
+                }
+            }
+        }
+
+        // First: is the segment acceptable (the four cases)?
+        let seg_len = seg.segment_len();
+        let wnd = self.rcv_wnd();
+        let acceptable = match (seg_len, wnd) {
+            (0, 0) => seq == rcv_nxt,
+            (0, _) => seq.in_range(rcv_nxt, rcv_nxt + wnd as usize),
+            (_, 0) => false,
+            (_, _) => {
+                seq.in_range(rcv_nxt, rcv_nxt + wnd as usize)
+                    || (seq + (seg_len - 1)).in_range(rcv_nxt, rcv_nxt + wnd as usize)
+            }
+        };
+        // RFC 9293 §3.10.7.4: with a zero window, still process ACK, RST and URG of a segment at
+        // RCV.NXT (its text is then dropped below).
+        let zero_window_at_edge = wnd == 0 && seq == rcv_nxt;
+        if !acceptable && !zero_window_at_edge {
+            if self.state == State::SynReceived && f.syn() && f.ack() && seq == self.irs && !self.passive {
+                // Simultaneous open (RFC 9293 §3.5 figure 7): the peer's SYN-ACK carries its SYN
+                // again; take the SYN as already seen and process the rest.
+                let mut rest = *seg;
+                rest.seq = seq + 1;
+                rest.flags = TcpFlags(f.0 & !TcpFlags::SYN.0);
+                return self.on_segment_synchronized(now, &rest, ctx);
+            }
+            if self.state == State::SynReceived && f.syn() && !f.ack() && seq == self.irs {
+                // A retransmitted SYN: our SYN-ACK was lost; send it again, echoing the latest
+                // timestamp (RFC 7323 §4.3: the SYN-ACK echoes the SYN it answers).
+                if let (true, Some(ts)) = (self.ts_enabled, options.timestamp) {
+                    self.ts_recent = ts.tsval;
+                }
+                self.snd_nxt = self.iss;
+                ctx.drop(DropReason::RetransmittedSyn);
+                return;
+            }
+            if !f.rst() {
+                self.ack_now = true;
+                if self.sack_enabled && !payload.is_empty() && seq < rcv_nxt {
+                    // RFC 2883 §4: report the duplicate range as the first SACK block.
+                    let end = (seq + payload.len()).min(rcv_nxt);
+                    self.dsack = Some((seq, end));
+                }
+                if self.state == State::TimeWait && f.fin() {
+                    // §3.10.7.4 eighth, TIME-WAIT: a retransmitted FIN restarts the 2 MSL timer.
+                    self.timers.set(Timer::Close, now + ctx.cfg.msl.saturating_mul(2));
+                }
+            }
+            ctx.drop(DropReason::Unacceptable);
+            return;
+        }
+
+        // Second: the RST bit (RFC 5961 §3.2).
+        if f.rst() {
+            if seq != rcv_nxt {
+                // In the window but not exact: challenge ACK.
+                self.challenge_ack(now, ctx);
+                ctx.drop(DropReason::RstNotExact);
+                return;
+            }
+            ctx.stats.resets_in += 1;
+            match self.state {
+                State::SynReceived if self.passive => {
+                    // Return to LISTEN: this half-open connection just goes away.
+                    self.close_now(CloseReason::Reset, &mut ctx.outcome);
+                }
+                State::SynReceived => self.close_now(CloseReason::Refused, &mut ctx.outcome),
+                State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                    self.close_now(CloseReason::Reset, &mut ctx.outcome)
+                }
+                State::TimeWait if ctx.cfg.rfc1337 => {
+                    // RFC 1337: ignore RST in TIME-WAIT, the peer's ACK may still be in flight.
+                    ctx.drop(DropReason::RstInTimeWait);
+                }
+                _ => self.close_now(CloseReason::Normal, &mut ctx.outcome),
+            }
+            return;
+        }
+
+        // Fourth: the SYN bit (RFC 5961 §4.2: challenge ACK, whatever its sequence number).
+        if f.syn() {
+            if self.state == State::SynReceived && self.passive {
+                ctx.drop(DropReason::SynInSynReceived);
+                self.snd_nxt = self.iss;
+                return;
+            }
+            self.challenge_ack(now, ctx);
+            ctx.drop(DropReason::SynInWindow);
+            return;
+        }
+
+        // Fifth: the ACK field.
+        if !f.ack() {
+            ctx.drop(DropReason::NoAck);
+            return;
+        }
+        self.last_activity = now;
+        self.keepalive_probes = 0;
+        if self.state == State::SynReceived {
+            if self.snd_una < ack && ack <= self.snd_max {
+                self.snd_una = ack;
+                self.snd_nxt = self.snd_nxt.max(ack);
+                if self.retries > 0 {
+                    // RFC 5681 §3.1: the SYN-ACK was retransmitted, so the initial window is one
+                    // segment.
+                    if let CongestionKind::Reno = ctx.cfg.congestion {
+                        self.cc = Box::new(Reno::new(1, self.snd_mss));
+                    }
+                }
+                self.timers.stop(Timer::Retransmit);
+                self.rtt.reset_backoff();
+                // RFC 7323 §2.2: windows after the SYN are scaled.
+                self.snd_wnd = u32::from(window) << self.snd_wscale;
+                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+                self.snd_wl1 = seq;
+                self.snd_wl2 = ack;
+                let probe = self.rtt_probe.take();
+                match (self.ts_enabled, options.timestamp, probe) {
+                    (true, Some(ts), _) if ts.tsecr != 0 => {
+                        let ticks = self.ts_now(now, ctx.cfg.ts_hz).wrapping_sub(ts.tsecr);
+                        self.rtt.sample(ticks_to_duration(ticks, ctx.cfg.ts_hz));
+                    }
+                    // Karn: only when the SYN-ACK was not retransmitted.
+                    (_, _, Some((_, sent))) if self.retries == 0 => self.rtt.sample(now - sent),
+                    _ => {}
+                }
+                self.retries = 0;
+                self.establish(&mut ctx.outcome);
+            } else {
+                // <SEQ=SEG.ACK><CTL=RST>
+                self.pending_rst = Some((ack, None));
+                ctx.drop(DropReason::BadAck);
+                return;
+            }
+        }
+
+        // RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT].
+        let lower = self.snd_una - self.max_snd_wnd.max(1) as usize;
+        if ack > self.snd_max || ack < lower {
+            self.challenge_ack(now, ctx);
+            ctx.drop(DropReason::AckOutOfRange);
+            return;
+        }
+
+        self.update_ts_recent(seg);
+        self.process_ack(now, seg, ctx);
+        if self.state == State::Closed {
+            return;
+        }
+
+        match self.state {
+            State::FinWait1 if self.fin_acked() => {
+                self.state = State::FinWait2;
+                if self.app_closed {
+                    self.timers.set(Timer::Close, now + ctx.cfg.fin_timeout);
+                }
+            }
+            State::Closing if self.fin_acked() => self.enter_time_wait(now, ctx.cfg),
+            State::LastAck if self.fin_acked() => {
+                self.close_now(CloseReason::Normal, &mut ctx.outcome);
+                return;
+            }
+            _ => {}
+        }
+
+        // Seventh: segment text.
+        if !payload.is_empty() {
+            if self.app_closed && matches!(self.state, State::FinWait1 | State::FinWait2) {
+                // RFC 1122 §4.2.2.13: new data after CLOSE is answered with a RST.
+                // Linux answers as a closed socket would: <SEQ=SEG.ACK><CTL=RST>.
+                self.pending_rst = Some((ack, None));
+                ctx.drop(DropReason::DataAfterClose);
+                self.close_now(CloseReason::Aborted, &mut ctx.outcome);
+                return;
+            }
+            match self.state {
+                State::Established | State::FinWait1 | State::FinWait2 => {
+                    self.accept_text(now, seq, payload, ctx);
+                }
+                _ => {
+                    // The peer's FIN was already received: RFC 9293 says ignore the text.
+                    ctx.drop(DropReason::DataAfterFin);
+                }
+            }
+        }
+
+        // Eighth: the FIN bit.
+        if f.fin() {
+            self.accept_fin(now, seq + payload.len(), ctx);
+        }
+    }
+
+    fn update_ts_recent(&mut self, seg: &TcpRepr<'_>) {
+        // RFC 7323 §4.3 (2): TS.Recent <- SEG.TSval if SEG.TSval >= TS.Recent and
+        // SEG.SEQ <= Last.ACK.sent.
+        if let (true, Some(ts)) = (self.ts_enabled, seg.options.timestamp) {
+            if (ts.tsval.wrapping_sub(self.ts_recent) as i32) >= 0 && seg.seq <= self.last_ack_sent {
+                self.ts_recent = ts.tsval;
+            }
+        }
+    }
+
+    fn challenge_ack(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        // RFC 5961 §7: rate-limit challenge ACKs.
+        if ctx.challenge.allow(now, ctx.cfg.challenge_ack_limit) {
+            ctx.stats.challenge_acks += 1;
+            self.ack_now = true;
+        } else {
+            ctx.stats.challenge_acks_suppressed += 1;
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4 fifth, ESTABLISHED and later: SND.UNA, the window, RTT, congestion.
+    fn process_ack(&mut self, now: Instant, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
+        let TcpRepr {
+            // The stack demultiplexed on the ports: they are this connection's.
+            src_port: _,
+            dst_port: _,
+            seq,
+            ack,
+            flags,
+            window: wnd_field,
+            options,
+            payload,
+            // The urgent pointer is never read (RFC 9293 §3.8.5; RFC 6093 §6 discourages the
+            // mechanism): urgent bytes reach the application in line, as ordinary data.
+            urgent: _,
+        } = *seg;
+        let window = u32::from(wnd_field) << self.snd_wscale;
+        if ack > self.snd_una {
+            let acked = (ack - self.snd_una) as u32;
+            // How much of that is data (the SYN and FIN occupy a number each).
+            let data_start = self.data_start();
+            let data_end = data_start + self.send_buf.len();
+            let data_acked = if ack > data_start { (ack.min(data_end) - data_start) as u32 } else { 0 };
+            self.send_buf.consume(data_acked as usize);
+            self.snd_una = ack;
+            if self.snd_nxt < ack {
+                self.snd_nxt = ack;
+            }
+            self.retries = 0;
+            self.persist_backoff = 0;
+            if let Some(at) = self.retransmit_at {
+                if at < ack {
+                    self.retransmit_at = None;
+                }
+            }
+            // RTT: timestamps (RFC 7323 §4.1) or the timed segment (Karn, RFC 6298 §3).
+            match (self.ts_enabled, options.timestamp) {
+                // Karn's rule carried over to timestamps: an echo of a transmission older than the
+                // last timeout says how long the lost ACK took to be repaired, not the path's RTT.
+                (true, Some(ts)) if ts.tsecr != 0 && (ts.tsecr.wrapping_sub(self.rto_tsval) as i32) >= 0 => {
+                    let ticks = self.ts_now(now, ctx.cfg.ts_hz).wrapping_sub(ts.tsecr);
+                    if (ticks as i32) >= 0 {
+                        self.rtt.sample(ticks_to_duration(ticks, ctx.cfg.ts_hz));
+                    }
+                }
+                _ => {
+                    if let Some((probe, sent)) = self.rtt_probe {
+                        if ack > probe {
+                            self.rtt.sample(now - sent);
+                            self.rtt_probe = None;
+                        }
+                    }
+                }
+            }
+            self.rtt.reset_backoff();
+            // Congestion control (RFC 5681 §3, RFC 6582 §3.2).
+            let mss = self.snd_mss;
+            match self.recovery.recover {
+                Some(recover) if ack >= recover => {
+                    self.recovery.recover = None;
+                    self.cc.on_recovery_end(self.flight(), mss);
+                }
+                Some(_) => {
+                    // Partial ACK: retransmit the next unacknowledged segment at once.
+                    self.cc.on_partial_ack(acked, mss);
+                    self.retransmit_at = Some(self.snd_una);
+                }
+                None => self.cc.on_ack(acked, mss),
+            }
+            self.recovery.dup_acks = 0;
+            // RFC 6298 (5.2)/(5.3): stop the timer when all is acknowledged, else restart it.
+            if self.snd_una == self.snd_max {
+                self.timers.stop(Timer::Retransmit);
+            } else {
+                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+            }
+            if self.want_writable && self.send_buf.free() > 0 {
+                self.want_writable = false;
+                ctx.outcome.writable = true;
+            }
+        } else if ack == self.snd_una
+            && payload.is_empty()
+            && !flags.syn()
+            && !flags.fin()
+            && window == self.snd_wnd
+            && self.snd_max > self.snd_una
+        {
+            // RFC 5681 §2: a duplicate acknowledgment.
+            self.recovery.dup_acks += 1;
+            let mss = self.snd_mss;
+            if self.recovery.recover.is_some() {
+                self.cc.on_dup_ack_in_recovery(mss);
+            } else if self.recovery.dup_acks == 3 {
+                // RFC 5681 §3.2 (2)-(4): fast retransmit and enter fast recovery.
+                self.recovery.recover = Some(self.snd_max);
+                self.cc.on_fast_retransmit(self.flight(), mss);
+                self.retransmit_at = Some(self.snd_una);
+                self.rtt_probe = None;
+                ctx.stats.fast_retransmits += 1;
+            }
+        }
+        // RFC 6675 §5 (IsLost): with SACK, DupThresh segments SACKed above SND.UNA mark it lost
+        // even when fewer than three duplicate ACKs arrived.
+        if self.sack_enabled && self.recovery.recover.is_none() && self.snd_max > self.snd_una {
+            if let Some(blocks) = options.sack {
+                let sacked: usize = blocks
+                    .as_slice()
+                    .iter()
+                    .filter(|(l, r)| *l >= self.snd_una && r <= &self.snd_max && l < r)
+                    .map(|&(l, r)| r - l)
+                    .sum();
+                if sacked >= 3 * self.snd_mss as usize {
+                    self.recovery.recover = Some(self.snd_max);
+                    self.cc.on_fast_retransmit(self.flight(), self.snd_mss);
+                    self.retransmit_at = Some(self.snd_una);
+                    self.rtt_probe = None;
+                    ctx.stats.fast_retransmits += 1;
+                }
+            }
+        }
+        // Window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
+        // SND.WL2 =< SEG.ACK)).
+        if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
+            self.snd_wnd = window;
+            self.max_snd_wnd = self.max_snd_wnd.max(window);
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+            if window > 0 {
+                self.timers.stop(Timer::Persist);
+                self.persist_backoff = 0;
+            }
+        }
+    }
+
+    /// Stores segment text and decides when to acknowledge it (RFC 9293 §3.10.7.4 seventh,
+    /// RFC 5681 §4.2, RFC 1122 §4.2.3.2).
+    fn accept_text(&mut self, now: Instant, seq: SeqNum, payload: &[u8], ctx: &mut Ctx<'_>) {
+        let rcv_nxt = self.rcv_nxt();
+        let next_off = self.recv_buf.next_offset();
+        // Trim what was already received; the rest lands at its stream offset.
+        let (off, skip) = if seq < rcv_nxt {
+            (next_off, (rcv_nxt - seq).min(payload.len()))
+        } else {
+            (next_off + (seq - rcv_nxt) as u64, 0)
+        };
+        let had_holes = self.recv_buf.has_holes();
+        let in_order = seq <= rcv_nxt;
+        let delivered = self.recv_buf.insert(off, &payload[skip..]);
+        if delivered > 0 {
+            ctx.outcome.readable = true;
+        }
+        if let Some(fin_off) = self.fin_pending_at {
+            if fin_off == self.recv_buf.next_offset() {
+                self.fin_pending_at = None;
+                self.consume_fin(now, ctx);
+            }
+        }
+        if !in_order || had_holes || delivered < payload.len() - skip {
+            // Out of order, filling a hole, or beyond the window: acknowledge at once, one ACK
+            // for each such segment even when several arrive before the next poll (RFC 5681 §4.2:
+            // the duplicate ACKs drive the sender's fast retransmit).
+            self.ack_now = true;
+            self.acks_owed = self.acks_owed.saturating_add(1).min(MAX_ACKS_OWED);
+            return;
+        }
+        self.last_data_rcvd = now;
+        if self.quickacks > 0 && !self.pingpong {
+            // Linux's quick-ACK mode at the start of a connection: every segment at once.
+            self.quickacks -= 1;
+            self.ack_now = true;
+            return;
+        }
+        // A super-segment from a device with receive offload (GRO, TSO on TUN) counts as the
+        // full-sized segments it carries, as Linux counts a GRO packet.
+        let full = (self.our_mss as usize).saturating_sub(if self.ts_enabled { 12 } else { 0 }).max(1);
+        self.unacked_segments = self.unacked_segments.saturating_add((payload.len() / full) as u32);
+        match ctx.cfg.delayed_ack {
+            // RFC 1122 §4.2.3.2: ACK at least every second full-sized segment.
+            Some(_) if self.unacked_segments < 2 => {
+                if self.timers.get(Timer::DelayedAck).is_none() {
+                    let delay = ctx.cfg.delayed_ack.unwrap_or(Duration::ZERO);
+                    self.timers.set(Timer::DelayedAck, now + delay);
+                }
+            }
+            _ => self.ack_now = true,
+        }
+    }
+
+    /// The FIN at stream position `seq` (RFC 9293 §3.10.7.4 eighth).
+    fn accept_fin(&mut self, now: Instant, seq: SeqNum, ctx: &mut Ctx<'_>) {
+        if self.fin_rcvd {
+            self.ack_now = true;
+            if self.state == State::TimeWait {
+                self.timers.set(Timer::Close, now + ctx.cfg.msl.saturating_mul(2));
+            }
+            return;
+        }
+        let rcv_nxt = self.rcv_nxt();
+        let off = (self.recv_buf.next_offset() as i64 + i64::from(seq.diff(rcv_nxt))).max(0) as u64;
+        if off == self.recv_buf.next_offset() {
+            self.consume_fin(now, ctx);
+        } else if off > self.recv_buf.next_offset() {
+            // The FIN came ahead of missing data: remember it, acknowledge what we have.
+            self.fin_pending_at = Some(off);
+            self.ack_now = true;
+        }
+    }
+
+    fn consume_fin(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        self.fin_rcvd = true;
+        ctx.outcome.readable = true;
+        match self.state {
+            State::SynReceived | State::Established => {
+                self.state = State::CloseWait;
+                self.pingpong = true;
+                // Like Linux, the ACK of a FIN that only half-closes is delayed so that the
+                // application's reply or its own FIN can carry it (RFC 1122 §4.2.3.2).
+                match ctx.cfg.delayed_ack {
+                    Some(delay) => {
+                        if self.timers.get(Timer::DelayedAck).is_none() {
+                            self.timers.set(Timer::DelayedAck, now + delay);
+                        }
+                    }
+                    None => self.ack_now = true,
+                }
+                return;
+            }
+            State::FinWait1 => {
+                if self.fin_acked() {
+                    self.enter_time_wait(now, ctx.cfg);
+                } else {
+                    self.state = State::Closing;
+                }
+            }
+            State::FinWait2 => self.enter_time_wait(now, ctx.cfg),
+            _ => {}
+        }
+        self.ack_now = true;
+    }
+}

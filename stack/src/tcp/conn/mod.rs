@@ -1,0 +1,657 @@
+//! One TCP connection: the state machine of RFC 9293 §3.10 with RFC 7323 (window scale,
+//! timestamps, PAWS), RFC 2018 (SACK blocks), RFC 6298 (RTO), RFC 5681/6582 (congestion control),
+//! RFC 5961 (challenge ACKs), RFC 1122 (delayed ACK, SWS avoidance, persist, keepalive), RFC 896
+//! (Nagle), RFC 6691 (MSS) and RFC 1337 (TIME-WAIT assassination).
+//!
+//! Inputs: [`Connection::on_segment`], [`Connection::on_timeout`] and the socket calls. Output:
+//! [`Connection::poll_transmit`] describes the next segment (the stack writes it). Listening and
+//! demultiplexing live in `crate::stack`.
+//!
+//! Must not depend on: clocks, I/O, `crate::stack`.
+
+mod icmp;
+mod input;
+mod output;
+mod timers;
+
+use super::buffers::{RecvBuffer, SendBuffer};
+use super::congestion::{Controller, Recovery, Reno, Unlimited};
+use super::rtt::RttEstimator;
+use super::seq::SeqNum;
+use super::timer::{Timer, TimerTable};
+use super::{CloseReason, State};
+use crate::config::{CongestionKind, TcpConfig};
+use crate::socket::SocketOptions;
+use crate::stats::{DropReason, Stats};
+use crate::time::{Duration, Instant};
+use crate::wire::TcpRepr;
+use std::net::SocketAddr;
+
+/// A connection's two endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FourTuple {
+    /// Our address and port.
+    pub(crate) local: SocketAddr,
+    /// The peer's address and port.
+    pub(crate) remote: SocketAddr,
+}
+
+/// Stack-wide rate limit of challenge ACKs (RFC 5961 §7).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChallengeLimiter {
+    window_start: Instant,
+    sent: u32,
+}
+
+impl ChallengeLimiter {
+    fn allow(&mut self, now: Instant, limit: u32) -> bool {
+        if now.saturating_duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            self.sent = 0;
+        }
+        if self.sent < limit {
+            self.sent += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What a connection needs from the stack while it works, and what it hands back: the stack
+/// makes one per input (`on_segment`, `on_timeout`, `on_icmp_error`, `poll_transmit`) with an
+/// empty `outcome`, and acts on the outcome afterwards.
+pub(crate) struct Ctx<'a> {
+    pub(crate) cfg: &'a TcpConfig,
+    pub(crate) stats: &'a mut Stats,
+    pub(crate) challenge: &'a mut ChallengeLimiter,
+    /// What happened during the call.
+    pub(crate) outcome: Outcome,
+}
+
+impl Ctx<'_> {
+    fn drop(&mut self, reason: DropReason) {
+        self.stats.count_drop(reason);
+    }
+}
+
+/// What happened to a connection during one input or socket call, which the stack turns into
+/// events, the accept queue, the tuple map and counters. Returned by the socket calls that can
+/// change the state (`shutdown`, `abort`); accumulated in [`Ctx::outcome`] by the inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[must_use]
+pub(crate) struct Outcome {
+    /// An active open reached ESTABLISHED.
+    pub(crate) connected: bool,
+    /// A passive open reached ESTABLISHED (belongs in its listener's accept queue).
+    pub(crate) accepted: bool,
+    /// Bytes or the end of stream became readable.
+    pub(crate) readable: bool,
+    /// Send-buffer space became available after a refused send.
+    pub(crate) writable: bool,
+    /// The connection reached CLOSED for this reason.
+    pub(crate) closed: Option<CloseReason>,
+}
+
+/// One TCP connection.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub(crate) tuple: FourTuple,
+    pub(crate) state: State,
+    /// Opened by a listener: an RST in SYN-RECEIVED returns it to LISTEN (it is dropped).
+    pub(crate) passive: bool,
+    /// The application called CLOSE (RFC 9293 §3.10.4) and gave up its handle: from FIN-WAIT-1
+    /// on, new data is answered with a RST (RFC 1122 §4.2.2.13) and FIN-WAIT-2 is bounded by
+    /// `TcpConfig::fin_timeout`. (Whether a handle is held is the stack's business: `Slot`.)
+    app_closed: bool,
+
+    // Send sequence space (RFC 9293 §3.3.1).
+    iss: SeqNum,
+    snd_una: SeqNum,
+    snd_nxt: SeqNum,
+    /// The highest sequence number sent plus one (SND.NXT before an RTO rewound it).
+    snd_max: SeqNum,
+    snd_wnd: u32,
+    max_snd_wnd: u32,
+    snd_wl1: SeqNum,
+    snd_wl2: SeqNum,
+    send_buf: SendBuffer,
+    /// The application shut down writing: a FIN follows the data.
+    fin_queued: bool,
+    /// The FIN's sequence number, once the FIN was sent.
+    fin_seq: Option<SeqNum>,
+
+    // Receive sequence space.
+    irs: SeqNum,
+    /// The right edge of the window last advertised.
+    rcv_adv: SeqNum,
+    recv_buf: RecvBuffer,
+    /// The peer's FIN was received and is counted in RCV.NXT.
+    fin_rcvd: bool,
+    /// The stream offset of a FIN that arrived ahead of missing data.
+    fin_pending_at: Option<u64>,
+
+    // Negotiated options.
+    /// MSS we advertise.
+    our_mss: u16,
+    /// Payload bytes per segment we send (the peer's MSS, our limit, the path MTU's, less the
+    /// TS option): [`Connection::send_mss`].
+    snd_mss: u32,
+    /// The MSS the peer announced (or the default when it announced none).
+    peer_mss: u16,
+    /// The path MTU: the configured MTU until an ICMP error lowers it (RFC 1191, RFC 8201).
+    path_mtu: usize,
+    /// Shift applied to windows the peer sends (its wscale).
+    snd_wscale: u8,
+    /// Shift applied to windows we send (our wscale).
+    rcv_wscale: u8,
+    /// Window scaling offered (SYN-SENT) or agreed.
+    ws_enabled: bool,
+    ts_enabled: bool,
+    sack_enabled: bool,
+    ts_recent: u32,
+    ts_offset: u32,
+    last_ack_sent: SeqNum,
+
+    // Reliability and congestion.
+    rtt: RttEstimator,
+    /// Our TSval when the retransmission timer last expired: older echoes give no RTT sample.
+    rto_tsval: u32,
+    /// Karn's algorithm without timestamps: the sequence number timed and when it was sent.
+    rtt_probe: Option<(SeqNum, Instant)>,
+    cc: Box<dyn Controller>,
+    recovery: Recovery,
+    /// Consecutive retransmission timeouts.
+    retries: u32,
+    /// The end of the last segment shorter than the MSS (Nagle with Minshall's refinement).
+    last_small_end: SeqNum,
+    /// A single segment to retransmit from this sequence number (fast retransmit).
+    retransmit_at: Option<SeqNum>,
+    timers: TimerTable,
+    persist_backoff: u32,
+    /// Send a window probe now (persist timer expired).
+    probe_now: bool,
+    keepalive_probes: u32,
+    keepalive_probe_now: bool,
+    last_activity: Instant,
+
+    // Acknowledgment policy.
+    ack_now: bool,
+    /// Quick ACKs left (`TcpConfig::quickack`).
+    quickacks: u32,
+    /// An interactive connection: no quick ACKs.
+    pingpong: bool,
+    /// When in-order data last arrived.
+    last_data_rcvd: Instant,
+    /// The delayed-ACK time, for the interactivity test.
+    delayed_ack: Option<Duration>,
+    /// The application's last write was only partly taken: more data is coming.
+    more_coming: bool,
+    /// A duplicate range to report in the next ACK (RFC 2883).
+    dsack: Option<(SeqNum, SeqNum)>,
+    /// The application read since the last ACK went out (a window update may be due).
+    read_since_ack: bool,
+    /// Immediate ACKs still owed for out-of-order segments that arrived in one batch.
+    acks_owed: u8,
+    /// Full-sized segments received and not yet acknowledged (RFC 5681 §4.2).
+    unacked_segments: u32,
+    /// A RST to send: its sequence number and, for RST|ACK, the acknowledgment.
+    pending_rst: Option<(SeqNum, Option<SeqNum>)>,
+
+    // Application side.
+    pub(crate) options: SocketOptions,
+    want_writable: bool,
+    /// Why the connection closed, kept for `recv`/`send` errors and SO_ERROR.
+    pub(crate) close_reason: Option<CloseReason>,
+    pub(crate) error_pending: Option<CloseReason>,
+    accept_syn_data: bool,
+    /// The first time data was sent beyond the peer's window, for `check_invariants`.
+    window_violation: Option<String>,
+}
+
+/// Largest MSS our MTU allows for this family (RFC 6691: MTU minus fixed IP and TCP headers).
+pub(crate) fn mss_for_mtu(mtu: usize, remote: SocketAddr) -> u16 {
+    let headers = if remote.is_ipv4() { 40 } else { 60 };
+    mtu.saturating_sub(headers).clamp(64, 65535) as u16
+}
+
+/// The default send MSS when the peer sends none (RFC 9293 §3.7.1, RFC 8200 §5: 536 / 1220).
+fn default_peer_mss(remote: SocketAddr) -> u16 {
+    if remote.is_ipv4() {
+        536
+    } else {
+        1220
+    }
+}
+
+/// The smallest shift that lets a window of `buffer` bytes be advertised (RFC 7323 §2.3, max 14).
+fn wscale_for(buffer: usize) -> u8 {
+    let mut shift = 0u8;
+    while shift < 14 && (65535usize << shift) < buffer {
+        shift += 1;
+    }
+    shift
+}
+
+/// Everything a new connection starts from, whichever way it opens.
+pub(crate) struct Opening<'a> {
+    pub(crate) now: Instant,
+    pub(crate) tuple: FourTuple,
+    /// Initial send sequence number (RFC 6528).
+    pub(crate) iss: SeqNum,
+    /// Offset added to the timestamp clock (RFC 7323 §7.1).
+    pub(crate) ts_offset: u32,
+    pub(crate) options: SocketOptions,
+    pub(crate) cfg: &'a TcpConfig,
+    pub(crate) mtu: usize,
+}
+
+impl Connection {
+    fn blank(o: &Opening<'_>) -> Self {
+        let Opening { now, tuple, iss, ts_offset, options, cfg, mtu } = *o;
+        let mut our_mss = mss_for_mtu(mtu, tuple.remote);
+        if let Some(m) = options.max_segment {
+            our_mss = our_mss.min(m.max(64));
+        }
+        let cc: Box<dyn Controller> = match cfg.congestion {
+            CongestionKind::Reno => Box::new(Reno::new(cfg.initial_window, u32::from(our_mss))),
+            CongestionKind::None => Box::new(Unlimited),
+        };
+        Connection {
+            tuple,
+            state: State::Closed,
+            passive: false,
+            app_closed: false,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            max_snd_wnd: 0,
+            snd_wl1: SeqNum(0),
+            snd_wl2: iss,
+            send_buf: SendBuffer::new(options.send_buffer),
+            fin_queued: false,
+            fin_seq: None,
+            irs: SeqNum(0),
+            rcv_adv: SeqNum(0),
+            recv_buf: RecvBuffer::new(options.recv_buffer),
+            fin_rcvd: false,
+            fin_pending_at: None,
+            our_mss,
+            snd_mss: u32::from(default_peer_mss(tuple.remote).min(our_mss)),
+            peer_mss: default_peer_mss(tuple.remote),
+            path_mtu: mtu,
+            snd_wscale: 0,
+            rcv_wscale: if cfg.window_scale { wscale_for(options.recv_buffer) } else { 0 },
+            ws_enabled: cfg.window_scale,
+            ts_enabled: cfg.timestamps,
+            sack_enabled: cfg.sack,
+            ts_recent: 0,
+            ts_offset,
+            last_ack_sent: SeqNum(0),
+            rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
+            rtt_probe: None,
+            rto_tsval: ts_offset,
+            cc,
+            recovery: Recovery::default(),
+            retries: 0,
+            retransmit_at: None,
+            last_small_end: iss,
+            timers: TimerTable::default(),
+            persist_backoff: 0,
+            probe_now: false,
+            keepalive_probes: 0,
+            keepalive_probe_now: false,
+            last_activity: now,
+            ack_now: false,
+            acks_owed: 0,
+            read_since_ack: false,
+            dsack: None,
+            more_coming: false,
+            quickacks: cfg.quickack,
+            pingpong: false,
+            last_data_rcvd: Instant::ZERO,
+            delayed_ack: cfg.delayed_ack,
+            unacked_segments: 0,
+            pending_rst: None,
+            options,
+            want_writable: false,
+            close_reason: None,
+            error_pending: None,
+            accept_syn_data: cfg.accept_syn_data,
+            window_violation: None,
+        }
+    }
+
+    /// An active open: SYN-SENT, the SYN goes out on the next `poll_transmit`.
+    pub(crate) fn connect(o: &Opening<'_>) -> Self {
+        let mut c = Connection::blank(o);
+        c.state = State::SynSent;
+        c
+    }
+
+    /// A passive open from a SYN that reached a listener: SYN-RECEIVED, the SYN-ACK goes out on
+    /// the next `poll_transmit` (RFC 9293 §3.10.7.2).
+    pub(crate) fn accept_syn(o: &Opening<'_>, syn: &TcpRepr<'_>) -> Self {
+        let mut c = Connection::blank(o);
+        c.state = State::SynReceived;
+        c.passive = true;
+        c.take_syn(syn, o.cfg);
+        if c.accept_syn_data && !syn.payload.is_empty() {
+            c.recv_buf.insert(0, syn.payload);
+        }
+        c.rcv_adv = c.rcv_nxt();
+        c
+    }
+
+    /// Learns the peer's ISN and options from its SYN (RFC 9293 §3.10.7.2-3, RFC 7323, RFC 2018).
+    fn take_syn(&mut self, syn: &TcpRepr<'_>, cfg: &TcpConfig) {
+        self.irs = syn.seq;
+        let o = &syn.options;
+        self.peer_mss = o.mss.unwrap_or_else(|| default_peer_mss(self.tuple.remote)).max(64);
+        // RFC 7323 §2.2: scaling only when both sides sent the option.
+        match o.window_scale {
+            Some(ws) if cfg.window_scale => {
+                // RFC 7323 §2.3: a shift above 14 is used as 14.
+                self.snd_wscale = ws.min(14);
+                self.ws_enabled = true;
+            }
+            _ => {
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+                self.ws_enabled = false;
+            }
+        }
+        self.ts_enabled = cfg.timestamps && o.timestamp.is_some();
+        if let Some(ts) = o.timestamp {
+            self.ts_recent = ts.tsval;
+        }
+        self.sack_enabled = cfg.sack && o.sack_permitted;
+        self.snd_mss = self.send_mss();
+        // RFC 7323 §2.2: the window in a SYN is never scaled.
+        self.snd_wnd = u32::from(syn.window);
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = syn.seq;
+        // RFC 6928: the initial window from the MSS actually in use; RFC 5681 §3.1: one segment
+        // when our SYN had to be retransmitted.
+        if let CongestionKind::Reno = cfg.congestion {
+            let iw = if self.retries > 0 { 1 } else { cfg.initial_window };
+            self.cc = Box::new(Reno::new(iw, self.snd_mss));
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Derived values
+
+    /// Payload bytes per segment: the least of the peer's MSS, ours and what the path MTU leaves
+    /// after fixed IP and TCP headers, less the timestamp option when it is on (RFC 6691: the MSS
+    /// counts neither IP nor TCP options; the TS option takes 12 bytes).
+    fn send_mss(&self) -> u32 {
+        let path = mss_for_mtu(self.path_mtu, self.tuple.remote);
+        let mss = u32::from(self.peer_mss.min(self.our_mss).min(path));
+        if self.ts_enabled {
+            mss.saturating_sub(12).max(1)
+        } else {
+            mss
+        }
+    }
+
+    /// RCV.NXT: the next sequence number expected.
+    pub(crate) fn rcv_nxt(&self) -> SeqNum {
+        let off = self.recv_buf.next_offset() as u32;
+        SeqNum(self.irs.0.wrapping_add(1).wrapping_add(off).wrapping_add(u32::from(self.fin_rcvd)))
+    }
+
+    /// The sequence number of the first data byte in the send buffer.
+    fn data_start(&self) -> SeqNum {
+        if self.snd_una == self.iss {
+            self.iss + 1
+        } else {
+            self.snd_una
+        }
+    }
+
+    fn syn_acked(&self) -> bool {
+        self.snd_una != self.iss
+    }
+
+    fn fin_acked(&self) -> bool {
+        matches!(self.fin_seq, Some(f) if self.snd_una > f)
+    }
+
+    /// Bytes in flight (sent, not acknowledged), SYN and FIN included.
+    fn flight(&self) -> u32 {
+        (self.snd_nxt - self.snd_una) as u32
+    }
+
+    fn is_synchronized(&self) -> bool {
+        !matches!(self.state, State::Closed | State::Listen | State::SynSent | State::SynReceived)
+    }
+
+    fn ts_now(&self, now: Instant, cfg_hz: u32) -> u32 {
+        let us = now.total_micros();
+        let hz = u64::from(cfg_hz);
+        // Whole seconds and the rest apart: no 128-bit division on the per-segment path.
+        let ticks = ((us / 1_000_000) * hz + (us % 1_000_000) * hz / 1_000_000) as u32;
+        ticks.wrapping_add(self.ts_offset)
+    }
+
+    /// The window the peer may use from RCV.NXT, as acceptability uses it: never less than what
+    /// was advertised (RFC 9293 §3.8.6.2.2: do not shrink the window).
+    fn rcv_wnd(&self) -> u32 {
+        let nxt = self.rcv_nxt();
+        if self.rcv_adv > nxt {
+            (self.rcv_adv - nxt) as u32
+        } else {
+            0
+        }
+    }
+
+    /// The next deadline of any timer.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_timeout()
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Application calls
+
+    /// Queues bytes; the caller checked the state.
+    pub(crate) fn send(&mut self, data: &[u8]) -> usize {
+        let n = self.send_buf.push(data);
+        // A write the buffer could not take whole means more is coming (like MSG_MORE): a short
+        // tail segment waits for it while data is in flight.
+        self.more_coming = n < data.len();
+        if n < data.len() {
+            self.want_writable = true;
+        }
+        n
+    }
+
+    /// Bytes the send buffer can take now.
+    pub(crate) fn send_capacity(&self) -> usize {
+        self.send_buf.free()
+    }
+
+    /// Whether writing was shut down.
+    pub(crate) fn write_closed(&self) -> bool {
+        self.fin_queued
+    }
+
+    /// Whether the peer's FIN was received (end of stream after the buffered bytes).
+    pub(crate) fn read_closed(&self) -> bool {
+        self.fin_rcvd
+    }
+
+    /// Bytes ready to read.
+    pub(crate) fn readable(&self) -> usize {
+        self.recv_buf.ready()
+    }
+
+    /// Reads in-order bytes.
+    pub(crate) fn recv(&mut self, buf: &mut [u8]) -> usize {
+        let n = self.recv_buf.read(buf);
+        self.read_since_ack |= n > 0;
+        n
+    }
+
+    /// Shuts down the sending direction (RFC 9293 §3.10.4 CLOSE, for the send side).
+    pub(crate) fn shutdown(&mut self) -> Outcome {
+        let mut out = Outcome::default();
+        self.more_coming = false;
+        if self.fin_queued {
+            return out;
+        }
+        match self.state {
+            State::SynSent => self.close_now(CloseReason::Normal, &mut out),
+            State::SynReceived => self.fin_queued = true,
+            State::Established => {
+                self.fin_queued = true;
+                self.state = State::FinWait1;
+            }
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.state = State::LastAck;
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Aborts with a RST where the peer knows the connection (RFC 9293 §3.10.5 ABORT).
+    pub(crate) fn abort(&mut self) -> Outcome {
+        let mut out = Outcome::default();
+        match self.state {
+            State::SynReceived
+            | State::Established
+            | State::FinWait1
+            | State::FinWait2
+            | State::CloseWait => {
+                self.pending_rst = Some((self.snd_nxt, Some(self.rcv_nxt())));
+            }
+            _ => {}
+        }
+        self.close_now(CloseReason::Aborted, &mut out);
+        out
+    }
+
+    /// Sets a socket option.
+    pub(crate) fn set_options(&mut self, options: SocketOptions) {
+        if options.send_buffer != self.options.send_buffer {
+            self.send_buf.set_capacity(options.send_buffer.max(self.send_buf.len()));
+        }
+        if options.recv_buffer != self.options.recv_buffer {
+            self.recv_buf.set_capacity(options.recv_buffer);
+        }
+        self.options = options;
+    }
+
+    /// The application closed and released its handle at `now`; an orphan in FIN-WAIT-2 waits
+    /// at most `fin_timeout` for the peer's FIN (Linux's tcp_fin_timeout).
+    pub(crate) fn orphan(&mut self, now: Instant, fin_timeout: Duration) {
+        self.app_closed = true;
+        if self.state == State::FinWait2 && self.timers.get(Timer::Close).is_none() {
+            self.timers.set(Timer::Close, now + fin_timeout);
+        }
+    }
+
+    fn close_now(&mut self, reason: CloseReason, out: &mut Outcome) {
+        if self.state != State::Closed {
+            self.state = State::Closed;
+            self.close_reason = Some(reason);
+            if matches!(reason, CloseReason::Reset | CloseReason::Refused | CloseReason::TimedOut) {
+                self.error_pending = Some(reason);
+            }
+            out.closed = Some(reason);
+        }
+        self.timers.stop_all();
+        self.ack_now = false;
+        self.retransmit_at = None;
+    }
+
+    fn enter_time_wait(&mut self, now: Instant, cfg: &TcpConfig) {
+        self.state = State::TimeWait;
+        self.timers.stop_all();
+        // RFC 9293 §3.10.7.4 eighth: start the time-wait timer, 2 MSL.
+        self.timers.set(Timer::Close, now + cfg.msl.saturating_mul(2));
+    }
+
+    fn establish(&mut self, out: &mut Outcome) {
+        self.state = State::Established;
+        if self.passive {
+            out.accepted = true;
+        } else {
+            out.connected = true;
+        }
+        if self.fin_queued {
+            self.state = State::FinWait1;
+        }
+    }
+
+    /// Whether the connection has nothing left to do: CLOSED, with no RST still to send. The
+    /// stack forgets it then, unless the application still holds its handle.
+    pub(crate) fn is_done(&self) -> bool {
+        self.state == State::Closed && self.pending_rst.is_none()
+    }
+
+    /// A snapshot of the variables.
+    pub(crate) fn info(&self) -> crate::info::ConnectionInfo {
+        crate::info::ConnectionInfo {
+            state: self.state,
+            local: self.tuple.local,
+            remote: self.tuple.remote,
+            iss: self.iss.0,
+            irs: self.irs.0,
+            snd_una: self.snd_una.0,
+            snd_nxt: self.snd_nxt.0,
+            snd_wnd: self.snd_wnd,
+            rcv_nxt: self.rcv_nxt().0,
+            rcv_wnd: self.rcv_wnd(),
+            cwnd: self.cc.cwnd(),
+            ssthresh: self.cc.ssthresh(),
+            mss: self.snd_mss.min(65535) as u16,
+            srtt: self.rtt.srtt(),
+            rto: self.rtt.rto(),
+            send_queue: self.send_buf.len(),
+            recv_queue: self.recv_buf.ready(),
+        }
+    }
+
+    /// The connection invariants of DESIGN.md "Testing".
+    pub(crate) fn check_invariants(&self) -> Result<(), String> {
+        if self.snd_una > self.snd_nxt {
+            return Err(format!("SND.UNA {} > SND.NXT {}", self.snd_una, self.snd_nxt));
+        }
+        if self.snd_nxt > self.snd_max {
+            return Err(format!("SND.NXT {} > highest sent {}", self.snd_nxt, self.snd_max));
+        }
+        if self.send_buf.len() > self.send_buf.capacity().max(self.send_buf.len()) {
+            return Err("send buffer above capacity".into());
+        }
+        if self.recv_buf.ready() + self.recv_buf.out_of_order_bytes() > self.recv_buf.capacity() {
+            return Err(format!(
+                "receive buffer holds {} + {} bytes, capacity {}",
+                self.recv_buf.ready(),
+                self.recv_buf.out_of_order_bytes(),
+                self.recv_buf.capacity()
+            ));
+        }
+        // Never acknowledge what did not arrive: RCV.NXT covers only stored bytes, SYN and FIN.
+        if self.is_synchronized() || self.state == State::SynReceived {
+            let expected = self.irs.0.wrapping_add(1).wrapping_add(self.recv_buf.next_offset() as u32);
+            let expected = expected.wrapping_add(u32::from(self.fin_rcvd));
+            if self.rcv_nxt().0 != expected {
+                return Err("RCV.NXT disagrees with the bytes received".into());
+            }
+        }
+        // Never send beyond the peer's window, except one probe byte into a zero window.
+        if let Some(v) = &self.window_violation {
+            return Err(v.clone());
+        }
+        Ok(())
+    }
+}
+
+fn ticks_to_duration(ticks: u32, hz: u32) -> Duration {
+    Duration::from_micros(u64::from(ticks) * 1_000_000 / u64::from(hz.max(1)))
+}

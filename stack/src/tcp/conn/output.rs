@@ -1,0 +1,413 @@
+//! What to send: the next segment ([`Connection::poll_transmit`]), the window to advertise, the
+//! options, Nagle and SWS avoidance, persist probes and the retransmission timer's start.
+//!
+//! Must not depend on: clocks, I/O, `crate::stack`.
+
+use super::{Connection, Ctx};
+use crate::tcp::seq::SeqNum;
+use crate::tcp::timer::Timer;
+use crate::tcp::State;
+use crate::time::{Duration, Instant};
+use crate::wire::{SackBlocks, TcpFlags, TcpOptions, Timestamp, UnknownOptions};
+
+/// A segment to send, without its payload bytes (which stay in the send buffer).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OutSegment {
+    pub(crate) seq: SeqNum,
+    pub(crate) ack: SeqNum,
+    pub(crate) flags: TcpFlags,
+    pub(crate) window: u16,
+    pub(crate) options: TcpOptions<'static>,
+    /// Offset of the payload in the send buffer.
+    pub(crate) payload_offset: usize,
+    pub(crate) payload_len: usize,
+}
+
+impl Connection {
+    /// The window field to advertise now, updating the advertised right edge (RFC 7323 §2.3,
+    /// RFC 1122 §4.2.3.3 receiver SWS avoidance, never shrinking the window).
+    fn window_to_advertise(&mut self) -> u16 {
+        let nxt = self.rcv_nxt();
+        let free = self.recv_buf.window() as u32;
+        let edge_now = nxt + free as usize;
+        let threshold = (self.recv_buf.capacity() as u32 / 2).min(u32::from(self.our_mss));
+        let right = if self.rcv_adv > nxt
+            && edge_now > self.rcv_adv
+            && (edge_now - self.rcv_adv) < threshold as usize
+        {
+            // Receiver SWS avoidance: do not move the edge by less than min(buffer/2, MSS).
+            self.rcv_adv
+        } else {
+            edge_now.max(self.rcv_adv)
+        };
+        let avail = if right > nxt { (right - nxt) as u32 } else { 0 };
+        let field = (avail >> self.rcv_wscale).min(65535);
+        let edge = nxt + ((field as usize) << self.rcv_wscale);
+        if edge > self.rcv_adv {
+            self.rcv_adv = edge;
+        }
+        field as u16
+    }
+
+    fn syn_window(&mut self) -> u16 {
+        // RFC 7323 §2.2: the window in a SYN or SYN-ACK is not scaled.
+        let w = self.recv_buf.window().min(65535);
+        if self.state == State::SynReceived {
+            self.rcv_adv = self.rcv_adv.max(self.rcv_nxt() + w);
+        }
+        w as u16
+    }
+
+    /// Whether a window update is worth an ACK of its own (RFC 9293 §3.8.6.2.2, RFC 1122
+    /// §4.2.3.3): after the application read, when the window still offered has fallen below two
+    /// segments (the peer is about to stall) and reading opened at least one more segment. A
+    /// larger offered window needs no update: the ACKs of the data it lets in carry the new one.
+    fn window_update_due(&self) -> bool {
+        if !self.read_since_ack
+            || !matches!(self.state, State::Established | State::FinWait1 | State::FinWait2)
+            || self.fin_rcvd
+        {
+            return false;
+        }
+        let nxt = self.rcv_nxt();
+        let offered = if self.rcv_adv > nxt { self.rcv_adv - nxt } else { 0 };
+        let max = 65535usize << self.rcv_wscale;
+        let possible = ((self.recv_buf.window() >> self.rcv_wscale) << self.rcv_wscale).min(max);
+        let mss = usize::from(self.our_mss);
+        offered < 2 * mss && possible >= offered + mss
+    }
+
+    fn options_for(&self, now: Instant, hz: u32, syn: bool) -> TcpOptions<'static> {
+        let mut o = TcpOptions { unknown: UnknownOptions::EMPTY, ..TcpOptions::default() };
+        if self.ts_enabled {
+            o.timestamp = Some(Timestamp { tsval: self.ts_now(now, hz), tsecr: self.ts_recent });
+        }
+        if syn {
+            o.mss = Some(self.our_mss);
+            if self.ws_enabled {
+                o.window_scale = Some(self.rcv_wscale);
+            }
+            o.sack_permitted = self.sack_enabled;
+            if self.state == State::SynSent {
+                // The SYN's TSecr is zero (RFC 7323 §3.2).
+                if let Some(ts) = o.timestamp.as_mut() {
+                    ts.tsecr = 0;
+                }
+            }
+        } else if self.sack_enabled && (self.recv_buf.has_holes() || self.dsack.is_some()) {
+            // RFC 2018 §4: report the most recent block first; as many as fit. RFC 2883: a
+            // D-SACK block for a duplicate goes before them.
+            let max = if self.ts_enabled { 3 } else { 4 };
+            let mut blocks = SackBlocks::default();
+            if let Some(d) = self.dsack {
+                blocks.push(d);
+            }
+            let base = self.irs.0.wrapping_add(1);
+            for (s, e) in self.recv_buf.sack_intervals().take(max - blocks.len()) {
+                blocks.push((SeqNum(base.wrapping_add(s as u32)), SeqNum(base.wrapping_add(e as u32))));
+            }
+            o.sack = Some(blocks);
+        }
+        o
+    }
+
+    /// The next segment to send, if any. The caller writes it with the payload
+    /// `send_buffer_slice(payload_offset, payload_len)`.
+    pub(crate) fn poll_transmit(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Option<OutSegment> {
+        let hz = ctx.cfg.ts_hz;
+        if let Some((seq, ack)) = self.pending_rst.take() {
+            ctx.stats.resets_out += 1;
+            let flags = if ack.is_some() { TcpFlags::RST | TcpFlags::ACK } else { TcpFlags::RST };
+            return Some(OutSegment {
+                seq,
+                ack: ack.unwrap_or(SeqNum(0)),
+                flags,
+                window: 0,
+                options: TcpOptions::default(),
+                payload_offset: 0,
+                payload_len: 0,
+            });
+        }
+        match self.state {
+            State::Closed | State::Listen => None,
+            State::SynSent | State::SynReceived if self.snd_nxt == self.iss => {
+                let syn_ack = self.state == State::SynReceived;
+                if self.snd_max != self.iss {
+                    ctx.stats.retransmissions += 1;
+                } else {
+                    // RFC 6298 §2: the handshake gives the first RTT measurement.
+                    self.rtt_probe = Some((self.iss, now));
+                }
+                self.snd_nxt = self.iss + 1;
+                self.snd_max = self.snd_max.max(self.snd_nxt);
+                if self.timers.get(Timer::Retransmit).is_none() {
+                    self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+                }
+                let ack = if syn_ack { self.rcv_nxt() } else { SeqNum(0) };
+                if syn_ack {
+                    self.last_ack_sent = ack;
+                    self.ack_now = false;
+                }
+                let mut flags = TcpFlags::SYN;
+                if syn_ack {
+                    flags |= TcpFlags::ACK;
+                }
+                Some(OutSegment {
+                    seq: self.iss,
+                    ack,
+                    flags,
+                    window: self.syn_window(),
+                    options: self.options_for(now, hz, true),
+                    payload_offset: 0,
+                    payload_len: 0,
+                })
+            }
+            State::SynSent => None,
+            State::SynReceived => {
+                if self.ack_now {
+                    self.ack_now = false;
+                    return Some(self.pure_ack(now, hz, self.snd_max));
+                }
+                None
+            }
+            _ => self.poll_transmit_synchronized(now, ctx),
+        }
+    }
+
+    /// An ACK without data. Callers pass SND.MAX (the highest sequence number sent), not a
+    /// SND.NXT that a retransmission timeout rewound: the peer may already hold everything up to
+    /// SND.MAX, and an ACK from behind its RCV.NXT would be unacceptable and answered with an
+    /// ACK of its own, and so on forever.
+    fn pure_ack(&mut self, now: Instant, hz: u32, seq: SeqNum) -> OutSegment {
+        let ack = self.rcv_nxt();
+        let window = self.window_to_advertise();
+        let options = self.options_for(now, hz, false);
+        self.last_ack_sent = ack;
+        self.ack_now = false;
+        self.read_since_ack = false;
+        self.dsack = None;
+        self.acks_owed = self.acks_owed.saturating_sub(1);
+        self.unacked_segments = 0;
+        self.timers.stop(Timer::DelayedAck);
+        OutSegment { seq, ack, flags: TcpFlags::ACK, window, options, payload_offset: 0, payload_len: 0 }
+    }
+
+    fn poll_transmit_synchronized(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Option<OutSegment> {
+        let hz = ctx.cfg.ts_hz;
+        if self.state == State::TimeWait {
+            if self.ack_now {
+                return Some(self.pure_ack(now, hz, self.snd_max));
+            }
+            return None;
+        }
+        if let Some(seg) = self.poll_data(now, ctx) {
+            return Some(seg);
+        }
+        if self.keepalive_probe_now {
+            self.keepalive_probe_now = false;
+            // RFC 1122 §4.2.3.6: a probe with SEG.SEQ = SND.NXT - 1 and no data.
+            return Some(self.pure_ack(now, hz, self.snd_nxt - 1));
+        }
+        if self.ack_now || self.acks_owed > 0 || self.window_update_due() {
+            return Some(self.pure_ack(now, hz, self.snd_max));
+        }
+        // Arm the keepalive timer while idle (RFC 1122 §4.2.3.6, off by default).
+        if let Some(idle) = self.options.keepalive {
+            if self.timers.get(Timer::Keepalive).is_none()
+                && matches!(self.state, State::Established | State::CloseWait)
+            {
+                self.timers.set(Timer::Keepalive, self.last_activity + idle);
+            }
+        }
+        None
+    }
+
+    /// A data and/or FIN segment, a retransmission, or a window probe.
+    fn poll_data(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Option<OutSegment> {
+        let hz = ctx.cfg.ts_hz;
+        if !self.syn_acked() {
+            return None;
+        }
+        let data_start = self.data_start();
+        let data_end = data_start + self.send_buf.len();
+        let mss = self.payload_limit();
+
+        // Fast retransmit / partial-ACK retransmission of one segment, outside the window rules.
+        if let Some(at) = self.retransmit_at.take() {
+            if at >= self.snd_una && at < self.snd_max {
+                let off = at - data_start;
+                let len = (data_end.max(at) - at).min(mss).min(self.snd_max - at);
+                let fin = self.fin_seq == Some(at + len) && self.snd_max > at + len;
+                if len > 0 || fin {
+                    ctx.stats.retransmissions += 1;
+                    return Some(self.data_segment(now, hz, at, off, len, fin));
+                }
+            }
+        }
+
+        let sent_off = self.snd_nxt.max(data_start) - data_start;
+        let unsent = self.send_buf.len().saturating_sub(sent_off);
+        let fin_unsent = self.fin_queued
+            && (self.fin_seq.is_none() || self.snd_nxt <= self.fin_seq.unwrap_or(self.snd_nxt));
+        let in_flight = self.flight() as usize;
+        // RFC 3042 (Limited Transmit): the first two duplicate ACKs each let one new segment out.
+        let limited = if self.recovery.recover.is_none() && self.recovery.dup_acks < 3 {
+            self.recovery.dup_acks * self.snd_mss
+        } else {
+            0
+        };
+        let cwnd = self.cc.cwnd().max(self.snd_mss).saturating_add(limited);
+        let wnd = (self.snd_wnd as usize).min(cwnd as usize);
+        let usable = wnd.saturating_sub(in_flight);
+        let len = unsent.min(mss).min(usable);
+
+        if self.probe_now {
+            self.probe_now = false;
+            if unsent > 0 && len == 0 && self.snd_wnd == 0 {
+                // Zero-window probe (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17), as Linux sends it:
+                // an ACK carrying SEG.SEQ = SND.UNA - 1, which the peer must answer with its window.
+                self.arm_persist(now, unsent);
+                return Some(self.pure_ack(now, hz, self.snd_una - 1));
+            }
+        }
+
+        let retransmission = self.snd_nxt < self.snd_max;
+        let all_queued = len == unsent;
+        let can_fin = fin_unsent && all_queued;
+        if len == 0 && !can_fin {
+            self.arm_persist(now, unsent);
+            return None;
+        }
+        if len > 0 && len < mss && !retransmission {
+            // RFC 896 (Nagle) and RFC 1122 §4.2.3.4 sender SWS avoidance: a short segment goes
+            // only when it empties the queue and nothing is in flight (or Nagle is off), or
+            // when it is at least half the largest window the peer offered.
+            // Minshall's refinement, as Linux does: hold only while a small segment is unacked.
+            let small_unacked = self.last_small_end > self.snd_una;
+            let nagle_ok = all_queued
+                && (in_flight == 0
+                    || can_fin
+                    || (!self.more_coming && (self.options.nodelay || !small_unacked)));
+            let half_window = len * 2 >= self.max_snd_wnd as usize && self.max_snd_wnd > 0;
+            // With nothing in flight no ACK will come to release a held runt: send it.
+            let window_limited_idle = !all_queued && in_flight == 0;
+            if !(nagle_ok || half_window || window_limited_idle) {
+                self.arm_persist(now, unsent);
+                return None;
+            }
+        }
+        let seq = self.snd_nxt;
+        let off = seq - data_start;
+        if retransmission {
+            ctx.stats.retransmissions += 1;
+        }
+        Some(self.data_segment(now, hz, seq, off, len, can_fin))
+    }
+
+    /// Payload bytes that fit in the next segment: the MSS less the SACK option it will carry
+    /// (RFC 6691: options come out of the MSS; the timestamp option is already counted).
+    fn payload_limit(&self) -> usize {
+        let mut limit = self.snd_mss as usize;
+        if self.sack_enabled && (self.recv_buf.has_holes() || self.dsack.is_some()) {
+            let max = if self.ts_enabled { 3 } else { 4 };
+            let blocks =
+                (usize::from(self.dsack.is_some()) + self.recv_buf.sack_intervals().count()).min(max);
+            limit = limit.saturating_sub(4 + 8 * blocks);
+        }
+        limit.max(1)
+    }
+
+    fn arm_persist(&mut self, now: Instant, unsent: usize) {
+        // RFC 9293 §3.8.6.1: with data waiting, a zero window and no retransmission timer
+        // running, the persist timer makes sure a window update is not waited for forever. Not
+        // "nothing in flight": after a timeout rewinds SND.NXT into a zero window, an
+        // unacknowledged probe byte is in flight with no timer left to resend it.
+        if unsent > 0
+            && self.snd_wnd == 0
+            && self.timers.get(Timer::Retransmit).is_none()
+            && self.timers.get(Timer::Persist).is_none()
+        {
+            let rto = self.rtt.rto();
+            let backoff = rto.saturating_mul(1 << self.persist_backoff.min(10));
+            self.timers.set(Timer::Persist, now + backoff.min(Duration::from_secs(60)));
+        }
+    }
+
+    fn data_segment(
+        &mut self,
+        now: Instant,
+        hz: u32,
+        seq: SeqNum,
+        off: usize,
+        len: usize,
+        fin: bool,
+    ) -> OutSegment {
+        let end = seq + len + usize::from(fin);
+        let new_data = end > self.snd_max;
+        if fin {
+            self.fin_seq = Some(seq + len);
+        }
+        if len < self.snd_mss as usize {
+            self.last_small_end = self.last_small_end.max(seq + len);
+        }
+        if seq == self.snd_nxt {
+            self.snd_nxt = end;
+        }
+        if new_data && len > 0 {
+            // Data sent soon after data arrived: an interactive connection, whose ACKs ride on
+            // the replies (Linux's "pingpong" mode ends quick ACKs).
+            if let Some(ato) = self.delayed_ack {
+                if now.saturating_duration_since(self.last_data_rcvd) < ato
+                    && self.last_data_rcvd != Instant::ZERO
+                {
+                    self.pingpong = true;
+                }
+            }
+        }
+        if new_data {
+            let data_end = seq + len;
+            let allowed = self.snd_una + (self.snd_wnd as usize).max(1);
+            if len > 0 && data_end > allowed && self.window_violation.is_none() {
+                self.window_violation = Some(format!(
+                    "sent {}..{} beyond the peer's window edge {} (SND.UNA {}, SND.WND {})",
+                    seq, data_end, allowed, self.snd_una, self.snd_wnd
+                ));
+            }
+            if !self.ts_enabled && self.rtt_probe.is_none() && seq >= self.snd_max {
+                self.rtt_probe = Some((seq, now));
+            }
+            self.snd_max = end;
+        } else if let Some((probe, _)) = self.rtt_probe {
+            // Karn: a retransmission covering the timed segment spoils the measurement.
+            if probe >= seq && probe < end {
+                self.rtt_probe = None;
+            }
+        }
+        // RFC 6298 (5.1): start the timer if it is not running.
+        if self.timers.get(Timer::Retransmit).is_none() {
+            self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+        }
+        let data_end_off = self.send_buf.len();
+        let mut flags = TcpFlags::ACK;
+        if len > 0 && off + len == data_end_off {
+            flags |= TcpFlags::PSH;
+        }
+        if fin {
+            flags |= TcpFlags::FIN;
+        }
+        let ack = self.rcv_nxt();
+        let window = self.window_to_advertise();
+        self.last_ack_sent = ack;
+        self.ack_now = false;
+        self.unacked_segments = 0;
+        self.timers.stop(Timer::DelayedAck);
+        let options = self.options_for(now, hz, false);
+        self.dsack = None;
+        OutSegment { seq, ack, flags, window, options, payload_offset: off, payload_len: len }
+    }
+
+    /// The payload bytes of a segment from `poll_transmit`.
+    pub(crate) fn send_buffer_slice(&mut self, offset: usize, len: usize) -> &[u8] {
+        self.send_buf.slice(offset, len)
+    }
+}
