@@ -1,0 +1,299 @@
+//! Tests of `parse.rs`.
+
+use super::*;
+
+fn parse(text: &str) -> Script {
+    match parse_script("t.pkt", text) {
+        Ok(s) => s,
+        Err(e) => panic!("unexpected parse error: {e}"),
+    }
+}
+
+fn parse_err(text: &str) -> ParseError {
+    match parse_script("t.pkt", text) {
+        Ok(s) => panic!("expected an error, parsed {s:?}"),
+        Err(e) => e,
+    }
+}
+
+fn one(text: &str) -> Event {
+    let mut s = parse(text);
+    assert_eq!(s.events.len(), 1, "{text}");
+    s.events.remove(0)
+}
+
+fn packet(text: &str) -> PacketSpec {
+    match one(text).kind {
+        EventKind::Packet(p) => p,
+        k => panic!("not a packet: {k:?}"),
+    }
+}
+
+fn call(text: &str) -> CallSpec {
+    match one(text).kind {
+        EventKind::Call(c) => c,
+        k => panic!("not a call: {k:?}"),
+    }
+}
+
+#[test]
+fn design_example_parses() {
+    let s = parse(
+        "0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+         +0    bind(3, ..., ...) = 0\n\
+         +0    listen(3, 1) = 0\n\
+         +0    < S 0:0(0) win 32792 <mss 1000,sackOK,nop,nop,nop,wscale 7>\n\
+         +0    > S. 0:0(0) ack 1 <...>\n\
+         +.1   < . 1:1(0) ack 1 win 257\n\
+         +0    accept(3, ..., ...) = 4\n\
+         +0    write(4, ..., 1000) = 1000\n\
+         +0    > P. 1:1001(1000) ack 1\n",
+    );
+    assert_eq!(s.events.len(), 9);
+    assert_eq!(s.events[5].time, TimeSpec::Relative(100_000));
+    assert_eq!(s.events[5].line, 6);
+    assert_eq!(s.options, ScriptOptions::default());
+}
+
+#[test]
+fn time_forms_map_to_microseconds_exactly() {
+    assert_eq!(one("0.100 close(3) = 0").time, TimeSpec::Absolute(100_000));
+    assert_eq!(one("1 close(3) = 0").time, TimeSpec::Absolute(1_000_000));
+    assert_eq!(one("+0.1 close(3) = 0").time, TimeSpec::Relative(100_000));
+    assert_eq!(one("+.1 close(3) = 0").time, TimeSpec::Relative(100_000));
+    assert_eq!(one("+.000001 close(3) = 0").time, TimeSpec::Relative(1));
+    assert_eq!(one("+1.5000000 close(3) = 0").time, TimeSpec::Relative(1_500_000));
+    assert_eq!(one("* close(3) = 0").time, TimeSpec::Any);
+    assert_eq!(
+        one("0.1~0.2 > . 1:1(0) ack 1").time,
+        TimeSpec::Range { lo: 100_000, hi: 200_000, relative: false }
+    );
+    assert_eq!(
+        one("+0.1~+0.25 > . 1:1(0) ack 1").time,
+        TimeSpec::Range { lo: 100_000, hi: 250_000, relative: true }
+    );
+}
+
+#[test]
+fn blocking_call_end_time_parses() {
+    let e = one("0.1...0.3 read(4, ..., 10) = 10");
+    assert_eq!(e.time, TimeSpec::Absolute(100_000));
+    assert_eq!(e.end_time, Some((300_000, false)));
+    let e = one("+0...+0.2 accept(3, ..., ...) = 4");
+    assert_eq!(e.end_time, Some((200_000, true)));
+}
+
+#[test]
+fn bad_times_are_refused_with_column() {
+    let e = parse_err("0.1~+0.2 > . 1:1(0) ack 1");
+    assert_eq!((e.line, e.col), (1, 5));
+    assert!(e.message.contains("both ends"), "{e}");
+    let e = parse_err("0.2~0.1 > . 1:1(0) ack 1");
+    assert!(e.message.contains("before its start"), "{e}");
+    let e = parse_err("0.0000001 close(3) = 0");
+    assert!(e.message.contains("finer than a microsecond"), "{e}");
+    let e = parse_err("  x close(3) = 0");
+    assert_eq!((e.line, e.col), (1, 3));
+    assert!(e.message.contains("expected a time"), "{e}");
+}
+
+#[test]
+fn flags_parse_in_packetdrill_notation() {
+    for (text, flags) in [
+        ("S", flag::SYN),
+        ("S.", flag::SYN | flag::ACK),
+        ("F.", flag::FIN | flag::ACK),
+        ("P.", flag::PSH | flag::ACK),
+        ("R", flag::RST),
+        ("R.", flag::RST | flag::ACK),
+        (".", flag::ACK),
+        ("FP.", flag::FIN | flag::PSH | flag::ACK),
+        ("SEW", flag::SYN | flag::ECE | flag::CWR),
+        ("U.", flag::URG | flag::ACK),
+    ] {
+        let p = packet(&format!("0 < {text} 0:0(0) win 100"));
+        assert_eq!(p.flags, flags, "{text}");
+        assert_eq!(format_flags(p.flags).chars().count(), text.len(), "{text}");
+    }
+}
+
+#[test]
+fn packet_fields_parse() {
+    let p = packet("+0 > P. 1:1001(1000) ack 7 win 229 urg 3");
+    assert_eq!(p.direction, Direction::Outbound);
+    assert_eq!((p.seq, p.len, p.ack, p.win, p.urg), (1, 1000, Some(7), Some(229), Some(3)));
+    assert_eq!(p.options, None);
+    let p = packet("+0 < S 0:0(0) win 100 port 40001");
+    assert_eq!(p.peer_port, Some(40001));
+    let e = parse_err("0 < S 0:0(0) port 0");
+    assert!(e.message.contains("port 0"), "{e}");
+    let p = packet("+0 < . 1:1(0) win 0 ack 1");
+    assert_eq!((p.ack, p.win), (Some(1), Some(0)));
+    assert_eq!(p.direction, Direction::Inbound);
+}
+
+#[test]
+fn options_parse_in_order() {
+    let p = packet("0 < S 0:0(0) win 65535 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7,sack 1:2 3:4,eol>");
+    assert_eq!(
+        p.options,
+        Some(OptionsSpec::List(vec![
+            TcpOptionSpec::Mss(1460),
+            TcpOptionSpec::SackOk,
+            TcpOptionSpec::Timestamp { val: 100, ecr: 0 },
+            TcpOptionSpec::Nop,
+            TcpOptionSpec::WScale(7),
+            TcpOptionSpec::Sack(vec![(1, 2), (3, 4)]),
+            TcpOptionSpec::Eol,
+        ]))
+    );
+    assert_eq!(packet("0 > S. 0:0(0) ack 1 <...>").options, Some(OptionsSpec::Any));
+    assert_eq!(packet("0 > S. 0:0(0) ack 1 < ... >").options, Some(OptionsSpec::Any));
+}
+
+#[test]
+fn bad_packets_name_the_column_and_what_was_expected() {
+    let e = parse_err("0 < S 0:0(1) win 1");
+    assert!(e.message.contains("does not match"), "{e}");
+    assert_eq!(e.col, 11);
+    let e = parse_err("0 < X 0:0(0)");
+    assert_eq!(e.col, 5);
+    assert!(e.message.contains("expected TCP flags"), "{e}");
+    let e = parse_err("0 < S 0 0(0)");
+    assert!(e.message.contains("`:`"), "{e}");
+    let e = parse_err("0 < S 0:0(0) win 70000");
+    assert!(e.message.contains("16 bits"), "{e}");
+    let e = parse_err("0 < S 0:0(0) window 7");
+    assert!(e.message.contains("`ack N`, `win N`"), "{e}");
+    assert_eq!(e.col, 14);
+    let e = parse_err("0 < S 0:0(0) <mss 1460,fastopen>");
+    assert!(e.message.contains("unsupported TCP option `fastopen`"), "{e}");
+    let e = parse_err("0 < S 0:0(0) <mss 1460 sackOK>");
+    assert!(e.message.contains("`,` or `>`"), "{e}");
+    let e = parse_err("0 < S 0:0(0) <mss>");
+    assert!(e.message.contains("an MSS value"), "{e}");
+    let e = parse_err("0 < S 0:0(0) <TS 1 ecr 2>");
+    assert!(e.message.contains("`val`"), "{e}");
+    let e = parse_err("0 < S 0:0(0) ack 1 ack 2");
+    assert!(e.message.contains("twice"), "{e}");
+    let e = parse_err("0 < S 0:0(0) <wscale 300>");
+    assert!(e.message.contains("byte"), "{e}");
+    let e = parse_err("0 < udp (1000)");
+    assert!(e.message.contains("only TCP"), "{e}");
+    let e = parse_err("0 < [ect0] S 0:0(0)");
+    assert!(e.message.contains("not supported"), "{e}");
+    let e = parse_err("0 < S");
+    assert!(e.message.contains("end of line"), "{e}");
+}
+
+#[test]
+fn calls_parse_with_results_and_errno() {
+    let c = call("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3");
+    assert_eq!(c.name, "socket");
+    assert_eq!(
+        c.args,
+        vec![Expr::Ellipsis, Expr::Symbol("SOCK_STREAM".into()), Expr::Symbol("IPPROTO_TCP".into())]
+    );
+    assert_eq!(c.result, Expr::Int(3));
+    let c = call("+0 read(4, ..., 100) = -1 EAGAIN (Resource temporarily unavailable)");
+    assert_eq!(c.result, Expr::Int(-1));
+    assert_eq!(c.errno.as_deref(), Some("EAGAIN"));
+    let c = call("+0 connect(3, ..., ...) = -1 EINPROGRESS");
+    assert_eq!(c.errno.as_deref(), Some("EINPROGRESS"));
+    let c = call("+0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0");
+    assert_eq!(
+        c.args[2],
+        Expr::BitOr(vec![Expr::Symbol("O_RDWR".into()), Expr::Symbol("O_NONBLOCK".into())])
+    );
+    let c = call("+0 fcntl(3, F_GETFL) = 0x802 (flags O_RDWR|O_NONBLOCK)");
+    assert_eq!(c.result, Expr::Int(0x802));
+    let c = call("+0 setsockopt(3, SOL_SOCKET, SO_LINGER, {onoff=1, linger=0}, 8) = 0");
+    assert_eq!(
+        c.args[3],
+        Expr::Struct(vec![("onoff".into(), Expr::Int(1)), ("linger".into(), Expr::Int(0))])
+    );
+    let c = call("+0 getsockopt(3, SOL_SOCKET, SO_ERROR, [ECONNREFUSED], [4]) = 0");
+    assert_eq!(c.args[3], Expr::Array(vec![Expr::Symbol("ECONNREFUSED".into())]));
+    assert_eq!(c.args[4], Expr::Array(vec![Expr::Int(4)]));
+    let c = call("+0 poll([{fd=4, events=POLLIN|POLLOUT, revents=POLLOUT}], 1, 0) = 1");
+    assert_eq!(c.name, "poll");
+    let c = call("+0 close(3)=0");
+    assert_eq!(c.args, vec![Expr::Int(3)]);
+    let c = call("+0 setsockopt(3, SOL_TCP, TCP_CONGESTION, \"reno\", 4) = 0");
+    assert_eq!(c.args[3], Expr::Str("reno".into()));
+}
+
+#[test]
+fn bad_calls_are_refused() {
+    let e = parse_err("0 writev(3, ..., 2) = 10");
+    assert_eq!(e.col, 3);
+    assert!(e.message.contains("unsupported system call `writev`"), "{e}");
+    let e = parse_err("0 close(3)");
+    assert!(e.message.contains("`=`"), "{e}");
+    let e = parse_err("0 close(3 = 0");
+    assert!(e.message.contains("`,` or `)`"), "{e}");
+    let e = parse_err("0 close(3) = 0 EBADF");
+    assert!(e.message.contains("only expected with a result of -1"), "{e}");
+    let e = parse_err("0 close(3) = -1 EBADF (Bad file");
+    assert!(e.message.contains("unclosed"), "{e}");
+    let e = parse_err("0 close(3) = 0 extra");
+    assert!(e.message.contains("end of line"), "{e}");
+    let e = parse_err("0 read(3, ..., 0xZ) = 0");
+    assert!(e.message.contains("hex digits"), "{e}");
+}
+
+#[test]
+fn comments_are_blanked_and_columns_kept() {
+    let s = parse(
+        "// header comment\n\
+         /* a block\n   across lines */ 0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3 // trailing\n\
+         +0 /* inline */ close(3) = 0\n",
+    );
+    assert_eq!(s.events.len(), 2);
+    assert_eq!(s.events[0].line, 3);
+    assert_eq!(s.events[1].line, 4);
+    let e = parse_err("/* x */ 0 bogus(3) = 0");
+    assert_eq!((e.line, e.col), (1, 11));
+    let e = parse_err("0 close(3) = 0\n/* never closed\n");
+    assert_eq!((e.line, e.col), (2, 1));
+    assert!(e.message.contains("unterminated"), "{e}");
+}
+
+#[test]
+fn python_blocks_and_shell_lines_are_refused() {
+    let e = parse_err("0 close(3) = 0\n+0 %{ print(tcpi_rto) }%\n");
+    assert_eq!((e.line, e.col), (2, 4));
+    assert!(e.message.contains("Python blocks"), "{e}");
+    assert!(e.to_string().starts_with("t.pkt:2:4: "), "{e}");
+    let e = parse_err("0 `sysctl -q net.ipv4.tcp_sack=0`\n");
+    assert_eq!((e.line, e.col), (1, 3));
+    assert!(e.message.contains("shell lines"), "{e}");
+}
+
+#[test]
+fn header_options_parse() {
+    let s = parse("--tolerance_usecs=10000\n--profile=default\n--local_ip=10.0.0.1\n--remote_ip=10.0.0.2\n--mtu=1280\n0 close(3) = 0\n");
+    assert_eq!(s.options.tolerance_usecs, 10_000);
+    assert_eq!(s.options.profile, Profile::Default);
+    assert_eq!(s.options.local_ip, Ipv4Addr::new(10, 0, 0, 1));
+    assert_eq!(s.options.remote_ip, Ipv4Addr::new(10, 0, 0, 2));
+    assert_eq!(s.options.mtu, Some(1280));
+    assert_eq!(parse("--profile=linux\n").options.profile, Profile::Linux);
+}
+
+#[test]
+fn bad_header_options_are_refused() {
+    let e = parse_err("--tolerance_usecs=ten\n");
+    assert!(e.message.contains("microseconds"), "{e}");
+    let e = parse_err("--profile=bsd\n");
+    assert!(e.message.contains("`linux` or `default`"), "{e}");
+    let e = parse_err("--frobnicate=1\n");
+    assert!(e.message.contains("unknown header option `--frobnicate`"), "{e}");
+    let e = parse_err("--ip_version=ipv6\n");
+    assert!(e.message.contains("ipv4"), "{e}");
+    let e = parse_err("0 close(3) = 0\n--tolerance_usecs=1\n");
+    assert_eq!(e.line, 2);
+    assert!(e.message.contains("before the first event"), "{e}");
+    let e = parse_err("--tolerance_usecs\n");
+    assert!(e.message.contains("--name=value"), "{e}");
+}
