@@ -602,7 +602,7 @@ fn utcp_server(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -> R
     let (stream, _) = listener.accept().map_err(|e| format!("utcp: accept: {e}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
     let served = discard(&stream, &watch);
-    tracing::debug!(stats = ?live.driver_stats(), "utcp driver");
+    tracing::debug!(driver = ?live.driver_stats(), stack = ?live.stats(), "utcp driver");
     served
 }
 
