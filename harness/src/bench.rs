@@ -193,7 +193,7 @@ impl Device for Wire<'_> {
 
 /// Moves `settings.bytes` from a client stack to a server stack, each on a [`Host`], wired back
 /// to back in memory: each datagram is written by `poll_transmit` into the sending host's
-/// buffer and handed straight to the other host's `receive` ([`Wire`]).
+/// buffer and handed straight to the other host's `receive` (the `Wire` device).
 pub fn utcp_bulk(settings: BulkSettings) -> Result<Run, String> {
     let client_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
     let server_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
