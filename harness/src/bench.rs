@@ -16,8 +16,9 @@
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant as WallInstant;
+use utcp::host::{Bounds, Device, Host, Quiet};
 use utcp::time::Instant;
-use utcp::{Config, Event, RecvError, SendError, Stack};
+use utcp::{Config, RecvError, SendError, Stack};
 
 /// What one bulk transfer moves and over what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -180,9 +181,19 @@ pub(crate) fn pattern(len: usize) -> Vec<u8> {
 // utcp
 // ---------------------------------------------------------------------------------------------
 
-/// Moves `settings.bytes` from a client stack to a server stack, wired back to back in memory:
-/// each datagram is written by `poll_transmit` into one reusable buffer and handed straight to
-/// the other stack's `handle_packet`.
+/// A device that hands every datagram straight to the peer host's `receive`: no queue, no copy
+/// beyond the one `poll_transmit` writes into the sending host's buffer.
+struct Wire<'a>(&'a mut Host);
+
+impl Device for Wire<'_> {
+    fn transmit(&mut self, now: Instant, datagram: &[u8]) {
+        self.0.receive(now, datagram, &mut Quiet);
+    }
+}
+
+/// Moves `settings.bytes` from a client stack to a server stack, each on a [`Host`], wired back
+/// to back in memory: each datagram is written by `poll_transmit` into the sending host's
+/// buffer and handed straight to the other host's `receive` (the `Wire` device).
 pub fn utcp_bulk(settings: BulkSettings) -> Result<Run, String> {
     let client_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
     let server_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
@@ -195,27 +206,31 @@ pub fn utcp_bulk(settings: BulkSettings) -> Result<Run, String> {
         c.tcp.recv_buffer = settings.buffer;
         c
     };
-    let mut client = Stack::new(config(client_ip, 1));
-    let mut server = Stack::new(config(server_ip, 2));
-    let server_addr = SocketAddr::new(server_ip, 5001);
     let chunk = pattern(64 * 1024);
     let mut rbuf = vec![0u8; 64 * 1024];
-    let mut buf = vec![0u8; settings.mtu.max(1280)];
 
     let start = WallInstant::now();
     let clock = || Instant::from_micros(start.elapsed().as_micros() as u64);
-    let listener = server.listen(clock(), server_addr, 16).map_err(|e| format!("listen: {e:?}"))?;
-    let conn = client.connect(clock(), None, server_addr).map_err(|e| format!("connect: {e:?}"))?;
+    let mut client = Host::new(Stack::new(config(client_ip, 1)), clock(), Bounds::default());
+    let mut server = Host::new(Stack::new(config(server_ip, 2)), clock(), Bounds::default());
+    let server_addr = SocketAddr::new(server_ip, 5001);
+    let listener =
+        server.stack_mut().listen(clock(), server_addr, 16).map_err(|e| format!("listen: {e:?}"))?;
+    let conn =
+        client.stack_mut().connect(clock(), None, server_addr).map_err(|e| format!("connect: {e:?}"))?;
     let mut accepted = None;
     let (mut sent, mut received, mut shut) = (0u64, 0u64, false);
     let mut stall = Stall::default();
     while received < settings.bytes {
         let now = clock();
         let before = (sent, received);
+        client.advance(now).map_err(|e| format!("client: {e}"))?;
+        server.advance(now).map_err(|e| format!("server: {e}"))?;
         // Application: write as much as fits, read everything that arrived.
+        let c = client.stack_mut();
         while sent < settings.bytes {
             let n = (settings.bytes - sent).min(chunk.len() as u64) as usize;
-            match client.send(now, conn, &chunk[..n]) {
+            match c.send(now, conn, &chunk[..n]) {
                 Ok(0) => break,
                 Ok(k) => sent += k as u64,
                 Err(SendError::WouldBlock | SendError::NotConnected) => break,
@@ -223,23 +238,18 @@ pub fn utcp_bulk(settings: BulkSettings) -> Result<Run, String> {
             }
         }
         if sent == settings.bytes && !shut {
-            client.shutdown(now, conn).map_err(|e| format!("shutdown: {e:?}"))?;
+            c.shutdown(now, conn).map_err(|e| format!("shutdown: {e:?}"))?;
             shut = true;
         }
-        while let Some(event) = server.poll_event() {
-            if let Event::Acceptable(_) = event {
-                if accepted.is_none() {
-                    accepted = server.accept(now, listener).ok();
-                }
-            }
-        }
-        while client.poll_event().is_some() {}
+        client.report_events(&mut Quiet);
+        server.report_events(&mut Quiet);
+        let s = server.stack_mut();
         if accepted.is_none() {
-            accepted = server.accept(now, listener).ok();
+            accepted = s.accept(now, listener).ok();
         }
-        if let Some(s) = accepted {
+        if let Some(a) = accepted {
             loop {
-                match server.recv(now, s, &mut rbuf) {
+                match s.recv(now, a, &mut rbuf) {
                     Ok(0) => break,
                     Ok(k) => received += k as u64,
                     Err(RecvError::WouldBlock) => break,
@@ -247,22 +257,11 @@ pub fn utcp_bulk(settings: BulkSettings) -> Result<Run, String> {
                 }
             }
         }
-        // Wire: each stack's output straight into the other.
-        let mut moved = false;
-        while let Some(n) = client.poll_transmit(now, &mut buf) {
-            server.handle_packet(now, &buf[..n]);
-            moved = true;
-        }
-        while let Some(n) = server.poll_transmit(now, &mut buf) {
-            client.handle_packet(now, &buf[..n]);
-            moved = true;
-        }
-        for stack in [&mut client, &mut server] {
-            if stack.poll_timeout().is_some_and(|t| t <= now) {
-                stack.handle_timeout(now);
-            }
-        }
-        stall.round(moved || before != (sent, received), received, settings.bytes)?;
+        // Wire: each host's output straight into the other.
+        let mut moved =
+            client.transmit(&mut Wire(&mut server), &mut Quiet).map_err(|e| format!("client: {e}"))?;
+        moved += server.transmit(&mut Wire(&mut client), &mut Quiet).map_err(|e| format!("server: {e}"))?;
+        stall.round(moved > 0 || before != (sent, received), received, settings.bytes)?;
     }
     Ok(Run { bytes: received, seconds: start.elapsed().as_secs_f64() })
 }
@@ -404,6 +403,15 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(median(vec![]), None);
+    }
+
+    #[test]
+    fn utcp_moves_every_byte_at_mtu_1500() {
+        for checksums in [false, true] {
+            let run =
+                utcp_bulk(BulkSettings { mtu: 1500, bytes: 4 << 20, buffer: 256 * 1024, checksums }).unwrap();
+            assert_eq!(run.bytes, 4 << 20);
+        }
     }
 
     #[test]
