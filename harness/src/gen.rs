@@ -368,13 +368,7 @@ pub fn aimed_input(target: StackTarget, tail: usize) -> impl Strategy<Value = St
 }
 
 /// Which side of a two-stack connection a socket call is made on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The side that connected.
-    Client,
-    /// The side that accepted.
-    Server,
-}
+pub use crate::side::Side;
 
 /// A socket call (or the passing of time) in the model test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,6 +19,7 @@ pub mod pair;
 pub mod replay;
 pub mod script;
 pub mod selftest;
+pub mod side;
 pub mod transcript;
 pub mod transfer;
 

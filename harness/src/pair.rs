@@ -19,23 +19,8 @@ pub const ADDR_A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 /// Address of stack B in a [`Pair`] built by [`Pair::with_links`].
 pub const ADDR_B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 
-/// Which stack of the pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The connecting side.
-    A,
-    /// The listening side.
-    B,
-}
-
-impl fmt::Display for Side {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Side::A => "A",
-            Side::B => "B",
-        })
-    }
-}
+/// Which stack of the pair: A is the client (it connects), B the server (it listens).
+pub use crate::side::Side;
 
 /// Why driving the pair stopped before it was done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,8 +132,8 @@ impl Pair {
     /// One of the two hosts.
     pub fn host(&mut self, side: Side) -> &mut Host {
         match side {
-            Side::A => &mut self.a,
-            Side::B => &mut self.b,
+            Side::Client => &mut self.a,
+            Side::Server => &mut self.b,
         }
     }
 
@@ -160,10 +145,10 @@ impl Pair {
     /// Moves everything both stacks want to send onto the links (their events stay queued for
     /// the application).
     pub fn transmit(&mut self) -> Result<(), PairError> {
-        let mut obs = Tracer { side: Side::A, trace: &mut self.trace };
+        let mut obs = Tracer { side: Side::Client, trace: &mut self.trace };
         let sent = self.a.transmit(&mut self.a_to_b, &mut obs);
         sent.map_err(|r| PairError { at: r.at, step: self.steps, what: format!("A: {r}") })?;
-        let mut obs = Tracer { side: Side::B, trace: &mut self.trace };
+        let mut obs = Tracer { side: Side::Server, trace: &mut self.trace };
         let sent = self.b.transmit(&mut self.b_to_a, &mut obs);
         sent.map_err(|r| PairError { at: r.at, step: self.steps, what: format!("B: {r}") })?;
         Ok(())
@@ -200,7 +185,7 @@ impl Pair {
         while let Some(p) = self.b_to_a.poll_deliver(now) {
             self.a.receive(now, &p, &mut Quiet);
         }
-        for side in [Side::A, Side::B] {
+        for side in [Side::Client, Side::Server] {
             // One run at most: a stack handles every timer due by `now` in one timeout.
             let advanced = self.host(side).advance(now);
             advanced.map_err(|r| self.error(format!("{side}: {r}")))?;
@@ -213,7 +198,7 @@ impl Pair {
 
     /// Checks both stacks' invariants now.
     pub fn check_invariants(&self) -> Result<(), PairError> {
-        for (side, host) in [(Side::A, &self.a), (Side::B, &self.b)] {
+        for (side, host) in [(Side::Client, &self.a), (Side::Server, &self.b)] {
             let checked = host.stack().check_invariants();
             checked.map_err(|v| self.error(format!("invariant broken on {side}: {v}")))?;
         }

@@ -117,8 +117,8 @@ type FlowResult = (u64, [u8; 32], u64, [u8; 32]);
 impl Flow {
     fn new(seed: u64, side: Side, port: u16, to_send: u64) -> Self {
         let dir = match side {
-            Side::A => 0xA2B,
-            Side::B => 0xB2A,
+            Side::Client => 0xA2B,
+            Side::Server => 0xB2A,
         };
         let mut mix = SplitMix64::new(seed ^ (dir << 32) ^ port as u64);
         Flow {
@@ -283,16 +283,16 @@ impl Transfer {
                 .stack_mut()
                 .connect(now, Some(local), remote)
                 .map_err(|e| pair.error(format!("connect from port {port}: {e:?}")))?;
-            self.a.flows.insert(h, Flow::new(self.spec.seed, Side::A, port, self.spec.bytes_a_to_b));
+            self.a.flows.insert(h, Flow::new(self.spec.seed, Side::Client, port, self.spec.bytes_a_to_b));
             self.a.dirty.insert(h);
             self.opened += 1;
             progress = true;
         }
-        for side in [Side::A, Side::B] {
+        for side in [Side::Client, Side::Server] {
             while let Some(event) = pair.stack(side).poll_event() {
                 let ep = match side {
-                    Side::A => &mut self.a,
-                    Side::B => &mut self.b,
+                    Side::Client => &mut self.a,
+                    Side::Server => &mut self.b,
                 };
                 match event {
                     Event::Connected(h) | Event::Readable(h) | Event::Writable(h) => {
@@ -314,12 +314,14 @@ impl Transfer {
         while let Ok(h) = pair.b.stack_mut().accept(now, self.listener) {
             let info = pair.b.stack().info(h).ok_or_else(|| pair.error("accepted handle has no info"))?;
             let port = info.remote.port();
-            self.b.flows.insert(h, Flow::new(self.spec.seed, Side::B, port, self.spec.bytes_b_to_a));
+            self.b.flows.insert(h, Flow::new(self.spec.seed, Side::Server, port, self.spec.bytes_b_to_a));
             self.b.dirty.insert(h);
             progress = true;
         }
         let step = pair.steps;
-        for (side, host, ep) in [(Side::A, &mut pair.a, &mut self.a), (Side::B, &mut pair.b, &mut self.b)] {
+        for (side, host, ep) in
+            [(Side::Client, &mut pair.a, &mut self.a), (Side::Server, &mut pair.b, &mut self.b)]
+        {
             let handles: Vec<SocketHandle> =
                 if sweep { ep.flows.keys().copied().collect() } else { ep.dirty.drain().collect() };
             let mut sorted = handles;
@@ -404,8 +406,8 @@ pub fn run_transfer(
         spec,
         listener,
         opened: 0,
-        a: Endpoint::new(Side::A),
-        b: Endpoint::new(Side::B),
+        a: Endpoint::new(Side::Client),
+        b: Endpoint::new(Side::Server),
         rbuf: vec![0; 64 * 1024],
         missed_events: 0,
         data_done_at: None,

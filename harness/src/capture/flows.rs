@@ -20,23 +20,7 @@ use utcp::time::Instant;
 use utcp::wire::TcpFlags;
 
 /// Which endpoint sent a packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Side {
-    /// The endpoint that opened the connection (sent the SYN).
-    Client,
-    /// The endpoint that answered it.
-    Server,
-}
-
-impl Side {
-    /// The other side.
-    pub fn other(self) -> Side {
-        match self {
-            Side::Client => Side::Server,
-            Side::Server => Side::Client,
-        }
-    }
-}
+pub use crate::side::Side;
 
 /// The TCP header fields of a packet, read leniently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
