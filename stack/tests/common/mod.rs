@@ -3,14 +3,15 @@
 //!
 //! Inbound sequence numbers are relative to the peer's ISN (`PEER_ISN`), inbound ACKs relative to
 //! the stack's ISS (learned from its first SYN or SYN-ACK); outbound the other way round. Until the
-//! stack's ISS is known, numbers that belong to it are absolute.
+//! stack's ISS is known, numbers that belong to it are absolute. Segments print in the core's
+//! [`Notation`], as every transcript does.
 
 #![allow(dead_code)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use utcp::tcp::SeqNum;
 use utcp::wire::{
-    self, ChecksumMode, IpRepr, SackBlocks, TcpFlags, TcpOptions, TcpRepr, Timestamp, Transport,
+    self, ChecksumMode, IpRepr, Notation, SackBlocks, TcpFlags, TcpOptions, TcpRepr, Timestamp, Transport,
 };
 use utcp::{Config, Duration, Event, Instant, ListenerHandle, SocketHandle, Stack};
 
@@ -242,46 +243,6 @@ impl T {
         if seg.flags.syn() && self.iss.is_none() {
             self.iss = Some(seg.seq.0);
         }
-        let f = seg.flags;
-        let mut flags = String::new();
-        for (bit, c) in [(f.syn(), 'S'), (f.fin(), 'F'), (f.rst(), 'R'), (f.psh(), 'P'), (f.ack(), '.')] {
-            if bit {
-                flags.push(c);
-            }
-        }
-        let base = self.iss.unwrap_or(0);
-        let seq = seg.seq.0.wrapping_sub(base);
-        let mut s =
-            format!("{flags} {}:{}({})", seq, seq.wrapping_add(seg.payload.len() as u32), seg.payload.len());
-        if f.ack() {
-            s += &format!(" ack {}", seg.ack.0.wrapping_sub(PEER_ISN));
-        }
-        s += &format!(" win {}", seg.window);
-        let o = &seg.options;
-        let mut parts = Vec::new();
-        if let Some(m) = o.mss {
-            parts.push(format!("mss {m}"));
-        }
-        if o.sack_permitted {
-            parts.push("sackOK".into());
-        }
-        if let Some(ts) = o.timestamp {
-            parts.push(if ts.tsecr == 0 { "TS ecr 0".into() } else { format!("TS ecr {}", ts.tsecr) });
-        }
-        if let Some(ws) = o.window_scale {
-            parts.push(format!("wscale {ws}"));
-        }
-        if let Some(sack) = o.sack {
-            let blocks: Vec<String> = sack
-                .as_slice()
-                .iter()
-                .map(|(a, b)| format!("{}:{}", a.0.wrapping_sub(PEER_ISN), b.0.wrapping_sub(PEER_ISN)))
-                .collect();
-            parts.push(format!("sack {}", blocks.join(" ")));
-        }
-        if !parts.is_empty() {
-            s += &format!(" <{}>", parts.join(","));
-        }
-        s
+        Notation::new(&seg, self.iss.map(SeqNum), Some(SeqNum(PEER_ISN))).to_string()
     }
 }
