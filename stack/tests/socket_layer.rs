@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use std::io::{self, ErrorKind};
+use utcp::wire::TcpFlags;
 use utcp::{
     AbortError, AcceptError, CloseError, CloseReason, ConnectError, Duration, Errno, ListenError, Readiness,
     RecvError, SendError, SetOptionError, ShutdownError, State, UnlistenError,
@@ -236,7 +237,7 @@ fn refused_connect_is_readable_writable_error_and_hangup() {
     // with 'error: connection reset'"; Linux reports ECONNREFUSED.
     let mut t = T::connecting(config());
     t.out();
-    t.send(In { flags: "R.", seq: 0, ack: 1, ..ACK });
+    t.send(In { flags: TcpFlags::RST | TcpFlags::ACK, seq: 0, ack: 1, ..ACK });
     let h = t.sock();
     let all = Readiness { readable: true, writable: true, error: true, hangup: true };
     assert_eq!(t.s().readiness(h), Some(all));
@@ -253,7 +254,7 @@ fn established_is_writable_and_readable_once_data_arrives() {
     let h = t.sock();
     let writable = Readiness { writable: true, ..NOT_READY };
     assert_eq!(t.s().readiness(h), Some(writable));
-    t.send(In { flags: "P.", data: b"hello", ..ACK });
+    t.send(In { flags: TcpFlags::PSH | TcpFlags::ACK, data: b"hello", ..ACK });
     assert_eq!(t.s().readiness(h), Some(Readiness { readable: true, ..writable }));
     let mut buf = [0u8; 8];
     assert_eq!(t.read(h, &mut buf), Ok(5));
@@ -266,7 +267,7 @@ fn peer_fin_makes_close_wait_readable_with_end_of_stream() {
     // recv returns 0; CLOSE-WAIT can still send, so POLLOUT stays.
     let mut t = T::established(config());
     let h = t.sock();
-    t.send(In { flags: "F.", ..ACK });
+    t.send(In { flags: TcpFlags::FIN | TcpFlags::ACK, ..ACK });
     assert_eq!(t.s().state(h), Some(State::CloseWait));
     assert_eq!(t.s().readiness(h), Some(Readiness { readable: true, writable: true, ..NOT_READY }));
     let mut buf = [0u8; 8];
@@ -285,7 +286,7 @@ fn rst_makes_the_socket_readable_with_error_and_hangup() {
     // "any outstanding RECEIVEs and SEND should receive 'reset' responses".
     let mut t = T::established(config());
     let h = t.sock();
-    t.send(In { flags: "R", ..ACK });
+    t.send(In { flags: TcpFlags::RST, ..ACK });
     let all = Readiness { readable: true, writable: true, error: true, hangup: true };
     assert_eq!(t.s().readiness(h), Some(all));
     let mut buf = [0u8; 4];

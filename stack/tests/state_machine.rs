@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use std::net::SocketAddr;
-use utcp::wire::{TcpOptions, Timestamp};
+use utcp::wire::{TcpFlags, TcpOptions, Timestamp};
 use utcp::{CloseReason, DropReason, Duration, Event, RecvError, SendError, SocketOption, State};
 
 fn ms(n: u64) -> Duration {
@@ -35,7 +35,7 @@ fn closed_port_answers_ack_with_rst_at_its_ack() {
 #[test]
 fn closed_port_ignores_rst() {
     let mut t = T::new(config());
-    t.send(In { flags: "R", ..ACK });
+    t.send(In { flags: TcpFlags::RST, ..ACK });
     assert!(t.out().is_empty());
 }
 
@@ -71,8 +71,8 @@ fn listen_answers_ack_with_rst() {
 #[test]
 fn listen_ignores_rst_and_bare_segments() {
     let mut t = T::listening(config());
-    t.send(In { flags: "R", ..ACK });
-    t.send(In { flags: "", ..ACK });
+    t.send(In { flags: TcpFlags::RST, ..ACK });
+    t.send(In { flags: TcpFlags::NONE, ..ACK });
     assert!(t.out().is_empty());
     assert_eq!(t.s().connection_count(), 0);
 }
@@ -143,7 +143,7 @@ fn syn_received_passive_rst_returns_to_listen() {
     let mut t = T::listening(config());
     t.send(BARE_SYN);
     t.out();
-    t.send(In { flags: "R", ack: 0, ..ACK });
+    t.send(In { flags: TcpFlags::RST, ack: 0, ..ACK });
     t.out();
     assert_eq!(t.s().connection_count(), 0);
     t.send(BARE_SYN);
@@ -155,7 +155,7 @@ fn data_on_the_third_handshake_segment_is_delivered() {
     let mut t = T::listening(config());
     t.send(BARE_SYN);
     t.out();
-    t.send(In { flags: "P.", data: b"hello", ..ACK });
+    t.send(In { flags: TcpFlags::PSH | TcpFlags::ACK, data: b"hello", ..ACK });
     let h = t.accept();
     let mut buf = [0u8; 16];
     assert_eq!(t.read(h, &mut buf), Ok(5));
@@ -197,7 +197,7 @@ fn syn_sent_sends_syn_with_every_enabled_option() {
 fn syn_sent_completes_on_syn_ack() {
     let mut t = T::connecting(config());
     t.out();
-    t.send(In { flags: "S.", ack: 1, ..SYN });
+    t.send(In { flags: TcpFlags::SYN | TcpFlags::ACK, ack: 1, ..SYN });
     // 256 KiB at wscale 3.
     assert_eq!(t.out(), [". 1:1(0) ack 1 win 32768 <nop,nop,TS val 2576011877 ecr 100>"]);
     assert_eq!(t.events(), [Event::Connected(t.sock())]);
@@ -210,7 +210,7 @@ fn syn_sent_completes_on_syn_ack() {
 fn syn_sent_answers_bad_ack_with_rst() {
     let mut t = T::connecting(config());
     t.out();
-    t.send(In { flags: "S.", ack: 1000, ..SYN });
+    t.send(In { flags: TcpFlags::SYN | TcpFlags::ACK, ack: 1000, ..SYN });
     assert_eq!(t.out(), ["R 1000:1000(0) win 0"]);
     assert_eq!(t.s().state(t.sock()), Some(State::SynSent));
 }
@@ -219,7 +219,7 @@ fn syn_sent_answers_bad_ack_with_rst() {
 fn syn_sent_rst_with_acceptable_ack_refuses() {
     let mut t = T::connecting(config());
     t.out();
-    t.send(In { flags: "R.", ack: 1, ..ACK });
+    t.send(In { flags: TcpFlags::RST | TcpFlags::ACK, ack: 1, ..ACK });
     assert_eq!(t.events(), [Event::Closed(t.sock(), CloseReason::Refused)]);
     let mut buf = [0u8; 4];
     assert_eq!(t.read(t.sock(), &mut buf), Err(RecvError::Refused));
@@ -230,7 +230,7 @@ fn syn_sent_rst_with_acceptable_ack_refuses() {
 fn syn_sent_rst_without_ack_is_ignored() {
     let mut t = T::connecting(config());
     t.out();
-    t.send(In { flags: "R", ..ACK });
+    t.send(In { flags: TcpFlags::RST, ..ACK });
     assert_eq!(t.s().state(t.sock()), Some(State::SynSent));
 }
 
@@ -253,7 +253,7 @@ fn simultaneous_open_goes_through_syn_received() {
     t.send(BARE_SYN);
     assert_eq!(t.s().state(t.sock()), Some(State::SynReceived));
     assert_eq!(t.out(), ["S. 0:0(0) ack 1 win 65535 <mss 1460>"]);
-    t.send(In { flags: "S.", ack: 1, ..BARE_SYN });
+    t.send(In { flags: TcpFlags::SYN | TcpFlags::ACK, ack: 1, ..BARE_SYN });
     assert_eq!(t.s().state(t.sock()), Some(State::Established));
     assert_eq!(t.events(), [Event::Connected(t.sock())]);
 }
@@ -285,11 +285,11 @@ fn linux_like_quick_acks_the_first_segments_then_delays() {
 fn quick_acks_end_when_the_connection_turns_interactive() {
     // Data answered with data within the delayed-ACK time: the ACK rides on the reply.
     let mut t = T::established(config());
-    t.send(In { flags: "P.", data: b"ping", ..ACK });
+    t.send(In { flags: TcpFlags::PSH | TcpFlags::ACK, data: b"ping", ..ACK });
     assert_eq!(t.out(), [". 1:1(0) ack 5 win 65535"]);
     t.write(t.sock(), b"pong").unwrap();
     assert_eq!(t.out(), ["P. 1:5(4) ack 5 win 65535"]);
-    t.send(In { flags: "P.", seq: 5, ack: 5, data: b"ping", ..ACK });
+    t.send(In { flags: TcpFlags::PSH | TcpFlags::ACK, seq: 5, ack: 5, data: b"ping", ..ACK });
     assert!(t.out().is_empty(), "the ACK waits for the reply or the timer");
 }
 
@@ -297,7 +297,7 @@ fn quick_acks_end_when_the_connection_turns_interactive() {
 fn data_is_acknowledged_after_the_delayed_ack_time() {
     // RFC 1122 §4.2.3.2; linux_like() delays 40 ms.
     let mut t = T::established(no_quickack());
-    t.send(In { flags: "P.", data: b"abc", ..ACK });
+    t.send(In { flags: TcpFlags::PSH | TcpFlags::ACK, data: b"abc", ..ACK });
     assert!(t.out().is_empty());
     assert_eq!(t.advance_out(ms(100)), ["+40ms . 1:1(0) ack 4 win 65535"]);
 }
@@ -471,7 +471,7 @@ fn zero_window_is_probed_by_the_persist_timer() {
 #[test]
 fn rst_at_rcv_nxt_resets_the_connection() {
     let mut t = T::established(config());
-    t.send(In { flags: "R", ..ACK });
+    t.send(In { flags: TcpFlags::RST, ..ACK });
     assert_eq!(t.events(), [Event::Closed(t.sock(), CloseReason::Reset)]);
     let mut buf = [0u8; 4];
     assert_eq!(t.read(t.sock(), &mut buf), Err(RecvError::Reset));
@@ -480,7 +480,7 @@ fn rst_at_rcv_nxt_resets_the_connection() {
 #[test]
 fn rfc5961_in_window_rst_gets_challenge_ack() {
     let mut t = T::established(config());
-    t.send(In { flags: "R", seq: 100, ..ACK });
+    t.send(In { flags: TcpFlags::RST, seq: 100, ..ACK });
     assert_eq!(t.out(), [". 1:1(0) ack 1 win 65535"]);
     assert_eq!(t.s().state(t.sock()), Some(State::Established));
     assert_eq!(t.s().stats().challenge_acks, 1);
@@ -489,7 +489,7 @@ fn rfc5961_in_window_rst_gets_challenge_ack() {
 #[test]
 fn rst_outside_the_window_is_dropped_silently() {
     let mut t = T::established(config());
-    t.send(In { flags: "R", seq: 100_000, ..ACK });
+    t.send(In { flags: TcpFlags::RST, seq: 100_000, ..ACK });
     assert!(t.out().is_empty());
     assert_eq!(t.s().state(t.sock()), Some(State::Established));
 }
@@ -517,7 +517,7 @@ fn rfc5961_challenge_acks_are_rate_limited() {
     let mut t = T::established(c);
     let mut acks = 0;
     for _ in 0..5 {
-        t.send(In { flags: "R", seq: 100, ..ACK });
+        t.send(In { flags: TcpFlags::RST, seq: 100, ..ACK });
         acks += t.out().len();
     }
     assert_eq!(acks, 2);
@@ -566,7 +566,7 @@ fn active_close_walks_fin_wait_1_fin_wait_2_time_wait_closed() {
     assert_eq!(t.s().state(h), Some(State::FinWait1));
     t.send(In { ack: 2, ..ACK });
     assert_eq!(t.s().state(h), Some(State::FinWait2));
-    t.send(In { flags: "F.", ack: 2, ..ACK });
+    t.send(In { flags: TcpFlags::FIN | TcpFlags::ACK, ack: 2, ..ACK });
     assert_eq!(t.out(), [". 2:2(0) ack 2 win 65535"]);
     assert_eq!(t.s().state(h), Some(State::TimeWait));
     t.advance(ms(1999));
@@ -582,7 +582,7 @@ fn active_close_walks_fin_wait_1_fin_wait_2_time_wait_closed() {
 fn passive_close_walks_close_wait_last_ack_closed() {
     let mut t = T::established(config());
     let h = t.sock();
-    t.send(In { flags: "F.", ..ACK });
+    t.send(In { flags: TcpFlags::FIN | TcpFlags::ACK, ..ACK });
     assert_eq!(t.s().state(h), Some(State::CloseWait));
     // Like Linux, the ACK of the FIN waits for the delayed-ACK timer (RFC 1122 §4.2.3.2).
     assert!(t.out().is_empty());
@@ -603,7 +603,7 @@ fn simultaneous_close_goes_through_closing() {
     let h = t.sock();
     t.shutdown(h).unwrap();
     t.out();
-    t.send(In { flags: "F.", ..ACK });
+    t.send(In { flags: TcpFlags::FIN | TcpFlags::ACK, ..ACK });
     assert_eq!(t.s().state(h), Some(State::Closing));
     assert_eq!(t.out(), [". 2:2(0) ack 2 win 65535"]);
     t.send(In { seq: 2, ack: 2, ..ACK });
@@ -617,7 +617,7 @@ fn half_close_still_receives_data() {
     t.shutdown(h).unwrap();
     t.out();
     t.send(In { ack: 2, ..ACK });
-    t.send(In { flags: "P.", data: b"more", ack: 2, ..ACK });
+    t.send(In { flags: TcpFlags::PSH | TcpFlags::ACK, data: b"more", ack: 2, ..ACK });
     let mut buf = [0u8; 8];
     assert_eq!(t.read(h, &mut buf), Ok(4));
     assert_eq!(t.write(h, b"x"), Err(SendError::Closed));
@@ -629,9 +629,9 @@ fn time_wait_reacknowledges_a_retransmitted_fin() {
     let h = t.sock();
     t.shutdown(h).unwrap();
     t.out();
-    t.send(In { flags: "F.", ack: 2, ..ACK });
+    t.send(In { flags: TcpFlags::FIN | TcpFlags::ACK, ack: 2, ..ACK });
     t.out();
-    t.send(In { flags: "F.", ack: 2, ..ACK });
+    t.send(In { flags: TcpFlags::FIN | TcpFlags::ACK, ack: 2, ..ACK });
     assert_eq!(t.out(), [". 2:2(0) ack 2 win 65535"]);
     assert_eq!(t.s().state(h), Some(State::TimeWait));
 }
@@ -642,9 +642,9 @@ fn rfc1337_time_wait_ignores_rst() {
     let h = t.sock();
     t.shutdown(h).unwrap();
     t.out();
-    t.send(In { flags: "F.", ack: 2, ..ACK });
+    t.send(In { flags: TcpFlags::FIN | TcpFlags::ACK, ack: 2, ..ACK });
     t.out();
-    t.send(In { flags: "R", seq: 2, ..ACK });
+    t.send(In { flags: TcpFlags::RST, seq: 2, ..ACK });
     assert_eq!(t.s().state(h), Some(State::TimeWait));
 }
 
@@ -673,7 +673,7 @@ fn new_syn_reopens_a_connection_in_time_wait() {
     let h = t.sock();
     t.shutdown(h).unwrap();
     t.out();
-    t.send(In { flags: "F.", ack: 2, ..ACK });
+    t.send(In { flags: TcpFlags::FIN | TcpFlags::ACK, ack: 2, ..ACK });
     t.out();
     t.close(h).unwrap();
     t.iss = None;

@@ -30,7 +30,7 @@ pub const PEER_ISN: u32 = 1_000_000;
 /// A segment the test peer sends; fill with struct update from a template.
 #[derive(Clone)]
 pub struct In {
-    pub flags: &'static str,
+    pub flags: TcpFlags,
     pub seq: u32,
     pub ack: u32,
     pub win: u16,
@@ -41,7 +41,7 @@ pub struct In {
 
 /// The SYN Linux sends: `S 0:0(0) win 64240 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>`.
 pub const SYN: In = In {
-    flags: "S",
+    flags: TcpFlags::SYN,
     seq: 0,
     ack: 0,
     win: 64240,
@@ -72,23 +72,7 @@ pub const NO_OPTS: TcpOptions<'static> = TcpOptions {
 
 /// A plain ACK after a handshake without options.
 pub const ACK: In =
-    In { flags: ".", seq: 1, ack: 1, win: 65535, data: b"", opts: NO_OPTS, src_port: REMOTE_PORT };
-
-fn parse_flags(s: &str) -> TcpFlags {
-    let mut f = TcpFlags::NONE;
-    for c in s.chars() {
-        f |= match c {
-            'S' => TcpFlags::SYN,
-            'F' => TcpFlags::FIN,
-            'R' => TcpFlags::RST,
-            'P' => TcpFlags::PSH,
-            '.' => TcpFlags::ACK,
-            'U' => TcpFlags::URG,
-            _ => panic!("unknown flag {c}"),
-        };
-    }
-    f
-}
+    In { flags: TcpFlags::ACK, seq: 1, ack: 1, win: 65535, data: b"", opts: NO_OPTS, src_port: REMOTE_PORT };
 
 /// One stack on a [`Host`] (the one driver, virtual time), and the peer's view of it.
 pub struct T {
@@ -237,7 +221,7 @@ impl T {
 
     pub fn encode(&self, seg: &In) -> Vec<u8> {
         let iss = self.iss.unwrap_or(0);
-        let flags = parse_flags(seg.flags);
+        let flags = seg.flags;
         let ack = if flags.ack() { SeqNum(iss.wrapping_add(seg.ack)) } else { SeqNum(0) };
         let mut opts = seg.opts;
         if let Some(sack) = opts.sack {
