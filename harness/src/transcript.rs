@@ -1,5 +1,7 @@
-//! The transcript notation (DESIGN.md "The transcript notation"): the one formatter of segments
-//! for people, in packetdrill's syntax, used by replay, scripts, `utcp inspect` and snapshots.
+//! The transcript notation (DESIGN.md "The transcript notation"): segments for people, in
+//! packetdrill's syntax, used by replay, scripts, `utcp inspect` and snapshots. One segment is
+//! printed by the core's [`Notation`] (`utcp::wire::notation`); this file adds what belongs to a
+//! connection: direction, time column, and which ISNs the numbers are relative to.
 //!
 //! ```text
 //! // local 192.168.0.1:8080 remote 192.0.2.1:40000
@@ -30,7 +32,8 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use utcp::tcp::seq::SeqNum;
 use utcp::time::Instant;
-use utcp::wire::{IpRepr, TcpFlags, TcpOption, TcpOptions, TcpRepr};
+use utcp::wire::notation::{Flags, Notation};
+use utcp::wire::{IpRepr, TcpFlags, TcpRepr};
 
 /// Which way a segment travels relative to the stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,13 +63,6 @@ pub struct Isns {
     pub receiver: Option<SeqNum>,
 }
 
-fn rel(n: SeqNum, isn: Option<SeqNum>) -> u32 {
-    match isn {
-        Some(isn) => n.0.wrapping_sub(isn.0),
-        None => n.0,
-    }
-}
-
 /// A time as `seconds.micros` (six decimals).
 pub fn format_time(since_start: utcp::time::Duration) -> String {
     let us = since_start.total_micros();
@@ -80,86 +76,11 @@ pub fn format_endpoint(addr: SocketAddr) -> String {
 
 /// The flag letters of a segment in packetdrill's order (`S.`, `P.`, `F.`, `R`, ...).
 pub fn format_flags(flags: TcpFlags) -> String {
-    const ORDER: [(TcpFlags, char); 9] = [
-        (TcpFlags::FIN, 'F'),
-        (TcpFlags::SYN, 'S'),
-        (TcpFlags::RST, 'R'),
-        (TcpFlags::PSH, 'P'),
-        (TcpFlags::ACK, '.'),
-        (TcpFlags::URG, 'U'),
-        (TcpFlags::ECE, 'E'),
-        (TcpFlags::CWR, 'W'),
-        (TcpFlags::NS, 'A'),
-    ];
-    ORDER.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, c)| *c).collect()
+    Flags(flags).to_string()
 }
 
-/// The options as Linux's `tcp_options_write` lays them out: mss, then sackOK+TS (or nop,nop
-/// before either alone), nop+wscale, nop,nop+SACK blocks; then unknown kinds.
-pub fn linux_layout<'a>(o: &TcpOptions<'a>) -> Vec<TcpOption<'a>> {
-    let mut v = Vec::new();
-    if let Some(mss) = o.mss {
-        v.push(TcpOption::Mss(mss));
-    }
-    match (o.timestamp, o.sack_permitted) {
-        (Some(ts), true) => v.extend([TcpOption::SackPermitted, TcpOption::Timestamp(ts)]),
-        (Some(ts), false) => v.extend([TcpOption::Nop, TcpOption::Nop, TcpOption::Timestamp(ts)]),
-        (None, true) => v.extend([TcpOption::Nop, TcpOption::Nop, TcpOption::SackPermitted]),
-        (None, false) => {}
-    }
-    if let Some(ws) = o.window_scale {
-        v.extend([TcpOption::Nop, TcpOption::WindowScale(ws)]);
-    }
-    if let Some(sack) = o.sack {
-        v.extend([TcpOption::Nop, TcpOption::Nop, TcpOption::Sack(sack)]);
-    }
-    v.extend(o.unknown.iter().map(|(kind, data)| TcpOption::Unknown { kind, data }));
-    v
-}
-
-fn hex(out: &mut String, data: &[u8]) {
-    for b in data {
-        let _ = write!(out, "{b:02x}");
-    }
-}
-
-fn format_option(out: &mut String, o: &TcpOption<'_>, receiver_isn: Option<SeqNum>) {
-    match o {
-        TcpOption::Eol => out.push_str("eol"),
-        TcpOption::Nop => out.push_str("nop"),
-        TcpOption::Mss(m) => {
-            let _ = write!(out, "mss {m}");
-        }
-        TcpOption::WindowScale(w) => {
-            let _ = write!(out, "wscale {w}");
-        }
-        TcpOption::SackPermitted => out.push_str("sackOK"),
-        TcpOption::Sack(blocks) => {
-            out.push_str("sack");
-            for (l, r) in blocks.as_slice() {
-                let _ = write!(out, " {}:{}", rel(*l, receiver_isn), rel(*r, receiver_isn));
-            }
-        }
-        TcpOption::Timestamp(ts) => {
-            let _ = write!(out, "TS val {} ecr {}", ts.tsval, ts.tsecr);
-        }
-        TcpOption::Unknown { kind, data } => {
-            let (name, body) = match (kind, data) {
-                (19, _) => ("md5".to_string(), *data),
-                (34, _) => ("FO".to_string(), *data),
-                (254, [0xf9, 0x89, rest @ ..]) => ("FOEXP".to_string(), rest),
-                _ => (format!("opt {kind}"), *data),
-            };
-            out.push_str(&name);
-            if !body.is_empty() {
-                out.push(' ');
-                hex(out, body);
-            }
-        }
-    }
-}
-
-/// Appends one segment line without time or newline: `< S. 0:0(0) ack 1 win 65535 <...>`.
+/// Appends one segment line without time or newline: `< S. 0:0(0) ack 1 win 65535 <...>`, the
+/// segment in the core's [`Notation`] after the direction.
 ///
 /// `raw_options` is the options area as it was on the wire (wire order, NOPs and all); without
 /// it the options are shown in Linux's layout.
@@ -170,51 +91,8 @@ pub fn format_segment(
     raw_options: Option<&[u8]>,
     isns: Isns,
 ) {
-    let start = rel(tcp.seq, isns.sender);
-    let len = tcp.payload.len() as u32;
-    let flags = format_flags(tcp.flags);
-    let _ = write!(out, "{} ", dir.symbol());
-    if !flags.is_empty() {
-        let _ = write!(out, "{flags} ");
-    }
-    let _ = write!(out, "{}:{}({})", start, start.wrapping_add(len), len);
-    if tcp.flags.ack() {
-        let _ = write!(out, " ack {}", rel(tcp.ack, isns.receiver));
-    }
-    let _ = write!(out, " win {}", tcp.window);
-    if tcp.flags.urg() || tcp.urgent != 0 {
-        let _ = write!(out, " urg {}", tcp.urgent);
-    }
-    let mut opts = String::new();
-    let mut first = true;
-    let mut sep = |opts: &mut String| {
-        if !std::mem::take(&mut first) {
-            opts.push(',');
-        }
-    };
-    match raw_options {
-        Some(raw) => {
-            for o in TcpOption::iter_raw(raw) {
-                sep(&mut opts);
-                match o {
-                    Ok(o) => format_option(&mut opts, &o, isns.receiver),
-                    Err(e) => {
-                        let _ = write!(opts, "bad option: {e}");
-                        break;
-                    }
-                }
-            }
-        }
-        None => {
-            for o in linux_layout(&tcp.options) {
-                sep(&mut opts);
-                format_option(&mut opts, &o, isns.receiver);
-            }
-        }
-    }
-    if !opts.is_empty() {
-        let _ = write!(out, " <{opts}>");
-    }
+    let seg = Notation::new(tcp, isns.sender, isns.receiver).with_raw_options(raw_options);
+    let _ = write!(out, "{} {seg}", dir.symbol());
 }
 
 /// A transcript being written: tracks the start time and both sides' ISNs, and appends lines.
@@ -371,7 +249,8 @@ impl Transcript {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use utcp::wire::{SackBlocks, Timestamp};
+    use utcp::wire::notation::OptionNotation;
+    use utcp::wire::{SackBlocks, TcpOption, TcpOptions, Timestamp};
 
     const SEG: TcpRepr<'static> = TcpRepr {
         src_port: 40000,
@@ -524,7 +403,11 @@ mod tests {
             if !v.is_empty() {
                 v.push(',');
             }
-            format_option(&mut v, &TcpOption::Unknown { kind, data }, None);
+            let _ = write!(
+                v,
+                "{}",
+                OptionNotation { option: TcpOption::Unknown { kind, data }, receiver_isn: None }
+            );
         }
         assert_eq!(v, "FO abcd,opt 253,md5 0102,FOEXP eeff");
     }

@@ -54,7 +54,7 @@ fn too_big(mtu: u32) -> impl FnOnce(Quote<'_>) -> IcmpRepr<'_> {
 
 /// Sends 3000 bytes and returns the three segments that carried them, as raw datagrams.
 fn send_3000(t: &mut T) -> Vec<Vec<u8>> {
-    assert_eq!(t.s.send(t.now, t.sock(), &[7u8; 3000]), Ok(3000));
+    assert_eq!(t.write(t.sock(), &[7u8; 3000]), Ok(3000));
     let raw = t.out_raw();
     let seen: Vec<String> = raw.iter().map(|p| t.format(p)).collect();
     assert_eq!(
@@ -69,7 +69,7 @@ fn send_3000(t: &mut T) -> Vec<Vec<u8>> {
 }
 
 fn mss(t: &T) -> u16 {
-    t.s.info(t.sock()).unwrap().mss
+    t.s().info(t.sock()).unwrap().mss
 }
 
 // =============================================================================================
@@ -79,11 +79,11 @@ fn mss(t: &T) -> u16 {
 fn rfc1191_frag_needed_lowers_mss_and_retransmits() {
     let mut t = established_1460();
     let sent = send_3000(&mut t);
-    let cwnd = t.s.info(t.sock()).unwrap().cwnd;
-    t.s.handle_packet(t.now, &icmp_error(too_big(1000), &sent[0]));
+    let cwnd = t.s().info(t.sock()).unwrap().cwnd;
+    t.receive(&icmp_error(too_big(1000), &sent[0]));
     // RFC 1191 §6.3: the MSS follows the new path MTU, 1000 - 20 (IP) - 20 (TCP).
     assert_eq!(mss(&t), 960);
-    assert_eq!(t.s.stats().pmtu_updates, 1);
+    assert_eq!(t.s().stats().pmtu_updates, 1);
     // RFC 1191 §6.5: "the TCP layer should retransmit" what was too big, at once and at the new
     // size; like Linux (tcp_simple_retransmit) without a congestion response.
     assert_eq!(
@@ -95,11 +95,11 @@ fn rfc1191_frag_needed_lowers_mss_and_retransmits() {
             "P. 2881:3001(120) ack 1 win 65535",
         ]
     );
-    assert_eq!(t.s.info(t.sock()).unwrap().cwnd, cwnd);
-    assert_eq!(t.s.stats().timeouts, 0);
+    assert_eq!(t.s().info(t.sock()).unwrap().cwnd, cwnd);
+    assert_eq!(t.s().stats().timeouts, 0);
     // New data after that goes out in segments of the new MSS.
     t.send(In { ack: 3001, ..ACK });
-    assert_eq!(t.s.send(t.now, t.sock(), &[8u8; 1500]), Ok(1500));
+    assert_eq!(t.write(t.sock(), &[8u8; 1500]), Ok(1500));
     assert_eq!(t.out(), [". 3001:3961(960) ack 1 win 65535", "P. 3961:4501(540) ack 1 win 65535"]);
 }
 
@@ -114,9 +114,9 @@ fn rfc1191_mss_from_mtu_leaves_room_for_timestamps() {
     t.send(In { opts: ts, ..ACK });
     t.accept();
     assert_eq!(mss(&t), 1460 - 12);
-    assert_eq!(t.s.send(t.now, t.sock(), &[1u8; 100]), Ok(100));
+    assert_eq!(t.write(t.sock(), &[1u8; 100]), Ok(100));
     let sent = t.out_raw();
-    t.s.handle_packet(t.now, &icmp_error(too_big(1000), &sent[0]));
+    t.receive(&icmp_error(too_big(1000), &sent[0]));
     assert_eq!(mss(&t), 1000 - 40 - 12);
 }
 
@@ -125,7 +125,7 @@ fn rfc1191_frag_needed_at_the_floor_is_taken() {
     // Like Linux (ip_rt_min_pmtu): 552 bytes is the smallest IPv4 path MTU believed.
     let mut t = established_1460();
     let sent = send_3000(&mut t);
-    t.s.handle_packet(t.now, &icmp_error(too_big(552), &sent[1]));
+    t.receive(&icmp_error(too_big(552), &sent[1]));
     assert_eq!(mss(&t), 512);
 }
 
@@ -136,12 +136,12 @@ fn rfc1191_frag_needed_below_the_floor_is_ignored() {
     let mut t = established_1460();
     let sent = send_3000(&mut t);
     for mtu in [0, 68, 551] {
-        t.s.handle_packet(t.now, &icmp_error(too_big(mtu), &sent[0]));
+        t.receive(&icmp_error(too_big(mtu), &sent[0]));
     }
     assert_eq!(mss(&t), 1460);
     assert!(t.out().is_empty());
-    assert_eq!(t.s.stats().dropped(DropReason::IcmpMtuTooSmall), 3);
-    assert_eq!(t.s.stats().pmtu_updates, 0);
+    assert_eq!(t.s().stats().dropped(DropReason::IcmpMtuTooSmall), 3);
+    assert_eq!(t.s().stats().pmtu_updates, 0);
 }
 
 #[test]
@@ -149,12 +149,12 @@ fn rfc1191_frag_needed_not_below_the_path_mtu_is_ignored() {
     // RFC 1191 §6.3: the PMTU is only ever lowered by a Datagram Too Big message.
     let mut t = established_1460();
     let sent = send_3000(&mut t);
-    t.s.handle_packet(t.now, &icmp_error(too_big(1500), &sent[0]));
-    t.s.handle_packet(t.now, &icmp_error(too_big(1000), &sent[0]));
-    t.s.handle_packet(t.now, &icmp_error(too_big(1200), &sent[0]));
+    t.receive(&icmp_error(too_big(1500), &sent[0]));
+    t.receive(&icmp_error(too_big(1000), &sent[0]));
+    t.receive(&icmp_error(too_big(1200), &sent[0]));
     assert_eq!(mss(&t), 960);
-    assert_eq!(t.s.stats().dropped(DropReason::IcmpMtuNotLower), 2);
-    assert_eq!(t.s.stats().pmtu_updates, 1);
+    assert_eq!(t.s().stats().dropped(DropReason::IcmpMtuNotLower), 2);
+    assert_eq!(t.s().stats().pmtu_updates, 1);
 }
 
 #[test]
@@ -166,16 +166,16 @@ fn rfc5927_quote_outside_snd_una_snd_nxt_changes_nothing() {
     let sent = send_3000(&mut t);
     // Everything acknowledged: the first segment's sequence number is now below SND.UNA.
     t.send(In { ack: 3001, ..ACK });
-    t.s.handle_packet(t.now, &icmp_error(too_big(1000), &sent[0]));
+    t.receive(&icmp_error(too_big(1000), &sent[0]));
     // A sequence number beyond anything sent (a blind attacker's guess).
     let mut forged = sent[2].clone();
     forged[24..28].copy_from_slice(&(t.iss.unwrap().wrapping_add(90_000)).to_be_bytes());
     let forged = reencode(&forged);
-    t.s.handle_packet(t.now, &icmp_error(too_big(1000), &forged));
+    t.receive(&icmp_error(too_big(1000), &forged));
     assert_eq!(mss(&t), 1460);
     assert!(t.out().is_empty());
-    assert_eq!(t.s.stats().dropped(DropReason::IcmpSeqOutOfWindow), 2);
-    assert_eq!(t.s.stats().pmtu_updates, 0);
+    assert_eq!(t.s().stats().dropped(DropReason::IcmpSeqOutOfWindow), 2);
+    assert_eq!(t.s().stats().pmtu_updates, 0);
 }
 
 /// Parses and re-emits a datagram so that its checksums are right again after an edit.
@@ -271,14 +271,14 @@ fn rfc1122_port_unreachable_does_not_close_an_established_connection() {
     let mut t = established_1460();
     let sent = send_3000(&mut t);
     let port_unreachable = icmp_error(|quote| IcmpRepr::DestUnreachable { code: 3, quote }, &sent[0]);
-    t.s.handle_packet(t.now, &port_unreachable);
-    assert_eq!(t.s.state(t.sock()), Some(State::Established));
+    t.receive(&port_unreachable);
+    assert_eq!(t.s().state(t.sock()), Some(State::Established));
     assert!(t.out().is_empty());
     assert!(t.events().is_empty());
-    assert_eq!(t.s.stats().icmp_errors_in, 1);
-    assert_eq!(t.s.stats().dropped(DropReason::IcmpUnreachable), 1);
+    assert_eq!(t.s().stats().icmp_errors_in, 1);
+    assert_eq!(t.s().stats().dropped(DropReason::IcmpUnreachable), 1);
     t.send(In { ack: 3001, ..ACK });
-    assert_eq!(t.s.info(t.sock()).unwrap().snd_una, t.iss.unwrap().wrapping_add(3001));
+    assert_eq!(t.s().info(t.sock()).unwrap().snd_una, t.iss.unwrap().wrapping_add(3001));
 }
 
 #[test]
@@ -288,13 +288,10 @@ fn rfc1122_unreachable_in_syn_sent_is_counted_and_the_syn_retried() {
     let mut t = T::connecting(config());
     let syn = t.out_raw();
     for code in [0, 1, 3] {
-        t.s.handle_packet(
-            t.now,
-            &icmp_error(move |quote| IcmpRepr::DestUnreachable { code, quote }, &syn[0]),
-        );
+        t.receive(&icmp_error(move |quote| IcmpRepr::DestUnreachable { code, quote }, &syn[0]));
     }
-    assert_eq!(t.s.state(t.sock()), Some(State::SynSent));
-    assert_eq!(t.s.stats().dropped(DropReason::IcmpUnreachable), 3);
+    assert_eq!(t.s().state(t.sock()), Some(State::SynSent));
+    assert_eq!(t.s().stats().dropped(DropReason::IcmpUnreachable), 3);
     assert_eq!(t.advance_out(utcp::Duration::from_millis(1100)).len(), 1);
 }
 
@@ -302,16 +299,13 @@ fn rfc1122_unreachable_in_syn_sent_is_counted_and_the_syn_retried() {
 fn time_exceeded_and_parameter_problem_are_counted() {
     let mut t = established_1460();
     let sent = send_3000(&mut t);
-    t.s.handle_packet(t.now, &icmp_error(|quote| IcmpRepr::TimeExceeded { code: 0, quote }, &sent[1]));
-    t.s.handle_packet(
-        t.now,
-        &icmp_error(|quote| IcmpRepr::ParamProblem { code: 0, pointer: 20, quote }, &sent[2]),
-    );
-    assert_eq!(t.s.state(t.sock()), Some(State::Established));
+    t.receive(&icmp_error(|quote| IcmpRepr::TimeExceeded { code: 0, quote }, &sent[1]));
+    t.receive(&icmp_error(|quote| IcmpRepr::ParamProblem { code: 0, pointer: 20, quote }, &sent[2]));
+    assert_eq!(t.s().state(t.sock()), Some(State::Established));
     assert!(t.out().is_empty());
-    assert_eq!(t.s.stats().icmp_errors_in, 2);
-    assert_eq!(t.s.stats().dropped(DropReason::IcmpTimeExceeded), 1);
-    assert_eq!(t.s.stats().dropped(DropReason::IcmpParamProblem), 1);
+    assert_eq!(t.s().stats().icmp_errors_in, 2);
+    assert_eq!(t.s().stats().dropped(DropReason::IcmpTimeExceeded), 1);
+    assert_eq!(t.s().stats().dropped(DropReason::IcmpParamProblem), 1);
 }
 
 #[test]
@@ -322,10 +316,10 @@ fn icmp_error_for_no_connection_is_counted() {
     let mut other = sent[0].clone();
     other[20..22].copy_from_slice(&9999u16.to_be_bytes());
     let other = reencode(&other);
-    t.s.handle_packet(t.now, &icmp_error(too_big(1000), &other));
+    t.receive(&icmp_error(too_big(1000), &other));
     assert_eq!(mss(&t), 1460);
-    assert_eq!(t.s.stats().icmp_errors_in, 1);
-    assert_eq!(t.s.stats().dropped(DropReason::IcmpNoConnection), 1);
+    assert_eq!(t.s().stats().icmp_errors_in, 1);
+    assert_eq!(t.s().stats().dropped(DropReason::IcmpNoConnection), 1);
 }
 
 #[test]
@@ -335,10 +329,10 @@ fn icmp_echo_still_answered_and_not_counted_as_an_error() {
     let req = Transport::Icmp(IcmpRepr::EchoRequest { ident: 7, seq_no: 1, data: b"ping" });
     let mut buf = vec![0; wire::datagram_len(&ip, &req)];
     wire::emit_datagram(&ip, &req, &mut buf).unwrap();
-    t.s.handle_packet(t.now, &buf);
-    let out = t.s.poll_transmit_vec(t.now).unwrap();
+    t.receive(&buf);
+    let out = t.next_raw().unwrap();
     let d = wire::parse_datagram(&out, ChecksumMode::Verify).unwrap();
     assert_eq!(d.transport, Transport::Icmp(IcmpRepr::EchoReply { ident: 7, seq_no: 1, data: b"ping" }));
-    assert_eq!(t.s.stats().echo_replies, 1);
-    assert_eq!(t.s.stats().icmp_errors_in, 0);
+    assert_eq!(t.s().stats().echo_replies, 1);
+    assert_eq!(t.s().stats().icmp_errors_in, 0);
 }

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use std::io::{self, ErrorKind};
+use utcp::wire::TcpFlags;
 use utcp::{
     AbortError, AcceptError, CloseError, CloseReason, ConnectError, Duration, Errno, ListenError, Readiness,
     RecvError, SendError, SetOptionError, ShutdownError, State, UnlistenError,
@@ -174,18 +175,18 @@ fn close_reasons_map_to_the_errno_a_later_call_reports() {
 fn calls_on_a_closed_handle_fail_with_ebadf() {
     let mut t = T::established(config());
     let h = t.sock();
-    t.s.abort(t.now, h).unwrap();
-    assert_eq!(t.s.close(t.now, h), Err(CloseError::InvalidHandle));
-    assert_eq!(t.s.abort(t.now, h), Err(AbortError::InvalidHandle));
-    assert_eq!(t.s.shutdown(t.now, h), Err(ShutdownError::InvalidHandle));
+    t.abort(h).unwrap();
+    assert_eq!(t.close(h), Err(CloseError::InvalidHandle));
+    assert_eq!(t.abort(h), Err(AbortError::InvalidHandle));
+    assert_eq!(t.shutdown(h), Err(ShutdownError::InvalidHandle));
     let opt = utcp::SocketOption::NoDelay(true);
-    assert_eq!(t.s.set_option(t.now, h, opt), Err(SetOptionError::InvalidHandle));
-    assert_eq!(t.s.readiness(h), None);
-    assert_eq!(t.s.send_capacity(h), None);
+    assert_eq!(t.set_option(h, opt), Err(SetOptionError::InvalidHandle));
+    assert_eq!(t.s().readiness(h), None);
+    assert_eq!(t.s().send_capacity(h), None);
     let l = t.listener.unwrap();
-    t.s.unlisten(t.now, l).unwrap();
-    assert_eq!(t.s.unlisten(t.now, l), Err(UnlistenError::InvalidHandle));
-    assert_eq!(t.s.pending_connections(l), None);
+    t.unlisten(l).unwrap();
+    assert_eq!(t.unlisten(l), Err(UnlistenError::InvalidHandle));
+    assert_eq!(t.s().pending_connections(l), None);
 }
 
 #[test]
@@ -206,15 +207,15 @@ fn listener_counts_connections_waiting_for_accept() {
     // (ESTABLISHED) puts it in the accept queue.
     let mut t = T::listening(config());
     let l = t.listener.unwrap();
-    assert_eq!(t.s.pending_connections(l), Some(0));
+    assert_eq!(t.s().pending_connections(l), Some(0));
     t.send(BARE_SYN);
     t.out();
-    assert_eq!(t.s.pending_connections(l), Some(0), "half-open is not acceptable");
+    assert_eq!(t.s().pending_connections(l), Some(0), "half-open is not acceptable");
     t.send(ACK);
-    assert_eq!(t.s.pending_connections(l), Some(1));
+    assert_eq!(t.s().pending_connections(l), Some(1));
     t.accept();
-    assert_eq!(t.s.pending_connections(l), Some(0));
-    assert_eq!(t.s.accept(t.now, l), Err(AcceptError::WouldBlock));
+    assert_eq!(t.s().pending_connections(l), Some(0));
+    assert_eq!(t.accept_on(l), Err(AcceptError::WouldBlock));
 }
 
 // =============================================================================================
@@ -225,9 +226,9 @@ fn syn_sent_is_neither_readable_nor_writable() {
     let mut t = T::connecting(config());
     t.out();
     let h = t.sock();
-    assert_eq!(t.s.state(h), Some(State::SynSent));
-    assert_eq!(t.s.readiness(h), Some(NOT_READY));
-    assert_eq!(t.s.send(t.now, h, b"x"), Err(SendError::NotConnected));
+    assert_eq!(t.s().state(h), Some(State::SynSent));
+    assert_eq!(t.s().readiness(h), Some(NOT_READY));
+    assert_eq!(t.write(h, b"x"), Err(SendError::NotConnected));
 }
 
 #[test]
@@ -236,12 +237,12 @@ fn refused_connect_is_readable_writable_error_and_hangup() {
     // with 'error: connection reset'"; Linux reports ECONNREFUSED.
     let mut t = T::connecting(config());
     t.out();
-    t.send(In { flags: "R.", seq: 0, ack: 1, ..ACK });
+    t.send(In { flags: TcpFlags::RST | TcpFlags::ACK, seq: 0, ack: 1, ..ACK });
     let h = t.sock();
     let all = Readiness { readable: true, writable: true, error: true, hangup: true };
-    assert_eq!(t.s.readiness(h), Some(all));
-    assert_eq!(t.s.take_error(h), Some(CloseReason::Refused));
-    assert_eq!(t.s.readiness(h), Some(Readiness { error: false, ..all }), "SO_ERROR clears it");
+    assert_eq!(t.s().readiness(h), Some(all));
+    assert_eq!(t.take_error(h), Some(CloseReason::Refused));
+    assert_eq!(t.s().readiness(h), Some(Readiness { error: false, ..all }), "SO_ERROR clears it");
 }
 
 // =============================================================================================
@@ -252,12 +253,12 @@ fn established_is_writable_and_readable_once_data_arrives() {
     let mut t = T::established(config());
     let h = t.sock();
     let writable = Readiness { writable: true, ..NOT_READY };
-    assert_eq!(t.s.readiness(h), Some(writable));
-    t.send(In { flags: "P.", data: b"hello", ..ACK });
-    assert_eq!(t.s.readiness(h), Some(Readiness { readable: true, ..writable }));
+    assert_eq!(t.s().readiness(h), Some(writable));
+    t.send(In { flags: TcpFlags::PSH | TcpFlags::ACK, data: b"hello", ..ACK });
+    assert_eq!(t.s().readiness(h), Some(Readiness { readable: true, ..writable }));
     let mut buf = [0u8; 8];
-    assert_eq!(t.s.recv(t.now, h, &mut buf), Ok(5));
-    assert_eq!(t.s.readiness(h), Some(writable));
+    assert_eq!(t.read(h, &mut buf), Ok(5));
+    assert_eq!(t.s().readiness(h), Some(writable));
 }
 
 #[test]
@@ -266,17 +267,17 @@ fn peer_fin_makes_close_wait_readable_with_end_of_stream() {
     // recv returns 0; CLOSE-WAIT can still send, so POLLOUT stays.
     let mut t = T::established(config());
     let h = t.sock();
-    t.send(In { flags: "F.", ..ACK });
-    assert_eq!(t.s.state(h), Some(State::CloseWait));
-    assert_eq!(t.s.readiness(h), Some(Readiness { readable: true, writable: true, ..NOT_READY }));
+    t.send(In { flags: TcpFlags::FIN | TcpFlags::ACK, ..ACK });
+    assert_eq!(t.s().state(h), Some(State::CloseWait));
+    assert_eq!(t.s().readiness(h), Some(Readiness { readable: true, writable: true, ..NOT_READY }));
     let mut buf = [0u8; 8];
-    assert_eq!(t.s.recv(t.now, h, &mut buf), Ok(0));
+    assert_eq!(t.read(h, &mut buf), Ok(0));
     // Both directions finished (LAST-ACK): POLLHUP, and a write fails at once (POLLOUT).
-    t.s.shutdown(t.now, h).unwrap();
-    assert_eq!(t.s.state(h), Some(State::LastAck));
+    t.shutdown(h).unwrap();
+    assert_eq!(t.s().state(h), Some(State::LastAck));
     let hup = Readiness { readable: true, writable: true, error: false, hangup: true };
-    assert_eq!(t.s.readiness(h), Some(hup));
-    assert_eq!(t.s.send(t.now, h, b"x"), Err(SendError::Closed));
+    assert_eq!(t.s().readiness(h), Some(hup));
+    assert_eq!(t.write(h, b"x"), Err(SendError::Closed));
 }
 
 #[test]
@@ -285,14 +286,14 @@ fn rst_makes_the_socket_readable_with_error_and_hangup() {
     // "any outstanding RECEIVEs and SEND should receive 'reset' responses".
     let mut t = T::established(config());
     let h = t.sock();
-    t.send(In { flags: "R", ..ACK });
+    t.send(In { flags: TcpFlags::RST, ..ACK });
     let all = Readiness { readable: true, writable: true, error: true, hangup: true };
-    assert_eq!(t.s.readiness(h), Some(all));
+    assert_eq!(t.s().readiness(h), Some(all));
     let mut buf = [0u8; 4];
-    let err = t.s.recv(t.now, h, &mut buf).unwrap_err();
+    let err = t.read(h, &mut buf).unwrap_err();
     assert_eq!(err, RecvError::Reset);
     assert_eq!(io::Error::from(err).kind(), ErrorKind::ConnectionReset);
-    assert_eq!(t.s.send(t.now, h, b"x"), Err(SendError::Reset));
+    assert_eq!(t.write(h, b"x"), Err(SendError::Reset));
 }
 
 #[test]
@@ -301,18 +302,18 @@ fn full_send_buffer_is_not_writable_until_acknowledged() {
     c.tcp.send_buffer = 1000;
     let mut t = T::established(c);
     let h = t.sock();
-    assert_eq!(t.s.send_capacity(h), Some(1000));
-    assert_eq!(t.s.send(t.now, h, &[0; 400]), Ok(400));
-    assert_eq!(t.s.send_capacity(h), Some(600));
-    assert_eq!(t.s.send(t.now, h, &[0; 1500]), Ok(600));
-    assert_eq!(t.s.send_capacity(h), Some(0));
-    assert_eq!(t.s.readiness(h), Some(NOT_READY));
-    assert_eq!(t.s.send(t.now, h, b"x"), Err(SendError::WouldBlock));
+    assert_eq!(t.s().send_capacity(h), Some(1000));
+    assert_eq!(t.write(h, &[0; 400]), Ok(400));
+    assert_eq!(t.s().send_capacity(h), Some(600));
+    assert_eq!(t.write(h, &[0; 1500]), Ok(600));
+    assert_eq!(t.s().send_capacity(h), Some(0));
+    assert_eq!(t.s().readiness(h), Some(NOT_READY));
+    assert_eq!(t.write(h, b"x"), Err(SendError::WouldBlock));
     t.out();
     // RFC 9293 §3.10.7.4 fifth: an ACK of new data removes it from the retransmission queue.
     t.send(In { ack: 537, ..ACK });
-    assert_eq!(t.s.send_capacity(h), Some(536));
-    assert_eq!(t.s.readiness(h), Some(Readiness { writable: true, ..NOT_READY }));
+    assert_eq!(t.s().send_capacity(h), Some(536));
+    assert_eq!(t.s().readiness(h), Some(Readiness { writable: true, ..NOT_READY }));
 }
 
 // =============================================================================================
@@ -323,21 +324,21 @@ fn orphan_in_fin_wait_2_is_dropped_fin_timeout_after_the_close_call() {
     // RFC 9293 §3.10.4 leaves FIN-WAIT-2 unbounded; Linux drops a connection with no handle
     // after tcp_fin_timeout (TcpConfig::fin_timeout), counted from the close call.
     let mut t = T::established(config());
-    let timeout = t.s.config().tcp.fin_timeout;
+    let timeout = t.s().config().tcp.fin_timeout;
     let h = t.sock();
-    t.s.shutdown(t.now, h).unwrap();
+    t.shutdown(h).unwrap();
     t.out();
     t.send(In { ack: 2, ..ACK });
-    assert_eq!(t.s.state(h), Some(State::FinWait2));
+    assert_eq!(t.s().state(h), Some(State::FinWait2));
     // Time passes with no input at all: only the `now` given to close can tell the stack.
     t.advance(Duration::from_secs(5));
-    let closed_at = t.now;
-    t.s.close(closed_at, h).unwrap();
-    assert_eq!(t.s.poll_timeout(), Some(closed_at + timeout));
+    let closed_at = t.now();
+    t.close(h).unwrap();
+    assert_eq!(t.s().poll_timeout(), Some(closed_at + timeout));
     t.advance(timeout - ms(1));
-    assert_eq!(t.s.connection_count(), 1, "still there just before the timeout");
+    assert_eq!(t.s().connection_count(), 1, "still there just before the timeout");
     t.advance(ms(1));
-    assert_eq!(t.now, closed_at + timeout);
+    assert_eq!(t.now(), closed_at + timeout);
     t.out();
-    assert_eq!(t.s.connection_count(), 0, "gone at the timeout");
+    assert_eq!(t.s().connection_count(), 0, "gone at the timeout");
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use std::net::SocketAddr;
-use utcp::wire::{TcpOptions, Timestamp};
+use utcp::wire::{TcpFlags, TcpOptions, Timestamp};
 use utcp::{CloseReason, DropReason, Duration, Event, RecvError, SendError, SocketOption, State};
 
 fn ms(n: u64) -> Duration {
@@ -21,7 +21,7 @@ fn closed_port_answers_syn_with_rst_ack() {
     t.send(SYN);
     // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
     assert_eq!(t.out(), ["R. 0:0(0) ack 1 win 0"]);
-    assert_eq!(t.s.stats().resets_out, 1);
+    assert_eq!(t.s().stats().resets_out, 1);
 }
 
 #[test]
@@ -35,7 +35,7 @@ fn closed_port_answers_ack_with_rst_at_its_ack() {
 #[test]
 fn closed_port_ignores_rst() {
     let mut t = T::new(config());
-    t.send(In { flags: "R", ..ACK });
+    t.send(In { flags: TcpFlags::RST, ..ACK });
     assert!(t.out().is_empty());
 }
 
@@ -47,7 +47,10 @@ fn listen_answers_syn_with_syn_ack_carrying_negotiated_options() {
     let mut t = T::listening(config());
     t.send(SYN);
     // RFC 7323 §2.2: the window of a SYN-ACK is not scaled; 256 KiB needs wscale 3.
-    assert_eq!(t.out(), ["S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS ecr 100,wscale 3>"]);
+    assert_eq!(
+        t.out(),
+        ["S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 2576011877 ecr 100,nop,wscale 3>"]
+    );
 }
 
 #[test]
@@ -68,10 +71,10 @@ fn listen_answers_ack_with_rst() {
 #[test]
 fn listen_ignores_rst_and_bare_segments() {
     let mut t = T::listening(config());
-    t.send(In { flags: "R", ..ACK });
-    t.send(In { flags: "", ..ACK });
+    t.send(In { flags: TcpFlags::RST, ..ACK });
+    t.send(In { flags: TcpFlags::NONE, ..ACK });
     assert!(t.out().is_empty());
-    assert_eq!(t.s.connection_count(), 0);
+    assert_eq!(t.s().connection_count(), 0);
 }
 
 #[test]
@@ -83,8 +86,8 @@ fn listen_with_full_syn_queue_drops_new_syns() {
         t.send(In { src_port: 30000 + port, ..SYN });
     }
     assert_eq!(t.out().len(), 4);
-    assert_eq!(t.s.connection_count(), 4);
-    assert_eq!(t.s.stats().dropped(DropReason::SynQueueFull), 6);
+    assert_eq!(t.s().connection_count(), 4);
+    assert_eq!(t.s().stats().dropped(DropReason::SynQueueFull), 6);
 }
 
 // =============================================================================================
@@ -95,11 +98,11 @@ fn syn_received_becomes_established_on_ack_and_is_accepted() {
     let mut t = T::listening(config());
     t.send(BARE_SYN);
     t.out();
-    assert_eq!(t.s.accept(t.now, t.listener.unwrap()), Err(utcp::AcceptError::WouldBlock));
+    assert_eq!(t.accept_on(t.listener.unwrap()), Err(utcp::AcceptError::WouldBlock));
     t.send(ACK);
     assert_eq!(t.events(), [Event::Acceptable(t.listener.unwrap())]);
     let h = t.accept();
-    assert_eq!(t.s.state(h), Some(State::Established));
+    assert_eq!(t.s().state(h), Some(State::Established));
 }
 
 #[test]
@@ -140,9 +143,9 @@ fn syn_received_passive_rst_returns_to_listen() {
     let mut t = T::listening(config());
     t.send(BARE_SYN);
     t.out();
-    t.send(In { flags: "R", ack: 0, ..ACK });
+    t.send(In { flags: TcpFlags::RST, ack: 0, ..ACK });
     t.out();
-    assert_eq!(t.s.connection_count(), 0);
+    assert_eq!(t.s().connection_count(), 0);
     t.send(BARE_SYN);
     assert_eq!(t.out().len(), 1);
 }
@@ -152,10 +155,10 @@ fn data_on_the_third_handshake_segment_is_delivered() {
     let mut t = T::listening(config());
     t.send(BARE_SYN);
     t.out();
-    t.send(In { flags: "P.", data: b"hello", ..ACK });
+    t.send(In { flags: TcpFlags::PSH | TcpFlags::ACK, data: b"hello", ..ACK });
     let h = t.accept();
     let mut buf = [0u8; 16];
-    assert_eq!(t.s.recv(t.now, h, &mut buf), Ok(5));
+    assert_eq!(t.read(h, &mut buf), Ok(5));
     assert_eq!(&buf[..5], b"hello");
 }
 
@@ -178,7 +181,7 @@ fn rfc9293_default_keeps_data_on_the_syn() {
     t.send(In { seq: 6, ..ACK });
     let h = t.accept();
     let mut buf = [0u8; 16];
-    assert_eq!(t.s.recv(t.now, h, &mut buf), Ok(5));
+    assert_eq!(t.read(h, &mut buf), Ok(5));
 }
 
 // =============================================================================================
@@ -187,48 +190,48 @@ fn rfc9293_default_keeps_data_on_the_syn() {
 #[test]
 fn syn_sent_sends_syn_with_every_enabled_option() {
     let mut t = T::connecting(config());
-    assert_eq!(t.out(), ["S 0:0(0) win 65535 <mss 1460,sackOK,TS ecr 0,wscale 3>"]);
+    assert_eq!(t.out(), ["S 0:0(0) win 65535 <mss 1460,sackOK,TS val 2576011877 ecr 0,nop,wscale 3>"]);
 }
 
 #[test]
 fn syn_sent_completes_on_syn_ack() {
     let mut t = T::connecting(config());
     t.out();
-    t.send(In { flags: "S.", ack: 1, ..SYN });
+    t.send(In { flags: TcpFlags::SYN | TcpFlags::ACK, ack: 1, ..SYN });
     // 256 KiB at wscale 3.
-    assert_eq!(t.out(), [". 1:1(0) ack 1 win 32768 <TS ecr 100>"]);
+    assert_eq!(t.out(), [". 1:1(0) ack 1 win 32768 <nop,nop,TS val 2576011877 ecr 100>"]);
     assert_eq!(t.events(), [Event::Connected(t.sock())]);
-    assert_eq!(t.s.state(t.sock()), Some(State::Established));
+    assert_eq!(t.s().state(t.sock()), Some(State::Established));
     // RFC 6691 / RFC 7323: the peer's 1460 less 12 bytes of timestamps.
-    assert_eq!(t.s.info(t.sock()).unwrap().mss, 1448);
+    assert_eq!(t.s().info(t.sock()).unwrap().mss, 1448);
 }
 
 #[test]
 fn syn_sent_answers_bad_ack_with_rst() {
     let mut t = T::connecting(config());
     t.out();
-    t.send(In { flags: "S.", ack: 1000, ..SYN });
+    t.send(In { flags: TcpFlags::SYN | TcpFlags::ACK, ack: 1000, ..SYN });
     assert_eq!(t.out(), ["R 1000:1000(0) win 0"]);
-    assert_eq!(t.s.state(t.sock()), Some(State::SynSent));
+    assert_eq!(t.s().state(t.sock()), Some(State::SynSent));
 }
 
 #[test]
 fn syn_sent_rst_with_acceptable_ack_refuses() {
     let mut t = T::connecting(config());
     t.out();
-    t.send(In { flags: "R.", ack: 1, ..ACK });
+    t.send(In { flags: TcpFlags::RST | TcpFlags::ACK, ack: 1, ..ACK });
     assert_eq!(t.events(), [Event::Closed(t.sock(), CloseReason::Refused)]);
     let mut buf = [0u8; 4];
-    assert_eq!(t.s.recv(t.now, t.sock(), &mut buf), Err(RecvError::Refused));
-    assert_eq!(t.s.take_error(t.sock()), Some(CloseReason::Refused));
+    assert_eq!(t.read(t.sock(), &mut buf), Err(RecvError::Refused));
+    assert_eq!(t.take_error(t.sock()), Some(CloseReason::Refused));
 }
 
 #[test]
 fn syn_sent_rst_without_ack_is_ignored() {
     let mut t = T::connecting(config());
     t.out();
-    t.send(In { flags: "R", ..ACK });
-    assert_eq!(t.s.state(t.sock()), Some(State::SynSent));
+    t.send(In { flags: TcpFlags::RST, ..ACK });
+    assert_eq!(t.s().state(t.sock()), Some(State::SynSent));
 }
 
 #[test]
@@ -248,10 +251,10 @@ fn simultaneous_open_goes_through_syn_received() {
     let mut t = T::connecting(config());
     t.out();
     t.send(BARE_SYN);
-    assert_eq!(t.s.state(t.sock()), Some(State::SynReceived));
+    assert_eq!(t.s().state(t.sock()), Some(State::SynReceived));
     assert_eq!(t.out(), ["S. 0:0(0) ack 1 win 65535 <mss 1460>"]);
-    t.send(In { flags: "S.", ack: 1, ..BARE_SYN });
-    assert_eq!(t.s.state(t.sock()), Some(State::Established));
+    t.send(In { flags: TcpFlags::SYN | TcpFlags::ACK, ack: 1, ..BARE_SYN });
+    assert_eq!(t.s().state(t.sock()), Some(State::Established));
     assert_eq!(t.events(), [Event::Connected(t.sock())]);
 }
 
@@ -282,11 +285,11 @@ fn linux_like_quick_acks_the_first_segments_then_delays() {
 fn quick_acks_end_when_the_connection_turns_interactive() {
     // Data answered with data within the delayed-ACK time: the ACK rides on the reply.
     let mut t = T::established(config());
-    t.send(In { flags: "P.", data: b"ping", ..ACK });
+    t.send(In { flags: TcpFlags::PSH | TcpFlags::ACK, data: b"ping", ..ACK });
     assert_eq!(t.out(), [". 1:1(0) ack 5 win 65535"]);
-    t.s.send(t.now, t.sock(), b"pong").unwrap();
+    t.write(t.sock(), b"pong").unwrap();
     assert_eq!(t.out(), ["P. 1:5(4) ack 5 win 65535"]);
-    t.send(In { flags: "P.", seq: 5, ack: 5, data: b"ping", ..ACK });
+    t.send(In { flags: TcpFlags::PSH | TcpFlags::ACK, seq: 5, ack: 5, data: b"ping", ..ACK });
     assert!(t.out().is_empty(), "the ACK waits for the reply or the timer");
 }
 
@@ -294,7 +297,7 @@ fn quick_acks_end_when_the_connection_turns_interactive() {
 fn data_is_acknowledged_after_the_delayed_ack_time() {
     // RFC 1122 §4.2.3.2; linux_like() delays 40 ms.
     let mut t = T::established(no_quickack());
-    t.send(In { flags: "P.", data: b"abc", ..ACK });
+    t.send(In { flags: TcpFlags::PSH | TcpFlags::ACK, data: b"abc", ..ACK });
     assert!(t.out().is_empty());
     assert_eq!(t.advance_out(ms(100)), ["+40ms . 1:1(0) ack 4 win 65535"]);
 }
@@ -318,7 +321,7 @@ fn out_of_order_data_is_acknowledged_at_once_and_hole_fill_too() {
     t.send(In { seq: 1, data: b"0123456789", ..ACK });
     assert_eq!(t.out(), [". 1:1(0) ack 16 win 65535"]);
     let mut buf = [0u8; 32];
-    assert_eq!(t.s.recv(t.now, t.sock(), &mut buf), Ok(15));
+    assert_eq!(t.read(t.sock(), &mut buf), Ok(15));
     assert_eq!(&buf[..15], b"0123456789later");
 }
 
@@ -333,14 +336,14 @@ fn sack_blocks_report_out_of_order_data() {
     t.send(In { seq: 101, data: b"xxxxxxxxxx", win: 512, ..ACK });
     t.send(In { seq: 201, data: b"yyyyyyyyyy", win: 512, ..ACK });
     let out = t.out();
-    assert_eq!(out.last().unwrap(), ". 1:1(0) ack 1 win 32768 <sack 201:211 101:111>");
+    assert_eq!(out.last().unwrap(), ". 1:1(0) ack 1 win 32768 <nop,nop,sack 201:211 101:111>");
 }
 
 #[test]
 fn send_is_bounded_by_the_peers_window_and_mss() {
     let mut t = T::established(config());
     let data = vec![1u8; 3000];
-    assert_eq!(t.s.send(t.now, t.sock(), &data), Ok(3000));
+    assert_eq!(t.write(t.sock(), &data), Ok(3000));
     // Peer MSS defaulted to 536 (no option, RFC 9293 §3.7.1); window 65535.
     let out = t.out();
     assert_eq!(out.len(), 6, "{out:?}");
@@ -354,7 +357,7 @@ fn sender_sws_avoidance_holds_a_window_limited_runt() {
     // least half the largest window offered. Linux would send the 464-byte runt here.
     let mut t = T::established(config());
     t.send(In { win: 1000, ..ACK });
-    t.s.send(t.now, t.sock(), &vec![1u8; 3000]).unwrap();
+    t.write(t.sock(), &vec![1u8; 3000]).unwrap();
     assert_eq!(t.out(), [". 1:537(536) ack 1 win 65535"]);
     t.send(In { ack: 537, win: 1000, ..ACK });
     assert_eq!(t.out(), [". 537:1073(536) ack 1 win 65535"]);
@@ -367,9 +370,9 @@ fn sender_sws_avoidance_holds_a_window_limited_runt() {
 fn nagle_holds_a_small_segment_while_data_is_in_flight() {
     // RFC 896; RFC 1122 §4.2.3.4.
     let mut t = T::established(config());
-    t.s.send(t.now, t.sock(), b"a").unwrap();
+    t.write(t.sock(), b"a").unwrap();
     assert_eq!(t.out(), ["P. 1:2(1) ack 1 win 65535"]);
-    t.s.send(t.now, t.sock(), b"b").unwrap();
+    t.write(t.sock(), b"b").unwrap();
     assert!(t.out().is_empty());
     t.send(In { ack: 2, ..ACK });
     assert_eq!(t.out(), ["P. 2:3(1) ack 1 win 65535"]);
@@ -378,10 +381,10 @@ fn nagle_holds_a_small_segment_while_data_is_in_flight() {
 #[test]
 fn nodelay_sends_small_segments_at_once() {
     let mut t = T::established(config());
-    t.s.set_option(t.now, t.sock(), SocketOption::NoDelay(true)).unwrap();
-    t.s.send(t.now, t.sock(), b"a").unwrap();
+    t.set_option(t.sock(), SocketOption::NoDelay(true)).unwrap();
+    t.write(t.sock(), b"a").unwrap();
     assert_eq!(t.out(), ["P. 1:2(1) ack 1 win 65535"]);
-    t.s.send(t.now, t.sock(), b"b").unwrap();
+    t.write(t.sock(), b"b").unwrap();
     assert_eq!(t.out(), ["P. 2:3(1) ack 1 win 65535"]);
 }
 
@@ -390,8 +393,8 @@ fn full_send_buffer_pushes_back() {
     let mut c = config();
     c.tcp.send_buffer = 1000;
     let mut t = T::established(c);
-    assert_eq!(t.s.send(t.now, t.sock(), &[0; 1500]), Ok(1000));
-    assert_eq!(t.s.send(t.now, t.sock(), &[0; 10]), Err(SendError::WouldBlock));
+    assert_eq!(t.write(t.sock(), &[0; 1500]), Ok(1000));
+    assert_eq!(t.write(t.sock(), &[0; 10]), Err(SendError::WouldBlock));
     t.out();
     t.send(In { ack: 537, ..ACK });
     assert!(t.events().contains(&Event::Writable(t.sock())));
@@ -405,7 +408,7 @@ fn rto_retransmits_with_exponential_backoff() {
     // RFC 6298 (5.4)-(5.6): retransmit the earliest segment, double the RTO. The handshake took
     // no time, so the RTO starts at linux_like()'s minimum of 200 ms (RFC 6298 (2.2), (2.4)).
     let mut t = T::established(config());
-    t.s.send(t.now, t.sock(), b"data").unwrap();
+    t.write(t.sock(), b"data").unwrap();
     assert_eq!(t.out(), ["P. 1:5(4) ack 1 win 65535"]);
     let out = t.advance_out(ms(3100));
     assert_eq!(
@@ -417,7 +420,7 @@ fn rto_retransmits_with_exponential_backoff() {
             "+3000ms P. 1:5(4) ack 1 win 65535"
         ]
     );
-    assert_eq!(t.s.stats().retransmissions, 4);
+    assert_eq!(t.s().stats().retransmissions, 4);
 }
 
 #[test]
@@ -425,18 +428,18 @@ fn connection_times_out_after_max_retries() {
     let mut c = config();
     c.tcp.max_retries = 3;
     let mut t = T::established(c);
-    t.s.send(t.now, t.sock(), b"data").unwrap();
+    t.write(t.sock(), b"data").unwrap();
     t.out();
     t.advance_out(Duration::from_secs(100));
-    assert_eq!(t.s.state(t.sock()), Some(State::Closed));
-    assert_eq!(t.s.send(t.now, t.sock(), b"x"), Err(SendError::TimedOut));
+    assert_eq!(t.s().state(t.sock()), Some(State::Closed));
+    assert_eq!(t.write(t.sock(), b"x"), Err(SendError::TimedOut));
 }
 
 #[test]
 fn three_duplicate_acks_trigger_fast_retransmit() {
     // RFC 5681 §3.2.
     let mut t = T::established(config());
-    t.s.send(t.now, t.sock(), &vec![9u8; 536 * 6]).unwrap();
+    t.write(t.sock(), &vec![9u8; 536 * 6]).unwrap();
     assert_eq!(t.out().len(), 6);
     for _ in 0..2 {
         t.send(In { ack: 537, ..ACK });
@@ -445,7 +448,7 @@ fn three_duplicate_acks_trigger_fast_retransmit() {
     assert!(t.out().is_empty(), "first ACK was new, two duplicates so far");
     t.send(In { ack: 537, ..ACK });
     assert_eq!(t.out(), [". 537:1073(536) ack 1 win 65535"]);
-    assert_eq!(t.s.stats().fast_retransmits, 1);
+    assert_eq!(t.s().stats().fast_retransmits, 1);
 }
 
 #[test]
@@ -454,7 +457,7 @@ fn zero_window_is_probed_by_the_persist_timer() {
     // probe is an ACK with SEG.SEQ = SND.UNA - 1 that the peer must answer with its window.
     let mut t = T::established(config());
     t.send(In { win: 0, ..ACK });
-    t.s.send(t.now, t.sock(), b"hello").unwrap();
+    t.write(t.sock(), b"hello").unwrap();
     assert!(t.out().is_empty());
     let out = t.advance_out(ms(700));
     assert_eq!(out, ["+200ms . 0:0(0) ack 1 win 65535", "+600ms . 0:0(0) ack 1 win 65535"]);
@@ -468,27 +471,27 @@ fn zero_window_is_probed_by_the_persist_timer() {
 #[test]
 fn rst_at_rcv_nxt_resets_the_connection() {
     let mut t = T::established(config());
-    t.send(In { flags: "R", ..ACK });
+    t.send(In { flags: TcpFlags::RST, ..ACK });
     assert_eq!(t.events(), [Event::Closed(t.sock(), CloseReason::Reset)]);
     let mut buf = [0u8; 4];
-    assert_eq!(t.s.recv(t.now, t.sock(), &mut buf), Err(RecvError::Reset));
+    assert_eq!(t.read(t.sock(), &mut buf), Err(RecvError::Reset));
 }
 
 #[test]
 fn rfc5961_in_window_rst_gets_challenge_ack() {
     let mut t = T::established(config());
-    t.send(In { flags: "R", seq: 100, ..ACK });
+    t.send(In { flags: TcpFlags::RST, seq: 100, ..ACK });
     assert_eq!(t.out(), [". 1:1(0) ack 1 win 65535"]);
-    assert_eq!(t.s.state(t.sock()), Some(State::Established));
-    assert_eq!(t.s.stats().challenge_acks, 1);
+    assert_eq!(t.s().state(t.sock()), Some(State::Established));
+    assert_eq!(t.s().stats().challenge_acks, 1);
 }
 
 #[test]
 fn rst_outside_the_window_is_dropped_silently() {
     let mut t = T::established(config());
-    t.send(In { flags: "R", seq: 100_000, ..ACK });
+    t.send(In { flags: TcpFlags::RST, seq: 100_000, ..ACK });
     assert!(t.out().is_empty());
-    assert_eq!(t.s.state(t.sock()), Some(State::Established));
+    assert_eq!(t.s().state(t.sock()), Some(State::Established));
 }
 
 #[test]
@@ -496,7 +499,7 @@ fn rfc5961_syn_in_established_gets_challenge_ack() {
     let mut t = T::established(config());
     t.send(In { seq: 50, ..BARE_SYN });
     assert_eq!(t.out(), [". 1:1(0) ack 1 win 65535"]);
-    assert_eq!(t.s.state(t.sock()), Some(State::Established));
+    assert_eq!(t.s().state(t.sock()), Some(State::Established));
 }
 
 #[test]
@@ -504,7 +507,7 @@ fn rfc5961_ack_beyond_snd_nxt_gets_challenge_ack() {
     let mut t = T::established(config());
     t.send(In { ack: 1000, data: b"zz", ..ACK });
     assert_eq!(t.out(), [". 1:1(0) ack 1 win 65535"]);
-    assert_eq!(t.s.stats().dropped(DropReason::AckOutOfRange), 1);
+    assert_eq!(t.s().stats().dropped(DropReason::AckOutOfRange), 1);
 }
 
 #[test]
@@ -514,11 +517,11 @@ fn rfc5961_challenge_acks_are_rate_limited() {
     let mut t = T::established(c);
     let mut acks = 0;
     for _ in 0..5 {
-        t.send(In { flags: "R", seq: 100, ..ACK });
+        t.send(In { flags: TcpFlags::RST, seq: 100, ..ACK });
         acks += t.out().len();
     }
     assert_eq!(acks, 2);
-    assert_eq!(t.s.stats().challenge_acks_suppressed, 3);
+    assert_eq!(t.s().stats().challenge_acks_suppressed, 3);
 }
 
 #[test]
@@ -530,7 +533,7 @@ fn unacceptable_segment_is_answered_with_an_ack() {
     t.out();
     t.send(In { data: b"abc", ..ACK });
     assert_eq!(t.out(), [". 1:1(0) ack 4 win 65535"]);
-    assert_eq!(t.s.stats().dropped(DropReason::Unacceptable), 1);
+    assert_eq!(t.s().stats().dropped(DropReason::Unacceptable), 1);
 }
 
 #[test]
@@ -544,9 +547,9 @@ fn paws_drops_old_timestamps() {
     t.accept();
     t.send(In { opts: ts(300), data: b"new", ..ACK });
     t.send(In { seq: 4, opts: ts(250), data: b"old", ..ACK });
-    assert_eq!(t.s.stats().dropped(DropReason::Paws), 1);
+    assert_eq!(t.s().stats().dropped(DropReason::Paws), 1);
     let mut buf = [0u8; 8];
-    assert_eq!(t.s.recv(t.now, t.sock(), &mut buf), Ok(3));
+    assert_eq!(t.read(t.sock(), &mut buf), Ok(3));
 }
 
 // =============================================================================================
@@ -558,39 +561,39 @@ fn active_close_walks_fin_wait_1_fin_wait_2_time_wait_closed() {
     c.tcp.msl = Duration::from_secs(1);
     let mut t = T::established(c);
     let h = t.sock();
-    t.s.shutdown(t.now, h).unwrap();
+    t.shutdown(h).unwrap();
     assert_eq!(t.out(), ["F. 1:1(0) ack 1 win 65535"]);
-    assert_eq!(t.s.state(h), Some(State::FinWait1));
+    assert_eq!(t.s().state(h), Some(State::FinWait1));
     t.send(In { ack: 2, ..ACK });
-    assert_eq!(t.s.state(h), Some(State::FinWait2));
-    t.send(In { flags: "F.", ack: 2, ..ACK });
+    assert_eq!(t.s().state(h), Some(State::FinWait2));
+    t.send(In { flags: TcpFlags::FIN | TcpFlags::ACK, ack: 2, ..ACK });
     assert_eq!(t.out(), [". 2:2(0) ack 2 win 65535"]);
-    assert_eq!(t.s.state(h), Some(State::TimeWait));
+    assert_eq!(t.s().state(h), Some(State::TimeWait));
     t.advance(ms(1999));
-    assert_eq!(t.s.state(h), Some(State::TimeWait));
+    assert_eq!(t.s().state(h), Some(State::TimeWait));
     t.advance(ms(1));
-    assert_eq!(t.s.state(h), Some(State::Closed));
-    t.s.close(t.now, h).unwrap();
+    assert_eq!(t.s().state(h), Some(State::Closed));
+    t.close(h).unwrap();
     t.out();
-    assert_eq!(t.s.connection_count(), 0);
+    assert_eq!(t.s().connection_count(), 0);
 }
 
 #[test]
 fn passive_close_walks_close_wait_last_ack_closed() {
     let mut t = T::established(config());
     let h = t.sock();
-    t.send(In { flags: "F.", ..ACK });
-    assert_eq!(t.s.state(h), Some(State::CloseWait));
+    t.send(In { flags: TcpFlags::FIN | TcpFlags::ACK, ..ACK });
+    assert_eq!(t.s().state(h), Some(State::CloseWait));
     // Like Linux, the ACK of the FIN waits for the delayed-ACK timer (RFC 1122 §4.2.3.2).
     assert!(t.out().is_empty());
     assert_eq!(t.advance_out(ms(50)), ["+40ms . 1:1(0) ack 2 win 65535"]);
     let mut buf = [0u8; 4];
-    assert_eq!(t.s.recv(t.now, h, &mut buf), Ok(0));
-    t.s.close(t.now, h).unwrap();
+    assert_eq!(t.read(h, &mut buf), Ok(0));
+    t.close(h).unwrap();
     assert_eq!(t.out(), ["F. 1:1(0) ack 2 win 65535"]);
     t.send(In { seq: 2, ack: 2, ..ACK });
     t.out();
-    assert_eq!(t.s.connection_count(), 0);
+    assert_eq!(t.s().connection_count(), 0);
 }
 
 #[test]
@@ -598,51 +601,51 @@ fn simultaneous_close_goes_through_closing() {
     // RFC 9293 §3.6 figure 13.
     let mut t = T::established(config());
     let h = t.sock();
-    t.s.shutdown(t.now, h).unwrap();
+    t.shutdown(h).unwrap();
     t.out();
-    t.send(In { flags: "F.", ..ACK });
-    assert_eq!(t.s.state(h), Some(State::Closing));
+    t.send(In { flags: TcpFlags::FIN | TcpFlags::ACK, ..ACK });
+    assert_eq!(t.s().state(h), Some(State::Closing));
     assert_eq!(t.out(), [". 2:2(0) ack 2 win 65535"]);
     t.send(In { seq: 2, ack: 2, ..ACK });
-    assert_eq!(t.s.state(h), Some(State::TimeWait));
+    assert_eq!(t.s().state(h), Some(State::TimeWait));
 }
 
 #[test]
 fn half_close_still_receives_data() {
     let mut t = T::established(config());
     let h = t.sock();
-    t.s.shutdown(t.now, h).unwrap();
+    t.shutdown(h).unwrap();
     t.out();
     t.send(In { ack: 2, ..ACK });
-    t.send(In { flags: "P.", data: b"more", ack: 2, ..ACK });
+    t.send(In { flags: TcpFlags::PSH | TcpFlags::ACK, data: b"more", ack: 2, ..ACK });
     let mut buf = [0u8; 8];
-    assert_eq!(t.s.recv(t.now, h, &mut buf), Ok(4));
-    assert_eq!(t.s.send(t.now, h, b"x"), Err(SendError::Closed));
+    assert_eq!(t.read(h, &mut buf), Ok(4));
+    assert_eq!(t.write(h, b"x"), Err(SendError::Closed));
 }
 
 #[test]
 fn time_wait_reacknowledges_a_retransmitted_fin() {
     let mut t = T::established(config());
     let h = t.sock();
-    t.s.shutdown(t.now, h).unwrap();
+    t.shutdown(h).unwrap();
     t.out();
-    t.send(In { flags: "F.", ack: 2, ..ACK });
+    t.send(In { flags: TcpFlags::FIN | TcpFlags::ACK, ack: 2, ..ACK });
     t.out();
-    t.send(In { flags: "F.", ack: 2, ..ACK });
+    t.send(In { flags: TcpFlags::FIN | TcpFlags::ACK, ack: 2, ..ACK });
     assert_eq!(t.out(), [". 2:2(0) ack 2 win 65535"]);
-    assert_eq!(t.s.state(h), Some(State::TimeWait));
+    assert_eq!(t.s().state(h), Some(State::TimeWait));
 }
 
 #[test]
 fn rfc1337_time_wait_ignores_rst() {
     let mut t = T::established(config());
     let h = t.sock();
-    t.s.shutdown(t.now, h).unwrap();
+    t.shutdown(h).unwrap();
     t.out();
-    t.send(In { flags: "F.", ack: 2, ..ACK });
+    t.send(In { flags: TcpFlags::FIN | TcpFlags::ACK, ack: 2, ..ACK });
     t.out();
-    t.send(In { flags: "R", seq: 2, ..ACK });
-    assert_eq!(t.s.state(h), Some(State::TimeWait));
+    t.send(In { flags: TcpFlags::RST, seq: 2, ..ACK });
+    assert_eq!(t.s().state(h), Some(State::TimeWait));
 }
 
 #[test]
@@ -650,17 +653,17 @@ fn close_with_unread_data_sends_rst() {
     // RFC 2525 §2.17.
     let mut t = T::established(config());
     t.send(In { data: b"unread", ..ACK });
-    t.s.close(t.now, t.sock()).unwrap();
+    t.close(t.sock()).unwrap();
     assert_eq!(t.out(), ["R. 1:1(0) ack 7 win 0"]);
-    assert_eq!(t.s.connection_count(), 0);
+    assert_eq!(t.s().connection_count(), 0);
 }
 
 #[test]
 fn abort_sends_rst_and_forgets_the_connection() {
     let mut t = T::established(config());
-    t.s.abort(t.now, t.sock()).unwrap();
+    t.abort(t.sock()).unwrap();
     assert_eq!(t.out(), ["R. 1:1(0) ack 1 win 0"]);
-    assert_eq!(t.s.connection_count(), 0);
+    assert_eq!(t.s().connection_count(), 0);
 }
 
 #[test]
@@ -668,11 +671,11 @@ fn new_syn_reopens_a_connection_in_time_wait() {
     // RFC 9293 §3.10.7.4 (TIME-WAIT) with RFC 6191: a SYN beyond RCV.NXT starts anew.
     let mut t = T::established(config());
     let h = t.sock();
-    t.s.shutdown(t.now, h).unwrap();
+    t.shutdown(h).unwrap();
     t.out();
-    t.send(In { flags: "F.", ack: 2, ..ACK });
+    t.send(In { flags: TcpFlags::FIN | TcpFlags::ACK, ack: 2, ..ACK });
     t.out();
-    t.s.close(t.now, h).unwrap();
+    t.close(h).unwrap();
     t.iss = None;
     t.send(In { seq: 100_000, ..BARE_SYN });
     let out = t.out();
@@ -689,7 +692,7 @@ fn keepalive_probes_then_times_out() {
     c.tcp.keepalive_probes = 2;
     c.tcp.keepalive_interval = Duration::from_secs(10);
     let mut t = T::established(c);
-    t.s.set_option(t.now, t.sock(), SocketOption::KeepAlive(Some(Duration::from_secs(60)))).unwrap();
+    t.set_option(t.sock(), SocketOption::KeepAlive(Some(Duration::from_secs(60)))).unwrap();
     t.out();
     let out = t.advance_out(Duration::from_secs(100));
     // Two unanswered probes, then (as Linux does) a RST when the third interval passes.
@@ -701,7 +704,7 @@ fn keepalive_probes_then_times_out() {
             "+80000ms R. 1:1(0) ack 1 win 0"
         ]
     );
-    assert_eq!(t.s.state(t.sock()), Some(State::Closed));
+    assert_eq!(t.s().state(t.sock()), Some(State::Closed));
 }
 
 // =============================================================================================
@@ -716,8 +719,8 @@ fn icmp_echo_request_is_answered() {
     let req = Transport::Icmp(IcmpRepr::EchoRequest { ident: 7, seq_no: 1, data: b"ping" });
     let mut buf = vec![0; utcp::wire::datagram_len(&ip, &req)];
     utcp::wire::emit_datagram(&ip, &req, &mut buf).unwrap();
-    t.s.handle_packet(t.now, &buf);
-    let out = t.s.poll_transmit_vec(t.now).unwrap();
+    t.receive(&buf);
+    let out = t.next_raw().unwrap();
     let d = utcp::wire::parse_datagram(&out, utcp::wire::ChecksumMode::Verify).unwrap();
     assert_eq!(d.ip.dst, REMOTE);
     assert_eq!(d.transport, Transport::Icmp(IcmpRepr::EchoReply { ident: 7, seq_no: 1, data: b"ping" }));
@@ -729,29 +732,26 @@ fn corrupted_segment_is_dropped_and_counted() {
     let mut p = t.encode(&SYN);
     let n = p.len();
     p[n - 1] ^= 0x40;
-    t.s.handle_packet(t.now, &p);
+    t.receive(&p);
     assert!(t.out().is_empty());
-    assert_eq!(t.s.stats().checksum_failures, 1);
-    assert_eq!(t.s.stats().dropped(DropReason::BadChecksum), 1);
+    assert_eq!(t.s().stats().checksum_failures, 1);
+    assert_eq!(t.s().stats().dropped(DropReason::BadChecksum), 1);
 }
 
 #[test]
 fn packets_to_other_addresses_are_dropped() {
     let mut t = T::new(utcp::Config::linux_like().with_address("10.9.9.9".parse().unwrap()));
-    t.s.listen(t.now, "0.0.0.0:8080".parse().unwrap(), 1).unwrap();
+    t.listen("0.0.0.0:8080".parse().unwrap(), 1).unwrap();
     t.send(SYN);
     assert!(t.out().is_empty());
-    assert_eq!(t.s.stats().dropped(DropReason::NotLocal), 1);
+    assert_eq!(t.s().stats().dropped(DropReason::NotLocal), 1);
 }
 
 #[test]
 fn listen_refuses_foreign_address_and_duplicates() {
     let mut t = T::listening(config());
-    assert_eq!(
-        t.s.listen(t.now, SocketAddr::new(LOCAL, LOCAL_PORT), 1),
-        Err(utcp::ListenError::AddressInUse)
-    );
-    assert_eq!(t.s.listen(t.now, "10.1.1.1:80".parse().unwrap(), 1), Err(utcp::ListenError::AddressNotLocal));
+    assert_eq!(t.listen(SocketAddr::new(LOCAL, LOCAL_PORT), 1), Err(utcp::ListenError::AddressInUse));
+    assert_eq!(t.listen("10.1.1.1:80".parse().unwrap(), 1), Err(utcp::ListenError::AddressNotLocal));
 }
 
 // =============================================================================================
@@ -811,7 +811,7 @@ fn segment_overlapping_received_data_is_trimmed_not_shifted() {
     t.send(In { data: b"abcdef", ..ACK });
     t.send(In { seq: 4, data: b"defghi", ..ACK });
     let mut buf = [0u8; 16];
-    assert_eq!(t.s.recv(t.now, t.sock(), &mut buf), Ok(9));
+    assert_eq!(t.read(t.sock(), &mut buf), Ok(9));
     assert_eq!(&buf[..9], b"abcdefghi");
 }
 
@@ -830,9 +830,9 @@ fn close_in_syn_sent_deletes_the_connection() {
     // RFC 9293 §3.10.4 (CLOSE in SYN-SENT): delete the TCB; nothing is sent.
     let mut t = T::connecting(config());
     t.out();
-    t.s.close(t.now, t.sock()).unwrap();
+    t.close(t.sock()).unwrap();
     assert!(t.out().is_empty());
-    assert_eq!(t.s.connection_count(), 0);
+    assert_eq!(t.s().connection_count(), 0);
 }
 
 #[test]
@@ -843,10 +843,10 @@ fn close_in_syn_received_sends_fin_once_established() {
     t.send(BARE_SYN);
     t.out();
     let h = t.sock();
-    t.s.shutdown(t.now, h).unwrap();
-    assert_eq!(t.s.state(h), Some(State::SynReceived));
+    t.shutdown(h).unwrap();
+    assert_eq!(t.s().state(h), Some(State::SynReceived));
     t.send(ACK);
-    assert_eq!(t.s.state(h), Some(State::FinWait1));
+    assert_eq!(t.s().state(h), Some(State::FinWait1));
     assert_eq!(t.out(), ["F. 1:1(0) ack 1 win 65535"]);
 }
 

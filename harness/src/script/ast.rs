@@ -127,27 +127,14 @@ pub mod flag {
     pub const CWR: u8 = 0x80;
 }
 
-/// Writes flags in packetdrill's order (`S`, `F`, `R`, `P`, `U`, `E`, `W`, then `.` for ACK).
+/// Writes flags in the notation's order ([`utcp::wire::notation::Flags`]), `-` for none.
 pub fn format_flags(flags: u8) -> String {
-    let mut s = String::new();
-    for (bit, c) in [
-        (flag::SYN, 'S'),
-        (flag::FIN, 'F'),
-        (flag::RST, 'R'),
-        (flag::PSH, 'P'),
-        (flag::URG, 'U'),
-        (flag::ECE, 'E'),
-        (flag::CWR, 'W'),
-        (flag::ACK, '.'),
-    ] {
-        if flags & bit != 0 {
-            s.push(c);
-        }
-    }
+    let s = utcp::wire::notation::Flags(utcp::wire::TcpFlags(u16::from(flags))).to_string();
     if s.is_empty() {
-        s.push('-');
+        "-".to_string()
+    } else {
+        s
     }
-    s
 }
 
 /// A packet line.

@@ -17,6 +17,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{SocketAddr, SocketAddrV4};
 use utcp::host::{Bounds, Host, Observer, Outbox, Runaway, RunawayKind};
+use utcp::tcp::seq::SeqNum;
+use utcp::wire::{parse_datagram, ChecksumMode, Notation, TcpRepr, Transport};
 use utcp::{
     AcceptError, CloseReason, Config, Duration, Errno, Event as StackEvent, Instant, ListenerHandle,
     RecvError, SendError, SocketHandle, SocketOption, SocketOptions, Stack, State,
@@ -407,38 +409,48 @@ impl<'s> Exec<'s> {
             Ok(d) => d,
             Err(e) => return fail(event.line, &event.text, e),
         };
-        self.transcript.push(format!("{} {}", secs(self.now), event_text_packet(p)));
+        self.transcript.push(format!("{} < {}", secs(self.now), self.show_inbound(&d)));
         let host = host_of(&mut self.host, &self.config, self.now);
         host.receive(self.now, &d, &mut Closes(&mut self.closed));
         Ok(())
     }
 
-    /// Formats an outbound datagram with the shared transcript formatter, numbers relative as in
-    /// the script (the stack's ISN re-based at its SYNs, the remote's ISN the runner's).
+    /// Formats an outbound datagram in the core's notation, numbers relative as in the script
+    /// (the stack's ISN re-based at its SYNs, the remote's ISN the runner's).
     fn show_outbound(&self, d: &[u8]) -> String {
-        use crate::transcript::{format_segment as shared_format, Direction as TDir, Isns};
-        use utcp::tcp::seq::SeqNum;
-        use utcp::wire::{parse_datagram, ChecksumMode, Transport};
+        self.show(d, |tcp| {
+            let sender = if tcp.flags.syn() { Some(tcp.seq) } else { self.stack_isn(tcp.dst_port) };
+            (sender, Some(SeqNum(REMOTE_ISN)), tcp.dst_port)
+        })
+    }
+
+    /// Formats an inbound datagram as [`Exec::show_outbound`] does, from the remote's side.
+    fn show_inbound(&self, d: &[u8]) -> String {
+        self.show(d, |tcp| (Some(SeqNum(REMOTE_ISN)), self.stack_isn(tcp.src_port), tcp.src_port))
+    }
+
+    /// The stack's ISN towards `peer_port`, once known.
+    fn stack_isn(&self, peer_port: u16) -> Option<SeqNum> {
+        self.stack_isns.get(&peer_port).copied().map(SeqNum)
+    }
+
+    /// A datagram in the notation (options in wire order), `port N` after it when it is not the
+    /// script's peer's; `isns` gives the sender's and receiver's ISN and the peer's port.
+    fn show(&self, d: &[u8], isns: impl Fn(&TcpRepr<'_>) -> (Option<SeqNum>, Option<SeqNum>, u16)) -> String {
         match parse_datagram(d, ChecksumMode::Verify) {
             Ok(dg) => match dg.transport {
                 Transport::Tcp(tcp) => {
-                    let sender = if tcp.flags.syn() {
-                        Some(tcp.seq)
-                    } else {
-                        self.stack_isns.get(&tcp.dst_port).copied().map(SeqNum)
-                    };
-                    let isns = Isns { sender, receiver: Some(SeqNum(REMOTE_ISN)) };
+                    let (sender, receiver, peer_port) = isns(&tcp);
                     let ihl = usize::from(d[0] & 0xf) * 4;
                     let raw = d
                         .get(ihl + 12)
                         .map(|b| usize::from(b >> 4) * 4)
                         .and_then(|doff| d.get(ihl + 20..ihl + doff));
-                    let mut out = String::new();
-                    shared_format(&mut out, TDir::Out, &tcp, raw, isns);
-                    if tcp.dst_port != self.remote.port() {
-                        out.push_str(&format!(" port {}", tcp.dst_port));
+                    let mut out = Notation::new(&tcp, sender, receiver).with_raw_options(raw).to_string();
+                    if peer_port != self.remote.port() {
+                        out.push_str(&format!(" port {peer_port}"));
                     }
-                    out.trim_start_matches("> ").to_string()
+                    out
                 }
                 _ => "(not a TCP segment)".to_string(),
             },
@@ -1127,32 +1139,6 @@ impl<'s> Exec<'s> {
 fn call_text(c: &CallSpec) -> String {
     let args: Vec<String> = c.args.iter().map(|a| a.to_string()).collect();
     format!("{}({})", c.name, args.join(", "))
-}
-
-fn event_text_packet(p: &PacketSpec) -> String {
-    let dir = if p.direction == Direction::Inbound { "<" } else { ">" };
-    let mut s = format!("{dir} {} {}:{}({})", format_flags(p.flags), p.seq, p.seq.wrapping_add(p.len), p.len);
-    if let Some(a) = p.ack {
-        s.push_str(&format!(" ack {a}"));
-    }
-    if let Some(w) = p.win {
-        s.push_str(&format!(" win {w}"));
-    }
-    if let Some(u) = p.urg {
-        s.push_str(&format!(" urg {u}"));
-    }
-    if let Some(port) = p.peer_port {
-        s.push_str(&format!(" port {port}"));
-    }
-    match &p.options {
-        Some(OptionsSpec::Any) => s.push_str(" <...>"),
-        Some(OptionsSpec::List(l)) => {
-            s.push(' ');
-            s.push_str(&format_options(l));
-        }
-        None => {}
-    }
-    s
 }
 
 #[cfg(test)]

@@ -11,12 +11,14 @@ mod checksum;
 mod error;
 mod icmp;
 mod ip;
+pub mod notation;
 mod tcp;
 
 pub use checksum::{internet_checksum, pseudo_header_sum};
 pub use error::{Layer, WireError, WireErrorKind};
 pub use icmp::{IcmpRepr, Quote};
 pub use ip::{IpRepr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
+pub use notation::Notation;
 pub use tcp::{SackBlocks, TcpFlags, TcpOption, TcpOptions, TcpRepr, Timestamp, UnknownOptions};
 
 /// Whether to check checksums on input (and, for `emit_*_with`, compute them on output).

@@ -1,18 +1,25 @@
-//! A test peer for state-machine tests: it injects exact segments into one `Stack` and reads the
-//! exact segments that come back, on virtual time, in packetdrill-like notation.
+//! A test peer for state-machine tests: it injects exact segments into one `Stack` on a `Host`
+//! (the one driver) and reads the exact segments that come back, on virtual time, in the
+//! transcript notation.
 //!
 //! Inbound sequence numbers are relative to the peer's ISN (`PEER_ISN`), inbound ACKs relative to
 //! the stack's ISS (learned from its first SYN or SYN-ACK); outbound the other way round. Until the
-//! stack's ISS is known, numbers that belong to it are absolute.
+//! stack's ISS is known, numbers that belong to it are absolute. Segments print in the core's
+//! [`Notation`], as every transcript does.
 
 #![allow(dead_code)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use utcp::host::{Bounds, Host, Observer, Outbox, Quiet};
 use utcp::tcp::SeqNum;
 use utcp::wire::{
-    self, ChecksumMode, IpRepr, SackBlocks, TcpFlags, TcpOptions, TcpRepr, Timestamp, Transport,
+    self, ChecksumMode, IpRepr, Notation, SackBlocks, TcpFlags, TcpOptions, TcpRepr, Timestamp, Transport,
 };
-use utcp::{Config, Duration, Event, Instant, ListenerHandle, SocketHandle, Stack};
+use utcp::{
+    AbortError, AcceptError, CloseError, CloseReason, Config, Duration, Event, Instant, ListenError,
+    ListenerHandle, RecvError, SendError, SetOptionError, ShutdownError, SocketHandle, SocketOption, Stack,
+    UnlistenError,
+};
 
 pub const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1));
 pub const REMOTE: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
@@ -23,7 +30,7 @@ pub const PEER_ISN: u32 = 1_000_000;
 /// A segment the test peer sends; fill with struct update from a template.
 #[derive(Clone)]
 pub struct In {
-    pub flags: &'static str,
+    pub flags: TcpFlags,
     pub seq: u32,
     pub ack: u32,
     pub win: u16,
@@ -34,7 +41,7 @@ pub struct In {
 
 /// The SYN Linux sends: `S 0:0(0) win 64240 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>`.
 pub const SYN: In = In {
-    flags: "S",
+    flags: TcpFlags::SYN,
     seq: 0,
     ack: 0,
     win: 64240,
@@ -65,32 +72,26 @@ pub const NO_OPTS: TcpOptions<'static> = TcpOptions {
 
 /// A plain ACK after a handshake without options.
 pub const ACK: In =
-    In { flags: ".", seq: 1, ack: 1, win: 65535, data: b"", opts: NO_OPTS, src_port: REMOTE_PORT };
+    In { flags: TcpFlags::ACK, seq: 1, ack: 1, win: 65535, data: b"", opts: NO_OPTS, src_port: REMOTE_PORT };
 
-fn parse_flags(s: &str) -> TcpFlags {
-    let mut f = TcpFlags::NONE;
-    for c in s.chars() {
-        f |= match c {
-            'S' => TcpFlags::SYN,
-            'F' => TcpFlags::FIN,
-            'R' => TcpFlags::RST,
-            'P' => TcpFlags::PSH,
-            '.' => TcpFlags::ACK,
-            'U' => TcpFlags::URG,
-            _ => panic!("unknown flag {c}"),
-        };
-    }
-    f
-}
-
-/// One stack and the peer's view of it.
+/// One stack on a [`Host`] (the one driver, virtual time), and the peer's view of it.
 pub struct T {
-    pub s: Stack,
-    pub now: Instant,
+    host: Host,
+    /// What the stack sent and the test has not read yet.
+    sent: Outbox,
     /// The stack's ISS once seen.
     pub iss: Option<u32>,
     pub listener: Option<ListenerHandle>,
     pub sock: Option<SocketHandle>,
+}
+
+/// Collects the events a host reports.
+struct Events(Vec<Event>);
+
+impl Observer for Events {
+    fn event(&mut self, _now: Instant, event: Event) {
+        self.0.push(event);
+    }
 }
 
 /// Linux-like knobs, a fixed secret, no delayed-ACK surprises unless a test wants them.
@@ -102,13 +103,14 @@ pub fn config() -> Config {
 
 impl T {
     pub fn new(config: Config) -> Self {
-        T { s: Stack::new(config), now: Instant::from_secs(1), iss: None, listener: None, sock: None }
+        let host = Host::new(Stack::new(config), Instant::from_secs(1), Bounds::default());
+        T { host, sent: Outbox::default(), iss: None, listener: None, sock: None }
     }
 
     /// A stack listening on LOCAL:LOCAL_PORT.
     pub fn listening(config: Config) -> Self {
         let mut t = T::new(config);
-        t.listener = Some(t.s.listen(t.now, SocketAddr::new(LOCAL, LOCAL_PORT), 8).unwrap());
+        t.listener = Some(t.listen(SocketAddr::new(LOCAL, LOCAL_PORT), 8).unwrap());
         t
     }
 
@@ -116,7 +118,9 @@ impl T {
     pub fn connecting(config: Config) -> Self {
         let mut t = T::new(config);
         let local = SocketAddr::new(LOCAL, LOCAL_PORT);
-        t.sock = Some(t.s.connect(t.now, Some(local), SocketAddr::new(REMOTE, REMOTE_PORT)).unwrap());
+        let now = t.now();
+        let remote = SocketAddr::new(REMOTE, REMOTE_PORT);
+        t.sock = Some(t.host.stack_mut().connect(now, Some(local), remote).unwrap());
         t
     }
 
@@ -131,8 +135,18 @@ impl T {
         t
     }
 
+    /// The stack, to read.
+    pub fn s(&self) -> &Stack {
+        self.host.stack()
+    }
+
+    /// The host's time: socket calls are made at it.
+    pub fn now(&self) -> Instant {
+        self.host.now()
+    }
+
     pub fn accept(&mut self) -> SocketHandle {
-        let h = self.s.accept(self.now, self.listener.unwrap()).expect("accept");
+        let h = self.accept_on(self.listener.unwrap()).expect("accept");
         self.sock = Some(h);
         h
     }
@@ -141,15 +155,73 @@ impl T {
         self.sock.expect("no socket")
     }
 
+    // Socket calls at the host's time, named as on `Stack` (`write`/`read` for `send`/`recv`,
+    // since `send` is the peer's).
+
+    pub fn write(&mut self, h: SocketHandle, data: &[u8]) -> Result<usize, SendError> {
+        let now = self.now();
+        self.host.stack_mut().send(now, h, data)
+    }
+
+    pub fn read(&mut self, h: SocketHandle, buf: &mut [u8]) -> Result<usize, RecvError> {
+        let now = self.now();
+        self.host.stack_mut().recv(now, h, buf)
+    }
+
+    pub fn shutdown(&mut self, h: SocketHandle) -> Result<(), ShutdownError> {
+        let now = self.now();
+        self.host.stack_mut().shutdown(now, h)
+    }
+
+    pub fn close(&mut self, h: SocketHandle) -> Result<(), CloseError> {
+        let now = self.now();
+        self.host.stack_mut().close(now, h)
+    }
+
+    pub fn abort(&mut self, h: SocketHandle) -> Result<(), AbortError> {
+        let now = self.now();
+        self.host.stack_mut().abort(now, h)
+    }
+
+    pub fn set_option(&mut self, h: SocketHandle, option: SocketOption) -> Result<(), SetOptionError> {
+        let now = self.now();
+        self.host.stack_mut().set_option(now, h, option)
+    }
+
+    pub fn listen(&mut self, local: SocketAddr, backlog: usize) -> Result<ListenerHandle, ListenError> {
+        let now = self.now();
+        self.host.stack_mut().listen(now, local, backlog)
+    }
+
+    pub fn unlisten(&mut self, l: ListenerHandle) -> Result<(), UnlistenError> {
+        let now = self.now();
+        self.host.stack_mut().unlisten(now, l)
+    }
+
+    pub fn accept_on(&mut self, l: ListenerHandle) -> Result<SocketHandle, AcceptError> {
+        let now = self.now();
+        self.host.stack_mut().accept(now, l)
+    }
+
+    pub fn take_error(&mut self, h: SocketHandle) -> Option<CloseReason> {
+        self.host.stack_mut().take_error(h)
+    }
+
+    /// One raw datagram into the stack now.
+    pub fn receive(&mut self, datagram: &[u8]) {
+        let now = self.now();
+        self.host.receive(now, datagram, &mut Quiet);
+    }
+
     #[track_caller]
     pub fn send(&mut self, seg: In) {
         let bytes = self.encode(&seg);
-        self.s.handle_packet(self.now, &bytes);
+        self.receive(&bytes);
     }
 
     pub fn encode(&self, seg: &In) -> Vec<u8> {
         let iss = self.iss.unwrap_or(0);
-        let flags = parse_flags(seg.flags);
+        let flags = seg.flags;
         let ack = if flags.ack() { SeqNum(iss.wrapping_add(seg.ack)) } else { SeqNum(0) };
         let mut opts = seg.opts;
         if let Some(sack) = opts.sack {
@@ -181,59 +253,57 @@ impl T {
 
     /// Everything the stack sends now, in notation.
     pub fn out(&mut self) -> Vec<String> {
-        let mut v = Vec::new();
-        while let Some(p) = self.s.poll_transmit_vec(self.now) {
-            v.push(self.format(&p));
-        }
-        v
+        self.out_raw().iter().map(|p| self.format(p)).collect()
     }
 
     /// Everything the stack sends now, as raw packets.
     pub fn out_raw(&mut self) -> Vec<Vec<u8>> {
-        let mut v = Vec::new();
-        while let Some(p) = self.s.poll_transmit_vec(self.now) {
-            v.push(p);
-        }
-        v
+        self.take_sent().into_iter().map(|(_, p)| p).collect()
     }
 
-    /// Moves the clock by `d`, running every timer due on the way.
+    /// The next datagram the stack sends now, leaving the rest for later.
+    pub fn next_raw(&mut self) -> Option<Vec<u8>> {
+        self.host.transmit(&mut self.sent, &mut Quiet).expect("runaway");
+        self.sent.sent.pop_front().map(|(_, p)| p)
+    }
+
+    /// What the stack sends now and what it sent before and the test has not read, with times.
+    fn take_sent(&mut self) -> Vec<(Instant, Vec<u8>)> {
+        self.host.transmit(&mut self.sent, &mut Quiet).expect("runaway");
+        self.sent.sent.drain(..).collect()
+    }
+
+    /// Moves the clock by `d`, running every timer due on the way at its own deadline.
     pub fn advance(&mut self, d: Duration) {
-        let end = self.now + d;
-        while let Some(t) = self.s.poll_timeout() {
-            if t > end {
-                break;
-            }
-            self.now = self.now.max(t);
-            self.s.handle_timeout(self.now);
-        }
-        self.now = end;
+        let end = self.now() + d;
+        let mut timers = self.host.timers_until(end);
+        while timers.run_next(&mut self.host).expect("runaway").is_some() {}
+        self.host.set_now(end);
     }
 
     /// Moves the clock by `d` and returns what was sent at each timer, with its time offset in ms.
     pub fn advance_out(&mut self, d: Duration) -> Vec<String> {
-        let start = self.now;
-        let end = self.now + d;
+        let start = self.now();
+        let end = start + d;
+        let mut timers = self.host.timers_until(end);
         let mut v = Vec::new();
         loop {
-            for p in self.out_raw() {
-                let ms = (self.now - start).total_millis();
+            for (at, p) in self.take_sent() {
+                let ms = at.saturating_duration_since(start).total_millis();
                 v.push(format!("+{ms}ms {}", self.format(&p)));
             }
-            match self.s.poll_timeout() {
-                Some(t) if t <= end => {
-                    self.now = self.now.max(t);
-                    self.s.handle_timeout(self.now);
-                }
-                _ => break,
+            if timers.run_next(&mut self.host).expect("runaway").is_none() {
+                break;
             }
         }
-        self.now = end;
+        self.host.set_now(end);
         v
     }
 
     pub fn events(&mut self) -> Vec<Event> {
-        std::iter::from_fn(|| self.s.poll_event()).collect()
+        let mut events = Events(Vec::new());
+        self.host.report_events(&mut events);
+        events.0
     }
 
     pub fn format(&mut self, p: &[u8]) -> String {
@@ -242,46 +312,6 @@ impl T {
         if seg.flags.syn() && self.iss.is_none() {
             self.iss = Some(seg.seq.0);
         }
-        let f = seg.flags;
-        let mut flags = String::new();
-        for (bit, c) in [(f.syn(), 'S'), (f.fin(), 'F'), (f.rst(), 'R'), (f.psh(), 'P'), (f.ack(), '.')] {
-            if bit {
-                flags.push(c);
-            }
-        }
-        let base = self.iss.unwrap_or(0);
-        let seq = seg.seq.0.wrapping_sub(base);
-        let mut s =
-            format!("{flags} {}:{}({})", seq, seq.wrapping_add(seg.payload.len() as u32), seg.payload.len());
-        if f.ack() {
-            s += &format!(" ack {}", seg.ack.0.wrapping_sub(PEER_ISN));
-        }
-        s += &format!(" win {}", seg.window);
-        let o = &seg.options;
-        let mut parts = Vec::new();
-        if let Some(m) = o.mss {
-            parts.push(format!("mss {m}"));
-        }
-        if o.sack_permitted {
-            parts.push("sackOK".into());
-        }
-        if let Some(ts) = o.timestamp {
-            parts.push(if ts.tsecr == 0 { "TS ecr 0".into() } else { format!("TS ecr {}", ts.tsecr) });
-        }
-        if let Some(ws) = o.window_scale {
-            parts.push(format!("wscale {ws}"));
-        }
-        if let Some(sack) = o.sack {
-            let blocks: Vec<String> = sack
-                .as_slice()
-                .iter()
-                .map(|(a, b)| format!("{}:{}", a.0.wrapping_sub(PEER_ISN), b.0.wrapping_sub(PEER_ISN)))
-                .collect();
-            parts.push(format!("sack {}", blocks.join(" ")));
-        }
-        if !parts.is_empty() {
-            s += &format!(" <{}>", parts.join(","));
-        }
-        s
+        Notation::new(&seg, self.iss.map(SeqNum), Some(SeqNum(PEER_ISN))).to_string()
     }
 }
