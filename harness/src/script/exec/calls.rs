@@ -1,0 +1,539 @@
+//! The call lines of a script: the socket layer a script talks to (file descriptors, errno
+//! results, blocking calls left pending, poll, setsockopt and getsockopt).
+
+use super::*;
+
+impl Exec<'_> {
+    pub(super) fn alloc_fd(&mut self, kind: FdKind, options: SocketOptions) -> i64 {
+        let mut fd = 3;
+        while self.fds.contains_key(&fd) {
+            fd += 1;
+        }
+        self.fds.insert(
+            fd,
+            Fd { kind, nonblocking: false, linger0: false, options, keepalive_on: false, keepidle: None },
+        );
+        fd
+    }
+
+    pub(super) fn call(&mut self, event: &Event, c: &CallSpec) -> Result<(), Failure> {
+        if self.pending.is_some()
+            && matches!(c.name.as_str(), "accept" | "connect" | "read" | "recv" | "write" | "send" | "poll")
+        {
+            let p = self.pending.as_ref().map(|p| p.line).unwrap_or(0);
+            return fail(
+                event.line,
+                &event.text,
+                format!("the blocking call at line {p} has not returned yet"),
+            );
+        }
+        let end_time = event.end_time.map(|(t, rel)| if rel { self.last + t } else { t });
+        let mut pending = Pending {
+            line: event.line,
+            text: event.text.clone(),
+            call: c.clone(),
+            end_time,
+            started: self.now.total_micros(),
+            written: 0,
+            retry: false,
+        };
+        match self.attempt(&mut pending) {
+            Err(msg) => fail(event.line, &event.text, msg),
+            Ok(Some(result)) => self.check_result(&pending, result),
+            Ok(None) => {
+                self.pending = Some(pending);
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn try_pending(&mut self) -> Result<(), Failure> {
+        let Some(mut p) = self.pending.take() else { return Ok(()) };
+        p.retry = true;
+        match self.attempt(&mut p) {
+            Err(msg) => fail(p.line, &p.text, msg),
+            Ok(Some(result)) => self.check_result(&p, result),
+            Ok(None) => {
+                self.pending = Some(p);
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn check_result(&mut self, p: &Pending, got: CallResult) -> Result<(), Failure> {
+        self.transcript.push(format!("{} {} {}", secs(self.now), call_text(&p.call), format_result(&got)));
+        let c = &p.call;
+        let ok = match (&c.result, &c.errno, &got) {
+            (Expr::Ellipsis, None, _) => true,
+            (Expr::Int(-1), Some(e), Err(g)) => e == g.name(),
+            (Expr::Int(v), None, Ok(g)) => v == g,
+            _ => false,
+        };
+        if !ok {
+            return fail(p.line, &p.text, format!("{} {}", call_text(c), format_result(&got)));
+        }
+        if let Some(end) = p.end_time {
+            let tol = self.script.options.tolerance_usecs;
+            let t = self.now.total_micros();
+            if t + tol < end || t > end + tol {
+                return fail(p.line, &p.text, format!("the call returned at {}", secs(self.now)));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn fd(&mut self, call: &CallSpec) -> Result<Result<(i64, Fd), Errno>, String> {
+        let fd = int_arg(call, 0)?;
+        Ok(self.fds.get(&fd).cloned().map(|f| (fd, f)).ok_or(Errno::EBADF))
+    }
+
+    /// Tries a call: `Ok(Some(result))` when it returned, `Ok(None)` when it blocks, `Err` when
+    /// the script asked for something the executor cannot do.
+    pub(super) fn attempt(&mut self, p: &mut Pending) -> Result<Option<CallResult>, String> {
+        let c = p.call.clone();
+        let now = self.now;
+        let r: CallResult = match c.name.as_str() {
+            "socket" => {
+                let kinds = c.args.iter().flat_map(symbols).collect::<Vec<_>>();
+                if kinds.iter().any(|k| k == "SOCK_DGRAM" || k == "IPPROTO_UDP" || k == "AF_INET6") {
+                    return Err(format!(
+                        "only TCP over IPv4 sockets are scripted, found {}",
+                        kinds.join(", ")
+                    ));
+                }
+                let options = self.default_options();
+                Ok(self.alloc_fd(FdKind::Fresh { bound: false }, options))
+            }
+            "bind" => match self.fd(&c)? {
+                Err(e) => Err(e),
+                Ok((fd, f)) => match f.kind {
+                    FdKind::Fresh { .. } => {
+                        if let Some(f) = self.fds.get_mut(&fd) {
+                            f.kind = FdKind::Fresh { bound: true };
+                        }
+                        Ok(0)
+                    }
+                    _ => Err(Errno::EINVAL),
+                },
+            },
+            "listen" => {
+                let backlog = int_arg(&c, 1)?;
+                match self.fd(&c)? {
+                    Err(e) => Err(e),
+                    Ok((fd, f)) => match f.kind {
+                        FdKind::Fresh { .. } => {
+                            let local =
+                                SocketAddr::V4(SocketAddrV4::new(self.script.options.local_ip, SERVER_PORT));
+                            match self.stack().listen_with(now, local, backlog.max(0) as usize, f.options) {
+                                Ok(l) => {
+                                    if let Some(f) = self.fds.get_mut(&fd) {
+                                        f.kind = FdKind::Listener(l);
+                                    }
+                                    self.local = SocketAddrV4::new(self.script.options.local_ip, SERVER_PORT);
+                                    self.remote =
+                                        SocketAddrV4::new(self.script.options.remote_ip, CLIENT_PORT);
+                                    Ok(0)
+                                }
+                                Err(e) => Err(errno(e.errno())),
+                            }
+                        }
+                        FdKind::Listener(_) => Ok(0),
+                        FdKind::Conn(_) => Err(Errno::EINVAL),
+                    },
+                }
+            }
+            "accept" => match self.fd(&c)? {
+                Err(e) => Err(e),
+                Ok((_, f)) => match f.kind {
+                    FdKind::Listener(l) => match self.stack().accept(now, l) {
+                        Ok(h) => {
+                            let options = f.options;
+                            let fd = self.alloc_fd(FdKind::Conn(h), options);
+                            if let Some(nf) = self.fds.get_mut(&fd) {
+                                nf.keepalive_on = f.keepalive_on;
+                                nf.keepidle = f.keepidle;
+                            }
+                            Ok(fd)
+                        }
+                        Err(AcceptError::WouldBlock) if !f.nonblocking => return Ok(None),
+                        Err(e) => Err(errno(e.errno())),
+                    },
+                    _ => Err(Errno::EINVAL),
+                },
+            },
+            "connect" => match self.fd(&c)? {
+                Err(e) => Err(e),
+                Ok((fd, f)) => match f.kind {
+                    FdKind::Fresh { bound } => {
+                        let ip = self.script.options.local_ip;
+                        let local = bound.then_some(SocketAddr::V4(SocketAddrV4::new(ip, SERVER_PORT)));
+                        let remote = SocketAddrV4::new(self.script.options.remote_ip, SERVER_PORT);
+                        match self.stack().connect_with(now, local, SocketAddr::V4(remote), f.options) {
+                            Ok(h) => {
+                                if let Some(f) = self.fds.get_mut(&fd) {
+                                    f.kind = FdKind::Conn(h);
+                                }
+                                self.remote = remote;
+                                if let Some(SocketAddr::V4(l)) = self.stack().info(h).map(|i| i.local) {
+                                    self.local = l;
+                                }
+                                if f.nonblocking {
+                                    Err(Errno::EINPROGRESS)
+                                } else {
+                                    return Ok(None);
+                                }
+                            }
+                            Err(e) => Err(errno(e.errno())),
+                        }
+                    }
+                    FdKind::Conn(h) => {
+                        match (self.stack().state(h), self.closed.get(&h).and_then(CloseReason::errno)) {
+                            (_, Some(e)) => Err(e),
+                            (Some(State::SynSent), _) if f.nonblocking => Err(Errno::EALREADY),
+                            (Some(State::SynSent), _) => return Ok(None),
+                            (Some(State::Closed) | None, _) => Err(Errno::ECONNREFUSED),
+                            _ if p.retry => Ok(0),
+                            _ => Err(Errno::EISCONN),
+                        }
+                    }
+                    FdKind::Listener(_) => Err(Errno::EISCONN),
+                },
+            },
+            "write" | "send" => {
+                let n = int_arg(&c, 2)?.max(0) as usize;
+                match self.fd(&c)? {
+                    Err(e) => Err(e),
+                    Ok((_, f)) => match f.kind {
+                        FdKind::Conn(h) => {
+                            // The stack takes at most its free buffer space: never allocate what a
+                            // script asks for beyond that (a fuzzer asked for 150 GB).
+                            let data = vec![0u8; (n - p.written).min(MAX_CALL_BYTES)];
+                            match self.stack().send(now, h, &data) {
+                                Ok(k) => {
+                                    p.written += k;
+                                    if p.written < n && !f.nonblocking {
+                                        return Ok(None);
+                                    }
+                                    Ok(p.written as i64)
+                                }
+                                Err(SendError::WouldBlock) | Err(SendError::NotConnected)
+                                    if !f.nonblocking =>
+                                {
+                                    return Ok(None)
+                                }
+                                Err(_) if p.written > 0 => Ok(p.written as i64),
+                                Err(e) => Err(errno(e.errno())),
+                            }
+                        }
+                        _ => Err(Errno::EPIPE),
+                    },
+                }
+            }
+            "read" | "recv" => {
+                let n = int_arg(&c, 2)?.max(0) as usize;
+                match self.fd(&c)? {
+                    Err(e) => Err(e),
+                    Ok((_, f)) => match f.kind {
+                        FdKind::Conn(h) => {
+                            let mut buf = vec![0u8; n.min(MAX_CALL_BYTES)];
+                            match self.stack().recv(now, h, &mut buf) {
+                                Ok(k) => Ok(k as i64),
+                                Err(RecvError::WouldBlock) | Err(RecvError::NotConnected)
+                                    if !f.nonblocking =>
+                                {
+                                    return Ok(None)
+                                }
+                                Err(e) => Err(errno(e.errno())),
+                            }
+                        }
+                        FdKind::Listener(_) => Err(Errno::ENOTCONN),
+                        FdKind::Fresh { .. } => Err(Errno::ENOTCONN),
+                    },
+                }
+            }
+            "shutdown" => {
+                let how = sym_arg(&c, 1)?;
+                match self.fd(&c)? {
+                    Err(e) => Err(e),
+                    Ok((_, f)) => match (f.kind, how.as_str()) {
+                        (_, h) if !matches!(h, "SHUT_RD" | "SHUT_WR" | "SHUT_RDWR") => {
+                            return Err(format!(
+                                "shutdown: expected SHUT_RD, SHUT_WR or SHUT_RDWR, found {how}"
+                            ))
+                        }
+                        (FdKind::Conn(_), "SHUT_RD") => Ok(0),
+                        (FdKind::Conn(h), _) => match self.stack().shutdown(now, h) {
+                            Ok(()) => Ok(0),
+                            Err(e) => Err(errno(e.errno())),
+                        },
+                        _ => Err(Errno::ENOTCONN),
+                    },
+                }
+            }
+            "close" => match self.fd(&c)? {
+                Err(e) => Err(e),
+                Ok((fd, f)) => {
+                    self.fds.remove(&fd);
+                    match f.kind {
+                        FdKind::Fresh { .. } => Ok(0),
+                        FdKind::Listener(l) => {
+                            let _ = self.stack().unlisten(now, l);
+                            Ok(0)
+                        }
+                        FdKind::Conn(h) => {
+                            // close(2) of an open descriptor succeeds; the handle is never stale.
+                            if f.linger0 {
+                                let _ = self.stack().abort(now, h);
+                            } else {
+                                let _ = self.stack().close(now, h);
+                            }
+                            Ok(0)
+                        }
+                    }
+                }
+            },
+            "setsockopt" => self.setsockopt(&c)?,
+            "getsockopt" => self.getsockopt(&c)?,
+            "fcntl" => {
+                let cmd = sym_arg(&c, 1)?;
+                match self.fd(&c)? {
+                    Err(e) => Err(e),
+                    Ok((fd, f)) => match cmd.as_str() {
+                        "F_GETFL" => Ok(0x2 | if f.nonblocking { 0x800 } else { 0 }),
+                        "F_SETFL" => {
+                            let flags = c.args.get(2).map(symbols).unwrap_or_default();
+                            if let Some(bad) =
+                                flags.iter().find(|s| !matches!(s.as_str(), "O_RDWR" | "O_NONBLOCK"))
+                            {
+                                return Err(format!("fcntl F_SETFL: unsupported flag {bad}"));
+                            }
+                            if let Some(f) = self.fds.get_mut(&fd) {
+                                f.nonblocking = flags.iter().any(|s| s == "O_NONBLOCK");
+                            }
+                            Ok(0)
+                        }
+                        _ => return Err(format!("fcntl: unsupported command {cmd} (F_GETFL, F_SETFL)")),
+                    },
+                }
+            }
+            "poll" => return self.poll(p),
+            other => return Err(format!("unsupported call {other}")),
+        };
+        Ok(Some(r))
+    }
+
+    /// The poll(2) events ready on `fd` now.
+    pub(super) fn ready(&mut self, fd: i64) -> i64 {
+        const POLLIN: i64 = 0x1;
+        const POLLOUT: i64 = 0x4;
+        const POLLERR: i64 = 0x8;
+        const POLLHUP: i64 = 0x10;
+        const POLLNVAL: i64 = 0x20;
+        let Some(f) = self.fds.get(&fd).cloned() else { return POLLNVAL };
+        match f.kind {
+            FdKind::Fresh { .. } => POLLOUT | POLLHUP,
+            FdKind::Listener(l) => match self.stack().pending_connections(l) {
+                Some(n) if n > 0 => POLLIN,
+                Some(_) => 0,
+                None => POLLNVAL,
+            },
+            FdKind::Conn(h) => {
+                let Some(r) = self.stack().readiness(h) else { return POLLNVAL };
+                [(r.readable, POLLIN), (r.writable, POLLOUT), (r.error, POLLERR), (r.hangup, POLLHUP)]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .fold(0, |acc, (_, bit)| acc | bit)
+            }
+        }
+    }
+
+    /// poll([{fd=N, events=..., revents=...}, ...], nfds, timeout_ms).
+    pub(super) fn poll(&mut self, p: &mut Pending) -> Result<Option<CallResult>, String> {
+        let c = p.call.clone();
+        let Some(Expr::Array(items)) = c.args.first() else {
+            return Err("poll: expected [{fd=N, events=..., revents=...}] as the first argument".into());
+        };
+        let timeout = int_arg(&c, 2)?;
+        let bit = |s: &str| -> Result<i64, String> {
+            Ok(match s {
+                "POLLIN" => 0x1,
+                "POLLPRI" => 0x2,
+                "POLLOUT" => 0x4,
+                "POLLERR" => 0x8,
+                "POLLHUP" => 0x10,
+                "POLLNVAL" => 0x20,
+                "POLLRDNORM" => 0x40,
+                "POLLWRNORM" => 0x100,
+                "POLLRDHUP" => 0x2000,
+                other => return Err(format!("poll: unknown event {other}")),
+            })
+        };
+        let mask = |e: Option<&Expr>| -> Result<Option<i64>, String> {
+            match e {
+                None | Some(Expr::Ellipsis) => Ok(None),
+                Some(Expr::Int(v)) => Ok(Some(*v)),
+                Some(e) => symbols(e).iter().try_fold(0, |acc, s| Ok(acc | bit(s)?)).map(Some),
+            }
+        };
+        let mut wanted = Vec::new();
+        for item in items {
+            let Expr::Struct(fields) = item else {
+                return Err(format!("poll: expected {{fd=N, events=..., revents=...}}, found {item}"));
+            };
+            let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+            let Some(Expr::Int(fd)) = get("fd") else { return Err("poll: each entry needs fd=N".into()) };
+            let events = mask(get("events"))?.unwrap_or(0);
+            let revents = mask(get("revents"))?;
+            wanted.push((*fd, events, revents));
+        }
+        let mut got = Vec::new();
+        for (fd, events, _) in &wanted {
+            // POLLERR, POLLHUP and POLLNVAL are reported whether asked for or not.
+            let r = self.ready(*fd) & (events | 0x8 | 0x10 | 0x20);
+            got.push(r);
+        }
+        let count = got.iter().filter(|r| **r != 0).count() as i64;
+        let waited = self.now.total_micros().saturating_sub(p.started);
+        let expired = timeout >= 0 && waited >= timeout as u64 * 1000;
+        if count == 0 && !expired {
+            return Ok(None);
+        }
+        for ((fd, _, want), g) in wanted.iter().zip(&got) {
+            if let Some(w) = want {
+                if w != g {
+                    return Err(format!("poll: fd {fd} revents {g:#x}, expected {w:#x}"));
+                }
+            }
+        }
+        Ok(Some(Ok(count)))
+    }
+
+    pub(super) fn setsockopt(&mut self, c: &CallSpec) -> Result<CallResult, String> {
+        let now = self.now;
+        let name = sym_arg(c, 2)?;
+        let (fd, f) = match self.fd(c)? {
+            Err(e) => return Ok(Err(e)),
+            Ok(x) => x,
+        };
+        let value = c.args.get(3).cloned().unwrap_or(Expr::Ellipsis);
+        let num = || -> Result<i64, String> { int_arg(c, 3) };
+        let mut nf = f.clone();
+        let mut option = None;
+        match name.as_str() {
+            "SO_REUSEADDR" | "SO_REUSEPORT" => {}
+            "SO_LINGER" => {
+                let Expr::Struct(fields) = &value else {
+                    return Err(format!("SO_LINGER: expected {{onoff=1, linger=0}}, found {value}"));
+                };
+                let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                let onoff = matches!(get("onoff"), Some(Expr::Int(v)) if v != 0);
+                let linger = match get("linger") {
+                    Some(Expr::Int(v)) => v,
+                    _ => return Err("SO_LINGER: `linger` must be a number".into()),
+                };
+                if onoff && linger != 0 {
+                    return Err(
+                        "SO_LINGER with a non-zero time is not supported (only {onoff=1, linger=0})".into()
+                    );
+                }
+                nf.linger0 = onoff;
+            }
+            "SO_RCVBUF" => {
+                let v = num()?.max(0) as usize;
+                nf.options.recv_buffer = v;
+                option = Some(SocketOption::RecvBuffer(v));
+            }
+            "SO_SNDBUF" => {
+                let v = num()?.max(0) as usize;
+                nf.options.send_buffer = v;
+                option = Some(SocketOption::SendBuffer(v));
+            }
+            "TCP_NODELAY" => {
+                let v = num()? != 0;
+                nf.options.nodelay = v;
+                option = Some(SocketOption::NoDelay(v));
+            }
+            "TCP_MAXSEG" => {
+                let v = u16::try_from(num()?).map_err(|_| "TCP_MAXSEG out of range".to_string())?;
+                nf.options.max_segment = Some(v);
+                option = Some(SocketOption::MaxSegment(v));
+            }
+            "SO_KEEPALIVE" | "TCP_KEEPIDLE" => {
+                if name == "SO_KEEPALIVE" {
+                    nf.keepalive_on = num()? != 0;
+                } else {
+                    nf.keepidle = Some(Duration::from_secs(num()?.max(1) as u64));
+                }
+                let ka = nf.keepalive_on.then(|| nf.keepidle.unwrap_or(DEFAULT_KEEPIDLE));
+                nf.options.keepalive = ka;
+                option = Some(SocketOption::KeepAlive(ka));
+            }
+            "TCP_KEEPINTVL" | "TCP_KEEPCNT" => {
+                if self.host.is_some() {
+                    return Err(format!(
+                        "{name} is a stack-wide knob in utcp: set it before the first listen, connect or packet"
+                    ));
+                }
+                let v = num()?.max(1) as u64;
+                if name == "TCP_KEEPINTVL" {
+                    self.config.tcp.keepalive_interval = Duration::from_secs(v);
+                } else {
+                    self.config.tcp.keepalive_probes = v as u32;
+                }
+            }
+            other => return Err(format!("setsockopt: unsupported option {other}")),
+        }
+        match (&f.kind, option) {
+            (FdKind::Conn(h), Some(o)) => {
+                let h = *h;
+                if let Err(e) = self.stack().set_option(now, h, o) {
+                    return Ok(Err(errno(e.errno())));
+                }
+            }
+            (FdKind::Listener(_), Some(_)) => {
+                return Err(format!(
+                    "setsockopt {name} on a listening socket: utcp's listeners take options at listen"
+                ))
+            }
+            _ => {}
+        }
+        self.fds.insert(fd, nf);
+        Ok(Ok(0))
+    }
+
+    pub(super) fn getsockopt(&mut self, c: &CallSpec) -> Result<CallResult, String> {
+        let name = sym_arg(c, 2)?;
+        let (_, f) = match self.fd(c)? {
+            Err(e) => return Ok(Err(e)),
+            Ok(x) => x,
+        };
+        let want = c.args.get(3).cloned().unwrap_or(Expr::Ellipsis);
+        let got: Expr = match (name.as_str(), &f.kind) {
+            ("SO_ERROR", FdKind::Conn(h)) => {
+                let h = *h;
+                match self.stack().take_error(h).and_then(|r| r.errno()) {
+                    None => Expr::Int(0),
+                    Some(e) => Expr::Symbol(e.name().into()),
+                }
+            }
+            ("SO_ERROR", _) => Expr::Int(0),
+            ("TCP_MAXSEG", FdKind::Conn(h)) => {
+                let h = *h;
+                match self.stack().info(h) {
+                    Some(i) => Expr::Int(i64::from(i.mss)),
+                    None => return Ok(Err(Errno::ENOTCONN)),
+                }
+            }
+            ("TCP_MAXSEG", _) => Expr::Int(i64::from(f.options.max_segment.unwrap_or(536))),
+            (other, _) => return Err(format!("getsockopt: unsupported option {other}")),
+        };
+        let want_inner = match &want {
+            Expr::Array(items) if items.len() == 1 => items[0].clone(),
+            e => e.clone(),
+        };
+        if want_inner != Expr::Ellipsis && want_inner != got {
+            return Err(format!("getsockopt {name} gave [{got}], expected [{want_inner}]"));
+        }
+        Ok(Ok(0))
+    }
+}

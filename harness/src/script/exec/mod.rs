@@ -1,0 +1,371 @@
+//! Runs a parsed [`Script`] against a `utcp::Stack` on virtual time, through a [`Host`] whose
+//! device is an [`Outbox`] the `>` lines are matched against.
+//!
+//! Numbering (DESIGN.md "Scripts"): `<` sequence numbers are relative to the remote ISN the runner
+//! picks ([`REMOTE_ISN`]); numbers that belong to the stack (`>` sequence numbers, `<` ack numbers
+//! and SACK blocks) are relative to the stack's ISN, re-based at every SYN the stack sends, and
+//! absolute before any is known. Timestamps: the remote's values are absolute; the stack's are
+//! mapped by the offset between the first `TS val` a `>` line wrote and the one the stack sent.
+//!
+//! Blocking calls that cannot complete at once stay pending while later lines run (as in
+//! packetdrill, where they run in a thread); they complete when the stack lets them.
+//! Must not depend on: wall-clock time, the network.
+
+use super::ast::*;
+use super::packet::Segment;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{SocketAddr, SocketAddrV4};
+use utcp::host::{Bounds, Host, Observer, Outbox, Runaway, RunawayKind};
+use utcp::tcp::seq::SeqNum;
+use utcp::wire::{parse_datagram, ChecksumMode, Notation, TcpRepr, Transport};
+use utcp::{
+    AcceptError, CloseReason, Config, Duration, Errno, Event as StackEvent, Instant, ListenerHandle,
+    RecvError, SendError, SocketHandle, SocketOption, SocketOptions, Stack, State,
+};
+
+/// The most bytes one write or read call hands to the stack at once (the rest follows as the
+/// call blocks and retries).
+const MAX_CALL_BYTES: usize = 1 << 20;
+
+/// The remote's initial sequence number; `<` sequence numbers are relative to it.
+pub const REMOTE_ISN: u32 = 1_000_000_000;
+/// The port the stack listens on (and that `connect` goes to).
+pub const SERVER_PORT: u16 = 8080;
+/// The scripted peer's port for connections it opens.
+pub const CLIENT_PORT: u16 = 47_000;
+/// Linux's default keepalive idle time (net.ipv4.tcp_keepalive_time).
+const DEFAULT_KEEPIDLE: Duration = Duration::from_secs(7200);
+/// The longest a `*` outbound line waits for its packet.
+const ANY_TIME_LIMIT: u64 = 3_600_000_000;
+/// A stack that sends more at once, or runs more timers before the script's next line, has run
+/// away.
+const BOUNDS: Bounds = Bounds { max_datagrams_per_drain: 10_000, max_timer_runs_per_advance: 100_000 };
+
+/// What the executor keeps of the stack's events: how each connection closed.
+struct Closes<'a>(&'a mut HashMap<SocketHandle, CloseReason>);
+
+impl Observer for Closes<'_> {
+    fn event(&mut self, _now: Instant, event: StackEvent) {
+        if let StackEvent::Closed(h, reason) = event {
+            self.0.insert(h, reason);
+        }
+    }
+}
+
+/// Why a script failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The script line (1-based), 0 when not tied to a line.
+    pub line: usize,
+    /// The line as written.
+    pub expected: String,
+    /// What happened instead, in the same notation where there is one.
+    pub got: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: expected: {}\n  instead: {}", self.line, self.expected, self.got)
+    }
+}
+
+/// The result of running one script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// `None` when the script passed.
+    pub failure: Option<Failure>,
+    /// Every packet and call as it happened, one line each, times in seconds.
+    pub transcript: Vec<String>,
+}
+
+impl Outcome {
+    /// Whether the script passed.
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// The configuration a script runs against.
+pub fn config_for(options: &ScriptOptions) -> Config {
+    let mut config = match options.profile {
+        Profile::Linux => Config::linux_like(),
+        Profile::Default => Config::default(),
+    };
+    config = config.with_address(options.local_ip.into());
+    if let Some(mtu) = options.mtu {
+        config.mtu = mtu;
+    }
+    config.isn_secret = *b"utcp-script-isn!";
+    config
+}
+
+/// Runs a script. A panic inside the stack is caught and reported as a failure at the line that
+/// was running.
+pub fn run(script: &Script) -> Outcome {
+    let mut exec = Exec::new(script);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec.run_all()));
+    let failure = match result {
+        Ok(Ok(())) => None,
+        Ok(Err(f)) => Some(f),
+        Err(panic) => {
+            let msg = crate::panic_message(panic.as_ref());
+            Some(Failure {
+                line: exec.current_line,
+                expected: exec.current_text.clone(),
+                got: format!("the stack panicked: {msg}"),
+            })
+        }
+    };
+    Outcome { failure, transcript: std::mem::take(&mut exec.transcript) }
+}
+
+#[derive(Debug, Clone)]
+enum FdKind {
+    /// Created by `socket`, not yet listening or connected.
+    Fresh {
+        bound: bool,
+    },
+    Listener(ListenerHandle),
+    Conn(SocketHandle),
+}
+
+#[derive(Debug, Clone)]
+struct Fd {
+    kind: FdKind,
+    nonblocking: bool,
+    linger0: bool,
+    options: SocketOptions,
+    keepalive_on: bool,
+    keepidle: Option<Duration>,
+}
+
+/// What a call returned: a value or an errno.
+type CallResult = Result<i64, Errno>;
+
+/// A blocking call that could not complete yet.
+#[derive(Debug, Clone)]
+struct Pending {
+    line: usize,
+    text: String,
+    call: CallSpec,
+    /// When the call is expected back (`t1...t2`), absolute.
+    end_time: Option<u64>,
+    /// When the call was made, microseconds.
+    started: u64,
+    /// For `write`: bytes accepted so far.
+    written: usize,
+    /// Whether this is a retry of a call that blocked.
+    retry: bool,
+}
+
+struct Exec<'s> {
+    script: &'s Script,
+    config: Config,
+    /// The host, made at the first line that needs the stack (options may change the
+    /// configuration until then).
+    host: Option<Host>,
+    /// The script's clock; the host follows it.
+    now: Instant,
+    /// The time of the previous event, for relative times.
+    last: u64,
+    fds: BTreeMap<i64, Fd>,
+    /// What the stack sent and no `>` line has matched yet.
+    out: Outbox,
+    /// The stack's ISN per peer port, from the latest SYN it sent to that port.
+    stack_isns: HashMap<u16, u32>,
+    ts_offset: Option<u32>,
+    last_ts_val: Option<u32>,
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    closed: HashMap<SocketHandle, CloseReason>,
+    pending: Option<Pending>,
+    transcript: Vec<String>,
+    current_line: usize,
+    current_text: String,
+}
+
+/// The executor's host, made with `config` if there is none yet, at the script's time `now`.
+fn host_of<'h>(host: &'h mut Option<Host>, config: &Config, now: Instant) -> &'h mut Host {
+    let host = host.get_or_insert_with(|| Host::new(Stack::new(config.clone()), now, BOUNDS));
+    host.set_now(now);
+    host
+}
+
+fn fail<T>(line: usize, expected: &str, got: impl Into<String>) -> Result<T, Failure> {
+    Err(Failure { line, expected: expected.to_string(), got: got.into() })
+}
+
+fn secs(t: Instant) -> String {
+    let us = t.total_micros();
+    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
+fn format_result(r: &CallResult) -> String {
+    match r {
+        Ok(v) => format!("= {v}"),
+        Err(e) => format!("= -1 {e}"),
+    }
+}
+
+/// The errno of a core error; every error of the core's socket calls has one.
+fn errno(e: Option<Errno>) -> Errno {
+    e.unwrap_or(Errno::EINVAL)
+}
+
+fn int_arg(call: &CallSpec, i: usize) -> Result<i64, String> {
+    match call.args.get(i) {
+        Some(Expr::Int(v)) => Ok(*v),
+        Some(Expr::Array(items)) if items.len() == 1 => match &items[0] {
+            Expr::Int(v) => Ok(*v),
+            e => Err(format!("argument {} of {}: expected a number, found `{e}`", i + 1, call.name)),
+        },
+        Some(e) => Err(format!("argument {} of {}: expected a number, found `{e}`", i + 1, call.name)),
+        None => Err(format!("{} needs at least {} arguments", call.name, i + 1)),
+    }
+}
+
+fn symbols(e: &Expr) -> Vec<String> {
+    match e {
+        Expr::Symbol(s) => vec![s.clone()],
+        Expr::BitOr(parts) => parts.iter().flat_map(symbols).collect(),
+        Expr::Array(items) => items.iter().flat_map(symbols).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn sym_arg(call: &CallSpec, i: usize) -> Result<String, String> {
+    match call.args.get(i) {
+        Some(Expr::Symbol(s)) => Ok(s.clone()),
+        Some(e) => Err(format!("argument {} of {}: expected a name, found `{e}`", i + 1, call.name)),
+        None => Err(format!("{} needs at least {} arguments", call.name, i + 1)),
+    }
+}
+
+impl<'s> Exec<'s> {
+    fn new(script: &'s Script) -> Self {
+        let o = &script.options;
+        Exec {
+            script,
+            config: config_for(o),
+            host: None,
+            now: Instant::ZERO,
+            last: 0,
+            fds: BTreeMap::new(),
+            out: Outbox::default(),
+            stack_isns: HashMap::new(),
+            ts_offset: None,
+            last_ts_val: None,
+            local: SocketAddrV4::new(o.local_ip, SERVER_PORT),
+            remote: SocketAddrV4::new(o.remote_ip, CLIENT_PORT),
+            closed: HashMap::new(),
+            pending: None,
+            transcript: Vec::new(),
+            current_line: 0,
+            current_text: String::new(),
+        }
+    }
+
+    /// The stack, made now if this is the first line that needs it; at the script's time.
+    fn stack(&mut self) -> &mut Stack {
+        host_of(&mut self.host, &self.config, self.now).stack_mut()
+    }
+
+    /// A runaway of the host as a failure of the current line.
+    fn runaway<T>(&self, r: Runaway) -> Result<T, Failure> {
+        let what = match r.what {
+            RunawayKind::Datagrams => "the stack sent more than 10000 packets at once",
+            RunawayKind::TimerRuns => "the stack's timers do not advance",
+        };
+        fail(self.current_line, &self.current_text, what)
+    }
+
+    fn default_options(&self) -> SocketOptions {
+        SocketOptions::from_config(&self.config.tcp)
+    }
+
+    fn run_all(&mut self) -> Result<(), Failure> {
+        let script = self.script;
+        for event in &script.events {
+            self.current_line = event.line;
+            self.current_text = event.text.clone();
+            match &event.kind {
+                EventKind::Packet(p) if p.direction == Direction::Outbound => self.outbound(event, p)?,
+                kind => {
+                    let t = match event.time {
+                        TimeSpec::Absolute(t) => t,
+                        TimeSpec::Relative(d) => self.last + d,
+                        TimeSpec::Any => self.now.total_micros(),
+                        TimeSpec::Range { lo, relative, .. } => lo + if relative { self.last } else { 0 },
+                    };
+                    self.advance(Instant::from_micros(t), false)?;
+                    self.no_unexpected_packet(event)?;
+                    self.last = t;
+                    match kind {
+                        EventKind::Packet(p) => self.inbound(event, p)?,
+                        EventKind::Call(c) => self.call(event, c)?,
+                    }
+                    self.after_input()?;
+                }
+            }
+        }
+        if let Some(p) = &self.pending {
+            return fail(p.line, &p.text, "the call was still blocked at the end of the script");
+        }
+        Ok(())
+    }
+
+    /// Collects the stack's output and events, and completes a pending call if it can.
+    fn after_input(&mut self) -> Result<(), Failure> {
+        if let Some(host) = self.host.as_mut() {
+            host.set_now(self.now);
+            if let Err(r) = host.drain(&mut self.out, &mut Closes(&mut self.closed)) {
+                return self.runaway(r);
+            }
+        }
+        self.try_pending()
+    }
+
+    /// Runs timers up to `until`, each at its deadline. With `stop_at_packet`, stops as soon as a
+    /// packet is queued.
+    fn advance(&mut self, until: Instant, stop_at_packet: bool) -> Result<(), Failure> {
+        self.after_input()?;
+        if let Some(host) = self.host.as_ref() {
+            let mut timers = host.timers_until(until);
+            loop {
+                if stop_at_packet && !self.out.sent.is_empty() {
+                    return Ok(());
+                }
+                let Some(host) = self.host.as_mut() else { break };
+                match timers.run_next(host) {
+                    Ok(Some(at)) => self.now = self.now.max(at),
+                    Ok(None) => break,
+                    Err(r) => return self.runaway(r),
+                }
+                self.after_input()?;
+            }
+        }
+        self.now = self.now.max(until);
+        Ok(())
+    }
+
+    fn no_unexpected_packet(&mut self, event: &Event) -> Result<(), Failure> {
+        if let Some((t, d)) = self.out.sent.pop_front() {
+            let shown = self.show_outbound(&d);
+            self.transcript.push(format!("{} > {shown}", secs(t)));
+            return fail(event.line, &event.text, format!("the stack sent `> {shown}` at {} first", secs(t)));
+        }
+        Ok(())
+    }
+}
+
+fn call_text(c: &CallSpec) -> String {
+    let args: Vec<String> = c.args.iter().map(|a| a.to_string()).collect();
+    format!("{}({})", c.name, args.join(", "))
+}
+
+mod calls;
+mod packets;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,250 @@
+//! The packet lines of a script: `<` lines injected into the stack, `>` lines matched against
+//! what it sent, and the notation both are shown in.
+
+use super::*;
+
+impl Exec<'_> {
+    /// The stack's ISN towards `peer_port`, or 0 (absolute numbers) before one is known.
+    pub(super) fn stack_base(&self, peer_port: u16) -> u32 {
+        self.stack_isns.get(&peer_port).copied().unwrap_or(0)
+    }
+
+    /// The peer's address for a packet line: the current one, or another port when it says so.
+    pub(super) fn peer_for(&self, p: &PacketSpec) -> SocketAddrV4 {
+        SocketAddrV4::new(*self.remote.ip(), p.peer_port.unwrap_or(self.remote.port()))
+    }
+
+    pub(super) fn inbound(&mut self, event: &Event, p: &PacketSpec) -> Result<(), Failure> {
+        let peer = self.peer_for(p);
+        let base = self.stack_base(peer.port());
+        let mut options = Vec::new();
+        if let Some(OptionsSpec::List(list)) = &p.options {
+            for o in list {
+                options.push(match o {
+                    TcpOptionSpec::Sack(blocks) => TcpOptionSpec::Sack(
+                        blocks.iter().map(|(a, b)| (a.wrapping_add(base), b.wrapping_add(base))).collect(),
+                    ),
+                    TcpOptionSpec::Timestamp { val, ecr } => {
+                        let ecr = match (self.ts_offset, self.last_ts_val) {
+                            (Some(off), _) => ecr.wrapping_add(off),
+                            (None, Some(v)) if *ecr != 0 => v,
+                            _ => *ecr,
+                        };
+                        TcpOptionSpec::Timestamp { val: *val, ecr }
+                    }
+                    o => o.clone(),
+                });
+            }
+        } else if p.options == Some(OptionsSpec::Any) {
+            return fail(event.line, &event.text, "`<...>` (any options) only makes sense on a `>` line");
+        }
+        let seg = Segment {
+            src: peer,
+            dst: self.local,
+            flags: p.flags,
+            seq: REMOTE_ISN.wrapping_add(p.seq),
+            ack: p.ack.map_or(0, |a| a.wrapping_add(base)),
+            win: p.win.unwrap_or(65535),
+            urg: p.urg.unwrap_or(0),
+            options,
+            payload_len: p.len,
+        };
+        let d = match seg.to_datagram() {
+            Ok(d) => d,
+            Err(e) => return fail(event.line, &event.text, e),
+        };
+        self.transcript.push(format!("{} < {}", secs(self.now), self.show_inbound(&d)));
+        let host = host_of(&mut self.host, &self.config, self.now);
+        host.receive(self.now, &d, &mut Closes(&mut self.closed));
+        Ok(())
+    }
+
+    /// Formats an outbound datagram in the core's notation, numbers relative as in the script
+    /// (the stack's ISN re-based at its SYNs, the remote's ISN the runner's).
+    pub(super) fn show_outbound(&self, d: &[u8]) -> String {
+        self.show(d, |tcp| {
+            let sender = if tcp.flags.syn() { Some(tcp.seq) } else { self.stack_isn(tcp.dst_port) };
+            (sender, Some(SeqNum(REMOTE_ISN)), tcp.dst_port)
+        })
+    }
+
+    /// Formats an inbound datagram as [`Exec::show_outbound`] does, from the remote's side.
+    pub(super) fn show_inbound(&self, d: &[u8]) -> String {
+        self.show(d, |tcp| (Some(SeqNum(REMOTE_ISN)), self.stack_isn(tcp.src_port), tcp.src_port))
+    }
+
+    /// The stack's ISN towards `peer_port`, once known.
+    pub(super) fn stack_isn(&self, peer_port: u16) -> Option<SeqNum> {
+        self.stack_isns.get(&peer_port).copied().map(SeqNum)
+    }
+
+    /// A datagram in the notation (options in wire order), `port N` after it when it is not the
+    /// script's peer's; `isns` gives the sender's and receiver's ISN and the peer's port.
+    pub(super) fn show(
+        &self,
+        d: &[u8],
+        isns: impl Fn(&TcpRepr<'_>) -> (Option<SeqNum>, Option<SeqNum>, u16),
+    ) -> String {
+        match parse_datagram(d, ChecksumMode::Verify) {
+            Ok(dg) => match dg.transport {
+                Transport::Tcp(tcp) => {
+                    let (sender, receiver, peer_port) = isns(&tcp);
+                    let ihl = usize::from(d[0] & 0xf) * 4;
+                    let raw = d
+                        .get(ihl + 12)
+                        .map(|b| usize::from(b >> 4) * 4)
+                        .and_then(|doff| d.get(ihl + 20..ihl + doff));
+                    let mut out = Notation::new(&tcp, sender, receiver).with_raw_options(raw).to_string();
+                    if peer_port != self.remote.port() {
+                        out.push_str(&format!(" port {peer_port}"));
+                    }
+                    out
+                }
+                _ => "(not a TCP segment)".to_string(),
+            },
+            Err(e) => format!("(unparsable datagram: {e})"),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    pub(super) fn relative(&self, s: &Segment) -> (u8, u32, u32, u32, u16, u16, Vec<TcpOptionSpec>) {
+        let base = if s.flags & flag::SYN != 0 { s.seq } else { self.stack_base(s.dst.port()) };
+        let opts = s
+            .options
+            .iter()
+            .map(|o| match o {
+                TcpOptionSpec::Sack(blocks) => TcpOptionSpec::Sack(
+                    blocks
+                        .iter()
+                        .map(|(a, b)| (a.wrapping_sub(REMOTE_ISN), b.wrapping_sub(REMOTE_ISN)))
+                        .collect(),
+                ),
+                TcpOptionSpec::Timestamp { val, ecr } => {
+                    TcpOptionSpec::Timestamp { val: val.wrapping_sub(self.ts_offset.unwrap_or(0)), ecr: *ecr }
+                }
+                o => o.clone(),
+            })
+            .collect();
+        (s.flags, s.seq.wrapping_sub(base), s.payload_len, s.ack.wrapping_sub(REMOTE_ISN), s.win, s.urg, opts)
+    }
+
+    pub(super) fn outbound(&mut self, event: &Event, p: &PacketSpec) -> Result<(), Failure> {
+        let tol = self.script.options.tolerance_usecs;
+        let (lo, hi) = match event.time {
+            TimeSpec::Absolute(t) => (t, t),
+            TimeSpec::Relative(d) => (self.last + d, self.last + d),
+            TimeSpec::Any => (self.now.total_micros(), self.now.total_micros() + ANY_TIME_LIMIT),
+            TimeSpec::Range { lo, hi, relative } => {
+                let b = if relative { self.last } else { 0 };
+                (lo + b, hi + b)
+            }
+        };
+        let (early, late) =
+            if event.time == TimeSpec::Any { (0, hi) } else { (lo.saturating_sub(tol), hi + tol) };
+        self.advance(Instant::from_micros(late), true)?;
+        let Some((t, d)) = self.out.sent.pop_front() else {
+            return fail(
+                event.line,
+                &event.text,
+                format!("no packet by {}", secs(Instant::from_micros(late))),
+            );
+        };
+        let seg = match Segment::parse(&d) {
+            Ok(s) => s,
+            Err(e) => return fail(event.line, &event.text, format!("an unparsable datagram: {e}")),
+        };
+        if seg.flags & flag::SYN != 0 {
+            self.stack_isns.insert(seg.dst.port(), seg.seq);
+            if seg.flags & flag::ACK == 0 {
+                self.local = seg.src;
+                self.remote = seg.dst;
+            }
+        }
+        let shown = self.show_outbound(&d);
+        self.transcript.push(format!("{} > {shown}", secs(t)));
+        let got = |why: String| format!("> {shown} at {} ({why})", secs(t));
+        let tu = t.total_micros();
+        if tu < early || tu > late {
+            return fail(
+                event.line,
+                &event.text,
+                got(format!(
+                    "expected between {} and {}",
+                    secs(Instant::from_micros(early)),
+                    secs(Instant::from_micros(late))
+                )),
+            );
+        }
+        let peer = self.peer_for(p);
+        if seg.src != self.local || seg.dst != peer {
+            return fail(
+                event.line,
+                &event.text,
+                got(format!(
+                    "sent from {} to {}, expected {} to {}",
+                    seg.src, seg.dst, self.local, self.remote
+                )),
+            );
+        }
+        let (flags, seq, len, ack, win, urg, opts) = self.relative(&seg);
+        if flags != p.flags {
+            return fail(
+                event.line,
+                &event.text,
+                got(format!("flags {} instead of {}", format_flags(flags), format_flags(p.flags))),
+            );
+        }
+        if seq != p.seq || len != p.len {
+            return fail(event.line, &event.text, got("different sequence range".into()));
+        }
+        if let Some(a) = p.ack {
+            if flags & flag::ACK == 0 || ack != a {
+                return fail(event.line, &event.text, got(format!("ack {ack} instead of {a}")));
+            }
+        }
+        if let Some(w) = p.win {
+            if win != w {
+                return fail(event.line, &event.text, got(format!("win {win} instead of {w}")));
+            }
+        }
+        if let Some(u) = p.urg {
+            if urg != u {
+                return fail(event.line, &event.text, got(format!("urg {urg} instead of {u}")));
+            }
+        }
+        if let Some(OptionsSpec::List(want)) = &p.options {
+            let ok = want.len() == opts.len()
+                && want.iter().zip(&opts).all(|(w, g)| match (w, g) {
+                    (TcpOptionSpec::Timestamp { ecr: we, .. }, TcpOptionSpec::Timestamp { ecr: ge, .. }) => {
+                        we == ge
+                    }
+                    (w, g) => w == g,
+                });
+            if !ok {
+                return fail(
+                    event.line,
+                    &event.text,
+                    got(format!("options {} instead of {}", format_options(&opts), format_options(want))),
+                );
+            }
+        }
+        // Learn the stack's timestamp clock from the first TS val the script wrote.
+        let want_val = match &p.options {
+            Some(OptionsSpec::List(want)) => want.iter().find_map(|o| match o {
+                TcpOptionSpec::Timestamp { val, .. } => Some(*val),
+                _ => None,
+            }),
+            _ => None,
+        };
+        if let Some(TcpOptionSpec::Timestamp { val, .. }) =
+            seg.options.iter().find(|o| matches!(o, TcpOptionSpec::Timestamp { .. }))
+        {
+            self.last_ts_val = Some(*val);
+            if let (None, Some(w)) = (self.ts_offset, want_val) {
+                self.ts_offset = Some(val.wrapping_sub(w));
+            }
+        }
+        self.last = tu;
+        Ok(())
+    }
+}
