@@ -11,7 +11,7 @@ use utcp::wire::{
     self, ChecksumMode, IcmpRepr, IpRepr, Quote, TcpFlags, TcpOptions, TcpRepr, Transport, IPPROTO_ICMP,
     IPPROTO_ICMPV6, IPPROTO_TCP,
 };
-use utcp::{Config, DropReason, Instant, State};
+use utcp::{Config, DropReason, State};
 
 /// A SYN with only an MSS of 1460: no timestamps, so the send MSS is MTU - 40.
 const SYN_MSS: In = In { opts: TcpOptions { mss: Some(1460), ..NO_OPTS }, ..BARE_SYN };
@@ -229,30 +229,31 @@ fn tcp_of(p: &[u8]) -> TcpRepr<'_> {
 fn rfc8201_packet_too_big_lowers_mss_and_retransmits() {
     let mut c = Config::linux_like().with_address(LOCAL6.parse().unwrap());
     c.isn_secret = [3; 16];
-    let mut s = utcp::Stack::new(c);
-    let now = Instant::from_secs(1);
-    let l = s.listen(now, SocketAddr::new(LOCAL6.parse().unwrap(), 443), 4).unwrap();
+    let mut t = T::new(c);
+    let l = t.listen(SocketAddr::new(LOCAL6.parse().unwrap(), 443), 4).unwrap();
     let mss_1440 = TcpOptions { mss: Some(1440), ..NO_OPTS };
-    s.handle_packet(now, &segment_v6(TcpFlags::SYN, 100, 0, mss_1440));
-    let iss = tcp_of(&s.poll_transmit_vec(now).unwrap()).seq.0;
-    s.handle_packet(now, &segment_v6(TcpFlags::ACK, 101, iss + 1, NO_OPTS));
-    let h = s.accept(now, l).unwrap();
-    assert_eq!(s.info(h).unwrap().mss, 1440);
-    assert_eq!(s.send(now, h, &[5u8; 2000]), Ok(2000));
-    let first = s.poll_transmit_vec(now).unwrap();
+    t.receive(&segment_v6(TcpFlags::SYN, 100, 0, mss_1440));
+    let iss = tcp_of(&t.next_raw().unwrap()).seq.0;
+    t.receive(&segment_v6(TcpFlags::ACK, 101, iss + 1, NO_OPTS));
+    let h = t.accept_on(l).unwrap();
+    assert_eq!(t.s().info(h).unwrap().mss, 1440);
+    assert_eq!(t.write(h, &[5u8; 2000]), Ok(2000));
+    let first = t.next_raw().unwrap();
     assert_eq!(tcp_of(&first).payload.len(), 1440);
-    while s.poll_transmit_vec(now).is_some() {}
+    while t.next_raw().is_some() {}
 
     // RFC 8201 §4: below the IPv6 minimum link MTU "it must discard it".
-    s.handle_packet(now, &icmp_error(too_big(1279), &first));
-    assert_eq!(s.info(h).unwrap().mss, 1440);
-    assert_eq!(s.stats().dropped(DropReason::IcmpMtuTooSmall), 1);
+    t.receive(&icmp_error(too_big(1279), &first));
+    assert_eq!(t.s().info(h).unwrap().mss, 1440);
+    assert_eq!(t.s().stats().dropped(DropReason::IcmpMtuTooSmall), 1);
 
-    s.handle_packet(now, &icmp_error(too_big(1280), &first));
+    t.receive(&icmp_error(too_big(1280), &first));
     // RFC 8201 §5.2 / RFC 6691: 1280 - 40 (IPv6) - 20 (TCP).
-    assert_eq!(s.info(h).unwrap().mss, 1220);
-    assert_eq!(s.stats().pmtu_updates, 1);
-    let again: Vec<(u32, usize)> = std::iter::from_fn(|| s.poll_transmit_vec(now))
+    assert_eq!(t.s().info(h).unwrap().mss, 1220);
+    assert_eq!(t.s().stats().pmtu_updates, 1);
+    let again: Vec<(u32, usize)> = t
+        .out_raw()
+        .into_iter()
         .map(|p| {
             let seg = tcp_of(&p);
             (seg.seq.0.wrapping_sub(iss), seg.payload.len())

@@ -765,10 +765,9 @@ fn ipv6_handshake_and_data() {
     let remote: std::net::IpAddr = "2001:db8::2".parse().unwrap();
     let mut c = utcp::Config::linux_like().with_address(local);
     c.isn_secret = [3; 16];
-    let mut s = utcp::Stack::new(c);
-    let now = utcp::Instant::from_secs(1);
-    let l = s.listen(now, SocketAddr::new(local, 443), 4).unwrap();
-    let send = |s: &mut utcp::Stack, flags: TcpFlags, seq: u32, ack: u32, data: &[u8]| {
+    let mut t = T::new(c);
+    let l = t.listen(SocketAddr::new(local, 443), 4).unwrap();
+    let send = |t: &mut T, flags: TcpFlags, seq: u32, ack: u32, data: &[u8]| {
         let tcp = TcpRepr {
             src_port: 5555,
             dst_port: 443,
@@ -782,13 +781,13 @@ fn ipv6_handshake_and_data() {
         };
         let ip =
             IpRepr { src: remote, dst: local, protocol: wire::IPPROTO_TCP, hop_limit: 64, payload_len: 0 };
-        let t = Transport::Tcp(tcp);
-        let mut buf = vec![0; wire::datagram_len(&ip, &t)];
-        wire::emit_datagram(&ip, &t, &mut buf).unwrap();
-        s.handle_packet(now, &buf);
+        let seg = Transport::Tcp(tcp);
+        let mut buf = vec![0; wire::datagram_len(&ip, &seg)];
+        wire::emit_datagram(&ip, &seg, &mut buf).unwrap();
+        t.receive(&buf);
     };
-    send(&mut s, TcpFlags::SYN, 100, 0, b"");
-    let synack = s.poll_transmit_vec(now).unwrap();
+    send(&mut t, TcpFlags::SYN, 100, 0, b"");
+    let synack = t.next_raw().unwrap();
     let d = wire::parse_datagram(&synack, ChecksumMode::Verify).unwrap();
     assert_eq!(d.ip.dst, remote);
     let Transport::Tcp(sa) = d.transport else { panic!("not TCP") };
@@ -797,10 +796,10 @@ fn ipv6_handshake_and_data() {
     // RFC 8200 §5 / RFC 6691: the IPv6 MSS is the MTU less 60 bytes of headers.
     assert_eq!(sa.options.mss, Some(1440));
     let iss = sa.seq.0;
-    send(&mut s, TcpFlags::ACK | TcpFlags::PSH, 101, iss + 1, b"over v6");
-    let h = s.accept(now, l).unwrap();
+    send(&mut t, TcpFlags::ACK | TcpFlags::PSH, 101, iss + 1, b"over v6");
+    let h = t.accept_on(l).unwrap();
     let mut buf = [0u8; 16];
-    assert_eq!(s.recv(now, h, &mut buf), Ok(7));
+    assert_eq!(t.read(h, &mut buf), Ok(7));
     assert_eq!(&buf[..7], b"over v6");
 }
 
