@@ -166,6 +166,46 @@ fn echo_with_tun_offloads_returns_bytes_identical_with_5_percent_loss_each_way()
     echo_64_mib(Some(5), 8 << 20, true);
 }
 
+/// RFC 863 and RFC 864 over the device: discard takes 4 MiB and answers nothing but its FIN;
+/// chargen's first lines are the RFC's rotating pattern (written out here by its rule: line n is
+/// characters n..n+71 of space..tilde, mod 95, then CR LF).
+#[test]
+fn discard_and_chargen_serve_kernel_clients() {
+    if !live_or_skip("discard_and_chargen_serve_kernel_clients", &[]) {
+        return;
+    }
+    let ring: Vec<u8> = (b' '..=b'~').collect();
+    let line = |n: usize| -> Vec<u8> {
+        let mut l: Vec<u8> = (0..72).map(|i| ring[(n + i) % 95]).collect();
+        l.extend_from_slice(b"\r\n");
+        l
+    };
+    let want: Vec<u8> = (0..100).flat_map(line).collect();
+    let ns = Netns::new("discard");
+    let discard = Utcp::start(&ns, &["discard", "9"]);
+    let answered = ns.within(|| {
+        let mut s = TcpStream::connect_timeout(&v4(9), WAIT).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.write_all(&seeded_bytes(9, 4 << 20)).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let mut back = Vec::new();
+        s.read_to_end(&mut back).unwrap();
+        back.len()
+    });
+    assert_eq!(answered, 0, "discard sends nothing back");
+    drop(discard);
+    let ns = Netns::new("chargen");
+    let _chargen = Utcp::start(&ns, &["chargen", "19"]);
+    let got = ns.within(move || {
+        let mut s = TcpStream::connect_timeout(&v4(19), WAIT).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut got = vec![0u8; 100 * 74];
+        s.read_exact(&mut got).unwrap();
+        got
+    });
+    assert!(got == want, "the first 100 chargen lines follow RFC 864's rule");
+}
+
 /// 200 kernel connections at once, each echoing 64 KiB of its own bytes.
 #[test]
 fn echo_serves_200_concurrent_connections() {
