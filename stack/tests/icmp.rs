@@ -6,10 +6,9 @@ mod common;
 
 use common::*;
 use std::net::{IpAddr, SocketAddr};
-use utcp::tcp::SeqNum;
 use utcp::wire::{
     self, ChecksumMode, IcmpRepr, IpRepr, Quote, TcpFlags, TcpOptions, TcpRepr, Transport, IPPROTO_ICMP,
-    IPPROTO_ICMPV6, IPPROTO_TCP,
+    IPPROTO_ICMPV6,
 };
 use utcp::{Config, DropReason, State};
 
@@ -189,35 +188,6 @@ fn reencode(p: &[u8]) -> Vec<u8> {
 // =============================================================================================
 // Packet Too Big (RFC 8201)
 
-const LOCAL6: &str = "2001:db8::1";
-const REMOTE6: &str = "2001:db8::2";
-
-/// A v6 peer: the segment it sends from REMOTE6:5555 to LOCAL6:443.
-fn segment_v6(flags: TcpFlags, seq: u32, ack: u32, options: TcpOptions<'static>) -> Vec<u8> {
-    let tcp = TcpRepr {
-        src_port: 5555,
-        dst_port: 443,
-        seq: SeqNum(seq),
-        ack: SeqNum(ack),
-        flags,
-        window: 65535,
-        urgent: 0,
-        options,
-        payload: &[],
-    };
-    let ip = IpRepr {
-        src: REMOTE6.parse().unwrap(),
-        dst: LOCAL6.parse().unwrap(),
-        protocol: IPPROTO_TCP,
-        hop_limit: 64,
-        payload_len: 0,
-    };
-    let t = Transport::Tcp(tcp);
-    let mut buf = vec![0; wire::datagram_len(&ip, &t)];
-    wire::emit_datagram(&ip, &t, &mut buf).unwrap();
-    buf
-}
-
 fn tcp_of(p: &[u8]) -> TcpRepr<'_> {
     match wire::parse_datagram(p, ChecksumMode::Verify).unwrap().transport {
         Transport::Tcp(t) => t,
@@ -227,14 +197,14 @@ fn tcp_of(p: &[u8]) -> TcpRepr<'_> {
 
 #[test]
 fn rfc8201_packet_too_big_lowers_mss_and_retransmits() {
-    let mut c = Config::linux_like().with_address(LOCAL6.parse().unwrap());
+    let mut c = Config::linux_like().with_address(LOCAL6);
     c.isn_secret = [3; 16];
     let mut t = T::new(c);
-    let l = t.listen(SocketAddr::new(LOCAL6.parse().unwrap(), 443), 4).unwrap();
+    let l = t.listen(SocketAddr::new(LOCAL6, 443), 4).unwrap();
     let mss_1440 = TcpOptions { mss: Some(1440), ..NO_OPTS };
-    t.receive(&segment_v6(TcpFlags::SYN, 100, 0, mss_1440));
+    t.receive(&segment_v6(TcpFlags::SYN, 100, 0, mss_1440, &[]));
     let iss = tcp_of(&t.next_raw().unwrap()).seq.0;
-    t.receive(&segment_v6(TcpFlags::ACK, 101, iss + 1, NO_OPTS));
+    t.receive(&segment_v6(TcpFlags::ACK, 101, iss + 1, NO_OPTS, &[]));
     let h = t.accept_on(l).unwrap();
     assert_eq!(t.s().info(h).unwrap().mss, 1440);
     assert_eq!(t.write(h, &[5u8; 2000]), Ok(2000));

@@ -760,33 +760,13 @@ fn listen_refuses_foreign_address_and_duplicates() {
 #[test]
 fn ipv6_handshake_and_data() {
     use utcp::tcp::SeqNum;
-    use utcp::wire::{self, ChecksumMode, IpRepr, TcpFlags, TcpRepr, Transport};
-    let local: std::net::IpAddr = "2001:db8::1".parse().unwrap();
-    let remote: std::net::IpAddr = "2001:db8::2".parse().unwrap();
+    use utcp::wire::{self, ChecksumMode, TcpFlags, Transport};
+    let (local, remote) = (LOCAL6, REMOTE6);
     let mut c = utcp::Config::linux_like().with_address(local);
     c.isn_secret = [3; 16];
     let mut t = T::new(c);
     let l = t.listen(SocketAddr::new(local, 443), 4).unwrap();
-    let send = |t: &mut T, flags: TcpFlags, seq: u32, ack: u32, data: &[u8]| {
-        let tcp = TcpRepr {
-            src_port: 5555,
-            dst_port: 443,
-            seq: SeqNum(seq),
-            ack: SeqNum(ack),
-            flags,
-            window: 65535,
-            urgent: 0,
-            options: common::NO_OPTS,
-            payload: data,
-        };
-        let ip =
-            IpRepr { src: remote, dst: local, protocol: wire::IPPROTO_TCP, hop_limit: 64, payload_len: 0 };
-        let seg = Transport::Tcp(tcp);
-        let mut buf = vec![0; wire::datagram_len(&ip, &seg)];
-        wire::emit_datagram(&ip, &seg, &mut buf).unwrap();
-        t.receive(&buf);
-    };
-    send(&mut t, TcpFlags::SYN, 100, 0, b"");
+    t.receive(&segment_v6(TcpFlags::SYN, 100, 0, NO_OPTS, b""));
     let synack = t.next_raw().unwrap();
     let d = wire::parse_datagram(&synack, ChecksumMode::Verify).unwrap();
     assert_eq!(d.ip.dst, remote);
@@ -796,7 +776,7 @@ fn ipv6_handshake_and_data() {
     // RFC 8200 §5 / RFC 6691: the IPv6 MSS is the MTU less 60 bytes of headers.
     assert_eq!(sa.options.mss, Some(1440));
     let iss = sa.seq.0;
-    send(&mut t, TcpFlags::ACK | TcpFlags::PSH, 101, iss + 1, b"over v6");
+    t.receive(&segment_v6(TcpFlags::ACK | TcpFlags::PSH, 101, iss + 1, NO_OPTS, b"over v6"));
     let h = t.accept_on(l).unwrap();
     let mut buf = [0u8; 16];
     assert_eq!(t.read(h, &mut buf), Ok(7));

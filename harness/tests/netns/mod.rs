@@ -286,17 +286,7 @@ impl Drop for TempDir {
 
 /// Deterministic bytes from a seed (SplitMix64), so a failure is reproducible.
 pub fn seeded_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    utcp_harness::netsim::SplitMix64::new(seed).bytes(len)
 }
 
 /// SHA-256 in hex.

@@ -9,7 +9,7 @@
 
 #![allow(dead_code)]
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use utcp::host::{Bounds, Host, Observer, Outbox, Quiet};
 use utcp::tcp::SeqNum;
 use utcp::wire::{
@@ -23,6 +23,9 @@ use utcp::{
 
 pub const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1));
 pub const REMOTE: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+/// The stack's and the peer's addresses in the IPv6 tests (RFC 3849 documentation prefix).
+pub const LOCAL6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+pub const REMOTE6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
 pub const LOCAL_PORT: u16 = 8080;
 pub const REMOTE_PORT: u16 = 40000;
 pub const PEER_ISN: u32 = 1_000_000;
@@ -314,4 +317,30 @@ impl T {
         }
         Notation::new(&seg, self.iss.map(SeqNum), Some(SeqNum(PEER_ISN))).to_string()
     }
+}
+
+/// A v6 peer's segment from REMOTE6:5555 to LOCAL6:443, absolute numbers, window 65535.
+pub fn segment_v6(
+    flags: TcpFlags,
+    seq: u32,
+    ack: u32,
+    options: TcpOptions<'static>,
+    payload: &[u8],
+) -> Vec<u8> {
+    let tcp = TcpRepr {
+        src_port: 5555,
+        dst_port: 443,
+        seq: SeqNum(seq),
+        ack: SeqNum(ack),
+        flags,
+        window: 65535,
+        urgent: 0,
+        options,
+        payload,
+    };
+    let ip = IpRepr { src: REMOTE6, dst: LOCAL6, protocol: wire::IPPROTO_TCP, hop_limit: 64, payload_len: 0 };
+    let t = Transport::Tcp(tcp);
+    let mut buf = vec![0; wire::datagram_len(&ip, &t)];
+    wire::emit_datagram(&ip, &t, &mut buf).unwrap();
+    buf
 }
