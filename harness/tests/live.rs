@@ -349,6 +349,10 @@ fn pcap_recording_is_clean_and_replays_strictly() {
 
 /// A `Live` stack on `utcp0` in the calling thread's namespace (run inside `Netns::within`).
 fn live_here() -> utcp::live::Live {
+    live_here_with(false)
+}
+
+fn live_here_with(offload: bool) -> utcp::live::Live {
     use utcp::live::{DeviceSetup, Live, LiveConfig};
     let addr: std::net::IpAddr = UTCP_V4.parse().unwrap();
     Live::open(LiveConfig {
@@ -356,7 +360,7 @@ fn live_here() -> utcp::live::Live {
         stack: utcp::Config::linux_like().with_address(addr),
         setup: Some(DeviceSetup { mtu: 1500, host_addresses: vec![(HOST_V4.parse().unwrap(), 24)] }),
         tap: None,
-        offload: false,
+        offload,
     })
     .expect("Live::open")
 }
@@ -455,4 +459,34 @@ fn read_timeout_without_data_is_would_block() {
         stream.read(&mut buf).unwrap_err().kind()
     });
     assert_eq!(kind, std::io::ErrorKind::WouldBlock);
+}
+
+/// With TUN offloads the kernel really hands over super-segments: 8 MiB from a kernel client
+/// arrive intact in far fewer datagrams than 1448-byte segments would need.
+#[test]
+fn tun_offloads_deliver_super_segments() {
+    if !live_or_skip("tun_offloads_deliver_super_segments", &[]) {
+        return;
+    }
+    let ns = Netns::new("gso");
+    let len = 8 << 20;
+    let (got, datagrams) = ns.within(move || {
+        let live = live_here_with(true);
+        let listener = utcp::live::TcpListener::bind(&live, v4(5003)).unwrap();
+        let sender = std::thread::spawn(move || {
+            let mut c = TcpStream::connect_timeout(&v4(5003), WAIT).unwrap();
+            c.set_write_timeout(Some(WAIT)).unwrap();
+            c.write_all(&seeded_bytes(5, len)).unwrap();
+        });
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).unwrap();
+        sender.join().unwrap();
+        (got, live.driver_stats().datagrams_in)
+    });
+    assert!(got == seeded_bytes(5, len), "the stream arrived intact ({} bytes)", got.len());
+    // Without offloads this takes at least len / 1448 = 5793 datagrams.
+    eprintln!("{datagrams} datagrams for {len} bytes");
+    assert!(datagrams < len as u64 / 1448 / 4, "{datagrams} datagrams for {len} bytes");
 }

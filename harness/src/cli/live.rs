@@ -163,13 +163,20 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
+/// What `utcp live` does once the device is up.
+enum Role {
+    Serve(App, u16),
+    Connect(SocketAddr),
+}
+
 fn run_inner(args: Args) -> io::Result<ExitCode> {
-    let app = match &args.app {
-        AppArgs::Echo { .. } => Some(App::Echo),
-        AppArgs::Discard { .. } => Some(App::Discard),
-        AppArgs::Chargen { .. } => Some(App::Chargen),
-        AppArgs::Http { dir, .. } => Some(App::Http(HttpRoot::new(dir)?)),
-        AppArgs::Connect { .. } => None,
+    // Before the device exists: a bad DIR is an error without side effects.
+    let role = match &args.app {
+        AppArgs::Echo { port } => Role::Serve(App::Echo, *port),
+        AppArgs::Discard { port } => Role::Serve(App::Discard, *port),
+        AppArgs::Chargen { port } => Role::Serve(App::Chargen, *port),
+        AppArgs::Http { port, dir } => Role::Serve(App::Http(HttpRoot::new(dir)?), *port),
+        AppArgs::Connect { target } => Role::Connect(*target),
     };
     let mut stack = Config::linux_like();
     stack.mtu = usize::from(args.mtu);
@@ -209,16 +216,9 @@ fn run_inner(args: Args) -> io::Result<ExitCode> {
         offload: args.offload,
     })?);
     let stop = Stop::new();
-    let code = match (args.app, app) {
-        (AppArgs::Connect { target }, _) => connect(&live, target, &stop)?,
-        (a, Some(app)) => {
-            let port = match a {
-                AppArgs::Echo { port }
-                | AppArgs::Discard { port }
-                | AppArgs::Chargen { port }
-                | AppArgs::Http { port, .. } => port,
-                AppArgs::Connect { .. } => unreachable!("handled above"),
-            };
+    let code = match role {
+        Role::Connect(target) => connect(&live, target, &stop)?,
+        Role::Serve(app, port) => {
             let mut listeners = Vec::new();
             for (addr, _) in &args.addrs {
                 listeners.push(Arc::new(TcpListener::bind(&live, (*addr, port))?));
@@ -228,7 +228,6 @@ fn run_inner(args: Args) -> io::Result<ExitCode> {
             serve_all(listeners, app, &stop, args.max_connections)?;
             ExitCode::SUCCESS
         }
-        (_, None) => unreachable!("every server app has an App"),
     };
     let left = live.shutdown(CLOSE_WAIT);
     if left > 0 {

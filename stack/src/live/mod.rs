@@ -142,6 +142,16 @@ impl Observer for LiveObserver<'_> {
 }
 
 impl Inner {
+    /// The wall-clock time for the tap, read only when there is one (calls and turns are the
+    /// hot path).
+    fn wall(&self) -> SystemTime {
+        if self.tap.is_some() {
+            SystemTime::now()
+        } else {
+            SystemTime::UNIX_EPOCH
+        }
+    }
+
     /// Drains the stack into the device; true when an event happened.
     fn drain(&mut self, wall: SystemTime) -> bool {
         let Inner { host, tun, tap, stats, .. } = self;
@@ -191,7 +201,8 @@ impl Shared {
         let now = self.now();
         g.host.set_now(now);
         let r = f(g.host.stack_mut(), now);
-        if g.drain(SystemTime::now()) {
+        let wall = g.wall();
+        if g.drain(wall) {
             self.notify();
         }
         let next = g.host.poll_timeout();
@@ -284,9 +295,8 @@ impl Shared {
     fn turn(&self, buf: &mut [u8]) -> io::Result<()> {
         let mut g = self.lock();
         let now = self.now();
-        let wall = SystemTime::now();
+        let wall = g.wall();
         g.stats.wakeups += 1;
-        let mut events = false;
         // Timers first, then the datagrams: the order replay uses for one instant.
         if let Err(e) = g.host.advance(now) {
             tracing::error!(error = %e, "stack runaway while running timers");
@@ -302,7 +312,7 @@ impl Shared {
                 host.receive(now, &buf[..r.len], &mut obs);
             }
         }
-        events |= g.drain(wall);
+        let events = g.drain(wall);
         g.loop_deadline = g.host.poll_timeout();
         drop(g);
         if events {
