@@ -15,9 +15,10 @@
 //! Creating and configuring a TUN device needs CAP_NET_ADMIN in the network namespace it is made
 //! in. Without root, two ways work:
 //! - a user namespace with a network namespace of its own, `unshare -rn utcp live ...`: the user
-//!   is root in there, the device and its addresses exist only in there (checked on Linux 6.x as
+//!   is root in there, the device and its addresses exist only in there (checked on Linux 6.18 as
 //!   user `nobody`: ping and an echo over the device worked). It needs unprivileged user
-//!   namespaces and a `/dev/net/tun` the user may open (mode 0666 on most distributions);
+//!   namespaces and a `/dev/net/tun` the user may open (mode 0666; where it is 0600, as on the
+//!   machine of that check, root must open it up first);
 //! - a persistent device made once by root for the user, `ip tuntap add dev utcp0 mode tun user
 //!   NAME` plus its addresses: opening a device one owns needs no capability, so `utcp live` runs
 //!   without `--configure` (checked: a process running as `nobody` served echo on such a device).
