@@ -35,9 +35,10 @@ impl Settings {
         }
     }
 
-    /// The stacks' configuration: defaults with a 1 s MSL, so TIME-WAIT ends soon in virtual time.
+    /// The stacks' configuration: Linux's defaults (buffers that autotune up to `tcp_rmem[2]` and
+    /// `tcp_wmem[2]`, a 200 ms minimum RTO) with a 1 s MSL, so TIME-WAIT ends soon in virtual time.
     pub fn config(&self) -> Config {
-        let mut c = Config::default();
+        let mut c = Config::linux_like();
         c.tcp.msl = Duration::from_secs(1);
         c
     }

@@ -8,8 +8,11 @@ use std::net::IpAddr;
 /// Which congestion controller new connections use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CongestionKind {
-    /// RFC 5681 slow start, congestion avoidance, fast retransmit and fast recovery.
+    /// RFC 5681 slow start, congestion avoidance, fast retransmit and fast recovery, with
+    /// NewReno's partial ACKs (RFC 6582) when SACK is off.
     Reno,
+    /// CUBIC (RFC 9438), Linux's default since 2.6.19.
+    Cubic,
     /// No congestion control: the window is the peer's window (for tests and benchmarks only).
     None,
 }
@@ -40,8 +43,17 @@ pub struct TcpConfig {
     pub congestion: CongestionKind,
     /// Initial congestion window in segments (RFC 6928: 10).
     pub initial_window: u32,
-    /// Offer and accept SACK (RFC 2018).
+    /// Offer and accept SACK (RFC 2018); with it, recovery follows the SACK scoreboard
+    /// (RFC 6675).
     pub sack: bool,
+    /// RACK loss detection (RFC 8985 §6): a segment is lost when one sent after it was delivered
+    /// and a reordering window has passed, which also finds lost retransmissions. Off: RFC 6675's
+    /// DupThresh rule (`IsLost`). Linux's `tcp_recovery` bit 1, on by default there.
+    pub rack: bool,
+    /// Tail loss probes (RFC 8985 §7): a probe two round trips after the last send, so a loss at
+    /// the end of a flight is repaired without waiting for the RTO. Needs SACK. Linux's
+    /// `tcp_early_retrans` = 3, its default.
+    pub tail_loss_probe: bool,
     /// Offer and accept timestamps (RFC 7323 §3).
     pub timestamps: bool,
     /// Offer and accept window scaling (RFC 7323 §2).
@@ -50,6 +62,15 @@ pub struct TcpConfig {
     pub recv_buffer: usize,
     /// Send buffer per connection, bytes.
     pub send_buffer: usize,
+    /// Receive-buffer autotuning limit (Linux's `tcp_rmem[2]`): the buffer grows from
+    /// `recv_buffer` towards this as the application drains more per round trip (Linux's
+    /// dynamic right-sizing), and the window scale is chosen to advertise it. At most
+    /// `recv_buffer` (the default is 0): no autotuning. A socket whose receive buffer was set
+    /// (`SO_RCVBUF`) is not autotuned, as in Linux.
+    pub recv_buffer_max: usize,
+    /// Send-buffer growth limit (Linux's `tcp_wmem[2]`): the buffer grows to twice the
+    /// congestion window, up to this. At most `send_buffer` (the default is 0): no growth.
+    pub send_buffer_max: usize,
     /// Half-open connections a listener keeps before dropping new SYNs.
     pub syn_backlog: usize,
     /// Keepalive idle time before the first probe (RFC 1122 §4.2.3.6); `None` is off (the default).
@@ -106,10 +127,14 @@ impl Default for TcpConfig {
             congestion: CongestionKind::Reno,
             initial_window: 10,
             sack: true,
+            rack: false,
+            tail_loss_probe: false,
             timestamps: true,
             window_scale: true,
             recv_buffer: 256 * 1024,
             send_buffer: 256 * 1024,
+            recv_buffer_max: 0,
+            send_buffer_max: 0,
             syn_backlog: 128,
             keepalive: None,
             keepalive_interval: Duration::from_secs(75),
@@ -136,6 +161,14 @@ impl TcpConfig {
             keepalive_interval: Duration::from_secs(75),
             accept_syn_data: false,
             quickack: 16,
+            rack: true,
+            tail_loss_probe: true,
+            congestion: CongestionKind::Cubic,
+            // net.ipv4.tcp_rmem = 4096 131072 6291456, tcp_wmem = 4096 16384 4194304 (the send
+            // buffer starts larger here: the in-memory peers write in big chunks).
+            recv_buffer: 128 * 1024,
+            recv_buffer_max: 6 * 1024 * 1024,
+            send_buffer_max: 4 * 1024 * 1024,
             ..TcpConfig::default()
         }
     }

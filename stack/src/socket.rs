@@ -337,10 +337,17 @@ pub struct SocketOptions {
     pub nodelay: bool,
     /// SO_KEEPALIVE with the idle time before the first probe; `None` is off.
     pub keepalive: Option<Duration>,
-    /// SO_RCVBUF in bytes (decides the window scale on the SYN).
+    /// SO_RCVBUF in bytes: the receive buffer a connection starts with.
     pub recv_buffer: usize,
-    /// SO_SNDBUF in bytes.
+    /// SO_SNDBUF in bytes: the send buffer a connection starts with.
     pub send_buffer: usize,
+    /// How far autotuning may grow the receive buffer (`TcpConfig::recv_buffer_max`); the window
+    /// scale on the SYN is chosen to advertise it. Setting SO_RCVBUF sets both, which turns
+    /// autotuning off for the socket, as in Linux.
+    pub recv_buffer_max: usize,
+    /// How far the send buffer may grow with the congestion window (`TcpConfig::send_buffer_max`);
+    /// setting SO_SNDBUF sets both.
+    pub send_buffer_max: usize,
     /// TCP_MAXSEG: an upper bound on the MSS advertised and used; `None` derives it from the MTU.
     pub max_segment: Option<u16>,
 }
@@ -353,6 +360,8 @@ impl SocketOptions {
             keepalive: tcp.keepalive,
             recv_buffer: tcp.recv_buffer,
             send_buffer: tcp.send_buffer,
+            recv_buffer_max: tcp.recv_buffer_max.max(tcp.recv_buffer),
+            send_buffer_max: tcp.send_buffer_max.max(tcp.send_buffer),
             max_segment: None,
         }
     }

@@ -22,6 +22,8 @@ pub struct Stats {
     pub timeouts: u64,
     /// Fast retransmits (three duplicate ACKs).
     pub fast_retransmits: u64,
+    /// Tail loss probes sent (RFC 8985 §7).
+    pub tail_loss_probes: u64,
     /// Challenge ACKs sent (RFC 5961).
     pub challenge_acks: u64,
     /// Challenge ACKs suppressed by the rate limit.

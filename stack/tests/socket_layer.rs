@@ -300,6 +300,8 @@ fn rst_makes_the_socket_readable_with_error_and_hangup() {
 fn full_send_buffer_is_not_writable_until_acknowledged() {
     let mut c = config();
     c.tcp.send_buffer = 1000;
+    // A buffer that does not grow with the congestion window.
+    c.tcp.send_buffer_max = 0;
     let mut t = T::established(c);
     let h = t.sock();
     assert_eq!(t.s().send_capacity(h), Some(1000));

@@ -46,10 +46,11 @@ fn closed_port_ignores_rst() {
 fn listen_answers_syn_with_syn_ack_carrying_negotiated_options() {
     let mut t = T::listening(config());
     t.send(SYN);
-    // RFC 7323 §2.2: the window of a SYN-ACK is not scaled; 256 KiB needs wscale 3.
+    // RFC 7323 §2.2: the window of a SYN-ACK is not scaled. RFC 7323 §2.3: the shift lets the
+    // largest buffer autotuning may reach be advertised: 6 MiB (Linux's tcp_rmem[2]) needs 7.
     assert_eq!(
         t.out(),
-        ["S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 2576011877 ecr 100,nop,wscale 3>"]
+        ["S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 2576011877 ecr 100,nop,wscale 7>"]
     );
 }
 
@@ -190,7 +191,7 @@ fn rfc9293_default_keeps_data_on_the_syn() {
 #[test]
 fn syn_sent_sends_syn_with_every_enabled_option() {
     let mut t = T::connecting(config());
-    assert_eq!(t.out(), ["S 0:0(0) win 65535 <mss 1460,sackOK,TS val 2576011877 ecr 0,nop,wscale 3>"]);
+    assert_eq!(t.out(), ["S 0:0(0) win 65535 <mss 1460,sackOK,TS val 2576011877 ecr 0,nop,wscale 7>"]);
 }
 
 #[test]
@@ -198,8 +199,8 @@ fn syn_sent_completes_on_syn_ack() {
     let mut t = T::connecting(config());
     t.out();
     t.send(In { flags: TcpFlags::SYN | TcpFlags::ACK, ack: 1, ..SYN });
-    // 256 KiB at wscale 3.
-    assert_eq!(t.out(), [". 1:1(0) ack 1 win 32768 <nop,nop,TS val 2576011877 ecr 100>"]);
+    // The 128 KiB the buffer starts with (Linux's tcp_rmem[1]) at wscale 7.
+    assert_eq!(t.out(), [". 1:1(0) ack 1 win 1024 <nop,nop,TS val 2576011877 ecr 100>"]);
     assert_eq!(t.events(), [Event::Connected(t.sock())]);
     assert_eq!(t.s().state(t.sock()), Some(State::Established));
     // RFC 6691 / RFC 7323: the peer's 1460 less 12 bytes of timestamps.
@@ -336,7 +337,7 @@ fn sack_blocks_report_out_of_order_data() {
     t.send(In { seq: 101, data: b"xxxxxxxxxx", win: 512, ..ACK });
     t.send(In { seq: 201, data: b"yyyyyyyyyy", win: 512, ..ACK });
     let out = t.out();
-    assert_eq!(out.last().unwrap(), ". 1:1(0) ack 1 win 32768 <nop,nop,sack 201:211 101:111>");
+    assert_eq!(out.last().unwrap(), ". 1:1(0) ack 1 win 1024 <nop,nop,sack 201:211 101:111>");
 }
 
 #[test]

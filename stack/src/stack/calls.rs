@@ -128,10 +128,9 @@ impl Stack {
 
     /// Reads received bytes; `Ok(0)` means the peer finished sending and everything was read.
     pub fn recv(&mut self, now: Instant, socket: SocketHandle, buf: &mut [u8]) -> Result<usize, RecvError> {
-        let _ = now;
         let (idx, conn) = self.conn_mut(socket).ok_or(RecvError::InvalidHandle)?;
         if conn.readable() > 0 {
-            let n = conn.recv(buf);
+            let n = conn.recv(now, buf);
             self.after_conn(idx, Outcome::default());
             return Ok(n);
         }
@@ -204,8 +203,14 @@ impl Stack {
         match option {
             SocketOption::NoDelay(v) => o.nodelay = v,
             SocketOption::KeepAlive(v) => o.keepalive = v,
-            SocketOption::RecvBuffer(v) => o.recv_buffer = v,
-            SocketOption::SendBuffer(v) => o.send_buffer = v,
+            SocketOption::RecvBuffer(v) => {
+                o.recv_buffer = v;
+                o.recv_buffer_max = v;
+            }
+            SocketOption::SendBuffer(v) => {
+                o.send_buffer = v;
+                o.send_buffer_max = v;
+            }
             SocketOption::MaxSegment(v) => o.max_segment = Some(v),
         }
         conn.set_options(o);

@@ -141,16 +141,45 @@ impl RecvBuffer {
         self.capacity
     }
 
-    /// Grows or shrinks the capacity; shrinking below what is held is refused.
+    /// Grows or shrinks the capacity. An empty buffer takes any capacity; one holding bytes only
+    /// grows (autotuning), keeping every byte, in order and out of order, at its stream offset.
     pub(crate) fn set_capacity(&mut self, capacity: usize) {
-        if self.ooo.is_empty() && self.ready == 0 && self.ring.is_empty() {
-            self.capacity = capacity.max(1);
+        let capacity = capacity.max(1);
+        if self.ooo.is_empty() && self.ready == 0 {
+            self.capacity = capacity;
+            self.ring = Vec::new();
+            return;
+        }
+        if capacity <= self.capacity {
+            return;
+        }
+        let old = std::mem::take(&mut self.ring);
+        let old_capacity = self.capacity;
+        let ranges: Vec<(u64, u64)> = std::iter::once((self.read_off, self.next_offset()))
+            .chain(self.ooo.iter().map(|(&s, &e)| (s, e)))
+            .collect();
+        self.capacity = capacity;
+        self.ring = vec![0; capacity];
+        for (start, end) in ranges {
+            let mut off = start;
+            while off < end {
+                let i = (off % old_capacity as u64) as usize;
+                let n = ((end - off) as usize).min(old_capacity - i);
+                let bytes = &old[i..i + n];
+                self.write_ring(off, bytes);
+                off += n as u64;
+            }
         }
     }
 
     /// Bytes ready to read.
     pub(crate) fn ready(&self) -> usize {
         self.ready
+    }
+
+    /// Stream offset of the first unread byte (what the application has read).
+    pub(crate) fn read_offset(&self) -> u64 {
+        self.read_off
     }
 
     /// Stream offset just after the in-order bytes (RCV.NXT's offset).
@@ -317,6 +346,25 @@ mod tests {
         b.insert(12, b"cccccccccc");
         assert_eq!(b.sack_intervals().collect::<Vec<_>>(), vec![(10, 24)]);
         assert_eq!(b.out_of_order_bytes(), 14);
+    }
+
+    #[test]
+    fn receive_buffer_grows_keeping_bytes_in_and_out_of_order() {
+        let mut b = RecvBuffer::new(8);
+        assert_eq!(b.insert(0, b"abcdef"), 6);
+        let mut out = [0u8; 4];
+        assert_eq!(b.read(&mut out), 4);
+        // The ring has wrapped: "ef" at 4..6, then "ghij" at 6..10 (indices 6, 7, 0, 1).
+        assert_eq!(b.insert(6, b"ghij"), 4);
+        b.insert(11, b"l");
+        b.set_capacity(20);
+        assert_eq!(b.capacity(), 20);
+        assert_eq!(b.window(), 14);
+        assert_eq!(b.insert(10, b"k"), 2);
+        b.insert(12, b"mnopqrstuvwxyz");
+        let mut all = [0u8; 30];
+        let n = b.read(&mut all);
+        assert_eq!(&all[..n], b"efghijklmnopqrstuvwx");
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub(crate) mod congestion;
 pub(crate) mod conn;
 pub(crate) mod isn;
 pub(crate) mod rtt;
+pub(crate) mod scoreboard;
 pub mod seq;
 pub(crate) mod timer;
 

@@ -18,12 +18,23 @@ pub(crate) enum Timer {
     Keepalive = 3,
     /// TIME-WAIT's 2×MSL, or the FIN-WAIT-2 limit of an orphaned connection.
     Close = 4,
+    /// RACK's reordering window (RFC 8985 §6.2 step 5): segments not yet deemed lost.
+    Reorder = 5,
+    /// The tail loss probe (RFC 8985 §7.2).
+    Probe = 6,
 }
 
 impl Timer {
     /// Every kind, in the order expired timers are run.
-    pub(crate) const ALL: [Timer; 5] =
-        [Timer::Retransmit, Timer::DelayedAck, Timer::Persist, Timer::Keepalive, Timer::Close];
+    pub(crate) const ALL: [Timer; 7] = [
+        Timer::Retransmit,
+        Timer::Reorder,
+        Timer::Probe,
+        Timer::DelayedAck,
+        Timer::Persist,
+        Timer::Keepalive,
+        Timer::Close,
+    ];
 }
 
 /// One deadline per [`Timer`], `None` when that timer is stopped.

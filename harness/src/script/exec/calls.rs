@@ -441,11 +441,13 @@ impl Exec<'_> {
             "SO_RCVBUF" => {
                 let v = num()?.max(0) as usize;
                 nf.options.recv_buffer = v;
+                nf.options.recv_buffer_max = v;
                 option = Some(SocketOption::RecvBuffer(v));
             }
             "SO_SNDBUF" => {
                 let v = num()?.max(0) as usize;
                 nf.options.send_buffer = v;
+                nf.options.send_buffer_max = v;
                 option = Some(SocketOption::SendBuffer(v));
             }
             "TCP_NODELAY" => {

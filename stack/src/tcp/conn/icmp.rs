@@ -4,6 +4,7 @@
 
 use super::{Connection, Ctx};
 use crate::stats::DropReason;
+use crate::tcp::congestion::Phase;
 use crate::wire::IcmpRepr;
 
 impl Connection {
@@ -67,8 +68,11 @@ impl Connection {
         // again now at the new size, from SND.UNA, as after a timeout but without the congestion
         // response, the backoff or a retry counted: a smaller path is not congestion.
         if self.snd_mss < old && self.syn_acked() && self.snd_max > self.snd_una {
-            self.snd_nxt = self.snd_una;
-            self.retransmit_at = None;
+            self.board.mark_all_lost();
+            if self.recovery.phase == Phase::Open {
+                self.recovery.phase = Phase::Loss;
+                self.recovery.recover = self.snd_max;
+            }
         }
     }
 }

@@ -4,10 +4,11 @@
 //!
 //! Must not depend on: clocks, I/O, `crate::stack`.
 
+use super::recovery::AckSummary;
 use super::{ticks_to_duration, Connection, Ctx};
-use crate::config::{CongestionKind, TcpConfig};
+use crate::config::TcpConfig;
 use crate::stats::DropReason;
-use crate::tcp::congestion::Reno;
+use crate::tcp::scoreboard::Delivered;
 use crate::tcp::seq::SeqNum;
 use crate::tcp::timer::Timer;
 use crate::tcp::{CloseReason, State};
@@ -246,9 +247,7 @@ impl Connection {
                 if self.retries > 0 {
                     // RFC 5681 §3.1: the SYN-ACK was retransmitted, so the initial window is one
                     // segment.
-                    if let CongestionKind::Reno = ctx.cfg.congestion {
-                        self.cc = Box::new(Reno::new(1, self.snd_mss));
-                    }
+                    self.cc = super::new_controller(ctx.cfg.congestion, 1, self.snd_mss);
                 }
                 self.timers.stop(Timer::Retransmit);
                 self.rtt.reset_backoff();
@@ -286,6 +285,9 @@ impl Connection {
         }
 
         self.update_ts_recent(seg);
+        if !payload.is_empty() {
+            self.rcv_rtt_measure(now, seg, ctx.cfg.ts_hz);
+        }
         self.process_ack(now, seg, ctx);
         if self.state == State::Closed {
             return;
@@ -343,6 +345,23 @@ impl Connection {
         }
     }
 
+    /// The receiver's round-trip estimate from the echo of our timestamp in the peer's data
+    /// (Linux's `tcp_rcv_rtt_measure_ts`), smoothed by 1/8, for receive-buffer autotuning.
+    fn rcv_rtt_measure(&mut self, now: Instant, seg: &TcpRepr<'_>, hz: u32) {
+        let Some(ts) = seg.options.timestamp.filter(|ts| self.ts_enabled && ts.tsecr != 0) else {
+            return;
+        };
+        let ticks = self.ts_now(now, hz).wrapping_sub(ts.tsecr);
+        if (ticks as i32) < 0 {
+            return;
+        }
+        let sample = ticks_to_duration(ticks, hz).max(Duration::from_micros(1));
+        self.rcv_rtt = Some(match self.rcv_rtt {
+            None => sample,
+            Some(r) => Duration::from_micros((r.total_micros() * 7 + sample.total_micros()) / 8),
+        });
+    }
+
     fn challenge_ack(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
         // RFC 5961 §7: rate-limit challenge ACKs.
         if ctx.challenge.allow(now, ctx.cfg.challenge_ack_limit) {
@@ -370,8 +389,11 @@ impl Connection {
             urgent: _,
         } = *seg;
         let window = u32::from(wnd_field) << self.snd_wscale;
+        let prior_una = self.snd_una;
+        let prior_pipe = self.pipe();
+        let mut delivered = Delivered::default();
+        let mut rtt = None;
         if ack > self.snd_una {
-            let acked = (ack - self.snd_una) as u32;
             // How much of that is data (the SYN and FIN occupy a number each).
             let data_start = self.data_start();
             let data_end = data_start + self.send_buf.len();
@@ -381,13 +403,9 @@ impl Connection {
             if self.snd_nxt < ack {
                 self.snd_nxt = ack;
             }
+            self.board.on_ack(ack, &mut delivered);
             self.retries = 0;
             self.persist_backoff = 0;
-            if let Some(at) = self.retransmit_at {
-                if at < ack {
-                    self.retransmit_at = None;
-                }
-            }
             // RTT: timestamps (RFC 7323 §4.1) or the timed segment (Karn, RFC 6298 §3).
             match (self.ts_enabled, options.timestamp) {
                 // Karn's rule carried over to timestamps: an echo of a transmission older than the
@@ -395,82 +413,52 @@ impl Connection {
                 (true, Some(ts)) if ts.tsecr != 0 && (ts.tsecr.wrapping_sub(self.rto_tsval) as i32) >= 0 => {
                     let ticks = self.ts_now(now, ctx.cfg.ts_hz).wrapping_sub(ts.tsecr);
                     if (ticks as i32) >= 0 {
-                        self.rtt.sample(ticks_to_duration(ticks, ctx.cfg.ts_hz));
+                        let sample = ticks_to_duration(ticks, ctx.cfg.ts_hz);
+                        self.rtt.sample(sample);
+                        rtt = Some(sample);
                     }
                 }
                 _ => {
                     if let Some((probe, sent)) = self.rtt_probe {
                         if ack > probe {
                             self.rtt.sample(now - sent);
+                            rtt = Some(now - sent);
                             self.rtt_probe = None;
                         }
                     }
                 }
             }
             self.rtt.reset_backoff();
-            // Congestion control (RFC 5681 §3, RFC 6582 §3.2).
-            let mss = self.snd_mss;
-            match self.recovery.recover {
-                Some(recover) if ack >= recover => {
-                    self.recovery.recover = None;
-                    self.cc.on_recovery_end(self.flight(), mss);
-                }
-                Some(_) => {
-                    // Partial ACK: retransmit the next unacknowledged segment at once.
-                    self.cc.on_partial_ack(acked, mss);
-                    self.retransmit_at = Some(self.snd_una);
-                }
-                None => self.cc.on_ack(acked, mss),
-            }
-            self.recovery.dup_acks = 0;
-            // RFC 6298 (5.2)/(5.3): stop the timer when all is acknowledged, else restart it.
-            if self.snd_una == self.snd_max {
-                self.timers.stop(Timer::Retransmit);
-            } else {
-                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
-            }
-            if self.want_writable && self.send_buf.free() > 0 {
-                self.want_writable = false;
-                ctx.outcome.writable = true;
-            }
-        } else if ack == self.snd_una
+        }
+        let dsack = self.take_sack(seg, &mut delivered);
+        // RFC 5681 §2: a duplicate acknowledgment.
+        let dup_ack = ack == prior_una
             && payload.is_empty()
             && !flags.syn()
             && !flags.fin()
             && window == self.snd_wnd
-            && self.snd_max > self.snd_una
-        {
-            // RFC 5681 §2: a duplicate acknowledgment.
+            && self.snd_max > self.snd_una;
+        if ack > prior_una {
+            self.recovery.dup_acks = 0;
+        } else if dup_ack {
             self.recovery.dup_acks += 1;
-            let mss = self.snd_mss;
-            if self.recovery.recover.is_some() {
-                self.cc.on_dup_ack_in_recovery(mss);
-            } else if self.recovery.dup_acks == 3 {
-                // RFC 5681 §3.2 (2)-(4): fast retransmit and enter fast recovery.
-                self.recovery.recover = Some(self.snd_max);
-                self.cc.on_fast_retransmit(self.flight(), mss);
-                self.retransmit_at = Some(self.snd_una);
-                self.rtt_probe = None;
-                ctx.stats.fast_retransmits += 1;
-            }
         }
-        // RFC 6675 §5 (IsLost): with SACK, DupThresh segments SACKed above SND.UNA mark it lost
-        // even when fewer than three duplicate ACKs arrived.
-        if self.sack_enabled && self.recovery.recover.is_none() && self.snd_max > self.snd_una {
-            if let Some(blocks) = options.sack {
-                let sacked: usize = blocks
-                    .as_slice()
-                    .iter()
-                    .filter(|(l, r)| *l >= self.snd_una && r <= &self.snd_max && l < r)
-                    .map(|&(l, r)| r - l)
-                    .sum();
-                if sacked >= 3 * self.snd_mss as usize {
-                    self.recovery.recover = Some(self.snd_max);
-                    self.cc.on_fast_retransmit(self.flight(), self.snd_mss);
-                    self.retransmit_at = Some(self.snd_una);
-                    self.rtt_probe = None;
-                    ctx.stats.fast_retransmits += 1;
-                }
+        // Loss detection, recovery and the congestion window (RFC 8985, 6675, 6937, 6582).
+        let summary = AckSummary { prior_una, prior_pipe, delivered, dup_ack, dsack, rtt };
+        self.recover_on_ack(now, seg, &summary, ctx);
+        if ack > prior_una {
+            self.snd_buf_expand(&mut ctx.outcome);
+            // RFC 6298 (5.2)/(5.3): stop the timer when all is acknowledged, else restart it.
+            if self.snd_una == self.snd_max {
+                self.timers.stop(Timer::Retransmit);
+                self.timers.stop(Timer::Reorder);
+            } else {
+                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+            }
+            self.arm_tlp(now);
+            if self.want_writable && self.send_buf.free() > 0 {
+                self.want_writable = false;
+                ctx.outcome.writable = true;
             }
         }
         // Window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and

@@ -12,11 +12,13 @@
 mod icmp;
 mod input;
 mod output;
+mod recovery;
 mod timers;
 
 use super::buffers::{RecvBuffer, SendBuffer};
-use super::congestion::{Controller, Recovery, Reno, Unlimited};
+use super::congestion::{Controller, Cubic, Recovery, Reno, Unlimited};
 use super::rtt::RttEstimator;
+use super::scoreboard::Scoreboard;
 use super::seq::SeqNum;
 use super::timer::{Timer, TimerTable};
 use super::{CloseReason, State};
@@ -130,6 +132,12 @@ pub(crate) struct Connection {
     fin_rcvd: bool,
     /// The stream offset of a FIN that arrived ahead of missing data.
     fin_pending_at: Option<u64>,
+    /// Receive-buffer autotuning (Linux's `rcvq_space`): what the application read per round
+    /// trip.
+    rcv_space: RcvSpace,
+    /// The receiver's estimate of the round-trip time (from the echoes of our timestamps in the
+    /// peer's data, Linux's `rcv_rtt_est`).
+    rcv_rtt: Option<Duration>,
 
     // Negotiated options.
     /// MSS we advertise.
@@ -161,12 +169,16 @@ pub(crate) struct Connection {
     rtt_probe: Option<(SeqNum, Instant)>,
     cc: Box<dyn Controller>,
     recovery: Recovery,
+    /// Every segment outstanding: SACKed, lost, retransmitted, when sent (RFC 6675, RFC 8985).
+    board: Scoreboard,
+    /// RACK's state (RFC 8985 §6.1).
+    rack: recovery::Rack,
+    /// The tail loss probe in progress (RFC 8985 §7).
+    tlp: recovery::Tlp,
     /// Consecutive retransmission timeouts.
     retries: u32,
     /// The end of the last segment shorter than the MSS (Nagle with Minshall's refinement).
     last_small_end: SeqNum,
-    /// A single segment to retransmit from this sequence number (fast retransmit).
-    retransmit_at: Option<SeqNum>,
     timers: TimerTable,
     persist_backoff: u32,
     /// Send a window probe now (persist timer expired).
@@ -207,6 +219,27 @@ pub(crate) struct Connection {
     accept_syn_data: bool,
     /// The first time data was sent beyond the peer's window, for `check_invariants`.
     window_violation: Option<String>,
+}
+
+/// What the application read in the current measurement round trip, for receive-buffer
+/// autotuning.
+#[derive(Debug, Clone, Copy)]
+struct RcvSpace {
+    /// Bytes read in the last round trip that grew the buffer (the level to beat).
+    space: usize,
+    /// The stream offset read up to when this round trip began.
+    start: u64,
+    /// When this round trip began.
+    time: Instant,
+}
+
+/// The controller `kind` names, with an initial window of `iw` segments of `mss` bytes.
+pub(crate) fn new_controller(kind: CongestionKind, iw: u32, mss: u32) -> Box<dyn Controller> {
+    match kind {
+        CongestionKind::Reno => Box::new(Reno::new(iw, mss)),
+        CongestionKind::Cubic => Box::new(Cubic::new(iw, mss)),
+        CongestionKind::None => Box::new(Unlimited),
+    }
 }
 
 /// Largest MSS our MTU allows for this family (RFC 6691: MTU minus fixed IP and TCP headers).
@@ -253,10 +286,7 @@ impl Connection {
         if let Some(m) = options.max_segment {
             our_mss = our_mss.min(m.max(64));
         }
-        let cc: Box<dyn Controller> = match cfg.congestion {
-            CongestionKind::Reno => Box::new(Reno::new(cfg.initial_window, u32::from(our_mss))),
-            CongestionKind::None => Box::new(Unlimited),
-        };
+        let cc = new_controller(cfg.congestion, cfg.initial_window, u32::from(our_mss));
         Connection {
             tuple,
             state: State::Closed,
@@ -278,12 +308,21 @@ impl Connection {
             recv_buf: RecvBuffer::new(options.recv_buffer),
             fin_rcvd: false,
             fin_pending_at: None,
+            // Linux starts from ten segments' worth (TCP_INIT_CWND * advmss).
+            rcv_space: RcvSpace { space: 10 * usize::from(our_mss), start: 0, time: now },
+            rcv_rtt: None,
             our_mss,
             snd_mss: u32::from(default_peer_mss(tuple.remote).min(our_mss)),
             peer_mss: default_peer_mss(tuple.remote),
             path_mtu: mtu,
             snd_wscale: 0,
-            rcv_wscale: if cfg.window_scale { wscale_for(options.recv_buffer) } else { 0 },
+            // RFC 7323 §2.3: the shift must let the largest buffer autotuning may reach be
+            // advertised (Linux chooses it from tcp_rmem[2] the same way).
+            rcv_wscale: if cfg.window_scale {
+                wscale_for(options.recv_buffer.max(options.recv_buffer_max))
+            } else {
+                0
+            },
             ws_enabled: cfg.window_scale,
             ts_enabled: cfg.timestamps,
             sack_enabled: cfg.sack,
@@ -295,8 +334,10 @@ impl Connection {
             rto_tsval: ts_offset,
             cc,
             recovery: Recovery::default(),
+            board: Scoreboard::default(),
+            rack: recovery::Rack::default(),
+            tlp: recovery::Tlp { enabled: cfg.tail_loss_probe, ..recovery::Tlp::default() },
             retries: 0,
-            retransmit_at: None,
             last_small_end: iss,
             timers: TimerTable::default(),
             persist_backoff: 0,
@@ -375,10 +416,8 @@ impl Connection {
         self.snd_wl1 = syn.seq;
         // RFC 6928: the initial window from the MSS actually in use; RFC 5681 §3.1: one segment
         // when our SYN had to be retransmitted.
-        if let CongestionKind::Reno = cfg.congestion {
-            let iw = if self.retries > 0 { 1 } else { cfg.initial_window };
-            self.cc = Box::new(Reno::new(iw, self.snd_mss));
-        }
+        let iw = if self.retries > 0 { 1 } else { cfg.initial_window };
+        self.cc = new_controller(cfg.congestion, iw, self.snd_mss);
     }
 
     // ------------------------------------------------------------------------------------------
@@ -418,11 +457,6 @@ impl Connection {
 
     fn fin_acked(&self) -> bool {
         matches!(self.fin_seq, Some(f) if self.snd_una > f)
-    }
-
-    /// Bytes in flight (sent, not acknowledged), SYN and FIN included.
-    fn flight(&self) -> u32 {
-        (self.snd_nxt - self.snd_una) as u32
     }
 
     fn is_synchronized(&self) -> bool {
@@ -489,10 +523,65 @@ impl Connection {
     }
 
     /// Reads in-order bytes.
-    pub(crate) fn recv(&mut self, buf: &mut [u8]) -> usize {
+    pub(crate) fn recv(&mut self, now: Instant, buf: &mut [u8]) -> usize {
         let n = self.recv_buf.read(buf);
         self.read_since_ack |= n > 0;
+        if n > 0 {
+            self.rcv_space_adjust(now);
+        }
         n
+    }
+
+    /// Receive-buffer autotuning, as Linux's `tcp_rcv_space_adjust` (dynamic right-sizing): once
+    /// per round trip, if the application read more than in the round trip that last grew the
+    /// buffer, grow it so the window covers twice that, plus room for a sender in slow start
+    /// (which doubles its rate per round trip), up to `recv_buffer_max`.
+    fn rcv_space_adjust(&mut self, now: Instant) {
+        let max = self.options.recv_buffer_max;
+        let capacity = self.recv_buf.capacity();
+        if max <= capacity {
+            return;
+        }
+        let Some(rtt) = self.rcv_rtt.or(self.rtt.srtt()) else { return };
+        let space = &mut self.rcv_space;
+        if now.saturating_duration_since(space.time) < rtt {
+            return;
+        }
+        let read_off = self.recv_buf.read_offset();
+        let copied = (read_off - space.start) as usize;
+        space.start = read_off;
+        space.time = now;
+        if copied <= space.space {
+            return;
+        }
+        let mss = usize::from(self.our_mss);
+        let mut want = 2 * copied + 16 * mss;
+        // Linux: the faster the application's reading grew, the more room ahead of it.
+        let grow = want.saturating_mul(copied - space.space) / space.space.max(1);
+        want = want.saturating_add(2 * grow);
+        space.space = copied;
+        if want > capacity {
+            // At least double, so a growing window costs few re-layouts of the ring.
+            self.recv_buf.set_capacity(want.max(2 * capacity).min(max));
+        }
+    }
+
+    /// Send-buffer growth with the congestion window (Linux's `tcp_sndbuf_expand`): room for
+    /// twice the window, so the application can keep it full, up to `send_buffer_max`.
+    fn snd_buf_expand(&mut self, out: &mut Outcome) {
+        let max = self.options.send_buffer_max;
+        let capacity = self.send_buf.capacity();
+        if max <= capacity {
+            return;
+        }
+        let want = (2 * u64::from(self.cc.cwnd())).min(max as u64) as usize;
+        if want > capacity {
+            self.send_buf.set_capacity(want.max(2 * capacity).min(max));
+            if self.want_writable {
+                self.want_writable = false;
+                out.writable = true;
+            }
+        }
     }
 
     /// Shuts down the sending direction (RFC 9293 §3.10.4 CLOSE, for the send side).
@@ -566,7 +655,6 @@ impl Connection {
         }
         self.timers.stop_all();
         self.ack_now = false;
-        self.retransmit_at = None;
     }
 
     fn enter_time_wait(&mut self, now: Instant, cfg: &TcpConfig) {
@@ -647,6 +735,9 @@ impl Connection {
         // Never send beyond the peer's window, except one probe byte into a zero window.
         if let Some(v) = &self.window_violation {
             return Err(v.clone());
+        }
+        if self.syn_acked() && !matches!(self.state, State::Closed | State::TimeWait) {
+            self.board.check(self.snd_una, self.snd_max)?;
         }
         Ok(())
     }

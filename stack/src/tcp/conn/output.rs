@@ -4,6 +4,7 @@
 //! Must not depend on: clocks, I/O, `crate::stack`.
 
 use super::{Connection, Ctx};
+use crate::tcp::congestion::Phase;
 use crate::tcp::seq::SeqNum;
 use crate::tcp::timer::Timer;
 use crate::tcp::State;
@@ -229,36 +230,66 @@ impl Connection {
             return None;
         }
         let data_start = self.data_start();
-        let data_end = data_start + self.send_buf.len();
         let mss = self.payload_limit();
-
-        // Fast retransmit / partial-ACK retransmission of one segment, outside the window rules.
-        if let Some(at) = self.retransmit_at.take() {
-            if at >= self.snd_una && at < self.snd_max {
-                let off = at - data_start;
-                let len = (data_end.max(at) - at).min(mss).min(self.snd_max - at);
-                let fin = self.fin_seq == Some(at + len) && self.snd_max > at + len;
-                if len > 0 || fin {
-                    ctx.stats.retransmissions += 1;
-                    return Some(self.data_segment(now, hz, at, off, len, fin));
-                }
-            }
-        }
 
         let sent_off = self.snd_nxt.max(data_start) - data_start;
         let unsent = self.send_buf.len().saturating_sub(sent_off);
         let fin_unsent = self.fin_queued
             && (self.fin_seq.is_none() || self.snd_nxt <= self.fin_seq.unwrap_or(self.snd_nxt));
-        let in_flight = self.flight() as usize;
+        let in_flight = self.pipe() as usize;
+        let wnd_end = self.snd_una + self.snd_wnd as usize;
+
+        // A tail loss probe (RFC 8985 §7.3): new data if the peer's window allows, else the last
+        // segment again; outside the congestion window.
+        if self.tlp.due {
+            self.tlp.due = false;
+            let room = if wnd_end > self.snd_nxt { wnd_end - self.snd_nxt } else { 0 };
+            let new_len = unsent.min(mss).min(room);
+            let probe = if new_len > 0 {
+                self.tlp.retrans = false;
+                Some(self.data_segment(now, hz, self.snd_nxt, sent_off, new_len, false))
+            } else if let Some((start, end)) = self.board.last() {
+                self.tlp.retrans = true;
+                let fin = self.fin_seq.is_some_and(|f| f + 1 == end);
+                let data_end_seq = if fin { end - 1 } else { end };
+                let len = (data_end_seq - start).min(mss);
+                let seq = data_end_seq - len;
+                ctx.stats.retransmissions += 1;
+                Some(self.data_segment(now, hz, seq, seq - data_start, len, fin))
+            } else {
+                None
+            };
+            if probe.is_some() {
+                ctx.stats.tail_loss_probes += 1;
+                self.tlp.end = Some(self.snd_max);
+                // §7.3: the RTO runs from the probe.
+                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+                return probe;
+            }
+        }
+
+        // RFC 6675 §5 NextSeg (1): the first segment deemed lost, under the congestion window
+        // (PRR sets it during recovery), and within the peer's window unless it is SND.UNA's.
+        if let Some((start, end)) = self.board.next_lost() {
+            let cwnd = self.cc.cwnd().max(self.snd_mss) as usize;
+            if in_flight < cwnd && (start == self.snd_una || start < wnd_end) {
+                let fin = self.fin_seq.is_some_and(|f| f + 1 == end);
+                let data_end_seq = if fin { end - 1 } else { end };
+                let len = (data_end_seq - start).min(mss);
+                let fin = fin && start + len == data_end_seq;
+                ctx.stats.retransmissions += 1;
+                return Some(self.data_segment(now, hz, start, start - data_start, len, fin));
+            }
+        }
         // RFC 3042 (Limited Transmit): the first two duplicate ACKs each let one new segment out.
-        let limited = if self.recovery.recover.is_none() && self.recovery.dup_acks < 3 {
+        let limited = if self.recovery.phase == Phase::Open && self.recovery.dup_acks < 3 {
             self.recovery.dup_acks * self.snd_mss
         } else {
             0
         };
         let cwnd = self.cc.cwnd().max(self.snd_mss).saturating_add(limited);
-        let wnd = (self.snd_wnd as usize).min(cwnd as usize);
-        let usable = wnd.saturating_sub(in_flight);
+        let rwnd_room = if wnd_end > self.snd_nxt { wnd_end - self.snd_nxt } else { 0 };
+        let usable = (cwnd as usize).saturating_sub(in_flight).min(rwnd_room);
         let len = unsent.min(mss).min(usable);
 
         if self.probe_now {
@@ -271,14 +302,13 @@ impl Connection {
             }
         }
 
-        let retransmission = self.snd_nxt < self.snd_max;
         let all_queued = len == unsent;
         let can_fin = fin_unsent && all_queued;
         if len == 0 && !can_fin {
             self.arm_persist(now, unsent);
             return None;
         }
-        if len > 0 && len < mss && !retransmission {
+        if len > 0 && len < mss {
             // RFC 896 (Nagle) and RFC 1122 §4.2.3.4 sender SWS avoidance: a short segment goes
             // only when it empties the queue and nothing is in flight (or Nagle is off), or
             // when it is at least half the largest window the peer offered.
@@ -298,9 +328,6 @@ impl Connection {
         }
         let seq = self.snd_nxt;
         let off = seq - data_start;
-        if retransmission {
-            ctx.stats.retransmissions += 1;
-        }
         Some(self.data_segment(now, hz, seq, off, len, can_fin))
     }
 
@@ -364,6 +391,16 @@ impl Connection {
                 }
             }
         }
+        if end > seq {
+            if new_data {
+                self.board.on_send(seq, end, now);
+            } else {
+                self.board.on_retransmit(seq, end, now);
+            }
+        }
+        if self.recovery.phase == Phase::Recovery {
+            self.recovery.prr_out += (end - seq) as u64;
+        }
         if new_data {
             let data_end = seq + len;
             let allowed = self.snd_una + (self.snd_wnd as usize).max(1);
@@ -386,6 +423,9 @@ impl Connection {
         // RFC 6298 (5.1): start the timer if it is not running.
         if self.timers.get(Timer::Retransmit).is_none() {
             self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+        }
+        if new_data {
+            self.arm_tlp(now);
         }
         let data_end_off = self.send_buf.len();
         let mut flags = TcpFlags::ACK;

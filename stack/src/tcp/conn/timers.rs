@@ -3,8 +3,8 @@
 //!
 //! Must not depend on: clocks, I/O, `crate::stack`.
 
-use super::{Connection, Ctx};
-use crate::tcp::congestion::Recovery;
+use super::{recovery, Connection, Ctx};
+use crate::tcp::congestion::{Phase, Recovery};
 use crate::tcp::timer::Timer;
 use crate::tcp::{CloseReason, State};
 use crate::time::Instant;
@@ -22,6 +22,8 @@ impl Connection {
     fn fire(&mut self, t: Timer, now: Instant, ctx: &mut Ctx<'_>) {
         match t {
             Timer::Retransmit => self.on_rto(now, ctx),
+            Timer::Reorder => self.on_reorder_timeout(now, ctx),
+            Timer::Probe => self.on_probe_timeout(),
             Timer::DelayedAck => self.ack_now = true,
             Timer::Persist => {
                 // RFC 9293 §3.8.6.1 / RFC 1122 §4.2.2.17: probe the zero window.
@@ -56,11 +58,20 @@ impl Connection {
         self.rtt.back_off();
         self.rtt_probe = None;
         self.rto_tsval = self.ts_now(now, ctx.cfg.ts_hz);
-        let flight = self.flight();
-        self.cc.on_timeout(flight, self.snd_mss);
-        self.recovery = Recovery::default();
-        self.retransmit_at = None;
-        self.snd_nxt = self.snd_una;
+        let flight = self.pipe().max(self.snd_mss);
+        self.cc.on_timeout(now, flight, self.snd_mss);
+        if self.syn_acked() {
+            // RFC 6675 §5.1, RFC 8985 §6.3: everything not SACKed is deemed lost and resent in
+            // order under slow start; what the peer SACKed is not sent again.
+            self.board.mark_all_lost();
+        } else {
+            // The SYN goes again.
+            self.snd_nxt = self.snd_una;
+        }
+        self.recovery = Recovery { phase: Phase::Loss, recover: self.snd_max, ..Recovery::default() };
+        self.tlp = recovery::Tlp { enabled: self.tlp.enabled, ..recovery::Tlp::default() };
+        self.timers.stop(Timer::Reorder);
+        self.timers.stop(Timer::Probe);
     }
 
     fn on_keepalive(&mut self, now: Instant, ctx: &mut Ctx<'_>) {

@@ -1,0 +1,299 @@
+//! Loss detection and recovery: RACK-TLP (RFC 8985), SACK-based recovery (RFC 6675) with
+//! Proportional Rate Reduction (RFC 6937), the duplicate-ACK threshold and NewReno's partial
+//! ACKs (RFC 5681, RFC 6582) when SACK is off, and what a timeout leaves to resend.
+//!
+//! Must not depend on: clocks, I/O, `crate::stack`.
+
+use super::{Connection, Ctx};
+use crate::tcp::congestion::{AckInfo, Phase};
+use crate::tcp::scoreboard::Delivered;
+use crate::tcp::seq::SeqNum;
+use crate::tcp::timer::Timer;
+use crate::time::{Duration, Instant};
+use crate::wire::TcpRepr;
+
+/// RFC 8985 §6.1: the newest delivered transmission and the RTT it gave.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Rack {
+    /// `RACK.xmit_ts` and `RACK.end_seq`; `None` until something was delivered.
+    pub(crate) newest: Option<(Instant, SeqNum)>,
+    /// `RACK.rtt`: the RTT of that transmission.
+    pub(crate) rtt: Duration,
+    /// `RACK.min_RTT`.
+    pub(crate) min_rtt: Option<Duration>,
+    /// `RACK.reord`: the connection has seen reordering (or a D-SACK).
+    pub(crate) reordering_seen: bool,
+}
+
+/// RFC 8985 §7: the tail loss probe.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tlp {
+    /// `TcpConfig::tail_loss_probe`.
+    pub(crate) enabled: bool,
+    /// The probe is due: the next `poll_transmit` sends it.
+    pub(crate) due: bool,
+    /// `TLP.end_seq`: SND.MAX when the probe went out, while its episode lasts.
+    pub(crate) end: Option<SeqNum>,
+    /// The probe was a retransmission (`TLP.is_retrans`).
+    pub(crate) retrans: bool,
+}
+
+/// RFC 8985 §7.2: the worst-case delayed-ACK time added to a lone segment's probe timeout.
+const WC_DEL_ACK: Duration = Duration::from_millis(200);
+
+/// Linux's TCP_TIMEOUT_MIN (2 jiffies at 1000 Hz), added to every probe timeout.
+const PTO_MIN_EXTRA: Duration = Duration::from_millis(2);
+
+/// What an ACK said, for the recovery step.
+pub(super) struct AckSummary {
+    pub(super) prior_una: SeqNum,
+    /// The pipe before the ACK, for the window-limited test.
+    pub(super) prior_pipe: u32,
+    pub(super) delivered: Delivered,
+    pub(super) dup_ack: bool,
+    /// The ACK carried a D-SACK block (RFC 2883).
+    pub(super) dsack: bool,
+    pub(super) rtt: Option<Duration>,
+}
+
+impl Connection {
+    /// SND.MAX - SND.UNA.
+    pub(super) fn outstanding(&self) -> u32 {
+        (self.snd_max - self.snd_una) as u32
+    }
+
+    /// RFC 6675 `pipe`.
+    pub(super) fn pipe(&self) -> u32 {
+        self.board.pipe(self.outstanding())
+    }
+
+    /// The SACK blocks of an ACK, applied to the scoreboard; says whether the first was a
+    /// D-SACK (RFC 2883 §4: below the cumulative ACK, or inside the second block).
+    pub(super) fn take_sack(&mut self, seg: &TcpRepr<'_>, d: &mut Delivered) -> bool {
+        let Some(blocks) = seg.options.sack.filter(|_| self.sack_enabled) else { return false };
+        let b = blocks.as_slice();
+        let dsack = match b {
+            [(_, r), ..] if *r <= seg.ack => true,
+            [(l, r), (l2, r2), ..] => l >= l2 && r <= r2,
+            _ => false,
+        };
+        self.board.on_sack(b, self.snd_una, self.snd_max, d);
+        dsack
+    }
+
+    /// After the scoreboard took an ACK: RACK's update, loss detection, the recovery phases and
+    /// the window (RFC 8985 §6.2, RFC 6675 §5, RFC 6937, RFC 6582).
+    pub(super) fn recover_on_ack(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        a: &AckSummary,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let mss = self.snd_mss;
+        let advanced = self.snd_una > a.prior_una;
+        self.rack_update(now, &a.delivered, a.dsack);
+        // TLP's end (RFC 8985 §7.4): a probe that was a retransmission and is acknowledged
+        // without a D-SACK repaired a real loss, which calls for a congestion response.
+        if let Some(end) = self.tlp.end {
+            if self.snd_una >= end || (a.dsack && self.tlp.retrans) {
+                if self.tlp.retrans && !a.dsack && self.recovery.phase == Phase::Open {
+                    self.cc.on_congestion(now, self.outstanding().max(mss), mss);
+                    self.cc.on_recovery_end(now);
+                }
+                self.tlp.end = None;
+            }
+        }
+
+        // Loss detection.
+        if self.sack_enabled && ctx.cfg.rack {
+            self.rack_detect(now);
+            // RFC 8985 §6.2 with a zero reordering window once DupThresh segments are SACKed
+            // covers this too; DupThresh duplicate ACKs without SACK blocks (a peer that SACKs
+            // nothing useful) still mark SND.UNA's segment.
+            if self.recovery.phase == Phase::Open && self.recovery.dup_acks >= 3 {
+                self.board.mark_first_lost();
+            }
+        } else if self.sack_enabled {
+            // RFC 6675 §4 IsLost: more than (DupThresh - 1) * SMSS SACKed above a segment;
+            // RFC 6675 §5: or DupThresh duplicate ACKs for SND.UNA's.
+            self.board.mark_lost_by_dupthresh(2 * mss);
+            if self.recovery.phase == Phase::Open && self.recovery.dup_acks >= 3 {
+                self.board.mark_first_lost();
+            }
+        } else if self.recovery.phase == Phase::Open && self.recovery.dup_acks == 3 && a.dup_ack {
+            // RFC 5681 §3.2 (2): the third duplicate ACK.
+            self.board.mark_first_lost();
+        } else if self.recovery.phase == Phase::Recovery && advanced && self.snd_una < self.recovery.recover {
+            // RFC 6582 §3.2 (3): a partial ACK; the next segment is lost too.
+            self.board.mark_first_lost();
+        }
+
+        // What this ACK delivered (RFC 6937 DeliveredData).
+        let delivered = if self.sack_enabled {
+            a.delivered.acked_unsacked + a.delivered.sacked
+        } else if a.dup_ack {
+            self.recovery.dup_credit += mss;
+            mss
+        } else if advanced {
+            let acked = (self.snd_una - a.prior_una) as u32;
+            let credit = self.recovery.dup_credit.min(acked);
+            self.recovery.dup_credit -= credit;
+            acked - credit
+        } else {
+            0
+        };
+
+        // The phases.
+        let mut exited = false;
+        if self.recovery.phase != Phase::Open && advanced && self.snd_una >= self.recovery.recover {
+            // RFC 6675 §5 / RFC 6582 §3.2 (3): recovery ends when RecoveryPoint is acknowledged.
+            if self.recovery.phase == Phase::Recovery {
+                self.cc.on_recovery_end(now);
+            }
+            self.recovery.phase = Phase::Open;
+            self.recovery.dup_credit = 0;
+            exited = true;
+        }
+        match self.recovery.phase {
+            Phase::Open if self.board.any_lost() => {
+                self.enter_recovery(now, a.prior_pipe.max(self.outstanding()), ctx);
+                self.prr_update(delivered);
+            }
+            Phase::Open if advanced && !exited => self.grow_window(now, seg, a),
+            Phase::Open => {}
+            Phase::Recovery => self.prr_update(delivered),
+            // After a timeout, slow start regrows the window while the lost data is resent.
+            Phase::Loss if advanced => self.grow_window(now, seg, a),
+            Phase::Loss => {}
+        }
+    }
+
+    fn grow_window(&mut self, now: Instant, seg: &TcpRepr<'_>, a: &AckSummary) {
+        let mss = self.snd_mss;
+        let cwnd = self.cc.cwnd();
+        // Linux's tcp_is_cwnd_limited: in slow start, a flight of at least half the window; in
+        // congestion avoidance, a full window.
+        let cwnd_limited = if cwnd < self.cc.ssthresh() {
+            u64::from(a.prior_pipe) * 2 >= u64::from(cwnd)
+        } else {
+            u64::from(a.prior_pipe) + u64::from(3 * mss) >= u64::from(cwnd)
+        };
+        self.cc.on_ack(&AckInfo {
+            now,
+            acked: (self.snd_una - a.prior_una) as u32,
+            mss,
+            rtt: a.rtt,
+            ack: seg.ack,
+            snd_max: self.snd_max,
+            cwnd_limited,
+        });
+    }
+
+    /// RFC 6675 §5 step 4 / RFC 6937: fast recovery begins.
+    fn enter_recovery(&mut self, now: Instant, flight: u32, ctx: &mut Ctx<'_>) {
+        let mss = self.snd_mss;
+        self.recovery.phase = Phase::Recovery;
+        self.recovery.recover = self.snd_max;
+        self.recovery.prr_delivered = 0;
+        self.recovery.prr_out = 0;
+        self.recovery.recover_fs = flight.max(mss);
+        self.cc.on_congestion(now, flight, mss);
+        self.rtt_probe = None;
+        self.tlp.end = None;
+        self.tlp.due = false;
+        self.timers.stop(Timer::Probe);
+        ctx.stats.fast_retransmits += 1;
+    }
+
+    fn prr_update(&mut self, delivered: u32) {
+        let pipe = self.pipe();
+        let cwnd = self.recovery.prr_cwnd(delivered, pipe, self.cc.ssthresh(), self.snd_mss);
+        self.cc.set_cwnd(cwnd);
+    }
+
+    /// RFC 8985 §6.2 steps 1-3: the newest delivered transmission, its RTT, reordering.
+    fn rack_update(&mut self, now: Instant, d: &Delivered, dsack: bool) {
+        if d.reordering || dsack {
+            self.rack.reordering_seen = true;
+        }
+        let Some((xmit, end, retransmitted)) = d.newest else { return };
+        let rtt = now.saturating_duration_since(xmit);
+        // Step 1: a retransmitted segment's RTT is ambiguous; take it only when it cannot be
+        // the original's (not shorter than the smallest RTT seen).
+        if retransmitted && self.rack.min_rtt.is_none_or(|m| rtt < m) {
+            return;
+        }
+        self.rack.rtt = rtt;
+        self.rack.min_rtt = Some(self.rack.min_rtt.map_or(rtt, |m| m.min(rtt)));
+        let newer = self.rack.newest.is_none_or(|(t, e)| xmit > t || (xmit == t && end > e));
+        if newer {
+            self.rack.newest = Some((xmit, end));
+        }
+    }
+
+    /// RFC 8985 §6.2 steps 4-5: marks what RACK deems lost, and runs the reordering timer for
+    /// what is not due yet.
+    pub(super) fn rack_detect(&mut self, now: Instant) {
+        let Some((xmit, end)) = self.rack.newest else { return };
+        let reo_wnd = if !self.rack.reordering_seen
+            && (self.recovery.phase != Phase::Open || self.board.sacked_bytes() >= 3 * self.snd_mss)
+        {
+            Duration::ZERO
+        } else {
+            let quarter =
+                Duration::from_micros(self.rack.min_rtt.unwrap_or(Duration::ZERO).total_micros() / 4);
+            self.rtt.srtt().map_or(quarter, |s| quarter.min(s))
+        };
+        let (_, timer) = self.board.rack_detect(now, xmit, end, self.rack.rtt + reo_wnd);
+        match timer {
+            Some(at) => self.timers.set(Timer::Reorder, at),
+            None => self.timers.stop(Timer::Reorder),
+        }
+    }
+
+    /// The reordering timer expired (RFC 8985 §6.3): what is now overdue is lost.
+    pub(super) fn on_reorder_timeout(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        self.rack_detect(now);
+        if self.board.any_lost() && self.recovery.phase == Phase::Open {
+            self.enter_recovery(now, self.outstanding(), ctx);
+            self.prr_update(0);
+        }
+    }
+
+    /// RFC 8985 §7.2: after new data went out or an ACK advanced, schedule a probe timeout
+    /// ahead of the RTO, when outside recovery with SACK on.
+    pub(super) fn arm_tlp(&mut self, now: Instant) {
+        if !self.sack_enabled
+            || !self.tlp.enabled
+            || self.recovery.phase != Phase::Open
+            || self.tlp.end.is_some()
+            || self.snd_una == self.snd_max
+            || !self.syn_acked()
+        {
+            self.timers.stop(Timer::Probe);
+            return;
+        }
+        // §7.2: PTO = 2 SRTT, plus the worst-case delayed ACK for a lone segment; like Linux
+        // (tcp_schedule_loss_probe), never less than 2 SRTT + 2 ms (its TCP_TIMEOUT_MIN).
+        let pto = match self.rtt.srtt() {
+            Some(srtt) => {
+                let extra = if self.outstanding() <= self.snd_mss + 1 { WC_DEL_ACK } else { PTO_MIN_EXTRA };
+                srtt.saturating_mul(2) + extra
+            }
+            None => Duration::from_secs(1),
+        };
+        let at = now + pto;
+        match self.timers.get(Timer::Retransmit) {
+            Some(rto) if at >= rto => self.timers.stop(Timer::Probe),
+            _ => self.timers.set(Timer::Probe, at),
+        }
+    }
+
+    /// The probe timeout expired (RFC 8985 §7.3): the next transmission is a probe.
+    pub(super) fn on_probe_timeout(&mut self) {
+        if self.recovery.phase == Phase::Open && self.snd_una != self.snd_max {
+            self.tlp.due = true;
+        }
+    }
+}

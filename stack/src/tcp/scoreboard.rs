@@ -1,0 +1,510 @@
+//! What the sender knows of each segment it sent and the peer has not yet acknowledged
+//! cumulatively: when it went out, whether it was retransmitted, SACKed (RFC 2018) or is deemed
+//! lost. The RFC 6675 scoreboard and the per-segment transmit times RACK needs (RFC 8985 §5.2),
+//! in one sequence-ordered queue, as Linux keeps them on its retransmission queue.
+//!
+//! Loss is decided by the connection (RACK, the duplicate-ACK threshold, a timeout); this module
+//! records the marks and keeps the counts that RFC 6675's `pipe` is made of.
+//!
+//! Must not depend on: clocks (times are given), I/O, anything in the crate but `seq` and `time`.
+
+use crate::tcp::seq::SeqNum;
+use crate::time::Instant;
+use std::collections::VecDeque;
+
+/// One transmitted segment: `[start, end)` in sequence space (a FIN counts as its last number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sent {
+    pub(crate) start: SeqNum,
+    pub(crate) end: SeqNum,
+    /// When it was last (re)transmitted.
+    pub(crate) xmit: Instant,
+    /// It was retransmitted at least once (RTT samples from it are ambiguous).
+    pub(crate) ever_retransmitted: bool,
+    /// A retransmission of it is in flight (counted in `pipe` again).
+    pub(crate) retrans: bool,
+    /// The peer SACKed it.
+    pub(crate) sacked: bool,
+    /// Deemed lost (by RACK, the DupThresh rule or a timeout) and not SACKed since.
+    pub(crate) lost: bool,
+}
+
+impl Sent {
+    fn len(&self) -> u32 {
+        (self.end - self.start) as u32
+    }
+}
+
+/// What a cumulative ACK or SACK blocks newly delivered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Delivered {
+    /// Bytes newly SACKed (RFC 6937's DeliveredData counts them with the cumulative ACK's).
+    pub(crate) sacked: u32,
+    /// Bytes newly acknowledged cumulatively that had not been SACKed before.
+    pub(crate) acked_unsacked: u32,
+    /// The newest transmission among the newly delivered segments (RACK.xmit_ts and end_seq,
+    /// RFC 8985 §6.2 step 2), and whether that segment was ever retransmitted.
+    pub(crate) newest: Option<(Instant, SeqNum, bool)>,
+    /// A segment never retransmitted was delivered below one already SACKed: the network
+    /// reordered (RFC 8985 §6.2 step 3).
+    pub(crate) reordering: bool,
+}
+
+impl Delivered {
+    fn note(&mut self, s: &Sent) {
+        let newer = match self.newest {
+            None => true,
+            Some((t, end, _)) => s.xmit > t || (s.xmit == t && s.end > end),
+        };
+        if newer {
+            self.newest = Some((s.xmit, s.end, s.ever_retransmitted));
+        }
+    }
+}
+
+/// The segments from SND.UNA to SND.MAX, in sequence order, with the RFC 6675 counts.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Scoreboard {
+    segs: VecDeque<Sent>,
+    /// Bytes SACKed.
+    sacked: u32,
+    /// Bytes deemed lost and not SACKed (retransmitted or not).
+    lost: u32,
+    /// Bytes of retransmissions in flight.
+    retrans: u32,
+    /// The highest sequence number SACKed (RFC 6675's HighACK... its SACK-side counterpart).
+    high_sacked: Option<SeqNum>,
+}
+
+impl Scoreboard {
+    /// Bytes SACKed above SND.UNA.
+    pub(crate) fn sacked_bytes(&self) -> u32 {
+        self.sacked
+    }
+
+    /// Whether anything is marked lost (retransmitted or not).
+    pub(crate) fn any_lost(&self) -> bool {
+        self.lost > 0
+    }
+
+    /// RFC 6675 §4 `pipe`: the bytes the sender believes are in the network, from `outstanding`
+    /// (SND.MAX - SND.UNA): what is neither SACKed nor lost, plus retransmissions in flight (as
+    /// Linux's `tcp_packets_in_flight`).
+    pub(crate) fn pipe(&self, outstanding: u32) -> u32 {
+        outstanding.saturating_sub(self.sacked + self.lost).saturating_add(self.retrans)
+    }
+
+    /// Whether the scoreboard is empty (nothing outstanding).
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.segs.is_empty()
+    }
+
+    /// Records new data (or a SYN or FIN) sent at `now`.
+    pub(crate) fn on_send(&mut self, start: SeqNum, end: SeqNum, now: Instant) {
+        if end <= start {
+            return;
+        }
+        if let Some(last) = self.segs.back() {
+            if start < last.end {
+                // Sent again from below SND.MAX: a retransmission, not new data.
+                return self.on_retransmit(start, end, now);
+            }
+        }
+        self.segs.push_back(Sent {
+            start,
+            end,
+            xmit: now,
+            ever_retransmitted: false,
+            retrans: false,
+            sacked: false,
+            lost: false,
+        });
+    }
+
+    /// Splits the segment holding `at` so that one begins there; returns the index of the
+    /// segment beginning at or after `at`.
+    fn split_at(&mut self, at: SeqNum) -> usize {
+        let i = self.segs.partition_point(|s| s.end <= at);
+        if let Some(s) = self.segs.get(i).copied() {
+            if s.start < at {
+                let mut head = s;
+                head.end = at;
+                self.segs[i].start = at;
+                self.segs.insert(i, head);
+                return i + 1;
+            }
+        }
+        i
+    }
+
+    /// Records a retransmission of `[start, end)` at `now`.
+    pub(crate) fn on_retransmit(&mut self, start: SeqNum, end: SeqNum, now: Instant) {
+        let mut i = self.split_at(start);
+        self.split_at(end);
+        while let Some(s) = self.segs.get_mut(i) {
+            if s.start >= end {
+                break;
+            }
+            s.xmit = now;
+            s.ever_retransmitted = true;
+            if !s.retrans && !s.sacked {
+                s.retrans = true;
+                self.retrans += s.len();
+            }
+            i += 1;
+        }
+    }
+
+    /// The cumulative ACK reached `una`: forgets what lies below it.
+    pub(crate) fn on_ack(&mut self, una: SeqNum, d: &mut Delivered) {
+        while let Some(front) = self.segs.front_mut() {
+            if front.start >= una {
+                break;
+            }
+            let whole = front.end <= una;
+            let part = if whole { *front } else { Sent { end: una, ..*front } };
+            self.forget(&part, d);
+            if whole {
+                self.segs.pop_front();
+            } else if let Some(front) = self.segs.front_mut() {
+                front.start = una;
+            }
+        }
+        if self.segs.is_empty() {
+            self.high_sacked = None;
+        }
+    }
+
+    fn forget(&mut self, s: &Sent, d: &mut Delivered) {
+        let len = s.len();
+        if s.sacked {
+            self.sacked -= len;
+        } else {
+            d.acked_unsacked += len;
+            d.note(s);
+            if !s.ever_retransmitted && self.high_sacked.is_some_and(|h| s.end < h) {
+                d.reordering = true;
+            }
+            if s.lost {
+                self.lost -= len;
+            }
+            if s.retrans {
+                self.retrans -= len;
+            }
+        }
+    }
+
+    /// Marks what the SACK blocks `[l, r)` cover (RFC 2018 §3), ignoring blocks outside
+    /// `[una, max)` and D-SACK blocks (RFC 2883).
+    pub(crate) fn on_sack(
+        &mut self,
+        blocks: &[(SeqNum, SeqNum)],
+        una: SeqNum,
+        max: SeqNum,
+        d: &mut Delivered,
+    ) {
+        for &(l, r) in blocks {
+            let l = l.max(una);
+            let r = r.min(max);
+            if r <= l {
+                continue;
+            }
+            let mut i = self.split_at(l);
+            self.split_at(r);
+            while let Some(s) = self.segs.get(i).copied() {
+                if s.start >= r {
+                    break;
+                }
+                if !s.sacked {
+                    let len = s.len();
+                    if !s.ever_retransmitted && self.high_sacked.is_some_and(|h| s.end < h) {
+                        d.reordering = true;
+                    }
+                    d.sacked += len;
+                    d.note(&s);
+                    self.sacked += len;
+                    if s.lost {
+                        self.lost -= len;
+                    }
+                    if s.retrans {
+                        self.retrans -= len;
+                    }
+                    let m = &mut self.segs[i];
+                    m.sacked = true;
+                    m.lost = false;
+                    m.retrans = false;
+                }
+                i += 1;
+            }
+            if self.high_sacked.is_none_or(|h| r > h) {
+                self.high_sacked = Some(r);
+            }
+        }
+    }
+
+    /// RFC 8985 §6.2 step 5, RACK_detect_loss: marks lost every segment sent before the newest
+    /// delivered one (`rack_xmit`, `rack_end`) whose time is up (`xmit + rtt + reo_wnd <= now`);
+    /// returns the bytes newly marked and, if some are not yet due, how long until the first
+    /// is (the reordering timer).
+    pub(crate) fn rack_detect(
+        &mut self,
+        now: Instant,
+        rack_xmit: Instant,
+        rack_end: SeqNum,
+        wait: crate::time::Duration,
+    ) -> (u32, Option<Instant>) {
+        let mut marked = 0;
+        let mut timer: Option<Instant> = None;
+        for s in self.segs.iter_mut() {
+            if s.sacked || (s.lost && !s.retrans) {
+                continue;
+            }
+            let sent_after = s.xmit > rack_xmit || (s.xmit == rack_xmit && s.end >= rack_end);
+            if sent_after {
+                if !s.ever_retransmitted {
+                    // Segments further on were sent later still: nothing more to examine.
+                    break;
+                }
+                continue;
+            }
+            let due = s.xmit + wait;
+            if due <= now {
+                if s.retrans {
+                    // RFC 8985 §6.2: a lost retransmission is lost again.
+                    s.retrans = false;
+                    self.retrans -= s.len();
+                }
+                if !s.lost {
+                    s.lost = true;
+                    self.lost += s.len();
+                }
+                marked += s.len();
+            } else {
+                timer = Some(timer.map_or(due, |t| t.min(due)));
+            }
+        }
+        (marked, timer)
+    }
+
+    /// Marks the first outstanding segment lost (the DupThresh rule, RFC 6675 §5, and NewReno's
+    /// partial ACK, RFC 6582 §3.2). Returns whether it was newly marked.
+    pub(crate) fn mark_first_lost(&mut self) -> bool {
+        match self.segs.front_mut() {
+            Some(s) if !s.sacked && (!s.lost || s.retrans) => {
+                if s.retrans {
+                    s.retrans = false;
+                    self.retrans -= s.len();
+                }
+                if !s.lost {
+                    s.lost = true;
+                    self.lost += s.len();
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// RFC 6675 §4 IsLost for every segment: more than `threshold` bytes ((DupThresh - 1) *
+    /// SMSS) SACKed above it. Returns the bytes newly marked.
+    pub(crate) fn mark_lost_by_dupthresh(&mut self, threshold: u32) -> u32 {
+        if self.sacked <= threshold {
+            return 0;
+        }
+        let mut above = 0u32;
+        let mut marked = 0;
+        for s in self.segs.iter_mut().rev() {
+            if s.sacked {
+                above += s.len();
+                continue;
+            }
+            if above > threshold && !s.lost {
+                s.lost = true;
+                self.lost += s.len();
+                marked += s.len();
+            }
+        }
+        marked
+    }
+
+    /// A retransmission timeout: everything not SACKed is deemed lost (RFC 6675 §5.1, RFC 8985
+    /// §6.3), so recovery resends only what the scoreboard says is missing.
+    pub(crate) fn mark_all_lost(&mut self) {
+        for s in self.segs.iter_mut() {
+            if !s.sacked {
+                s.retrans = false;
+                s.lost = true;
+            }
+        }
+        self.retrans = 0;
+        self.lost = self.segs.iter().filter(|s| !s.sacked).map(Sent::len).sum();
+    }
+
+    /// RFC 6675 §4 NextSeg (1): the first segment deemed lost and not yet retransmitted, with
+    /// the lost segments right after it, `[start, end)` (the caller cuts it to the MSS; segments
+    /// sent smaller than today's MSS are sent again together, as Linux collapses them).
+    pub(crate) fn next_lost(&self) -> Option<(SeqNum, SeqNum)> {
+        if self.lost == 0 {
+            return None;
+        }
+        let resend = |s: &Sent| s.lost && !s.retrans && !s.sacked;
+        let i = self.segs.iter().position(resend)?;
+        let start = self.segs[i].start;
+        let mut end = self.segs[i].end;
+        for s in self.segs.iter().skip(i + 1) {
+            if !resend(s) || s.start != end {
+                break;
+            }
+            end = s.end;
+        }
+        Some((start, end))
+    }
+
+    /// The last segment outstanding, for a tail loss probe (RFC 8985 §7.3).
+    pub(crate) fn last(&self) -> Option<(SeqNum, SeqNum)> {
+        self.segs.back().map(|s| (s.start, s.end))
+    }
+
+    /// Checks the counts against the segments (for `check_invariants`).
+    pub(crate) fn check(&self, una: SeqNum, max: SeqNum) -> Result<(), String> {
+        let sacked: u32 = self.segs.iter().filter(|s| s.sacked).map(Sent::len).sum();
+        let lost: u32 = self.segs.iter().filter(|s| s.lost && !s.sacked).map(Sent::len).sum();
+        let retrans: u32 = self.segs.iter().filter(|s| s.retrans && !s.sacked).map(Sent::len).sum();
+        if (sacked, lost, retrans) != (self.sacked, self.lost, self.retrans) {
+            return Err(format!(
+                "scoreboard counts sacked/lost/retrans {}/{}/{} but holds {}/{}/{}",
+                self.sacked, self.lost, self.retrans, sacked, lost, retrans
+            ));
+        }
+        let mut at = una;
+        for s in &self.segs {
+            if s.start != at || s.end <= s.start {
+                return Err(format!("scoreboard segment {}..{} does not follow {}", s.start, s.end, at));
+            }
+            at = s.end;
+        }
+        if !self.segs.is_empty() && at != max {
+            return Err(format!("scoreboard ends at {} but SND.MAX is {}", at, max));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Duration;
+
+    fn t(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    fn board(n: u32) -> Scoreboard {
+        let mut b = Scoreboard::default();
+        for i in 0..n {
+            b.on_send(SeqNum(i * 100), SeqNum((i + 1) * 100), t(u64::from(i)));
+        }
+        b
+    }
+
+    #[test]
+    fn rfc6675_pipe_counts_neither_sacked_nor_lost_but_retransmissions() {
+        let mut b = board(10);
+        assert_eq!(b.pipe(1000), 1000);
+        let mut d = Delivered::default();
+        b.on_sack(&[(SeqNum(300), SeqNum(500))], SeqNum(0), SeqNum(1000), &mut d);
+        assert_eq!(d.sacked, 200);
+        assert_eq!(b.pipe(1000), 800);
+        assert!(b.mark_first_lost());
+        assert_eq!(b.pipe(1000), 700);
+        assert_eq!(b.next_lost(), Some((SeqNum(0), SeqNum(100))));
+        b.on_retransmit(SeqNum(0), SeqNum(100), t(50));
+        assert_eq!(b.pipe(1000), 800);
+        assert_eq!(b.next_lost(), None);
+        b.check(SeqNum(0), SeqNum(1000)).unwrap();
+    }
+
+    #[test]
+    fn rfc8985_rack_marks_segments_sent_before_the_newest_delivered_once_their_time_is_up() {
+        let mut b = board(10);
+        let mut d = Delivered::default();
+        // Segment 5 (sent at 5 ms) is SACKed at 30 ms; segments 0..5 were sent before it.
+        b.on_sack(&[(SeqNum(500), SeqNum(600))], SeqNum(0), SeqNum(1000), &mut d);
+        assert_eq!(d.newest.map(|n| n.0), Some(t(5)));
+        // With RTT 20 ms and a 4 ms window, segment 0 is due at 24 ms, segment 4 at 28 ms.
+        let (marked, timer) = b.rack_detect(t(26), t(5), SeqNum(600), Duration::from_millis(24));
+        assert_eq!(marked, 300);
+        assert_eq!(timer, Some(t(27)));
+        assert_eq!(b.next_lost(), Some((SeqNum(0), SeqNum(300))));
+        // Segments 6..9 were sent after the newest delivered: never marked.
+        let (marked, _) = b.rack_detect(t(100), t(5), SeqNum(600), Duration::from_millis(24));
+        assert_eq!(marked, 200);
+        assert!(!b.segs.iter().skip(6).any(|s| s.lost));
+        b.check(SeqNum(0), SeqNum(1000)).unwrap();
+    }
+
+    #[test]
+    fn rfc8985_a_lost_retransmission_is_detected_when_a_later_transmission_is_delivered() {
+        let mut b = board(4);
+        b.mark_first_lost();
+        b.on_retransmit(SeqNum(0), SeqNum(100), t(40));
+        assert_eq!(b.next_lost(), None);
+        // New data sent at 41 ms is SACKed: the retransmission (sent at 40 ms) is overdue.
+        b.on_send(SeqNum(400), SeqNum(500), t(41));
+        let mut d = Delivered::default();
+        b.on_sack(&[(SeqNum(400), SeqNum(500))], SeqNum(0), SeqNum(500), &mut d);
+        let (xmit, end, _) = d.newest.unwrap();
+        let (marked, _) = b.rack_detect(t(70), xmit, end, Duration::from_millis(20));
+        assert_eq!(marked, 400);
+        assert_eq!(b.next_lost(), Some((SeqNum(0), SeqNum(400))));
+        assert_eq!(b.pipe(500), 0, "all four lost, the fifth SACKed");
+        b.check(SeqNum(0), SeqNum(500)).unwrap();
+    }
+
+    #[test]
+    fn cumulative_ack_splits_a_partly_acknowledged_segment_and_reports_reordering() {
+        let mut b = board(4);
+        let mut d = Delivered::default();
+        b.on_sack(&[(SeqNum(300), SeqNum(400))], SeqNum(0), SeqNum(400), &mut d);
+        let mut d = Delivered::default();
+        b.on_ack(SeqNum(150), &mut d);
+        assert_eq!(d.acked_unsacked, 150);
+        assert!(d.reordering, "segment 0 was never retransmitted and arrived below a SACKed one");
+        b.check(SeqNum(150), SeqNum(400)).unwrap();
+        let mut d = Delivered::default();
+        b.on_ack(SeqNum(400), &mut d);
+        assert_eq!(d.acked_unsacked, 150);
+        assert!(b.is_empty());
+        assert_eq!(b.sacked_bytes(), 0);
+    }
+
+    #[test]
+    fn rfc6675_islost_marks_segments_with_more_than_two_mss_sacked_above() {
+        let mut b = board(8);
+        let mut d = Delivered::default();
+        // Segments 1, 3, 5 and 6 SACKed: 0 and 2 have three or more above, 4 has two.
+        let blocks = [(SeqNum(100), SeqNum(200)), (SeqNum(300), SeqNum(400)), (SeqNum(500), SeqNum(700))];
+        b.on_sack(&blocks, SeqNum(0), SeqNum(800), &mut d);
+        assert_eq!(b.mark_lost_by_dupthresh(200), 200);
+        let lost: Vec<u32> = b.segs.iter().filter(|s| s.lost).map(|s| s.start.0).collect();
+        assert_eq!(lost, vec![0, 200]);
+        b.check(SeqNum(0), SeqNum(800)).unwrap();
+    }
+
+    #[test]
+    fn rfc6675_s5_1_after_a_timeout_only_unsacked_segments_are_resent() {
+        let mut b = board(5);
+        let mut d = Delivered::default();
+        b.on_sack(&[(SeqNum(100), SeqNum(300))], SeqNum(0), SeqNum(500), &mut d);
+        b.mark_all_lost();
+        let mut resent = Vec::new();
+        while let Some((s, e)) = b.next_lost() {
+            resent.push(s.0);
+            b.on_retransmit(s, e, t(100));
+        }
+        // One run from 0 and one from 300 (the caller cuts each to the MSS).
+        assert_eq!(resent, vec![0, 300]);
+        b.check(SeqNum(0), SeqNum(500)).unwrap();
+    }
+}
