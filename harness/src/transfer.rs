@@ -93,6 +93,20 @@ pub struct TransferReport {
     pub link_b_to_a: LinkStats,
     /// Times a sweep over all connections found work that no event had announced.
     pub missed_events: u64,
+    /// With several connections: what B had read on each (by A's port) when the first one's
+    /// A-to-B data was complete, their shares of the links they crossed together.
+    pub shares_at_first_done: Vec<(u16, u64)>,
+}
+
+impl TransferReport {
+    /// Jain's fairness index of `shares_at_first_done`: (Σx)² / (n Σx²), 1 when every
+    /// connection got the same; `None` with fewer than two connections.
+    pub fn jain_index(&self) -> Option<f64> {
+        let x: Vec<f64> = self.shares_at_first_done.iter().map(|&(_, b)| b as f64).collect();
+        let sum: f64 = x.iter().sum();
+        let squares: f64 = x.iter().map(|v| v * v).sum();
+        (x.len() >= 2 && squares > 0.0).then(|| sum * sum / (x.len() as f64 * squares))
+    }
 }
 
 /// One direction-pair of data on one connection, from one side's point of view.
@@ -253,6 +267,7 @@ struct Transfer {
     rbuf: Vec<u8>,
     missed_events: u64,
     data_done_at: Option<Instant>,
+    shares: Vec<(u16, u64)>,
 }
 
 impl Transfer {
@@ -339,6 +354,17 @@ impl Transfer {
         if self.data_done_at.is_none() && self.received() == self.total() {
             self.data_done_at = Some(now);
         }
+        let want = self.spec.bytes_a_to_b;
+        if self.shares.is_empty()
+            && self.spec.connections > 1
+            && want > 0
+            && (!self.b.done.is_empty() || self.b.flows.values().any(|f| f.received == want))
+        {
+            let open = self.b.flows.values().map(|f| (f.port, f.received));
+            let done = self.b.done.iter().map(|(&port, r)| (port, r.2));
+            self.shares = open.chain(done).collect();
+            self.shares.sort_unstable();
+        }
         Ok(progress)
     }
 
@@ -380,6 +406,7 @@ impl Transfer {
             link_a_to_b: pair.a_to_b.stats().clone(),
             link_b_to_a: pair.b_to_a.stats().clone(),
             missed_events: self.missed_events,
+            shares_at_first_done: self.shares,
         }
     }
 }
@@ -411,6 +438,7 @@ pub fn run_transfer(
         rbuf: vec![0; 64 * 1024],
         missed_events: 0,
         data_done_at: None,
+        shares: Vec::new(),
     };
     loop {
         app.poll(pair, false)?;

@@ -107,7 +107,11 @@ impl SlowStart {
                 }
             }
         }
-        if let Some(rtt) = a.rtt {
+        // The round's minimum from its first N_RTT_SAMPLE samples only, as Linux's HyStart
+        // samples delay (RFC 9406 §4.2 takes the whole round; with ACK-clocked slow-start bursts
+        // the later samples of a round fall back to the base RTT once its burst has drained, and
+        // would end CSS as "spurious" every round).
+        if let Some(rtt) = a.rtt.filter(|_| self.rtt_samples < N_RTT_SAMPLE) {
             self.current_round_min_rtt = Some(self.current_round_min_rtt.map_or(rtt, |m| m.min(rtt)));
             self.rtt_samples += 1;
         }
