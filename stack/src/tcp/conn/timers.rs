@@ -58,7 +58,8 @@ impl Connection {
         self.rtt.back_off();
         self.rtt_probe = None;
         self.rto_tsval = self.ts_now(now, ctx.cfg.ts_hz);
-        let flight = self.pipe().max(self.snd_mss);
+        // RFC 5681 §3.1 (4): FlightSize, SND.MAX - SND.UNA.
+        let flight = self.outstanding().max(self.snd_mss);
         self.cc.on_timeout(now, flight, self.snd_mss);
         if self.syn_acked() {
             // RFC 6675 §5.1, RFC 8985 §6.3: everything not SACKed is deemed lost and resent in
