@@ -14,7 +14,7 @@ mod ip;
 pub mod notation;
 mod tcp;
 
-pub use checksum::{internet_checksum, pseudo_header_sum};
+pub use checksum::{copy_with_checksum, internet_checksum, pseudo_header_sum};
 pub use error::{Layer, WireError, WireErrorKind};
 pub use icmp::{IcmpRepr, Quote};
 pub use ip::{IpRepr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
