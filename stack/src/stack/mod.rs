@@ -544,7 +544,8 @@ impl Stack {
                 dst: tuple.remote.ip(),
                 protocol: IPPROTO_TCP,
                 hop_limit,
-                payload_len: seg.buffer_len(),
+                // Ignored by `emit_datagram_with`, which lays the options out once itself.
+                payload_len: 0,
             };
             let result = wire::emit_datagram_with(&ip, &Transport::Tcp(seg), buf, checksums);
             self.after_transmit(idx);

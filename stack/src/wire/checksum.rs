@@ -100,13 +100,16 @@ pub fn copy_with_checksum(initial: u32, src: &[u8], dst: &mut [u8]) -> u16 {
 /// IPv4 (RFC 9293 §3.1): source, destination, zero, protocol, 16-bit length. IPv6 (RFC 8200 §8.1):
 /// source, destination, 32-bit length, three zero bytes, next header.
 pub fn pseudo_header_sum(src: IpAddr, dst: IpAddr, protocol: u8, len: usize) -> u32 {
-    // An address's 16-bit words, added without a loop.
+    // An address's 16-bit words: its 32-bit halves added, then folded by the caller.
     let addr_sum = |a: IpAddr| -> u64 {
-        let words = match a {
-            IpAddr::V4(a) => u128::from(a.to_bits()),
-            IpAddr::V6(a) => a.to_bits(),
-        };
-        (0..8).map(|i| ((words >> (16 * i)) & 0xffff) as u64).sum()
+        match a {
+            IpAddr::V4(a) => u64::from(a.to_bits()),
+            IpAddr::V6(a) => {
+                let b = a.to_bits();
+                let (hi, lo) = ((b >> 64) as u64, b as u64);
+                halves(hi) + halves(lo)
+            }
+        }
     };
     let len_sum = if src.is_ipv4() {
         (len as u64) & 0xffff
@@ -114,7 +117,8 @@ pub fn pseudo_header_sum(src: IpAddr, dst: IpAddr, protocol: u8, len: usize) -> 
         let l = len as u64 & 0xffff_ffff;
         (l >> 16) + (l & 0xffff)
     };
-    u32::from(fold(addr_sum(src) + addr_sum(dst) + u64::from(protocol) + len_sum))
+    let sum = halves(addr_sum(src)) + halves(addr_sum(dst)) + u64::from(protocol) + len_sum;
+    u32::from(fold(sum))
 }
 
 #[cfg(test)]

@@ -335,6 +335,20 @@ impl<'a> Iterator for OptionIter<'a> {
     }
 }
 
+/// The option layout of a segment about to be emitted, from [`TcpRepr::emit_plan`].
+#[derive(Clone, Copy)]
+pub(crate) struct EmitPlan {
+    layout: Layout,
+    opt_len: usize,
+}
+
+impl EmitPlan {
+    /// Header (with options) plus payload of `tcp`, the segment this plan was made for.
+    pub(crate) fn buffer_len(&self, tcp: &TcpRepr<'_>) -> usize {
+        20 + self.opt_len + tcp.payload.len()
+    }
+}
+
 /// Where each option goes when emitting: the Linux NOP-aligned layout, or packed when that
 /// does not fit in 40 bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -584,11 +598,31 @@ impl<'a> TcpRepr<'a> {
     /// for a device that computes checksums itself (offload) or a link that needs none.
     #[inline]
     pub fn emit_with(&self, ip: &IpRepr, buf: &mut [u8], checksums: ChecksumMode) -> Result<(), WireError> {
+        self.emit_planned(ip, buf, checksums, self.emit_plan()?)
+    }
+
+    /// How [`TcpRepr::emit_with`] will lay the options out, worked out once for a caller that
+    /// needs the length first (`emit_datagram_with`).
+    #[inline]
+    pub(crate) fn emit_plan(&self) -> Result<EmitPlan, WireError> {
         let (layout, opt_len) = self.options.plan().map_err(|n| WireError {
             layer: Layer::TcpOption,
             offset: 20,
             kind: WireErrorKind::OptionsTooLong(n),
         })?;
+        Ok(EmitPlan { layout, opt_len })
+    }
+
+    /// [`TcpRepr::emit_with`] with the plan already made.
+    #[inline]
+    pub(crate) fn emit_planned(
+        &self,
+        ip: &IpRepr,
+        buf: &mut [u8],
+        checksums: ChecksumMode,
+        plan: EmitPlan,
+    ) -> Result<(), WireError> {
+        let EmitPlan { layout, opt_len } = plan;
         if ip.src.is_ipv4() != ip.dst.is_ipv4() {
             return Err(WireError { layer: Layer::Tcp, offset: 0, kind: WireErrorKind::MixedFamilies });
         }
