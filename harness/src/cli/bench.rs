@@ -227,12 +227,12 @@ fn scale(a: ScaleArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     println!(
-        "scale, {} KiB buffers, {} segments of 64 bytes per count and round, {} rounds (median); memory          counted by {}",
+        "scale, {} KiB buffers, {} segments of 64 bytes per count and round, {} rounds (median)",
         r.settings.buffer / 1024,
         r.settings.segments,
         a.rounds,
-        r.memory_counted_by
     );
+    println!("  memory counted by {}", r.memory_counted_by);
     println!("  bytes per idle connection      {:>10.0}", r.bytes_per_connection);
     println!("  buffer bytes per connection    {:>10.0}  (rings, once used)", r.buffer_bytes_per_connection);
     println!("  {:<12} {:>14} {:>14}", "connections", "ns/seg spread", "ns/seg 1 active");
