@@ -9,6 +9,8 @@ pub mod apps;
 pub mod bench;
 #[cfg(target_os = "linux")]
 pub mod bench_live;
+pub mod bench_parse;
+pub mod bench_scale;
 pub mod capture;
 pub mod cli;
 pub mod fuzzing;

@@ -28,7 +28,7 @@ pub use socket::{
     AbortError, AcceptError, CloseError, ConnectError, Errno, ListenError, Readiness, RecvError, SendError,
     SetOptionError, ShutdownError, SocketOption, SocketOptions, UnlistenError,
 };
-pub use stack::{Event, InvariantViolation, ListenerHandle, SocketHandle, Stack};
+pub use stack::{Event, InvariantViolation, ListenerHandle, SocketHandle, Stack, SynCookies};
 pub use stats::{DropCounts, DropReason, Stats};
 pub use tcp::{CloseReason, State};
 pub use time::{Duration, Instant};
