@@ -45,6 +45,9 @@ pub(crate) trait Controller: core::fmt::Debug + Send {
     fn on_recovery_end(&mut self, now: Instant);
     /// The retransmission timer expired with `flight` bytes outstanding (RFC 5681 §3.1 (4)).
     fn on_timeout(&mut self, now: Instant, flight: u32, mss: u32);
+    /// A reduction turned out to be spurious (F-RTO, RFC 5682 §3): back to the window and
+    /// threshold from before it.
+    fn undo(&mut self, cwnd: u32, ssthresh: u32);
 }
 
 /// RFC 6928 §2: IW = min(10*MSS, max(2*MSS, 14600)), generalised to `iw_segments`.
@@ -220,6 +223,12 @@ impl Controller for Reno {
         self.bytes_acked = 0;
         self.ss = SlowStart::new();
     }
+
+    fn undo(&mut self, cwnd: u32, ssthresh: u32) {
+        self.cwnd = cwnd;
+        self.ssthresh = ssthresh;
+        self.bytes_acked = 0;
+    }
 }
 
 /// CUBIC (RFC 9438) with fast convergence and the Reno-friendly region, slow start with
@@ -347,6 +356,12 @@ impl Controller for Cubic {
         self.cwnd = mss;
         self.ss = SlowStart::new();
     }
+
+    fn undo(&mut self, cwnd: u32, ssthresh: u32) {
+        self.cwnd = cwnd;
+        self.ssthresh = ssthresh;
+        self.epoch = None;
+    }
 }
 
 /// No congestion control: the window is unlimited (the peer's window still applies).
@@ -365,6 +380,7 @@ impl Controller for Unlimited {
     fn set_cwnd(&mut self, _: u32) {}
     fn on_recovery_end(&mut self, _: Instant) {}
     fn on_timeout(&mut self, _: Instant, _: u32, _: u32) {}
+    fn undo(&mut self, _: u32, _: u32) {}
 }
 
 /// Where the sender is in loss recovery (Linux's `icsk_ca_state`, reduced).

@@ -175,6 +175,8 @@ pub(crate) struct Connection {
     rack: recovery::Rack,
     /// The tail loss probe in progress (RFC 8985 §7).
     tlp: recovery::Tlp,
+    /// F-RTO after a timeout (RFC 5682).
+    frto: recovery::Frto,
     /// Consecutive retransmission timeouts.
     retries: u32,
     /// The end of the last segment shorter than the MSS (Nagle with Minshall's refinement).
@@ -337,6 +339,7 @@ impl Connection {
             board: Scoreboard::default(),
             rack: recovery::Rack::default(),
             tlp: recovery::Tlp { enabled: cfg.tail_loss_probe, ..recovery::Tlp::default() },
+            frto: recovery::Frto { enabled: cfg.frto, ..recovery::Frto::default() },
             retries: 0,
             last_small_end: iss,
             timers: TimerTable::default(),

@@ -270,7 +270,9 @@ impl Connection {
 
         // RFC 6675 §5 NextSeg (1): the first segment deemed lost, under the congestion window
         // (PRR sets it during recovery), and within the peer's window unless it is SND.UNA's.
-        if let Some((start, end)) = self.board.next_lost() {
+        // F-RTO's step 2 (b) sends new data first (RFC 5682 §2.1).
+        let lost = if self.frto.new_segments > 0 && unsent > 0 { None } else { self.board.next_lost() };
+        if let Some((start, end)) = lost {
             let cwnd = self.cc.cwnd().max(self.snd_mss) as usize;
             if in_flight < cwnd && (start == self.snd_una || start < wnd_end) {
                 let fin = self.fin_seq.is_some_and(|f| f + 1 == end);
@@ -289,7 +291,9 @@ impl Connection {
         };
         let cwnd = self.cc.cwnd().max(self.snd_mss).saturating_add(limited);
         let rwnd_room = if wnd_end > self.snd_nxt { wnd_end - self.snd_nxt } else { 0 };
-        let usable = (cwnd as usize).saturating_sub(in_flight).min(rwnd_room);
+        // RFC 5682 §2.1 (2b): F-RTO's two new segments go whatever the window after the timeout.
+        let frto_room = usize::from(self.frto.new_segments) * self.snd_mss as usize;
+        let usable = (cwnd as usize).saturating_sub(in_flight).max(frto_room).min(rwnd_room);
         let len = unsent.min(mss).min(usable);
 
         if self.probe_now {
@@ -328,6 +332,7 @@ impl Connection {
         }
         let seq = self.snd_nxt;
         let off = seq - data_start;
+        self.frto.new_segments = self.frto.new_segments.saturating_sub(1);
         Some(self.data_segment(now, hz, seq, off, len, can_fin))
     }
 

@@ -60,7 +60,18 @@ impl Connection {
         self.rto_tsval = self.ts_now(now, ctx.cfg.ts_hz);
         // RFC 5681 §3.1 (4): FlightSize, SND.MAX - SND.UNA.
         let flight = self.outstanding().max(self.snd_mss);
+        let prior = (self.cc.cwnd(), self.cc.ssthresh());
         self.cc.on_timeout(now, flight, self.snd_mss);
+        let frto = self.frto.enabled && self.syn_acked() && self.retries == 1 && self.frto.step.is_none();
+        self.frto.step = None;
+        self.frto.new_segments = 0;
+        if frto {
+            // RFC 5682 §2.1 (1): the first unacknowledged segment goes again (the window of
+            // one segment allows no more); the ACKs that follow say whether the timeout was
+            // spurious, and if it was, the loss marks are taken back.
+            self.frto.step = Some(recovery::FrtoStep::FirstAck);
+            self.frto.prior = prior;
+        }
         if self.syn_acked() {
             // RFC 6675 §5.1, RFC 8985 §6.3: everything not SACKed is deemed lost and resent in
             // order under slow start; what the peer SACKed is not sent again.
