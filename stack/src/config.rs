@@ -58,6 +58,11 @@ pub struct TcpConfig {
     /// acknowledge data that was never retransmitted, the timeout was spurious and the window is
     /// restored. Linux's `tcp_frto`, on by default there.
     pub frto: bool,
+    /// Pace data segments at a rate of cwnd / SRTT (twice that in slow start, 1.2 times in
+    /// congestion avoidance, Linux's `tcp_pacing_ss_ratio` and `tcp_pacing_ca_ratio`) instead of
+    /// sending each window as a burst. Off in both profiles (Linux paces only with the fq qdisc
+    /// or BBR).
+    pub pacing: bool,
     /// Offer and accept timestamps (RFC 7323 §3).
     pub timestamps: bool,
     /// Offer and accept window scaling (RFC 7323 §2).
@@ -134,6 +139,7 @@ impl Default for TcpConfig {
             rack: false,
             tail_loss_probe: false,
             frto: false,
+            pacing: false,
             timestamps: true,
             window_scale: true,
             recv_buffer: 256 * 1024,

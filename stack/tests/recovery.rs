@@ -162,3 +162,30 @@ fn rfc5682_frto_falls_back_to_conventional_recovery_on_a_duplicate_ack() {
     assert_eq!(out.first().map(String::as_str), Some(". 537:1073(536) ack 1 win 65535"), "{out:?}");
     assert_eq!(t.s().stats().spurious_timeouts, 0);
 }
+
+#[test]
+fn pacing_spreads_a_window_over_the_round_trip() {
+    // TcpConfig::pacing: cwnd / SRTT, twice that in slow start (Linux's tcp_pacing_ss_ratio).
+    let mut c = config();
+    c.tcp.pacing = true;
+    let mut t = T::listening(c);
+    t.send(In { opts: TcpOptions { timestamp: None, ..SYN.opts }, ..SYN });
+    t.out();
+    t.advance(ms(20));
+    t.send(In { win: 512, ..ACK });
+    t.accept();
+    t.events();
+    t.write(t.sock(), &vec![7u8; 4 * 1460]).unwrap();
+    // 14 600 bytes of window over 20 ms, doubled: 1.46 MB/s, so one 1500-byte datagram every
+    // 1.03 ms instead of four at once.
+    assert_eq!(t.out(), [segment(0)]);
+    let out = t.advance_out(ms(10));
+    assert_eq!(
+        out,
+        [
+            format!("+1ms {}", segment(1)),
+            format!("+2ms {}", segment(2)),
+            format!("+3ms {}", segment(3).replacen('.', "P.", 1)),
+        ]
+    );
+}

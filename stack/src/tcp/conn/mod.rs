@@ -177,6 +177,8 @@ pub(crate) struct Connection {
     tlp: recovery::Tlp,
     /// F-RTO after a timeout (RFC 5682).
     frto: recovery::Frto,
+    /// Pacing (`TcpConfig::pacing`): when the next data segment may go, if pacing is on.
+    pace: Option<Instant>,
     /// Consecutive retransmission timeouts.
     retries: u32,
     /// The end of the last segment shorter than the MSS (Nagle with Minshall's refinement).
@@ -340,6 +342,7 @@ impl Connection {
             rack: recovery::Rack::default(),
             tlp: recovery::Tlp { enabled: cfg.tail_loss_probe, ..recovery::Tlp::default() },
             frto: recovery::Frto { enabled: cfg.frto, ..recovery::Frto::default() },
+            pace: cfg.pacing.then_some(Instant::ZERO),
             retries: 0,
             last_small_end: iss,
             timers: TimerTable::default(),

@@ -238,6 +238,13 @@ impl Connection {
             && (self.fin_seq.is_none() || self.snd_nxt <= self.fin_seq.unwrap_or(self.snd_nxt));
         let in_flight = self.pipe() as usize;
         let wnd_end = self.snd_una + self.snd_wnd as usize;
+        if let Some(at) = self.pace.filter(|&at| at > now) {
+            // Pacing: the next data segment waits for its time.
+            if unsent > 0 || fin_unsent || self.tlp.due || self.board.any_lost() {
+                self.timers.set(Timer::Pace, at);
+            }
+            return None;
+        }
 
         // A tail loss probe (RFC 8985 §7.3): new data if the peer's window allows, else the last
         // segment again; outside the congestion window.
@@ -431,6 +438,14 @@ impl Connection {
         }
         if new_data {
             self.arm_tlp(now);
+        }
+        if let (Some(at), Some(srtt)) = (self.pace, self.rtt.srtt()) {
+            // Linux's rate: cwnd / SRTT, twice that in slow start, 1.2 times after.
+            let cwnd = u64::from(self.cc.cwnd());
+            let ratio = if self.cc.cwnd() < self.cc.ssthresh() { 200 } else { 120 };
+            let bytes_per_s = (cwnd * 1_000_000 * ratio / 100 / srtt.total_micros().max(1)).max(1);
+            let wire = (len + 40) as u64;
+            self.pace = Some(at.max(now) + Duration::from_micros(wire * 1_000_000 / bytes_per_s));
         }
         let data_end_off = self.send_buf.len();
         let mut flags = TcpFlags::ACK;

@@ -24,6 +24,8 @@ impl Connection {
             Timer::Retransmit => self.on_rto(now, ctx),
             Timer::Reorder => self.on_reorder_timeout(now, ctx),
             Timer::Probe => self.on_probe_timeout(),
+            // The next poll sends what pacing held back.
+            Timer::Pace => {}
             Timer::DelayedAck => self.ack_now = true,
             Timer::Persist => {
                 // RFC 9293 §3.8.6.1 / RFC 1122 §4.2.2.17: probe the zero window.
