@@ -121,6 +121,9 @@ fn stack_seeds_reach_their_states() {
             (StackTarget::Listen, "handshake-data-close") => None,
             (StackTarget::Listen, "v6-handshake") => Some(State::Established),
             (StackTarget::Listen, "peer-closes-unaccepted") => None,
+            // The second step opens a connection of the stack's own: SYN-SENT answered.
+            (StackTarget::Listen, "connect-and-answer") => Some(State::Established),
+            (StackTarget::Listen, "connect-refused") => Some(State::Closed),
             _ => return None,
         })
     };
