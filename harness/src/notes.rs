@@ -41,8 +41,10 @@ pub struct Group {
     pub first: String,
     /// The record number of the first packet that carried it.
     pub first_record: u64,
-    /// Packets that carried a note of the kind.
+    /// Packets that carried a note of the kind (a packet with two notes of one kind counts once).
     pub count: usize,
+    /// The record number of the latest packet that carried it.
+    pub last_record: u64,
 }
 
 /// Notes grouped by kind, in the order each kind first appeared.
@@ -56,10 +58,18 @@ impl Tally {
     pub fn add(&mut self, record: u64, text: &str) {
         let k = kind(text);
         match self.groups.iter_mut().find(|g| g.kind == k) {
-            Some(g) => g.count += 1,
-            None => {
-                self.groups.push(Group { kind: k, first: text.to_string(), first_record: record, count: 1 })
+            Some(g) if g.last_record == record => {}
+            Some(g) => {
+                g.count += 1;
+                g.last_record = record;
             }
+            None => self.groups.push(Group {
+                kind: k,
+                first: text.to_string(),
+                first_record: record,
+                count: 1,
+                last_record: record,
+            }),
         }
     }
 
@@ -120,7 +130,11 @@ mod tests {
             t.add(r, &format!("checksum 0x{r:04x} in the capture, 0x0001 computed"));
         }
         t.add(11, "adapted: ack 5 clamped to 4");
-        assert_eq!(t.groups().len(), 2);
+        // Two notes of one kind on one packet: one packet.
+        t.add(12, "adapted: SACK block 1:2 dropped");
+        t.add(12, "adapted: SACK block 3:4 dropped");
+        assert_eq!(t.groups()[2].count, 1);
+        assert_eq!(t.groups().len(), 3);
         assert_eq!(
             t.shown(3, "checksum 0x0003 in the capture, 0x0001 computed").as_deref(),
             Some(
@@ -136,7 +150,8 @@ mod tests {
             t.summary_lines(),
             [
                 "8 packets: checksum 0x0003 in the capture, 0x0001 computed (first record 3)",
-                "record 11: adapted: ack 5 clamped to 4"
+                "record 11: adapted: ack 5 clamped to 4",
+                "record 12: adapted: SACK block 1:2 dropped"
             ]
         );
     }

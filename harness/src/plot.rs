@@ -94,6 +94,9 @@ pub struct Chart {
     pub differences: Vec<(f64, f64)>,
     /// Seconds from the first packet to the last (the whole connection's time axis).
     pub span: f64,
+    /// The detail to draw under the overview, seconds from the first packet; `None` picks it
+    /// ([`focus`]).
+    pub window: Option<(f64, f64)>,
 }
 
 /// Seconds from `start`.
@@ -220,6 +223,7 @@ pub fn replay_chart(r: &Replay, source: &str) -> Chart {
             acks: vec![ack_series("peer (as injected)", Ink::Peer, &peer, shift_of(&peer, &recorded), start)],
             differences,
             span,
+            window: None,
         }
     } else {
         Chart {
@@ -242,6 +246,7 @@ pub fn replay_chart(r: &Replay, source: &str) -> Chart {
             ],
             differences,
             span,
+            window: None,
         }
     }
 }
@@ -290,6 +295,7 @@ pub fn flow_chart(flow: &Flow, source: &str) -> Chart {
         acks: vec![ack_series(other, Ink::Peer, &acks, shift_of(&acks, &data), start)],
         differences: Vec::new(),
         span: flow.packets.last().map_or(0.0, |p| secs(p.time, start)),
+        window: None,
     }
 }
 
@@ -364,7 +370,10 @@ fn draw(c: &Chart, svg: &mut String) -> Result<(), Box<dyn std::error::Error>> {
     let root = base.titled(&c.title, ("sans-serif", 20))?;
     // When the data moved in a small part of the connection's life (a bulk transfer and a long
     // close), the whole is a small overview on top and the data part fills the rest.
-    let zoom = focus(c).filter(|&(f0, f1)| x1 > x0 && (f1 - f0) < 0.5 * (x1 - x0));
+    let zoom = match c.window {
+        Some(w) => Some(w),
+        None => focus(c).filter(|&(f0, f1)| x1 > x0 && (f1 - f0) < 0.5 * (x1 - x0)),
+    };
     match zoom {
         Some((f0, f1)) => {
             let (top, bottom) = root.split_vertically(HEIGHT / 3);
@@ -375,7 +384,10 @@ fn draw(c: &Chart, svg: &mut String) -> Result<(), Box<dyn std::error::Error>> {
                 c.data.iter().flat_map(|d| &d.bars).filter(|b| b.time >= f0 && b.time <= f1).map(|b| b.end),
             );
             let (iy0, iy1) = lo_hi(inside.iter().map(|p| p.1));
-            let caption = format!("where the data moved: {f0:.4} s to {f1:.4} s");
+            let caption = match c.window {
+                Some(_) => format!("{f0:.4} s to {f1:.4} s (--plot-window)"),
+                None => format!("where the data moved: {f0:.4} s to {f1:.4} s"),
+            };
             panel(&bottom, c, (f0, f1), (iy0, iy1.min(dy1 + (dy1 - iy0) * 0.15)), &caption, true)?;
         }
         None => panel(&root, c, (x0, x1), (y0, y1), "", true)?,
@@ -534,4 +546,16 @@ fn steps(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
         out.push((t, y));
     }
     out
+}
+
+/// Reads `--plot-window FROM:TO` (seconds from the connection's first packet).
+pub fn parse_window(text: &str) -> Result<(f64, f64), String> {
+    let bad = || format!("--plot-window {text}: expected FROM:TO in seconds, FROM below TO (e.g. 1.0:1.05)");
+    let (a, b) = text.split_once(':').ok_or_else(bad)?;
+    let (a, b): (f64, f64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+    if a.is_finite() && b.is_finite() && a >= 0.0 && a < b {
+        Ok((a, b))
+    } else {
+        Err(bad())
+    }
 }

@@ -25,6 +25,7 @@ fn args(file: PathBuf) -> Args {
         json: false,
         transcript: false,
         plot: None,
+        plot_window: None,
         emit_script: None,
         keep_going: false,
     }
@@ -180,6 +181,7 @@ fn inspect_plots_one_flow_and_prints_the_table_before_transcripts() {
         transcript,
         flow,
         plot,
+        plot_window: None,
         keep_going: false,
     };
     inspect(&a(false, Some(path.clone()), Some(1))).unwrap();
@@ -199,4 +201,23 @@ fn plot_needs_one_connection() {
     let err =
         replay(&Args { plot: Some(tmp("two.svg")), ..args(corpus("two-interfaces.pcapng")) }).unwrap_err();
     assert!(err.contains("--plot needs one connection") && err.contains("--flow N"), "{err}");
+}
+
+#[test]
+fn plot_window_draws_the_asked_part_in_detail() {
+    let path = tmp("window.svg");
+    replay(&Args {
+        role: RoleArg::Client,
+        plot: Some(path.clone()),
+        plot_window: Some((0.0062, 0.0070)),
+        ..args(corpus("loss-sender-side-ipv4.pcap"))
+    })
+    .unwrap();
+    let svg = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    assert!(svg.contains("0.0062 s to 0.0070 s (--plot-window)"), "the detail's caption names the window");
+    assert!(utcp_harness::plot::parse_window("1.0:1.05").is_ok());
+    for bad in ["1.05:1.0", "x:1", "1", "-1:2"] {
+        assert!(utcp_harness::plot::parse_window(bad).is_err(), "{bad}");
+    }
 }

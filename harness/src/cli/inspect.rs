@@ -28,6 +28,10 @@ pub struct Args {
     /// SVG here: the direction that carried more data, the other side's ACKs, window and SACKs.
     #[arg(long, value_name = "OUT.svg")]
     pub plot: Option<PathBuf>,
+    /// The part of the graph to draw in detail under the overview, in seconds from the first
+    /// packet (`1.0:1.05`); without it the part where the data moved.
+    #[arg(long, value_name = "FROM:TO", requires = "plot", value_parser = crate::plot::parse_window)]
+    pub plot_window: Option<(f64, f64)>,
     /// Only this connection (1-based, as numbered in the table).
     #[arg(long, value_name = "N")]
     pub flow: Option<usize>,
@@ -75,7 +79,8 @@ pub fn inspect(args: &Args) -> Result<String, String> {
             ));
         };
         let file = args.file.file_name().map_or(name.clone(), |f| f.to_string_lossy().into_owned());
-        let svg = render_svg(&flow_chart(&flows.flows[*i], &file))?;
+        let chart = crate::plot::Chart { window: args.plot_window, ..flow_chart(&flows.flows[*i], &file) };
+        let svg = render_svg(&chart)?;
         std::fs::write(path, svg).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
     }
     if args.flow.is_some() {

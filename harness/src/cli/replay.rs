@@ -81,6 +81,10 @@ pub struct Args {
     /// one chart) as SVG here; needs one connection (`--flow N`, or a file with only one).
     #[arg(long, value_name = "OUT.svg")]
     pub plot: Option<PathBuf>,
+    /// The part of the graph to draw in detail under the overview, in seconds from the first
+    /// packet (`1.0:1.05`); without it the part where the data moved.
+    #[arg(long, value_name = "FROM:TO", requires = "plot", value_parser = crate::plot::parse_window)]
+    pub plot_window: Option<(f64, f64)>,
     /// Write a packetdrill-dialect script that reproduces the replay (needs one connection:
     /// `--flow N`, or a file with only one).
     #[arg(long, value_name = "FILE.pkt")]
@@ -188,7 +192,8 @@ pub fn replay(args: &Args) -> Result<Outcome, String> {
     if let Some(path) = &args.plot {
         if let [r] = replays.as_slice() {
             let file = args.file.file_name().map_or(name.clone(), |f| f.to_string_lossy().into_owned());
-            let svg = render_svg(&replay_chart(r, &file))?;
+            let chart = crate::plot::Chart { window: args.plot_window, ..replay_chart(r, &file) };
+            let svg = render_svg(&chart)?;
             std::fs::write(path, svg).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
         }
     }

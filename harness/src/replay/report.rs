@@ -179,9 +179,9 @@ pub fn summary(r: &Replay) -> String {
     }
     let notes = injection_notes(r).summary_lines();
     let mut engine = Tally::default();
-    for step in &r.steps {
+    for (i, step) in r.steps.iter().enumerate() {
         if let Step::Note { text, .. } = step {
-            engine.add(0, text);
+            engine.add(i as u64, text);
         }
     }
     if !notes.is_empty() || !engine.groups().is_empty() {
