@@ -430,7 +430,8 @@ fn panel(
         .y_desc(if legend { c.y_label.as_str() } else { "sequence number" })
         .x_label_formatter(&x_fmt)
         .y_label_formatter(&y_fmt)
-        .light_line_style(RGBColor(240, 240, 240))
+        // The small overview keeps only the labelled grid lines.
+        .light_line_style(if legend { RGBColor(240, 240, 240) } else { WHITE })
         .bold_line_style(RGBColor(215, 215, 215))
         .axis_desc_style(("sans-serif", 15))
         .label_style(("sans-serif", 13))
