@@ -24,9 +24,9 @@ enum Command {
     Selftest(cli::selftest::Args),
     /// Benchmarks: bulk transfer against smoltcp and memcpy, parser, scale and SYN flood, live.
     Bench(cli::bench::Args),
-    /// Replay a capture's recorded peer against utcp and compare the answers.
+    /// Replay a capture's recorded peer against utcp: a summary, the transcript or a time-sequence graph.
     Replay(cli::replay::Args),
-    /// List the TCP connections in a capture, or print one as a transcript.
+    /// List the TCP connections in a capture; transcripts and time-sequence graphs on request.
     Inspect(cli::inspect::Args),
     /// Run packetdrill-dialect scripts against the stack.
     Script(cli::script::Args),
