@@ -189,3 +189,30 @@ fn pacing_spreads_a_window_over_the_round_trip() {
         ]
     );
 }
+
+#[test]
+fn rfc6675_rescue_retransmission_sends_the_highest_unsacked_segment_once() {
+    // The RFC profile: SACK recovery by the DupThresh rule, no RACK, no tail loss probe.
+    let mut c = utcp::Config::default().with_address(LOCAL);
+    c.isn_secret = [42; 16];
+    let mut t = T::listening(c);
+    t.send(In { opts: TcpOptions { timestamp: None, ..SYN.opts }, ..SYN });
+    t.out();
+    t.send(In { win: 512, ..ACK });
+    t.accept();
+    t.events();
+    t.write(t.sock(), &vec![7u8; 6 * 1460]).unwrap();
+    assert_eq!(t.out().len(), 6);
+    // Segment 2 lost, 3 to 5 SACKed, the last (6) lost as well: IsLost marks only 2.
+    t.send(sack(1461, &[(2921, 4381)]));
+    t.send(sack(1461, &[(2921, 5841)]));
+    t.send(sack(1461, &[(2921, 7301)]));
+    // The fast retransmission, then (NextSeg (4)) the rescue of the tail, once. (The RFC
+    // profile's 256 KiB buffer at wscale 3: win 32768.)
+    assert_eq!(t.out(), [". 1461:2921(1460) ack 1 win 32768", "P. 7301:8761(1460) ack 1 win 32768"]);
+    t.send(sack(1461, &[(2921, 7301)]));
+    assert_eq!(t.out(), Vec::<String>::new());
+    t.send(sack(8761, &[]));
+    assert_eq!(t.s().stats().timeouts, 0);
+    assert_eq!(t.s().stats().retransmissions, 2);
+}

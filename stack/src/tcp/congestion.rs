@@ -413,6 +413,8 @@ pub(crate) struct Recovery {
     /// Without SACK: bytes credited to duplicate ACKs (RFC 6937 §3: each counts one SMSS
     /// delivered), taken back from the next cumulative ACK.
     pub(crate) dup_credit: u32,
+    /// RFC 6675 §4 NextSeg (4): the one rescue retransmission of this recovery was sent.
+    pub(crate) rescued: bool,
 }
 
 impl Recovery {

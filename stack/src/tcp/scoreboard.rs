@@ -373,6 +373,11 @@ impl Scoreboard {
         Some((start, end))
     }
 
+    /// RFC 6675 §4 NextSeg (4): the highest segment neither SACKed nor being retransmitted.
+    pub(crate) fn rescue_candidate(&self) -> Option<(SeqNum, SeqNum)> {
+        self.segs.iter().rev().find(|s| !s.sacked && !s.retrans).map(|s| (s.start, s.end))
+    }
+
     /// The last segment outstanding, for a tail loss probe (RFC 8985 §7.3).
     pub(crate) fn last(&self) -> Option<(SeqNum, SeqNum)> {
         self.segs.back().map(|s| (s.start, s.end))

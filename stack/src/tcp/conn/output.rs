@@ -315,6 +315,28 @@ impl Connection {
 
         let all_queued = len == unsent;
         let can_fin = fin_unsent && all_queued;
+        if len == 0
+            && !can_fin
+            && self.recovery.phase == Phase::Recovery
+            && self.sack_enabled
+            && !ctx.cfg.rack
+            && !self.recovery.rescued
+            && in_flight < self.cc.cwnd() as usize
+        {
+            // RFC 6675 §4 NextSeg (4), the rescue retransmission: nothing lost to resend and no
+            // new data, yet the window has room: once per recovery, the end of the highest
+            // segment not SACKed, so that a lost tail is repaired without a timeout. With RACK
+            // (RFC 8985) time finds a lost tail instead, as in Linux, which has no rescue.
+            if let Some((start, end)) = self.board.rescue_candidate() {
+                self.recovery.rescued = true;
+                let fin = self.fin_seq.is_some_and(|f| f + 1 == end);
+                let data_end_seq = if fin { end - 1 } else { end };
+                let len = (data_end_seq - start).min(mss);
+                let seq = data_end_seq - len;
+                ctx.stats.retransmissions += 1;
+                return Some(self.data_segment(now, hz, seq, seq - data_start, len, fin));
+            }
+        }
         if len == 0 && !can_fin {
             self.arm_persist(now, unsent);
             return None;

@@ -262,6 +262,7 @@ impl Connection {
         self.recovery.recover = self.snd_max;
         self.recovery.prr_delivered = 0;
         self.recovery.prr_out = 0;
+        self.recovery.rescued = false;
         self.recovery.recover_fs = flight.max(mss);
         self.cc.on_congestion(now, flight, mss);
         self.rtt_probe = None;
