@@ -50,6 +50,8 @@ errnos! {
     EBADF = 9, Other;
     /// Resource temporarily unavailable: the call would block (also EWOULDBLOCK).
     EAGAIN = 11, WouldBlock;
+    /// Bad address: a call was given a buffer it cannot use (a NULL pointer).
+    EFAULT = 14, Other;
     /// Invalid argument.
     EINVAL = 22, InvalidInput;
     /// Broken pipe: writing after the write side was shut down or the connection closed.

@@ -70,7 +70,7 @@ fn errno_numbers_and_names_are_linuxs() {
     let table = Errno::ALL.iter().map(|e| format!("{e} {}", e.code())).collect::<Vec<_>>().join(", ");
     assert_eq!(
         table,
-        "EBADF 9, EAGAIN 11, EINVAL 22, EPIPE 32, EMSGSIZE 90, EADDRINUSE 98, EADDRNOTAVAIL 99, \
+        "EBADF 9, EAGAIN 11, EFAULT 14, EINVAL 22, EPIPE 32, EMSGSIZE 90, EADDRINUSE 98, EADDRNOTAVAIL 99, \
          ENETUNREACH 101, ECONNABORTED 103, ECONNRESET 104, EISCONN 106, ENOTCONN 107, \
          ETIMEDOUT 110, ECONNREFUSED 111, EALREADY 114, EINPROGRESS 115"
     );
