@@ -3,6 +3,101 @@
 
 use super::*;
 
+/// Why a call line could not be checked: the script asked for something wrong (a failure), or for
+/// something utcp does not have (a refusal, naming the feature).
+#[derive(Debug)]
+pub(super) enum CallErr {
+    Fail(String),
+    Refused(String),
+}
+
+impl From<String> for CallErr {
+    fn from(s: String) -> Self {
+        CallErr::Fail(s)
+    }
+}
+
+impl From<&str> for CallErr {
+    fn from(s: &str) -> Self {
+        CallErr::Fail(s.to_string())
+    }
+}
+
+/// `sendmsg`/`recvmsg` as the `send`/`recv` they amount to (the iovec lengths added up), and
+/// `write`/`send` of a NULL buffer as the EFAULT they get; other calls unchanged.
+fn normalize(c: &CallSpec) -> Result<CallSpec, CallErr> {
+    if c.name != "sendmsg" && c.name != "recvmsg" {
+        return Ok(c.clone());
+    }
+    let Some(Expr::Struct(msg)) = c.args.get(1) else {
+        return Err(
+            format!("{}: expected a message {{msg_name(...)=..., msg_iov(N)=[...], ...}}", c.name).into()
+        );
+    };
+    let mut total = 0i64;
+    for (name, value) in msg {
+        match (name.as_str(), value) {
+            (n, _) if n.starts_with("msg_name") => {}
+            (n, Expr::Array(iovs)) if n.starts_with("msg_iov") => {
+                for iov in iovs {
+                    match iov {
+                        Expr::Struct(f) => {
+                            match f.iter().find(|(k, _)| k.is_empty() || k == "iov_len").map(|(_, v)| v) {
+                                _ if f.len() == 2 => match &f[1].1 {
+                                    Expr::Int(n) => total += n,
+                                    e => return Err(format!("{}: iovec length `{e}`", c.name).into()),
+                                },
+                                Some(Expr::Int(n)) => total += n,
+                                _ => {
+                                    return Err(format!("{}: expected {{..., LEN}} in msg_iov", c.name).into())
+                                }
+                            }
+                        }
+                        e => {
+                            return Err(
+                                format!("{}: expected {{..., LEN}} in msg_iov, found {e}", c.name).into()
+                            )
+                        }
+                    }
+                }
+            }
+            ("msg_flags", Expr::Int(0)) | ("msg_flags", Expr::Ellipsis) => {}
+            ("msg_flags", v) => return refused(format!("{} msg_flags {v}", c.name)),
+            ("msg_control", _) => return refused(format!("{} control messages (msg_control)", c.name)),
+            (other, _) => return refused(format!("{} field {other}", c.name)),
+        }
+    }
+    let name = if c.name == "sendmsg" { "send" } else { "recv" };
+    let fd = c.args.first().cloned().unwrap_or(Expr::Ellipsis);
+    let flags = c.args.get(2).cloned().unwrap_or(Expr::Int(0));
+    Ok(CallSpec { name: name.into(), args: vec![fd, Expr::Ellipsis, Expr::Int(total), flags], ..c.clone() })
+}
+
+fn refused<T>(feature: impl Into<String>) -> Result<T, CallErr> {
+    Err(CallErr::Refused(feature.into()))
+}
+
+/// The `send`/`sendto`/`recv` flags utcp honours, or a refusal naming the first it does not.
+/// `MSG_DONTWAIT` makes this one call non-blocking.
+fn msg_flags(e: Option<&Expr>) -> Result<bool, CallErr> {
+    let mut dontwait = false;
+    match e {
+        None | Some(Expr::Int(0)) | Some(Expr::Ellipsis) => {}
+        Some(Expr::Int(v)) => return refused(format!("send/recv flags {v:#x}")),
+        Some(e) => {
+            for f in symbols(e) {
+                match f.as_str() {
+                    "MSG_DONTWAIT" => dontwait = true,
+                    "MSG_NOSIGNAL" => {}
+                    "MSG_FASTOPEN" => return refused("TCP Fast Open (RFC 7413) (MSG_FASTOPEN)"),
+                    other => return refused(format!("the {other} flag")),
+                }
+            }
+        }
+    }
+    Ok(dontwait)
+}
+
 impl Exec<'_> {
     pub(super) fn alloc_fd(&mut self, kind: FdKind, options: SocketOptions) -> i64 {
         let mut fd = 3;
@@ -11,12 +106,39 @@ impl Exec<'_> {
         }
         self.fds.insert(
             fd,
-            Fd { kind, nonblocking: false, linger0: false, options, keepalive_on: false, keepidle: None },
+            Fd {
+                kind,
+                nonblocking: false,
+                linger0: false,
+                options,
+                keepalive_on: false,
+                keepidle: None,
+                shut_rd: false,
+                sndbuf_set: false,
+                rcvbuf_set: false,
+            },
         );
         fd
     }
 
-    pub(super) fn call(&mut self, event: &Event, c: &CallSpec) -> Result<(), Failure> {
+    /// Allocates the descriptor the script expects (packetdrill maps script descriptors to live
+    /// ones by the result the script wrote), or the lowest free one when it wrote none.
+    pub(super) fn alloc_expected_fd(&mut self, kind: FdKind, options: SocketOptions, call: &CallSpec) -> i64 {
+        match call.result {
+            Expr::Int(n) if n >= 0 && !self.fds.contains_key(&n) => {
+                let fd = self.alloc_fd(kind, options);
+                if fd != n {
+                    if let Some(f) = self.fds.remove(&fd) {
+                        self.fds.insert(n, f);
+                    }
+                }
+                n
+            }
+            _ => self.alloc_fd(kind, options),
+        }
+    }
+
+    pub(super) fn call(&mut self, event: &Event, c: &CallSpec, base: u64) -> Result<(), Failure> {
         if self.pending.is_some()
             && matches!(c.name.as_str(), "accept" | "connect" | "read" | "recv" | "write" | "send" | "poll")
         {
@@ -27,7 +149,12 @@ impl Exec<'_> {
                 format!("the blocking call at line {p} has not returned yet"),
             );
         }
-        let end_time = event.end_time.map(|(t, rel)| if rel { self.last + t } else { t });
+        // packetdrill (adjust_relative_event_times): the end of `+a...b` counts from the same base
+        // as its start; the end of `a...b` is absolute.
+        let end_time = event.end_time.map(|(t, _)| match event.time {
+            TimeSpec::Relative(_) | TimeSpec::Range { relative: true, .. } => base + t,
+            _ => t,
+        });
         let mut pending = Pending {
             line: event.line,
             text: event.text.clone(),
@@ -38,7 +165,8 @@ impl Exec<'_> {
             retry: false,
         };
         match self.attempt(&mut pending) {
-            Err(msg) => fail(event.line, &event.text, msg),
+            Err(CallErr::Fail(msg)) => fail(event.line, &event.text, msg),
+            Err(CallErr::Refused(feature)) => refuse(event.line, &event.text, feature),
             Ok(Some(result)) => self.check_result(&pending, result),
             Ok(None) => {
                 self.pending = Some(pending);
@@ -51,7 +179,8 @@ impl Exec<'_> {
         let Some(mut p) = self.pending.take() else { return Ok(()) };
         p.retry = true;
         match self.attempt(&mut p) {
-            Err(msg) => fail(p.line, &p.text, msg),
+            Err(CallErr::Fail(msg)) => fail(p.line, &p.text, msg),
+            Err(CallErr::Refused(feature)) => refuse(p.line, &p.text, feature),
             Ok(Some(result)) => self.check_result(&p, result),
             Ok(None) => {
                 self.pending = Some(p);
@@ -89,20 +218,23 @@ impl Exec<'_> {
 
     /// Tries a call: `Ok(Some(result))` when it returned, `Ok(None)` when it blocks, `Err` when
     /// the script asked for something the executor cannot do.
-    pub(super) fn attempt(&mut self, p: &mut Pending) -> Result<Option<CallResult>, String> {
-        let c = p.call.clone();
+    pub(super) fn attempt(&mut self, p: &mut Pending) -> Result<Option<CallResult>, CallErr> {
+        let c = normalize(&p.call)?;
         let now = self.now;
+        if let Ok(Ok((_, Fd { kind: FdKind::Conn(h), .. }))) = self.fd(&c) {
+            self.last_conn = Some(h);
+        }
         let r: CallResult = match c.name.as_str() {
             "socket" => {
                 let kinds = c.args.iter().flat_map(symbols).collect::<Vec<_>>();
-                if kinds.iter().any(|k| k == "SOCK_DGRAM" || k == "IPPROTO_UDP" || k == "AF_INET6") {
-                    return Err(format!(
-                        "only TCP over IPv4 sockets are scripted, found {}",
-                        kinds.join(", ")
-                    ));
+                if kinds.iter().any(|k| k == "SOCK_DGRAM" || k == "IPPROTO_UDP") {
+                    return refused("UDP sockets");
+                }
+                if kinds.iter().any(|k| k == "AF_INET6") {
+                    return refused("IPv6 sockets (AF_INET6)");
                 }
                 let options = self.default_options();
-                Ok(self.alloc_fd(FdKind::Fresh { bound: false }, options))
+                Ok(self.alloc_expected_fd(FdKind::Fresh { bound: false }, options, &c))
             }
             "bind" => match self.fd(&c)? {
                 Err(e) => Err(e),
@@ -148,7 +280,8 @@ impl Exec<'_> {
                     FdKind::Listener(l) => match self.stack().accept(now, l) {
                         Ok(h) => {
                             let options = f.options;
-                            let fd = self.alloc_fd(FdKind::Conn(h), options);
+                            self.last_conn = Some(h);
+                            let fd = self.alloc_expected_fd(FdKind::Conn(h), options, &c);
                             if let Some(nf) = self.fds.get_mut(&fd) {
                                 nf.keepalive_on = f.keepalive_on;
                                 nf.keepidle = f.keepidle;
@@ -173,6 +306,7 @@ impl Exec<'_> {
                                 if let Some(f) = self.fds.get_mut(&fd) {
                                     f.kind = FdKind::Conn(h);
                                 }
+                                self.last_conn = Some(h);
                                 self.remote = remote;
                                 if let Some(SocketAddr::V4(l)) = self.stack().info(h).map(|i| i.local) {
                                     self.local = l;
@@ -199,12 +333,50 @@ impl Exec<'_> {
                     FdKind::Listener(_) => Err(Errno::EISCONN),
                 },
             },
-            "write" | "send" => {
-                let n = int_arg(&c, 2)?.max(0) as usize;
+            "write" | "send" | "sendto" | "read" | "recv" | "recvfrom"
+                if c.args.get(1) == Some(&Expr::Symbol("NULL".into()))
+                    && matches!(self.fd(&c)?, Ok((_, Fd { kind: FdKind::Conn(_), .. }))) =>
+            {
+                // Linux: a NULL buffer is EFAULT (the suite's syscall_bad_arg tests).
+                Err(Errno::EFAULT)
+            }
+            "ioctl" => {
+                let req = sym_arg(&c, 1)?;
                 match self.fd(&c)? {
                     Err(e) => Err(e),
-                    Ok((_, f)) => match f.kind {
+                    Ok((_, f)) => {
+                        let FdKind::Conn(h) = f.kind else { return Ok(Some(Err(Errno::EINVAL))) };
+                        let Some(info) = self.stack().info(h) else { return Ok(Some(Err(Errno::ENOTCONN))) };
+                        let got = match req.as_str() {
+                            "SIOCINQ" | "FIONREAD" => info.recv_queue,
+                            "SIOCOUTQ" | "TIOCOUTQ" => info.send_queue,
+                            other => return refused(format!("ioctl {other}")),
+                        } as i64;
+                        let want = match c.args.get(2) {
+                            Some(Expr::Array(v)) if v.len() == 1 => v[0].clone(),
+                            Some(e) => e.clone(),
+                            None => Expr::Ellipsis,
+                        };
+                        if want != Expr::Ellipsis && want != Expr::Int(got) {
+                            return Err(format!("ioctl {req} gave [{got}], expected [{want}]").into());
+                        }
+                        Ok(0)
+                    }
+                }
+            }
+            "write" | "send" | "sendto" => {
+                let n = int_arg(&c, 2)?.max(0) as usize;
+                let dontwait = if c.name == "write" { false } else { msg_flags(c.args.get(3))? };
+                if c.name == "sendto"
+                    && !matches!(c.args.get(4), None | Some(Expr::Ellipsis) | Some(Expr::Int(0)))
+                {
+                    return refused("sendto with a destination address");
+                }
+                match self.fd(&c)? {
+                    Err(e) => Err(e),
+                    Ok((_, mut f)) => match f.kind {
                         FdKind::Conn(h) => {
+                            f.nonblocking |= dontwait;
                             // The stack takes at most its free buffer space: never allocate what a
                             // script asks for beyond that (a fuzzer asked for 150 GB).
                             let data = vec![0u8; (n - p.written).min(MAX_CALL_BYTES)];
@@ -229,15 +401,19 @@ impl Exec<'_> {
                     },
                 }
             }
-            "read" | "recv" => {
+            "read" | "recv" | "recvfrom" => {
                 let n = int_arg(&c, 2)?.max(0) as usize;
+                let dontwait = if c.name == "read" { false } else { msg_flags(c.args.get(3))? };
                 match self.fd(&c)? {
                     Err(e) => Err(e),
-                    Ok((_, f)) => match f.kind {
+                    Ok((_, mut f)) => match f.kind {
                         FdKind::Conn(h) => {
+                            f.nonblocking |= dontwait;
                             let mut buf = vec![0u8; n.min(MAX_CALL_BYTES)];
                             match self.stack().recv(now, h, &mut buf) {
                                 Ok(k) => Ok(k as i64),
+                                // Linux: after SHUT_RD a read that finds nothing returns 0.
+                                Err(RecvError::WouldBlock) if f.shut_rd => Ok(0),
                                 Err(RecvError::WouldBlock) | Err(RecvError::NotConnected)
                                     if !f.nonblocking =>
                                 {
@@ -255,17 +431,28 @@ impl Exec<'_> {
                 let how = sym_arg(&c, 1)?;
                 match self.fd(&c)? {
                     Err(e) => Err(e),
-                    Ok((_, f)) => match (f.kind, how.as_str()) {
+                    Ok((fd, f)) => match (f.kind, how.as_str()) {
                         (_, h) if !matches!(h, "SHUT_RD" | "SHUT_WR" | "SHUT_RDWR") => {
                             return Err(format!(
                                 "shutdown: expected SHUT_RD, SHUT_WR or SHUT_RDWR, found {how}"
-                            ))
+                            )
+                            .into())
                         }
-                        (FdKind::Conn(_), "SHUT_RD") => Ok(0),
-                        (FdKind::Conn(h), _) => match self.stack().shutdown(now, h) {
-                            Ok(()) => Ok(0),
-                            Err(e) => Err(errno(e.errno())),
-                        },
+                        (FdKind::Conn(h), how) => {
+                            if how != "SHUT_WR" {
+                                if let Some(f) = self.fds.get_mut(&fd) {
+                                    f.shut_rd = true;
+                                }
+                            }
+                            if how == "SHUT_RD" {
+                                Ok(0)
+                            } else {
+                                match self.stack().shutdown(now, h) {
+                                    Ok(()) => Ok(0),
+                                    Err(e) => Err(errno(e.errno())),
+                                }
+                            }
+                        }
                         _ => Err(Errno::ENOTCONN),
                     },
                 }
@@ -305,19 +492,19 @@ impl Exec<'_> {
                             if let Some(bad) =
                                 flags.iter().find(|s| !matches!(s.as_str(), "O_RDWR" | "O_NONBLOCK"))
                             {
-                                return Err(format!("fcntl F_SETFL: unsupported flag {bad}"));
+                                return refused(format!("fcntl F_SETFL flag {bad}"));
                             }
                             if let Some(f) = self.fds.get_mut(&fd) {
                                 f.nonblocking = flags.iter().any(|s| s == "O_NONBLOCK");
                             }
                             Ok(0)
                         }
-                        _ => return Err(format!("fcntl: unsupported command {cmd} (F_GETFL, F_SETFL)")),
+                        _ => return refused(format!("fcntl command {cmd}")),
                     },
                 }
             }
             "poll" => return self.poll(p),
-            other => return Err(format!("unsupported call {other}")),
+            other => return refused(format!("system call {other}")),
         };
         Ok(Some(r))
     }
@@ -348,7 +535,7 @@ impl Exec<'_> {
     }
 
     /// poll([{fd=N, events=..., revents=...}, ...], nfds, timeout_ms).
-    pub(super) fn poll(&mut self, p: &mut Pending) -> Result<Option<CallResult>, String> {
+    pub(super) fn poll(&mut self, p: &mut Pending) -> Result<Option<CallResult>, CallErr> {
         let c = p.call.clone();
         let Some(Expr::Array(items)) = c.args.first() else {
             return Err("poll: expected [{fd=N, events=..., revents=...}] as the first argument".into());
@@ -378,7 +565,7 @@ impl Exec<'_> {
         let mut wanted = Vec::new();
         for item in items {
             let Expr::Struct(fields) = item else {
-                return Err(format!("poll: expected {{fd=N, events=..., revents=...}}, found {item}"));
+                return Err(format!("poll: expected {{fd=N, events=..., revents=...}}, found {item}").into());
             };
             let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v);
             let Some(Expr::Int(fd)) = get("fd") else { return Err("poll: each entry needs fd=N".into()) };
@@ -401,14 +588,14 @@ impl Exec<'_> {
         for ((fd, _, want), g) in wanted.iter().zip(&got) {
             if let Some(w) = want {
                 if w != g {
-                    return Err(format!("poll: fd {fd} revents {g:#x}, expected {w:#x}"));
+                    return Err(format!("poll: fd {fd} revents {g:#x}, expected {w:#x}").into());
                 }
             }
         }
         Ok(Some(Ok(count)))
     }
 
-    pub(super) fn setsockopt(&mut self, c: &CallSpec) -> Result<CallResult, String> {
+    pub(super) fn setsockopt(&mut self, c: &CallSpec) -> Result<CallResult, CallErr> {
         let now = self.now;
         let name = sym_arg(c, 2)?;
         let (fd, f) = match self.fd(c)? {
@@ -423,7 +610,7 @@ impl Exec<'_> {
             "SO_REUSEADDR" | "SO_REUSEPORT" => {}
             "SO_LINGER" => {
                 let Expr::Struct(fields) = &value else {
-                    return Err(format!("SO_LINGER: expected {{onoff=1, linger=0}}, found {value}"));
+                    return Err(format!("SO_LINGER: expected {{onoff=1, linger=0}}, found {value}").into());
                 };
                 let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
                 let onoff = matches!(get("onoff"), Some(Expr::Int(v)) if v != 0);
@@ -432,20 +619,20 @@ impl Exec<'_> {
                     _ => return Err("SO_LINGER: `linger` must be a number".into()),
                 };
                 if onoff && linger != 0 {
-                    return Err(
-                        "SO_LINGER with a non-zero time is not supported (only {onoff=1, linger=0})".into()
-                    );
+                    return refused("SO_LINGER with a non-zero linger time");
                 }
                 nf.linger0 = onoff;
             }
             "SO_RCVBUF" => {
                 let v = num()?.max(0) as usize;
                 nf.options.recv_buffer = v;
+                nf.rcvbuf_set = true;
                 option = Some(SocketOption::RecvBuffer(v));
             }
             "SO_SNDBUF" => {
                 let v = num()?.max(0) as usize;
                 nf.options.send_buffer = v;
+                nf.sndbuf_set = true;
                 option = Some(SocketOption::SendBuffer(v));
             }
             "TCP_NODELAY" => {
@@ -470,8 +657,8 @@ impl Exec<'_> {
             }
             "TCP_KEEPINTVL" | "TCP_KEEPCNT" => {
                 if self.host.is_some() {
-                    return Err(format!(
-                        "{name} is a stack-wide knob in utcp: set it before the first listen, connect or packet"
+                    return refused(format!(
+                        "{name} after the stack started (a stack-wide knob in utcp: set it before the first listen, connect or packet)"
                     ));
                 }
                 let v = num()?.max(1) as u64;
@@ -481,7 +668,7 @@ impl Exec<'_> {
                     self.config.tcp.keepalive_probes = v as u32;
                 }
             }
-            other => return Err(format!("setsockopt: unsupported option {other}")),
+            other => return refused(format!("socket option {other}")),
         }
         match (&f.kind, option) {
             (FdKind::Conn(h), Some(o)) => {
@@ -491,8 +678,8 @@ impl Exec<'_> {
                 }
             }
             (FdKind::Listener(_), Some(_)) => {
-                return Err(format!(
-                    "setsockopt {name} on a listening socket: utcp's listeners take options at listen"
+                return refused(format!(
+                    "setsockopt {name} on a listening socket (utcp's listeners take options at listen)"
                 ))
             }
             _ => {}
@@ -501,7 +688,7 @@ impl Exec<'_> {
         Ok(Ok(0))
     }
 
-    pub(super) fn getsockopt(&mut self, c: &CallSpec) -> Result<CallResult, String> {
+    pub(super) fn getsockopt(&mut self, c: &CallSpec) -> Result<CallResult, CallErr> {
         let name = sym_arg(c, 2)?;
         let (_, f) = match self.fd(c)? {
             Err(e) => return Ok(Err(e)),
@@ -525,14 +712,18 @@ impl Exec<'_> {
                 }
             }
             ("TCP_MAXSEG", _) => Expr::Int(i64::from(f.options.max_segment.unwrap_or(536))),
-            (other, _) => return Err(format!("getsockopt: unsupported option {other}")),
+            // Linux doubles what setsockopt was given (socket(7): "the kernel doubles this value
+            // to allow space for bookkeeping overhead"); untouched, it reports the default.
+            ("SO_SNDBUF", _) => Expr::Int(f.options.send_buffer as i64 * if f.sndbuf_set { 2 } else { 1 }),
+            ("SO_RCVBUF", _) => Expr::Int(f.options.recv_buffer as i64 * if f.rcvbuf_set { 2 } else { 1 }),
+            (other, _) => return refused(format!("getsockopt of {other}")),
         };
         let want_inner = match &want {
             Expr::Array(items) if items.len() == 1 => items[0].clone(),
             e => e.clone(),
         };
         if want_inner != Expr::Ellipsis && want_inner != got {
-            return Err(format!("getsockopt {name} gave [{got}], expected [{want_inner}]"));
+            return Err(format!("getsockopt {name} gave [{got}], expected [{want_inner}]").into());
         }
         Ok(Ok(0))
     }

@@ -108,7 +108,7 @@ impl Exec<'_> {
 
     #[allow(clippy::type_complexity)]
     pub(super) fn relative(&self, s: &Segment) -> (u8, u32, u32, u32, u16, u16, Vec<TcpOptionSpec>) {
-        let base = if s.flags & flag::SYN != 0 { s.seq } else { self.stack_base(s.dst.port()) };
+        let base = self.stack_base(s.dst.port());
         let opts = s
             .options
             .iter()
@@ -141,27 +141,67 @@ impl Exec<'_> {
         };
         let (early, late) =
             if event.time == TimeSpec::Any { (0, hi) } else { (lo.saturating_sub(tol), hi + tol) };
+        // packetdrill: what the stack sent is queued; this line takes the oldest packet, whenever
+        // it was sent, and checks its time against the line's window.
         self.advance(Instant::from_micros(late), true)?;
-        let Some((t, d)) = self.out.sent.pop_front() else {
+        let Some((first_t, d)) = self.out.sent.pop_front() else {
             return fail(
                 event.line,
                 &event.text,
                 format!("no packet by {}", secs(Instant::from_micros(late))),
             );
         };
-        let seg = match Segment::parse(&d) {
+        let mut seg = match Segment::parse(&d) {
             Ok(s) => s,
             Err(e) => return fail(event.line, &event.text, format!("an unparsable datagram: {e}")),
         };
         if seg.flags & flag::SYN != 0 {
-            self.stack_isns.insert(seg.dst.port(), seg.seq);
+            // The script's SYN sequence number, whatever it is, names the stack's ISN.
+            let script_isn = if p.flags & flag::SYN != 0 { p.seq } else { 0 };
+            self.stack_isns.insert(seg.dst.port(), seg.seq.wrapping_sub(script_isn));
             if seg.flags & flag::ACK == 0 {
                 self.local = seg.src;
                 self.remote = seg.dst;
             }
         }
-        let shown = self.show_outbound(&d);
-        self.transcript.push(format!("{} > {shown}", secs(t)));
+        let mut shown = self.show_outbound(&d);
+        self.transcript.push(format!("{} > {shown}", secs(first_t)));
+        let mut t = first_t;
+        // packetdrill (run_packet.c, sniff_outbound_live_packet): unless --strict_segments, a
+        // line longer than the segment takes the following segments of the same connection until
+        // their payload adds up, each but the last as long as the one before; the whole has the
+        // first segment's sequence number and CWR and the last one's other headers and time.
+        if !self.script.options.strict_segments {
+            let mut total = seg.payload_len;
+            let mut last_len = seg.payload_len;
+            while seg.payload_len > 0 && total < p.len {
+                self.advance(Instant::from_micros(late), true)?;
+                let Some((nt, nd)) = self.out.sent.pop_front() else { break };
+                let Ok(next) = Segment::parse(&nd) else {
+                    self.out.sent.push_front((nt, nd));
+                    break;
+                };
+                let contiguous = next.src == seg.src
+                    && next.dst == seg.dst
+                    && next.seq == seg.seq.wrapping_add(total)
+                    && next.flags & (flag::SYN | flag::RST) == 0;
+                if !contiguous || (next.payload_len < p.len - total && next.payload_len != last_len) {
+                    self.out.sent.push_front((nt, nd));
+                    break;
+                }
+                self.transcript.push(format!("{} > {}", secs(nt), self.show_outbound(&nd)));
+                total += next.payload_len;
+                last_len = next.payload_len;
+                let cwr = seg.flags & flag::CWR;
+                let seq = seg.seq;
+                seg = Segment { seq, flags: (next.flags & !flag::CWR) | cwr, payload_len: total, ..next };
+                t = nt;
+            }
+            if t != first_t || last_len != total {
+                let merged = seg.to_datagram().unwrap_or_default();
+                shown = format!("{} (merged)", self.show_outbound(&merged));
+            }
+        }
         let got = |why: String| format!("> {shown} at {} ({why})", secs(t));
         let tu = t.total_micros();
         if tu < early || tu > late {
@@ -240,11 +280,25 @@ impl Exec<'_> {
             seg.options.iter().find(|o| matches!(o, TcpOptionSpec::Timestamp { .. }))
         {
             self.last_ts_val = Some(*val);
-            if let (None, Some(w)) = (self.ts_offset, want_val) {
-                self.ts_offset = Some(val.wrapping_sub(w));
+            match (self.ts_offset, want_val, self.script.options.tcp_ts_tick_usecs) {
+                (None, Some(w), _) => self.ts_offset = Some(val.wrapping_sub(w)),
+                // packetdrill (verify_outbound_tcp_option): with --tcp_ts_tick_usecs, the TS val
+                // may be off the script's by at most the tolerance, counted in ticks.
+                (Some(off), Some(w), Some(tick)) => {
+                    let off_by = u64::from((val.wrapping_sub(off).wrapping_sub(w) as i32).unsigned_abs());
+                    if off_by.saturating_mul(tick) > tol {
+                        return fail(
+                            event.line,
+                            &event.text,
+                            got(format!("TS val {} instead of {w}", val.wrapping_sub(off))),
+                        );
+                    }
+                }
+                _ => {}
             }
         }
-        self.last = tu;
+        // packetdrill: the next relative time counts from when this line is done.
+        self.last = self.now.total_micros().max(tu);
         Ok(())
     }
 }
