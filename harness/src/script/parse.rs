@@ -74,12 +74,6 @@ pub const CALLS: &[&str] = &[
     "recvmsg",
     "recvfrom",
     "ioctl",
-    "epoll_create",
-    "epoll_create1",
-    "epoll_ctl",
-    "epoll_wait",
-    "writev",
-    "readv",
 ];
 
 /// Parses a whole script. `path` is used in messages only.
@@ -268,6 +262,10 @@ fn strip_comments(path: &str, text: &str, blocks: &mut Blocks) -> Result<String,
 
 type PResult<T> = Result<T, (usize, String)>;
 
+/// The header options that take a value.
+const VALUED_OPTIONS: &[&str] =
+    &["tolerance_usecs", "profile", "local_ip", "remote_ip", "ip_version", "mtu", "tcp_ts_tick_usecs", "mss"];
+
 fn parse_header_option(line: &str, indent: usize, options: &mut ScriptOptions) -> PResult<()> {
     let body = &line[indent + 2..];
     if body.trim() == "strict_segments" {
@@ -276,7 +274,9 @@ fn parse_header_option(line: &str, indent: usize, options: &mut ScriptOptions) -
     }
     let (name, value) = match body.split_once('=') {
         Some((n, v)) => (n.trim(), v.trim()),
-        None if body.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+        None if body.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !VALUED_OPTIONS.contains(&body.trim()) =>
+        {
             return refused(indent + 1, format!("header option --{}", body.trim()))
         }
         None => return Err((indent + 1, format!("expected --name=value, found `{}`", line.trim()))),

@@ -169,11 +169,11 @@ impl Exec<'_> {
         let mut t = first_t;
         // packetdrill (run_packet.c, sniff_outbound_live_packet): unless --strict_segments, a
         // line longer than the segment takes the following segments of the same connection until
-        // their payload adds up, each but the last as long as the one before; the whole has the
-        // first segment's sequence number and CWR and the last one's other headers and time.
+        // their payload adds up (or passes the line's, which then fails); the whole has the first
+        // segment's sequence number and CWR and the last one's other headers and time.
         if !self.script.options.strict_segments {
             let mut total = seg.payload_len;
-            let mut last_len = seg.payload_len;
+            let mut merged = false;
             while seg.payload_len > 0 && total < p.len {
                 self.advance(Instant::from_micros(late), true)?;
                 let Some((nt, nd)) = self.out.sent.pop_front() else { break };
@@ -185,19 +185,19 @@ impl Exec<'_> {
                     && next.dst == seg.dst
                     && next.seq == seg.seq.wrapping_add(total)
                     && next.flags & (flag::SYN | flag::RST) == 0;
-                if !contiguous || (next.payload_len < p.len - total && next.payload_len != last_len) {
+                if !contiguous || next.payload_len == 0 {
                     self.out.sent.push_front((nt, nd));
                     break;
                 }
                 self.transcript.push(format!("{} > {}", secs(nt), self.show_outbound(&nd)));
                 total += next.payload_len;
-                last_len = next.payload_len;
+                merged = true;
                 let cwr = seg.flags & flag::CWR;
                 let seq = seg.seq;
                 seg = Segment { seq, flags: (next.flags & !flag::CWR) | cwr, payload_len: total, ..next };
                 t = nt;
             }
-            if t != first_t || last_len != total {
+            if merged {
                 let merged = seg.to_datagram().unwrap_or_default();
                 shown = format!("{} (merged)", self.show_outbound(&merged));
             }
