@@ -374,3 +374,16 @@ pub enum SocketOption {
     /// TCP_MAXSEG.
     MaxSegment(u16),
 }
+
+impl SocketOption {
+    /// Sets this option in `options`.
+    pub fn apply(self, options: &mut SocketOptions) {
+        match self {
+            SocketOption::NoDelay(v) => options.nodelay = v,
+            SocketOption::KeepAlive(v) => options.keepalive = v,
+            SocketOption::RecvBuffer(v) => options.recv_buffer = v,
+            SocketOption::SendBuffer(v) => options.send_buffer = v,
+            SocketOption::MaxSegment(v) => options.max_segment = Some(v),
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::io::{self, ErrorKind};
 use utcp::wire::TcpFlags;
 use utcp::{
     AbortError, AcceptError, CloseError, CloseReason, ConnectError, Duration, Errno, ListenError, Readiness,
-    RecvError, SendError, SetOptionError, ShutdownError, State, UnlistenError,
+    RecvError, SendError, SetOptionError, ShutdownError, SocketOption, State, UnlistenError,
 };
 
 fn ms(n: u64) -> Duration {
@@ -216,6 +216,20 @@ fn listener_counts_connections_waiting_for_accept() {
     t.accept();
     assert_eq!(t.s().pending_connections(l), Some(0));
     assert_eq!(t.accept_on(l), Err(AcceptError::WouldBlock));
+}
+
+#[test]
+fn listener_option_set_after_listen_bounds_the_syn_ack_mss() {
+    // Linux: TCP_MAXSEG on a listening socket is inherited by the connections it accepts, so the
+    // SYN-ACK advertises at most that MSS (RFC 9293 §3.7.1: the MSS option says what we receive).
+    let mut t = T::listening(config());
+    let l = t.listener.unwrap();
+    assert_eq!(t.set_listener_option(l, SocketOption::MaxSegment(536)), Ok(()));
+    t.send(BARE_SYN);
+    let out = t.out();
+    assert!(out[0].contains("mss 536"), "{out:?}");
+    t.unlisten(l).unwrap();
+    assert_eq!(t.set_listener_option(l, SocketOption::NoDelay(true)), Err(SetOptionError::InvalidHandle));
 }
 
 // =============================================================================================
