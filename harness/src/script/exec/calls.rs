@@ -677,10 +677,11 @@ impl Exec<'_> {
                     return Ok(Err(errno(e.errno())));
                 }
             }
-            (FdKind::Listener(_), Some(_)) => {
-                return refused(format!(
-                    "setsockopt {name} on a listening socket (utcp's listeners take options at listen)"
-                ))
+            (FdKind::Listener(l), Some(o)) => {
+                let l = *l;
+                if let Err(e) = self.stack().set_listener_option(now, l, o) {
+                    return Ok(Err(errno(e.errno())));
+                }
             }
             _ => {}
         }

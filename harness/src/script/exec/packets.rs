@@ -49,13 +49,32 @@ impl Exec<'_> {
             options,
             payload_len: p.len,
         };
-        let d = match seg.to_datagram() {
-            Ok(d) => d,
-            Err(e) => return fail(event.line, &event.text, e),
-        };
-        self.transcript.push(format!("{} < {}", secs(self.now), self.show_inbound(&d)));
-        let host = host_of(&mut self.host, &self.config, self.now);
-        host.receive(self.now, &d, &mut Closes(&mut self.closed));
+        // packetdrill's --mss: an inbound packet longer than the MSS is handed over as a GSO
+        // super-packet and reaches the stack as MSS-sized segments (PSH and FIN on the last).
+        let mss = self.script.options.mss.map_or(u32::MAX, |m| u32::from(m.max(1)));
+        let mut pieces = Vec::new();
+        let mut off = 0;
+        while off < seg.payload_len || pieces.is_empty() {
+            let len = (seg.payload_len - off).min(mss);
+            let last = off + len >= seg.payload_len;
+            let keep = if last { 0xff } else { !(flag::PSH | flag::FIN) };
+            pieces.push(Segment {
+                seq: seg.seq.wrapping_add(off),
+                flags: seg.flags & keep,
+                payload_len: len,
+                ..seg.clone()
+            });
+            off += len;
+        }
+        for piece in pieces {
+            let d = match piece.to_datagram() {
+                Ok(d) => d,
+                Err(e) => return fail(event.line, &event.text, e),
+            };
+            self.transcript.push(format!("{} < {}", secs(self.now), self.show_inbound(&d)));
+            let host = host_of(&mut self.host, &self.config, self.now);
+            host.receive(self.now, &d, &mut Closes(&mut self.closed));
+        }
         Ok(())
     }
 

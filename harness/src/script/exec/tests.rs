@@ -344,3 +344,26 @@ fn poll_reports_an_idle_listener_as_not_ready() {
     );
     assert!(o.failure.is_some());
 }
+
+#[test]
+fn tcp_maxseg_on_a_listener_bounds_the_syn_ack_mss() {
+    let o = run_text(
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n\
+         +0 setsockopt(3, SOL_TCP, TCP_MAXSEG, [1100], 4) = 0\n\
+         +0 < S 0:0(0) win 65535 <mss 1460>\n+0 > S. 0:0(0) ack 1 <mss 1100>\n",
+    );
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+}
+
+#[test]
+fn inbound_data_is_cut_at_the_mss_option() {
+    // packetdrill's --mss: a long inbound packet arrives as MSS-sized segments, PSH on the last.
+    let o = run_text(&format!(
+        "--mss=1000\n{ESTABLISHED}+0 < P. 1:2501(2500) ack 1 win 65535\n* > . 1:1(0) ack 2501\n"
+    ));
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let inbound: Vec<&String> =
+        o.transcript.iter().filter(|l| l.contains(" < ") && l.contains("ack 1 win")).collect();
+    assert!(inbound.iter().any(|l| l.ends_with("< . 1:1001(1000) ack 1 win 65535")), "{inbound:?}");
+    assert!(inbound.iter().any(|l| l.ends_with("< P. 2001:2501(500) ack 1 win 65535")), "{inbound:?}");
+}
