@@ -496,6 +496,15 @@ fn tcpi_field(info: &utcp::ConnectionInfo, name: &str) -> Option<i64> {
             }
         }
         "tcpi_snd_mss" => mss,
+        "tcpi_advmss" => i64::from(info.adv_mss),
+        // linux/tcp.h: TCPI_OPT_TIMESTAMPS 1, TCPI_OPT_SACK 2, TCPI_OPT_WSCALE 4.
+        "tcpi_options" => {
+            i64::from(info.timestamps)
+                | i64::from(info.sack) << 1
+                | i64::from(info.window_scale.is_some()) << 2
+        }
+        "tcpi_snd_wscale" => i64::from(info.window_scale.map_or(0, |w| w.0)),
+        "tcpi_rcv_wscale" => i64::from(info.window_scale.map_or(0, |w| w.1)),
         "tcpi_rtt" => info.srtt.map_or(0, |d| d.total_micros() as i64),
         "tcpi_rto" => info.rto.total_micros() as i64,
         "tcpi_unacked" => {

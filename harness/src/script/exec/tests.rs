@@ -315,6 +315,10 @@ fn python_asserts_are_evaluated_on_the_connections_tcp_info() {
     let f = established("+0 %{ assert tcpi_snd_cwnd == 11, tcpi_snd_cwnd }%\n").failure.expect("fails");
     assert_eq!(f.line, 9);
     assert_eq!(f.got, "the assert does not hold: tcpi_snd_cwnd=10");
+    let o = established(
+        "+0 %{ assert tcpi_advmss == 1460 and tcpi_options & TCPI_OPT_SACK == 0 and tcpi_options & TCPI_OPT_WSCALE == 0 }%\n",
+    );
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
     let o = established("+0 %{ assert tcpi_ca_state == 0 }%\n");
     assert_eq!(o.refused(), Some("TCP_INFO field tcpi_ca_state"));
 }
