@@ -100,7 +100,7 @@ fn summary(rows: &[(String, &FileOutcome)]) -> String {
 fn folder_of(path: &Path, root: &Path) -> String {
     let dir = path.parent().unwrap_or(Path::new(""));
     match dir.strip_prefix(root) {
-        Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
+        Ok(rel) if rel.as_os_str().is_empty() => root.display().to_string(),
         Ok(rel) => rel.display().to_string(),
         Err(_) => dir.display().to_string(),
     }

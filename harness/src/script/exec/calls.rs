@@ -7,7 +7,9 @@ use super::*;
 /// something utcp does not have (a refusal, naming the feature).
 #[derive(Debug)]
 pub(super) enum CallErr {
+    /// The line does not hold.
     Fail(String),
+    /// utcp lacks the feature named.
     Refused(String),
 }
 
@@ -270,7 +272,7 @@ impl Exec<'_> {
                             }
                         }
                         FdKind::Listener(_) => Ok(0),
-                        FdKind::Conn(_) => Err(Errno::EINVAL),
+                        FdKind::Conn(_) | FdKind::Epoll => Err(Errno::EINVAL),
                     },
                 }
             }
@@ -331,6 +333,7 @@ impl Exec<'_> {
                         }
                     }
                     FdKind::Listener(_) => Err(Errno::EISCONN),
+                    FdKind::Epoll => Err(Errno::EINVAL),
                 },
             },
             "write" | "send" | "sendto" | "read" | "recv" | "recvfrom"
@@ -422,7 +425,7 @@ impl Exec<'_> {
                                 Err(e) => Err(errno(e.errno())),
                             }
                         }
-                        FdKind::Listener(_) => Err(Errno::ENOTCONN),
+                        FdKind::Listener(_) | FdKind::Epoll => Err(Errno::ENOTCONN),
                         FdKind::Fresh { .. } => Err(Errno::ENOTCONN),
                     },
                 }
@@ -461,8 +464,12 @@ impl Exec<'_> {
                 Err(e) => Err(e),
                 Ok((fd, f)) => {
                     self.fds.remove(&fd);
+                    self.epolls.remove(&fd);
+                    for ep in self.epolls.values_mut() {
+                        ep.remove(fd);
+                    }
                     match f.kind {
-                        FdKind::Fresh { .. } => Ok(0),
+                        FdKind::Fresh { .. } | FdKind::Epoll => Ok(0),
                         FdKind::Listener(l) => {
                             let _ = self.stack().unlisten(now, l);
                             Ok(0)
@@ -504,6 +511,9 @@ impl Exec<'_> {
                 }
             }
             "poll" => return self.poll(p),
+            "epoll_create" | "epoll_create1" => self.epoll_create(&c),
+            "epoll_ctl" => self.epoll_ctl(&c)?,
+            "epoll_wait" => return self.epoll_wait(p),
             other => return refused(format!("system call {other}")),
         };
         Ok(Some(r))
@@ -519,6 +529,7 @@ impl Exec<'_> {
         let Some(f) = self.fds.get(&fd).cloned() else { return POLLNVAL };
         match f.kind {
             FdKind::Fresh { .. } => POLLOUT | POLLHUP,
+            FdKind::Epoll => 0,
             FdKind::Listener(l) => match self.stack().pending_connections(l) {
                 Some(n) if n > 0 => POLLIN,
                 Some(_) => 0,

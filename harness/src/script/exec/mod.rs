@@ -140,6 +140,8 @@ enum FdKind {
     },
     Listener(ListenerHandle),
     Conn(SocketHandle),
+    /// An epoll instance (its interest list is in `Exec::epolls`).
+    Epoll,
 }
 
 #[derive(Debug, Clone)]
@@ -204,6 +206,8 @@ struct Exec<'s> {
     /// The connection the last call was made on: what a Python block's `tcpi_*` fields describe
     /// (packetdrill's "socket under test").
     last_conn: Option<SocketHandle>,
+    /// The epoll instances, by descriptor.
+    epolls: BTreeMap<i64, epoll::Epoll>,
 }
 
 /// The executor's host, made with `config` if there is none yet, at the script's time `now`.
@@ -296,6 +300,7 @@ impl<'s> Exec<'s> {
             current_line: 0,
             current_text: String::new(),
             last_conn: None,
+            epolls: BTreeMap::new(),
         }
     }
 
@@ -535,6 +540,7 @@ fn call_text(c: &CallSpec) -> String {
 }
 
 mod calls;
+mod epoll;
 mod packets;
 
 #[cfg(test)]

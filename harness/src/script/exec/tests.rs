@@ -371,3 +371,45 @@ fn inbound_data_is_cut_at_the_mss_option() {
     assert!(inbound.iter().any(|l| l.ends_with("< . 1:1001(1000) ack 1 win 65535")), "{inbound:?}");
     assert!(inbound.iter().any(|l| l.ends_with("< P. 2001:2501(500) ack 1 win 65535")), "{inbound:?}");
 }
+
+#[test]
+fn a_call_the_executor_lacks_is_refused_where_it_runs() {
+    let o =
+        run_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(4) = 0\n+0 writev(3, ..., 2) = 10\n");
+    assert_eq!(
+        o.failure.as_ref().map(|f| (f.line, f.refused.is_none())),
+        Some((2, true)),
+        "an earlier failing line comes first"
+    );
+    let o = run_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 writev(3, ..., 2) = 10\n");
+    assert_eq!(o.refused(), Some("system call writev"));
+}
+
+#[test]
+fn epoll_is_level_triggered_unless_epollet_reports_each_wakeup_once() {
+    let o = established(
+        "+0 epoll_create(1) = 5\n\
+         +0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLIN|EPOLLOUT, fd=4}) = 0\n\
+         +0 epoll_wait(5, {events=EPOLLOUT, fd=4}, 1, 0) = 1\n\
+         +0 epoll_wait(5, {events=EPOLLOUT, fd=4}, 1, 0) = 1\n\
+         +0 epoll_ctl(5, EPOLL_CTL_MOD, 4, {events=EPOLLIN|EPOLLOUT|EPOLLET, fd=4}) = 0\n\
+         +0 epoll_wait(5, {events=EPOLLOUT, fd=4}, 1, 0) = 1\n\
+         +0 epoll_wait(5, {events=0, ptr=0}, 1, 0) = 0\n\
+         +0 < P. 1:101(100) ack 1 win 65535\n+0 > . 1:1(0) ack 101\n\
+         +0 epoll_wait(5, {events=EPOLLIN|EPOLLOUT, fd=4}, 1, 0) = 1\n\
+         +0 read(4, ..., 10) = 10\n\
+         +0 epoll_wait(5, {events=0, ptr=0}, 1, 0) = 0\n\
+         +0 epoll_ctl(5, EPOLL_CTL_MOD, 4, {events=EPOLLIN|EPOLLONESHOT, fd=4}) = 0\n\
+         +0 epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 1\n\
+         +0 epoll_wait(5, {events=0, ptr=0}, 1, 0) = 0\n\
+         +0 close(5) = 0\n",
+    );
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let f = established(
+        "+0 epoll_create(1) = 5\n+0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLIN, fd=4}) = 0\n\
+                         +0 epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 1\n",
+    )
+    .failure
+    .expect("nothing to read");
+    assert!(f.got.contains("epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 0"), "{f}");
+}

@@ -229,10 +229,7 @@ fn calls_parse_with_results_and_errno() {
 
 #[test]
 fn bad_calls_are_refused() {
-    let e = parse_err("0 writev(3, ..., 2) = 10");
-    assert_eq!(e.col, 3);
-    assert_eq!(e.feature.as_deref(), Some("system call writev"));
-    assert!(e.to_string().ends_with(":1:3: refused: system call writev"), "{e}");
+    assert_eq!(call("0 writev(3, ..., 2) = 10").name, "writev");
     let e = parse_err("0 close(3)");
     assert!(e.message.contains("`=`"), "{e}");
     let e = parse_err("0 close(3 = 0");
@@ -257,8 +254,8 @@ fn comments_are_blanked_and_columns_kept() {
     assert_eq!(s.events.len(), 2);
     assert_eq!(s.events[0].line, 3);
     assert_eq!(s.events[1].line, 4);
-    let e = parse_err("/* x */ 0 bogus(3) = 0");
-    assert_eq!((e.line, e.col), (1, 11));
+    let e = parse_err("/* x */ 0 close(3) = 0 extra");
+    assert_eq!((e.line, e.col), (1, 24));
     let e = parse_err("0 close(3) = 0\n/* never closed\n");
     assert_eq!((e.line, e.col), (2, 1));
     assert!(e.message.contains("unterminated"), "{e}");
