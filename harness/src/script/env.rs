@@ -76,6 +76,17 @@ const DEFAULTS_NOTED: &[&str] = &[
     "net.ipv4.tcp_fastopen_key",
 ];
 
+/// Commands that set up the device or the host as utcp already is: no offloads (utcp never sends
+/// super-segments), no cached route metrics, no qdisc (a plain FIFO is what a script's packets
+/// see; a qdisc that paces, `fq`, or drops, `pfifo limit 0`, is refused).
+const NO_OPS: &[&str] = &[
+    "ethtool -K tun0 tso off gso off",
+    "ip tcp_metrics flush all",
+    "tc qdisc add dev tun0 root pfifo",
+    "tc qdisc replace dev tun0 root pfifo",
+    "tc qdisc delete dev tun0 root",
+];
+
 /// Splits a shell line's text into commands and reads each; `Err` names the first command that
 /// is not understood (the refusal's feature).
 pub fn parse_shell(text: &str) -> Result<Vec<ShellCommand>, String> {
@@ -112,7 +123,7 @@ pub fn parse_shell(text: &str) -> Result<Vec<ShellCommand>, String> {
                 };
                 out.push(ShellCommand::Sysctl(name.replace('/', "."), v.to_string()));
             }
-        } else if words.join(" ") == "ethtool -K tun0 tso off gso off" {
+        } else if NO_OPS.contains(&words.join(" ").as_str()) {
             out.push(ShellCommand::NoOp(words.join(" ")));
         } else {
             return Err(format!("shell command `{}`", words.join(" ")));
@@ -296,6 +307,17 @@ mod tests {
             ]
         );
         assert_eq!(parse_shell("/tmp/sysctl_restore_${PPID}.sh").unwrap(), vec![ShellCommand::Restore]);
+        assert_eq!(
+            parse_shell(
+                "tc qdisc delete dev tun0 root 2>/dev/null ; ip tcp_metrics flush all > /dev/null 2>&1"
+            )
+            .unwrap(),
+            vec![
+                ShellCommand::NoOp("tc qdisc delete dev tun0 root".into()),
+                ShellCommand::NoOp("ip tcp_metrics flush all".into())
+            ]
+        );
+        assert!(parse_shell("tc qdisc add dev tun0 root pfifo limit 0").is_err());
     }
 
     #[test]
