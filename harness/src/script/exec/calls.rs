@@ -25,6 +25,84 @@ impl From<&str> for CallErr {
     }
 }
 
+/// The socket options `setsockopt` sets.
+const SETSOCKOPTS: &[&str] = &[
+    "SO_REUSEADDR",
+    "SO_REUSEPORT",
+    "SO_LINGER",
+    "SO_RCVBUF",
+    "SO_SNDBUF",
+    "TCP_NODELAY",
+    "TCP_MAXSEG",
+    "SO_KEEPALIVE",
+    "TCP_KEEPIDLE",
+    "TCP_KEEPINTVL",
+    "TCP_KEEPCNT",
+];
+
+/// The socket options `getsockopt` reads.
+const GETSOCKOPTS: &[&str] = &["SO_ERROR", "TCP_MAXSEG", "SO_SNDBUF", "SO_RCVBUF"];
+
+/// The first line that asks for something utcp does not have, whatever the state it would run
+/// in: a shell line's sysctl or command, a system call, a socket option or a send flag the
+/// executor lacks. Such a script is refused before it runs, naming the feature, rather than
+/// failed at an earlier line where the missing feature (TCP Fast Open, say) already shows.
+pub(super) fn prescan(script: &Script) -> Option<Failure> {
+    let mut config = config_for(&script.options);
+    for e in &script.events {
+        let feature = match &e.kind {
+            EventKind::Shell(cmds) => cmds.iter().find_map(|c| match c {
+                super::super::env::ShellCommand::Defaults => {
+                    super::super::env::apply_defaults(&mut config);
+                    None
+                }
+                super::super::env::ShellCommand::Sysctl(name, value) => {
+                    super::super::env::apply_sysctl(&mut config, name, value, false).err()
+                }
+                _ => None,
+            }),
+            EventKind::Call(c) => {
+                let c = match normalize(c) {
+                    Ok(c) => c,
+                    Err(CallErr::Refused(f)) => return refusal(e, f),
+                    Err(CallErr::Fail(_)) => continue,
+                };
+                let option = || sym_arg(&c, 2).unwrap_or_default();
+                match c.name.as_str() {
+                    n if !super::super::parse::CALLS.contains(&n) && !n.starts_with("epoll_") => {
+                        Some(format!("system call {n}"))
+                    }
+                    "setsockopt" if !SETSOCKOPTS.contains(&option().as_str()) => {
+                        Some(format!("socket option {}", option()))
+                    }
+                    "getsockopt" if !GETSOCKOPTS.contains(&option().as_str()) => {
+                        Some(format!("getsockopt of {}", option()))
+                    }
+                    "send" | "sendto" | "recv" | "recvfrom" => match msg_flags(c.args.get(3)) {
+                        Err(CallErr::Refused(f)) => Some(f),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(f) = feature {
+            return refusal(e, f);
+        }
+    }
+    None
+}
+
+fn refusal(e: &Event, feature: String) -> Option<Failure> {
+    Some(Failure {
+        line: e.line,
+        expected: e.text.clone(),
+        got: format!("refused: {feature}"),
+        refused: Some(feature),
+    })
+}
+
 /// `sendmsg`/`recvmsg` as the `send`/`recv` they amount to (the iovec lengths added up), and
 /// `write`/`send` of a NULL buffer as the EFAULT they get; other calls unchanged.
 fn normalize(c: &CallSpec) -> Result<CallSpec, CallErr> {

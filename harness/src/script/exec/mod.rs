@@ -115,6 +115,9 @@ pub fn config_for(options: &ScriptOptions) -> Config {
 /// was running.
 pub fn run(script: &Script) -> Outcome {
     let mut exec = Exec::new(script);
+    if let Some(refusal) = calls::prescan(script) {
+        return Outcome { failure: Some(refusal), transcript: Vec::new() };
+    }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec.run_all()));
     let failure = match result {
         Ok(Ok(())) => None,
