@@ -50,7 +50,7 @@ pub fn parse_block(text: &str) -> Result<Vec<Assert>, String> {
         let Some(body) = stmt.strip_prefix("assert ") else { return Err(refuse()) };
         // `, message`: not evaluated.
         let toks = tokens(condition(body)).map_err(|_| refuse())?;
-        let mut p = Parser { toks: &toks, pos: 0 };
+        let mut p = Parser { toks: &toks, pos: 0, depth: 0 };
         let cond = p.or().map_err(|_| refuse())?;
         if p.pos < toks.len() {
             return Err(refuse());
@@ -124,7 +124,12 @@ fn tokens(s: &str) -> Result<Vec<Tok>, ()> {
 struct Parser<'t> {
     toks: &'t [Tok],
     pos: usize,
+    /// Nesting so far (`not`, `-`, parentheses), bounded so that no input overflows the stack.
+    depth: usize,
 }
+
+/// The deepest nesting a condition may have.
+const MAX_DEPTH: usize = 64;
 
 type R = Result<PyExpr, ()>;
 
@@ -164,9 +169,19 @@ impl Parser<'_> {
         Ok(e)
     }
 
+    fn nested(&mut self, f: fn(&mut Self) -> R) -> R {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(());
+        }
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
     fn not(&mut self) -> R {
         if self.word("not") {
-            return Ok(PyExpr::Not(Box::new(self.not()?)));
+            return Ok(PyExpr::Not(Box::new(self.nested(Self::not)?)));
         }
         self.compare()
     }
@@ -206,7 +221,7 @@ impl Parser<'_> {
 
     fn unary(&mut self) -> R {
         if self.op(&["-"]).is_some() {
-            return Ok(PyExpr::Neg(Box::new(self.unary()?)));
+            return Ok(PyExpr::Neg(Box::new(self.nested(Self::unary)?)));
         }
         match self.toks.get(self.pos).cloned() {
             Some(Tok::Int(v)) => {
@@ -219,7 +234,7 @@ impl Parser<'_> {
             }
             Some(Tok::Op("(")) => {
                 self.pos += 1;
-                let e = self.or()?;
+                let e = self.nested(Self::or)?;
                 self.op(&[")"]).ok_or(())?;
                 Ok(e)
             }
@@ -351,5 +366,8 @@ mod tests {
         );
         assert_eq!(holds("assert tcpi_lost == 0"), Err("TCP_INFO field tcpi_lost".into()));
         assert!(holds("assert tcpi_snd_cwnd in [1, 2]").is_err());
+        let deep = format!("assert {}1{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(holds(&deep).is_err(), "deep nesting is refused, not a stack overflow");
+        assert!(holds(&format!("assert {}1", "not ".repeat(10_000))).is_err());
     }
 }

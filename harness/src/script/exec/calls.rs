@@ -124,10 +124,10 @@ fn normalize(c: &CallSpec) -> Result<CallSpec, CallErr> {
                         Expr::Struct(f) => {
                             match f.iter().find(|(k, _)| k.is_empty() || k == "iov_len").map(|(_, v)| v) {
                                 _ if f.len() == 2 => match &f[1].1 {
-                                    Expr::Int(n) => total += n,
+                                    Expr::Int(n) => total = total.saturating_add(*n),
                                     e => return Err(format!("{}: iovec length `{e}`", c.name).into()),
                                 },
-                                Some(Expr::Int(n)) => total += n,
+                                Some(Expr::Int(n)) => total = total.saturating_add(*n),
                                 _ => {
                                     return Err(format!("{}: expected {{..., LEN}} in msg_iov", c.name).into())
                                 }
@@ -670,7 +670,7 @@ impl Exec<'_> {
         }
         let count = got.iter().filter(|r| **r != 0).count() as i64;
         let waited = self.now.total_micros().saturating_sub(p.started);
-        let expired = timeout >= 0 && waited >= timeout as u64 * 1000;
+        let expired = timeout >= 0 && waited >= (timeout as u64).saturating_mul(1000);
         if count == 0 && !expired {
             return Ok(None);
         }

@@ -151,7 +151,7 @@ impl Exec<'_> {
             }
         }
         let waited = self.now.total_micros().saturating_sub(p.started);
-        let expired = timeout >= 0 && waited >= timeout as u64 * 1000;
+        let expired = timeout >= 0 && waited >= (timeout as u64).saturating_mul(1000);
         if reported.is_empty() && !expired {
             return Ok(None);
         }
