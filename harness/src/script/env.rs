@@ -194,7 +194,8 @@ fn triple(name: &str, value: &str) -> Result<[usize; 3], String> {
 }
 
 /// Applies one sysctl to `config`; `Err` is the refusal (naming the sysctl and why). With
-/// `from_defaults`, the ones in [`DEFAULTS_NOTED`] are noted rather than refused.
+/// `from_defaults`, the sysctls `defaults.sh` sets that utcp lacks (F-RTO, DSACK, CUBIC,
+/// RACK-TLP, AccECN, TCP Fast Open; see [`DEFAULTS_SH`]) are noted rather than refused.
 pub fn apply_sysctl(config: &mut Config, name: &str, value: &str, from_defaults: bool) -> Result<(), String> {
     if from_defaults && DEFAULTS_NOTED.contains(&name) {
         return Ok(());
