@@ -41,7 +41,25 @@ const SETSOCKOPTS: &[&str] = &[
 ];
 
 /// The socket options `getsockopt` reads.
-const GETSOCKOPTS: &[&str] = &["SO_ERROR", "TCP_MAXSEG", "SO_SNDBUF", "SO_RCVBUF"];
+const GETSOCKOPTS: &[&str] = &["SO_ERROR", "TCP_MAXSEG", "SO_SNDBUF", "SO_RCVBUF", "TCP_INFO"];
+
+/// `TCP_INFO` state names (linux/tcp_states.h) as a `{tcpi_state=...}` field may write them.
+fn tcp_state_number(name: &str) -> Option<i64> {
+    Some(match name {
+        "TCP_ESTABLISHED" => 1,
+        "TCP_SYN_SENT" => 2,
+        "TCP_SYN_RECV" => 3,
+        "TCP_FIN_WAIT1" => 4,
+        "TCP_FIN_WAIT2" => 5,
+        "TCP_TIME_WAIT" => 6,
+        "TCP_CLOSE" => 7,
+        "TCP_CLOSE_WAIT" => 8,
+        "TCP_LAST_ACK" => 9,
+        "TCP_LISTEN" => 10,
+        "TCP_CLOSING" => 11,
+        _ => return None,
+    })
+}
 
 /// The first line that asks for something utcp does not have, whatever the state it would run
 /// in: a shell line's sysctl or command, a system call, a socket option or a send flag the
@@ -778,6 +796,36 @@ impl Exec<'_> {
         Ok(Ok(0))
     }
 
+    /// getsockopt(TCP_INFO): each `tcpi_*` field the script wrote in `{...}` compared with the
+    /// connection's (the ones utcp keeps; another is refused by name).
+    fn tcp_info(&mut self, f: &Fd, want: &Expr) -> Result<CallResult, CallErr> {
+        let FdKind::Conn(h) = f.kind else { return Ok(Err(Errno::ENOTCONN)) };
+        let Some(info) = self.stack().info(h) else { return Ok(Err(Errno::ENOTCONN)) };
+        let fields = match want {
+            Expr::Struct(fields) => fields.clone(),
+            Expr::Ellipsis => Vec::new(),
+            e => return Err(format!("getsockopt TCP_INFO: expected {{tcpi_...=N, ...}}, found {e}").into()),
+        };
+        for (name, value) in &fields {
+            let Some(got) = tcpi_field(&info, name) else {
+                return refused(format!("TCP_INFO field {name}"));
+            };
+            let expected = match value {
+                Expr::Ellipsis => continue,
+                Expr::Int(v) => *v,
+                Expr::Symbol(s) => match tcp_state_number(s) {
+                    Some(v) => v,
+                    None => return refused(format!("TCP_INFO value {s}")),
+                },
+                e => return Err(format!("getsockopt TCP_INFO: {name}={e} is not a number").into()),
+            };
+            if got != expected {
+                return Err(format!("getsockopt TCP_INFO gave {name}={got}, expected {expected}").into());
+            }
+        }
+        Ok(Ok(0))
+    }
+
     pub(super) fn getsockopt(&mut self, c: &CallSpec) -> Result<CallResult, CallErr> {
         let name = sym_arg(c, 2)?;
         let (_, f) = match self.fd(c)? {
@@ -785,6 +833,9 @@ impl Exec<'_> {
             Ok(x) => x,
         };
         let want = c.args.get(3).cloned().unwrap_or(Expr::Ellipsis);
+        if name == "TCP_INFO" {
+            return self.tcp_info(&f, &want);
+        }
         let got: Expr = match (name.as_str(), &f.kind) {
             ("SO_ERROR", FdKind::Conn(h)) => {
                 let h = *h;

@@ -420,3 +420,17 @@ fn epoll_is_level_triggered_unless_epollet_reports_each_wakeup_once() {
     .expect("nothing to read");
     assert!(f.got.contains("epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 0"), "{f}");
 }
+
+#[test]
+fn getsockopt_tcp_info_compares_the_fields_written() {
+    let o = established(
+        "+0 getsockopt(4, SOL_TCP, TCP_INFO, {tcpi_state=TCP_ESTABLISHED, tcpi_snd_mss=1000, tcpi_rtt=...}, [256]) = 0\n",
+    );
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let f = established("+0 getsockopt(4, SOL_TCP, TCP_INFO, {tcpi_snd_cwnd=9}, [256]) = 0\n")
+        .failure
+        .expect("fails");
+    assert!(f.got.contains("getsockopt TCP_INFO gave tcpi_snd_cwnd=10, expected 9"), "{f}");
+    let o = established("+0 getsockopt(4, SOL_TCP, TCP_INFO, {tcpi_lost=0}, [256]) = 0\n");
+    assert_eq!(o.refused(), Some("TCP_INFO field tcpi_lost"));
+}
