@@ -108,6 +108,8 @@ pub enum EventKind {
     Packet(PacketSpec),
     /// A socket call and its expected result.
     Call(CallSpec),
+    /// An ICMP message into the stack (`< icmp unreachable frag_needed mtu 1200 [1:1461(1460)]`).
+    Icmp(IcmpSpec),
     /// A shell line (`` `...` ``), read as the settings it makes.
     Shell(Vec<super::env::ShellCommand>),
     /// A Python block (`%{ ... }%`) of asserts on `tcpi_*` fields.
@@ -175,6 +177,20 @@ pub struct PacketSpec {
     /// `port N` (a utcp extension, not packetdrill): the peer's port for this packet, so that
     /// one script can hold several connections (backlog tests). `None` is the script's peer.
     pub peer_port: Option<u16>,
+}
+
+/// An inbound ICMPv4 line: type and code, the next-hop MTU, and the quoted TCP segment of ours
+/// (its sequence number relative as in `>` lines; packetdrill's `[start:end(len)]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IcmpSpec {
+    /// ICMP type.
+    pub icmp_type: u8,
+    /// ICMP code.
+    pub code: u8,
+    /// `mtu N`: the next-hop MTU (fragmentation needed).
+    pub mtu: Option<u16>,
+    /// `[start:end(len)]`: the quoted segment's sequence number and length.
+    pub quoted: Option<(u32, u32)>,
 }
 
 /// The options of a packet line.

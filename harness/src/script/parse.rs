@@ -508,7 +508,20 @@ impl<'a> LineParser<'a> {
                 if end_time.is_some() {
                     return self.fail("a system call after a `t1...t2` time");
                 }
-                EventKind::Packet(self.packet()?)
+                let save = self.pos;
+                let inbound = self.eat("<");
+                if !inbound {
+                    self.eat(">");
+                }
+                let col = self.col();
+                if inbound && self.eat_word("icmp") {
+                    EventKind::Icmp(self.icmp()?)
+                } else if self.eat_word("icmp") {
+                    return refused(col, "outbound ICMP lines (`> icmp`)");
+                } else {
+                    self.pos = save;
+                    EventKind::Packet(self.packet()?)
+                }
             }
             Some(c) if c.is_ascii_alphabetic() => EventKind::Call(self.call()?),
             _ => return self.fail("`<`, `>` or a system call"),
@@ -554,9 +567,6 @@ impl<'a> LineParser<'a> {
         };
         self.skip_ws();
         let col = self.col();
-        if self.eat_word("icmp") {
-            return refused(col, "ICMP packet lines");
-        }
         if self.eat_word("udp") {
             return refused(col, "UDP packet lines");
         }
@@ -656,6 +666,69 @@ impl<'a> LineParser<'a> {
             } else {
                 return self.fail("`ack N`, `win N`, `urg N`, `port N`, `<options>` or end of line");
             }
+        }
+        Ok(spec)
+    }
+
+    /// After `< icmp`: `TYPE [CODE] [mtu N] [[start:end(len)]]` (IPv4 names, as packetdrill's
+    /// icmp_packet.c spells them).
+    fn icmp(&mut self) -> PResult<IcmpSpec> {
+        const TYPES: &[(&str, u8)] =
+            &[("unreachable", 3), ("source_quench", 4), ("time_exceeded", 11), ("parameter_problem", 12)];
+        const UNREACHABLE: &[&str] = &[
+            "net_unreachable",
+            "host_unreachable",
+            "protocol_unreachable",
+            "port_unreachable",
+            "frag_needed",
+            "source_route_failed",
+            "net_unknown",
+            "host_unknown",
+            "source_host_isolated",
+            "net_prohibited",
+            "host_prohibited",
+            "net_unreachable_for_tos",
+            "host_unreachable_for_tos",
+            "packet_filtered",
+            "precedence_violation",
+            "precedence_cutoff",
+        ];
+        self.skip_ws();
+        let col = self.col();
+        let Some(name) = self.ident() else {
+            return self.fail("an ICMP type (unreachable, time_exceeded, ...)");
+        };
+        let Some(&(_, icmp_type)) = TYPES.iter().find(|(n, _)| *n == name) else {
+            return refused(col, format!("ICMP type {name}"));
+        };
+        let mut spec = IcmpSpec { icmp_type, code: 0, mtu: None, quoted: None };
+        self.skip_ws();
+        let save = self.pos;
+        if let Some(code) = self.ident() {
+            match UNREACHABLE.iter().position(|c| *c == code) {
+                Some(i) if icmp_type == 3 => spec.code = i as u8,
+                _ if code == "mtu" => self.pos = save,
+                _ => return refused(col, format!("ICMP code {code}")),
+            }
+        }
+        if self.eat_word("mtu") {
+            spec.mtu = Some(self.u16("a next-hop MTU after `mtu`")?);
+        }
+        if self.eat("[") {
+            let seq = self.u32("a quoted sequence range `[start:end(len)]`")?;
+            self.expect(":", "`:` in `[start:end(len)]`")?;
+            let end = self.u32("the end of `[start:end(len)]`")?;
+            self.expect("(", "`(` in `[start:end(len)]`")?;
+            let len = self.u32("the length in `[start:end(len)]`")?;
+            self.expect(")", "`)` in `[start:end(len)]`")?;
+            self.expect("]", "`]` after the quoted segment")?;
+            if end.wrapping_sub(seq) != len {
+                return Err((col, format!("length {len} does not match {seq}:{end}")));
+            }
+            spec.quoted = Some((seq, len));
+        }
+        if !self.at_end() {
+            return self.fail("`mtu N`, `[start:end(len)]` or end of line");
         }
         Ok(spec)
     }

@@ -345,6 +345,7 @@ impl<'s> Exec<'s> {
                     self.last = t;
                     match kind {
                         EventKind::Packet(p) => self.inbound(event, p)?,
+                        EventKind::Icmp(i) => self.inbound_icmp(event, i)?,
                         EventKind::Call(c) => self.call(event, c, base)?,
                         EventKind::Shell(cmds) => self.shell(event, cmds)?,
                         EventKind::Python(asserts) => self.python(event, asserts)?,

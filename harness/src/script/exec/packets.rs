@@ -78,6 +78,44 @@ impl Exec<'_> {
         Ok(())
     }
 
+    /// An ICMPv4 error from the scripted peer's address, quoting the IP header and first 8 bytes
+    /// of a segment the stack sent to it (RFC 792): ports, and the sequence number relative to
+    /// the stack's ISN as in `>` lines.
+    pub(super) fn inbound_icmp(&mut self, event: &Event, i: &IcmpSpec) -> Result<(), Failure> {
+        let (seq, len) = i.quoted.unwrap_or((0, 0));
+        let quoted = Segment {
+            src: self.local,
+            dst: self.remote,
+            flags: flag::ACK,
+            seq: self.stack_base(self.remote.port()).wrapping_add(seq),
+            ack: 0,
+            win: 0,
+            urg: 0,
+            options: Vec::new(),
+            payload_len: len,
+        };
+        let original = match quoted.to_datagram() {
+            Ok(d) => d,
+            Err(e) => return fail(event.line, &event.text, e),
+        };
+        let mut icmp = vec![i.icmp_type, i.code, 0, 0, 0, 0, 0, 0];
+        if let Some(mtu) = i.mtu {
+            icmp[6..8].copy_from_slice(&mtu.to_be_bytes());
+        }
+        icmp.extend_from_slice(&original[..28]);
+        let ck = super::super::packet::internet_checksum(&icmp);
+        icmp[2..4].copy_from_slice(&ck.to_be_bytes());
+        let d = super::super::packet::ipv4_datagram(*self.remote.ip(), *self.local.ip(), 1, &icmp);
+        self.transcript.push(format!(
+            "{} < {}",
+            secs(self.now),
+            event.text.trim_start_matches(|c: char| c != '<')
+        ));
+        let host = host_of(&mut self.host, &self.config, self.now);
+        host.receive(self.now, &d, &mut Closes(&mut self.closed));
+        Ok(())
+    }
+
     /// Formats an outbound datagram in the core's notation, numbers relative as in the script
     /// (the stack's ISN re-based at its SYNs, the remote's ISN the runner's).
     pub(super) fn show_outbound(&self, d: &[u8]) -> String {

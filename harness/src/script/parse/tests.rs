@@ -182,8 +182,10 @@ fn bad_packets_name_the_column_and_what_was_expected() {
     assert!(e.message.contains("byte"), "{e}");
     let e = parse_err("0 < udp (1000)");
     assert_eq!(e.feature.as_deref(), Some("UDP packet lines"));
-    let e = parse_err("0 > icmp unreachable frag_needed mtu 1200");
-    assert_eq!(e.feature.as_deref(), Some("ICMP packet lines"));
+    let e = parse_err("0 > icmp unreachable port_unreachable");
+    assert_eq!(e.feature.as_deref(), Some("outbound ICMP lines (`> icmp`)"));
+    let e = parse_err("0 < icmp redirect");
+    assert_eq!(e.feature.as_deref(), Some("ICMP type redirect"));
     let e = parse_err("0 < [ect0] S 0:0(0)");
     assert_eq!(e.feature.as_deref(), Some("IP header fields (`[ect0]`)"));
     let e = parse_err("0 < S");
@@ -344,4 +346,22 @@ fn bad_header_options_are_refused() {
     assert!(e.message.contains("before the first event"), "{e}");
     let e = parse_err("--tolerance_usecs\n");
     assert!(e.message.contains("--name=value"), "{e}");
+}
+
+#[test]
+fn inbound_icmp_lines_parse_type_code_mtu_and_quoted_segment() {
+    let icmp = |text: &str| match one(text).kind {
+        EventKind::Icmp(i) => i,
+        k => panic!("not ICMP: {k:?}"),
+    };
+    assert_eq!(
+        icmp("+.01 < icmp unreachable frag_needed mtu 1200 [1:1461(1460)]"),
+        IcmpSpec { icmp_type: 3, code: 4, mtu: Some(1200), quoted: Some((1, 1460)) }
+    );
+    assert_eq!(
+        icmp("0 < icmp unreachable [5000:6000(1000)]"),
+        IcmpSpec { icmp_type: 3, code: 0, mtu: None, quoted: Some((5000, 1000)) }
+    );
+    assert_eq!(icmp("0 < icmp time_exceeded").icmp_type, 11);
+    assert!(parse_err("0 < icmp unreachable [1:3(1)]").message.contains("does not match"));
 }
