@@ -319,9 +319,6 @@ impl Exec<'_> {
     pub(super) fn attempt(&mut self, p: &mut Pending) -> Result<Option<CallResult>, CallErr> {
         let c = normalize(&p.call)?;
         let now = self.now;
-        if let Ok(Ok((_, Fd { kind: FdKind::Conn(h), .. }))) = self.fd(&c) {
-            self.last_conn = Some(h);
-        }
         let r: CallResult = match c.name.as_str() {
             "socket" => {
                 let kinds = c.args.iter().flat_map(symbols).collect::<Vec<_>>();

@@ -206,8 +206,8 @@ struct Exec<'s> {
     transcript: Vec<String>,
     current_line: usize,
     current_text: String,
-    /// The connection the last call was made on: what a Python block's `tcpi_*` fields describe
-    /// (packetdrill's "socket under test").
+    /// The connection last accepted or connected: what a Python block's `tcpi_*` fields describe
+    /// (packetdrill's "socket under test", the socket made last).
     last_conn: Option<SocketHandle>,
     /// The epoll instances, by descriptor.
     epolls: BTreeMap<i64, epoll::Epoll>,
@@ -399,7 +399,7 @@ impl<'s> Exec<'s> {
         Ok(())
     }
 
-    /// A Python block: each assert evaluated against the connection the last call was made on.
+    /// A Python block: each assert evaluated against the connection last accepted or connected.
     fn python(&mut self, event: &Event, asserts: &[super::python::Assert]) -> Result<(), Failure> {
         let Some(h) = self.last_conn.or_else(|| {
             self.fds.values().rev().find_map(|f| match f.kind {
