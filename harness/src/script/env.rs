@@ -126,7 +126,9 @@ pub fn parse_shell(text: &str) -> Result<Vec<ShellCommand>, String> {
         } else if NO_OPS.contains(&words.join(" ").as_str()) {
             out.push(ShellCommand::NoOp(words.join(" ")));
         } else {
-            return Err(format!("shell command `{}`", words.join(" ")));
+            // Named as written, redirections included (`echo 3 > /sys/module/...`).
+            let raw = raw.split(" #").next().unwrap_or(raw).split_whitespace().collect::<Vec<_>>().join(" ");
+            return Err(format!("shell command `{raw}`"));
         }
     }
     Ok(out)
@@ -319,6 +321,10 @@ mod tests {
             ]
         );
         assert!(parse_shell("tc qdisc add dev tun0 root pfifo limit 0").is_err());
+        assert_eq!(
+            parse_shell("echo 3 > /sys/module/tcp_cubic/parameters/hystart_detect"),
+            Err("shell command `echo 3 > /sys/module/tcp_cubic/parameters/hystart_detect`".into())
+        );
     }
 
     #[test]
