@@ -4,7 +4,7 @@
 //! Must not depend on: clocks, I/O, threads, OS randomness.
 
 use super::{cookie, Event, Listener, ListenerHandle, SocketHandle, Stack, INDEX_MASK};
-use crate::socket::{AcceptError, ListenError, SocketOptions, UnlistenError};
+use crate::socket::{AcceptError, ListenError, SetOptionError, SocketOption, SocketOptions, UnlistenError};
 use crate::stats::DropReason;
 use crate::tcp::conn::{mss_for_mtu, Connection, FourTuple, Outcome};
 use crate::tcp::SeqNum;
@@ -268,6 +268,25 @@ impl Stack {
             self.push_event(Event::Closed(handle, reason));
         }
         Ok(handle)
+    }
+
+    /// Sets one socket option on a listener: connections it accepts from now on inherit it (as
+    /// `setsockopt` on a listening socket does on Linux, `TCP_MAXSEG` then bounding the MSS of
+    /// the SYN-ACK).
+    pub fn set_listener_option(
+        &mut self,
+        now: Instant,
+        listener: ListenerHandle,
+        option: SocketOption,
+    ) -> Result<(), SetOptionError> {
+        let _ = now;
+        let l = self
+            .listeners
+            .get_mut(listener.0 as usize)
+            .and_then(|l| l.as_mut())
+            .ok_or(SetOptionError::InvalidHandle)?;
+        option.apply(&mut l.options);
+        Ok(())
     }
 
     /// Established connections waiting in the listener's accept queue; `None` for an invalid
