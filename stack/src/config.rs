@@ -63,6 +63,10 @@ pub struct TcpConfig {
     /// sending each window as a burst. Off in both profiles (Linux paces only with the fq qdisc
     /// or BBR).
     pub pacing: bool,
+    /// PSH on the last segment of each burst (when the windows leave no room for another full
+    /// segment), as Linux marks the end of each transmission, besides the segment that empties
+    /// the send buffer (RFC 9293 §3.9.1 leaves the choice to the implementation).
+    pub push_each_burst: bool,
     /// Offer and accept timestamps (RFC 7323 §3).
     pub timestamps: bool,
     /// Offer and accept window scaling (RFC 7323 §2).
@@ -140,6 +144,7 @@ impl Default for TcpConfig {
             tail_loss_probe: false,
             frto: false,
             pacing: false,
+            push_each_burst: false,
             timestamps: true,
             window_scale: true,
             recv_buffer: 256 * 1024,
@@ -175,6 +180,7 @@ impl TcpConfig {
             rack: true,
             tail_loss_probe: true,
             frto: true,
+            push_each_burst: true,
             congestion: CongestionKind::Cubic,
             // net.ipv4.tcp_rmem = 4096 131072 6291456, tcp_wmem = 4096 16384 4194304 (the send
             // buffer starts larger here: the in-memory peers write in big chunks).

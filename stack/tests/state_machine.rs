@@ -428,9 +428,10 @@ fn sender_sws_avoidance_holds_a_window_limited_runt() {
     let mut t = T::established(config());
     t.send(In { win: 1000, ..ACK });
     t.write(t.sock(), &vec![1u8; 3000]).unwrap();
-    assert_eq!(t.out(), [". 1:537(536) ack 1 win 65535"]);
+    // Each segment the window lets out ends a burst: PSH, as Linux marks it.
+    assert_eq!(t.out(), ["P. 1:537(536) ack 1 win 65535"]);
     t.send(In { ack: 537, win: 1000, ..ACK });
-    assert_eq!(t.out(), [". 537:1073(536) ack 1 win 65535"]);
+    assert_eq!(t.out(), ["P. 537:1073(536) ack 1 win 65535"]);
     // A window that takes the rest lets it all go.
     t.send(In { ack: 1073, win: 3000, ..ACK });
     assert_eq!(t.out().len(), 4);

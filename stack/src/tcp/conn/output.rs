@@ -362,6 +362,8 @@ impl Connection {
         let seq = self.snd_nxt;
         let off = seq - data_start;
         self.frto.new_segments = self.frto.new_segments.saturating_sub(1);
+        let burst_end = ctx.cfg.push_each_burst && len > 0 && usable - len < mss;
+        self.push_now = burst_end;
         Some(self.data_segment(now, hz, seq, off, len, can_fin))
     }
 
@@ -471,7 +473,8 @@ impl Connection {
         }
         let data_end_off = self.send_buf.len();
         let mut flags = TcpFlags::ACK;
-        if len > 0 && off + len == data_end_off {
+        let burst_end = std::mem::take(&mut self.push_now);
+        if len > 0 && (off + len == data_end_off || burst_end) {
             flags |= TcpFlags::PSH;
         }
         if fin {
