@@ -119,12 +119,18 @@ impl Connection {
         if let Some((seq, ack)) = self.pending_rst.take() {
             ctx.stats.resets_out += 1;
             let flags = if ack.is_some() { TcpFlags::RST | TcpFlags::ACK } else { TcpFlags::RST };
+            // RFC 7323 §3.2: "TSopt SHOULD be sent in an <RST> segment" once negotiated, as
+            // Linux does in the reset a connection sends (an abort, a close with unread data).
+            let mut options = TcpOptions::default();
+            if self.ts_enabled && ack.is_some() {
+                options.timestamp = Some(Timestamp { tsval: self.ts_now(now, hz), tsecr: self.ts_recent });
+            }
             return Some(OutSegment {
                 seq,
                 ack: ack.unwrap_or(SeqNum(0)),
                 flags,
                 window: 0,
-                options: TcpOptions::default(),
+                options,
                 payload_offset: 0,
                 payload_len: 0,
             });
@@ -362,7 +368,13 @@ impl Connection {
         let seq = self.snd_nxt;
         let off = seq - data_start;
         self.frto.new_segments = self.frto.new_segments.saturating_sub(1);
-        let burst_end = ctx.cfg.push_each_burst && len > 0 && usable - len < mss;
+        // Not in recovery or limited transmit, where Linux sends pieces of a larger queued
+        // buffer whose PSH stays with its tail.
+        let burst_end = ctx.cfg.push_each_burst
+            && len > 0
+            && usable - len < mss
+            && self.recovery.phase == Phase::Open
+            && self.recovery.dup_acks == 0;
         self.push_now = burst_end;
         Some(self.data_segment(now, hz, seq, off, len, can_fin))
     }
