@@ -52,4 +52,37 @@ pub struct ConnectionInfo {
     pub send_queue: usize,
     /// Bytes ready for the application to read.
     pub recv_queue: usize,
+    /// Where loss recovery is (Linux's `tcpi_ca_state`).
+    pub ca_state: CaState,
+    /// Bytes SACKed above SND.UNA (Linux's `tcpi_sacked` counts segments).
+    pub sacked_bytes: u32,
+    /// Bytes deemed lost and not SACKed (`tcpi_lost`).
+    pub lost_bytes: u32,
+    /// Bytes of retransmissions in flight (`tcpi_retrans`).
+    pub retrans_bytes: u32,
+}
+
+/// The loss-recovery states Linux reports in `tcpi_ca_state` (`enum tcp_ca_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaState {
+    /// Nothing unusual (TCP_CA_Open, 0).
+    Open,
+    /// Duplicate ACKs or SACKs seen, no loss decided yet (TCP_CA_Disorder, 1).
+    Disorder,
+    /// Fast recovery (TCP_CA_Recovery, 3).
+    Recovery,
+    /// After a retransmission timeout (TCP_CA_Loss, 4).
+    Loss,
+}
+
+impl CaState {
+    /// Linux's number for the state.
+    pub fn linux_value(self) -> u8 {
+        match self {
+            CaState::Open => 0,
+            CaState::Disorder => 1,
+            CaState::Recovery => 3,
+            CaState::Loss => 4,
+        }
+    }
 }

@@ -146,7 +146,7 @@ pub mod time;
 pub mod wire;
 
 pub use config::{Config, TcpConfig};
-pub use info::ConnectionInfo;
+pub use info::{CaState, ConnectionInfo};
 pub use socket::{
     AbortError, AcceptError, CloseError, ConnectError, Errno, ListenError, Readiness, RecvError, SendError,
     SetOptionError, ShutdownError, SocketOption, SocketOptions, UnlistenError,

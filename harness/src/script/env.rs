@@ -8,6 +8,7 @@
 //! with a message naming it. What `defaults.sh` sets is written down once, in [`DEFAULTS_SH`].
 //! Must not depend on: the stack's internals, files, processes.
 
+use utcp::config::CongestionKind;
 use utcp::{Config, Duration};
 
 /// One shell command of a shell line, as understood.
@@ -30,10 +31,11 @@ pub enum ShellCommand {
 ///
 /// | sysctl | utcp |
 /// |---|---|
-/// | `tcp_rmem` 4096 540000 15728640 | the receive buffer is the maximum, so the window scale is Linux's (8) |
-/// | `tcp_wmem` 4096 262144 4194304 | the send buffer is the default, 262144 |
+/// | `tcp_rmem` 4096 540000 15728640 | the receive buffer starts at the default and autotunes up to the maximum, whose window scale is Linux's (8) |
+/// | `tcp_wmem` 4096 262144 4194304 | the send buffer starts at the default and grows with cwnd up to the maximum |
 /// | `tcp_timestamps`, `tcp_sack` 1, `tcp_syn_retries`, `tcp_synack_retries` 5 | set |
-/// | `tcp_frto` 2, `tcp_dsack` 1, `tcp_congestion_control` cubic, `tcp_early_retrans` 4, `tcp_recovery` 1, `tcp_ecn_option` 2 | utcp has no F-RTO, DSACK, CUBIC, RACK-TLP or AccECN: noted, not refused, so that every script can start; scripts that depend on them fail at the line where the behaviour shows |
+/// | `tcp_frto` 2, `tcp_dsack` 1, `tcp_congestion_control` cubic, `tcp_early_retrans` 4, `tcp_recovery` 1 | F-RTO, D-SACK, CUBIC, TLP and RACK on |
+/// | `tcp_ecn_option` 2 | utcp has no AccECN: noted, not refused, so that every script can start; scripts that depend on it fail at the line where the behaviour shows |
 /// | `tcp_fack` 0, `tcp_reordering` 3, `tcp_slow_start_after_idle` 0, `tcp_ecn` 0, `tcp_notsent_lowat` 4294967295, `tcp_syncookies` 1 | what utcp does |
 /// | `tcp_tso_win_divisor`, `tcp_pacing_ss_ratio`, `tcp_pacing_ca_ratio` | no TSO deferral and no pacing in utcp: no effect |
 /// | `tcp_fastopen` 0x70403, `tcp_fastopen_key` | TCP Fast Open is refused where a script uses it (the `FO` option, `MSG_FASTOPEN`, `TCP_FASTOPEN`) |
@@ -65,16 +67,8 @@ pub const DEFAULTS_SH: &[(&str, &str)] = &[
 ];
 
 /// The sysctls `defaults.sh` sets that utcp does not have, noted rather than refused there.
-const DEFAULTS_NOTED: &[&str] = &[
-    "net.ipv4.tcp_frto",
-    "net.ipv4.tcp_dsack",
-    "net.ipv4.tcp_congestion_control",
-    "net.ipv4.tcp_early_retrans",
-    "net.ipv4.tcp_recovery",
-    "net.ipv4.tcp_ecn_option",
-    "net.ipv4.tcp_fastopen",
-    "net.ipv4.tcp_fastopen_key",
-];
+const DEFAULTS_NOTED: &[&str] =
+    &["net.ipv4.tcp_ecn_option", "net.ipv4.tcp_fastopen", "net.ipv4.tcp_fastopen_key"];
 
 /// Commands that set up the device or the host as utcp already is: no offloads (utcp never sends
 /// super-segments), no cached route metrics, no qdisc (a plain FIFO is what a script's packets
@@ -196,8 +190,8 @@ fn triple(name: &str, value: &str) -> Result<[usize; 3], String> {
 }
 
 /// Applies one sysctl to `config`; `Err` is the refusal (naming the sysctl and why). With
-/// `from_defaults`, the sysctls `defaults.sh` sets that utcp lacks (F-RTO, DSACK, CUBIC,
-/// RACK-TLP, AccECN, TCP Fast Open; see [`DEFAULTS_SH`]) are noted rather than refused.
+/// `from_defaults`, the sysctls `defaults.sh` sets that utcp lacks (AccECN, TCP Fast Open; see
+/// [`DEFAULTS_SH`]) are noted rather than refused.
 pub fn apply_sysctl(config: &mut Config, name: &str, value: &str, from_defaults: bool) -> Result<(), String> {
     if from_defaults && DEFAULTS_NOTED.contains(&name) {
         return Ok(());
@@ -221,12 +215,14 @@ pub fn apply_sysctl(config: &mut Config, name: &str, value: &str, from_defaults:
     };
     match short {
         "tcp_rmem" => {
-            let [_, _, max] = triple(name, value)?;
-            tcp.recv_buffer = max;
+            let [_, def, max] = triple(name, value)?;
+            tcp.recv_buffer = def;
+            tcp.recv_buffer_max = max;
         }
         "tcp_wmem" => {
-            let [_, def, _] = triple(name, value)?;
+            let [_, def, max] = triple(name, value)?;
             tcp.send_buffer = def;
+            tcp.send_buffer_max = max;
         }
         "tcp_timestamps" => tcp.timestamps = flag(value)?,
         "tcp_sack" => tcp.sack = flag(value)?,
@@ -252,11 +248,30 @@ pub fn apply_sysctl(config: &mut Config, name: &str, value: &str, from_defaults:
         "tcp_ecn_option" => only(&["0"], "AccECN")?,
         "tcp_notsent_lowat" => only(&["4294967295"], "TCP_NOTSENT_LOWAT")?,
         "tcp_syncookies" => only(&["1"], "turning SYN cookies off")?,
-        "tcp_frto" => only(&["0"], "F-RTO (RFC 5682)")?,
-        "tcp_dsack" => only(&["0"], "DSACK (RFC 2883)")?,
-        "tcp_early_retrans" => only(&["0"], "TLP (tail loss probe)")?,
-        "tcp_recovery" => only(&["0"], "RACK loss detection (RFC 8985)")?,
-        "tcp_congestion_control" => only(&["reno"], "a congestion controller other than Reno")?,
+        // 1 is F-RTO's basic algorithm, 2 its SACK variant: utcp picks by whether SACK is on.
+        "tcp_frto" => tcp.frto = number(name, value)? != 0,
+        "tcp_dsack" => only(&["1"], "turning D-SACK (RFC 2883) off")?,
+        // 3 and 4 both send tail loss probes (4 also delays early retransmit, which RACK makes moot).
+        "tcp_early_retrans" => match number(name, value)? {
+            0 => tcp.tail_loss_probe = false,
+            3 | 4 => tcp.tail_loss_probe = true,
+            other => return Err(format!("early retransmit without TLP (sysctl {name}={other})")),
+        },
+        // Bit 1 is RACK; the others (a static reordering window, no DupThresh) utcp lacks.
+        "tcp_recovery" => match number(name, value)? {
+            0 => tcp.rack = false,
+            1 => tcp.rack = true,
+            other => return Err(format!("RACK options beyond on or off (sysctl {name}={other})")),
+        },
+        "tcp_congestion_control" => match value.trim() {
+            "reno" => tcp.congestion = CongestionKind::Reno,
+            "cubic" => tcp.congestion = CongestionKind::Cubic,
+            _ => {
+                return Err(format!(
+                    "a congestion controller other than Reno and CUBIC (sysctl {name}={value})"
+                ))
+            }
+        },
         "tcp_autocorking" => only(&["0"], "autocorking")?,
         "tcp_fastopen" => only(&["0"], "TCP Fast Open (RFC 7413)")?,
         "tcp_fastopen_key" | "tcp_fastopen_blackhole_timeout_sec" => {
@@ -287,9 +302,11 @@ mod tests {
         for (name, value) in DEFAULTS_SH {
             assert_eq!(apply_sysctl(&mut c, name, value, true), Ok(()), "{name}={value}");
         }
-        assert_eq!(c.tcp.recv_buffer, 15 * 1024 * 1024);
-        assert_eq!(c.tcp.send_buffer, 256 * 1024);
+        assert_eq!((c.tcp.recv_buffer, c.tcp.recv_buffer_max), (540_000, 15 * 1024 * 1024));
+        assert_eq!((c.tcp.send_buffer, c.tcp.send_buffer_max), (256 * 1024, 4 * 1024 * 1024));
         assert_eq!(c.tcp.syn_retries, 5);
+        assert!(c.tcp.frto && c.tcp.rack && c.tcp.tail_loss_probe);
+        assert_eq!(c.tcp.congestion, CongestionKind::Cubic);
     }
 
     #[test]
@@ -336,8 +353,13 @@ mod tests {
         let mut c = Config::linux_like();
         let e = apply_sysctl(&mut c, "net.ipv4.tcp_ecn", "1", false).unwrap_err();
         assert_eq!(e, "ECN (RFC 3168) (sysctl net.ipv4.tcp_ecn=1)");
-        let e = apply_sysctl(&mut c, "net.ipv4.tcp_congestion_control", "cubic", false).unwrap_err();
-        assert!(e.contains("tcp_congestion_control=cubic"), "{e}");
+        let e = apply_sysctl(&mut c, "net.ipv4.tcp_congestion_control", "bbr", false).unwrap_err();
+        assert!(e.contains("tcp_congestion_control=bbr"), "{e}");
+        assert_eq!(apply_sysctl(&mut c, "net.ipv4.tcp_congestion_control", "reno", false), Ok(()));
+        assert_eq!(c.tcp.congestion, CongestionKind::Reno);
+        assert_eq!(apply_sysctl(&mut c, "net.ipv4.tcp_recovery", "0", false), Ok(()));
+        assert!(!c.tcp.rack);
+        assert!(apply_sysctl(&mut c, "net.ipv4.tcp_recovery", "5", false).is_err());
         assert!(apply_sysctl(&mut c, "net.ipv4.tcp_mtu_probing", "2", false)
             .unwrap_err()
             .contains("tcp_mtu_probing"));

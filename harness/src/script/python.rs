@@ -243,9 +243,14 @@ impl Parser<'_> {
     }
 }
 
-/// The `TCPI_OPT_*` constants of `linux/tcp.h`.
+/// The `TCPI_OPT_*` constants of `linux/tcp.h` and the `TCP_CA_*` states of `enum tcp_ca_state`.
 fn constant(name: &str) -> Option<i64> {
     Some(match name {
+        "TCP_CA_Open" => 0,
+        "TCP_CA_Disorder" => 1,
+        "TCP_CA_CWR" => 2,
+        "TCP_CA_Recovery" => 3,
+        "TCP_CA_Loss" => 4,
         "TCPI_OPT_TIMESTAMPS" => 1,
         "TCPI_OPT_SACK" => 2,
         "TCPI_OPT_WSCALE" => 4,

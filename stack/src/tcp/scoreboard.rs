@@ -85,6 +85,16 @@ impl Scoreboard {
         self.sacked
     }
 
+    /// Bytes deemed lost and not SACKed.
+    pub(crate) fn lost_bytes(&self) -> u32 {
+        self.lost
+    }
+
+    /// Bytes of retransmissions in flight.
+    pub(crate) fn retrans_bytes(&self) -> u32 {
+        self.retrans
+    }
+
     /// Whether anything is marked lost (retransmitted or not).
     pub(crate) fn any_lost(&self) -> bool {
         self.lost > 0

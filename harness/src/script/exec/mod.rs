@@ -516,6 +516,10 @@ fn tcpi_field(info: &utcp::ConnectionInfo, name: &str) -> Option<i64> {
         "tcpi_rcv_wscale" => i64::from(info.window_scale.map_or(0, |w| w.1)),
         "tcpi_rtt" => info.srtt.map_or(0, |d| d.total_micros() as i64),
         "tcpi_rto" => info.rto.total_micros() as i64,
+        "tcpi_ca_state" => i64::from(info.ca_state.linux_value()),
+        "tcpi_sacked" => (i64::from(info.sacked_bytes) + mss - 1) / mss,
+        "tcpi_lost" => (i64::from(info.lost_bytes) + mss - 1) / mss,
+        "tcpi_retrans" => (i64::from(info.retrans_bytes) + mss - 1) / mss,
         "tcpi_unacked" => {
             let out = i64::from(info.snd_nxt.wrapping_sub(info.snd_una));
             (out + mss - 1) / mss

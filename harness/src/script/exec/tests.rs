@@ -319,8 +319,10 @@ fn python_asserts_are_evaluated_on_the_connections_tcp_info() {
         "+0 %{ assert tcpi_advmss == 1460 and tcpi_options & TCPI_OPT_SACK == 0 and tcpi_options & TCPI_OPT_WSCALE == 0 }%\n",
     );
     assert_eq!(o.failure, None, "{:?}", o.transcript);
-    let o = established("+0 %{ assert tcpi_ca_state == 0 }%\n");
-    assert_eq!(o.refused(), Some("TCP_INFO field tcpi_ca_state"));
+    let o = established("+0 %{ assert tcpi_ca_state == TCP_CA_Open and tcpi_lost == 0 }%\n");
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let o = established("+0 %{ assert tcpi_last_data_recv == 0 }%\n");
+    assert_eq!(o.refused(), Some("TCP_INFO field tcpi_last_data_recv"));
 }
 
 #[test]
@@ -431,6 +433,6 @@ fn getsockopt_tcp_info_compares_the_fields_written() {
         .failure
         .expect("fails");
     assert!(f.got.contains("getsockopt TCP_INFO gave tcpi_snd_cwnd=10, expected 9"), "{f}");
-    let o = established("+0 getsockopt(4, SOL_TCP, TCP_INFO, {tcpi_lost=0}, [256]) = 0\n");
-    assert_eq!(o.refused(), Some("TCP_INFO field tcpi_lost"));
+    let o = established("+0 getsockopt(4, SOL_TCP, TCP_INFO, {tcpi_last_data_recv=0}, [256]) = 0\n");
+    assert_eq!(o.refused(), Some("TCP_INFO field tcpi_last_data_recv"));
 }

@@ -715,6 +715,19 @@ impl Connection {
             rto: self.rtt.rto(),
             send_queue: self.send_buf.len(),
             recv_queue: self.recv_buf.ready(),
+            ca_state: match self.recovery.phase {
+                super::congestion::Phase::Recovery => crate::info::CaState::Recovery,
+                super::congestion::Phase::Loss => crate::info::CaState::Loss,
+                super::congestion::Phase::Open
+                    if self.recovery.dup_acks > 0 || self.board.sacked_bytes() > 0 =>
+                {
+                    crate::info::CaState::Disorder
+                }
+                super::congestion::Phase::Open => crate::info::CaState::Open,
+            },
+            sacked_bytes: self.board.sacked_bytes(),
+            lost_bytes: self.board.lost_bytes(),
+            retrans_bytes: self.board.retrans_bytes(),
         }
     }
 
