@@ -14,7 +14,12 @@ fn ms(n: u64) -> Duration {
 /// ESTABLISHED with a peer that offered SACK and window scale (no timestamps): MSS 1460, its
 /// window 512 << 7 = 64 KiB.
 fn sack_established() -> T {
-    let mut t = T::listening(config());
+    sack_established_with(config())
+}
+
+/// The same with another configuration.
+fn sack_established_with(config: utcp::Config) -> T {
+    let mut t = T::listening(config);
     t.send(In { opts: TcpOptions { timestamp: None, ..SYN.opts }, ..SYN });
     t.out();
     // A 20 ms round trip: SRTT 20 ms, the RTO its 200 ms floor (Linux's), a probe timeout of
@@ -168,13 +173,7 @@ fn pacing_spreads_a_window_over_the_round_trip() {
     // TcpConfig::pacing: cwnd / SRTT, twice that in slow start (Linux's tcp_pacing_ss_ratio).
     let mut c = config();
     c.tcp.pacing = true;
-    let mut t = T::listening(c);
-    t.send(In { opts: TcpOptions { timestamp: None, ..SYN.opts }, ..SYN });
-    t.out();
-    t.advance(ms(20));
-    t.send(In { win: 512, ..ACK });
-    t.accept();
-    t.events();
+    let mut t = sack_established_with(c);
     t.write(t.sock(), &vec![7u8; 4 * 1460]).unwrap();
     // 14 600 bytes of window over 20 ms, doubled: 1.46 MB/s, so one 1500-byte datagram every
     // 1.03 ms instead of four at once.
@@ -195,12 +194,7 @@ fn rfc6675_rescue_retransmission_sends_the_highest_unsacked_segment_once() {
     // The RFC profile: SACK recovery by the DupThresh rule, no RACK, no tail loss probe.
     let mut c = utcp::Config::default().with_address(LOCAL);
     c.isn_secret = [42; 16];
-    let mut t = T::listening(c);
-    t.send(In { opts: TcpOptions { timestamp: None, ..SYN.opts }, ..SYN });
-    t.out();
-    t.send(In { win: 512, ..ACK });
-    t.accept();
-    t.events();
+    let mut t = sack_established_with(c);
     t.write(t.sock(), &vec![7u8; 6 * 1460]).unwrap();
     assert_eq!(t.out().len(), 6);
     // Segment 2 lost, 3 to 5 SACKed, the last (6) lost as well: IsLost marks only 2.

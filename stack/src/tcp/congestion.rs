@@ -141,6 +141,19 @@ impl SlowStart {
         self.grow(a)
     }
 
+    /// Slow start's step for one ACK while cwnd < ssthresh (growth, or leaving slow start);
+    /// false when the sender is past slow start.
+    fn slow_start(&mut self, cwnd: &mut u32, ssthresh: &mut u32, a: &AckInfo) -> bool {
+        if *cwnd >= *ssthresh {
+            return false;
+        }
+        match self.on_ack(a) {
+            SlowStartStep::Grow(n) => *cwnd = cwnd.saturating_add(n).min((*ssthresh).max(*cwnd)),
+            SlowStartStep::Exit => *ssthresh = *cwnd,
+        }
+        true
+    }
+
     fn grow(&self, a: &AckInfo) -> SlowStartStep {
         // RFC 3465 byte counting as Linux does it (`tcp_slow_start`: cwnd += packets acked);
         // RFC 9406 §4.2: a quarter of that in CSS.
@@ -184,13 +197,7 @@ impl Controller for Reno {
         if !a.cwnd_limited {
             return;
         }
-        if self.cwnd < self.ssthresh {
-            match self.ss.on_ack(a) {
-                SlowStartStep::Grow(n) => {
-                    self.cwnd = self.cwnd.saturating_add(n).min(self.ssthresh.max(self.cwnd))
-                }
-                SlowStartStep::Exit => self.ssthresh = self.cwnd,
-            }
+        if self.ss.slow_start(&mut self.cwnd, &mut self.ssthresh, a) {
             return;
         }
         // RFC 5681 §3.1 (3): congestion avoidance, about one SMSS per RTT (byte counting).
@@ -297,13 +304,7 @@ impl Controller for Cubic {
             // §5.8: an application- or receiver-limited sender does not grow the window.
             return;
         }
-        if self.cwnd < self.ssthresh {
-            match self.ss.on_ack(a) {
-                SlowStartStep::Grow(n) => {
-                    self.cwnd = self.cwnd.saturating_add(n).min(self.ssthresh.max(self.cwnd))
-                }
-                SlowStartStep::Exit => self.ssthresh = self.cwnd,
-            }
+        if self.ss.slow_start(&mut self.cwnd, &mut self.ssthresh, a) {
             return;
         }
         let mss = f64::from(a.mss);
