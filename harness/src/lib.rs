@@ -9,11 +9,16 @@ pub mod apps;
 pub mod bench;
 #[cfg(target_os = "linux")]
 pub mod bench_live;
+#[cfg(target_os = "linux")]
+pub mod bench_loss;
 pub mod capture;
 pub mod cli;
 pub mod fuzzing;
 pub mod gen;
 pub mod inspect;
+pub mod link;
+#[cfg(target_os = "linux")]
+pub mod netns;
 pub mod netsim;
 pub mod pair;
 pub mod replay;

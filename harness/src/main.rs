@@ -28,6 +28,10 @@ enum Command {
     Script(cli::script::Args),
     /// utcp on a TUN device: echo, discard, chargen, static HTTP, or connect out like nc (root).
     Live(cli::live::Args),
+    /// The selftest's seeded impairment link in real time between two namespaces of its own, for
+    /// the kernel's TCP (a user-space netem; root).
+    #[cfg(target_os = "linux")]
+    Link(cli::link::Args),
     /// Show what a fuzz input of a stack target does, as a transcript or capture.
     FuzzShow(cli::fuzz_show::Args),
 }
@@ -45,5 +49,7 @@ fn main() -> ExitCode {
         Command::Script(args) => cli::script::run(args),
         Command::FuzzShow(args) => cli::fuzz_show::run(args),
         Command::Live(args) => cli::live::run(args),
+        #[cfg(target_os = "linux")]
+        Command::Link(args) => cli::link::run(args),
     }
 }
