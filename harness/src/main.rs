@@ -31,6 +31,7 @@ enum Command {
     /// The selftest's seeded impairment link in real time between two namespaces of its own, for
     /// the kernel's TCP (a user-space netem; root).
     #[cfg(target_os = "linux")]
+    #[command(long_about = cli::link::LONG_ABOUT)]
     Link(cli::link::Args),
     /// Show what a fuzz input of a stack target does, as a transcript or capture.
     FuzzShow(cli::fuzz_show::Args),

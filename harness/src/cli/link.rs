@@ -23,23 +23,27 @@ const LISTEN_LIMIT: Duration = Duration::from_secs(10);
 /// How often the supervisor looks at the command, the server, the link and the signals.
 const TICK: Duration = Duration::from_millis(20);
 
-/// Arguments of `utcp link`.
-///
-/// Creates two network namespaces, A (10.77.0.1 on TUN device link-a) and B (10.77.0.2 on
-/// link-b), and forwards every datagram between the two devices through the seeded
-/// impairment link of `utcp selftest` (the defaults are the selftest's: 10 ms each way,
-/// 1000 Mbit/s, no loss, an unbounded queue, seed 1), in real time. Needs root.
-///
-///   utcp link --loss 1 --server 'iperf3 -s -1' --wait-port 5201 -- iperf3 -c 10.77.0.2
-///   utcp link --loss 2 --duration 60      # just the link; ip netns exec into the namespaces
-///
-/// CMD runs in namespace A (`ip netns exec`), the --server command in B (`sh -c`), both with
-/// UTCP_LINK_NS_A, UTCP_LINK_NS_B, UTCP_LINK_ADDR_A and UTCP_LINK_ADDR_B set. The run ends when
-/// CMD exits (its exit status is utcp link's), at --duration (status 124 if CMD still ran), or
-/// at Ctrl-C (130); then the server gets SIGTERM, the namespaces are deleted, and the link's
-/// counters go to stderr (with --json: one JSON object to stdout, and CMD's stdout to stderr).
+/// What `utcp link --help` says before the options.
+pub const LONG_ABOUT: &str = "\
+The selftest's seeded impairment link in real time between two network namespaces of its own,
+for the kernel's TCP: a user-space netem (root).
+
+Creates namespace A (10.77.0.1/24 on TUN device link-a) and namespace B (10.77.0.2/24 on
+link-b) and forwards every datagram between the two devices through the seeded impairment link
+of `utcp selftest`, in real time. The defaults are the selftest's: 10 ms each way, 1000 Mbit/s,
+no loss, an unbounded queue, seed 1.
+
+  utcp link --loss 1 --server 'iperf3 -s -1' --wait-port 5201 -- iperf3 -c 10.77.0.2 -C cubic
+  utcp link --loss 2 --duration 600    # just the link: ip netns exec into the namespaces
+
+CMD runs in namespace A (ip netns exec), the --server command in B (sh -c), both with
+UTCP_LINK_NS_A, UTCP_LINK_NS_B, UTCP_LINK_ADDR_A and UTCP_LINK_ADDR_B set. The run ends when CMD
+exits (its exit status is utcp link's), at --duration (124 if CMD still ran) or at Ctrl-C (130);
+then the server gets SIGTERM, the namespaces are deleted, and the link's counters go to stderr
+(with --json: one JSON object to stdout, and CMD's stdout to stderr).";
+
+/// Arguments of `utcp link` (see [`LONG_ABOUT`]).
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Loss of each direction, percent.
     #[arg(long, default_value_t = 0.0, value_parser = parse_percent)]
