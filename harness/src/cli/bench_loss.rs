@@ -2,7 +2,7 @@
 //! with the same link; the table and the ratio utcp/linux, or one JSON object.
 
 use crate::bench::parse_size;
-use crate::bench_loss::{self, LossReport, LossSettings, LOSSES};
+use crate::bench_loss::{self, LossReport, LossSettings};
 use crate::netns::{interrupted, privileged};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -17,7 +17,7 @@ pub struct LossArgs {
     #[arg(long, value_delimiter = ',', default_value = "1")]
     seeds: Vec<u64>,
     /// Loss rates in percent (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = LOSSES, value_parser = crate::cli::selftest::parse_percent)]
+    #[arg(long, value_delimiter = ',', default_value = "0,0.1,1,2,5", value_parser = crate::cli::selftest::parse_percent)]
     losses: Vec<f64>,
     /// The kernel's congestion control for the Linux runs: cubic (Linux's built-in default, the
     /// one `Config::linux_like()` models), another the kernel has (bbr, reno), or `system` for
@@ -103,4 +103,94 @@ fn table(r: &LossReport) -> String {
         out += &format!("  note: {note}\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench_loss::{Ceiling, LinuxRun, LossRow, LossRun, LOSSES};
+    use crate::link::Lateness;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: LossArgs,
+    }
+
+    #[test]
+    fn the_default_loss_rates_are_the_bench_ones() {
+        let a = Cli::try_parse_from(["loss"]).unwrap().args;
+        assert_eq!(a.losses, LOSSES);
+        assert_eq!((a.bytes, a.seeds.as_slice(), a.linux_cc.as_str()), (16 << 20, &[1][..], "cubic"));
+        let a = Cli::try_parse_from(["loss", "--losses", "0.5,3", "--seeds", "4,5"]).unwrap().args;
+        assert_eq!((a.losses, a.seeds), (vec![0.5, 3.0], vec![4, 5]));
+        assert!(Cli::try_parse_from(["loss", "--losses", "200"]).is_err());
+    }
+
+    fn row(loss_pct: f64, utcp: f64, linux: f64, link_limited: bool) -> LossRow {
+        let linux_run = LinuxRun {
+            mbps: linux,
+            seconds: 1.0,
+            sent: 100,
+            lost: 1,
+            queue_drops: 0,
+            delivered: 99,
+            lateness: Lateness::default(),
+            late_share: 0.02,
+            device_drops: [0, 0],
+        };
+        LossRow {
+            loss: loss_pct / 100.0,
+            loss_pct,
+            utcp_mbps: Some(utcp),
+            linux_mbps: Some(linux),
+            ratio: Some(utcp / linux),
+            link_limited,
+            late_share: 0.02,
+            runs: vec![LossRun {
+                seed: 1,
+                utcp_mbps: Some(utcp),
+                utcp_timeouts: 2,
+                utcp_retransmissions: 9,
+                linux: linux_run,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_table_shows_each_rate_the_ratio_and_which_figures_the_relay_limits() {
+        let report = LossReport {
+            settings: LossSettings {
+                bytes: 1 << 20,
+                seeds: vec![1],
+                losses: vec![0.0, 5.0],
+                linux_congestion_control: Some("cubic".into()),
+            },
+            link: "delay 10ms rate 1000Mbit/s".into(),
+            linux_congestion_control: Some("cubic".into()),
+            rows: vec![row(0.0, 900.0, 800.0, true), row(5.0, 2.0, 1.6, false)],
+            ceiling: Ceiling {
+                bytes: 64 << 20,
+                relay_mbps: 850.0,
+                veth_mbps: 3000.0,
+                relay_device_drops: [0, 0],
+            },
+            note: Some("the relay may limit the Linux figure at loss 0%".into()),
+        };
+        let t = table(&report);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].contains("1048576 bytes") && lines[0].contains("Linux cubic"), "{t}");
+        assert_eq!(
+            lines[2].split_whitespace().collect::<Vec<_>>()[..5],
+            ["0%", "900.0", "800.0", "1.12", "2"]
+        );
+        assert!(lines[2].ends_with("(link-limited)"), "{t}");
+        assert_eq!(
+            lines[3].split_whitespace().collect::<Vec<_>>(),
+            ["5%", "2.0", "1.6", "1.25", "2", "2.0%"]
+        );
+        assert!(t.contains("up to 850 Mbit/s") && t.contains("veth 3000 Mbit/s"), "{t}");
+        assert!(t.contains("note: the relay may limit"), "{t}");
+    }
 }
