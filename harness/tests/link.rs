@@ -264,6 +264,29 @@ fn a_server_that_never_listens_fails_the_wait_and_is_reported() {
 }
 
 #[test]
+fn the_server_and_what_its_shell_started_end_with_the_command() {
+    if !live_or_skip("the_server_and_what_its_shell_started_end_with_the_command", &[]) {
+        return;
+    }
+    let _serial = serial();
+    let dir = netns::TempDir::new("link-server");
+    let pidfile = dir.path().join("pid");
+    // The shell exits at once; the sleep it started in the background must still be ended.
+    let server = format!("sleep 300 & echo $! > {}", pidfile.display());
+    // The command waits (bounded) until the background sleep has written its pid.
+    let command =
+        format!("for i in $(seq 100); do [ -s {} ] && exit 0; sleep 0.1; done; exit 9", pidfile.display());
+    let out = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_utcp"))
+            .args(["link", "--server", &server, "--", "sh", "-c", &command]),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let pid = std::fs::read_to_string(&pidfile).expect("the server wrote its pid");
+    let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", pid.trim())).unwrap_or_default();
+    assert!(!cmdline.starts_with("sleep"), "the server's background sleep {pid} outlived the run");
+}
+
+#[test]
 fn namespaces_of_a_killed_link_are_swept_by_the_next_one() {
     if !live_or_skip("namespaces_of_a_killed_link_are_swept_by_the_next_one", &[]) {
         return;
@@ -311,20 +334,21 @@ fn bench_loss_json_gives_every_loss_rate_with_both_figures_and_the_ratio() {
     assert_eq!(v["linux_congestion_control"], "cubic", "{v}");
 }
 
-/// Runs a command to its end, killing it after [`LIMIT`] (three times for the bench).
+/// Runs a command to its end, killing it after [`LIMIT`] (three times for the bench). Its
+/// output must be closed within 5 s of its exit: a process it left behind holding it fails.
 fn run_bounded(cmd: &mut Command) -> Output {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let o = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out.read_to_end(&mut b);
-        b
-    });
-    let e = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err.read_to_end(&mut b);
-        b
-    });
+    let collect = |mut pipe: Box<dyn Read + Send>| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = pipe.read_to_end(&mut b);
+            let _ = tx.send(b);
+        });
+        rx
+    };
+    let out = collect(Box::new(child.stdout.take().unwrap()));
+    let err = collect(Box::new(child.stderr.take().unwrap()));
     let end = Instant::now() + 3 * LIMIT;
     let status = loop {
         if let Some(st) = child.try_wait().expect("wait") {
@@ -338,5 +362,9 @@ fn run_bounded(cmd: &mut Command) -> Output {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Output { status, stdout: o.join().unwrap(), stderr: e.join().unwrap() }
+    let closed = |rx: mpsc::Receiver<Vec<u8>>, which: &str| {
+        rx.recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("{cmd:?} exited but a process it left behind holds its {which} open"))
+    };
+    Output { status, stdout: closed(out, "stdout"), stderr: closed(err, "stderr") }
 }

@@ -223,7 +223,7 @@ fn supervise(args: &Args, ns: &Namespaces, running: &Running, started: Instant) 
             c.args(["-c", sh]);
             // Its own process group, so SIGTERM reaches whatever the shell started.
             c.process_group(0);
-            Some(Started::spawn(c, ns, args.json, "server")?)
+            Some(Started::spawn(c, ns, args.json, "server", true)?)
         }
         None => None,
     };
@@ -235,7 +235,7 @@ fn supervise(args: &Args, ns: &Namespaces, running: &Running, started: Instant) 
             Some((program, rest)) => {
                 let mut c = ns.a.command(program);
                 c.args(rest);
-                Some(Started::spawn(c, ns, args.json, "command")?)
+                Some(Started::spawn(c, ns, args.json, "command", false)?)
             }
             None => None,
         };
@@ -257,24 +257,39 @@ fn supervise(args: &Args, ns: &Namespaces, running: &Running, started: Instant) 
             std::thread::sleep(TICK);
         };
         if let Some(c) = command.as_mut() {
-            c.stop(false);
+            c.stop();
         }
         Ok(end)
     })();
     if let Some(s) = server.as_mut() {
-        s.stop(true);
+        s.stop();
     }
     result
 }
 
-/// A child process of the run (the command or the server).
+/// A child process of the run (the command or the server); stopped when dropped, so a panic
+/// leaves no process behind in a deleted namespace.
 struct Started {
     child: Child,
     what: &'static str,
+    /// Signal its whole process group (the server, started in a group of its own).
+    group: bool,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl Started {
-    fn spawn(mut c: Command, ns: &Namespaces, json: bool, what: &'static str) -> Result<Started, String> {
+    fn spawn(
+        mut c: Command,
+        ns: &Namespaces,
+        json: bool,
+        what: &'static str,
+        group: bool,
+    ) -> Result<Started, String> {
         c.env("UTCP_LINK_NS_A", ns.a.name())
             .env("UTCP_LINK_NS_B", ns.b.name())
             .env("UTCP_LINK_ADDR_A", ADDR_A.to_string())
@@ -285,33 +300,41 @@ impl Started {
             c.stdout(Stdio::from(err));
         }
         let child = c.spawn().map_err(|e| format!("cannot start the {what}: {e}"))?;
-        Ok(Started { child, what })
+        Ok(Started { child, what, group })
     }
 
-    /// Ends the child if it still runs: SIGTERM (to its process group for the server), then
-    /// SIGKILL after [`TERM_GRACE`]. Waits for it in both cases.
-    fn stop(&mut self, group: bool) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
+    /// Ends the child if it still runs: SIGTERM, then SIGKILL after [`TERM_GRACE`]; for the
+    /// server, to its whole process group, so what its shell started in the background ends too.
+    fn stop(&mut self) {
+        if !self.alive() {
             return;
         }
         let pid = self.child.id() as libc::pid_t;
-        let target = if group { -pid } else { pid };
+        let target = if self.group { -pid } else { pid };
         // SAFETY: kill takes two integers; the target is our own child (or its process group).
         unsafe { libc::kill(target, libc::SIGTERM) };
         let end = Instant::now() + TERM_GRACE;
         while Instant::now() < end {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
+            if !self.alive() {
                 return;
             }
             std::thread::sleep(TICK);
         }
         eprintln!("utcp link: the {} did not end after SIGTERM; killing it", self.what);
-        if group {
-            // SAFETY: as above, SIGKILL to our own child's process group.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-        }
-        let _ = self.child.kill();
+        // SAFETY: as above, SIGKILL to our own child or its process group.
+        unsafe { libc::kill(target, libc::SIGKILL) };
         let _ = self.child.wait();
+    }
+
+    /// Whether the child (for the server: any process of its group) still runs. Reaps the
+    /// child when it has exited.
+    fn alive(&mut self) -> bool {
+        let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+        if !self.group {
+            return !exited;
+        }
+        // SAFETY: signal 0 only asks whether the process group of our own child has a member.
+        unsafe { libc::kill(-(self.child.id() as libc::pid_t), 0) == 0 }
     }
 }
 
