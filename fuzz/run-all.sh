@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target for N seconds (default 30) from its seeds in corpus/fuzz/<target>/.
+# Runs every cargo-fuzz target for N seconds (default 30) from its seeds in corpus/fuzz/<target>/,
+# with its dictionary fuzz/dicts/<target>.dict (the protocol's constants; ClusterFuzzLite gets the
+# same files through .clusterfuzzlite/build.sh).
 # Usage: fuzz/run-all.sh [SECONDS] [TARGET...]
 #
 # The working corpus lives in fuzz/corpus/<target>/ (gitignored), started from a copy of the
@@ -42,10 +44,14 @@ for t in "${targets[@]}"; do
         cp -n "$root/corpus/fuzz/$t"/* "$work"/ 2>/dev/null || true
     fi
     log="$(mktemp)"
-    echo "== $t: ${secs}s"
+    dict=()
+    if [ -f "dicts/$t.dict" ]; then
+        dict=(-dict="dicts/$t.dict")
+    fi
+    echo "== $t: ${secs}s${dict:+, dictionary dicts/$t.dict}"
     status=0
     cargo +nightly fuzz run --sanitizer "$sanitizer" "$t" "$work" -- -max_total_time="$secs" -print_final_stats=1 \
-        -timeout=10 -rss_limit_mb=2048 >"$log" 2>&1 || status=$?
+        -timeout=10 -rss_limit_mb=2048 "${dict[@]}" >"$log" 2>&1 || status=$?
     # A crash ends the run before libFuzzer prints its final stats: no match is not an error.
     execs="$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}' | tail -1 || true)"
     rate="$(grep -E '^stat::average_exec_per_sec' "$log" | awk '{print $2}' | tail -1 || true)"

@@ -6,6 +6,11 @@
 //! once, and are timed on the wall clock from the connect call to the last byte read. The figures
 //! are goodput in Gbit/s. The benchmark prints figures; nothing here asserts a speed.
 //!
+//! The same run measures the memory-copy ceiling: the same bytes copied twice, in segments of
+//! the MSS the MTU gives (1460 bytes at MTU 1500), into a ring of the socket buffer's size and out
+//! of it again (`memcpy_bulk`), which is the least any stack with a send and a receive buffer
+//! does per byte.
+//!
 //! smoltcp's loopback does not compute or verify checksums (its capabilities say "ignored"), so by
 //! default utcp runs with `Config::checksum_offload` too and both do the same work; with
 //! `checksums: true` utcp computes and verifies every TCP checksum (a comparison that leans
@@ -47,6 +52,8 @@ pub enum Contender {
     Utcp,
     /// smoltcp 0.12.
     Smoltcp,
+    /// Two memory copies per byte, into a ring and out again: the ceiling.
+    Memcpy,
 }
 
 impl std::fmt::Display for Contender {
@@ -54,6 +61,7 @@ impl std::fmt::Display for Contender {
         f.write_str(match self {
             Contender::Utcp => "utcp",
             Contender::Smoltcp => "smoltcp",
+            Contender::Memcpy => "memcpy",
         })
     }
 }
@@ -83,6 +91,8 @@ pub struct Round {
     pub utcp_gbps: Option<f64>,
     /// smoltcp's goodput, Gbit/s.
     pub smoltcp_gbps: Option<f64>,
+    /// The memory-copy ceiling, Gbit/s.
+    pub memcpy_gbps: Option<f64>,
 }
 
 /// The result of `utcp bench bulk`: medians over the rounds and every round's figures.
@@ -94,8 +104,12 @@ pub struct BulkReport {
     pub utcp_gbps: Option<f64>,
     /// Median goodput of smoltcp over the rounds, Gbit/s.
     pub smoltcp_gbps: Option<f64>,
+    /// Median rate of the memory-copy ceiling (two copies per byte at the MSS), Gbit/s.
+    pub memcpy_gbps: Option<f64>,
     /// `utcp_gbps / smoltcp_gbps`.
     pub ratio: Option<f64>,
+    /// `utcp_gbps / memcpy_gbps`: how close utcp comes to the ceiling.
+    pub ratio_memcpy: Option<f64>,
     /// Per-round figures.
     pub rounds: Vec<Round>,
 }
@@ -110,7 +124,7 @@ pub fn run_bulk(
 ) -> Result<BulkReport, String> {
     let mut figures = Vec::new();
     for round in 1..=rounds {
-        let mut r = Round { round, utcp_gbps: None, smoltcp_gbps: None };
+        let mut r = Round { round, utcp_gbps: None, smoltcp_gbps: None, memcpy_gbps: None };
         let mut order = contenders.to_vec();
         if round % 2 == 0 {
             order.reverse();
@@ -119,23 +133,34 @@ pub fn run_bulk(
             let run = match contender {
                 Contender::Utcp => utcp_bulk(settings),
                 Contender::Smoltcp => smoltcp_bulk(settings),
+                Contender::Memcpy => Ok(memcpy_bulk(settings)),
             }
             .map_err(|e| format!("{contender}, round {round}: {e}"))?;
             progress(round, contender, &run);
             match contender {
                 Contender::Utcp => r.utcp_gbps = Some(run.gbps()),
                 Contender::Smoltcp => r.smoltcp_gbps = Some(run.gbps()),
+                Contender::Memcpy => r.memcpy_gbps = Some(run.gbps()),
             }
         }
         figures.push(r);
     }
     let utcp_gbps = median(figures.iter().filter_map(|r| r.utcp_gbps).collect());
     let smoltcp_gbps = median(figures.iter().filter_map(|r| r.smoltcp_gbps).collect());
-    let ratio = match (utcp_gbps, smoltcp_gbps) {
+    let memcpy_gbps = median(figures.iter().filter_map(|r| r.memcpy_gbps).collect());
+    let ratio_of = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(u), Some(s)) if s > 0.0 => Some(u / s),
         _ => None,
     };
-    Ok(BulkReport { settings, utcp_gbps, smoltcp_gbps, ratio, rounds: figures })
+    Ok(BulkReport {
+        settings,
+        utcp_gbps,
+        smoltcp_gbps,
+        memcpy_gbps,
+        ratio: ratio_of(utcp_gbps, smoltcp_gbps),
+        ratio_memcpy: ratio_of(utcp_gbps, memcpy_gbps),
+        rounds: figures,
+    })
 }
 
 pub(crate) fn median(mut xs: Vec<f64>) -> Option<f64> {
@@ -175,6 +200,57 @@ impl Stall {
 /// The payload written by both contenders: a fixed pattern, so neither pays for generating it.
 pub(crate) fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The memory-copy ceiling
+// ---------------------------------------------------------------------------------------------
+
+/// The TCP payload of one full-sized IPv4 segment at `mtu` (20 bytes of IP and 20 of TCP header;
+/// the timestamps both stacks send take 12 more, which the ceiling does not subtract).
+pub fn mss_for(mtu: usize) -> usize {
+    mtu.saturating_sub(40).max(1)
+}
+
+/// Copies `settings.bytes` twice, in segments of [`mss_for`] the MTU: from the application's
+/// chunk into a ring of `settings.buffer` bytes (what `send` does) and out of the ring into the
+/// reader's buffer (what `recv` does), a segment at a time as a stack would. The result is the
+/// rate at which the bytes got through both copies.
+pub fn memcpy_bulk(settings: BulkSettings) -> Run {
+    let seg = mss_for(settings.mtu);
+    let chunk = pattern(64 * 1024);
+    let mut ring = vec![0u8; settings.buffer.max(seg)];
+    let mut out = vec![0u8; 64 * 1024];
+    let (mut moved, mut wpos, mut rpos, mut cpos, mut opos) = (0u64, 0usize, 0usize, 0usize, 0usize);
+    let mut check = 0u64;
+    let start = WallInstant::now();
+    while moved < settings.bytes {
+        let n = ((settings.bytes - moved) as usize).min(seg);
+        // In: from the chunk into the ring, wrapping at either end.
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(ring.len() - wpos).min(chunk.len() - cpos);
+            ring[wpos..wpos + k].copy_from_slice(&chunk[cpos..cpos + k]);
+            wpos = (wpos + k) % ring.len();
+            cpos = (cpos + k) % chunk.len();
+            left -= k;
+        }
+        // Out: from the ring into the reader's buffer.
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(ring.len() - rpos).min(out.len() - opos);
+            out[opos..opos + k].copy_from_slice(&ring[rpos..rpos + k]);
+            rpos = (rpos + k) % ring.len();
+            opos = (opos + k) % out.len();
+            left -= k;
+        }
+        // Keep the copies from being optimised away.
+        check = check.wrapping_add(u64::from(std::hint::black_box(&out)[opos.saturating_sub(1)]));
+        moved += n as u64;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    std::hint::black_box(check);
+    Run { bytes: moved, seconds }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -412,6 +488,38 @@ mod tests {
                 utcp_bulk(BulkSettings { mtu: 1500, bytes: 4 << 20, buffer: 256 * 1024, checksums }).unwrap();
             assert_eq!(run.bytes, 4 << 20);
         }
+    }
+
+    #[test]
+    fn memcpy_ceiling_moves_every_byte_through_the_ring() {
+        for mtu in [1500, 9000] {
+            let settings = BulkSettings { mtu, bytes: (4 << 20) + 7, buffer: 256 * 1024, checksums: false };
+            let run = memcpy_bulk(settings);
+            assert_eq!(run.bytes, (4 << 20) + 7);
+            assert!(run.seconds > 0.0);
+        }
+        assert_eq!(mss_for(1500), 1460);
+        assert_eq!(mss_for(9000), 8960);
+    }
+
+    #[test]
+    fn bulk_report_has_all_three_figures_and_both_ratios() {
+        let settings = BulkSettings { mtu: 1500, bytes: 1 << 20, buffer: 256 * 1024, checksums: true };
+        let all = [Contender::Utcp, Contender::Smoltcp, Contender::Memcpy];
+        let mut seen = Vec::new();
+        let report = run_bulk(settings, 2, &all, |round, who, _| seen.push((round, who))).unwrap();
+        assert_eq!(seen.len(), 6);
+        assert_eq!(report.rounds.len(), 2);
+        assert!(report
+            .rounds
+            .iter()
+            .all(|r| r.utcp_gbps.is_some() && r.smoltcp_gbps.is_some() && r.memcpy_gbps.is_some()));
+        let json = serde_json::to_value(&report).unwrap();
+        for key in ["utcp_gbps", "smoltcp_gbps", "memcpy_gbps", "ratio", "ratio_memcpy", "settings", "rounds"]
+        {
+            assert!(json.get(key).is_some_and(|v| !v.is_null()), "{key} missing in {json}");
+        }
+        assert_eq!(json["settings"]["mtu"], 1500);
     }
 
     #[test]

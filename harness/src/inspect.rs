@@ -4,6 +4,7 @@
 //! Must not depend on: the stack's state machine, terminals, the command line.
 
 use crate::capture::flows::{Flow, FlowPacket, Flows, Side};
+use crate::notes::Tally;
 use crate::transcript::{format_time, Direction, Transcript};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -334,6 +335,30 @@ pub fn to_json(r: &Report) -> Value {
     })
 }
 
+fn sliced_note(p: &FlowPacket) -> String {
+    format!("sliced: {} of {} payload bytes captured", p.tcp.captured_payload_len, p.tcp.payload_len)
+}
+
+/// The notes on a connection's packets (segments cut by the snap length), grouped by kind.
+pub fn notes(flow: &Flow) -> Tally {
+    let mut t = Tally::default();
+    for p in flow.packets.iter().filter(|p| p.tcp.is_sliced()) {
+        t.add(p.number, &sliced_note(p));
+    }
+    t
+}
+
+/// The notes of each connection, each kind once with its count: `flow 3: 21 packets: sliced: ...`.
+pub fn notes_text(flows: &[&Flow]) -> String {
+    let mut out = String::new();
+    for f in flows {
+        for line in notes(f).summary_lines() {
+            let _ = writeln!(out, "note: flow {}: {line}", f.index);
+        }
+    }
+    out
+}
+
 /// The transcript of one connection from the server's side: the client's segments are `<`,
 /// the server's `>`. Segments utcp's parser refuses appear as comments saying why.
 pub fn transcript(flow: &Flow) -> String {
@@ -347,13 +372,14 @@ pub fn transcript(flow: &Flow) -> String {
     if let Some(isn) = flow.isn(Side::Server) {
         t.set_isn(Direction::Out, isn);
     }
+    let tally = notes(flow);
     for p in &flow.packets {
         let dir = match p.from {
             Side::Client => Direction::In,
             Side::Server => Direction::Out,
         };
         if p.tcp.is_sliced() {
-            push_sliced(&mut t, p, dir);
+            push_sliced(&mut t, p, dir, &tally);
             continue;
         }
         match parse_datagram(&p.datagram, ChecksumMode::Ignore) {
@@ -369,14 +395,15 @@ pub fn transcript(flow: &Flow) -> String {
 
 /// A segment captured with a short snap length: its header is shown with the payload length
 /// the IP header declares, and a note says how much was captured.
-fn push_sliced(t: &mut Transcript, p: &FlowPacket, dir: Direction) {
+/// A kind that repeats on every packet is noted on its first only, with the count.
+fn push_sliced(t: &mut Transcript, p: &FlowPacket, dir: Direction, tally: &Tally) {
     let d = p.zero_filled();
-    let note =
-        format!("sliced: {} of {} payload bytes captured", p.tcp.captured_payload_len, p.tcp.payload_len);
+    let note = sliced_note(p);
     match parse_datagram(&d, ChecksumMode::Ignore) {
         Ok(parsed) => match parsed.transport {
             Transport::Tcp(tcp) => {
-                t.push_segment(p.time, dir, &tcp, Some(p.raw_options()), Some(&note));
+                let shown = tally.shown(p.number, &note);
+                t.push_segment(p.time, dir, &tcp, Some(p.raw_options()), shown.as_deref());
             }
             _ => t.comment(&format!("record {}: not TCP", p.number)),
         },

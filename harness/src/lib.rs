@@ -11,6 +11,8 @@ pub mod bench;
 pub mod bench_live;
 #[cfg(target_os = "linux")]
 pub mod bench_loss;
+pub mod bench_parse;
+pub mod bench_scale;
 pub mod capture;
 pub mod cli;
 pub mod fuzzing;
@@ -20,7 +22,9 @@ pub mod link;
 #[cfg(target_os = "linux")]
 pub mod netns;
 pub mod netsim;
+pub mod notes;
 pub mod pair;
+pub mod plot;
 pub mod replay;
 pub mod script;
 pub mod selftest;

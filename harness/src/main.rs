@@ -4,6 +4,10 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use utcp_harness::cli;
 
+/// Counts the bytes each thread holds, for `utcp bench scale`'s memory figures.
+#[global_allocator]
+static ALLOC: utcp_harness::bench_scale::CountingAlloc = utcp_harness::bench_scale::CountingAlloc;
+
 /// utcp — a user-space TCP/IP stack and the bench that proves it right.
 ///
 /// Logs go to stderr through `tracing`; set RUST_LOG (for example RUST_LOG=utcp=debug).
@@ -18,11 +22,11 @@ struct Cli {
 enum Command {
     /// Two in-memory stacks through the seeded impairment link; checks the data arrived intact.
     Selftest(cli::selftest::Args),
-    /// Benchmarks (bulk transfer against smoltcp).
+    /// Benchmarks: bulk transfer against smoltcp and memcpy, parser, scale and SYN flood, live.
     Bench(cli::bench::Args),
-    /// Replay a capture's recorded peer against utcp and compare the answers.
+    /// Replay a capture's recorded peer against utcp: a summary, the transcript or a time-sequence graph.
     Replay(cli::replay::Args),
-    /// List the TCP connections in a capture, or print one as a transcript.
+    /// List the TCP connections in a capture; transcripts and time-sequence graphs on request.
     Inspect(cli::inspect::Args),
     /// Run packetdrill-dialect scripts against the stack.
     Script(cli::script::Args),

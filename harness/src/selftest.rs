@@ -8,6 +8,7 @@ use crate::netsim::{LinkConfig, LinkStats};
 use crate::pair::{Limits, Pair, PairError};
 use crate::transfer::{run_transfer, Progress, TransferReport, TransferSpec};
 use serde_json::json;
+use utcp::config::CongestionKind;
 use utcp::time::Duration;
 use utcp::{Config, Stats};
 
@@ -22,6 +23,15 @@ pub struct Settings {
     pub loss: f64,
     /// Seed of the data, the links and the ISN secrets.
     pub seed: u64,
+    /// The congestion controller both stacks run.
+    pub congestion: CongestionKind,
+}
+
+impl Default for Settings {
+    /// 16 MiB each way, no loss, seed 1, CUBIC: `utcp selftest` with no options.
+    fn default() -> Self {
+        Settings { bytes: 16 << 20, one_way: false, loss: 0.0, seed: 1, congestion: CongestionKind::Cubic }
+    }
 }
 
 impl Settings {
@@ -40,6 +50,7 @@ impl Settings {
     pub fn config(&self) -> Config {
         let mut c = Config::linux_like();
         c.tcp.msl = Duration::from_secs(1);
+        c.tcp.congestion = self.congestion;
         c
     }
 }
@@ -84,6 +95,7 @@ impl Outcome {
             "bytes": s.bytes,
             "one_way": s.one_way,
             "loss": s.loss,
+            "congestion": format!("{:?}", s.congestion).to_lowercase(),
             "link": s.link().to_string(),
             "wall_seconds": self.wall.as_secs_f64(),
             "wall_mbps": self.wall_mbps(),
@@ -154,7 +166,13 @@ mod tests {
     #[test]
     fn failed_run_is_not_ok_and_says_why_in_json() {
         let o = Outcome {
-            settings: Settings { bytes: 10, one_way: false, loss: 0.05, seed: 3 },
+            settings: Settings {
+                bytes: 10,
+                one_way: false,
+                loss: 0.05,
+                seed: 3,
+                congestion: CongestionKind::Cubic,
+            },
             result: Err(PairError { at: utcp::Instant::from_secs(2), step: 7, what: "stuck".into() }),
             wall: std::time::Duration::from_millis(5),
         };

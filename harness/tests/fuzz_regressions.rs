@@ -121,6 +121,9 @@ fn stack_seeds_reach_their_states() {
             (StackTarget::Listen, "handshake-data-close") => None,
             (StackTarget::Listen, "v6-handshake") => Some(State::Established),
             (StackTarget::Listen, "peer-closes-unaccepted") => None,
+            // The second step opens a connection of the stack's own: SYN-SENT answered.
+            (StackTarget::Listen, "connect-and-answer") => Some(State::Established),
+            (StackTarget::Listen, "connect-refused") => Some(State::Closed),
             _ => return None,
         })
     };
@@ -218,4 +221,66 @@ fn stack_inputs_decode_through_arbitrary_as_encoded() {
     // A truncated step reads its missing fields as zero rather than failing.
     let short = StackInput::arbitrary_take_rest(Unstructured::new(&[0, 0, 9, 1])).expect("decodes");
     assert_eq!(short.steps, vec![utcp_harness::fuzzing::Step::Send { sock: 1, len: 0 }]);
+}
+
+/// A libFuzzer dictionary entry's value: `name="..."` with `\\`, `\"` and `\xNN` escapes, or
+/// `None` when the line is not one libFuzzer accepts.
+fn dict_value(line: &str) -> Option<Vec<u8>> {
+    let (name, rest) = line.split_once('=')?;
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    let body = rest.strip_prefix('"')?.strip_suffix('"')?;
+    let mut out = Vec::new();
+    let mut bytes = body.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\\' => match bytes.next()? {
+                b'x' => {
+                    let hex = [bytes.next()?, bytes.next()?];
+                    out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+                }
+                c @ (b'\\' | b'"') => out.push(c),
+                _ => return None,
+            },
+            b'"' => return None,
+            _ => out.push(b),
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Every target of fuzz/Cargo.toml has a dictionary (fuzz/dicts/<target>.dict, installed by
+/// .clusterfuzzlite/build.sh as $OUT/<target>.dict) whose every line libFuzzer can read, and
+/// the stack targets' dictionaries carry the opcodes the input format really uses.
+#[test]
+fn every_fuzz_target_has_a_dictionary_libfuzzer_can_read() {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let manifest = std::fs::read_to_string(fuzz.join("Cargo.toml")).unwrap();
+    let targets: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.strip_prefix("name = \""))
+        .filter_map(|l| l.strip_suffix('"'))
+        .filter(|n| *n != "utcp-fuzz")
+        .collect();
+    assert_eq!(targets.len(), 6, "{targets:?}");
+    for t in targets {
+        let path = fuzz.join("dicts").join(format!("{t}.dict"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut entries = std::collections::HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let value = dict_value(line).unwrap_or_else(|| panic!("{}:{}: {line}", path.display(), i + 1));
+            entries.insert(line.split_once('=').unwrap().0.to_string(), value);
+        }
+        assert!(entries.len() >= 20, "{t}: only {} entries", entries.len());
+        if t.starts_with("stack_") {
+            use utcp_harness::fuzzing::{OP_CONNECT, OP_ICMP};
+            assert_eq!(entries["op_connect"], [OP_CONNECT], "{t}");
+            assert_eq!(entries["op_icmp"], [OP_ICMP], "{t}");
+        }
+    }
 }

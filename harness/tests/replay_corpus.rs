@@ -162,6 +162,9 @@ fn cli_exit_status_is_0_when_equal_1_when_different_2_when_unreadable() {
         profile: ProfileArg::Linux,
         out: None,
         json: true,
+        transcript: false,
+        plot: None,
+        plot_window: None,
         emit_script: None,
         keep_going: false,
     };

@@ -54,13 +54,13 @@ fn cli_prints_pass_fail_and_summary_and_exits_1_on_failure() {
     let bad = temp_script("bad.pkt", "// wrong ack\n0 < S 0:0(0) win 65535\n+0 > R. 0:0(0) ack 2\n");
     let (code, out) = utcp_script(&[&good], &[]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("PASS ") && out.ends_with("1 passed, 0 failed\n"), "{out}");
+    assert!(out.contains("PASS ") && out.ends_with("1 passed, 0 failed, 0 refused\n"), "{out}");
     let (code, out) = utcp_script(&[&good, &bad], &["--verbose"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("bad.pkt:3\n  expected: +0 > R. 0:0(0) ack 2\n"), "{out}");
     assert!(out.contains("instead:  > R. 0:0(0) ack 1 win 0 at 0.000000 (ack 1 instead of 2)"), "{out}");
     assert!(out.contains("transcript:\n    0.000000 < S 0:0(0) win 65535"), "{out}");
-    assert!(out.ends_with("1 passed, 1 failed\n"), "{out}");
+    assert!(out.ends_with("1 passed, 1 failed, 0 refused\n"), "{out}");
     let (code, out) = utcp_script(&[&bad], &["--json"]);
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
@@ -69,9 +69,46 @@ fn cli_prints_pass_fail_and_summary_and_exits_1_on_failure() {
 }
 
 #[test]
-fn cli_refuses_unparsable_script_with_file_line_col_and_exit_2() {
+fn cli_refuses_a_script_naming_the_feature_and_exits_2() {
     let p = temp_script("python.pkt", "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 %{ print(1) }%\n");
     let (code, out) = utcp_script(&[&p], &[]);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("python.pkt:2:4: Python blocks (%{ ... }%) are not supported"), "{out}");
+    assert!(
+        out.contains("REFUSED ") && out.contains("python.pkt:2:4: refused: Python statement `print(1)`"),
+        "{out}"
+    );
+    assert!(out.ends_with("0 passed, 0 failed, 1 refused\n"), "{out}");
+    let p = temp_script("garbage.pkt", "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(3 = 0\n");
+    let (code, out) = utcp_script(&[&p], &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("FAIL ") && out.contains("garbage.pkt:2:"), "{out}");
+}
+
+#[test]
+fn cli_summarises_a_directory_by_folder_with_the_refused_features_counted() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("script-cli-tree");
+    let _ = std::fs::remove_dir_all(&root);
+    for (dir, name, text) in [
+        ("a", "good.pkt", "0 < S 0:0(0) win 65535\n+0 > R. 0:0(0) ack 1 win 0\n"),
+        ("a", "bad.pkt", "0 < S 0:0(0) win 65535\n+0 > R. 0:0(0) ack 2\n"),
+        ("b/c", "tfo.pkt", "0 < S 0:0(0) win 65535 <FO>\n"),
+        ("b/c", "tfo2.pkt", "0 `sysctl -q net.ipv4.tcp_fastopen=1`\n"),
+    ] {
+        std::fs::create_dir_all(root.join(dir)).expect("dir");
+        std::fs::write(root.join(dir).join(name), text).expect("write");
+    }
+    let (code, out) = utcp_script(&[&root], &[]);
+    assert_eq!(code, 1, "{out}");
+    let summary = out.split_once("\nfolder").map(|(_, s)| s).unwrap_or_default();
+    let lines: Vec<Vec<&str>> = summary.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["pass", "fail", "refused"], "{out}");
+    assert_eq!(lines[1], ["a", "1", "1", "0"], "{out}");
+    assert_eq!(lines[2], ["b/c", "0", "0", "2"], "{out}");
+    assert_eq!(lines[3], ["total", "1", "1", "2"], "{out}");
+    assert!(out.contains("refused features:\n    1  TCP Fast Open (RFC 7413) (`FO` option)\n"), "{out}");
+    assert!(out.contains("    1  TCP Fast Open (RFC 7413) (sysctl net.ipv4.tcp_fastopen=1)\n"), "{out}");
+    assert!(out.ends_with("1 passed, 1 failed, 2 refused\n"), "{out}");
+    let (_, out) = utcp_script(&[&root], &["--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["refused"], 2);
 }

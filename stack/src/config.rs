@@ -54,6 +54,19 @@ pub struct TcpConfig {
     /// the end of a flight is repaired without waiting for the RTO. Needs SACK. Linux's
     /// `tcp_early_retrans` = 3, its default.
     pub tail_loss_probe: bool,
+    /// F-RTO (RFC 5682): after a timeout, two new segments first; if the ACKs that follow
+    /// acknowledge data that was never retransmitted, the timeout was spurious and the window is
+    /// restored. Linux's `tcp_frto`, on by default there.
+    pub frto: bool,
+    /// Pace data segments at a rate of cwnd / SRTT (twice that in slow start, 1.2 times in
+    /// congestion avoidance, Linux's `tcp_pacing_ss_ratio` and `tcp_pacing_ca_ratio`) instead of
+    /// sending each window as a burst. Off in both profiles (Linux paces only with the fq qdisc
+    /// or BBR).
+    pub pacing: bool,
+    /// PSH on the last segment of each burst (when the windows leave no room for another full
+    /// segment), as Linux marks the end of each transmission, besides the segment that empties
+    /// the send buffer (RFC 9293 §3.9.1 leaves the choice to the implementation).
+    pub push_each_burst: bool,
     /// Offer and accept timestamps (RFC 7323 §3).
     pub timestamps: bool,
     /// Offer and accept window scaling (RFC 7323 §2).
@@ -129,6 +142,9 @@ impl Default for TcpConfig {
             sack: true,
             rack: false,
             tail_loss_probe: false,
+            frto: false,
+            pacing: false,
+            push_each_burst: false,
             timestamps: true,
             window_scale: true,
             recv_buffer: 256 * 1024,
@@ -163,6 +179,8 @@ impl TcpConfig {
             quickack: 16,
             rack: true,
             tail_loss_probe: true,
+            frto: true,
+            push_each_burst: true,
             congestion: CongestionKind::Cubic,
             // net.ipv4.tcp_rmem = 4096 131072 6291456, tcp_wmem = 4096 16384 4194304 (the send
             // buffer starts larger here: the in-memory peers write in big chunks).

@@ -35,6 +35,15 @@ pub struct ConnectionInfo {
     pub ssthresh: u32,
     /// Effective send MSS.
     pub mss: u16,
+    /// The MSS this side advertised (Linux's `tcpi_advmss`).
+    pub adv_mss: u16,
+    /// Whether timestamps (RFC 7323 §3) were negotiated.
+    pub timestamps: bool,
+    /// Whether SACK (RFC 2018) was negotiated.
+    pub sack: bool,
+    /// The window scale shifts, the peer's and ours, when window scaling (RFC 7323 §2) was
+    /// negotiated.
+    pub window_scale: Option<(u8, u8)>,
     /// Smoothed RTT, if measured.
     pub srtt: Option<Duration>,
     /// Current RTO.

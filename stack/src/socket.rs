@@ -50,6 +50,8 @@ errnos! {
     EBADF = 9, Other;
     /// Resource temporarily unavailable: the call would block (also EWOULDBLOCK).
     EAGAIN = 11, WouldBlock;
+    /// Bad address: a call was given a buffer it cannot use (a NULL pointer).
+    EFAULT = 14, Other;
     /// Invalid argument.
     EINVAL = 22, InvalidInput;
     /// Broken pipe: writing after the write side was shut down or the connection closed.
@@ -380,4 +382,24 @@ pub enum SocketOption {
     SendBuffer(usize),
     /// TCP_MAXSEG.
     MaxSegment(u16),
+}
+
+impl SocketOption {
+    /// Sets this option in `options`.
+    pub fn apply(self, options: &mut SocketOptions) {
+        match self {
+            SocketOption::NoDelay(v) => options.nodelay = v,
+            SocketOption::KeepAlive(v) => options.keepalive = v,
+            // Setting a buffer fixes it: no autotuning past it (Linux's SOCK_RCVBUF_LOCK).
+            SocketOption::RecvBuffer(v) => {
+                options.recv_buffer = v;
+                options.recv_buffer_max = v;
+            }
+            SocketOption::SendBuffer(v) => {
+                options.send_buffer = v;
+                options.send_buffer_max = v;
+            }
+            SocketOption::MaxSegment(v) => options.max_segment = Some(v),
+        }
+    }
 }

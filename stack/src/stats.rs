@@ -24,6 +24,8 @@ pub struct Stats {
     pub fast_retransmits: u64,
     /// Tail loss probes sent (RFC 8985 §7).
     pub tail_loss_probes: u64,
+    /// Retransmission timeouts F-RTO found spurious (RFC 5682), their window restored.
+    pub spurious_timeouts: u64,
     /// Challenge ACKs sent (RFC 5961).
     pub challenge_acks: u64,
     /// Challenge ACKs suppressed by the rate limit.

@@ -8,7 +8,7 @@ use std::io::{self, ErrorKind};
 use utcp::wire::TcpFlags;
 use utcp::{
     AbortError, AcceptError, CloseError, CloseReason, ConnectError, Duration, Errno, ListenError, Readiness,
-    RecvError, SendError, SetOptionError, ShutdownError, State, UnlistenError,
+    RecvError, SendError, SetOptionError, ShutdownError, SocketOption, State, UnlistenError,
 };
 
 fn ms(n: u64) -> Duration {
@@ -70,7 +70,7 @@ fn errno_numbers_and_names_are_linuxs() {
     let table = Errno::ALL.iter().map(|e| format!("{e} {}", e.code())).collect::<Vec<_>>().join(", ");
     assert_eq!(
         table,
-        "EBADF 9, EAGAIN 11, EINVAL 22, EPIPE 32, EMSGSIZE 90, EADDRINUSE 98, EADDRNOTAVAIL 99, \
+        "EBADF 9, EAGAIN 11, EFAULT 14, EINVAL 22, EPIPE 32, EMSGSIZE 90, EADDRINUSE 98, EADDRNOTAVAIL 99, \
          ENETUNREACH 101, ECONNABORTED 103, ECONNRESET 104, EISCONN 106, ENOTCONN 107, \
          ETIMEDOUT 110, ECONNREFUSED 111, EALREADY 114, EINPROGRESS 115"
     );
@@ -216,6 +216,20 @@ fn listener_counts_connections_waiting_for_accept() {
     t.accept();
     assert_eq!(t.s().pending_connections(l), Some(0));
     assert_eq!(t.accept_on(l), Err(AcceptError::WouldBlock));
+}
+
+#[test]
+fn listener_option_set_after_listen_bounds_the_syn_ack_mss() {
+    // Linux: TCP_MAXSEG on a listening socket is inherited by the connections it accepts, so the
+    // SYN-ACK advertises at most that MSS (RFC 9293 §3.7.1: the MSS option says what we receive).
+    let mut t = T::listening(config());
+    let l = t.listener.unwrap();
+    assert_eq!(t.set_listener_option(l, SocketOption::MaxSegment(536)), Ok(()));
+    t.send(BARE_SYN);
+    let out = t.out();
+    assert!(out[0].contains("mss 536"), "{out:?}");
+    t.unlisten(l).unwrap();
+    assert_eq!(t.set_listener_option(l, SocketOption::NoDelay(true)), Err(SetOptionError::InvalidHandle));
 }
 
 // =============================================================================================

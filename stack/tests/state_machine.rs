@@ -78,17 +78,86 @@ fn listen_ignores_rst_and_bare_segments() {
     assert_eq!(t.s().connection_count(), 0);
 }
 
+// RFC 4987 §3.6: a full SYN queue keeps no more state; new SYNs get a SYN cookie instead, whose
+// SYN-ACK offers only the MSS (what a cookie cannot carry, it does not offer).
 #[test]
-fn listen_with_full_syn_queue_drops_new_syns() {
+fn listen_with_full_syn_queue_answers_with_syn_cookies() {
     let mut c = config();
     c.tcp.syn_backlog = 4;
     let mut t = T::listening(c);
     for port in 0..10 {
         t.send(In { src_port: 30000 + port, ..SYN });
     }
-    assert_eq!(t.out().len(), 4);
+    let out = t.out_raw();
+    assert_eq!(out.len(), 10);
     assert_eq!(t.s().connection_count(), 4);
-    assert_eq!(t.s().stats().dropped(DropReason::SynQueueFull), 6);
+    assert_eq!(t.s().syn_cookies(), utcp::SynCookies { sent: 6, accepted: 0 });
+    assert_eq!(t.s().stats().dropped(DropReason::SynQueueFull), 0);
+    let cookie_syn_acks = out
+        .iter()
+        .filter(|p| {
+            t.iss = None;
+            t.format(p) == "S. 0:0(0) ack 1 win 65535 <mss 1460>"
+        })
+        .count();
+    assert_eq!(cookie_syn_acks, 6);
+}
+
+/// A listener with a SYN queue of one, filled by another peer; then the test peer's SYN gets a
+/// cookie SYN-ACK, whose ISN becomes the fixture's ISS.
+fn cookie_sent() -> T {
+    let mut c = config();
+    c.tcp.syn_backlog = 1;
+    let mut t = T::listening(c);
+    t.send(In { src_port: 30000, ..SYN });
+    t.out();
+    t.iss = None;
+    t.send(SYN);
+    assert_eq!(t.out(), ["S. 0:0(0) ack 1 win 65535 <mss 1460>"]);
+    assert_eq!(t.s().connection_count(), 1);
+    t
+}
+
+// RFC 4987 §3.6: the ACK of a cookie SYN-ACK rebuilds the connection, which is ESTABLISHED and
+// accepted like any other, and keeps the data the ACK carried.
+#[test]
+fn rfc4987_ack_of_a_syn_cookie_becomes_an_established_connection() {
+    let mut t = cookie_sent();
+    t.send(In { data: b"hello", flags: TcpFlags::ACK | TcpFlags::PSH, ..ACK });
+    assert_eq!(t.events(), [Event::Acceptable(t.listener.unwrap())]);
+    let h = t.accept();
+    assert_eq!(t.s().state(h), Some(State::Established));
+    assert_eq!(t.s().syn_cookies(), utcp::SynCookies { sent: 1, accepted: 1 });
+    let mut buf = [0u8; 16];
+    assert_eq!(t.read(h, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"hello");
+    // The MSS came back out of the cookie; no window scale, so the peer's window is as sent.
+    let info = t.s().info(h).unwrap();
+    assert_eq!(info.remote.port(), REMOTE_PORT);
+    t.write(h, &[1; 3000]).unwrap();
+    let out = t.out();
+    assert!(out.iter().any(|l| l.contains("1:1461(1460)")), "{out:?}");
+}
+
+#[test]
+fn rfc4987_ack_with_a_wrong_cookie_is_answered_by_rst() {
+    let mut t = cookie_sent();
+    t.send(In { ack: 2, ..ACK });
+    // <SEQ=SEG.ACK><CTL=RST>, as for any bad ACK to a listener.
+    assert_eq!(t.out(), ["R 2:2(0) win 0"]);
+    assert_eq!(t.s().connection_count(), 1);
+    assert_eq!(t.s().syn_cookies().accepted, 0);
+    assert_eq!(t.s().stats().dropped(DropReason::AckToListener), 1);
+}
+
+#[test]
+fn rfc4987_a_cookie_expires_after_two_periods() {
+    let mut t = cookie_sent();
+    t.advance(Duration::from_secs(129));
+    t.out();
+    t.send(ACK);
+    assert_eq!(t.out(), ["R 1:1(0) win 0"], "the old cookie's ACK is reset");
+    assert_eq!(t.s().syn_cookies().accepted, 0);
 }
 
 // =============================================================================================
@@ -359,9 +428,10 @@ fn sender_sws_avoidance_holds_a_window_limited_runt() {
     let mut t = T::established(config());
     t.send(In { win: 1000, ..ACK });
     t.write(t.sock(), &vec![1u8; 3000]).unwrap();
-    assert_eq!(t.out(), [". 1:537(536) ack 1 win 65535"]);
+    // Each segment the window lets out ends a burst: PSH, as Linux marks it.
+    assert_eq!(t.out(), ["P. 1:537(536) ack 1 win 65535"]);
     t.send(In { ack: 537, win: 1000, ..ACK });
-    assert_eq!(t.out(), [". 537:1073(536) ack 1 win 65535"]);
+    assert_eq!(t.out(), ["P. 537:1073(536) ack 1 win 65535"]);
     // A window that takes the rest lets it all go.
     t.send(In { ack: 1073, win: 3000, ..ACK });
     assert_eq!(t.out().len(), 4);

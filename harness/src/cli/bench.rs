@@ -1,4 +1,6 @@
 //! `utcp bench bulk`: utcp against smoltcp, bulk transfer between two in-memory stacks.
+//! `utcp bench parse`: utcp's parser against etherparse's slicing on the corpus datagrams.
+//! `utcp bench scale`: memory per connection, cost per segment at scale, SYN flood.
 //! `utcp bench live`: a kernel client sending to utcp and smoltcp on TUN and to the kernel over veth.
 
 use crate::bench::{self, BulkSettings, Contender};
@@ -16,6 +18,12 @@ pub struct Args {
 enum Bench {
     /// Bulk transfer between two in-memory stacks, utcp and smoltcp alternating; Gbit/s and ratio.
     Bulk(BulkArgs),
+    /// Datagrams parsed per second: utcp's parser against etherparse's slicing, on the datagrams
+    /// of the project's captures.
+    Parse(ParseArgs),
+    /// Memory per idle connection, cost per segment with 1, 1,000 and 100,000 connections, and a
+    /// SYN flood at a listener.
+    Scale(ScaleArgs),
     /// A kernel client sending to utcp on TUN, smoltcp on TUN and the kernel over veth, in
     /// namespaces of its own (needs root); Gbit/s and ratios.
     #[cfg(target_os = "linux")]
@@ -47,7 +55,7 @@ struct BulkArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
-    /// Run only one side (for measuring it alone).
+    /// Run only one contender (for measuring or profiling it alone).
     #[arg(long, hide = true)]
     only: Option<Only>,
 }
@@ -56,12 +64,15 @@ struct BulkArgs {
 enum Only {
     Utcp,
     Smoltcp,
+    Memcpy,
 }
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> ExitCode {
     match args.what {
         Bench::Bulk(a) => bulk(a),
+        Bench::Parse(a) => parse(a),
+        Bench::Scale(a) => scale(a),
         #[cfg(target_os = "linux")]
         Bench::Live(a) => live::run(a),
         #[cfg(target_os = "linux")]
@@ -77,9 +88,10 @@ fn bulk(a: BulkArgs) -> ExitCode {
         checksums: a.checksums,
     };
     let contenders: &[Contender] = match a.only {
-        None => &[Contender::Utcp, Contender::Smoltcp],
+        None => &[Contender::Utcp, Contender::Smoltcp, Contender::Memcpy],
         Some(Only::Utcp) => &[Contender::Utcp],
         Some(Only::Smoltcp) => &[Contender::Smoltcp],
+        Some(Only::Memcpy) => &[Contender::Memcpy],
     };
     let terminal = std::io::stderr().is_terminal();
     let report = bench::run_bulk(settings, a.rounds as usize, contenders, |round, who, run| {
@@ -99,16 +111,152 @@ fn bulk(a: BulkArgs) -> ExitCode {
     } else {
         let show = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
         println!(
-            "bulk transfer, MTU {}, {} bytes, {} KiB buffers, {} rounds (median)",
+            "bulk transfer, MTU {}, {} bytes, {} KiB buffers, utcp checksums {}, {} rounds (median)",
             settings.mtu,
             settings.bytes,
             settings.buffer / 1024,
+            if settings.checksums { "on" } else { "off" },
             report.rounds.len()
         );
         println!("  utcp     {:>8} Gbit/s", show(report.utcp_gbps));
         println!("  smoltcp  {:>8} Gbit/s", show(report.smoltcp_gbps));
+        println!(
+            "  memcpy   {:>8} Gbit/s  (ceiling: two copies per byte, {}-byte segments, through a ring)",
+            show(report.memcpy_gbps),
+            bench::mss_for(settings.mtu)
+        );
         println!("  ratio    {:>8} (utcp/smoltcp)", show(report.ratio));
+        println!("  ceiling  {:>8} (utcp/memcpy)", show(report.ratio_memcpy));
     }
+    ExitCode::SUCCESS
+}
+
+#[derive(Debug, clap::Args)]
+struct ParseArgs {
+    /// Directory whose .pcap and .pcapng files make the mix (default: the project's captures).
+    #[arg(long)]
+    captures: Option<std::path::PathBuf>,
+    /// Datagrams each parser parses per round.
+    #[arg(long, default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    datagrams: u64,
+    /// Rounds; each runs every parser once, the order reversed every other round.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    rounds: u64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse(a: ParseArgs) -> ExitCode {
+    use crate::bench_parse;
+    let dir = a.captures.clone().unwrap_or_else(bench_parse::default_captures);
+    let mix = match bench_parse::load_mix(&dir) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("utcp bench parse: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let report = bench_parse::run_parse(&mix, a.datagrams, a.rounds as usize, |round, who, run| {
+        if terminal || !a.json {
+            eprintln!(
+                "round {round}: {:<18} {:>12.0} datagrams/s  ({:.3} s)",
+                who.name(),
+                run.per_second(),
+                run.seconds
+            );
+        }
+    });
+    if a.json {
+        println!("{}", serde_json::to_string(&report).expect("the report serialises"));
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "parse, {} datagrams ({} bytes) from {} captures, {} per round, {} rounds (median)",
+        report.mix_datagrams,
+        report.mix_bytes,
+        report.captures.len(),
+        report.datagrams_per_round,
+        a.rounds
+    );
+    println!("  {:<18} {:>14} {:>10}", "parser", "datagrams/s", "accepted");
+    for p in &report.parsers {
+        println!("  {:<18} {:>14.0} {:>10}", p.parser.name(), p.per_second, p.accepted);
+    }
+    println!("  ratio utcp/etherparse_sliced {:.2}", report.ratio);
+    ExitCode::SUCCESS
+}
+
+#[derive(Debug, clap::Args)]
+struct ScaleArgs {
+    /// Timed segments per connection count and round.
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
+    segments: u64,
+    /// Rounds of the timed segments per connection count.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    rounds: u64,
+    /// SYNs in the flood.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    syns: u64,
+    /// Send and receive buffer of every connection.
+    #[arg(long, default_value = "4K", value_parser = bench::parse_size)]
+    buffer: u64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn scale(a: ScaleArgs) -> ExitCode {
+    use crate::bench_scale::{self, ScaleSettings};
+    let settings = ScaleSettings {
+        segments: a.segments as usize,
+        buffer: a.buffer as usize,
+        flood_syns: a.syns as usize,
+        ..ScaleSettings::default()
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let report = bench_scale::run_scale(settings, a.rounds as usize, |line| {
+        if terminal || !a.json {
+            eprintln!("{line}");
+        }
+    });
+    let r = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("utcp bench scale: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if a.json {
+        println!("{}", serde_json::to_string(&r).expect("the report serialises"));
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "scale, {} KiB buffers, {} segments of 64 bytes per count and round, {} rounds (median)",
+        r.settings.buffer / 1024,
+        r.settings.segments,
+        a.rounds,
+    );
+    println!("  memory counted by {}", r.memory_counted_by);
+    println!("  bytes per idle connection      {:>10.0}", r.bytes_per_connection);
+    println!("  buffer bytes per connection    {:>10.0}  (rings, once used)", r.buffer_bytes_per_connection);
+    println!("  {:<12} {:>14} {:>14}", "connections", "ns/seg spread", "ns/seg 1 active");
+    for c in &r.counts {
+        println!("  {:<12} {:>14.0} {:>14.0}", c.connections, c.ns_per_segment, c.ns_per_segment_one_active);
+    }
+    println!(
+        "  ratio 100000/1 {:.2} spread, {:.2} one active",
+        r.ratio_100000_to_1, r.ratio_one_active_100000_to_1
+    );
+    println!(
+        "  SYN flood: {} SYNs, peak {} bytes, {} connections held at the end, client connected: {}{}",
+        r.flood.syns,
+        r.flood.peak_bytes,
+        r.flood.server_connections_at_end,
+        r.syn_flood_client_connected,
+        r.flood.client_connect_seconds.map_or_else(String::new, |s| format!(" after {s:.3} s"))
+    );
     ExitCode::SUCCESS
 }
 

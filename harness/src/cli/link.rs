@@ -453,7 +453,7 @@ mod tests {
 
     #[test]
     fn default_arguments_give_the_selftest_link() {
-        let settings = crate::selftest::Settings { bytes: 1, one_way: true, loss: 0.02, seed: 1 };
+        let settings = crate::selftest::Settings { loss: 0.02, ..Default::default() };
         assert_eq!(parse(&["--loss", "2"]).unwrap().link(), settings.link());
     }
 

@@ -1,18 +1,21 @@
 //! `utcp replay FILE [--flow N] [--as server|client] [--mode strict|adaptive] [--profile NAME]
-//! [--out FILE.pcapng] [--json] [--emit-script FILE.pkt] [--keep-going]`: plays the recorded peer
-//! of each TCP connection (or of `--flow N`) against utcp and compares utcp's answers with the
-//! recording.
+//! [--transcript] [--plot OUT.svg] [--out FILE.pcapng] [--json] [--emit-script FILE.pkt]
+//! [--keep-going]`: plays the recorded peer of each TCP connection (or of `--flow N`) against utcp
+//! and compares utcp's answers with the recording.
 //!
-//! Output: the transcript of utcp's side of each connection and a summary line each, or with
-//! `--json` one object `{ "file": ..., "connections": [...] }`.
+//! Output: a summary of each connection (completed or why not; matched, differed, missing and
+//! extra; the first difference; each kind of note once with a count); with `--transcript` the
+//! per-packet transcript of utcp's side after it; with `--json` one object
+//! `{ "file": ..., "connections": [...] }`. `--plot` writes a time-sequence graph (SVG).
 //! Exit status: 0 when every replayed connection completed and nothing differed beyond the
 //! profile, 1 when something differed, 2 when the input could not be read (or `--flow` names no
 //! connection, or an output file cannot be written).
 
 use crate::capture::flows::{split, Side};
 use crate::capture::CaptureReader;
+use crate::plot::{render_svg, replay_chart};
 use crate::replay::progress::Progress;
-use crate::replay::report::{script, summary_line, to_json, transcript, write_pcapng};
+use crate::replay::report::{script, summary, summary_line, to_json, transcript, write_pcapng};
 use crate::replay::{replay_flow, Mode, Options, Profile, Replay};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,9 +70,21 @@ pub struct Args {
     /// Write the replay (both directions, raw IP) here, with a comment on each packet that differs.
     #[arg(long, value_name = "FILE.pcapng")]
     pub out: Option<PathBuf>,
-    /// Print one JSON object with a `connections` array instead of transcripts.
+    /// Print one JSON object with a `connections` array instead of the summary.
     #[arg(long)]
     pub json: bool,
+    /// After the summary, print every packet: the transcript of utcp's side of each connection,
+    /// with a note on each packet that differs.
+    #[arg(long)]
+    pub transcript: bool,
+    /// Draw a time-sequence graph (sequence number against time, recorded endpoint and utcp on
+    /// one chart) as SVG here; needs one connection (`--flow N`, or a file with only one).
+    #[arg(long, value_name = "OUT.svg")]
+    pub plot: Option<PathBuf>,
+    /// The part of the graph to draw in detail under the overview, in seconds from the first
+    /// packet (`1.0:1.05`); without it the part where the data moved.
+    #[arg(long, value_name = "FROM:TO", requires = "plot", value_parser = crate::plot::parse_window)]
+    pub plot_window: Option<(f64, f64)>,
     /// Write a packetdrill-dialect script that reproduces the replay (needs one connection:
     /// `--flow N`, or a file with only one).
     #[arg(long, value_name = "FILE.pkt")]
@@ -143,11 +158,13 @@ pub fn replay(args: &Args) -> Result<Outcome, String> {
         Some(n) => vec![n - 1],
         None => (0..flows.flows.len()).collect(),
     };
-    if args.emit_script.is_some() && chosen.len() != 1 {
-        return Err(format!(
-            "--emit-script needs one connection; {name} has {}: choose one with --flow N",
-            chosen.len()
-        ));
+    for (flag, given) in [("--emit-script", args.emit_script.is_some()), ("--plot", args.plot.is_some())] {
+        if given && chosen.len() != 1 {
+            return Err(format!(
+                "{flag} needs one connection; {name} has {}: choose one with --flow N",
+                chosen.len()
+            ));
+        }
     }
     let opts = args.options();
     let total: u64 = chosen.iter().map(|&i| flows.flows[i].packets.len() as u64).sum();
@@ -172,23 +189,55 @@ pub fn replay(args: &Args) -> Result<Outcome, String> {
                 .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
         }
     }
+    if let Some(path) = &args.plot {
+        if let [r] = replays.as_slice() {
+            let file = args.file.file_name().map_or(name.clone(), |f| f.to_string_lossy().into_owned());
+            let chart = crate::plot::Chart { window: args.plot_window, ..replay_chart(r, &file) };
+            let svg = render_svg(&chart)?;
+            std::fs::write(path, svg).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+        }
+    }
     let mut stdout = String::new();
     if args.json {
         stdout.push_str(&to_json(&name, &replays).to_string());
         stdout.push('\n');
     } else {
-        if replays.is_empty() {
-            stdout.push_str(&format!("{name}: no TCP connection to replay\n"));
-        }
-        for r in &replays {
-            stdout.push_str(&transcript(r));
-            stdout.push('\n');
-        }
-        for r in &replays {
-            stdout.push_str(&summary_line(r));
-            stdout.push('\n');
-        }
+        stdout.push_str(&text_report(args, &name, &replays));
     }
     let status = if replays.iter().all(Replay::ok) { 0 } else { 1 };
     Ok(Outcome { stdout, status, replays })
+}
+
+/// The text output: a heading, each connection's summary, then (with `--transcript`) each
+/// connection's transcript, or a line saying how to get them.
+fn text_report(args: &Args, name: &str, replays: &[Replay]) -> String {
+    let mut out = String::new();
+    if replays.is_empty() {
+        out.push_str(&format!("{name}: no TCP connection to replay\n"));
+        return out;
+    }
+    let opts = args.options();
+    let n = replays.len();
+    out.push_str(&format!(
+        "{name}: {n} TCP {} replayed, utcp as {} ({} mode, {} profile)\n",
+        if n == 1 { "connection" } else { "connections" },
+        crate::replay::report::role_name(opts.role),
+        opts.mode.name(),
+        opts.profile.name()
+    ));
+    for r in replays {
+        out.push_str(&summary(r));
+    }
+    if args.transcript {
+        for r in replays {
+            out.push('\n');
+            out.push_str(&transcript(r));
+        }
+    } else {
+        let flow = if n == 1 { "" } else { "--flow N " };
+        out.push_str(&format!(
+            "(every packet: --transcript; a time-sequence graph: {flow}--plot OUT.svg; for Wireshark: --out OUT.pcapng)\n"
+        ));
+    }
+    out
 }

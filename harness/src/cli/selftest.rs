@@ -6,6 +6,7 @@ use crate::selftest::{self, Settings};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use utcp::config::CongestionKind;
 
 /// Arguments of `utcp selftest`.
 #[derive(Debug, clap::Args)]
@@ -22,9 +23,21 @@ pub struct Args {
     /// Seed of the data, the links and the ISN secrets; the same seed repeats the same run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The congestion controller both stacks run (the Linux profile's default is CUBIC).
+    #[arg(long, value_enum, default_value_t = Congestion::Cubic)]
+    congestion: Congestion,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     json: bool,
+}
+
+/// `--congestion`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Congestion {
+    /// RFC 5681 / RFC 6582.
+    Reno,
+    /// RFC 9438.
+    Cubic,
 }
 
 pub(crate) fn parse_percent(text: &str) -> Result<f64, String> {
@@ -39,8 +52,17 @@ pub(crate) fn parse_percent(text: &str) -> Result<f64, String> {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> ExitCode {
-    let settings =
-        Settings { bytes: args.bytes, one_way: args.one_way, loss: args.loss / 100.0, seed: args.seed };
+    let congestion = match args.congestion {
+        Congestion::Reno => CongestionKind::Reno,
+        Congestion::Cubic => CongestionKind::Cubic,
+    };
+    let settings = Settings {
+        bytes: args.bytes,
+        one_way: args.one_way,
+        loss: args.loss / 100.0,
+        seed: args.seed,
+        congestion,
+    };
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::with_draw_target(
             Some(if settings.one_way { settings.bytes } else { 2 * settings.bytes }),

@@ -259,7 +259,40 @@ pub enum Step {
         /// Its value.
         value: u16,
     },
+    /// `connect` from port 8080 to the peer's port `REMOTE_PORT + port` (the main connection's
+    /// family): a second, active connection, in SYN-SENT until segments with `port` answer it.
+    Connect {
+        /// The peer's port is `REMOTE_PORT + port`.
+        port: u8,
+    },
+    /// An ICMP message to the stack, from the peer's address: an error quoting a TCP segment
+    /// of 8080 to `REMOTE_PORT + port` with the sequence number `seq_off` from the last one the
+    /// stack sent there, or an echo request.
+    Icmp(IcmpSpec),
 }
+
+/// An ICMP message the peer sends (see [`Step::Icmp`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IcmpSpec {
+    /// Bits 0-2: 0 destination unreachable (code `value`), 1 fragmentation needed / packet too
+    /// big (MTU `value`), 2 time exceeded, 3 parameter problem (pointer `value`), 4 echo request
+    /// (`value % 64` data bytes), 5 an unreachable quoting a UDP datagram, 6 an error whose quote
+    /// is cut to 4 transport bytes, 7 an unknown type `value`; bit 3: the other address family;
+    /// bit 4: a broken ICMP checksum.
+    pub kind: u8,
+    /// The quoted segment's destination is `REMOTE_PORT + port`.
+    pub port: u8,
+    /// Added to the sequence number of the stack's latest segment to that port.
+    pub seq_off: i16,
+    /// Code, MTU, pointer or data length, by kind.
+    pub value: u16,
+}
+
+/// The opcodes of [`Step::Connect`] (`0xe0..=0xef`) and [`Step::Icmp`] (`0xf0..=0xff`); the
+/// other steps take the opcode modulo 16.
+pub const OP_CONNECT: u8 = 0xe0;
+/// See [`OP_CONNECT`].
+pub const OP_ICMP: u8 = 0xf0;
 
 /// One byte of the input; past the end, zero (`Unstructured` pads with zeros).
 fn byte(u: &mut Unstructured<'_>) -> u8 {
@@ -307,10 +340,19 @@ impl<'a> Arbitrary<'a> for SegmentSpec {
 
 /// Decoding is by hand rather than derived so that an input reads as the opcode byte and
 /// big-endian fields [`Step::encode`] writes (the committed seeds are made that way), and so that
-/// every byte string decodes: opcodes are taken modulo 16 and missing bytes read as zero.
+/// every byte string decodes: opcodes from [`OP_CONNECT`] up are the connect and ICMP steps, the
+/// others are taken modulo 16, and missing bytes read as zero.
 impl<'a> Arbitrary<'a> for Step {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Step> {
         let op = byte(u);
+        if op >= OP_ICMP {
+            let kind = byte(u);
+            let port = byte(u);
+            return Ok(Step::Icmp(IcmpSpec { kind, port, seq_off: be16(u) as i16, value: be16(u) }));
+        }
+        if op >= OP_CONNECT {
+            return Ok(Step::Connect { port: byte(u) });
+        }
         Ok(match op % 16 {
             0..=6 => Step::Segment(SegmentSpec::arbitrary(u)?),
             7 | 8 => Step::Advance { millis: be16(u) },
@@ -364,6 +406,12 @@ impl Step {
             Step::SetOption { sock, which, value } => {
                 out.extend([15, sock, which]);
                 out.extend(value.to_be_bytes());
+            }
+            Step::Connect { port } => out.extend([OP_CONNECT, port]),
+            Step::Icmp(i) => {
+                out.extend([OP_ICMP, i.kind, i.port]);
+                out.extend((i.seq_off as u16).to_be_bytes());
+                out.extend(i.value.to_be_bytes());
             }
         }
     }

@@ -13,9 +13,9 @@ mod wire;
 
 pub use capture::pcap_reader;
 pub use input::{
-    SegmentSpec, Setup, StackInput, StackTarget, Step, ACCEPT_BACKLOG, BIG_LENGTHS, LOCAL_PORT, LOCAL_V4,
-    LOCAL_V6, MAX_PACKETS_PER_STEP, MAX_QUEUED, MAX_STEPS, MAX_TIMER_RUNS_PER_ADVANCE, REMOTE_PORT,
-    REMOTE_V4, REMOTE_V6, SYN_BACKLOG,
+    IcmpSpec, SegmentSpec, Setup, StackInput, StackTarget, Step, ACCEPT_BACKLOG, BIG_LENGTHS, LOCAL_PORT,
+    LOCAL_V4, LOCAL_V6, MAX_PACKETS_PER_STEP, MAX_QUEUED, MAX_STEPS, MAX_TIMER_RUNS_PER_ADVANCE, OP_CONNECT,
+    OP_ICMP, REMOTE_PORT, REMOTE_V4, REMOTE_V6, SYN_BACKLOG,
 };
 pub use runner::{run_stack, Observer, Outcome, Quiet};
 pub use script::script_parser;

@@ -3,9 +3,9 @@
 //! on the seeds.
 
 use super::input::{
-    SegmentSpec, Setup, StackInput, StackTarget, Step, ACCEPT_BACKLOG, LOCAL_PORT, LOCAL_V4, LOCAL_V6,
-    MAX_PACKETS_PER_STEP, MAX_QUEUED, MAX_TIMER_RUNS_PER_ADVANCE, REMOTE_PORT, REMOTE_V4, REMOTE_V6,
-    SYN_BACKLOG,
+    IcmpSpec, SegmentSpec, Setup, StackInput, StackTarget, Step, ACCEPT_BACKLOG, LOCAL_PORT, LOCAL_V4,
+    LOCAL_V6, MAX_PACKETS_PER_STEP, MAX_QUEUED, MAX_TIMER_RUNS_PER_ADVANCE, REMOTE_PORT, REMOTE_V4,
+    REMOTE_V6, SYN_BACKLOG,
 };
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -14,6 +14,7 @@ use utcp::tcp::SeqNum;
 use utcp::wire::{
     datagram_len, emit_datagram, parse_datagram, ChecksumMode, IpRepr, TcpFlags, TcpOptions, TcpRepr,
 };
+use utcp::wire::{internet_checksum, pseudo_header_sum, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
 use utcp::wire::{SackBlocks, Timestamp, Transport, UnknownOptions};
 use utcp::{Duration, Instant, ListenerHandle, SocketHandle, SocketOption, Stack, State};
 
@@ -413,7 +414,93 @@ impl<O: Observer> Run<'_, O> {
                 let r = self.host.stack_mut().set_option(now, s, opt);
                 self.obs.note(now, format_args!("set_option({s}, {opt:?}) = {r:?}"));
             }
+            Step::Connect { port } => {
+                let remote = SocketAddr::new(self.main_remote, REMOTE_PORT.wrapping_add(u16::from(port)));
+                let local = SocketAddr::new(Self::local_for(self.main_remote), LOCAL_PORT);
+                let r = self.host.stack_mut().connect(now, Some(local), remote);
+                self.obs.note(now, format_args!("connect {remote} = {r:?}"));
+                if let Ok(s) = r {
+                    self.sockets.push(s);
+                    self.accepted_total += 1;
+                }
+            }
+            Step::Icmp(spec) => self.icmp(&spec),
         }
+    }
+
+    /// Sends the stack an ICMP message from the peer's address (see [`Step::Icmp`]): an error
+    /// quoting a segment the stack could have sent to that port, well or badly formed, or an
+    /// echo request.
+    fn icmp(&mut self, spec: &IcmpSpec) {
+        let now = self.host.now();
+        let ip = match (self.main_remote.is_ipv4(), spec.kind & 8 != 0) {
+            (true, false) | (false, true) => REMOTE_V4,
+            _ => REMOTE_V6,
+        };
+        let remote = SocketAddr::new(ip, REMOTE_PORT.wrapping_add(u16::from(spec.port)));
+        let local = SocketAddr::new(Self::local_for(ip), LOCAL_PORT);
+        let p = *self.peer(remote);
+        let v4 = ip.is_ipv4();
+        // The quoted datagram: a segment of the stack's to that port, at the sequence number of
+        // its latest segment there moved by `seq_off` (RFC 5927 §4.1: in or out of the window).
+        let seq =
+            p.stack_last_seq.or(p.stack_iss).unwrap_or(SeqNum(0)).0.wrapping_add(spec.seq_off as i32 as u32);
+        let quoted_tcp = TcpRepr {
+            src_port: LOCAL_PORT,
+            dst_port: remote.port(),
+            seq: SeqNum(seq),
+            ack: p.snd_nxt,
+            flags: TcpFlags::ACK,
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+            payload: &[],
+        };
+        let qip = IpRepr { src: local.ip(), dst: ip, protocol: IPPROTO_TCP, hop_limit: 64, payload_len: 0 };
+        let qt = Transport::Tcp(quoted_tcp);
+        let mut quoted = vec![0u8; datagram_len(&qip, &qt)];
+        if emit_datagram(&qip, &qt, &mut quoted).is_err() {
+            return;
+        }
+        let kind = spec.kind & 7;
+        if kind == 5 {
+            // A UDP datagram's quote: the protocol (IPv4) or next header (IPv6) says 17.
+            quoted[if v4 { 9 } else { 6 }] = 17;
+        }
+        // RFC 792: the IP header and 64 bits of data; kind 6 cuts the quote shorter.
+        quoted.truncate(qip.header_len() + if kind == 6 { 4 } else { 8 });
+        let (types, codes) =
+            if v4 { ([3, 3, 11, 12, 8], [0, 4, 0, 0, 0]) } else { ([1, 2, 3, 4, 128], [0; 5]) };
+        let value = spec.value;
+        let (icmp_type, code, word, body): (u8, u8, u32, Vec<u8>) = match kind {
+            0 | 5 | 6 => (types[0], (value % 16) as u8, 0, quoted),
+            1 => (types[1], codes[1], u32::from(value), quoted),
+            2 => (types[2], (value & 1) as u8, 0, quoted),
+            3 if v4 => (types[3], 0, u32::from(value as u8) << 24, quoted),
+            3 => (types[3], 0, u32::from(value), quoted),
+            4 => (types[4], 0, 0x1234_0001, (0..value % 64).map(|i| i as u8).collect()),
+            _ => ((value >> 8) as u8, value as u8, 0, quoted),
+        };
+        let mut msg = vec![icmp_type, code, 0, 0];
+        msg.extend(word.to_be_bytes());
+        msg.extend(body);
+        let protocol = if v4 { IPPROTO_ICMP } else { IPPROTO_ICMPV6 };
+        let init = if v4 { 0 } else { pseudo_header_sum(ip, local.ip(), protocol, msg.len()) };
+        let mut sum = !internet_checksum(init, &msg);
+        if spec.kind & 16 != 0 {
+            sum ^= 0x0f0f;
+        }
+        msg[2..4].copy_from_slice(&sum.to_be_bytes());
+        let outer = IpRepr { src: ip, dst: local.ip(), protocol, hop_limit: 64, payload_len: 0 };
+        let t = Transport::Other(&msg);
+        let mut buf = vec![0u8; datagram_len(&outer, &t)];
+        if let Err(e) = emit_datagram(&outer, &t, &mut buf) {
+            self.obs.note(now, format_args!("ICMP message not emitted: {e}"));
+            return;
+        }
+        self.obs
+            .note(now, format_args!("ICMP type {icmp_type} code {code} about {local} > {remote} seq {seq}"));
+        self.host.receive(now, &buf, &mut *self.obs);
     }
 
     /// Moves the clock by `d`, running every timer due on the way at its deadline and sending

@@ -1,6 +1,6 @@
 //! The named seed inputs of the stack targets. Depends on the input format only.
 
-use super::input::{SegmentSpec, Setup, StackInput, StackTarget, Step};
+use super::input::{IcmpSpec, SegmentSpec, Setup, StackInput, StackTarget, Step};
 
 // ------------------------------------------------------------------------------------------------
 // Seeds for the stack targets: meaningful sequences, written under corpus/fuzz/<target>/ by
@@ -28,6 +28,26 @@ fn advance_ms(ms: u16) -> Step {
 
 fn advance_s(s: u16) -> Step {
     Step::Advance { millis: 0x8000 + s * 10 }
+}
+
+/// An ICMP message: `kind` as [`IcmpSpec::kind`], about the stack's latest segment to port
+/// `REMOTE_PORT + port` moved by `seq_off`.
+fn icmp(kind: u8, port: u8, seq_off: i16, value: u16) -> Step {
+    Step::Icmp(IcmpSpec { kind, port, seq_off, value })
+}
+
+/// The peer's SYN-ACK to the stack's SYN on port `REMOTE_PORT + port` (acknowledging its ISS,
+/// mode bits 2-3 = 2), with the usual options.
+fn syn_ack(port: u8) -> Step {
+    step(SegmentSpec {
+        mode: 1 | 2 << 2,
+        ack_off: 1,
+        opts: 0b1111,
+        mss: 1460,
+        wscale: 7,
+        port,
+        ..seg(S | A, 0, 0)
+    })
 }
 
 /// A passive handshake on peer port `REMOTE_PORT + port` (SYN with the usual options, then ACK).
@@ -113,6 +133,55 @@ pub fn seed_scenarios(target: StackTarget) -> Vec<(&'static str, Vec<Step>)> {
                 "shrink-buffers",
                 vec![Step::SetOption { sock: 0, which: 2, value: 64 }, step(seg(P | A, 0, 200))],
             ),
+            ("icmp-frag-needed", vec![send(3000), icmp(1, 0, 0, 1200), advance_ms(300), step(seg(A, 0, 0))]),
+            ("icmp-frag-needed-tiny-mtu", vec![send(3000), icmp(1, 0, 0, 68), advance_s(2)]),
+            ("icmp-unreachable-in-window", vec![send(100), icmp(0, 0, 0, 1), advance_s(5)]),
+            ("icmp-unreachable-out-of-window", vec![send(100), icmp(0, 0, 20000, 3), advance_s(1)]),
+            ("icmp-port-unreachable", vec![icmp(0, 0, 0, 3), icmp(0, 0, 0, 4), send(10)]),
+            ("icmp-time-exceeded", vec![send(100), icmp(2, 0, 0, 0), advance_s(2)]),
+            ("icmp-param-problem", vec![send(100), icmp(3, 0, 0, 20), advance_s(2)]),
+            ("icmp-echo", vec![icmp(4, 0, 0, 32), icmp(4 | 8, 0, 0, 8)]),
+            (
+                "icmp-malformed",
+                vec![send(100), icmp(5, 0, 0, 3), icmp(6, 0, 0, 1), icmp(7, 0, 0, 0x0d00), icmp(16, 0, 0, 1)],
+            ),
+            ("icmp-other-family-and-port", vec![icmp(1 | 8, 0, 0, 1280), icmp(0, 9, 0, 1)]),
+            (
+                "second-connection",
+                vec![
+                    Step::Connect { port: 1 },
+                    syn_ack(1),
+                    step(SegmentSpec { port: 1, ..seg(P | A, 0, 10) }),
+                ],
+            ),
+            (
+                "syn-sent-hostile",
+                vec![
+                    Step::Connect { port: 1 },
+                    // RFC 9293 §3.10.7.3: an unacceptable ACK gets a RST, a RST without ACK is
+                    // dropped, a bare SYN is a simultaneous open.
+                    step(SegmentSpec { mode: 1, ack_off: 5000, port: 1, ..seg(S | A, 0, 0) }),
+                    step(SegmentSpec { mode: 1, port: 1, ..seg(R, 0, 0) }),
+                    step(SegmentSpec { mode: 1, ack_off: -1, port: 1, ..seg(R | A, 0, 0) }),
+                    step(SegmentSpec { mode: 1, port: 1, ..seg(P | A, 0, 20) }),
+                    step(SegmentSpec { mode: 1, port: 1, ..seg(A, 0, 0) }),
+                    icmp(0, 1, 0, 1),
+                    syn_ack(1),
+                ],
+            ),
+            (
+                "syn-sent-simultaneous-open",
+                vec![
+                    Step::Connect { port: 2 },
+                    step(SegmentSpec { mode: 1, port: 2, ..seg(S, 0, 0) }),
+                    advance_s(3),
+                ],
+            ),
+            (
+                "syn-sent-rst-ack",
+                vec![Step::Connect { port: 3 }, step(SegmentSpec { mode: 1, port: 3, ..seg(R | A, 0, 0) })],
+            ),
+            ("syn-sent-timeout", vec![Step::Connect { port: 4 }, icmp(1, 4, 0, 576), advance_s(200)]),
             (
                 "time-wait-reopen",
                 vec![
@@ -160,6 +229,23 @@ pub fn seed_scenarios(target: StackTarget) -> Vec<(&'static str, Vec<Step>)> {
                     };
                     vec![v6(a), v6(b), accept, send(100)]
                 }),
+                ("connect-and-answer", vec![Step::Connect { port: 5 }, syn_ack(5), send(100), recv]),
+                (
+                    "connect-refused",
+                    vec![
+                        Step::Connect { port: 6 },
+                        step(SegmentSpec { mode: 1, port: 6, ..seg(R | A, 0, 0) }),
+                    ],
+                ),
+                (
+                    "connect-icmp-unreachable",
+                    vec![Step::Connect { port: 7 }, icmp(0, 7, 0, 1), advance_s(10)],
+                ),
+                (
+                    "icmp-to-syn-received",
+                    vec![handshake(0)[0], icmp(0, 0, 0, 1), icmp(1, 0, 0, 1000), accept],
+                ),
+                ("icmp-echo", vec![icmp(4, 0, 0, 56), icmp(4 | 16, 0, 0, 8)]),
                 ("peer-closes-unaccepted", {
                     let mut v = handshake(0).to_vec();
                     v.extend([

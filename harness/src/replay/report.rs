@@ -9,6 +9,7 @@ use super::compare::{note, Outcome};
 use super::engine::{Call, Replay, Step};
 use crate::capture::flows::Side;
 use crate::capture::{CaptureError, CaptureWriter, Format};
+use crate::notes::Tally;
 use crate::transcript::{format_segment, format_time, Direction, Isns, Transcript};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -24,13 +25,32 @@ pub fn role_name(role: Side) -> &'static str {
     }
 }
 
-/// Per step: the note for a utcp packet (differs / tolerated / extra), or an injected one's notes.
+/// The notes on the injected packets, grouped by kind (the checksum-offload note of every
+/// packet is one kind).
+pub fn injection_notes(r: &Replay) -> Tally {
+    let mut t = Tally::default();
+    for s in &r.steps {
+        if let Step::In { number, notes, .. } = s {
+            for n in notes {
+                t.add(*number, n);
+            }
+        }
+    }
+    t
+}
+
+/// Per step: the note for a utcp packet (differs / tolerated / extra), or an injected one's notes
+/// (a kind that repeats on every packet only on its first, with the count).
 fn step_notes(r: &Replay) -> Vec<Option<String>> {
+    let tally = injection_notes(r);
     let mut notes: Vec<Option<String>> = r
         .steps
         .iter()
         .map(|s| match s {
-            Step::In { notes, .. } if !notes.is_empty() => Some(notes.join("; ")),
+            Step::In { number, notes, .. } => {
+                let shown: Vec<String> = notes.iter().filter_map(|n| tally.shown(*number, n)).collect();
+                (!shown.is_empty()).then(|| shown.join("; "))
+            }
             _ => None,
         })
         .collect();
@@ -115,6 +135,67 @@ pub fn summary_line(r: &Replay) -> String {
             let _ = write!(s, "; first difference: {d}");
         }
         None => s.push_str("; no difference"),
+    }
+    s
+}
+
+/// The summary of a replayed connection for a person: a heading line (flow, role, endpoints,
+/// completed or why not), the counts, the first difference, each kind of note once with its
+/// count, and what utcp did (retransmissions).
+pub fn summary(r: &Replay) -> String {
+    let c = &r.counts;
+    let mut s = String::new();
+    let state = match (&r.completed, &r.reason) {
+        (true, _) => "completed".to_string(),
+        (false, Some(why)) => format!("not completed ({why})"),
+        (false, None) => "not completed".to_string(),
+    };
+    let _ =
+        writeln!(s, "flow {}: utcp as {} {} <-> {}: {state}", r.flow, role_name(r.role), r.local, r.remote);
+    let _ = writeln!(
+        s,
+        "  recorded {}: matched {}, differed {}, missing {}; extra {}",
+        c.recorded, c.matched, c.differed, c.missing, c.extra
+    );
+    if !c.significant.is_empty() {
+        let fields: Vec<String> = c.significant.iter().map(|(f, n)| format!("{f} {n}")).collect();
+        let _ = writeln!(s, "  differences by field: {}", fields.join(", "));
+    }
+    match &r.first_difference {
+        Some(d) => {
+            let _ = writeln!(s, "  first difference: {d}");
+        }
+        None if r.replayed => s.push_str("  no difference\n"),
+        None => {}
+    }
+    let injected = r.steps.iter().filter(|s| matches!(s, Step::In { .. })).count();
+    if r.replayed {
+        let _ = writeln!(
+            s,
+            "  injected {injected}, utcp sent {} ({} retransmissions)",
+            r.utcp.len(),
+            r.stats.retransmissions
+        );
+    }
+    let notes = injection_notes(r).summary_lines();
+    let mut engine = Tally::default();
+    for (i, step) in r.steps.iter().enumerate() {
+        if let Step::Note { text, .. } = step {
+            engine.add(i as u64, text);
+        }
+    }
+    if !notes.is_empty() || !engine.groups().is_empty() {
+        s.push_str("  notes:\n");
+        for n in notes {
+            let _ = writeln!(s, "    {n}");
+        }
+        for g in engine.groups() {
+            match g.count {
+                1 => writeln!(s, "    {}", g.first),
+                n => writeln!(s, "    {n} times: {}", g.first),
+            }
+            .ok();
+        }
     }
     s
 }

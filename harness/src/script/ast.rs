@@ -39,6 +39,15 @@ pub struct ScriptOptions {
     pub remote_ip: Ipv4Addr,
     /// The link MTU, if the script sets one.
     pub mtu: Option<usize>,
+    /// `--strict_segments`: each `>` line is exactly one wire segment (packetdrill otherwise
+    /// lets one line cover several consecutive segments).
+    pub strict_segments: bool,
+    /// `--tcp_ts_tick_usecs=N`: the stack's TS val must advance one tick per N microseconds of
+    /// script time (checked against the `>` line's value, within the tolerance).
+    pub tcp_ts_tick_usecs: Option<u64>,
+    /// `--mss=N`: the MSS of the scripted peer's path (packetdrill uses it for its own packets;
+    /// utcp's stack is not told).
+    pub mss: Option<u16>,
 }
 
 impl Default for ScriptOptions {
@@ -49,6 +58,9 @@ impl Default for ScriptOptions {
             local_ip: Ipv4Addr::new(192, 168, 0, 1),
             remote_ip: Ipv4Addr::new(192, 0, 2, 1),
             mtu: None,
+            strict_segments: false,
+            tcp_ts_tick_usecs: None,
+            mss: None,
         }
     }
 }
@@ -96,6 +108,12 @@ pub enum EventKind {
     Packet(PacketSpec),
     /// A socket call and its expected result.
     Call(CallSpec),
+    /// An ICMP message into the stack (`< icmp unreachable frag_needed mtu 1200 [1:1461(1460)]`).
+    Icmp(IcmpSpec),
+    /// A shell line (`` `...` ``), read as the settings it makes.
+    Shell(Vec<super::env::ShellCommand>),
+    /// A Python block (`%{ ... }%`) of asserts on `tcpi_*` fields.
+    Python(Vec<super::python::Assert>),
 }
 
 /// Which way a packet goes.
@@ -159,6 +177,20 @@ pub struct PacketSpec {
     /// `port N` (a utcp extension, not packetdrill): the peer's port for this packet, so that
     /// one script can hold several connections (backlog tests). `None` is the script's peer.
     pub peer_port: Option<u16>,
+}
+
+/// An inbound ICMPv4 line: type and code, the next-hop MTU, and the quoted TCP segment of ours
+/// (its sequence number relative as in `>` lines; packetdrill's `[start:end(len)]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IcmpSpec {
+    /// ICMP type.
+    pub icmp_type: u8,
+    /// ICMP code.
+    pub code: u8,
+    /// `mtu N`: the next-hop MTU (fragmentation needed).
+    pub mtu: Option<u16>,
+    /// `[start:end(len)]`: the quoted segment's sequence number and length.
+    pub quoted: Option<(u32, u32)>,
 }
 
 /// The options of a packet line.

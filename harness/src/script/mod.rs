@@ -4,7 +4,9 @@
 //! Must not depend on: wall-clock time, the network. Files are read only by [`run_file`].
 
 pub mod ast;
+pub mod env;
 pub mod parse;
+pub mod python;
 
 pub use ast::Script;
 pub use parse::{parse_script, ParseError};
@@ -20,6 +22,19 @@ pub struct FileOutcome {
     pub path: String,
     /// `Err` when the file could not be read or parsed (the message names file:line:col).
     pub outcome: Result<Outcome, String>,
+    /// When the parser refused the script: the feature it named.
+    pub refused_feature: Option<String>,
+}
+
+/// What became of one script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It ran and every line held.
+    Pass,
+    /// A line did not hold, or the script could not be read or parsed.
+    Fail,
+    /// It asks for a feature utcp does not have (named in the report).
+    Refused,
 }
 
 impl FileOutcome {
@@ -28,16 +43,45 @@ impl FileOutcome {
         matches!(&self.outcome, Ok(o) if o.passed())
     }
 
-    /// A one-paragraph report: `PASS path` or `FAIL path:line` with expected and instead.
+    /// The feature the script was refused for, by the parser or at a line.
+    pub fn refused(&self) -> Option<&str> {
+        match &self.outcome {
+            Ok(o) => o.refused(),
+            Err(_) => self.refused_feature.as_deref(),
+        }
+    }
+
+    /// Pass, fail or refused.
+    pub fn verdict(&self) -> Verdict {
+        if self.passed() {
+            Verdict::Pass
+        } else if self.refused().is_some() {
+            Verdict::Refused
+        } else {
+            Verdict::Fail
+        }
+    }
+
+    /// A one-paragraph report: `PASS path`, `FAIL path:line` with expected and instead, or
+    /// `REFUSED path:line: refused: FEATURE`.
     pub fn report(&self, verbose: bool) -> String {
         let mut s = match &self.outcome {
             Ok(o) => match &o.failure {
                 None => format!("PASS {}", self.path),
+                Some(f) if f.refused.is_some() => {
+                    format!(
+                        "REFUSED {}:{}: refused: {}",
+                        self.path,
+                        f.line,
+                        f.refused.as_deref().unwrap_or_default()
+                    )
+                }
                 Some(f) => format!(
                     "FAIL {}:{}\n  expected: {}\n  instead:  {}",
                     self.path, f.line, f.expected, f.got
                 ),
             },
+            Err(e) if self.refused_feature.is_some() => format!("REFUSED {e}"),
             Err(e) => format!("FAIL {e}"),
         };
         if verbose {
@@ -56,14 +100,18 @@ impl FileOutcome {
 /// Reads, parses and runs one script file.
 pub fn run_file(path: &std::path::Path) -> FileOutcome {
     let name = path.display().to_string();
+    let mut refused_feature = None;
     let outcome = match std::fs::read_to_string(path) {
         Err(e) => Err(format!("{name}: cannot read: {e}")),
         Ok(text) => match parse_script(&name, &text) {
-            Err(e) => Err(e.to_string()),
+            Err(e) => {
+                refused_feature = e.feature.clone();
+                Err(e.to_string())
+            }
             Ok(script) => Ok(run(&script)),
         },
     };
-    FileOutcome { path: name, outcome }
+    FileOutcome { path: name, outcome, refused_feature }
 }
 
 /// Every `.pkt` file under `dir`, sorted.

@@ -48,6 +48,28 @@ fn fold(mut sum: u32) -> u16 {
     !(sum as u16)
 }
 
+/// The Internet checksum (RFC 1071) of `data`.
+pub fn internet_checksum(data: &[u8]) -> u16 {
+    fold(checksum(0, data))
+}
+
+/// An IPv4 datagram (TTL 64, DF set) carrying `payload` of protocol `protocol`.
+pub fn ipv4_datagram(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, payload: &[u8]) -> Vec<u8> {
+    let total = 20 + payload.len();
+    let mut d = vec![0u8; 20];
+    d[0] = 0x45;
+    d[2..4].copy_from_slice(&(total.min(65535) as u16).to_be_bytes());
+    d[6] = 0x40;
+    d[8] = 64;
+    d[9] = protocol;
+    d[12..16].copy_from_slice(&src.octets());
+    d[16..20].copy_from_slice(&dst.octets());
+    let ck = fold(checksum(0, &d));
+    d[10..12].copy_from_slice(&ck.to_be_bytes());
+    d.extend_from_slice(payload);
+    d
+}
+
 fn encode_options(options: &[TcpOptionSpec]) -> Vec<u8> {
     let mut out = Vec::new();
     for o in options {

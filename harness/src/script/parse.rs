@@ -20,17 +20,39 @@ pub struct ParseError {
     pub col: usize,
     /// What was wrong or expected.
     pub message: String,
+    /// When the script is well formed but uses a feature utcp does not have: its name. The
+    /// script is then refused, not failed.
+    pub feature: Option<String>,
 }
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.path, self.line, self.col, self.message)
+        match &self.feature {
+            Some(feature) => write!(f, "{}:{}:{}: refused: {feature}", self.path, self.line, self.col),
+            None => write!(f, "{}:{}:{}: {}", self.path, self.line, self.col, self.message),
+        }
     }
+}
+
+/// A feature the dialect does not have, as a positioned message: `(col, "refused: FEATURE")`.
+/// [`parse_script`] turns the prefix into [`ParseError::feature`].
+fn refused<T>(col: usize, feature: impl fmt::Display) -> PResult<T> {
+    Err((col, format!("{REFUSED}{feature}")))
+}
+
+const REFUSED: &str = "refused: ";
+
+/// Blocks found while blanking comments: shell lines and Python blocks, by the line and column
+/// where they start.
+#[derive(Debug, Default)]
+struct Blocks {
+    shell: Vec<(usize, usize, String)>,
+    python: Vec<(usize, usize, String)>,
 }
 
 impl std::error::Error for ParseError {}
 
-/// The system calls the dialect knows.
+/// The system calls the executor makes (others parse, and are refused where they run).
 pub const CALLS: &[&str] = &[
     "socket",
     "bind",
@@ -47,43 +69,103 @@ pub const CALLS: &[&str] = &[
     "getsockopt",
     "fcntl",
     "poll",
+    "sendto",
+    "sendmsg",
+    "recvmsg",
+    "recvfrom",
+    "ioctl",
 ];
 
 /// Parses a whole script. `path` is used in messages only.
 pub fn parse_script(path: &str, text: &str) -> Result<Script, ParseError> {
-    let cleaned = strip_comments(path, text)?;
+    let mut blocks = Blocks::default();
+    let cleaned = strip_comments(path, text, &mut blocks)?;
     let mut options = ScriptOptions::default();
     let mut events = Vec::new();
-    for (i, line) in cleaned.lines().enumerate() {
+    let lines: Vec<&str> = cleaned.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
         let lineno = i + 1;
-        let err =
-            |col: usize, message: String| ParseError { path: path.to_string(), line: lineno, col, message };
-        if line.trim().is_empty() {
+        let mk = |col: usize, message: String| {
+            let (message, feature) = match message.strip_prefix(REFUSED) {
+                Some(f) => (message.clone(), Some(f.to_string())),
+                None => (message, None),
+            };
+            ParseError { path: path.to_string(), line: lineno, col, message, feature }
+        };
+        let mut line = lines[i].to_string();
+        i += 1;
+        let shell = blocks.shell.iter().find(|b| b.0 == lineno);
+        let python = blocks.python.iter().find(|b| b.0 == lineno);
+        if line.trim().is_empty() && shell.is_none() && python.is_none() {
             continue;
-        }
-        if let Some(col) = line.find('`') {
-            return Err(err(col + 1, "shell lines (`...`) are not supported".into()));
         }
         let indent = line.len() - line.trim_start().len();
         if line.trim_start().starts_with("--") {
             if !events.is_empty() {
-                return Err(err(
+                return Err(mk(
                     indent + 1,
                     "header options (--name=value) must come before the first event".into(),
                 ));
             }
-            parse_header_option(line.trim_end(), indent, &mut options).map_err(|(col, m)| err(col, m))?;
+            parse_header_option(line.trim_end(), indent, &mut options).map_err(|(col, m)| mk(col, m))?;
             continue;
         }
-        let mut p = LineParser { s: line, pos: 0 };
-        let event = p.event(lineno).map_err(|(col, m)| err(col, m))?;
+        // A call may span lines (`poll([{...},\n {...}], 1, 0) = 1`): join until balanced.
+        while unbalanced(&line) && i < lines.len() && !blocks.shell.iter().any(|b| b.0 == i + 1) {
+            line.push(' ');
+            line.push_str(lines[i]);
+            i += 1;
+        }
+        let mut p = LineParser { s: &line, pos: 0 };
+        let event = if let Some((_, col, text)) = shell.or(python) {
+            let is_shell = shell.is_some();
+            let time =
+                if p.at_end() { TimeSpec::Relative(0) } else { p.time().map_err(|(c, m)| mk(c, m))? };
+            if !p.at_end() {
+                return Err(mk(
+                    p.col(),
+                    format!("expected end of line after the block, found {}", p.found()),
+                ));
+            }
+            let kind = if is_shell {
+                EventKind::Shell(
+                    super::env::parse_shell(text).map_err(|f| mk(*col, format!("{REFUSED}{f}")))?,
+                )
+            } else {
+                EventKind::Python(
+                    super::python::parse_block(text).map_err(|f| mk(*col, format!("{REFUSED}{f}")))?,
+                )
+            };
+            let first = text.lines().next().unwrap_or_default().trim();
+            let text = if is_shell { format!("`{first}`") } else { format!("%{{ {first} }}%") };
+            Event { line: lineno, text, time, end_time: None, kind }
+        } else {
+            p.event(lineno).map_err(|(col, m)| mk(col, m))?
+        };
         events.push(event);
     }
     Ok(Script { path: path.to_string(), options, events })
 }
 
-/// Blanks comments, keeping newlines and columns; refuses Python blocks.
-fn strip_comments(path: &str, text: &str) -> Result<String, ParseError> {
+/// Whether a line opens more `(`, `[` or `{` than it closes (outside strings).
+fn unbalanced(line: &str) -> bool {
+    let mut depth = 0i32;
+    let mut in_str = false;
+    for c in line.chars() {
+        match c {
+            '"' => in_str = !in_str,
+            '(' | '[' | '{' if !in_str => depth += 1,
+            ')' | ']' | '}' if !in_str => depth -= 1,
+            _ => {}
+        }
+    }
+    depth > 0
+}
+
+/// Blanks comments, keeping newlines and columns; takes shell lines and Python blocks out into
+/// `blocks`, blanking them too.
+fn strip_comments(path: &str, text: &str, blocks: &mut Blocks) -> Result<String, ParseError> {
     let bytes: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let (mut line, mut col) = (1usize, 1usize);
@@ -111,6 +193,7 @@ fn strip_comments(path: &str, text: &str) -> Result<String, ParseError> {
                         line: start_line,
                         col: start_col,
                         message: "unterminated /* comment".into(),
+                        feature: None,
                     });
                 }
                 if bytes[i] == '*' && bytes.get(i + 1) == Some(&'/') {
@@ -131,13 +214,39 @@ fn strip_comments(path: &str, text: &str) -> Result<String, ParseError> {
             }
             continue;
         }
-        if c == '%' && next == Some('{') {
-            return Err(ParseError {
-                path: path.into(),
-                line,
-                col,
-                message: "Python blocks (%{ ... }%) are not supported".into(),
-            });
+        let python = c == '%' && next == Some('{');
+        if python || c == '`' {
+            let (start_line, start_col) = (line, col);
+            let (open, close): (usize, &[char]) = if python { (2, &['}', '%']) } else { (1, &['`']) };
+            let mut j = i + open;
+            let mut body = String::new();
+            while j < bytes.len() && !bytes[j..].starts_with(close) {
+                body.push(bytes[j]);
+                j += 1;
+            }
+            if j >= bytes.len() {
+                let what = if python {
+                    "unterminated Python block (%{ without }%)"
+                } else {
+                    "unterminated shell line (` without `)"
+                };
+                return Err(ParseError { path: path.into(), line, col, message: what.into(), feature: None });
+            }
+            let end = j + close.len();
+            for &ch in &bytes[i..end] {
+                if ch == '\n' {
+                    out.push('\n');
+                    line += 1;
+                    col = 1;
+                } else {
+                    out.push(' ');
+                    col += 1;
+                }
+            }
+            i = end;
+            let list = if python { &mut blocks.python } else { &mut blocks.shell };
+            list.push((start_line, start_col, body));
+            continue;
         }
         out.push(c);
         if c == '\n' {
@@ -153,10 +262,23 @@ fn strip_comments(path: &str, text: &str) -> Result<String, ParseError> {
 
 type PResult<T> = Result<T, (usize, String)>;
 
+/// The header options that take a value.
+const VALUED_OPTIONS: &[&str] =
+    &["tolerance_usecs", "profile", "local_ip", "remote_ip", "ip_version", "mtu", "tcp_ts_tick_usecs", "mss"];
+
 fn parse_header_option(line: &str, indent: usize, options: &mut ScriptOptions) -> PResult<()> {
     let body = &line[indent + 2..];
+    if body.trim() == "strict_segments" {
+        options.strict_segments = true;
+        return Ok(());
+    }
     let (name, value) = match body.split_once('=') {
         Some((n, v)) => (n.trim(), v.trim()),
+        None if body.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !VALUED_OPTIONS.contains(&body.trim()) =>
+        {
+            return refused(indent + 1, format!("header option --{}", body.trim()))
+        }
         None => return Err((indent + 1, format!("expected --name=value, found `{}`", line.trim()))),
     };
     let vcol = indent + 3 + body.find('=').unwrap_or(0) + 1;
@@ -174,6 +296,9 @@ fn parse_header_option(line: &str, indent: usize, options: &mut ScriptOptions) -
             };
         }
         "local_ip" | "remote_ip" => {
+            if value.parse::<std::net::Ipv6Addr>().is_ok() {
+                return refused(vcol, format!("IPv6 (--{name}={value})"));
+            }
             let ip: Ipv4Addr =
                 value.parse().map_err(|_| (vcol, format!("expected an IPv4 address, found `{value}`")))?;
             if name == "local_ip" {
@@ -184,8 +309,19 @@ fn parse_header_option(line: &str, indent: usize, options: &mut ScriptOptions) -
         }
         "ip_version" => {
             if value != "ipv4" {
-                return Err((vcol, format!("only --ip_version=ipv4 is supported, found `{value}`")));
+                return refused(vcol, format!("IPv6 (--ip_version={value})"));
             }
+        }
+        "tcp_ts_tick_usecs" => {
+            let v: u64 = value
+                .parse()
+                .map_err(|_| (vcol, format!("expected a number of microseconds, found `{value}`")))?;
+            options.tcp_ts_tick_usecs = (v > 0).then_some(v);
+        }
+        "mss" => {
+            options.mss = Some(
+                value.parse().map_err(|_| (vcol, format!("expected an MSS in bytes, found `{value}`")))?,
+            );
         }
         "mtu" => {
             let mtu: usize =
@@ -195,15 +331,7 @@ fn parse_header_option(line: &str, indent: usize, options: &mut ScriptOptions) -
             }
             options.mtu = Some(mtu);
         }
-        _ => {
-            return Err((
-                indent + 3,
-                format!(
-                    "unknown header option `--{name}` (known: tolerance_usecs, profile, local_ip, remote_ip, \
-                     ip_version, mtu)"
-                ),
-            ))
-        }
+        _ => return refused(indent + 3, format!("header option --{name}")),
     }
     Ok(())
 }
@@ -380,7 +508,20 @@ impl<'a> LineParser<'a> {
                 if end_time.is_some() {
                     return self.fail("a system call after a `t1...t2` time");
                 }
-                EventKind::Packet(self.packet()?)
+                let save = self.pos;
+                let inbound = self.eat("<");
+                if !inbound {
+                    self.eat(">");
+                }
+                let col = self.col();
+                if inbound && self.eat_word("icmp") {
+                    EventKind::Icmp(self.icmp()?)
+                } else if self.eat_word("icmp") {
+                    return refused(col, "outbound ICMP lines (`> icmp`)");
+                } else {
+                    self.pos = save;
+                    EventKind::Packet(self.packet()?)
+                }
             }
             Some(c) if c.is_ascii_alphabetic() => EventKind::Call(self.call()?),
             _ => return self.fail("`<`, `>` or a system call"),
@@ -425,17 +566,24 @@ impl<'a> LineParser<'a> {
             Direction::Outbound
         };
         self.skip_ws();
-        if self.eat_word("icmp") || self.eat_word("udp") {
-            return Err((self.col(), "only TCP packet lines are supported".into()));
+        let col = self.col();
+        if self.eat_word("udp") {
+            return refused(col, "UDP packet lines");
         }
         if self.peek() == Some('[') {
-            return Err((self.col(), "IP header fields (`[...]`) are not supported".into()));
+            let field: String = self.rest().chars().take_while(|c| *c != ']').chain([']']).collect();
+            return refused(col, format!("IP header fields (`{field}`)"));
         }
         // Flags: one word of S F R P U E W and `.`.
         self.skip_ws();
         let start = self.pos;
         let mut flags = 0u8;
-        while let Some(c) = self.peek() {
+        // `-`: no flags at all.
+        let no_flags = self.rest().starts_with("- ");
+        if no_flags {
+            self.pos += 1;
+        }
+        while let Some(c) = self.peek().filter(|_| !no_flags) {
             let bit = match c {
                 'S' => flag::SYN,
                 'F' => flag::FIN,
@@ -522,6 +670,69 @@ impl<'a> LineParser<'a> {
         Ok(spec)
     }
 
+    /// After `< icmp`: `TYPE [CODE] [mtu N] [[start:end(len)]]` (IPv4 names, as packetdrill's
+    /// icmp_packet.c spells them).
+    fn icmp(&mut self) -> PResult<IcmpSpec> {
+        const TYPES: &[(&str, u8)] =
+            &[("unreachable", 3), ("source_quench", 4), ("time_exceeded", 11), ("parameter_problem", 12)];
+        const UNREACHABLE: &[&str] = &[
+            "net_unreachable",
+            "host_unreachable",
+            "protocol_unreachable",
+            "port_unreachable",
+            "frag_needed",
+            "source_route_failed",
+            "net_unknown",
+            "host_unknown",
+            "source_host_isolated",
+            "net_prohibited",
+            "host_prohibited",
+            "net_unreachable_for_tos",
+            "host_unreachable_for_tos",
+            "packet_filtered",
+            "precedence_violation",
+            "precedence_cutoff",
+        ];
+        self.skip_ws();
+        let col = self.col();
+        let Some(name) = self.ident() else {
+            return self.fail("an ICMP type (unreachable, time_exceeded, ...)");
+        };
+        let Some(&(_, icmp_type)) = TYPES.iter().find(|(n, _)| *n == name) else {
+            return refused(col, format!("ICMP type {name}"));
+        };
+        let mut spec = IcmpSpec { icmp_type, code: 0, mtu: None, quoted: None };
+        self.skip_ws();
+        let save = self.pos;
+        if let Some(code) = self.ident() {
+            match UNREACHABLE.iter().position(|c| *c == code) {
+                Some(i) if icmp_type == 3 => spec.code = i as u8,
+                _ if code == "mtu" => self.pos = save,
+                _ => return refused(col, format!("ICMP code {code}")),
+            }
+        }
+        if self.eat_word("mtu") {
+            spec.mtu = Some(self.u16("a next-hop MTU after `mtu`")?);
+        }
+        if self.eat("[") {
+            let seq = self.u32("a quoted sequence range `[start:end(len)]`")?;
+            self.expect(":", "`:` in `[start:end(len)]`")?;
+            let end = self.u32("the end of `[start:end(len)]`")?;
+            self.expect("(", "`(` in `[start:end(len)]`")?;
+            let len = self.u32("the length in `[start:end(len)]`")?;
+            self.expect(")", "`)` in `[start:end(len)]`")?;
+            self.expect("]", "`]` after the quoted segment")?;
+            if end.wrapping_sub(seq) != len {
+                return Err((col, format!("length {len} does not match {seq}:{end}")));
+            }
+            spec.quoted = Some((seq, len));
+        }
+        if !self.at_end() {
+            return self.fail("`mtu N`, `[start:end(len)]` or end of line");
+        }
+        Ok(spec)
+    }
+
     /// After `<`: `...>` or a comma-separated list ending in `>`.
     fn options(&mut self) -> PResult<OptionsSpec> {
         if self.eat("...") {
@@ -579,14 +790,9 @@ impl<'a> LineParser<'a> {
                     }
                     TcpOptionSpec::Sack(blocks)
                 }
-                other => {
-                    return Err((
-                        col,
-                        format!(
-                        "unsupported TCP option `{other}` (known: mss, sackOK, TS, nop, wscale, sack, eol)"
-                    ),
-                    ))
-                }
+                "FO" | "FOEXP" => return refused(col, format!("TCP Fast Open (RFC 7413) (`{name}` option)")),
+                "md5" => return refused(col, "the TCP MD5 signature option (RFC 2385)"),
+                other => return refused(col, format!("TCP option `{other}`")),
             };
             list.push(opt);
             if self.eat(">") {
@@ -600,8 +806,11 @@ impl<'a> LineParser<'a> {
         self.skip_ws();
         let col = self.col();
         let name = self.ident().unwrap_or_default().to_string();
-        if !CALLS.contains(&name.as_str()) {
-            return Err((col, format!("unsupported system call `{name}` (known: {})", CALLS.join(", "))));
+        // A call the executor does not have is refused when its line is reached, so that a
+        // script fails at an earlier line that does not hold rather than be refused for a later
+        // one.
+        if name.is_empty() {
+            return Err((col, "expected a system call name".into()));
         }
         self.expect("(", &format!("`(` after `{name}`"))?;
         let mut args = Vec::new();
@@ -687,10 +896,35 @@ impl<'a> LineParser<'a> {
                 return Ok(Expr::Struct(fields));
             }
             loop {
+                // `{..., 1000}`: an iovec's fields by position (named "").
+                let save = self.pos;
+                let positional = match self.ident() {
+                    None => true,
+                    Some(_) => {
+                        let eq = self.rest().trim_start().starts_with('=') || self.rest().starts_with('(');
+                        self.pos = save;
+                        !eq
+                    }
+                };
+                if positional {
+                    fields.push((String::new(), self.expr()?));
+                    if self.eat("}") {
+                        return Ok(Expr::Struct(fields));
+                    }
+                    self.expect(",", "`,` or `}`")?;
+                    continue;
+                }
                 let Some(name) = self.ident() else {
                     return self.fail("a field name in `{name=value}`");
                 };
-                let name = name.to_string();
+                let mut name = name.to_string();
+                // `msg_name(...)=...`: a field with an argument list, as packetdrill writes a
+                // message's address.
+                if self.eat("(") {
+                    let arg = self.expr()?;
+                    self.expect(")", "`)` after the field's argument")?;
+                    name = format!("{name}({arg})");
+                }
                 self.expect("=", "`=` after the field name")?;
                 fields.push((name, self.expr()?));
                 if self.eat("}") {

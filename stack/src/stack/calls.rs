@@ -200,19 +200,7 @@ impl Stack {
         let _ = now;
         let (idx, conn) = self.conn_mut(socket).ok_or(SetOptionError::InvalidHandle)?;
         let mut o = conn.options;
-        match option {
-            SocketOption::NoDelay(v) => o.nodelay = v,
-            SocketOption::KeepAlive(v) => o.keepalive = v,
-            SocketOption::RecvBuffer(v) => {
-                o.recv_buffer = v;
-                o.recv_buffer_max = v;
-            }
-            SocketOption::SendBuffer(v) => {
-                o.send_buffer = v;
-                o.send_buffer_max = v;
-            }
-            SocketOption::MaxSegment(v) => o.max_segment = Some(v),
-        }
+        option.apply(&mut o);
         conn.set_options(o);
         self.after_conn(idx, Outcome::default());
         Ok(())

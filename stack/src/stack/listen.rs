@@ -3,12 +3,13 @@
 //!
 //! Must not depend on: clocks, I/O, threads, OS randomness.
 
-use super::{Event, Listener, ListenerHandle, SocketHandle, Stack, INDEX_MASK};
-use crate::socket::{AcceptError, ListenError, SocketOptions, UnlistenError};
+use super::{cookie, Event, Listener, ListenerHandle, SocketHandle, Stack, INDEX_MASK};
+use crate::socket::{AcceptError, ListenError, SetOptionError, SocketOption, SocketOptions, UnlistenError};
 use crate::stats::DropReason;
-use crate::tcp::conn::{Connection, FourTuple, Outcome};
-use crate::time::Instant;
-use crate::wire::{IpRepr, TcpRepr, IPPROTO_TCP};
+use crate::tcp::conn::{mss_for_mtu, Connection, FourTuple, Outcome};
+use crate::tcp::SeqNum;
+use crate::time::{Duration, Instant};
+use crate::wire::{self, IpRepr, TcpFlags, TcpOptions, TcpRepr, Transport, IPPROTO_TCP};
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -38,6 +39,9 @@ impl Stack {
             payload_len: 0,
         };
         if f.ack() {
+            if !f.syn() && self.accept_cookie(now, lidx, tuple, seg) {
+                return;
+            }
             // Any acknowledgment is bad if it arrives on a connection still in LISTEN.
             self.count_drop(DropReason::AckToListener);
             self.reset_for(&ip, seg);
@@ -55,8 +59,9 @@ impl Stack {
             return;
         }
         if listener.half_open >= self.config.tcp.syn_backlog {
-            // A SYN flood must not grow memory without bound.
-            self.count_drop(DropReason::SynQueueFull);
+            // A SYN flood must not grow memory without bound: RFC 4987 §3.6, answer with a SYN
+            // cookie and keep no state.
+            self.send_cookie(now, lidx, tuple, seg);
             return;
         }
         let options = listener.options;
@@ -73,6 +78,94 @@ impl Stack {
         slot.listener = Some(lidx);
         slot.orphaned = true;
         self.after_conn(idx, Outcome::default());
+    }
+
+    /// RFC 4987 §3.6: the SYN-ACK of a full SYN queue, its ISN a cookie, its only option the MSS.
+    fn send_cookie(&mut self, now: Instant, lidx: u32, tuple: FourTuple, seg: &TcpRepr<'_>) {
+        let Some(listener) = self.listeners[lidx as usize].as_mut() else { return };
+        listener.cookies_until = Some(now + Duration::from_micros(2 * cookie::PERIOD_MICROS));
+        let peer_mss = seg.options.mss.unwrap_or(if tuple.remote.is_ipv4() { 536 } else { 1220 });
+        let iss = cookie::make(&self.config.isn_secret, now, tuple, seg.seq, peer_mss);
+        let mut our_mss = mss_for_mtu(self.config.mtu, tuple.remote);
+        if let Some(m) = listener.options.max_segment {
+            our_mss = our_mss.min(m.max(64));
+        }
+        let syn_ack = TcpRepr {
+            src_port: seg.dst_port,
+            dst_port: seg.src_port,
+            seq: iss,
+            ack: seg.seq + 1,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            // No window scale in a cookie SYN-ACK, so the window is the unscaled field.
+            window: self.config.tcp.recv_buffer.min(65535) as u16,
+            urgent: 0,
+            options: TcpOptions { mss: Some(our_mss), ..TcpOptions::default() },
+            payload: &[],
+        };
+        let ip = IpRepr {
+            src: tuple.local.ip(),
+            dst: tuple.remote.ip(),
+            protocol: IPPROTO_TCP,
+            hop_limit: self.config.hop_limit,
+            payload_len: 0,
+        };
+        let t = Transport::Tcp(syn_ack);
+        let mut buf = vec![0; wire::datagram_len(&ip, &t)];
+        if wire::emit_datagram(&ip, &t, &mut buf).is_ok() && self.push_outbox(buf) {
+            self.cookies.sent += 1;
+            self.stats.segments_out += 1;
+        }
+    }
+
+    /// RFC 4987 §3.6: an ACK that reached the listener and carries a good cookie becomes a
+    /// connection, as if its SYN had been queued: SYN-RECEIVED from the SYN the cookie stands
+    /// for, then this ACK. Returns false (nothing done) when it is no cookie of ours.
+    fn accept_cookie(&mut self, now: Instant, lidx: u32, tuple: FourTuple, seg: &TcpRepr<'_>) -> bool {
+        let Some(listener) = self.listeners[lidx as usize].as_ref() else { return false };
+        if listener.cookies_until.is_none_or(|until| now > until) {
+            return false;
+        }
+        // Like Linux: a full accept queue drops the ACK; the peer retransmits it.
+        if listener.accept_queue.len() > listener.backlog {
+            return false;
+        }
+        let options = listener.options;
+        let Some(mss) = cookie::check(&self.config.isn_secret, now, tuple, seg.seq, seg.ack) else {
+            return false;
+        };
+        // The SYN the cookie stands for: its sequence number, the MSS it carried, no other options.
+        let syn = TcpRepr {
+            src_port: seg.src_port,
+            dst_port: seg.dst_port,
+            seq: seg.seq - 1,
+            ack: SeqNum(0),
+            flags: TcpFlags::SYN,
+            window: seg.window,
+            urgent: 0,
+            options: TcpOptions { mss: Some(mss), ..TcpOptions::default() },
+            payload: &[],
+        };
+        let mut opening = self.opening(now, tuple, options);
+        opening.iss = SeqNum(seg.ack.raw().wrapping_sub(1));
+        let conn = Connection::accept_syn(&opening, &syn);
+        let Some(idx) = self.insert(conn) else {
+            self.count_drop(DropReason::TooManyConnections);
+            return true;
+        };
+        if let Some(l) = self.listeners[lidx as usize].as_mut() {
+            l.half_open += 1;
+        }
+        let slot = &mut self.slots[idx as usize];
+        slot.listener = Some(lidx);
+        slot.orphaned = true;
+        self.cookies.accepted += 1;
+        self.with_conn(idx, |conn, ctx| {
+            // The SYN-ACK already went out, statelessly: the connection makes it again, into
+            // nothing, so that SND.NXT is past the SYN as the peer's ACK says.
+            let _ = conn.poll_transmit(now, ctx);
+            conn.on_segment(now, seg, ctx);
+        });
+        true
     }
 
     /// Listens on `local` (an address of the stack's, or unspecified for all of one family).
@@ -109,6 +202,7 @@ impl Stack {
             options,
             accept_queue: VecDeque::new(),
             half_open: 0,
+            cookies_until: None,
         };
         let idx = match self.listeners.iter().position(Option::is_none) {
             Some(i) => {
@@ -174,6 +268,25 @@ impl Stack {
             self.push_event(Event::Closed(handle, reason));
         }
         Ok(handle)
+    }
+
+    /// Sets one socket option on a listener: connections it accepts from now on inherit it (as
+    /// `setsockopt` on a listening socket does on Linux, `TCP_MAXSEG` then bounding the MSS of
+    /// the SYN-ACK).
+    pub fn set_listener_option(
+        &mut self,
+        now: Instant,
+        listener: ListenerHandle,
+        option: SocketOption,
+    ) -> Result<(), SetOptionError> {
+        let _ = now;
+        let l = self
+            .listeners
+            .get_mut(listener.0 as usize)
+            .and_then(|l| l.as_mut())
+            .ok_or(SetOptionError::InvalidHandle)?;
+        option.apply(&mut l.options);
+        Ok(())
     }
 
     /// Established connections waiting in the listener's accept queue; `None` for an invalid

@@ -11,6 +11,7 @@
 //! Must not depend on: clocks, I/O, threads, OS randomness.
 
 mod calls;
+mod cookie;
 mod hash;
 mod icmp;
 mod listen;
@@ -92,6 +93,18 @@ struct Listener {
     accept_queue: VecDeque<SocketHandle>,
     /// Half-open connections (SYN-RECEIVED) it owns.
     half_open: usize,
+    /// Until when an ACK reaching the listener may answer a SYN cookie it sent (two cookie
+    /// periods after the last one); `None` when it never sent one.
+    cookies_until: Option<Instant>,
+}
+
+/// SYN cookies a stack sent and took back (RFC 4987 §3.6), from [`Stack::syn_cookies`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SynCookies {
+    /// SYN-ACKs sent with a cookie because a listener's SYN queue was full.
+    pub sent: u64,
+    /// ACKs that carried a good cookie and became connections.
+    pub accepted: u64,
 }
 
 /// A slab entry: the connection and the generation that tells stale handles apart.
@@ -143,6 +156,7 @@ pub struct Stack {
     challenge: ChallengeLimiter,
     next_port: u16,
     connections: usize,
+    cookies: SynCookies,
 }
 
 impl fmt::Debug for Stack {
@@ -181,6 +195,7 @@ impl Stack {
             challenge: ChallengeLimiter::default(),
             next_port,
             connections: 0,
+            cookies: SynCookies::default(),
         }
     }
 
@@ -529,7 +544,8 @@ impl Stack {
                 dst: tuple.remote.ip(),
                 protocol: IPPROTO_TCP,
                 hop_limit,
-                payload_len: seg.buffer_len(),
+                // Ignored by `emit_datagram_with`, which lays the options out once itself.
+                payload_len: 0,
             };
             let result = wire::emit_datagram_with(&ip, &Transport::Tcp(seg), buf, checksums);
             self.after_transmit(idx);
@@ -679,6 +695,11 @@ impl Stack {
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// SYN cookies sent and accepted so far.
+    pub fn syn_cookies(&self) -> SynCookies {
+        self.cookies
     }
 
     /// Connections the stack still holds any state for (including TIME-WAIT and half-open ones).

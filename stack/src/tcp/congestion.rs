@@ -45,6 +45,9 @@ pub(crate) trait Controller: core::fmt::Debug + Send {
     fn on_recovery_end(&mut self, now: Instant);
     /// The retransmission timer expired with `flight` bytes outstanding (RFC 5681 §3.1 (4)).
     fn on_timeout(&mut self, now: Instant, flight: u32, mss: u32);
+    /// A reduction turned out to be spurious (F-RTO, RFC 5682 §3): back to the window and
+    /// threshold from before it.
+    fn undo(&mut self, cwnd: u32, ssthresh: u32);
 }
 
 /// RFC 6928 §2: IW = min(10*MSS, max(2*MSS, 14600)), generalised to `iw_segments`.
@@ -220,6 +223,12 @@ impl Controller for Reno {
         self.bytes_acked = 0;
         self.ss = SlowStart::new();
     }
+
+    fn undo(&mut self, cwnd: u32, ssthresh: u32) {
+        self.cwnd = cwnd;
+        self.ssthresh = ssthresh;
+        self.bytes_acked = 0;
+    }
 }
 
 /// CUBIC (RFC 9438) with fast convergence and the Reno-friendly region, slow start with
@@ -260,11 +269,12 @@ impl Cubic {
         }
     }
 
-    /// §4.2 fast convergence and §4.6 the multiplicative decrease.
-    fn reduce(&mut self, mss: u32) {
+    /// §4.7 fast convergence and §4.6 the multiplicative decrease, from the flight size
+    /// (§4.6: "ssthresh = flight_size × β_cubic").
+    fn reduce(&mut self, flight: u32, mss: u32) {
         let cwnd = f64::from(self.cwnd);
         self.w_max = if cwnd < self.w_max { cwnd * (1.0 + CUBIC_BETA) / 2.0 } else { cwnd };
-        self.ssthresh = ((cwnd * CUBIC_BETA) as u32).max(2 * mss);
+        self.ssthresh = ((f64::from(flight) * CUBIC_BETA) as u32).max(2 * mss);
         self.epoch = None;
         self.pending = 0.0;
     }
@@ -314,9 +324,13 @@ impl Controller for Cubic {
         // §4.3: the Reno-friendly window, α = 3(1 - β)/(1 + β) segments per RTT.
         let alpha = 3.0 * (1.0 - CUBIC_BETA) / (1.0 + CUBIC_BETA);
         self.w_est += alpha * mss * f64::from(a.acked) / cwnd;
-        let goal = if w_cubic(t) < self.w_est { self.w_est } else { target };
+        if w_cubic(t) < self.w_est {
+            // §4.3: in the Reno-friendly region the window is W_est.
+            self.cwnd = self.cwnd.max(self.w_est as u32);
+            return;
+        }
         // §4.4/§4.5: cwnd grows by (target - cwnd)/cwnd per segment acknowledged.
-        self.pending += (goal - cwnd).max(0.0) * f64::from(a.acked) / cwnd;
+        self.pending += (target - cwnd).max(0.0) * f64::from(a.acked) / cwnd;
         if self.pending >= 1.0 {
             let inc = self.pending.floor();
             self.pending -= inc;
@@ -324,8 +338,8 @@ impl Controller for Cubic {
         }
     }
 
-    fn on_congestion(&mut self, _: Instant, _flight: u32, mss: u32) {
-        self.reduce(mss);
+    fn on_congestion(&mut self, _: Instant, flight: u32, mss: u32) {
+        self.reduce(flight, mss);
     }
 
     fn set_cwnd(&mut self, cwnd: u32) {
@@ -336,11 +350,17 @@ impl Controller for Cubic {
         self.cwnd = self.ssthresh;
     }
 
-    fn on_timeout(&mut self, _: Instant, _flight: u32, mss: u32) {
-        // §4.7: as a congestion event, then the loss window of one segment.
-        self.reduce(mss);
+    fn on_timeout(&mut self, _: Instant, flight: u32, mss: u32) {
+        // §4.8: as a congestion event, then the loss window of one segment.
+        self.reduce(flight, mss);
         self.cwnd = mss;
         self.ss = SlowStart::new();
+    }
+
+    fn undo(&mut self, cwnd: u32, ssthresh: u32) {
+        self.cwnd = cwnd;
+        self.ssthresh = ssthresh;
+        self.epoch = None;
     }
 }
 
@@ -360,6 +380,7 @@ impl Controller for Unlimited {
     fn set_cwnd(&mut self, _: u32) {}
     fn on_recovery_end(&mut self, _: Instant) {}
     fn on_timeout(&mut self, _: Instant, _: u32, _: u32) {}
+    fn undo(&mut self, _: u32, _: u32) {}
 }
 
 /// Where the sender is in loss recovery (Linux's `icsk_ca_state`, reduced).
@@ -392,6 +413,8 @@ pub(crate) struct Recovery {
     /// Without SACK: bytes credited to duplicate ACKs (RFC 6937 §3: each counts one SMSS
     /// delivered), taken back from the next cumulative ACK.
     pub(crate) dup_credit: u32,
+    /// RFC 6675 §4 NextSeg (4): the one rescue retransmission of this recovery was sent.
+    pub(crate) rescued: bool,
 }
 
 impl Recovery {

@@ -48,10 +48,13 @@ pub(crate) struct Delivered {
     /// A segment never retransmitted was delivered below one already SACKed: the network
     /// reordered (RFC 8985 §6.2 step 3).
     pub(crate) reordering: bool,
+    /// A segment never retransmitted was delivered (F-RTO's test, RFC 5682 §2.1 step 3 b).
+    pub(crate) original: bool,
 }
 
 impl Delivered {
     fn note(&mut self, s: &Sent) {
+        self.original |= !s.ever_retransmitted;
         let newer = match self.newest {
             None => true,
             Some((t, end, _)) => s.xmit > t || (s.xmit == t && s.end > end),
@@ -328,6 +331,15 @@ impl Scoreboard {
         marked
     }
 
+    /// Takes back every loss mark (a spurious timeout, RFC 5682): retransmissions in flight stay
+    /// counted as such.
+    pub(crate) fn clear_lost(&mut self) {
+        for s in self.segs.iter_mut() {
+            s.lost = false;
+        }
+        self.lost = 0;
+    }
+
     /// A retransmission timeout: everything not SACKed is deemed lost (RFC 6675 §5.1, RFC 8985
     /// §6.3), so recovery resends only what the scoreboard says is missing.
     pub(crate) fn mark_all_lost(&mut self) {
@@ -359,6 +371,11 @@ impl Scoreboard {
             end = s.end;
         }
         Some((start, end))
+    }
+
+    /// RFC 6675 §4 NextSeg (4): the highest segment neither SACKed nor being retransmitted.
+    pub(crate) fn rescue_candidate(&self) -> Option<(SeqNum, SeqNum)> {
+        self.segs.iter().rev().find(|s| !s.sacked && !s.retrans).map(|s| (s.start, s.end))
     }
 
     /// The last segment outstanding, for a tail loss probe (RFC 8985 §7.3).

@@ -22,14 +22,17 @@ pub(crate) enum Timer {
     Reorder = 5,
     /// The tail loss probe (RFC 8985 §7.2).
     Probe = 6,
+    /// The next paced transmission (`TcpConfig::pacing`).
+    Pace = 7,
 }
 
 impl Timer {
     /// Every kind, in the order expired timers are run.
-    pub(crate) const ALL: [Timer; 7] = [
+    pub(crate) const ALL: [Timer; 8] = [
         Timer::Retransmit,
         Timer::Reorder,
         Timer::Probe,
+        Timer::Pace,
         Timer::DelayedAck,
         Timer::Persist,
         Timer::Keepalive,

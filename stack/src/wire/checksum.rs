@@ -1,11 +1,15 @@
 //! The Internet checksum (RFC 1071) and the TCP/ICMPv6 pseudo-headers (RFC 9293 §3.1, RFC 8200 §8.1).
 //!
-//! Sums are taken over big-endian 64-bit words with their carries counted, and folded at the end
-//! (RFC 1071 §2 (B), "parallel summation"), so no carry is lost and no allocation happens.
+//! The sum is taken over native-endian 64-bit words, 32 bytes per round in four independent
+//! accumulators, and byte-swapped once at the end: RFC 1071 §2 (B), "byte order independence",
+//! says the sum of byte-swapped words is the byte-swapped sum, so no word is swapped on the way.
+//! Each 64-bit word is added as its two 32-bit halves, so an accumulator cannot carry out of 64
+//! bits for 2^31 words; blocks of [`BLOCK`] bytes are summed apart to keep that bound for any
+//! length. The loop is plain Rust the compiler vectorises; nothing allocates.
 
 use std::net::IpAddr;
 
-/// Folds a 64-bit ones'-complement accumulator to 16 bits.
+/// Folds a 64-bit ones'-complement accumulator to 16 bits (RFC 1071 §2 (C), end-around carry).
 #[inline]
 fn fold(mut sum: u64) -> u16 {
     while sum > 0xffff {
@@ -14,46 +18,81 @@ fn fold(mut sum: u64) -> u16 {
     sum as u16
 }
 
+/// Bytes summed into one set of accumulators before they are folded: far below the 2^31 words
+/// of 8 bytes an accumulator can take.
+const BLOCK: usize = 1 << 20;
+
+/// One native-endian 64-bit word of `c` at `i` (the caller keeps `i + 8 <= c.len()`).
+#[inline(always)]
+fn word(c: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&c[i..i + 8]);
+    u64::from_ne_bytes(w)
+}
+
+/// A word's two 32-bit halves added: what it contributes to the sum, without a carry out.
+#[inline(always)]
+fn halves(w: u64) -> u64 {
+    (w & 0xffff_ffff) + (w >> 32)
+}
+
+/// The sum of `data` as native-endian 16-bit words, folded to 16 bits, still native-endian (an
+/// odd last byte is padded with zero, at the place a big-endian word would have it).
+#[inline]
+fn sum_native(data: &[u8]) -> u16 {
+    let mut total = 0u64;
+    for block in data.chunks(BLOCK) {
+        let (mut a, mut b, mut c, mut d) = (0u64, 0u64, 0u64, 0u64);
+        let mut chunks = block.chunks_exact(32);
+        for k in &mut chunks {
+            a += halves(word(k, 0));
+            b += halves(word(k, 8));
+            c += halves(word(k, 16));
+            d += halves(word(k, 24));
+        }
+        let mut rest = chunks.remainder();
+        while rest.len() >= 8 {
+            a += halves(word(rest, 0));
+            rest = &rest[8..];
+        }
+        // The tail starts at an even offset, so zero padding after it is what RFC 1071 asks.
+        let mut pad = [0u8; 8];
+        pad[..rest.len()].copy_from_slice(rest);
+        b += halves(u64::from_ne_bytes(pad));
+        total += u64::from(fold(a + b + c + d));
+    }
+    fold(total)
+}
+
 /// The unfolded sum of `data` taken as big-endian 16-bit words (an odd last byte is padded with zero).
-///
-/// Adds whole big-endian 64-bit words and counts the carries out: since 2^16 = 1 modulo 0xffff, a
-/// carry out of bit 63 is worth 1, and the 64-bit sum reduces by adding its halves (RFC 1071 §2 (B)).
-/// Two accumulators let consecutive additions run in parallel.
 #[inline]
 fn sum_words(data: &[u8]) -> u64 {
-    let (mut a, mut b, mut carries) = (0u64, 0u64, 0u64);
-    let mut chunks = data.chunks_exact(16);
-    for c in &mut chunks {
-        let (x, y) = c.split_at(8);
-        let (s, o) = a.overflowing_add(u64::from_be_bytes(x.try_into().unwrap_or_default()));
-        a = s;
-        carries += u64::from(o);
-        let (s, o) = b.overflowing_add(u64::from_be_bytes(y.try_into().unwrap_or_default()));
-        b = s;
-        carries += u64::from(o);
-    }
-    let mut acc = (a >> 32) + (a & 0xffff_ffff) + (b >> 32) + (b & 0xffff_ffff) + carries;
-    let mut rest = chunks.remainder();
-    while rest.len() >= 4 {
-        acc += u64::from(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]));
-        rest = &rest[4..];
-    }
-    if rest.len() >= 2 {
-        acc += u64::from(u16::from_be_bytes([rest[0], rest[1]]));
-        rest = &rest[2..];
-    }
-    if let Some(&b) = rest.first() {
-        acc += u64::from(b) << 8;
-    }
-    acc
+    // Native to big-endian: one swap of the folded sum on a little-endian machine (RFC 1071 §2 (B)).
+    u64::from(u16::from_be(sum_native(data)))
 }
 
 /// The ones'-complement sum of `data` folded to 16 bits, added to `initial` (not complemented).
 ///
 /// Sums of pieces chain: `internet_checksum(internet_checksum(0, a) as u32, b)` equals the sum of
 /// `a` followed by `b` when `a` has an even length.
+#[inline]
 pub fn internet_checksum(initial: u32, data: &[u8]) -> u16 {
     fold(u64::from(initial) + sum_words(data))
+}
+
+/// Copies `src` into the start of `dst` and returns the checksum of the copied bytes as
+/// [`internet_checksum`] would, added to `initial`: the sum folded into a copy the caller makes
+/// anyway. Copies `min(src.len(), dst.len())` bytes and sums exactly those.
+///
+/// The copy is a `memcpy` and the sum is taken over the destination right after, while it is in
+/// the L1 cache: on the machine this was measured on (x86-64, 1460-byte segments), that ran
+/// faster than one loop that loads each word once, stores it and adds it.
+#[inline]
+pub fn copy_with_checksum(initial: u32, src: &[u8], dst: &mut [u8]) -> u16 {
+    let n = src.len().min(dst.len());
+    let dst = &mut dst[..n];
+    dst.copy_from_slice(&src[..n]);
+    internet_checksum(initial, dst)
 }
 
 /// The unfolded sum of the pseudo-header for a transport of `len` bytes and protocol `protocol`.
@@ -61,10 +100,15 @@ pub fn internet_checksum(initial: u32, data: &[u8]) -> u16 {
 /// IPv4 (RFC 9293 §3.1): source, destination, zero, protocol, 16-bit length. IPv6 (RFC 8200 §8.1):
 /// source, destination, 32-bit length, three zero bytes, next header.
 pub fn pseudo_header_sum(src: IpAddr, dst: IpAddr, protocol: u8, len: usize) -> u32 {
+    // An address's 16-bit words: its 32-bit halves added, then folded by the caller.
     let addr_sum = |a: IpAddr| -> u64 {
         match a {
-            IpAddr::V4(a) => sum_words(&a.octets()),
-            IpAddr::V6(a) => sum_words(&a.octets()),
+            IpAddr::V4(a) => u64::from(a.to_bits()),
+            IpAddr::V6(a) => {
+                let b = a.to_bits();
+                let (hi, lo) = ((b >> 64) as u64, b as u64);
+                halves(hi) + halves(lo)
+            }
         }
     };
     let len_sum = if src.is_ipv4() {
@@ -73,7 +117,8 @@ pub fn pseudo_header_sum(src: IpAddr, dst: IpAddr, protocol: u8, len: usize) -> 
         let l = len as u64 & 0xffff_ffff;
         (l >> 16) + (l & 0xffff)
     };
-    u32::from(fold(addr_sum(src) + addr_sum(dst) + u64::from(protocol) + len_sum))
+    let sum = halves(addr_sum(src)) + halves(addr_sum(dst)) + u64::from(protocol) + len_sum;
+    u32::from(fold(sum))
 }
 
 #[cfg(test)]
@@ -126,6 +171,56 @@ mod tests {
         fn sum_matches_naive_on_any_bytes(initial in proptest::prelude::any::<u32>(), data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
             proptest::prop_assert_eq!(internet_checksum(initial, &data), naive(initial, &data));
         }
+
+        // Random lengths up to a jumbo frame, at every alignment of the start within a word.
+        #[test]
+        fn sum_matches_naive_at_any_length_and_alignment(
+            initial in proptest::prelude::any::<u32>(),
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..9100),
+            skip in 0usize..8,
+        ) {
+            let data = &data[skip.min(data.len())..];
+            proptest::prop_assert_eq!(internet_checksum(initial, data), naive(initial, data));
+        }
+
+        #[test]
+        fn copy_with_checksum_copies_and_sums_like_naive(
+            initial in proptest::prelude::any::<u32>(),
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            skip in 0usize..8,
+            dst_skip in 0usize..8,
+        ) {
+            let src = &data[skip.min(data.len())..];
+            let mut dst = vec![0xa5u8; src.len() + dst_skip + 3];
+            let sum = copy_with_checksum(initial, src, &mut dst[dst_skip..]);
+            proptest::prop_assert_eq!(sum, naive(initial, src));
+            proptest::prop_assert_eq!(&dst[dst_skip..dst_skip + src.len()], src);
+            proptest::prop_assert!(dst[dst_skip + src.len()..].iter().all(|&b| b == 0xa5));
+        }
+    }
+
+    #[test]
+    fn copy_with_checksum_into_a_shorter_buffer_copies_what_fits() {
+        let mut dst = [0u8; 3];
+        assert_eq!(copy_with_checksum(0, &[0x12, 0x34, 0x56, 0x78], &mut dst), 0x6834);
+        assert_eq!(dst, [0x12, 0x34, 0x56]);
+    }
+
+    #[test]
+    fn odd_lengths_at_every_alignment_match_naive() {
+        let data: Vec<u8> = (0u32..600).map(|b| (b * 131 % 256) as u8).collect();
+        for skip in 0..8 {
+            for n in (1..data.len() - skip).step_by(2) {
+                let d = &data[skip..skip + n];
+                assert_eq!(internet_checksum(7, d), naive(7, d), "start {skip}, length {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn sums_longer_than_one_block_keep_every_carry() {
+        let data = vec![0xffu8; BLOCK * 2 + 37];
+        assert_eq!(internet_checksum(0, &data), naive(0, &data));
     }
 
     #[test]
@@ -163,5 +258,20 @@ mod tests {
         );
         // 0x0a00 + 0x0001 + 0x0a00 + 0x0002 + 6 + 20
         assert_eq!(s, 0x0a00 + 0x0001 + 0x0a00 + 0x0002 + 6 + 20);
+    }
+
+    // RFC 8200 §8.1: source, destination, 32-bit upper-layer length, three zeros, next header.
+    #[test]
+    fn pseudo_header_v6_sums_like_its_bytes() {
+        let src: std::net::Ipv6Addr = "2001:db8::1:ffff".parse().unwrap();
+        let dst: std::net::Ipv6Addr = "fe80::abcd:1234:5678".parse().unwrap();
+        let len = 70_000usize;
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&src.octets());
+        bytes.extend_from_slice(&dst.octets());
+        bytes.extend_from_slice(&(len as u32).to_be_bytes());
+        bytes.extend_from_slice(&[0, 0, 0, 6]);
+        let s = pseudo_header_sum(IpAddr::V6(src), IpAddr::V6(dst), 6, len);
+        assert_eq!(s as u16, naive(0, &bytes));
     }
 }

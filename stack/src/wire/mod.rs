@@ -14,7 +14,7 @@ mod ip;
 pub mod notation;
 mod tcp;
 
-pub use checksum::{internet_checksum, pseudo_header_sum};
+pub use checksum::{copy_with_checksum, internet_checksum, pseudo_header_sum};
 pub use error::{Layer, WireError, WireErrorKind};
 pub use icmp::{IcmpRepr, Quote};
 pub use ip::{IpRepr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
@@ -102,16 +102,27 @@ pub fn emit_datagram_with(
     buf: &mut [u8],
     checksums: ChecksumMode,
 ) -> Result<usize, WireError> {
-    let total = datagram_len(ip, transport);
+    // A TCP segment's options are laid out once, for the length and for the writing.
+    let plan = match transport {
+        Transport::Tcp(tcp) => Some(tcp.emit_plan()?),
+        _ => None,
+    };
+    let hlen = ip.header_len();
+    let total = match (transport, plan) {
+        (Transport::Tcp(tcp), Some(plan)) => hlen + plan.buffer_len(tcp),
+        _ => datagram_len(ip, transport),
+    };
     if buf.len() < total {
         return Err(WireError::truncated(Layer::Ip, 0, total, buf.len()));
     }
-    let hlen = ip.header_len();
     let payload_len = total - hlen;
     ip.emit(payload_len, &mut buf[..hlen])?;
     let body = &mut buf[hlen..total];
     match transport {
-        Transport::Tcp(tcp) => tcp.emit_with(ip, body, checksums)?,
+        Transport::Tcp(tcp) => match plan {
+            Some(plan) => tcp.emit_planned(ip, body, checksums, plan)?,
+            None => tcp.emit_with(ip, body, checksums)?,
+        },
         Transport::Icmp(icmp) => icmp.emit(ip, body)?,
         Transport::Other(payload) => body.copy_from_slice(payload),
     }

@@ -4,7 +4,7 @@
 //! emitting a parsed segment and parsing it again gives the same value. Unknown options are kept
 //! as kind and bytes (a view into the parsed buffer).
 
-use super::checksum::{internet_checksum, pseudo_header_sum};
+use super::checksum::{copy_with_checksum, internet_checksum, pseudo_header_sum};
 use super::ip::IPPROTO_TCP;
 use super::{ChecksumMode, IpRepr, Layer, WireError, WireErrorKind};
 use crate::tcp::seq::SeqNum;
@@ -335,6 +335,20 @@ impl<'a> Iterator for OptionIter<'a> {
     }
 }
 
+/// The option layout of a segment about to be emitted, from [`TcpRepr::emit_plan`].
+#[derive(Clone, Copy)]
+pub(crate) struct EmitPlan {
+    layout: Layout,
+    opt_len: usize,
+}
+
+impl EmitPlan {
+    /// Header (with options) plus payload of `tcp`, the segment this plan was made for.
+    pub(crate) fn buffer_len(&self, tcp: &TcpRepr<'_>) -> usize {
+        20 + self.opt_len + tcp.payload.len()
+    }
+}
+
 /// Where each option goes when emitting: the Linux NOP-aligned layout, or packed when that
 /// does not fit in 40 bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -501,9 +515,11 @@ impl<'a> TcpRepr<'a> {
         if checksums == ChecksumMode::Verify {
             // RFC 9293 §3.1: the checksum covers the pseudo-header, the header and the data.
             let pseudo = pseudo_header_sum(ip.src, ip.dst, IPPROTO_TCP, data.len());
-            let partial = internet_checksum(internet_checksum(pseudo, &data[..16]).into(), &data[18..]);
-            let found = u16::from_be_bytes([data[16], data[17]]);
-            if internet_checksum(partial.into(), &data[16..18]) != 0xffff {
+            // One pass over the whole segment, checksum field included, sums to 0xffff when it
+            // is right; the checksum it should have had is worked out only for a bad one.
+            if internet_checksum(pseudo, data) != 0xffff {
+                let partial = internet_checksum(internet_checksum(pseudo, &data[..16]).into(), &data[18..]);
+                let found = u16::from_be_bytes([data[16], data[17]]);
                 return Err(err(16, WireErrorKind::BadChecksum { found, computed: !partial }));
             }
         }
@@ -582,11 +598,31 @@ impl<'a> TcpRepr<'a> {
     /// for a device that computes checksums itself (offload) or a link that needs none.
     #[inline]
     pub fn emit_with(&self, ip: &IpRepr, buf: &mut [u8], checksums: ChecksumMode) -> Result<(), WireError> {
+        self.emit_planned(ip, buf, checksums, self.emit_plan()?)
+    }
+
+    /// How [`TcpRepr::emit_with`] will lay the options out, worked out once for a caller that
+    /// needs the length first (`emit_datagram_with`).
+    #[inline]
+    pub(crate) fn emit_plan(&self) -> Result<EmitPlan, WireError> {
         let (layout, opt_len) = self.options.plan().map_err(|n| WireError {
             layer: Layer::TcpOption,
             offset: 20,
             kind: WireErrorKind::OptionsTooLong(n),
         })?;
+        Ok(EmitPlan { layout, opt_len })
+    }
+
+    /// [`TcpRepr::emit_with`] with the plan already made.
+    #[inline]
+    pub(crate) fn emit_planned(
+        &self,
+        ip: &IpRepr,
+        buf: &mut [u8],
+        checksums: ChecksumMode,
+        plan: EmitPlan,
+    ) -> Result<(), WireError> {
+        let EmitPlan { layout, opt_len } = plan;
         if ip.src.is_ipv4() != ip.dst.is_ipv4() {
             return Err(WireError { layer: Layer::Tcp, offset: 0, kind: WireErrorKind::MixedFamilies });
         }
@@ -606,11 +642,15 @@ impl<'a> TcpRepr<'a> {
         buf[16..18].copy_from_slice(&[0, 0]);
         buf[18..20].copy_from_slice(&self.urgent.to_be_bytes());
         self.options.write(layout, &mut buf[20..hlen]);
-        buf[hlen..].copy_from_slice(self.payload);
         if checksums == ChecksumMode::Verify {
+            // The payload's sum is taken as it is copied in (the header's length is a multiple
+            // of four, so the two sums chain).
             let pseudo = pseudo_header_sum(ip.src, ip.dst, IPPROTO_TCP, total);
-            let c = !internet_checksum(pseudo, buf);
+            let header = internet_checksum(pseudo, &buf[..hlen]);
+            let c = !copy_with_checksum(header.into(), self.payload, &mut buf[hlen..]);
             buf[16..18].copy_from_slice(&c.to_be_bytes());
+        } else {
+            buf[hlen..].copy_from_slice(self.payload);
         }
         Ok(())
     }

@@ -191,6 +191,15 @@ impl T {
         self.host.stack_mut().set_option(now, h, option)
     }
 
+    pub fn set_listener_option(
+        &mut self,
+        l: ListenerHandle,
+        option: SocketOption,
+    ) -> Result<(), SetOptionError> {
+        let now = self.now();
+        self.host.stack_mut().set_listener_option(now, l, option)
+    }
+
     pub fn listen(&mut self, local: SocketAddr, backlog: usize) -> Result<ListenerHandle, ListenError> {
         let now = self.now();
         self.host.stack_mut().listen(now, local, backlog)

@@ -3,6 +3,199 @@
 
 use super::*;
 
+/// Why a call line could not be checked: the script asked for something wrong (a failure), or for
+/// something utcp does not have (a refusal, naming the feature).
+#[derive(Debug)]
+pub(super) enum CallErr {
+    /// The line does not hold.
+    Fail(String),
+    /// utcp lacks the feature named.
+    Refused(String),
+}
+
+impl From<String> for CallErr {
+    fn from(s: String) -> Self {
+        CallErr::Fail(s)
+    }
+}
+
+impl From<&str> for CallErr {
+    fn from(s: &str) -> Self {
+        CallErr::Fail(s.to_string())
+    }
+}
+
+/// The socket options `setsockopt` sets.
+const SETSOCKOPTS: &[&str] = &[
+    "SO_REUSEADDR",
+    "SO_REUSEPORT",
+    "SO_LINGER",
+    "SO_RCVBUF",
+    "SO_SNDBUF",
+    "TCP_NODELAY",
+    "TCP_MAXSEG",
+    "SO_KEEPALIVE",
+    "TCP_KEEPIDLE",
+    "TCP_KEEPINTVL",
+    "TCP_KEEPCNT",
+];
+
+/// The socket options `getsockopt` reads.
+const GETSOCKOPTS: &[&str] = &["SO_ERROR", "TCP_MAXSEG", "SO_SNDBUF", "SO_RCVBUF", "TCP_INFO"];
+
+/// `TCP_INFO` state names (linux/tcp_states.h) as a `{tcpi_state=...}` field may write them.
+fn tcp_state_number(name: &str) -> Option<i64> {
+    Some(match name {
+        "TCP_ESTABLISHED" => 1,
+        "TCP_SYN_SENT" => 2,
+        "TCP_SYN_RECV" => 3,
+        "TCP_FIN_WAIT1" => 4,
+        "TCP_FIN_WAIT2" => 5,
+        "TCP_TIME_WAIT" => 6,
+        "TCP_CLOSE" => 7,
+        "TCP_CLOSE_WAIT" => 8,
+        "TCP_LAST_ACK" => 9,
+        "TCP_LISTEN" => 10,
+        "TCP_CLOSING" => 11,
+        _ => return None,
+    })
+}
+
+/// The first line that asks for something utcp does not have, whatever the state it would run
+/// in: a shell line's sysctl or command, a system call, a socket option or a send flag the
+/// executor lacks. Such a script is refused before it runs, naming the feature, rather than
+/// failed at an earlier line where the missing feature (TCP Fast Open, say) already shows.
+pub(super) fn prescan(script: &Script) -> Option<Failure> {
+    let mut config = config_for(&script.options);
+    for e in &script.events {
+        let feature = match &e.kind {
+            EventKind::Shell(cmds) => cmds.iter().find_map(|c| match c {
+                super::super::env::ShellCommand::Defaults => {
+                    super::super::env::apply_defaults(&mut config);
+                    None
+                }
+                super::super::env::ShellCommand::Sysctl(name, value) => {
+                    super::super::env::apply_sysctl(&mut config, name, value, false).err()
+                }
+                _ => None,
+            }),
+            EventKind::Call(c) => {
+                let c = match normalize(c) {
+                    Ok(c) => c,
+                    Err(CallErr::Refused(f)) => return refusal(e, f),
+                    Err(CallErr::Fail(_)) => continue,
+                };
+                let option = || sym_arg(&c, 2).unwrap_or_default();
+                match c.name.as_str() {
+                    n if !super::super::parse::CALLS.contains(&n) && !n.starts_with("epoll_") => {
+                        Some(format!("system call {n}"))
+                    }
+                    "setsockopt" if !SETSOCKOPTS.contains(&option().as_str()) => {
+                        Some(format!("socket option {}", option()))
+                    }
+                    "getsockopt" if !GETSOCKOPTS.contains(&option().as_str()) => {
+                        Some(format!("getsockopt of {}", option()))
+                    }
+                    "send" | "sendto" | "recv" | "recvfrom" => match msg_flags(c.args.get(3)) {
+                        Err(CallErr::Refused(f)) => Some(f),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(f) = feature {
+            return refusal(e, f);
+        }
+    }
+    None
+}
+
+fn refusal(e: &Event, feature: String) -> Option<Failure> {
+    Some(Failure {
+        line: e.line,
+        expected: e.text.clone(),
+        got: format!("refused: {feature}"),
+        refused: Some(feature),
+    })
+}
+
+/// `sendmsg`/`recvmsg` as the `send`/`recv` they amount to (the iovec lengths added up), and
+/// `write`/`send` of a NULL buffer as the EFAULT they get; other calls unchanged.
+fn normalize(c: &CallSpec) -> Result<CallSpec, CallErr> {
+    if c.name != "sendmsg" && c.name != "recvmsg" {
+        return Ok(c.clone());
+    }
+    let Some(Expr::Struct(msg)) = c.args.get(1) else {
+        return Err(
+            format!("{}: expected a message {{msg_name(...)=..., msg_iov(N)=[...], ...}}", c.name).into()
+        );
+    };
+    let mut total = 0i64;
+    for (name, value) in msg {
+        match (name.as_str(), value) {
+            (n, _) if n.starts_with("msg_name") => {}
+            (n, Expr::Array(iovs)) if n.starts_with("msg_iov") => {
+                for iov in iovs {
+                    match iov {
+                        Expr::Struct(f) => {
+                            match f.iter().find(|(k, _)| k.is_empty() || k == "iov_len").map(|(_, v)| v) {
+                                _ if f.len() == 2 => match &f[1].1 {
+                                    Expr::Int(n) => total = total.saturating_add(*n),
+                                    e => return Err(format!("{}: iovec length `{e}`", c.name).into()),
+                                },
+                                Some(Expr::Int(n)) => total = total.saturating_add(*n),
+                                _ => {
+                                    return Err(format!("{}: expected {{..., LEN}} in msg_iov", c.name).into())
+                                }
+                            }
+                        }
+                        e => {
+                            return Err(
+                                format!("{}: expected {{..., LEN}} in msg_iov, found {e}", c.name).into()
+                            )
+                        }
+                    }
+                }
+            }
+            ("msg_flags", Expr::Int(0)) | ("msg_flags", Expr::Ellipsis) => {}
+            ("msg_flags", v) => return refused(format!("{} msg_flags {v}", c.name)),
+            ("msg_control", _) => return refused(format!("{} control messages (msg_control)", c.name)),
+            (other, _) => return refused(format!("{} field {other}", c.name)),
+        }
+    }
+    let name = if c.name == "sendmsg" { "send" } else { "recv" };
+    let fd = c.args.first().cloned().unwrap_or(Expr::Ellipsis);
+    let flags = c.args.get(2).cloned().unwrap_or(Expr::Int(0));
+    Ok(CallSpec { name: name.into(), args: vec![fd, Expr::Ellipsis, Expr::Int(total), flags], ..c.clone() })
+}
+
+fn refused<T>(feature: impl Into<String>) -> Result<T, CallErr> {
+    Err(CallErr::Refused(feature.into()))
+}
+
+/// The `send`/`sendto`/`recv` flags utcp honours, or a refusal naming the first it does not.
+/// `MSG_DONTWAIT` makes this one call non-blocking.
+fn msg_flags(e: Option<&Expr>) -> Result<bool, CallErr> {
+    let mut dontwait = false;
+    match e {
+        None | Some(Expr::Int(0)) | Some(Expr::Ellipsis) => {}
+        Some(Expr::Int(v)) => return refused(format!("send/recv flags {v:#x}")),
+        Some(e) => {
+            for f in symbols(e) {
+                match f.as_str() {
+                    "MSG_DONTWAIT" => dontwait = true,
+                    "MSG_NOSIGNAL" => {}
+                    "MSG_FASTOPEN" => return refused("TCP Fast Open (RFC 7413) (MSG_FASTOPEN)"),
+                    other => return refused(format!("the {other} flag")),
+                }
+            }
+        }
+    }
+    Ok(dontwait)
+}
+
 impl Exec<'_> {
     pub(super) fn alloc_fd(&mut self, kind: FdKind, options: SocketOptions) -> i64 {
         let mut fd = 3;
@@ -11,12 +204,39 @@ impl Exec<'_> {
         }
         self.fds.insert(
             fd,
-            Fd { kind, nonblocking: false, linger0: false, options, keepalive_on: false, keepidle: None },
+            Fd {
+                kind,
+                nonblocking: false,
+                linger0: false,
+                options,
+                keepalive_on: false,
+                keepidle: None,
+                shut_rd: false,
+                sndbuf_set: false,
+                rcvbuf_set: false,
+            },
         );
         fd
     }
 
-    pub(super) fn call(&mut self, event: &Event, c: &CallSpec) -> Result<(), Failure> {
+    /// Allocates the descriptor the script expects (packetdrill maps script descriptors to live
+    /// ones by the result the script wrote), or the lowest free one when it wrote none.
+    pub(super) fn alloc_expected_fd(&mut self, kind: FdKind, options: SocketOptions, call: &CallSpec) -> i64 {
+        match call.result {
+            Expr::Int(n) if n >= 0 && !self.fds.contains_key(&n) => {
+                let fd = self.alloc_fd(kind, options);
+                if fd != n {
+                    if let Some(f) = self.fds.remove(&fd) {
+                        self.fds.insert(n, f);
+                    }
+                }
+                n
+            }
+            _ => self.alloc_fd(kind, options),
+        }
+    }
+
+    pub(super) fn call(&mut self, event: &Event, c: &CallSpec, base: u64) -> Result<(), Failure> {
         if self.pending.is_some()
             && matches!(c.name.as_str(), "accept" | "connect" | "read" | "recv" | "write" | "send" | "poll")
         {
@@ -27,7 +247,12 @@ impl Exec<'_> {
                 format!("the blocking call at line {p} has not returned yet"),
             );
         }
-        let end_time = event.end_time.map(|(t, rel)| if rel { self.last + t } else { t });
+        // packetdrill (adjust_relative_event_times): the end of `+a...b` counts from the same base
+        // as its start; the end of `a...b` is absolute.
+        let end_time = event.end_time.map(|(t, _)| match event.time {
+            TimeSpec::Relative(_) | TimeSpec::Range { relative: true, .. } => base + t,
+            _ => t,
+        });
         let mut pending = Pending {
             line: event.line,
             text: event.text.clone(),
@@ -38,7 +263,8 @@ impl Exec<'_> {
             retry: false,
         };
         match self.attempt(&mut pending) {
-            Err(msg) => fail(event.line, &event.text, msg),
+            Err(CallErr::Fail(msg)) => fail(event.line, &event.text, msg),
+            Err(CallErr::Refused(feature)) => refuse(event.line, &event.text, feature),
             Ok(Some(result)) => self.check_result(&pending, result),
             Ok(None) => {
                 self.pending = Some(pending);
@@ -51,7 +277,8 @@ impl Exec<'_> {
         let Some(mut p) = self.pending.take() else { return Ok(()) };
         p.retry = true;
         match self.attempt(&mut p) {
-            Err(msg) => fail(p.line, &p.text, msg),
+            Err(CallErr::Fail(msg)) => fail(p.line, &p.text, msg),
+            Err(CallErr::Refused(feature)) => refuse(p.line, &p.text, feature),
             Ok(Some(result)) => self.check_result(&p, result),
             Ok(None) => {
                 self.pending = Some(p);
@@ -89,20 +316,20 @@ impl Exec<'_> {
 
     /// Tries a call: `Ok(Some(result))` when it returned, `Ok(None)` when it blocks, `Err` when
     /// the script asked for something the executor cannot do.
-    pub(super) fn attempt(&mut self, p: &mut Pending) -> Result<Option<CallResult>, String> {
-        let c = p.call.clone();
+    pub(super) fn attempt(&mut self, p: &mut Pending) -> Result<Option<CallResult>, CallErr> {
+        let c = normalize(&p.call)?;
         let now = self.now;
         let r: CallResult = match c.name.as_str() {
             "socket" => {
                 let kinds = c.args.iter().flat_map(symbols).collect::<Vec<_>>();
-                if kinds.iter().any(|k| k == "SOCK_DGRAM" || k == "IPPROTO_UDP" || k == "AF_INET6") {
-                    return Err(format!(
-                        "only TCP over IPv4 sockets are scripted, found {}",
-                        kinds.join(", ")
-                    ));
+                if kinds.iter().any(|k| k == "SOCK_DGRAM" || k == "IPPROTO_UDP") {
+                    return refused("UDP sockets");
+                }
+                if kinds.iter().any(|k| k == "AF_INET6") {
+                    return refused("IPv6 sockets (AF_INET6)");
                 }
                 let options = self.default_options();
-                Ok(self.alloc_fd(FdKind::Fresh { bound: false }, options))
+                Ok(self.alloc_expected_fd(FdKind::Fresh { bound: false }, options, &c))
             }
             "bind" => match self.fd(&c)? {
                 Err(e) => Err(e),
@@ -138,7 +365,7 @@ impl Exec<'_> {
                             }
                         }
                         FdKind::Listener(_) => Ok(0),
-                        FdKind::Conn(_) => Err(Errno::EINVAL),
+                        FdKind::Conn(_) | FdKind::Epoll => Err(Errno::EINVAL),
                     },
                 }
             }
@@ -148,7 +375,8 @@ impl Exec<'_> {
                     FdKind::Listener(l) => match self.stack().accept(now, l) {
                         Ok(h) => {
                             let options = f.options;
-                            let fd = self.alloc_fd(FdKind::Conn(h), options);
+                            self.last_conn = Some(h);
+                            let fd = self.alloc_expected_fd(FdKind::Conn(h), options, &c);
                             if let Some(nf) = self.fds.get_mut(&fd) {
                                 nf.keepalive_on = f.keepalive_on;
                                 nf.keepidle = f.keepidle;
@@ -173,6 +401,7 @@ impl Exec<'_> {
                                 if let Some(f) = self.fds.get_mut(&fd) {
                                     f.kind = FdKind::Conn(h);
                                 }
+                                self.last_conn = Some(h);
                                 self.remote = remote;
                                 if let Some(SocketAddr::V4(l)) = self.stack().info(h).map(|i| i.local) {
                                     self.local = l;
@@ -197,14 +426,53 @@ impl Exec<'_> {
                         }
                     }
                     FdKind::Listener(_) => Err(Errno::EISCONN),
+                    FdKind::Epoll => Err(Errno::EINVAL),
                 },
             },
-            "write" | "send" => {
-                let n = int_arg(&c, 2)?.max(0) as usize;
+            "write" | "send" | "sendto" | "read" | "recv" | "recvfrom"
+                if c.args.get(1) == Some(&Expr::Symbol("NULL".into()))
+                    && matches!(self.fd(&c)?, Ok((_, Fd { kind: FdKind::Conn(_), .. }))) =>
+            {
+                // Linux: a NULL buffer is EFAULT (the suite's syscall_bad_arg tests).
+                Err(Errno::EFAULT)
+            }
+            "ioctl" => {
+                let req = sym_arg(&c, 1)?;
                 match self.fd(&c)? {
                     Err(e) => Err(e),
-                    Ok((_, f)) => match f.kind {
+                    Ok((_, f)) => {
+                        let FdKind::Conn(h) = f.kind else { return Ok(Some(Err(Errno::EINVAL))) };
+                        let Some(info) = self.stack().info(h) else { return Ok(Some(Err(Errno::ENOTCONN))) };
+                        let got = match req.as_str() {
+                            "SIOCINQ" | "FIONREAD" => info.recv_queue,
+                            "SIOCOUTQ" | "TIOCOUTQ" => info.send_queue,
+                            other => return refused(format!("ioctl {other}")),
+                        } as i64;
+                        let want = match c.args.get(2) {
+                            Some(Expr::Array(v)) if v.len() == 1 => v[0].clone(),
+                            Some(e) => e.clone(),
+                            None => Expr::Ellipsis,
+                        };
+                        if want != Expr::Ellipsis && want != Expr::Int(got) {
+                            return Err(format!("ioctl {req} gave [{got}], expected [{want}]").into());
+                        }
+                        Ok(0)
+                    }
+                }
+            }
+            "write" | "send" | "sendto" => {
+                let n = int_arg(&c, 2)?.max(0) as usize;
+                let dontwait = if c.name == "write" { false } else { msg_flags(c.args.get(3))? };
+                if c.name == "sendto"
+                    && !matches!(c.args.get(4), None | Some(Expr::Ellipsis) | Some(Expr::Int(0)))
+                {
+                    return refused("sendto with a destination address");
+                }
+                match self.fd(&c)? {
+                    Err(e) => Err(e),
+                    Ok((_, mut f)) => match f.kind {
                         FdKind::Conn(h) => {
+                            f.nonblocking |= dontwait;
                             // The stack takes at most its free buffer space: never allocate what a
                             // script asks for beyond that (a fuzzer asked for 150 GB).
                             let data = vec![0u8; (n - p.written).min(MAX_CALL_BYTES)];
@@ -229,15 +497,19 @@ impl Exec<'_> {
                     },
                 }
             }
-            "read" | "recv" => {
+            "read" | "recv" | "recvfrom" => {
                 let n = int_arg(&c, 2)?.max(0) as usize;
+                let dontwait = if c.name == "read" { false } else { msg_flags(c.args.get(3))? };
                 match self.fd(&c)? {
                     Err(e) => Err(e),
-                    Ok((_, f)) => match f.kind {
+                    Ok((_, mut f)) => match f.kind {
                         FdKind::Conn(h) => {
+                            f.nonblocking |= dontwait;
                             let mut buf = vec![0u8; n.min(MAX_CALL_BYTES)];
                             match self.stack().recv(now, h, &mut buf) {
                                 Ok(k) => Ok(k as i64),
+                                // Linux: after SHUT_RD a read that finds nothing returns 0.
+                                Err(RecvError::WouldBlock) if f.shut_rd => Ok(0),
                                 Err(RecvError::WouldBlock) | Err(RecvError::NotConnected)
                                     if !f.nonblocking =>
                                 {
@@ -246,7 +518,7 @@ impl Exec<'_> {
                                 Err(e) => Err(errno(e.errno())),
                             }
                         }
-                        FdKind::Listener(_) => Err(Errno::ENOTCONN),
+                        FdKind::Listener(_) | FdKind::Epoll => Err(Errno::ENOTCONN),
                         FdKind::Fresh { .. } => Err(Errno::ENOTCONN),
                     },
                 }
@@ -255,17 +527,28 @@ impl Exec<'_> {
                 let how = sym_arg(&c, 1)?;
                 match self.fd(&c)? {
                     Err(e) => Err(e),
-                    Ok((_, f)) => match (f.kind, how.as_str()) {
+                    Ok((fd, f)) => match (f.kind, how.as_str()) {
                         (_, h) if !matches!(h, "SHUT_RD" | "SHUT_WR" | "SHUT_RDWR") => {
                             return Err(format!(
                                 "shutdown: expected SHUT_RD, SHUT_WR or SHUT_RDWR, found {how}"
-                            ))
+                            )
+                            .into())
                         }
-                        (FdKind::Conn(_), "SHUT_RD") => Ok(0),
-                        (FdKind::Conn(h), _) => match self.stack().shutdown(now, h) {
-                            Ok(()) => Ok(0),
-                            Err(e) => Err(errno(e.errno())),
-                        },
+                        (FdKind::Conn(h), how) => {
+                            if how != "SHUT_WR" {
+                                if let Some(f) = self.fds.get_mut(&fd) {
+                                    f.shut_rd = true;
+                                }
+                            }
+                            if how == "SHUT_RD" {
+                                Ok(0)
+                            } else {
+                                match self.stack().shutdown(now, h) {
+                                    Ok(()) => Ok(0),
+                                    Err(e) => Err(errno(e.errno())),
+                                }
+                            }
+                        }
                         _ => Err(Errno::ENOTCONN),
                     },
                 }
@@ -274,8 +557,12 @@ impl Exec<'_> {
                 Err(e) => Err(e),
                 Ok((fd, f)) => {
                     self.fds.remove(&fd);
+                    self.epolls.remove(&fd);
+                    for ep in self.epolls.values_mut() {
+                        ep.remove(fd);
+                    }
                     match f.kind {
-                        FdKind::Fresh { .. } => Ok(0),
+                        FdKind::Fresh { .. } | FdKind::Epoll => Ok(0),
                         FdKind::Listener(l) => {
                             let _ = self.stack().unlisten(now, l);
                             Ok(0)
@@ -305,19 +592,22 @@ impl Exec<'_> {
                             if let Some(bad) =
                                 flags.iter().find(|s| !matches!(s.as_str(), "O_RDWR" | "O_NONBLOCK"))
                             {
-                                return Err(format!("fcntl F_SETFL: unsupported flag {bad}"));
+                                return refused(format!("fcntl F_SETFL flag {bad}"));
                             }
                             if let Some(f) = self.fds.get_mut(&fd) {
                                 f.nonblocking = flags.iter().any(|s| s == "O_NONBLOCK");
                             }
                             Ok(0)
                         }
-                        _ => return Err(format!("fcntl: unsupported command {cmd} (F_GETFL, F_SETFL)")),
+                        _ => return refused(format!("fcntl command {cmd}")),
                     },
                 }
             }
             "poll" => return self.poll(p),
-            other => return Err(format!("unsupported call {other}")),
+            "epoll_create" | "epoll_create1" => self.epoll_create(&c),
+            "epoll_ctl" => self.epoll_ctl(&c)?,
+            "epoll_wait" => return self.epoll_wait(p),
+            other => return refused(format!("system call {other}")),
         };
         Ok(Some(r))
     }
@@ -332,6 +622,7 @@ impl Exec<'_> {
         let Some(f) = self.fds.get(&fd).cloned() else { return POLLNVAL };
         match f.kind {
             FdKind::Fresh { .. } => POLLOUT | POLLHUP,
+            FdKind::Epoll => 0,
             FdKind::Listener(l) => match self.stack().pending_connections(l) {
                 Some(n) if n > 0 => POLLIN,
                 Some(_) => 0,
@@ -348,7 +639,7 @@ impl Exec<'_> {
     }
 
     /// poll([{fd=N, events=..., revents=...}, ...], nfds, timeout_ms).
-    pub(super) fn poll(&mut self, p: &mut Pending) -> Result<Option<CallResult>, String> {
+    pub(super) fn poll(&mut self, p: &mut Pending) -> Result<Option<CallResult>, CallErr> {
         let c = p.call.clone();
         let Some(Expr::Array(items)) = c.args.first() else {
             return Err("poll: expected [{fd=N, events=..., revents=...}] as the first argument".into());
@@ -378,7 +669,7 @@ impl Exec<'_> {
         let mut wanted = Vec::new();
         for item in items {
             let Expr::Struct(fields) = item else {
-                return Err(format!("poll: expected {{fd=N, events=..., revents=...}}, found {item}"));
+                return Err(format!("poll: expected {{fd=N, events=..., revents=...}}, found {item}").into());
             };
             let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v);
             let Some(Expr::Int(fd)) = get("fd") else { return Err("poll: each entry needs fd=N".into()) };
@@ -394,21 +685,21 @@ impl Exec<'_> {
         }
         let count = got.iter().filter(|r| **r != 0).count() as i64;
         let waited = self.now.total_micros().saturating_sub(p.started);
-        let expired = timeout >= 0 && waited >= timeout as u64 * 1000;
+        let expired = timeout >= 0 && waited >= (timeout as u64).saturating_mul(1000);
         if count == 0 && !expired {
             return Ok(None);
         }
         for ((fd, _, want), g) in wanted.iter().zip(&got) {
             if let Some(w) = want {
                 if w != g {
-                    return Err(format!("poll: fd {fd} revents {g:#x}, expected {w:#x}"));
+                    return Err(format!("poll: fd {fd} revents {g:#x}, expected {w:#x}").into());
                 }
             }
         }
         Ok(Some(Ok(count)))
     }
 
-    pub(super) fn setsockopt(&mut self, c: &CallSpec) -> Result<CallResult, String> {
+    pub(super) fn setsockopt(&mut self, c: &CallSpec) -> Result<CallResult, CallErr> {
         let now = self.now;
         let name = sym_arg(c, 2)?;
         let (fd, f) = match self.fd(c)? {
@@ -423,7 +714,7 @@ impl Exec<'_> {
             "SO_REUSEADDR" | "SO_REUSEPORT" => {}
             "SO_LINGER" => {
                 let Expr::Struct(fields) = &value else {
-                    return Err(format!("SO_LINGER: expected {{onoff=1, linger=0}}, found {value}"));
+                    return Err(format!("SO_LINGER: expected {{onoff=1, linger=0}}, found {value}").into());
                 };
                 let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
                 let onoff = matches!(get("onoff"), Some(Expr::Int(v)) if v != 0);
@@ -432,9 +723,7 @@ impl Exec<'_> {
                     _ => return Err("SO_LINGER: `linger` must be a number".into()),
                 };
                 if onoff && linger != 0 {
-                    return Err(
-                        "SO_LINGER with a non-zero time is not supported (only {onoff=1, linger=0})".into()
-                    );
+                    return refused("SO_LINGER with a non-zero linger time");
                 }
                 nf.linger0 = onoff;
             }
@@ -442,12 +731,14 @@ impl Exec<'_> {
                 let v = num()?.max(0) as usize;
                 nf.options.recv_buffer = v;
                 nf.options.recv_buffer_max = v;
+                nf.rcvbuf_set = true;
                 option = Some(SocketOption::RecvBuffer(v));
             }
             "SO_SNDBUF" => {
                 let v = num()?.max(0) as usize;
                 nf.options.send_buffer = v;
                 nf.options.send_buffer_max = v;
+                nf.sndbuf_set = true;
                 option = Some(SocketOption::SendBuffer(v));
             }
             "TCP_NODELAY" => {
@@ -472,8 +763,8 @@ impl Exec<'_> {
             }
             "TCP_KEEPINTVL" | "TCP_KEEPCNT" => {
                 if self.host.is_some() {
-                    return Err(format!(
-                        "{name} is a stack-wide knob in utcp: set it before the first listen, connect or packet"
+                    return refused(format!(
+                        "{name} after the stack started (a stack-wide knob in utcp: set it before the first listen, connect or packet)"
                     ));
                 }
                 let v = num()?.max(1) as u64;
@@ -483,7 +774,7 @@ impl Exec<'_> {
                     self.config.tcp.keepalive_probes = v as u32;
                 }
             }
-            other => return Err(format!("setsockopt: unsupported option {other}")),
+            other => return refused(format!("socket option {other}")),
         }
         match (&f.kind, option) {
             (FdKind::Conn(h), Some(o)) => {
@@ -492,10 +783,11 @@ impl Exec<'_> {
                     return Ok(Err(errno(e.errno())));
                 }
             }
-            (FdKind::Listener(_), Some(_)) => {
-                return Err(format!(
-                    "setsockopt {name} on a listening socket: utcp's listeners take options at listen"
-                ))
+            (FdKind::Listener(l), Some(o)) => {
+                let l = *l;
+                if let Err(e) = self.stack().set_listener_option(now, l, o) {
+                    return Ok(Err(errno(e.errno())));
+                }
             }
             _ => {}
         }
@@ -503,13 +795,46 @@ impl Exec<'_> {
         Ok(Ok(0))
     }
 
-    pub(super) fn getsockopt(&mut self, c: &CallSpec) -> Result<CallResult, String> {
+    /// getsockopt(TCP_INFO): each `tcpi_*` field the script wrote in `{...}` compared with the
+    /// connection's (the ones utcp keeps; another is refused by name).
+    fn tcp_info(&mut self, f: &Fd, want: &Expr) -> Result<CallResult, CallErr> {
+        let FdKind::Conn(h) = f.kind else { return Ok(Err(Errno::ENOTCONN)) };
+        let Some(info) = self.stack().info(h) else { return Ok(Err(Errno::ENOTCONN)) };
+        let fields = match want {
+            Expr::Struct(fields) => fields.clone(),
+            Expr::Ellipsis => Vec::new(),
+            e => return Err(format!("getsockopt TCP_INFO: expected {{tcpi_...=N, ...}}, found {e}").into()),
+        };
+        for (name, value) in &fields {
+            let Some(got) = tcpi_field(&info, name) else {
+                return refused(format!("TCP_INFO field {name}"));
+            };
+            let expected = match value {
+                Expr::Ellipsis => continue,
+                Expr::Int(v) => *v,
+                Expr::Symbol(s) => match tcp_state_number(s) {
+                    Some(v) => v,
+                    None => return refused(format!("TCP_INFO value {s}")),
+                },
+                e => return Err(format!("getsockopt TCP_INFO: {name}={e} is not a number").into()),
+            };
+            if got != expected {
+                return Err(format!("getsockopt TCP_INFO gave {name}={got}, expected {expected}").into());
+            }
+        }
+        Ok(Ok(0))
+    }
+
+    pub(super) fn getsockopt(&mut self, c: &CallSpec) -> Result<CallResult, CallErr> {
         let name = sym_arg(c, 2)?;
         let (_, f) = match self.fd(c)? {
             Err(e) => return Ok(Err(e)),
             Ok(x) => x,
         };
         let want = c.args.get(3).cloned().unwrap_or(Expr::Ellipsis);
+        if name == "TCP_INFO" {
+            return self.tcp_info(&f, &want);
+        }
         let got: Expr = match (name.as_str(), &f.kind) {
             ("SO_ERROR", FdKind::Conn(h)) => {
                 let h = *h;
@@ -527,14 +852,18 @@ impl Exec<'_> {
                 }
             }
             ("TCP_MAXSEG", _) => Expr::Int(i64::from(f.options.max_segment.unwrap_or(536))),
-            (other, _) => return Err(format!("getsockopt: unsupported option {other}")),
+            // Linux doubles what setsockopt was given (socket(7): "the kernel doubles this value
+            // to allow space for bookkeeping overhead"); untouched, it reports the default.
+            ("SO_SNDBUF", _) => Expr::Int(f.options.send_buffer as i64 * if f.sndbuf_set { 2 } else { 1 }),
+            ("SO_RCVBUF", _) => Expr::Int(f.options.recv_buffer as i64 * if f.rcvbuf_set { 2 } else { 1 }),
+            (other, _) => return refused(format!("getsockopt of {other}")),
         };
         let want_inner = match &want {
             Expr::Array(items) if items.len() == 1 => items[0].clone(),
             e => e.clone(),
         };
         if want_inner != Expr::Ellipsis && want_inner != got {
-            return Err(format!("getsockopt {name} gave [{got}], expected [{want_inner}]"));
+            return Err(format!("getsockopt {name} gave [{got}], expected [{want_inner}]").into());
         }
         Ok(Ok(0))
     }

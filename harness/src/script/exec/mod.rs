@@ -62,11 +62,17 @@ pub struct Failure {
     pub expected: String,
     /// What happened instead, in the same notation where there is one.
     pub got: String,
+    /// When the line asks for a feature utcp does not have: its name. The script is refused
+    /// there rather than failed.
+    pub refused: Option<String>,
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: expected: {}\n  instead: {}", self.line, self.expected, self.got)
+        match &self.refused {
+            Some(feature) => write!(f, "line {}: refused: {feature}", self.line),
+            None => write!(f, "line {}: expected: {}\n  instead: {}", self.line, self.expected, self.got),
+        }
     }
 }
 
@@ -83,6 +89,11 @@ impl Outcome {
     /// Whether the script passed.
     pub fn passed(&self) -> bool {
         self.failure.is_none()
+    }
+
+    /// The feature the script was refused for, if it was.
+    pub fn refused(&self) -> Option<&str> {
+        self.failure.as_ref().and_then(|f| f.refused.as_deref())
     }
 }
 
@@ -104,6 +115,9 @@ pub fn config_for(options: &ScriptOptions) -> Config {
 /// was running.
 pub fn run(script: &Script) -> Outcome {
     let mut exec = Exec::new(script);
+    if let Some(refusal) = calls::prescan(script) {
+        return Outcome { failure: Some(refusal), transcript: Vec::new() };
+    }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec.run_all()));
     let failure = match result {
         Ok(Ok(())) => None,
@@ -114,6 +128,7 @@ pub fn run(script: &Script) -> Outcome {
                 line: exec.current_line,
                 expected: exec.current_text.clone(),
                 got: format!("the stack panicked: {msg}"),
+                refused: None,
             })
         }
     };
@@ -128,6 +143,8 @@ enum FdKind {
     },
     Listener(ListenerHandle),
     Conn(SocketHandle),
+    /// An epoll instance (its interest list is in `Exec::epolls`).
+    Epoll,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +155,12 @@ struct Fd {
     options: SocketOptions,
     keepalive_on: bool,
     keepidle: Option<Duration>,
+    /// `shutdown(SHUT_RD)` was called: a read that would block returns 0 (end of file), as on
+    /// Linux; data that still arrives is acknowledged and can be read.
+    shut_rd: bool,
+    /// SO_SNDBUF / SO_RCVBUF were set (getsockopt then reports Linux's doubled value).
+    sndbuf_set: bool,
+    rcvbuf_set: bool,
 }
 
 /// What a call returned: a value or an errno.
@@ -183,6 +206,11 @@ struct Exec<'s> {
     transcript: Vec<String>,
     current_line: usize,
     current_text: String,
+    /// The connection last accepted or connected: what a Python block's `tcpi_*` fields describe
+    /// (packetdrill's "socket under test", the socket made last).
+    last_conn: Option<SocketHandle>,
+    /// The epoll instances, by descriptor.
+    epolls: BTreeMap<i64, epoll::Epoll>,
 }
 
 /// The executor's host, made with `config` if there is none yet, at the script's time `now`.
@@ -193,7 +221,18 @@ fn host_of<'h>(host: &'h mut Option<Host>, config: &Config, now: Instant) -> &'h
 }
 
 fn fail<T>(line: usize, expected: &str, got: impl Into<String>) -> Result<T, Failure> {
-    Err(Failure { line, expected: expected.to_string(), got: got.into() })
+    Err(Failure { line, expected: expected.to_string(), got: got.into(), refused: None })
+}
+
+/// The script is refused at `line`: it asks for `feature`, which utcp does not have.
+fn refuse<T>(line: usize, expected: &str, feature: impl Into<String>) -> Result<T, Failure> {
+    let feature = feature.into();
+    Err(Failure {
+        line,
+        expected: expected.to_string(),
+        got: format!("refused: {feature}"),
+        refused: Some(feature),
+    })
 }
 
 fn secs(t: Instant) -> String {
@@ -263,6 +302,8 @@ impl<'s> Exec<'s> {
             transcript: Vec::new(),
             current_line: 0,
             current_text: String::new(),
+            last_conn: None,
+            epolls: BTreeMap::new(),
         }
     }
 
@@ -292,18 +333,22 @@ impl<'s> Exec<'s> {
             match &event.kind {
                 EventKind::Packet(p) if p.direction == Direction::Outbound => self.outbound(event, p)?,
                 kind => {
+                    // packetdrill: relative times count from when the line is reached.
                     let t = match event.time {
                         TimeSpec::Absolute(t) => t,
                         TimeSpec::Relative(d) => self.last + d,
                         TimeSpec::Any => self.now.total_micros(),
                         TimeSpec::Range { lo, relative, .. } => lo + if relative { self.last } else { 0 },
                     };
+                    let base = self.last;
                     self.advance(Instant::from_micros(t), false)?;
-                    self.no_unexpected_packet(event)?;
                     self.last = t;
                     match kind {
                         EventKind::Packet(p) => self.inbound(event, p)?,
-                        EventKind::Call(c) => self.call(event, c)?,
+                        EventKind::Icmp(i) => self.inbound_icmp(event, i)?,
+                        EventKind::Call(c) => self.call(event, c, base)?,
+                        EventKind::Shell(cmds) => self.shell(event, cmds)?,
+                        EventKind::Python(asserts) => self.python(event, asserts)?,
                     }
                     self.after_input()?;
                 }
@@ -312,6 +357,79 @@ impl<'s> Exec<'s> {
         if let Some(p) = &self.pending {
             return fail(p.line, &p.text, "the call was still blocked at the end of the script");
         }
+        // What the stack sent before the last line ran and no `>` line matched (packetdrill only
+        // notices such a packet at a later `>` line; a script that ends must not hide one).
+        let last = self.last;
+        if let Some((t, d)) = self.out.sent.iter().find(|(t, _)| t.total_micros() < last).cloned() {
+            let shown = self.show_outbound(&d);
+            self.transcript.push(format!("{} > {shown}", secs(t)));
+            let (line, text) = script.events.last().map(|e| (e.line, e.text.clone())).unwrap_or_default();
+            return fail(
+                line,
+                &text,
+                format!("the stack sent `> {shown}` at {} and no `>` line matched it", secs(t)),
+            );
+        }
+        Ok(())
+    }
+
+    /// A shell line: each sysctl applied to the configuration, before the stack is made.
+    fn shell(&mut self, event: &Event, cmds: &[super::env::ShellCommand]) -> Result<(), Failure> {
+        use super::env::{apply_defaults, apply_sysctl, ShellCommand};
+        let before = self.config.clone();
+        for c in cmds {
+            match c {
+                ShellCommand::Defaults => apply_defaults(&mut self.config),
+                ShellCommand::Sysctl(name, value) => {
+                    if let Err(feature) = apply_sysctl(&mut self.config, name, value, false) {
+                        return refuse(event.line, &event.text, feature);
+                    }
+                }
+                ShellCommand::Restore | ShellCommand::NoOp(_) => {}
+            }
+        }
+        if self.host.is_some() && self.config != before {
+            return refuse(
+                event.line,
+                &event.text,
+                "sysctls changed after the stack started (utcp reads its configuration once)",
+            );
+        }
+        self.transcript.push(format!("{} {}", secs(self.now), event.text));
+        Ok(())
+    }
+
+    /// A Python block: each assert evaluated against the connection last accepted or connected.
+    fn python(&mut self, event: &Event, asserts: &[super::python::Assert]) -> Result<(), Failure> {
+        let Some(h) = self.last_conn.or_else(|| {
+            self.fds.values().rev().find_map(|f| match f.kind {
+                FdKind::Conn(h) => Some(h),
+                _ => None,
+            })
+        }) else {
+            return fail(event.line, &event.text, "no connection for TCP_INFO");
+        };
+        let Some(info) = self.stack().info(h) else {
+            return fail(event.line, &event.text, "the connection is gone (no TCP_INFO)");
+        };
+        let field = |n: &str| tcpi_field(&info, n);
+        for a in asserts {
+            match super::python::eval(&a.cond, &field) {
+                Err(feature) => return refuse(event.line, &event.text, feature),
+                Ok(0) => {
+                    let names = tcpi_names(&a.cond);
+                    let values: Vec<String> =
+                        names.iter().map(|n| format!("{n}={}", field(n).unwrap_or_default())).collect();
+                    return fail(
+                        event.line,
+                        &a.text,
+                        format!("the assert does not hold: {}", values.join(", ")),
+                    );
+                }
+                Ok(_) => {}
+            }
+        }
+        self.transcript.push(format!("{} {}", secs(self.now), event.text));
         Ok(())
     }
 
@@ -348,15 +466,76 @@ impl<'s> Exec<'s> {
         self.now = self.now.max(until);
         Ok(())
     }
+}
 
-    fn no_unexpected_packet(&mut self, event: &Event) -> Result<(), Failure> {
-        if let Some((t, d)) = self.out.sent.pop_front() {
-            let shown = self.show_outbound(&d);
-            self.transcript.push(format!("{} > {shown}", secs(t)));
-            return fail(event.line, &event.text, format!("the stack sent `> {shown}` at {} first", secs(t)));
+/// The `tcpi_*` names an expression reads, for a failing assert's message.
+fn tcpi_names(e: &super::python::PyExpr) -> Vec<String> {
+    use super::python::PyExpr as E;
+    let mut out = Vec::new();
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        match e {
+            E::Name(n) if n.starts_with("tcpi_") && !out.contains(n) => out.push(n.clone()),
+            E::Not(x) | E::Neg(x) => stack.push(x),
+            E::Bin(a, _, b) | E::And(a, b) | E::Or(a, b) => {
+                stack.push(b);
+                stack.push(a);
+            }
+            E::Compare(a, rest) => {
+                stack.extend(rest.iter().rev().map(|(_, x)| x));
+                stack.push(a);
+            }
+            _ => {}
         }
-        Ok(())
     }
+    out
+}
+
+/// Linux's `TCP_INFO` field `name` from the connection's variables, where utcp has it.
+fn tcpi_field(info: &utcp::ConnectionInfo, name: &str) -> Option<i64> {
+    let mss = i64::from(info.mss.max(1));
+    Some(match name {
+        // Linux counts the window and the threshold in segments.
+        "tcpi_snd_cwnd" => i64::from(info.cwnd) / mss,
+        "tcpi_snd_ssthresh" => {
+            if info.ssthresh >= i32::MAX as u32 {
+                i64::from(i32::MAX)
+            } else {
+                i64::from(info.ssthresh) / mss
+            }
+        }
+        "tcpi_snd_mss" => mss,
+        "tcpi_advmss" => i64::from(info.adv_mss),
+        // linux/tcp.h: TCPI_OPT_TIMESTAMPS 1, TCPI_OPT_SACK 2, TCPI_OPT_WSCALE 4.
+        "tcpi_options" => {
+            i64::from(info.timestamps)
+                | i64::from(info.sack) << 1
+                | i64::from(info.window_scale.is_some()) << 2
+        }
+        "tcpi_snd_wscale" => i64::from(info.window_scale.map_or(0, |w| w.0)),
+        "tcpi_rcv_wscale" => i64::from(info.window_scale.map_or(0, |w| w.1)),
+        "tcpi_rtt" => info.srtt.map_or(0, |d| d.total_micros() as i64),
+        "tcpi_rto" => info.rto.total_micros() as i64,
+        "tcpi_unacked" => {
+            let out = i64::from(info.snd_nxt.wrapping_sub(info.snd_una));
+            (out + mss - 1) / mss
+        }
+        // linux/tcp_states.h
+        "tcpi_state" => match info.state {
+            State::Established => 1,
+            State::SynSent => 2,
+            State::SynReceived => 3,
+            State::FinWait1 => 4,
+            State::FinWait2 => 5,
+            State::TimeWait => 6,
+            State::Closed => 7,
+            State::CloseWait => 8,
+            State::LastAck => 9,
+            State::Listen => 10,
+            State::Closing => 11,
+        },
+        _ => return None,
+    })
 }
 
 fn call_text(c: &CallSpec) -> String {
@@ -365,6 +544,7 @@ fn call_text(c: &CallSpec) -> String {
 }
 
 mod calls;
+mod epoll;
 mod packets;
 
 #[cfg(test)]

@@ -49,11 +49,68 @@ impl Exec<'_> {
             options,
             payload_len: p.len,
         };
-        let d = match seg.to_datagram() {
+        // packetdrill's --mss: an inbound packet longer than the MSS is handed over as a GSO
+        // super-packet and reaches the stack as MSS-sized segments (PSH and FIN on the last).
+        let mss = self.script.options.mss.map_or(u32::MAX, |m| u32::from(m.max(1)));
+        let mut pieces = Vec::new();
+        let mut off = 0;
+        while off < seg.payload_len || pieces.is_empty() {
+            let len = (seg.payload_len - off).min(mss);
+            let last = off + len >= seg.payload_len;
+            let keep = if last { 0xff } else { !(flag::PSH | flag::FIN) };
+            pieces.push(Segment {
+                seq: seg.seq.wrapping_add(off),
+                flags: seg.flags & keep,
+                payload_len: len,
+                ..seg.clone()
+            });
+            off += len;
+        }
+        for piece in pieces {
+            let d = match piece.to_datagram() {
+                Ok(d) => d,
+                Err(e) => return fail(event.line, &event.text, e),
+            };
+            self.transcript.push(format!("{} < {}", secs(self.now), self.show_inbound(&d)));
+            let host = host_of(&mut self.host, &self.config, self.now);
+            host.receive(self.now, &d, &mut Closes(&mut self.closed));
+        }
+        Ok(())
+    }
+
+    /// An ICMPv4 error from the scripted peer's address, quoting the IP header and first 8 bytes
+    /// of a segment the stack sent to it (RFC 792): ports, and the sequence number relative to
+    /// the stack's ISN as in `>` lines.
+    pub(super) fn inbound_icmp(&mut self, event: &Event, i: &IcmpSpec) -> Result<(), Failure> {
+        let (seq, len) = i.quoted.unwrap_or((0, 0));
+        let quoted = Segment {
+            src: self.local,
+            dst: self.remote,
+            flags: flag::ACK,
+            seq: self.stack_base(self.remote.port()).wrapping_add(seq),
+            ack: 0,
+            win: 0,
+            urg: 0,
+            options: Vec::new(),
+            payload_len: len,
+        };
+        let original = match quoted.to_datagram() {
             Ok(d) => d,
             Err(e) => return fail(event.line, &event.text, e),
         };
-        self.transcript.push(format!("{} < {}", secs(self.now), self.show_inbound(&d)));
+        let mut icmp = vec![i.icmp_type, i.code, 0, 0, 0, 0, 0, 0];
+        if let Some(mtu) = i.mtu {
+            icmp[6..8].copy_from_slice(&mtu.to_be_bytes());
+        }
+        icmp.extend_from_slice(&original[..28]);
+        let ck = super::super::packet::internet_checksum(&icmp);
+        icmp[2..4].copy_from_slice(&ck.to_be_bytes());
+        let d = super::super::packet::ipv4_datagram(*self.remote.ip(), *self.local.ip(), 1, &icmp);
+        self.transcript.push(format!(
+            "{} < {}",
+            secs(self.now),
+            event.text.trim_start_matches(|c: char| c != '<')
+        ));
         let host = host_of(&mut self.host, &self.config, self.now);
         host.receive(self.now, &d, &mut Closes(&mut self.closed));
         Ok(())
@@ -108,7 +165,7 @@ impl Exec<'_> {
 
     #[allow(clippy::type_complexity)]
     pub(super) fn relative(&self, s: &Segment) -> (u8, u32, u32, u32, u16, u16, Vec<TcpOptionSpec>) {
-        let base = if s.flags & flag::SYN != 0 { s.seq } else { self.stack_base(s.dst.port()) };
+        let base = self.stack_base(s.dst.port());
         let opts = s
             .options
             .iter()
@@ -141,27 +198,67 @@ impl Exec<'_> {
         };
         let (early, late) =
             if event.time == TimeSpec::Any { (0, hi) } else { (lo.saturating_sub(tol), hi + tol) };
+        // packetdrill: what the stack sent is queued; this line takes the oldest packet, whenever
+        // it was sent, and checks its time against the line's window.
         self.advance(Instant::from_micros(late), true)?;
-        let Some((t, d)) = self.out.sent.pop_front() else {
+        let Some((first_t, d)) = self.out.sent.pop_front() else {
             return fail(
                 event.line,
                 &event.text,
                 format!("no packet by {}", secs(Instant::from_micros(late))),
             );
         };
-        let seg = match Segment::parse(&d) {
+        let mut seg = match Segment::parse(&d) {
             Ok(s) => s,
             Err(e) => return fail(event.line, &event.text, format!("an unparsable datagram: {e}")),
         };
         if seg.flags & flag::SYN != 0 {
-            self.stack_isns.insert(seg.dst.port(), seg.seq);
+            // The script's SYN sequence number, whatever it is, names the stack's ISN.
+            let script_isn = if p.flags & flag::SYN != 0 { p.seq } else { 0 };
+            self.stack_isns.insert(seg.dst.port(), seg.seq.wrapping_sub(script_isn));
             if seg.flags & flag::ACK == 0 {
                 self.local = seg.src;
                 self.remote = seg.dst;
             }
         }
-        let shown = self.show_outbound(&d);
-        self.transcript.push(format!("{} > {shown}", secs(t)));
+        let mut shown = self.show_outbound(&d);
+        self.transcript.push(format!("{} > {shown}", secs(first_t)));
+        let mut t = first_t;
+        // packetdrill (run_packet.c, sniff_outbound_live_packet): unless --strict_segments, a
+        // line longer than the segment takes the following segments of the same connection until
+        // their payload adds up (or passes the line's, which then fails); the whole has the first
+        // segment's sequence number and CWR and the last one's other headers and time.
+        if !self.script.options.strict_segments {
+            let mut total = seg.payload_len;
+            let mut merged = false;
+            while seg.payload_len > 0 && total < p.len {
+                self.advance(Instant::from_micros(late), true)?;
+                let Some((nt, nd)) = self.out.sent.pop_front() else { break };
+                let Ok(next) = Segment::parse(&nd) else {
+                    self.out.sent.push_front((nt, nd));
+                    break;
+                };
+                let contiguous = next.src == seg.src
+                    && next.dst == seg.dst
+                    && next.seq == seg.seq.wrapping_add(total)
+                    && next.flags & (flag::SYN | flag::RST) == 0;
+                if !contiguous || next.payload_len == 0 {
+                    self.out.sent.push_front((nt, nd));
+                    break;
+                }
+                self.transcript.push(format!("{} > {}", secs(nt), self.show_outbound(&nd)));
+                total += next.payload_len;
+                merged = true;
+                let cwr = seg.flags & flag::CWR;
+                let seq = seg.seq;
+                seg = Segment { seq, flags: (next.flags & !flag::CWR) | cwr, payload_len: total, ..next };
+                t = nt;
+            }
+            if merged {
+                let merged = seg.to_datagram().unwrap_or_default();
+                shown = format!("{} (merged)", self.show_outbound(&merged));
+            }
+        }
         let got = |why: String| format!("> {shown} at {} ({why})", secs(t));
         let tu = t.total_micros();
         if tu < early || tu > late {
@@ -240,11 +337,25 @@ impl Exec<'_> {
             seg.options.iter().find(|o| matches!(o, TcpOptionSpec::Timestamp { .. }))
         {
             self.last_ts_val = Some(*val);
-            if let (None, Some(w)) = (self.ts_offset, want_val) {
-                self.ts_offset = Some(val.wrapping_sub(w));
+            match (self.ts_offset, want_val, self.script.options.tcp_ts_tick_usecs) {
+                (None, Some(w), _) => self.ts_offset = Some(val.wrapping_sub(w)),
+                // packetdrill (verify_outbound_tcp_option): with --tcp_ts_tick_usecs, the TS val
+                // may be off the script's by at most the tolerance, counted in ticks.
+                (Some(off), Some(w), Some(tick)) => {
+                    let off_by = u64::from((val.wrapping_sub(off).wrapping_sub(w) as i32).unsigned_abs());
+                    if off_by.saturating_mul(tick) > tol {
+                        return fail(
+                            event.line,
+                            &event.text,
+                            got(format!("TS val {} instead of {w}", val.wrapping_sub(off))),
+                        );
+                    }
+                }
+                _ => {}
             }
         }
-        self.last = tu;
+        // packetdrill: the next relative time counts from when this line is done.
+        self.last = self.now.total_micros().max(tu);
         Ok(())
     }
 }

@@ -105,11 +105,222 @@ fn packet_outside_tolerance_fails_and_inside_passes() {
     assert_eq!(o.failure, None);
 }
 
+// packetdrill (run_packet.c): what the stack sends is queued and taken, oldest first, by the
+// next `>` line, whose window the packet's own send time is checked against.
+
 #[test]
-fn unexpected_packet_before_an_event_fails() {
+fn packet_sent_before_a_call_is_matched_by_the_later_outbound_line() {
+    let o = run_text(
+        "0 < S 0:0(0) win 65535\n+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 > R. 0:0(0) ack 1 win 0\n",
+    );
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+}
+
+#[test]
+fn queued_packet_is_checked_against_its_own_send_time() {
+    let f = run_text(
+        "0 < S 0:0(0) win 65535\n+.5 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 > R. 0:0(0) ack 1\n",
+    )
+    .failure
+    .expect("fails");
+    assert_eq!(f.line, 3);
+    assert!(f.got.contains("at 0.000000 (expected between 0.496000 and 0.504000)"), "{f}");
+}
+
+#[test]
+fn packet_no_line_matched_before_the_last_line_fails_at_the_end() {
     let f = run_text("0 < S 0:0(0) win 65535\n+.1 < S 0:0(0) win 65535\n").failure.expect("fails");
     assert_eq!(f.line, 2);
-    assert!(f.got.contains("the stack sent `> R. 0:0(0) ack 1 win 0` at 0.000000 first"), "{f}");
+    assert!(
+        f.got.contains("the stack sent `> R. 0:0(0) ack 1 win 0` at 0.000000 and no `>` line matched it"),
+        "{f}"
+    );
+}
+
+/// A listener on fd 3 and an accepted connection on fd 4 (peer MSS 1000, no other options).
+const ESTABLISHED: &str = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+    +0 setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0\n\
+    +0 bind(3, ..., ...) = 0\n\
+    +0 listen(3, 1) = 0\n\
+    +0 < S 0:0(0) win 65535 <mss 1000>\n\
+    +0 > S. 0:0(0) ack 1 <...>\n\
+    +.1 < . 1:1(0) ack 1 win 65535\n\
+    +0 accept(3, ..., ...) = 4\n";
+
+fn established(rest: &str) -> Outcome {
+    run_text(&format!("{ESTABLISHED}{rest}"))
+}
+
+#[test]
+fn one_outbound_line_covers_consecutive_segments_unless_strict_segments() {
+    let body = "+0 write(4, ..., 3000) = 3000\n+0 > P. 1:3001(3000) ack 1\n";
+    let o = established(body);
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    assert!(o.transcript.iter().filter(|l| l.contains(" > ")).count() >= 4, "{:?}", o.transcript);
+    let f = run_text(&format!("--strict_segments\n{ESTABLISHED}{body}")).failure.expect("fails");
+    assert_eq!(f.line, 11);
+    assert!(f.got.starts_with("> . 1:1001(1000) ack 1"), "{f}");
+}
+
+#[test]
+fn merged_segments_must_add_up_to_the_line() {
+    let f =
+        established("+0 write(4, ..., 1500) = 1500\n+0 > P. 1:3001(3000) ack 1\n").failure.expect("fails");
+    assert!(
+        f.got.contains("> P. 1:1501(1500) ack 1 win 65535 (merged)")
+            && f.got.contains("different sequence range"),
+        "{f}"
+    );
+}
+
+#[test]
+fn blocking_call_end_counts_from_the_base_of_its_start() {
+    // packetdrill: `+.1...0.3` returns 0.3 s after the time the line was reached, not at 0.3 s.
+    let o = established(
+        "+.1...0.3 read(4, ..., 10) = 10\n+.2 < P. 1:11(10) ack 1 win 65535\n* > . 1:1(0) ack 11\n",
+    );
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let f = established("+.1...0.2 read(4, ..., 10) = 10\n+.2 < P. 1:11(10) ack 1 win 65535\n")
+        .failure
+        .expect("fails");
+    assert!(f.got.contains("the call returned at 0.400000"), "{f}");
+}
+
+#[test]
+fn syn_ack_with_any_sequence_number_fixes_the_stack_isn() {
+    let o = run_text(
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n\
+         +0 < S 0:0(0) win 65535 <mss 1000>\n+0 > S. 1234:1234(0) ack 1 <...>\n\
+         +.1 < . 1:1(0) ack 1235 win 65535\n+0 accept(3, ..., ...) = 4\n\
+         +0 write(4, ..., 10) = 10\n+0 > P. 1235:1245(10) ack 1\n",
+    );
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+}
+
+#[test]
+fn ts_val_is_checked_in_ticks_with_tcp_ts_tick_usecs() {
+    let script = |val: u32| {
+        format!(
+            "--tcp_ts_tick_usecs=1000\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n\
+             +0 listen(3, 1) = 0\n+0 < S 0:0(0) win 65535 <mss 1000,TS val 7 ecr 0>\n\
+             +0 > S. 0:0(0) ack 1 <mss 1460,nop,nop,TS val 100 ecr 7>\n\
+             +.1 < . 1:1(0) ack 1 win 65535 <nop,nop,TS val 8 ecr 100>\n+0 accept(3, ..., ...) = 4\n\
+             +.9 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1 <nop,nop,TS val {val} ecr 8>\n"
+        )
+    };
+    let o = run_text(&script(1100));
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let f = run_text(&script(1300)).failure.expect("fails");
+    assert!(f.got.contains("TS val 1100 instead of 1300"), "{f}");
+}
+
+#[test]
+fn descriptors_are_numbered_as_the_script_expects() {
+    let o = run_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 5\n+0 close(5) = 0\n+0 close(3) = -1 EBADF (Bad file descriptor)\n");
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+}
+
+#[test]
+fn shut_rd_makes_an_empty_read_return_zero_and_later_data_still_readable() {
+    let o = established(
+        "+0 shutdown(4, SHUT_RD) = 0\n+0 read(4, ..., 100) = 0\n\
+         +0 < P. 1:11(10) ack 1 win 65535\n+0 > . 1:1(0) ack 11\n+0 read(4, ..., 100) = 10\n",
+    );
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+}
+
+#[test]
+fn send_flags_are_honoured_or_refused_by_name() {
+    let o = established("+0 send(4, ..., 10, MSG_DONTWAIT) = 10\n+0 > P. 1:11(10) ack 1\n+0 < . 1:1(0) ack 11 win 65535\n+0 sendto(4, ..., 5, 0, ..., ...) = 5\n+0 > P. 11:16(5) ack 1\n");
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let o = established("+0 recv(4, ..., 10, MSG_DONTWAIT) = -1 EAGAIN (Resource temporarily unavailable)\n");
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let o = established("+0 sendto(4, ..., 10, MSG_FASTOPEN, ..., ...) = 10\n");
+    assert_eq!(o.refused(), Some("TCP Fast Open (RFC 7413) (MSG_FASTOPEN)"));
+    let o = established("+0 send(4, ..., 10, MSG_EOR) = 10\n");
+    assert_eq!(o.refused(), Some("the MSG_EOR flag"));
+}
+
+#[test]
+fn sendmsg_and_recvmsg_add_up_their_iovecs() {
+    let o = established(
+        "+0 sendmsg(4, {msg_name(...)=..., msg_iov(2)=[{..., 10}, {..., 5}], msg_flags=0}, 0) = 15\n\
+         +0 > P. 1:16(15) ack 1\n+0 < P. 1:21(20) ack 16 win 65535\n+0 > . 16:16(0) ack 21\n\
+         +0 recvmsg(4, {msg_name(...)=..., msg_iov(1)=[{..., 100}], msg_flags=0}, 0) = 20\n",
+    );
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let o = established(
+        "+0 recvmsg(4, {msg_name(...)=..., msg_iov(1)=[{..., 100}], msg_flags=0, msg_control=[]}, 0) = 0\n",
+    );
+    assert_eq!(o.refused(), Some("recvmsg control messages (msg_control)"));
+}
+
+#[test]
+fn ioctl_reports_the_receive_and_send_queues() {
+    let o = established(
+        "+0 < P. 1:101(100) ack 1 win 65535\n+0 > . 1:1(0) ack 101\n+0 ioctl(4, SIOCINQ, [100]) = 0\n\
+         +0 ioctl(4, FIONREAD, [100]) = 0\n+0 write(4, ..., 10) = 10\n+0 ioctl(4, SIOCOUTQ, [10]) = 0\n\
+         +0 > P. 1:11(10) ack 101\n",
+    );
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let f = established("+0 ioctl(4, SIOCINQ, [5]) = 0\n").failure.expect("fails");
+    assert!(f.got.contains("ioctl SIOCINQ gave [0], expected [5]"), "{f}");
+    assert_eq!(established("+0 ioctl(4, SIOCATMARK, [0]) = 0\n").refused(), Some("ioctl SIOCATMARK"));
+}
+
+#[test]
+fn getsockopt_sndbuf_reports_linuxs_doubled_value() {
+    let o = established(
+        "+0 setsockopt(4, SOL_SOCKET, SO_SNDBUF, [10000], 4) = 0\n\
+         +0 getsockopt(4, SOL_SOCKET, SO_SNDBUF, [20000], [4]) = 0\n\
+         +0 setsockopt(4, SOL_SOCKET, SO_RCVBUF, [8000], 4) = 0\n\
+         +0 getsockopt(4, SOL_SOCKET, SO_RCVBUF, [16000], [4]) = 0\n",
+    );
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+}
+
+#[test]
+fn null_buffer_is_efault() {
+    let o = established("+0 write(4, NULL, 1000) = -1 EFAULT (Bad address)\n");
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+}
+
+#[test]
+fn shell_lines_set_the_configuration_before_the_stack_starts() {
+    // defaults.sh's tcp_rmem maximum (15 MiB) gives Linux's window scale 8.
+    let syn = "+0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n\
+               +0 < S 0:0(0) win 65535 <mss 1000,sackOK,TS val 1 ecr 0,nop,wscale 7>\n";
+    let o = run_text(&format!(
+        "`../common/defaults.sh`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n{syn}\
+         +0 > S. 0:0(0) ack 1 <mss 1460,sackOK,TS val 100 ecr 1,nop,wscale 8>\n"
+    ));
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let o = run_text(&format!(
+        "`../common/defaults.sh\nsysctl -q net.ipv4.tcp_timestamps=0`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n{syn}\
+         +0 > S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 8>\n"
+    ));
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let o = run_text("`sysctl -q net.ipv4.tcp_ecn=1`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n");
+    assert_eq!(o.refused(), Some("ECN (RFC 3168) (sysctl net.ipv4.tcp_ecn=1)"));
+    let o = run_text("0 < S 0:0(0) win 65535\n+0 > R. 0:0(0) ack 1\n+0 `sysctl -q net.ipv4.tcp_sack=0`\n");
+    assert!(o.refused().is_some_and(|f| f.starts_with("sysctls changed after the stack started")), "{o:?}");
+    let o = run_text("0 < S 0:0(0) win 65535\n+0 > R. 0:0(0) ack 1\n+0 `/tmp/sysctl_restore_${PPID}.sh`\n");
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+}
+
+#[test]
+fn python_asserts_are_evaluated_on_the_connections_tcp_info() {
+    let o = established("+0 %{ assert tcpi_snd_cwnd == 10, tcpi_snd_cwnd }%\n+0 %{ assert tcpi_state == 1 and tcpi_snd_mss == 1000 }%\n");
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let f = established("+0 %{ assert tcpi_snd_cwnd == 11, tcpi_snd_cwnd }%\n").failure.expect("fails");
+    assert_eq!(f.line, 9);
+    assert_eq!(f.got, "the assert does not hold: tcpi_snd_cwnd=10");
+    let o = established(
+        "+0 %{ assert tcpi_advmss == 1460 and tcpi_options & TCPI_OPT_SACK == 0 and tcpi_options & TCPI_OPT_WSCALE == 0 }%\n",
+    );
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let o = established("+0 %{ assert tcpi_ca_state == 0 }%\n");
+    assert_eq!(o.refused(), Some("TCP_INFO field tcpi_ca_state"));
 }
 
 #[test]
@@ -136,4 +347,90 @@ fn poll_reports_an_idle_listener_as_not_ready() {
          +0 poll([{fd=3, events=POLLIN, revents=POLLIN}], 1, 0) = 1\n",
     );
     assert!(o.failure.is_some());
+}
+
+#[test]
+fn tcp_maxseg_on_a_listener_bounds_the_syn_ack_mss() {
+    let o = run_text(
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n\
+         +0 setsockopt(3, SOL_TCP, TCP_MAXSEG, [1100], 4) = 0\n\
+         +0 < S 0:0(0) win 65535 <mss 1460>\n+0 > S. 0:0(0) ack 1 <mss 1100>\n",
+    );
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+}
+
+#[test]
+fn inbound_data_is_cut_at_the_mss_option() {
+    // packetdrill's --mss: a long inbound packet arrives as MSS-sized segments, PSH on the last.
+    let o = run_text(&format!(
+        "--mss=1000\n{ESTABLISHED}+0 < P. 1:2501(2500) ack 1 win 65535\n* > . 1:1(0) ack 2501\n"
+    ));
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let inbound: Vec<&String> =
+        o.transcript.iter().filter(|l| l.contains(" < ") && l.contains("ack 1 win")).collect();
+    assert!(inbound.iter().any(|l| l.ends_with("< . 1:1001(1000) ack 1 win 65535")), "{inbound:?}");
+    assert!(inbound.iter().any(|l| l.ends_with("< P. 2001:2501(500) ack 1 win 65535")), "{inbound:?}");
+}
+
+#[test]
+fn a_script_asking_for_what_utcp_lacks_is_refused_before_it_runs() {
+    // Even though line 2 would fail: the script needs writev, which utcp does not have.
+    let o =
+        run_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(4) = 0\n+0 writev(3, ..., 2) = 10\n");
+    assert_eq!(
+        o.failure.as_ref().map(|f| (f.line, f.refused.as_deref())),
+        Some((3, Some("system call writev")))
+    );
+    assert!(o.transcript.is_empty());
+    let o = run_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(4) = 0\n+0 `sysctl -q net.ipv4.tcp_fastopen=0x402`\n");
+    assert_eq!(o.refused(), Some("TCP Fast Open (RFC 7413) (sysctl net.ipv4.tcp_fastopen=0x402)"));
+    let o = run_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(4) = 0\n+0 setsockopt(3, SOL_TCP, TCP_CORK, [1], 4) = 0\n");
+    assert_eq!(o.refused(), Some("socket option TCP_CORK"));
+    let o = run_text(
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(4) = 0\n+0 send(3, ..., 1, MSG_MORE) = 1\n",
+    );
+    assert_eq!(o.refused(), Some("the MSG_MORE flag"));
+}
+
+#[test]
+fn epoll_is_level_triggered_unless_epollet_reports_each_wakeup_once() {
+    let o = established(
+        "+0 epoll_create(1) = 5\n\
+         +0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLIN|EPOLLOUT, fd=4}) = 0\n\
+         +0 epoll_wait(5, {events=EPOLLOUT, fd=4}, 1, 0) = 1\n\
+         +0 epoll_wait(5, {events=EPOLLOUT, fd=4}, 1, 0) = 1\n\
+         +0 epoll_ctl(5, EPOLL_CTL_MOD, 4, {events=EPOLLIN|EPOLLOUT|EPOLLET, fd=4}) = 0\n\
+         +0 epoll_wait(5, {events=EPOLLOUT, fd=4}, 1, 0) = 1\n\
+         +0 epoll_wait(5, {events=0, ptr=0}, 1, 0) = 0\n\
+         +0 < P. 1:101(100) ack 1 win 65535\n+0 > . 1:1(0) ack 101\n\
+         +0 epoll_wait(5, {events=EPOLLIN|EPOLLOUT, fd=4}, 1, 0) = 1\n\
+         +0 read(4, ..., 10) = 10\n\
+         +0 epoll_wait(5, {events=0, ptr=0}, 1, 0) = 0\n\
+         +0 epoll_ctl(5, EPOLL_CTL_MOD, 4, {events=EPOLLIN|EPOLLONESHOT, fd=4}) = 0\n\
+         +0 epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 1\n\
+         +0 epoll_wait(5, {events=0, ptr=0}, 1, 0) = 0\n\
+         +0 close(5) = 0\n",
+    );
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let f = established(
+        "+0 epoll_create(1) = 5\n+0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLIN, fd=4}) = 0\n\
+                         +0 epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 1\n",
+    )
+    .failure
+    .expect("nothing to read");
+    assert!(f.got.contains("epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 0"), "{f}");
+}
+
+#[test]
+fn getsockopt_tcp_info_compares_the_fields_written() {
+    let o = established(
+        "+0 getsockopt(4, SOL_TCP, TCP_INFO, {tcpi_state=TCP_ESTABLISHED, tcpi_snd_mss=1000, tcpi_rtt=...}, [256]) = 0\n",
+    );
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let f = established("+0 getsockopt(4, SOL_TCP, TCP_INFO, {tcpi_snd_cwnd=9}, [256]) = 0\n")
+        .failure
+        .expect("fails");
+    assert!(f.got.contains("getsockopt TCP_INFO gave tcpi_snd_cwnd=10, expected 9"), "{f}");
+    let o = established("+0 getsockopt(4, SOL_TCP, TCP_INFO, {tcpi_lost=0}, [256]) = 0\n");
+    assert_eq!(o.refused(), Some("TCP_INFO field tcpi_lost"));
 }

@@ -175,6 +175,12 @@ pub(crate) struct Connection {
     rack: recovery::Rack,
     /// The tail loss probe in progress (RFC 8985 §7).
     tlp: recovery::Tlp,
+    /// F-RTO after a timeout (RFC 5682).
+    frto: recovery::Frto,
+    /// Pacing (`TcpConfig::pacing`): when the next data segment may go, if pacing is on.
+    pace: Option<Instant>,
+    /// The segment being built ends a burst (`TcpConfig::push_each_burst`): PSH.
+    push_now: bool,
     /// Consecutive retransmission timeouts.
     retries: u32,
     /// The end of the last segment shorter than the MSS (Nagle with Minshall's refinement).
@@ -337,6 +343,9 @@ impl Connection {
             board: Scoreboard::default(),
             rack: recovery::Rack::default(),
             tlp: recovery::Tlp { enabled: cfg.tail_loss_probe, ..recovery::Tlp::default() },
+            frto: recovery::Frto { enabled: cfg.frto, ..recovery::Frto::default() },
+            pace: cfg.pacing.then_some(Instant::ZERO),
+            push_now: false,
             retries: 0,
             last_small_end: iss,
             timers: TimerTable::default(),
@@ -698,6 +707,10 @@ impl Connection {
             cwnd: self.cc.cwnd(),
             ssthresh: self.cc.ssthresh(),
             mss: self.snd_mss.min(65535) as u16,
+            adv_mss: self.our_mss,
+            timestamps: self.ts_enabled,
+            sack: self.sack_enabled,
+            window_scale: self.ws_enabled.then_some((self.snd_wscale, self.rcv_wscale)),
             srtt: self.rtt.srtt(),
             rto: self.rtt.rto(),
             send_queue: self.send_buf.len(),

@@ -238,6 +238,13 @@ impl Connection {
             && (self.fin_seq.is_none() || self.snd_nxt <= self.fin_seq.unwrap_or(self.snd_nxt));
         let in_flight = self.pipe() as usize;
         let wnd_end = self.snd_una + self.snd_wnd as usize;
+        if let Some(at) = self.pace.filter(|&at| at > now) {
+            // Pacing: the next data segment waits for its time.
+            if unsent > 0 || fin_unsent || self.tlp.due || self.board.any_lost() {
+                self.timers.set(Timer::Pace, at);
+            }
+            return None;
+        }
 
         // A tail loss probe (RFC 8985 §7.3): new data if the peer's window allows, else the last
         // segment again; outside the congestion window.
@@ -270,7 +277,9 @@ impl Connection {
 
         // RFC 6675 §5 NextSeg (1): the first segment deemed lost, under the congestion window
         // (PRR sets it during recovery), and within the peer's window unless it is SND.UNA's.
-        if let Some((start, end)) = self.board.next_lost() {
+        // F-RTO's step 2 (b) sends new data first (RFC 5682 §2.1).
+        let lost = if self.frto.new_segments > 0 && unsent > 0 { None } else { self.board.next_lost() };
+        if let Some((start, end)) = lost {
             let cwnd = self.cc.cwnd().max(self.snd_mss) as usize;
             if in_flight < cwnd && (start == self.snd_una || start < wnd_end) {
                 let fin = self.fin_seq.is_some_and(|f| f + 1 == end);
@@ -289,7 +298,9 @@ impl Connection {
         };
         let cwnd = self.cc.cwnd().max(self.snd_mss).saturating_add(limited);
         let rwnd_room = if wnd_end > self.snd_nxt { wnd_end - self.snd_nxt } else { 0 };
-        let usable = (cwnd as usize).saturating_sub(in_flight).min(rwnd_room);
+        // RFC 5682 §2.1 (2b): F-RTO's two new segments go whatever the window after the timeout.
+        let frto_room = usize::from(self.frto.new_segments) * self.snd_mss as usize;
+        let usable = (cwnd as usize).saturating_sub(in_flight).max(frto_room).min(rwnd_room);
         let len = unsent.min(mss).min(usable);
 
         if self.probe_now {
@@ -304,6 +315,28 @@ impl Connection {
 
         let all_queued = len == unsent;
         let can_fin = fin_unsent && all_queued;
+        if len == 0
+            && !can_fin
+            && self.recovery.phase == Phase::Recovery
+            && self.sack_enabled
+            && !ctx.cfg.rack
+            && !self.recovery.rescued
+            && in_flight < self.cc.cwnd() as usize
+        {
+            // RFC 6675 §4 NextSeg (4), the rescue retransmission: nothing lost to resend and no
+            // new data, yet the window has room: once per recovery, the end of the highest
+            // segment not SACKed, so that a lost tail is repaired without a timeout. With RACK
+            // (RFC 8985) time finds a lost tail instead, as in Linux, which has no rescue.
+            if let Some((start, end)) = self.board.rescue_candidate() {
+                self.recovery.rescued = true;
+                let fin = self.fin_seq.is_some_and(|f| f + 1 == end);
+                let data_end_seq = if fin { end - 1 } else { end };
+                let len = (data_end_seq - start).min(mss);
+                let seq = data_end_seq - len;
+                ctx.stats.retransmissions += 1;
+                return Some(self.data_segment(now, hz, seq, seq - data_start, len, fin));
+            }
+        }
         if len == 0 && !can_fin {
             self.arm_persist(now, unsent);
             return None;
@@ -328,6 +361,9 @@ impl Connection {
         }
         let seq = self.snd_nxt;
         let off = seq - data_start;
+        self.frto.new_segments = self.frto.new_segments.saturating_sub(1);
+        let burst_end = ctx.cfg.push_each_burst && len > 0 && usable - len < mss;
+        self.push_now = burst_end;
         Some(self.data_segment(now, hz, seq, off, len, can_fin))
     }
 
@@ -427,9 +463,18 @@ impl Connection {
         if new_data {
             self.arm_tlp(now);
         }
+        if let (Some(at), Some(srtt)) = (self.pace, self.rtt.srtt()) {
+            // Linux's rate: cwnd / SRTT, twice that in slow start, 1.2 times after.
+            let cwnd = u64::from(self.cc.cwnd());
+            let ratio = if self.cc.cwnd() < self.cc.ssthresh() { 200 } else { 120 };
+            let bytes_per_s = (cwnd * 1_000_000 * ratio / 100 / srtt.total_micros().max(1)).max(1);
+            let wire = (len + 40) as u64;
+            self.pace = Some(at.max(now) + Duration::from_micros(wire * 1_000_000 / bytes_per_s));
+        }
         let data_end_off = self.send_buf.len();
         let mut flags = TcpFlags::ACK;
-        if len > 0 && off + len == data_end_off {
+        let burst_end = std::mem::take(&mut self.push_now);
+        if len > 0 && (off + len == data_end_off || burst_end) {
             flags |= TcpFlags::PSH;
         }
         if fin {

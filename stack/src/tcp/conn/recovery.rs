@@ -38,6 +38,27 @@ pub(crate) struct Tlp {
     pub(crate) retrans: bool,
 }
 
+/// Where F-RTO is (RFC 5682 §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FrtoStep {
+    /// Step 2: waiting for the first ACK after the timeout's retransmission.
+    FirstAck,
+    /// Step 3: two new segments went out; waiting for the ACK that tells.
+    SecondAck,
+}
+
+/// F-RTO's state (RFC 5682).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Frto {
+    /// `TcpConfig::frto`.
+    pub(crate) enabled: bool,
+    pub(crate) step: Option<FrtoStep>,
+    /// The window and threshold before the timeout, restored if it was spurious.
+    pub(crate) prior: (u32, u32),
+    /// New segments step 2 (b) may still send outside the congestion window.
+    pub(crate) new_segments: u8,
+}
+
 /// RFC 8985 §7.2: the worst-case delayed-ACK time added to a lone segment's probe timeout.
 const WC_DEL_ACK: Duration = Duration::from_millis(200);
 
@@ -62,9 +83,15 @@ impl Connection {
         (self.snd_max - self.snd_una) as u32
     }
 
-    /// RFC 6675 `pipe`.
+    /// RFC 6675 `pipe`. Without SACK, in recovery, each duplicate ACK counts one segment as
+    /// delivered (RFC 6937 §3, as Linux's `tcp_add_reno_sack`), so the window can move.
     pub(super) fn pipe(&self) -> u32 {
-        self.board.pipe(self.outstanding())
+        let pipe = self.board.pipe(self.outstanding());
+        if !self.sack_enabled && self.recovery.phase != Phase::Open {
+            pipe.saturating_sub(self.recovery.dup_credit)
+        } else {
+            pipe
+        }
     }
 
     /// The SACK blocks of an ACK, applied to the scoreboard; says whether the first was a
@@ -104,6 +131,8 @@ impl Connection {
                 self.tlp.end = None;
             }
         }
+
+        self.frto_on_ack(advanced, &a.delivered, ctx);
 
         // Loss detection.
         if self.sack_enabled && ctx.cfg.rack {
@@ -169,6 +198,42 @@ impl Connection {
         }
     }
 
+    /// F-RTO's steps 2 and 3 (RFC 5682 §2.1; with SACK, §4: "data that was not retransmitted"
+    /// may be SACKed rather than acknowledged).
+    fn frto_on_ack(&mut self, advanced: bool, d: &Delivered, ctx: &mut Ctx<'_>) {
+        let Some(step) = self.frto.step else { return };
+        match step {
+            FrtoStep::FirstAck if advanced && self.snd_una < self.recovery.recover && self.unsent() > 0 => {
+                // (2b) New data acknowledged, not all of it: two new segments before deciding.
+                self.frto.step = Some(FrtoStep::SecondAck);
+                self.frto.new_segments = 2;
+            }
+            FrtoStep::SecondAck if d.original => {
+                // (3b) Data never retransmitted was delivered: the timeout was spurious. The
+                // response (RFC 5682 §3, RFC 4015): the window from before it.
+                let (cwnd, ssthresh) = self.frto.prior;
+                self.cc.undo(cwnd, ssthresh);
+                self.board.clear_lost();
+                self.recovery.phase = Phase::Open;
+                self.frto.step = None;
+                ctx.stats.spurious_timeouts += 1;
+            }
+            _ => {
+                // (2a), (3a): a duplicate ACK, all acknowledged, or nothing new to send: the
+                // conventional recovery after a timeout, everything not SACKed resent (marked
+                // lost at the timeout).
+                self.frto.step = None;
+                self.frto.new_segments = 0;
+            }
+        }
+    }
+
+    /// Bytes queued and never sent.
+    pub(super) fn unsent(&self) -> usize {
+        let sent = self.snd_max.max(self.data_start()) - self.data_start();
+        self.send_buf.len().saturating_sub(sent)
+    }
+
     fn grow_window(&mut self, now: Instant, seg: &TcpRepr<'_>, a: &AckSummary) {
         let mss = self.snd_mss;
         let cwnd = self.cc.cwnd();
@@ -197,6 +262,7 @@ impl Connection {
         self.recovery.recover = self.snd_max;
         self.recovery.prr_delivered = 0;
         self.recovery.prr_out = 0;
+        self.recovery.rescued = false;
         self.recovery.recover_fs = flight.max(mss);
         self.cc.on_congestion(now, flight, mss);
         self.rtt_probe = None;

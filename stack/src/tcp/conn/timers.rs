@@ -24,6 +24,8 @@ impl Connection {
             Timer::Retransmit => self.on_rto(now, ctx),
             Timer::Reorder => self.on_reorder_timeout(now, ctx),
             Timer::Probe => self.on_probe_timeout(),
+            // The next poll sends what pacing held back.
+            Timer::Pace => {}
             Timer::DelayedAck => self.ack_now = true,
             Timer::Persist => {
                 // RFC 9293 §3.8.6.1 / RFC 1122 §4.2.2.17: probe the zero window.
@@ -58,8 +60,20 @@ impl Connection {
         self.rtt.back_off();
         self.rtt_probe = None;
         self.rto_tsval = self.ts_now(now, ctx.cfg.ts_hz);
-        let flight = self.pipe().max(self.snd_mss);
+        // RFC 5681 §3.1 (4): FlightSize, SND.MAX - SND.UNA.
+        let flight = self.outstanding().max(self.snd_mss);
+        let prior = (self.cc.cwnd(), self.cc.ssthresh());
         self.cc.on_timeout(now, flight, self.snd_mss);
+        let frto = self.frto.enabled && self.syn_acked() && self.retries == 1 && self.frto.step.is_none();
+        self.frto.step = None;
+        self.frto.new_segments = 0;
+        if frto {
+            // RFC 5682 §2.1 (1): the first unacknowledged segment goes again (the window of
+            // one segment allows no more); the ACKs that follow say whether the timeout was
+            // spurious, and if it was, the loss marks are taken back.
+            self.frto.step = Some(recovery::FrtoStep::FirstAck);
+            self.frto.prior = prior;
+        }
         if self.syn_acked() {
             // RFC 6675 §5.1, RFC 8985 §6.3: everything not SACKed is deemed lost and resent in
             // order under slow start; what the peer SACKed is not sent again.

@@ -1,0 +1,347 @@
+//! The environment lines of a script: shell lines (`` `...` ``) that set sysctls, read as what
+//! they set and mapped onto [`Config`]; every other shell command is refused by name.
+//!
+//! packetdrill runs a shell line with `system(3)`. The suite's lines run its `defaults.sh`, set
+//! `net.ipv4.tcp_*` sysctls (`sysctl -q k=v`, `set_sysctls.py /proc/sys/net/ipv4/k=v`) and
+//! restore them afterwards (`/tmp/sysctl_restore_${PPID}.sh`). Nothing is executed here: each
+//! known sysctl either sets a [`Config`] field, is a value utcp already behaves as, or is refused
+//! with a message naming it. What `defaults.sh` sets is written down once, in [`DEFAULTS_SH`].
+//! Must not depend on: the stack's internals, files, processes.
+
+use utcp::{Config, Duration};
+
+/// One shell command of a shell line, as understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShellCommand {
+    /// `.../defaults.sh`: the settings of [`DEFAULTS_SH`].
+    Defaults,
+    /// A sysctl set to a value (`net.ipv4.tcp_sack`, `1`).
+    Sysctl(String, String),
+    /// `/tmp/sysctl_restore_${PPID}.sh`: restores what `set_sysctls.py` changed; each script
+    /// gets a fresh configuration, so there is nothing to restore.
+    Restore,
+    /// A device setting that matches what utcp does anyway (`ethtool -K tun0 tso off gso off`:
+    /// utcp never sends super-segments).
+    NoOp(String),
+}
+
+/// What `gtests/net/tcp/common/defaults.sh` (google/packetdrill) sets, in its order, and what each
+/// means for utcp. `tcp_rmem`'s maximum is written out (`$((15*1024*1024))` = 15728640).
+///
+/// | sysctl | utcp |
+/// |---|---|
+/// | `tcp_rmem` 4096 540000 15728640 | the receive buffer is the maximum, so the window scale is Linux's (8) |
+/// | `tcp_wmem` 4096 262144 4194304 | the send buffer is the default, 262144 |
+/// | `tcp_timestamps`, `tcp_sack` 1, `tcp_syn_retries`, `tcp_synack_retries` 5 | set |
+/// | `tcp_frto` 2, `tcp_dsack` 1, `tcp_congestion_control` cubic, `tcp_early_retrans` 4, `tcp_recovery` 1, `tcp_ecn_option` 2 | utcp has no F-RTO, DSACK, CUBIC, RACK-TLP or AccECN: noted, not refused, so that every script can start; scripts that depend on them fail at the line where the behaviour shows |
+/// | `tcp_fack` 0, `tcp_reordering` 3, `tcp_slow_start_after_idle` 0, `tcp_ecn` 0, `tcp_notsent_lowat` 4294967295, `tcp_syncookies` 1 | what utcp does |
+/// | `tcp_tso_win_divisor`, `tcp_pacing_ss_ratio`, `tcp_pacing_ca_ratio` | no TSO deferral and no pacing in utcp: no effect |
+/// | `tcp_fastopen` 0x70403, `tcp_fastopen_key` | TCP Fast Open is refused where a script uses it (the `FO` option, `MSG_FASTOPEN`, `TCP_FASTOPEN`) |
+/// | `ip tcp_metrics flush`, `tc qdisc add dev tun0 root pfifo` | no cached metrics and no qdisc in utcp |
+pub const DEFAULTS_SH: &[(&str, &str)] = &[
+    ("net.ipv4.tcp_rmem", "4096 540000 15728640"),
+    ("net.ipv4.tcp_wmem", "4096 262144 4194304"),
+    ("net.ipv4.tcp_timestamps", "1"),
+    ("net.ipv4.tcp_syn_retries", "5"),
+    ("net.ipv4.tcp_synack_retries", "5"),
+    ("net.ipv4.tcp_frto", "2"),
+    ("net.ipv4.tcp_sack", "1"),
+    ("net.ipv4.tcp_dsack", "1"),
+    ("net.ipv4.tcp_fack", "0"),
+    ("net.ipv4.tcp_reordering", "3"),
+    ("net.ipv4.tcp_congestion_control", "cubic"),
+    ("net.ipv4.tcp_slow_start_after_idle", "0"),
+    ("net.ipv4.tcp_early_retrans", "4"),
+    ("net.ipv4.tcp_recovery", "1"),
+    ("net.ipv4.tcp_tso_win_divisor", "3"),
+    ("net.ipv4.tcp_ecn", "0"),
+    ("net.ipv4.tcp_ecn_option", "2"),
+    ("net.ipv4.tcp_pacing_ss_ratio", "200"),
+    ("net.ipv4.tcp_pacing_ca_ratio", "120"),
+    ("net.ipv4.tcp_notsent_lowat", "4294967295"),
+    ("net.ipv4.tcp_fastopen", "0x70403"),
+    ("net.ipv4.tcp_fastopen_key", "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4"),
+    ("net.ipv4.tcp_syncookies", "1"),
+];
+
+/// The sysctls `defaults.sh` sets that utcp does not have, noted rather than refused there.
+const DEFAULTS_NOTED: &[&str] = &[
+    "net.ipv4.tcp_frto",
+    "net.ipv4.tcp_dsack",
+    "net.ipv4.tcp_congestion_control",
+    "net.ipv4.tcp_early_retrans",
+    "net.ipv4.tcp_recovery",
+    "net.ipv4.tcp_ecn_option",
+    "net.ipv4.tcp_fastopen",
+    "net.ipv4.tcp_fastopen_key",
+];
+
+/// Commands that set up the device or the host as utcp already is: no offloads (utcp never sends
+/// super-segments), no cached route metrics, no qdisc (a plain FIFO is what a script's packets
+/// see; a qdisc that paces, `fq`, or drops, `pfifo limit 0`, is refused).
+const NO_OPS: &[&str] = &[
+    "ethtool -K tun0 tso off gso off",
+    "ip tcp_metrics flush all",
+    "tc qdisc add dev tun0 root pfifo",
+    "tc qdisc replace dev tun0 root pfifo",
+    "tc qdisc delete dev tun0 root",
+];
+
+/// Splits a shell line's text into commands and reads each; `Err` names the first command that
+/// is not understood (the refusal's feature).
+pub fn parse_shell(text: &str) -> Result<Vec<ShellCommand>, String> {
+    let joined = text.replace("\\\n", " ");
+    let mut out = Vec::new();
+    for raw in joined.split(['\n', ';']) {
+        let words = words(raw);
+        let Some(first) = words.first() else { continue };
+        let first = first.as_str();
+        if first.ends_with("defaults.sh") {
+            out.push(ShellCommand::Defaults);
+        } else if first.starts_with("/tmp/sysctl_restore_") {
+            out.push(ShellCommand::Restore);
+        } else if first == "sysctl" {
+            for w in &words[1..] {
+                if w.starts_with('-') && !w.contains('=') {
+                    if !matches!(w.as_str(), "-q" | "-e" | "-w" | "-qw" | "-eq" | "-qe") {
+                        return Err(format!("shell command `sysctl {w}`"));
+                    }
+                    continue;
+                }
+                let Some((k, v)) = w.split_once('=') else {
+                    return Err(format!("shell command `sysctl {w}` (only `sysctl -q name=value`)"));
+                };
+                out.push(ShellCommand::Sysctl(k.replace('/', "."), v.to_string()));
+            }
+        } else if first.ends_with("set_sysctls.py") {
+            for w in &words[1..] {
+                let Some((k, v)) = w.split_once('=') else {
+                    return Err(format!("shell command `set_sysctls.py {w}`"));
+                };
+                let Some(name) = k.strip_prefix("/proc/sys/") else {
+                    return Err(format!("set_sysctls.py of `{k}` (only /proc/sys/...)"));
+                };
+                out.push(ShellCommand::Sysctl(name.replace('/', "."), v.to_string()));
+            }
+        } else if NO_OPS.contains(&words.join(" ").as_str()) {
+            out.push(ShellCommand::NoOp(words.join(" ")));
+        } else {
+            // Named as written, redirections included (`echo 3 > /sys/module/...`).
+            let raw = raw.split(" #").next().unwrap_or(raw).split_whitespace().collect::<Vec<_>>().join(" ");
+            return Err(format!("shell command `{raw}`"));
+        }
+    }
+    Ok(out)
+}
+
+/// The words of one command: whitespace-separated, double quotes kept together and removed,
+/// `# comments` and output redirections (`> /dev/null`, `2>&1`) dropped.
+fn words(cmd: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_quotes = false;
+    let mut started = false;
+    for c in cmd.chars() {
+        match c {
+            '"' => {
+                in_quotes = !in_quotes;
+                started = true;
+            }
+            '#' if !in_quotes && !started => break,
+            c if c.is_whitespace() && !in_quotes => {
+                if started {
+                    words.push(std::mem::take(&mut cur));
+                    started = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        words.push(cur);
+    }
+    let mut out = Vec::new();
+    let mut skip_next = false;
+    for w in words {
+        if skip_next {
+            skip_next = false;
+        } else if w == ">" || w == "2>" || w == ">>" {
+            skip_next = true;
+        } else if !(w.starts_with('>') || w.starts_with("2>")) {
+            out.push(w);
+        }
+    }
+    out
+}
+
+fn number(name: &str, value: &str) -> Result<u64, String> {
+    let v = value.trim();
+    let parsed = match v.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => v.parse(),
+    };
+    parsed.map_err(|_| format!("sysctl {name}={value} (expected a number)"))
+}
+
+fn triple(name: &str, value: &str) -> Result<[usize; 3], String> {
+    let parts: Vec<&str> = value.split_whitespace().collect();
+    let [a, b, c] = parts[..] else {
+        return Err(format!("sysctl {name}=\"{value}\" (expected three numbers)"));
+    };
+    let n = |s: &str| s.parse::<usize>().map_err(|_| format!("sysctl {name}=\"{value}\" (expected numbers)"));
+    Ok([n(a)?, n(b)?, n(c)?])
+}
+
+/// Applies one sysctl to `config`; `Err` is the refusal (naming the sysctl and why). With
+/// `from_defaults`, the sysctls `defaults.sh` sets that utcp lacks (F-RTO, DSACK, CUBIC,
+/// RACK-TLP, AccECN, TCP Fast Open; see [`DEFAULTS_SH`]) are noted rather than refused.
+pub fn apply_sysctl(config: &mut Config, name: &str, value: &str, from_defaults: bool) -> Result<(), String> {
+    if from_defaults && DEFAULTS_NOTED.contains(&name) {
+        return Ok(());
+    }
+    let short = name.strip_prefix("net.ipv4.").unwrap_or(name);
+    let tcp = &mut config.tcp;
+    let flag = |v: &str| -> Result<bool, String> {
+        match number(name, v)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(format!("sysctl {name}={other} (utcp has only on or off)")),
+        }
+    };
+    // A value utcp already behaves as, or a refusal naming what utcp lacks.
+    let only = |ok: &[&str], what: &str| -> Result<(), String> {
+        if ok.contains(&value.trim()) {
+            Ok(())
+        } else {
+            Err(format!("{what} (sysctl {name}={value})"))
+        }
+    };
+    match short {
+        "tcp_rmem" => {
+            let [_, _, max] = triple(name, value)?;
+            tcp.recv_buffer = max;
+        }
+        "tcp_wmem" => {
+            let [_, def, _] = triple(name, value)?;
+            tcp.send_buffer = def;
+        }
+        "tcp_timestamps" => tcp.timestamps = flag(value)?,
+        "tcp_sack" => tcp.sack = flag(value)?,
+        "tcp_window_scaling" => tcp.window_scale = flag(value)?,
+        "tcp_rfc1337" => tcp.rfc1337 = flag(value)?,
+        "tcp_syn_retries" => tcp.syn_retries = number(name, value)? as u32,
+        "tcp_synack_retries" => {
+            if number(name, value)? as u32 != tcp.syn_retries {
+                return Err(format!(
+                    "a SYN-ACK retry count apart from the SYN's (sysctl {name}={value}, tcp_syn_retries is {})",
+                    tcp.syn_retries
+                ));
+            }
+        }
+        "tcp_retries2" => tcp.max_retries = number(name, value)? as u32,
+        "tcp_fin_timeout" => tcp.fin_timeout = Duration::from_secs(number(name, value)?),
+        "tcp_keepalive_intvl" => tcp.keepalive_interval = Duration::from_secs(number(name, value)?),
+        "tcp_keepalive_probes" => tcp.keepalive_probes = number(name, value)? as u32,
+        "tcp_fack" => only(&["0"], "FACK")?,
+        "tcp_reordering" => only(&["3"], "a duplicate-ACK threshold other than 3")?,
+        "tcp_slow_start_after_idle" => only(&["0"], "slow start after idle (RFC 5681 §4.1)")?,
+        "tcp_ecn" => only(&["0"], "ECN (RFC 3168)")?,
+        "tcp_ecn_option" => only(&["0"], "AccECN")?,
+        "tcp_notsent_lowat" => only(&["4294967295"], "TCP_NOTSENT_LOWAT")?,
+        "tcp_syncookies" => only(&["1"], "turning SYN cookies off")?,
+        "tcp_frto" => only(&["0"], "F-RTO (RFC 5682)")?,
+        "tcp_dsack" => only(&["0"], "DSACK (RFC 2883)")?,
+        "tcp_early_retrans" => only(&["0"], "TLP (tail loss probe)")?,
+        "tcp_recovery" => only(&["0"], "RACK loss detection (RFC 8985)")?,
+        "tcp_congestion_control" => only(&["reno"], "a congestion controller other than Reno")?,
+        "tcp_autocorking" => only(&["0"], "autocorking")?,
+        "tcp_fastopen" => only(&["0"], "TCP Fast Open (RFC 7413)")?,
+        "tcp_fastopen_key" | "tcp_fastopen_blackhole_timeout_sec" => {
+            return Err(format!("TCP Fast Open (RFC 7413) (sysctl {name})"))
+        }
+        // utcp never defers to build super-segments and never paces: these change nothing.
+        "tcp_tso_win_divisor" | "tcp_min_tso_segs" | "tcp_pacing_ss_ratio" | "tcp_pacing_ca_ratio" => {}
+        _ => return Err(format!("sysctl {name} (not one utcp maps)")),
+    }
+    Ok(())
+}
+
+/// Applies every setting of [`DEFAULTS_SH`].
+pub fn apply_defaults(config: &mut Config) {
+    for (name, value) in DEFAULTS_SH {
+        // Every entry is either mapped, noted or a value utcp behaves as (checked by a test).
+        let _ = apply_sysctl(config, name, value, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_defaults_sh_setting_is_understood() {
+        let mut c = Config::linux_like();
+        for (name, value) in DEFAULTS_SH {
+            assert_eq!(apply_sysctl(&mut c, name, value, true), Ok(()), "{name}={value}");
+        }
+        assert_eq!(c.tcp.recv_buffer, 15 * 1024 * 1024);
+        assert_eq!(c.tcp.send_buffer, 256 * 1024);
+        assert_eq!(c.tcp.syn_retries, 5);
+    }
+
+    #[test]
+    fn shell_lines_are_read_as_the_sysctls_they_set() {
+        let cmds = parse_shell(
+            "../common/defaults.sh\nsysctl -q net.ipv4.tcp_timestamps=0 > /dev/null 2>&1 # off\n\
+             ../common/set_sysctls.py /proc/sys/net/ipv4/tcp_wmem=\"4096 50000 4194304\" \\\n \
+             /proc/sys/net/ipv4/tcp_sack=0",
+        )
+        .unwrap();
+        assert_eq!(
+            cmds,
+            vec![
+                ShellCommand::Defaults,
+                ShellCommand::Sysctl("net.ipv4.tcp_timestamps".into(), "0".into()),
+                ShellCommand::Sysctl("net.ipv4.tcp_wmem".into(), "4096 50000 4194304".into()),
+                ShellCommand::Sysctl("net.ipv4.tcp_sack".into(), "0".into()),
+            ]
+        );
+        assert_eq!(parse_shell("/tmp/sysctl_restore_${PPID}.sh").unwrap(), vec![ShellCommand::Restore]);
+        assert_eq!(
+            parse_shell(
+                "tc qdisc delete dev tun0 root 2>/dev/null ; ip tcp_metrics flush all > /dev/null 2>&1"
+            )
+            .unwrap(),
+            vec![
+                ShellCommand::NoOp("tc qdisc delete dev tun0 root".into()),
+                ShellCommand::NoOp("ip tcp_metrics flush all".into())
+            ]
+        );
+        assert!(parse_shell("tc qdisc add dev tun0 root pfifo limit 0").is_err());
+        assert_eq!(
+            parse_shell("echo 3 > /sys/module/tcp_cubic/parameters/hystart_detect"),
+            Err("shell command `echo 3 > /sys/module/tcp_cubic/parameters/hystart_detect`".into())
+        );
+    }
+
+    #[test]
+    fn other_shell_commands_and_unmapped_sysctls_are_refused_by_name() {
+        assert_eq!(
+            parse_shell("tc qdisc replace dev tun0 root fq"),
+            Err("shell command `tc qdisc replace dev tun0 root fq`".into())
+        );
+        let mut c = Config::linux_like();
+        let e = apply_sysctl(&mut c, "net.ipv4.tcp_ecn", "1", false).unwrap_err();
+        assert_eq!(e, "ECN (RFC 3168) (sysctl net.ipv4.tcp_ecn=1)");
+        let e = apply_sysctl(&mut c, "net.ipv4.tcp_congestion_control", "cubic", false).unwrap_err();
+        assert!(e.contains("tcp_congestion_control=cubic"), "{e}");
+        assert!(apply_sysctl(&mut c, "net.ipv4.tcp_mtu_probing", "2", false)
+            .unwrap_err()
+            .contains("tcp_mtu_probing"));
+        assert_eq!(apply_sysctl(&mut c, "net.ipv4.tcp_timestamps", "0", false), Ok(()));
+        assert!(!c.tcp.timestamps);
+    }
+}

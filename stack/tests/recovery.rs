@@ -1,0 +1,218 @@
+//! Loss recovery, exact segments in and out on virtual time: SACK-based recovery (RFC 6675) with
+//! PRR (RFC 6937), RACK-TLP (RFC 8985) and F-RTO (RFC 5682), in the Linux profile.
+
+mod common;
+
+use common::*;
+use utcp::wire::{SackBlocks, TcpOptions};
+use utcp::Duration;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// ESTABLISHED with a peer that offered SACK and window scale (no timestamps): MSS 1460, its
+/// window 512 << 7 = 64 KiB.
+fn sack_established() -> T {
+    let mut t = T::listening(config());
+    t.send(In { opts: TcpOptions { timestamp: None, ..SYN.opts }, ..SYN });
+    t.out();
+    // A 20 ms round trip: SRTT 20 ms, the RTO its 200 ms floor (Linux's), a probe timeout of
+    // 2 SRTT + 2 ms.
+    t.advance(ms(20));
+    t.send(In { win: 512, ..ACK });
+    t.accept();
+    t.events();
+    t
+}
+
+/// The peer's ACK of `ack` with SACK blocks (offsets from our ISN, as `In::ack`).
+fn sack(ack: u32, blocks: &[(u32, u32)]) -> In {
+    let b: Vec<_> = blocks.iter().map(|&(l, r)| (utcp::tcp::SeqNum(l), utcp::tcp::SeqNum(r))).collect();
+    In { ack, win: 512, opts: TcpOptions { sack: SackBlocks::from_slice(&b), ..NO_OPTS }, ..ACK }
+}
+
+fn segment(n: u32) -> String {
+    let start = 1 + 1460 * n;
+    format!(". {}:{}(1460) ack 1 win 1024", start, start + 1460)
+}
+
+#[test]
+fn rfc6675_recovery_resends_only_the_holes_the_sack_blocks_show() {
+    let mut t = sack_established();
+    t.write(t.sock(), &vec![7u8; 10 * 1460]).unwrap();
+    // RFC 6928: an initial window of ten segments.
+    assert_eq!(t.out().len(), 10);
+    t.advance(ms(20));
+    t.send(sack(1461, &[]));
+    // Segments 3, 4 and 5 arrive, 2 is missing. RFC 8985 §6.2: with fewer than three segments
+    // SACKed the reordering window is a quarter of the minimum RTT: no retransmission yet.
+    t.send(sack(1461, &[(2921, 4381)]));
+    assert_eq!(t.out(), Vec::<String>::new());
+    t.send(sack(1461, &[(2921, 5841)]));
+    t.send(sack(1461, &[(2921, 7301)]));
+    // Three SACKed: no reordering window; segment 2 was sent before them and is lost. PRR
+    // (RFC 6937) lets the fast retransmission out at once.
+    assert_eq!(t.out(), [segment(1)]);
+    assert_eq!(t.s().stats().fast_retransmits, 1);
+    // Segment 7 is missing too: resent, and nothing the peer SACKed goes again.
+    t.send(sack(1461, &[(2921, 8761), (10221, 14601)]));
+    assert_eq!(t.out(), [segment(6)]);
+    t.send(sack(8761, &[(10221, 14601)]));
+    t.send(sack(14601, &[]));
+    assert_eq!(t.out(), Vec::<String>::new());
+    assert_eq!(t.s().stats().retransmissions, 2);
+    assert_eq!(t.s().stats().timeouts, 0);
+}
+
+#[test]
+fn rfc8985_reordering_window_delays_the_loss_decision_by_a_quarter_rtt() {
+    let mut t = sack_established();
+    t.write(t.sock(), &vec![7u8; 4 * 1460]).unwrap();
+    assert_eq!(t.out().len(), 4);
+    t.advance(ms(20));
+    t.send(sack(1461, &[]));
+    t.send(sack(1461, &[(2921, 4381)]));
+    // RACK.rtt 20 ms, reordering window 20/4 = 5 ms: segment 2 is lost 5 ms after the SACK.
+    assert_eq!(t.advance_out(ms(10)), [format!("+5ms {}", segment(1))]);
+}
+
+#[test]
+fn rfc8985_a_lost_fast_retransmission_is_found_when_later_data_is_sacked() {
+    let mut t = sack_established();
+    t.write(t.sock(), &vec![7u8; 8 * 1460]).unwrap();
+    assert_eq!(t.out().len(), 8);
+    t.advance(ms(20));
+    t.send(sack(1461, &[]));
+    t.send(sack(1461, &[(2921, 7301)]));
+    assert_eq!(t.out(), [segment(1)]);
+    // The retransmission is lost as well. The rest of the first flight is SACKed; PRR releases
+    // new data, and the retransmission is not deemed lost: nothing sent after it was delivered.
+    t.write(t.sock(), &vec![7u8; 4 * 1460]).unwrap();
+    t.advance(ms(20));
+    t.send(sack(1461, &[(2921, 11681)]));
+    let out = t.out();
+    assert!(!out.is_empty() && !out.contains(&segment(1)), "{out:?}");
+    // A round trip later that new data is SACKed: it was sent after the retransmission, so the
+    // retransmission is lost (RFC 8985 §6.2) and goes again, with no timeout.
+    t.advance(ms(20));
+    t.send(sack(1461, &[(2921, 1 + 1460 * (8 + out.len() as u32))]));
+    let again = t.out();
+    assert!(again.contains(&segment(1)), "{again:?}");
+    assert_eq!(t.s().stats().timeouts, 0);
+}
+
+#[test]
+fn rfc8985_tail_loss_probe_resends_the_last_segment_before_the_rto() {
+    let mut t = sack_established();
+    t.write(t.sock(), &vec![7u8; 3 * 1460]).unwrap();
+    assert_eq!(t.out().len(), 3);
+    t.advance(ms(20));
+    // The first segment is acknowledged; the last two are lost and nothing comes back.
+    t.send(sack(1461, &[]));
+    let srtt = t.s().info(t.sock()).unwrap().srtt.unwrap();
+    // RFC 8985 §7.2: PTO = 2 SRTT (+ 2 ms, Linux's floor), well before the 200 ms RTO.
+    assert_eq!(srtt, ms(20));
+    let pto = 42;
+    let out = t.advance_out(ms(100));
+    assert_eq!(out, [format!("+{pto}ms {}", segment(2).replacen('.', "P.", 1))]);
+    assert_eq!(t.s().stats().tail_loss_probes, 1);
+    // The probe's ACK covers everything without a D-SACK: a loss was repaired (§7.4), and the
+    // window is reduced as for any loss.
+    let cwnd = t.s().info(t.sock()).unwrap().cwnd;
+    t.send(sack(4381, &[]));
+    assert!(t.s().info(t.sock()).unwrap().cwnd < cwnd);
+    assert_eq!(t.s().stats().timeouts, 0);
+}
+
+#[test]
+fn rfc5682_frto_finds_a_spurious_timeout_and_restores_the_window() {
+    let mut t = T::established(config());
+    t.write(t.sock(), &vec![7u8; 4 * 536]).unwrap();
+    assert_eq!(t.out().len(), 4);
+    let cwnd = t.s().info(t.sock()).unwrap().cwnd;
+    // The ACKs are late: the RTO (200 ms) resends the first segment (RFC 5682 §2.1 (1)).
+    assert_eq!(t.advance_out(ms(200)), ["+200ms . 1:537(536) ack 1 win 65535"]);
+    t.write(t.sock(), &vec![7u8; 4 * 536]).unwrap();
+    // (2b) the first late ACK acknowledges new data: two new segments, not retransmissions.
+    t.send(In { ack: 537, ..ACK });
+    assert_eq!(t.out(), [". 2145:2681(536) ack 1 win 65535", "P. 2681:3217(536) ack 1 win 65535"]);
+    // (3b) the next acknowledges data that was never retransmitted: the timeout was spurious.
+    t.send(In { ack: 1073, ..ACK });
+    assert_eq!(t.s().stats().spurious_timeouts, 1);
+    assert!(t.s().info(t.sock()).unwrap().cwnd >= cwnd);
+    // Nothing below SND.MAX goes again; the rest of the new data follows.
+    let out = t.out();
+    assert!(out.iter().all(|s| !s.contains(" 1073:") && !s.contains(" 1609:")), "{out:?}");
+    assert_eq!(t.s().stats().retransmissions, 1);
+}
+
+#[test]
+fn rfc5682_frto_falls_back_to_conventional_recovery_on_a_duplicate_ack() {
+    let mut t = T::established(config());
+    t.write(t.sock(), &vec![7u8; 4 * 536]).unwrap();
+    t.out();
+    t.advance_out(ms(200));
+    t.write(t.sock(), &vec![7u8; 4 * 536]).unwrap();
+    t.send(In { ack: 537, ..ACK });
+    assert_eq!(t.out().len(), 2);
+    // (3a) a duplicate ACK: the timeout was real; what is unacknowledged is resent in order.
+    t.send(In { ack: 537, ..ACK });
+    let out = t.out();
+    assert_eq!(out.first().map(String::as_str), Some(". 537:1073(536) ack 1 win 65535"), "{out:?}");
+    assert_eq!(t.s().stats().spurious_timeouts, 0);
+}
+
+#[test]
+fn pacing_spreads_a_window_over_the_round_trip() {
+    // TcpConfig::pacing: cwnd / SRTT, twice that in slow start (Linux's tcp_pacing_ss_ratio).
+    let mut c = config();
+    c.tcp.pacing = true;
+    let mut t = T::listening(c);
+    t.send(In { opts: TcpOptions { timestamp: None, ..SYN.opts }, ..SYN });
+    t.out();
+    t.advance(ms(20));
+    t.send(In { win: 512, ..ACK });
+    t.accept();
+    t.events();
+    t.write(t.sock(), &vec![7u8; 4 * 1460]).unwrap();
+    // 14 600 bytes of window over 20 ms, doubled: 1.46 MB/s, so one 1500-byte datagram every
+    // 1.03 ms instead of four at once.
+    assert_eq!(t.out(), [segment(0)]);
+    let out = t.advance_out(ms(10));
+    assert_eq!(
+        out,
+        [
+            format!("+1ms {}", segment(1)),
+            format!("+2ms {}", segment(2)),
+            format!("+3ms {}", segment(3).replacen('.', "P.", 1)),
+        ]
+    );
+}
+
+#[test]
+fn rfc6675_rescue_retransmission_sends_the_highest_unsacked_segment_once() {
+    // The RFC profile: SACK recovery by the DupThresh rule, no RACK, no tail loss probe.
+    let mut c = utcp::Config::default().with_address(LOCAL);
+    c.isn_secret = [42; 16];
+    let mut t = T::listening(c);
+    t.send(In { opts: TcpOptions { timestamp: None, ..SYN.opts }, ..SYN });
+    t.out();
+    t.send(In { win: 512, ..ACK });
+    t.accept();
+    t.events();
+    t.write(t.sock(), &vec![7u8; 6 * 1460]).unwrap();
+    assert_eq!(t.out().len(), 6);
+    // Segment 2 lost, 3 to 5 SACKed, the last (6) lost as well: IsLost marks only 2.
+    t.send(sack(1461, &[(2921, 4381)]));
+    t.send(sack(1461, &[(2921, 5841)]));
+    t.send(sack(1461, &[(2921, 7301)]));
+    // The fast retransmission, then (NextSeg (4)) the rescue of the tail, once. (The RFC
+    // profile's 256 KiB buffer at wscale 3: win 32768.)
+    assert_eq!(t.out(), [". 1461:2921(1460) ack 1 win 32768", "P. 7301:8761(1460) ack 1 win 32768"]);
+    t.send(sack(1461, &[(2921, 7301)]));
+    assert_eq!(t.out(), Vec::<String>::new());
+    t.send(sack(8761, &[]));
+    assert_eq!(t.s().stats().timeouts, 0);
+    assert_eq!(t.s().stats().retransmissions, 2);
+}
