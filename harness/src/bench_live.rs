@@ -33,12 +33,12 @@
 //! `utcp::live` touch namespaces and devices.
 
 use crate::bench::{median, pattern};
+use crate::netns::{catch_signals, join, sweep_stale, Netns};
+pub use crate::netns::{interrupted, privileged};
 use serde::Serialize;
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -159,24 +159,6 @@ pub struct LiveReport {
     pub rounds: Vec<LiveRound>,
 }
 
-/// Whether this process may create namespaces and devices: root, or both CAP_NET_ADMIN and
-/// CAP_SYS_ADMIN (setns(2) needs the latter) in its effective set.
-pub fn privileged() -> bool {
-    // SAFETY: geteuid takes no arguments and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    const CAP_NET_ADMIN: u32 = 12;
-    const CAP_SYS_ADMIN: u32 = 21;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .unwrap_or(0);
-    eff & (1 << CAP_NET_ADMIN) != 0 && eff & (1 << CAP_SYS_ADMIN) != 0
-}
-
 /// Runs `rounds` rounds of `contenders` (the order reversed every other round), calling
 /// `progress` after every run. Sets up the namespaces first and removes them before returning.
 pub fn run_live(
@@ -185,8 +167,8 @@ pub fn run_live(
     contenders: &[LiveContender],
     mut progress: impl FnMut(usize, LiveContender, &LiveRun),
 ) -> Result<LiveReport, String> {
-    signals::install();
-    sweep_stale_namespaces();
+    catch_signals();
+    sweep_stale(NS_PREFIX);
     let env = Env::set_up(&settings)?;
     let mut figures = Vec::new();
     for round in 1..=rounds {
@@ -228,127 +210,8 @@ pub fn run_live(
     })
 }
 
-/// True once SIGINT or SIGTERM arrived during [`run_live`].
-pub fn interrupted() -> bool {
-    signals::INTERRUPTED.load(Ordering::Relaxed)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Namespaces and commands
-// ---------------------------------------------------------------------------------------------
-
 /// Prefix of every namespace the bench creates; the pid follows, so a sweep can tell whose it is.
 const NS_PREFIX: &str = "utcp-bench-";
-
-/// A network namespace this process created; dropping it deletes it.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    /// `ip netns add NAME` and `lo` up in it.
-    fn create(n: u32) -> Result<Netns, String> {
-        let name = format!("{NS_PREFIX}{}-{n}", std::process::id());
-        cmd(&["ip", "netns", "add", &name])?;
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "dev", "lo", "up"])?;
-        tracing::debug!(ns = ns.name, "namespace created");
-        Ok(ns)
-    }
-
-    /// `ip -n NAME ARGS`.
-    fn ip(&self, args: &[&str]) -> Result<(), String> {
-        let mut all = vec!["ip", "-n", &self.name];
-        all.extend_from_slice(args);
-        cmd(&all)
-    }
-
-    /// `ip netns exec NAME ARGS`.
-    fn exec(&self, args: &[&str]) -> Result<(), String> {
-        let mut all = vec!["ip", "netns", "exec", &self.name];
-        all.extend_from_slice(args);
-        cmd(&all)
-    }
-
-    /// Runs `f` on a new thread that first enters this namespace.
-    fn spawn<T: Send + 'static>(
-        &self,
-        what: &str,
-        f: impl FnOnce() -> Result<T, String> + Send + 'static,
-    ) -> Result<JoinHandle<Result<T, String>>, String> {
-        let path = format!("/var/run/netns/{}", self.name);
-        let file = File::open(&path).map_err(|e| format!("cannot open {path}: {e}"))?;
-        let ns = self.name.clone();
-        std::thread::Builder::new()
-            .name(what.into())
-            .spawn(move || {
-                // SAFETY: setns takes a descriptor we hold open and a flag; it only changes the
-                // network namespace of this thread.
-                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return Err(format!("setns into {ns}: {}", io::Error::last_os_error()));
-                }
-                drop(file);
-                f()
-            })
-            .map_err(|e| format!("cannot start thread {what}: {e}"))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        match cmd(&["ip", "netns", "del", &self.name]) {
-            Ok(()) => tracing::debug!(ns = self.name, "namespace deleted"),
-            Err(e) => eprintln!("utcp bench live: could not delete namespace {}: {e}", self.name),
-        }
-    }
-}
-
-/// Deletes namespaces left by earlier runs whose process is gone (killed with SIGKILL, say).
-fn sweep_stale_namespaces() {
-    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let name = line.split_whitespace().next().unwrap_or("");
-        let Some(pid) = name.strip_prefix(NS_PREFIX).and_then(|rest| rest.split('-').next()) else {
-            continue;
-        };
-        if pid.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            tracing::info!(ns = name, "deleting a namespace left by an earlier run");
-            let _ = cmd(&["ip", "netns", "del", name]);
-        }
-    }
-}
-
-/// Runs a command; an error quotes it and what it printed.
-fn cmd(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("cannot run `{}`: {e}", args[0]))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("`{}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
-
-/// SIGINT and SIGTERM set a flag instead of killing the process, so the namespace guards run.
-mod signals {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    pub(super) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-    extern "C" fn on_signal(_: libc::c_int) {
-        INTERRUPTED.store(true, Ordering::Relaxed);
-    }
-
-    pub(super) fn install() {
-        let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        for sig in [libc::SIGINT, libc::SIGTERM] {
-            // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-            unsafe { libc::signal(sig, handler) };
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The environment and one run
@@ -373,10 +236,10 @@ struct Env {
 impl Env {
     fn set_up(s: &LiveSettings) -> Result<Env, String> {
         let env = Env {
-            utcp: Netns::create(1)?,
-            smoltcp: Netns::create(2)?,
-            server: Netns::create(3)?,
-            client: Netns::create(4)?,
+            utcp: Netns::create(NS_PREFIX, "1")?,
+            smoltcp: Netns::create(NS_PREFIX, "2")?,
+            server: Netns::create(NS_PREFIX, "3")?,
+            client: Netns::create(NS_PREFIX, "4")?,
         };
         let mtu = s.mtu.to_string();
         let smol = &env.smoltcp;
@@ -385,7 +248,7 @@ impl Env {
         smol.ip(&["addr", "add", &format!("{SMOL_KERNEL}/{PREFIX}"), "dev", SMOL_DEVICE])?;
         smol.ip(&["link", "set", "dev", SMOL_DEVICE, "up"])?;
 
-        let client_ns = env.client.name.as_str();
+        let client_ns = env.client.name();
         env.server.ip(&[
             "link", "add", "vs0", "mtu", &mtu, "type", "veth", "peer", "name", "vc0", "netns", client_ns,
             "mtu", &mtu,
@@ -400,7 +263,7 @@ impl Env {
             ns.ip(&["link", "set", "dev", dev, "up"])?;
         }
         tracing::info!(
-            namespaces = ?[&env.utcp.name, &env.smoltcp.name, &env.server.name, &env.client.name],
+            namespaces = ?[env.utcp.name(), env.smoltcp.name(), env.server.name(), env.client.name()],
             mtu = s.mtu,
             veth_offloads = s.veth_offloads,
             "bench live set up"
@@ -410,59 +273,96 @@ impl Env {
 
     /// One timed transfer from a kernel client to `who`.
     fn run(&self, who: LiveContender, s: &LiveSettings) -> Result<LiveRun, String> {
-        if interrupted() {
-            return Err("interrupted".into());
-        }
-        let watch = Watch::default();
-        let (ready_tx, ready_rx) = mpsc::channel::<Unblock>();
-        let (server_ns, client_ns, target) = match who {
-            LiveContender::Utcp => (&self.utcp, &self.utcp, UTCP_ADDR),
-            LiveContender::Smoltcp => (&self.smoltcp, &self.smoltcp, SMOL_ADDR),
-            LiveContender::Kernel => (&self.server, &self.client, VETH_SERVER),
+        let (client_ns, target) = match who {
+            LiveContender::Utcp => (&self.utcp, UTCP_ADDR),
+            LiveContender::Smoltcp => (&self.smoltcp, SMOL_ADDR),
+            LiveContender::Kernel => (&self.client, VETH_SERVER),
         };
-        let (w, s2) = (watch.clone(), *s);
-        let server = match who {
-            LiveContender::Utcp => server_ns.spawn("utcp-server", move || utcp_server(s2, ready_tx, w)),
-            LiveContender::Smoltcp => {
-                server_ns.spawn("smoltcp-server", move || smoltcp_server(s2, ready_tx, w))
-            }
-            LiveContender::Kernel => server_ns.spawn("kernel-server", move || kernel_server(ready_tx, w)),
-        }?;
-        let unblock = match ready_rx.recv_timeout(SETUP_LIMIT) {
-            Ok(u) => u,
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(join(server, "server").err().unwrap_or_else(|| "server ended early".into()))
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                watch.abort.store(true, Ordering::Relaxed);
-                return Err(format!("server not listening after {} s", SETUP_LIMIT.as_secs()));
-            }
-        };
-        let (w, bytes) = (watch.clone(), s.bytes);
-        let target = SocketAddr::V4(SocketAddrV4::new(target, PORT));
-        let client = client_ns.spawn("kernel-client", move || kernel_client(target, bytes, w))?;
-        match supervise(&watch, bytes, server, client) {
-            Ok((served, start)) => {
-                if served.bytes != bytes {
-                    return Err(format!("the server read {} of {bytes} bytes", served.bytes));
+        let s2 = *s;
+        let Transfer { served, start, .. } = timed_transfer(
+            client_ns,
+            SocketAddrV4::new(target, PORT),
+            s.bytes,
+            None,
+            |ready, w| match who {
+                LiveContender::Utcp => self.utcp.spawn("utcp-server", move || utcp_server(s2, ready, w)),
+                LiveContender::Smoltcp => {
+                    self.smoltcp.spawn("smoltcp-server", move || smoltcp_server(s2, ready, w))
                 }
-                Ok(LiveRun { bytes: served.bytes, seconds: (served.eof - start).as_secs_f64() })
+                LiveContender::Kernel => {
+                    let addr = SocketAddrV4::new(VETH_SERVER, PORT);
+                    self.server.spawn("kernel-server", move || kernel_server(addr, ready, w))
+                }
+            },
+        )?;
+        Ok(LiveRun { bytes: served.bytes, seconds: (served.eof - start).as_secs_f64() })
+    }
+}
+
+/// A server thread of a timed transfer.
+pub(crate) type ServerThread = JoinHandle<Result<Served, String>>;
+
+/// What a timed transfer saw.
+pub(crate) struct Transfer {
+    /// What the server read, and when.
+    pub(crate) served: Served,
+    /// When the client started connecting.
+    pub(crate) start: Instant,
+    /// The client's congestion control.
+    pub(crate) congestion_control: String,
+}
+
+/// One timed transfer: `server` starts a server thread (given the channel on which it says it
+/// listens, and the run's [`Watch`]), then a kernel client in `client_ns` sends `bytes` to
+/// `target`, with congestion control `cc` (or the namespace's default). Fails unless the server
+/// read exactly `bytes`.
+pub(crate) fn timed_transfer(
+    client_ns: &Netns,
+    target: SocketAddrV4,
+    bytes: u64,
+    cc: Option<&str>,
+    server: impl FnOnce(mpsc::Sender<Unblock>, Watch) -> Result<ServerThread, String>,
+) -> Result<Transfer, String> {
+    if interrupted() {
+        return Err("interrupted".into());
+    }
+    let watch = Watch::default();
+    let (ready_tx, ready_rx) = mpsc::channel::<Unblock>();
+    let server = server(ready_tx, watch.clone())?;
+    let unblock = match ready_rx.recv_timeout(SETUP_LIMIT) {
+        Ok(u) => u,
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            return Err(join(server, "server").err().unwrap_or_else(|| "server ended early".into()))
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            watch.abort.store(true, Ordering::Relaxed);
+            return Err(format!("server not listening after {} s", SETUP_LIMIT.as_secs()));
+        }
+    };
+    let (w, cc) = (watch.clone(), cc.map(str::to_string));
+    let target = SocketAddr::V4(target);
+    let client = client_ns.spawn("kernel-client", move || kernel_client(target, bytes, cc, w))?;
+    match supervise(&watch, bytes, server, client) {
+        Ok((served, (start, congestion_control))) => {
+            if served.bytes != bytes {
+                return Err(format!("the server read {} of {bytes} bytes", served.bytes));
             }
-            Err(e) => {
-                watch.abort.store(true, Ordering::Relaxed);
-                unblock();
-                Err(e)
-            }
+            Ok(Transfer { served, start, congestion_control })
+        }
+        Err(e) => {
+            watch.abort.store(true, Ordering::Relaxed);
+            unblock();
+            Err(e)
         }
     }
 }
 
 /// What a server sends once it listens: how to wake it from a blocking accept if the run fails.
-type Unblock = Box<dyn FnOnce() + Send>;
+pub(crate) type Unblock = Box<dyn FnOnce() + Send>;
 
 /// Shared by a run's threads: bytes the server has read, and the flag that ends them.
 #[derive(Clone, Default)]
-struct Watch {
+pub(crate) struct Watch {
     received: Arc<AtomicU64>,
     abort: Arc<AtomicBool>,
 }
@@ -478,21 +378,25 @@ impl Watch {
     }
 }
 
-/// What a server saw: every byte, and when the end of file came.
-struct Served {
-    bytes: u64,
-    eof: Instant,
+/// What a server saw: every byte, when the last one was read, and when the end of file came.
+pub(crate) struct Served {
+    /// Bytes read.
+    pub(crate) bytes: u64,
+    /// When the read that brought the last byte returned.
+    pub(crate) last: Instant,
+    /// When the end of file was read.
+    pub(crate) eof: Instant,
 }
 
 /// Waits for the server and the client to finish: fails on the first error of either, when no
 /// byte arrives for [`STALL_LIMIT`], or on Ctrl-C. Returns what was served and when the client
 /// started connecting.
-fn supervise(
+fn supervise<C>(
     watch: &Watch,
     total: u64,
     server: JoinHandle<Result<Served, String>>,
-    client: JoinHandle<Result<Instant, String>>,
-) -> Result<(Served, Instant), String> {
+    client: JoinHandle<Result<C, String>>,
+) -> Result<(Served, C), String> {
     let mut client = Some(client);
     let mut start = None;
     let (mut seen, mut since) = (0, Instant::now());
@@ -524,19 +428,17 @@ fn supervise(
     }
 }
 
-fn join<T>(h: JoinHandle<Result<T, String>>, what: &str) -> Result<T, String> {
-    h.join().map_err(|p| format!("{what} panicked: {}", crate::panic_message(p.as_ref())))?
-}
-
 /// Reads `stream` until end of file, counting into `watch`; a read timeout only checks whether
 /// the run was aborted.
 fn discard(mut stream: impl Read, watch: &Watch) -> Result<Served, String> {
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
+    let mut last = Instant::now();
     loop {
         match stream.read(&mut buf) {
-            Ok(0) => return Ok(Served { bytes: total, eof: Instant::now() }),
+            Ok(0) => return Ok(Served { bytes: total, last, eof: Instant::now() }),
             Ok(n) => {
+                last = Instant::now();
                 total += n as u64;
                 watch.received.store(total, Ordering::Relaxed);
             }
@@ -553,12 +455,23 @@ fn discard(mut stream: impl Read, watch: &Watch) -> Result<Served, String> {
 
 /// The kernel client: connects, writes `bytes` of a fixed pattern, shuts down writing. Returns
 /// when it started connecting.
-fn kernel_client(target: SocketAddr, bytes: u64, watch: Watch) -> Result<Instant, String> {
+fn kernel_client(
+    target: SocketAddr,
+    bytes: u64,
+    cc: Option<String>,
+    watch: Watch,
+) -> Result<(Instant, String), String> {
     let chunk = pattern(CHUNK);
     let start = Instant::now();
     let mut stream = std::net::TcpStream::connect_timeout(&target, CONNECT_LIMIT)
         .map_err(|e| format!("kernel client: connect to {target}: {e}"))?;
     stream.set_write_timeout(Some(STALL_LIMIT)).map_err(|e| e.to_string())?;
+    // Before the first byte, so the whole transfer runs under it.
+    if let Some(name) = &cc {
+        set_congestion_control(&stream, name)
+            .map_err(|e| format!("kernel client: congestion control {name}: {e}"))?;
+    }
+    let used = congestion_control(&stream).map_err(|e| format!("kernel client: TCP_CONGESTION: {e}"))?;
     let mut sent = 0u64;
     while sent < bytes {
         if watch.aborted() {
@@ -572,7 +485,49 @@ fn kernel_client(target: SocketAddr, bytes: u64, watch: Watch) -> Result<Instant
         }
     }
     stream.shutdown(Shutdown::Write).map_err(|e| format!("kernel client: shutdown: {e}"))?;
-    Ok(start)
+    Ok((start, used))
+}
+
+/// Sets a socket's congestion control (`TCP_CONGESTION`). Algorithms outside
+/// `net.ipv4.tcp_allowed_congestion_control` need CAP_NET_ADMIN.
+fn set_congestion_control(stream: &std::net::TcpStream, name: &str) -> io::Result<()> {
+    // SAFETY: the option value is `name`'s bytes with their length; the descriptor is open.
+    let r = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A socket's congestion control (`TCP_CONGESTION`).
+fn congestion_control(stream: &std::net::TcpStream) -> io::Result<String> {
+    let mut buf = [0u8; 16];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `buf` and the new length into `len`.
+    let r = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let bytes = &buf[..(len as usize).min(buf.len())];
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    Ok(String::from_utf8_lossy(&bytes[..end]).into_owned())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -651,7 +606,7 @@ fn smoltcp_server(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -
             tcp::State::Listen | tcp::State::SynReceived => {}
             tcp::State::Established => connected = true,
             tcp::State::CloseWait if !socket.can_recv() => {
-                return Ok(Served { bytes: total, eof: Instant::now() });
+                return Ok(Served { bytes: total, last: Instant::now(), eof: Instant::now() });
             }
             tcp::State::Closed if connected => {
                 return Err(format!("smoltcp: connection closed after {total} bytes"));
@@ -668,9 +623,13 @@ fn smoltcp_server(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -
     }
 }
 
-/// The kernel's own discard server on the veth side of its namespace.
-fn kernel_server(ready: mpsc::Sender<Unblock>, watch: Watch) -> Result<Served, String> {
-    let addr = SocketAddr::V4(SocketAddrV4::new(VETH_SERVER, PORT));
+/// The kernel's own discard server on `addr`, in the calling thread's namespace.
+pub(crate) fn kernel_server(
+    addr: SocketAddrV4,
+    ready: mpsc::Sender<Unblock>,
+    watch: Watch,
+) -> Result<Served, String> {
+    let addr = SocketAddr::V4(addr);
     let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("kernel: bind {addr}: {e}"))?;
     let _ = ready.send(Box::new(|| {}));
     // Accept only once the listener is readable, checking for an abort every 100 ms.

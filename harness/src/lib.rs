@@ -9,6 +9,8 @@ pub mod apps;
 pub mod bench;
 #[cfg(target_os = "linux")]
 pub mod bench_live;
+#[cfg(target_os = "linux")]
+pub mod bench_loss;
 pub mod bench_parse;
 pub mod bench_scale;
 pub mod capture;
@@ -16,6 +18,9 @@ pub mod cli;
 pub mod fuzzing;
 pub mod gen;
 pub mod inspect;
+pub mod link;
+#[cfg(target_os = "linux")]
+pub mod netns;
 pub mod netsim;
 pub mod notes;
 pub mod pair;

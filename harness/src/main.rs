@@ -32,6 +32,11 @@ enum Command {
     Script(cli::script::Args),
     /// utcp on a TUN device: echo, discard, chargen, static HTTP, or connect out like nc (root).
     Live(cli::live::Args),
+    /// The selftest's seeded impairment link in real time between two namespaces of its own, for
+    /// the kernel's TCP (a user-space netem; root).
+    #[cfg(target_os = "linux")]
+    #[command(long_about = cli::link::LONG_ABOUT)]
+    Link(cli::link::Args),
     /// Show what a fuzz input of a stack target does, as a transcript or capture.
     FuzzShow(cli::fuzz_show::Args),
 }
@@ -49,5 +54,7 @@ fn main() -> ExitCode {
         Command::Script(args) => cli::script::run(args),
         Command::FuzzShow(args) => cli::fuzz_show::run(args),
         Command::Live(args) => cli::live::run(args),
+        #[cfg(target_os = "linux")]
+        Command::Link(args) => cli::link::run(args),
     }
 }

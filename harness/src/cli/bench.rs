@@ -28,6 +28,10 @@ enum Bench {
     /// namespaces of its own (needs root); Gbit/s and ratios.
     #[cfg(target_os = "linux")]
     Live(LiveArgs),
+    /// Goodput per loss rate: utcp over the simulated link against Linux through `utcp link`
+    /// with the same settings (needs root); Mbit/s and the ratio.
+    #[cfg(target_os = "linux")]
+    Loss(crate::cli::bench_loss::LossArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,6 +75,8 @@ pub fn run(args: Args) -> ExitCode {
         Bench::Scale(a) => scale(a),
         #[cfg(target_os = "linux")]
         Bench::Live(a) => live::run(a),
+        #[cfg(target_os = "linux")]
+        Bench::Loss(a) => crate::cli::bench_loss::run(a),
     }
 }
 

@@ -40,7 +40,7 @@ enum Congestion {
     Cubic,
 }
 
-fn parse_percent(text: &str) -> Result<f64, String> {
+pub(crate) fn parse_percent(text: &str) -> Result<f64, String> {
     let v: f64 =
         text.trim().trim_end_matches('%').parse().map_err(|_| format!("{text:?}: expected a percentage"))?;
     if (0.0..=100.0).contains(&v) {
