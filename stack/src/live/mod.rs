@@ -106,6 +106,10 @@ struct Inner {
     host: Host,
     tun: Tun,
     tap: Option<Box<dyn Tap>>,
+    /// The wall-clock time of the stack's time zero: a tapped datagram's time is this plus the
+    /// stack's time, so a capture carries exactly the clock the stack saw (and a strict replay
+    /// meets timers and datagrams in the same order).
+    wall_epoch: SystemTime,
     /// The deadline the event loop sleeps until (None: no timeout).
     loop_deadline: Option<Instant>,
     /// Sockets handed to the application and not yet closed, for [`Live::shutdown`].
@@ -117,23 +121,23 @@ struct Inner {
 /// blocked application thread may wait for.
 struct LiveObserver<'a> {
     tap: &'a mut Option<Box<dyn Tap>>,
-    /// The wall-clock time of this turn: every datagram handled in one batch carries it, so a
+    /// `Inner::wall_epoch`. Every datagram handled in one turn carries the turn's time, so a
     /// capture shows the batches (and a strict replay can process them as one).
-    wall: SystemTime,
+    wall_epoch: SystemTime,
     events: bool,
     out: u64,
 }
 
 impl Observer for LiveObserver<'_> {
-    fn packet_in(&mut self, _now: Instant, datagram: &[u8]) {
+    fn packet_in(&mut self, now: Instant, datagram: &[u8]) {
         if let Some(t) = self.tap.as_mut() {
-            t.packet(self.wall, Direction::In, datagram);
+            t.packet(wall_clock(self.wall_epoch, now), Direction::In, datagram);
         }
     }
-    fn packet_out(&mut self, _now: Instant, datagram: &[u8]) {
+    fn packet_out(&mut self, now: Instant, datagram: &[u8]) {
         self.out += 1;
         if let Some(t) = self.tap.as_mut() {
-            t.packet(self.wall, Direction::Out, datagram);
+            t.packet(wall_clock(self.wall_epoch, now), Direction::Out, datagram);
         }
     }
     fn event(&mut self, _now: Instant, event: Event) {
@@ -142,21 +146,16 @@ impl Observer for LiveObserver<'_> {
     }
 }
 
-impl Inner {
-    /// The wall-clock time for the tap, read only when there is one (calls and turns are the
-    /// hot path).
-    fn wall(&self) -> SystemTime {
-        if self.tap.is_some() {
-            SystemTime::now()
-        } else {
-            SystemTime::UNIX_EPOCH
-        }
-    }
+/// The wall-clock time of the stack's instant `now`.
+fn wall_clock(epoch: SystemTime, now: Instant) -> SystemTime {
+    epoch + StdDuration::from_micros(now.total_micros())
+}
 
+impl Inner {
     /// Drains the stack into the device; true when an event happened.
-    fn drain(&mut self, wall: SystemTime) -> bool {
-        let Inner { host, tun, tap, stats, .. } = self;
-        let mut obs = LiveObserver { tap, wall, events: false, out: 0 };
+    fn drain(&mut self) -> bool {
+        let Inner { host, tun, tap, wall_epoch, stats, .. } = self;
+        let mut obs = LiveObserver { tap, wall_epoch: *wall_epoch, events: false, out: 0 };
         if let Err(e) = host.drain(tun, &mut obs) {
             tracing::error!(error = %e, "stack runaway while draining");
         }
@@ -202,8 +201,7 @@ impl Shared {
         let now = self.now();
         g.host.set_now(now);
         let r = f(g.host.stack_mut(), now);
-        let wall = g.wall();
-        if g.drain(wall) {
+        if g.drain() {
             self.notify();
         }
         let next = g.host.poll_timeout();
@@ -296,7 +294,6 @@ impl Shared {
     fn turn(&self, buf: &mut [u8]) -> io::Result<()> {
         let mut g = self.lock();
         let now = self.now();
-        let wall = g.wall();
         g.stats.wakeups += 1;
         // Timers first, then the datagrams: the order replay uses for one instant.
         if let Err(e) = g.host.advance(now) {
@@ -305,15 +302,15 @@ impl Shared {
         for _ in 0..BATCH {
             let Some(r) = g.tun.recv(buf)? else { break };
             g.stats.datagrams_in += 1;
-            let Inner { host, tap, .. } = &mut *g;
-            let mut obs = LiveObserver { tap, wall, events: false, out: 0 };
+            let Inner { host, tap, wall_epoch, .. } = &mut *g;
+            let mut obs = LiveObserver { tap, wall_epoch: *wall_epoch, events: false, out: 0 };
             if r.vouched {
                 host.receive_unchecked(now, &buf[..r.len], &mut obs);
             } else {
                 host.receive(now, &buf[..r.len], &mut obs);
             }
         }
-        let events = g.drain(wall);
+        let events = g.drain();
         g.loop_deadline = g.host.poll_timeout();
         drop(g);
         if events {
@@ -394,11 +391,14 @@ impl Live {
             setup.apply(&device)?;
         }
         tracing::info!(device, addresses = ?config.stack.addresses, mtu = config.stack.mtu, "utcp live");
+        // The stack's clock and the capture's wall clock start together.
+        let (epoch, wall_epoch) = (std::time::Instant::now(), SystemTime::now());
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 host: Host::new(Stack::new(config.stack), Instant::ZERO, Bounds::default()),
                 tun,
                 tap: config.tap,
+                wall_epoch,
                 loop_deadline: None,
                 open: HashSet::new(),
                 stats: DriverStats::default(),
@@ -406,7 +406,7 @@ impl Live {
             changed: Condvar::new(),
             waiters: AtomicUsize::new(0),
             wake: sys::WakeFd::new()?,
-            epoch: std::time::Instant::now(),
+            epoch,
             stop: AtomicBool::new(false),
         });
         let s = shared.clone();
