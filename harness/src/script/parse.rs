@@ -163,6 +163,18 @@ fn unbalanced(line: &str) -> bool {
     depth > 0
 }
 
+/// Writes `ch` blanked (a space, or the newline it is) and moves the position past it.
+fn blank(ch: char, out: &mut String, line: &mut usize, col: &mut usize) {
+    if ch == '\n' {
+        out.push('\n');
+        *line += 1;
+        *col = 1;
+    } else {
+        out.push(' ');
+        *col += 1;
+    }
+}
+
 /// Blanks comments, keeping newlines and columns; takes shell lines and Python blocks out into
 /// `blocks`, blanking them too.
 fn strip_comments(path: &str, text: &str, blocks: &mut Blocks) -> Result<String, ParseError> {
@@ -202,14 +214,7 @@ fn strip_comments(path: &str, text: &str, blocks: &mut Blocks) -> Result<String,
                     col += 2;
                     break;
                 }
-                if bytes[i] == '\n' {
-                    out.push('\n');
-                    line += 1;
-                    col = 1;
-                } else {
-                    out.push(' ');
-                    col += 1;
-                }
+                blank(bytes[i], &mut out, &mut line, &mut col);
                 i += 1;
             }
             continue;
@@ -234,14 +239,7 @@ fn strip_comments(path: &str, text: &str, blocks: &mut Blocks) -> Result<String,
             }
             let end = j + close.len();
             for &ch in &bytes[i..end] {
-                if ch == '\n' {
-                    out.push('\n');
-                    line += 1;
-                    col = 1;
-                } else {
-                    out.push(' ');
-                    col += 1;
-                }
+                blank(ch, &mut out, &mut line, &mut col);
             }
             i = end;
             let list = if python { &mut blocks.python } else { &mut blocks.shell };

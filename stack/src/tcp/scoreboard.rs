@@ -65,6 +65,19 @@ impl Delivered {
     }
 }
 
+/// Declares `s` (not SACKed) lost, its retransmission in flight too if there is one: it is
+/// to be sent again. `lost` and `retrans` are the scoreboard's counts.
+fn declare_lost(s: &mut Sent, lost: &mut u32, retrans: &mut u32) {
+    if s.retrans {
+        s.retrans = false;
+        *retrans -= s.len();
+    }
+    if !s.lost {
+        s.lost = true;
+        *lost += s.len();
+    }
+}
+
 /// The segments from SND.UNA to SND.MAX, in sequence order, with the RFC 6675 counts.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Scoreboard {
@@ -283,15 +296,8 @@ impl Scoreboard {
             }
             let due = s.xmit + wait;
             if due <= now {
-                if s.retrans {
-                    // RFC 8985 §6.2: a lost retransmission is lost again.
-                    s.retrans = false;
-                    self.retrans -= s.len();
-                }
-                if !s.lost {
-                    s.lost = true;
-                    self.lost += s.len();
-                }
+                // RFC 8985 §6.2: a lost retransmission is lost again.
+                declare_lost(s, &mut self.lost, &mut self.retrans);
                 marked += s.len();
             } else {
                 timer = Some(timer.map_or(due, |t| t.min(due)));
@@ -305,14 +311,7 @@ impl Scoreboard {
     pub(crate) fn mark_first_lost(&mut self) -> bool {
         match self.segs.front_mut() {
             Some(s) if !s.sacked && (!s.lost || s.retrans) => {
-                if s.retrans {
-                    s.retrans = false;
-                    self.retrans -= s.len();
-                }
-                if !s.lost {
-                    s.lost = true;
-                    self.lost += s.len();
-                }
+                declare_lost(s, &mut self.lost, &mut self.retrans);
                 true
             }
             _ => false,

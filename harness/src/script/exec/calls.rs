@@ -729,26 +729,20 @@ impl Exec<'_> {
             }
             "SO_RCVBUF" => {
                 let v = num()?.max(0) as usize;
-                nf.options.recv_buffer = v;
-                nf.options.recv_buffer_max = v;
                 nf.rcvbuf_set = true;
                 option = Some(SocketOption::RecvBuffer(v));
             }
             "SO_SNDBUF" => {
                 let v = num()?.max(0) as usize;
-                nf.options.send_buffer = v;
-                nf.options.send_buffer_max = v;
                 nf.sndbuf_set = true;
                 option = Some(SocketOption::SendBuffer(v));
             }
             "TCP_NODELAY" => {
                 let v = num()? != 0;
-                nf.options.nodelay = v;
                 option = Some(SocketOption::NoDelay(v));
             }
             "TCP_MAXSEG" => {
                 let v = u16::try_from(num()?).map_err(|_| "TCP_MAXSEG out of range".to_string())?;
-                nf.options.max_segment = Some(v);
                 option = Some(SocketOption::MaxSegment(v));
             }
             "SO_KEEPALIVE" | "TCP_KEEPIDLE" => {
@@ -758,7 +752,6 @@ impl Exec<'_> {
                     nf.keepidle = Some(Duration::from_secs(num()?.max(1) as u64));
                 }
                 let ka = nf.keepalive_on.then(|| nf.keepidle.unwrap_or(DEFAULT_KEEPIDLE));
-                nf.options.keepalive = ka;
                 option = Some(SocketOption::KeepAlive(ka));
             }
             "TCP_KEEPINTVL" | "TCP_KEEPCNT" => {
@@ -775,6 +768,11 @@ impl Exec<'_> {
                 }
             }
             other => return refused(format!("socket option {other}")),
+        }
+        // The fd's copy of the options, for a socket not yet bound to a stack handle, follows
+        // the same rule as the stack's (SocketOption::apply: a set buffer also fixes its limit).
+        if let Some(o) = option {
+            o.apply(&mut nf.options);
         }
         match (&f.kind, option) {
             (FdKind::Conn(h), Some(o)) => {

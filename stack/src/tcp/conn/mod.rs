@@ -179,8 +179,6 @@ pub(crate) struct Connection {
     frto: recovery::Frto,
     /// Pacing (`TcpConfig::pacing`): when the next data segment may go, if pacing is on.
     pace: Option<Instant>,
-    /// The segment being built ends a burst (`TcpConfig::push_each_burst`): PSH.
-    push_now: bool,
     /// Consecutive retransmission timeouts.
     retries: u32,
     /// The end of the last segment shorter than the MSS (Nagle with Minshall's refinement).
@@ -345,7 +343,6 @@ impl Connection {
             tlp: recovery::Tlp { enabled: cfg.tail_loss_probe, ..recovery::Tlp::default() },
             frto: recovery::Frto { enabled: cfg.frto, ..recovery::Frto::default() },
             pace: cfg.pacing.then_some(Instant::ZERO),
-            push_now: false,
             retries: 0,
             last_small_end: iss,
             timers: TimerTable::default(),

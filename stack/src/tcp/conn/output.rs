@@ -260,15 +260,10 @@ impl Connection {
             let new_len = unsent.min(mss).min(room);
             let probe = if new_len > 0 {
                 self.tlp.retrans = false;
-                Some(self.data_segment(now, hz, self.snd_nxt, sent_off, new_len, false))
-            } else if let Some((start, end)) = self.board.last() {
+                Some(self.data_segment(now, hz, self.snd_nxt, new_len, false, false))
+            } else if let Some(last) = self.board.last() {
                 self.tlp.retrans = true;
-                let fin = self.fin_seq.is_some_and(|f| f + 1 == end);
-                let data_end_seq = if fin { end - 1 } else { end };
-                let len = (data_end_seq - start).min(mss);
-                let seq = data_end_seq - len;
-                ctx.stats.retransmissions += 1;
-                Some(self.data_segment(now, hz, seq, seq - data_start, len, fin))
+                Some(self.resend(now, last, mss, true, ctx))
             } else {
                 None
             };
@@ -288,12 +283,7 @@ impl Connection {
         if let Some((start, end)) = lost {
             let cwnd = self.cc.cwnd().max(self.snd_mss) as usize;
             if in_flight < cwnd && (start == self.snd_una || start < wnd_end) {
-                let fin = self.fin_seq.is_some_and(|f| f + 1 == end);
-                let data_end_seq = if fin { end - 1 } else { end };
-                let len = (data_end_seq - start).min(mss);
-                let fin = fin && start + len == data_end_seq;
-                ctx.stats.retransmissions += 1;
-                return Some(self.data_segment(now, hz, start, start - data_start, len, fin));
+                return Some(self.resend(now, (start, end), mss, false, ctx));
             }
         }
         // RFC 3042 (Limited Transmit): the first two duplicate ACKs each let one new segment out.
@@ -333,14 +323,9 @@ impl Connection {
             // new data, yet the window has room: once per recovery, the end of the highest
             // segment not SACKed, so that a lost tail is repaired without a timeout. With RACK
             // (RFC 8985) time finds a lost tail instead, as in Linux, which has no rescue.
-            if let Some((start, end)) = self.board.rescue_candidate() {
+            if let Some(highest) = self.board.rescue_candidate() {
                 self.recovery.rescued = true;
-                let fin = self.fin_seq.is_some_and(|f| f + 1 == end);
-                let data_end_seq = if fin { end - 1 } else { end };
-                let len = (data_end_seq - start).min(mss);
-                let seq = data_end_seq - len;
-                ctx.stats.retransmissions += 1;
-                return Some(self.data_segment(now, hz, seq, seq - data_start, len, fin));
+                return Some(self.resend(now, highest, mss, true, ctx));
             }
         }
         if len == 0 && !can_fin {
@@ -366,7 +351,6 @@ impl Connection {
             }
         }
         let seq = self.snd_nxt;
-        let off = seq - data_start;
         self.frto.new_segments = self.frto.new_segments.saturating_sub(1);
         // Not in recovery or limited transmit, where Linux sends pieces of a larger queued
         // buffer whose PSH stays with its tail.
@@ -375,8 +359,26 @@ impl Connection {
             && usable - len < mss
             && self.recovery.phase == Phase::Open
             && self.recovery.dup_acks == 0;
-        self.push_now = burst_end;
-        Some(self.data_segment(now, hz, seq, off, len, can_fin))
+        Some(self.data_segment(now, hz, seq, len, can_fin, burst_end))
+    }
+
+    /// Sends the scoreboard's `[start, end)` again: at most `mss` payload bytes from its start,
+    /// or from its end (a tail loss probe, a rescue); a FIN in it goes with its last byte.
+    fn resend(
+        &mut self,
+        now: Instant,
+        (start, end): (SeqNum, SeqNum),
+        mss: usize,
+        from_end: bool,
+        ctx: &mut Ctx<'_>,
+    ) -> OutSegment {
+        let has_fin = self.fin_seq.is_some_and(|f| f + 1 == end);
+        let data_end = if has_fin { end - 1 } else { end };
+        let len = (data_end - start).min(mss);
+        let seq = if from_end { data_end - len } else { start };
+        let fin = has_fin && seq + len == data_end;
+        ctx.stats.retransmissions += 1;
+        self.data_segment(now, ctx.cfg.ts_hz, seq, len, fin, false)
     }
 
     /// Payload bytes that fit in the next segment: the MSS less the SACK option it will carry
@@ -413,10 +415,13 @@ impl Connection {
         now: Instant,
         hz: u32,
         seq: SeqNum,
-        off: usize,
         len: usize,
         fin: bool,
+        // The last segment of a burst (`TcpConfig::push_each_burst`): PSH.
+        burst_end: bool,
     ) -> OutSegment {
+        // Where the payload starts in the send buffer, which begins at SND.UNA (after the SYN).
+        let off = seq - self.data_start();
         let end = seq + len + usize::from(fin);
         let new_data = end > self.snd_max;
         if fin {
@@ -485,7 +490,6 @@ impl Connection {
         }
         let data_end_off = self.send_buf.len();
         let mut flags = TcpFlags::ACK;
-        let burst_end = std::mem::take(&mut self.push_now);
         if len > 0 && (off + len == data_end_off || burst_end) {
             flags |= TcpFlags::PSH;
         }
