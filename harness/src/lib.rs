@@ -18,6 +18,8 @@ pub mod cli;
 pub mod fuzzing;
 pub mod gen;
 pub mod inspect;
+#[cfg(target_os = "linux")]
+pub mod kernel;
 pub mod link;
 #[cfg(target_os = "linux")]
 pub mod netns;
