@@ -1,7 +1,7 @@
 //! The Linux kernel's TCP as the stack under test (DESIGN.md "Linux beside utcp"): a network
 //! namespace of this process's own, `utcp-kern-<pid>-<tag>`, with one TUN device `tun0` that
 //! carries the kernel's side of the local address and a route for the remote address into the
-//! device. What the kernel sends to the remote address is read from the device; what the remote
+//! device (IPv4 or IPv6). What the kernel sends to the remote address is read from the device; what the remote
 //! "sends" is written into it. Sockets opened on a thread that joined the namespace (see
 //! [`KernelNet::netns`] and [`crate::netns::Netns::spawn`]) are the kernel's endpoints.
 //!
@@ -16,8 +16,8 @@
 //! Must not depend on: the stack, scripts, replay.
 
 use crate::netns::{sweep_stale, Netns};
-use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 /// Prefix of the namespaces' names; the pid and a tag follow.
@@ -33,17 +33,34 @@ pub struct KernelNet {
     // Declared before `ns`: the device is closed before its namespace is deleted.
     tun: tun_tap::Iface,
     ns: Netns,
-    local: Ipv4Addr,
-    remote: Ipv4Addr,
+    local: IpAddr,
+    remote: IpAddr,
 }
 
 impl KernelNet {
-    /// Creates `utcp-kern-<pid>-<tag>`, `tun0` in it with `mtu` and `local`/32, a route for
-    /// `remote`/32 into the device, and returns it. Namespaces of earlier runs whose process is
-    /// gone are deleted first.
-    pub fn create(tag: &str, local: Ipv4Addr, remote: Ipv4Addr, mtu: usize) -> Result<KernelNet, String> {
+    /// Creates `utcp-kern-<pid>-<tag>`, `tun0` in it with `mtu` and `local`/32 (IPv6: /128,
+    /// without duplicate address detection), a route for `remote`/32 (/128) into the device,
+    /// and returns it. Both addresses are of one family. Namespaces of earlier runs whose
+    /// process is gone are deleted first.
+    pub fn create(
+        tag: &str,
+        local: impl Into<IpAddr>,
+        remote: impl Into<IpAddr>,
+        mtu: usize,
+    ) -> Result<KernelNet, String> {
+        let (local, remote) = (local.into(), remote.into());
         if local == remote {
             return Err(format!("the local and remote addresses are the same ({local})"));
+        }
+        if local.is_ipv4() != remote.is_ipv4() {
+            return Err(format!("the local address {local} and the remote {remote} are of two families"));
+        }
+        if local.is_loopback() || remote.is_loopback() {
+            // The namespace's `lo` owns the loopback range: a route into the device would lose.
+            return Err(format!(
+                "{} is a loopback address: it cannot be put behind a TUN device",
+                if local.is_loopback() { local } else { remote }
+            ));
         }
         sweep_stale(NS_PREFIX);
         let ns = Netns::create(NS_PREFIX, tag)?;
@@ -56,9 +73,17 @@ impl KernelNet {
         // No IPv6 link-local address: the kernel sends no solicitations of its own.
         let _ = ns.ip(&["link", "set", "dev", DEVICE, "addrgenmode", "none"]);
         ns.ip(&["link", "set", "dev", DEVICE, "mtu", &mtu.to_string()])?;
-        ns.ip(&["addr", "add", &format!("{local}/32"), "dev", DEVICE])?;
+        let host = if local.is_ipv4() { 32 } else { 128 };
+        let mut addr = vec!["addr", "add"];
+        let local_prefix = format!("{local}/{host}");
+        addr.extend([local_prefix.as_str(), "dev", DEVICE]);
+        if local.is_ipv6() {
+            // No duplicate address detection: the address is usable at once.
+            addr.push("nodad");
+        }
+        ns.ip(&addr)?;
         ns.ip(&["link", "set", "dev", DEVICE, "up"])?;
-        ns.ip(&["route", "add", &format!("{remote}/32"), "dev", DEVICE])?;
+        ns.ip(&["route", "add", &format!("{remote}/{host}"), "dev", DEVICE])?;
         tracing::debug!(ns = ns.name(), %local, %remote, mtu, "kernel namespace set up");
         Ok(KernelNet { tun, ns, local, remote })
     }
@@ -69,12 +94,12 @@ impl KernelNet {
     }
 
     /// The kernel's address.
-    pub fn local(&self) -> Ipv4Addr {
+    pub fn local(&self) -> IpAddr {
         self.local
     }
 
     /// The remote address routed into the device.
-    pub fn remote(&self) -> Ipv4Addr {
+    pub fn remote(&self) -> IpAddr {
         self.remote
     }
 
@@ -106,7 +131,7 @@ impl KernelNet {
         })
     }
 
-    /// Writes one IPv4 datagram into the device, as if the remote had sent it.
+    /// Writes one IP datagram into the device, as if the remote had sent it.
     pub fn send(&self, datagram: &[u8]) -> Result<(), String> {
         self.tun.send(datagram).map(|_| ()).map_err(|e| format!("{DEVICE}: write: {e}"))
     }
@@ -142,6 +167,15 @@ impl KernelNet {
                 }
             }
         }
+    }
+}
+
+/// The device's descriptor, to wait on it together with sockets (`poll(2)`, readable when the
+/// kernel sent a datagram); reading and writing go through [`KernelNet::recv`] and
+/// [`KernelNet::send`].
+impl AsRawFd for KernelNet {
+    fn as_raw_fd(&self) -> RawFd {
+        self.tun.as_raw_fd()
     }
 }
 

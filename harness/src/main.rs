@@ -24,7 +24,8 @@ enum Command {
     Selftest(cli::selftest::Args),
     /// Benchmarks: bulk transfer against smoltcp and memcpy, parser, scale and SYN flood, live.
     Bench(cli::bench::Args),
-    /// Replay a capture's recorded peer against utcp: a summary, the transcript or a time-sequence graph.
+    /// Replay a capture's recorded peer against utcp (or the Linux kernel): a summary, the transcript or a time-sequence graph.
+    #[command(long_about = cli::replay::LONG_ABOUT)]
     Replay(cli::replay::Args),
     /// List the TCP connections in a capture; transcripts and time-sequence graphs on request.
     Inspect(cli::inspect::Args),

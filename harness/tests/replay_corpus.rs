@@ -153,11 +153,12 @@ fn emitted_script_has_the_calls_and_both_directions() {
 
 #[test]
 fn cli_exit_status_is_0_when_equal_1_when_different_2_when_unreadable() {
-    use utcp_harness::cli::replay::{replay, Args, ModeArg, ProfileArg, RoleArg};
+    use utcp_harness::cli::replay::{replay, Args, ModeArg, ProfileArg, RoleArg, StackArg};
     let args = |file: PathBuf| Args {
         file,
         flow: None,
         role: RoleArg::Server,
+        stack: StackArg::Utcp,
         mode: ModeArg::Adaptive,
         profile: ProfileArg::Linux,
         out: None,
@@ -167,6 +168,7 @@ fn cli_exit_status_is_0_when_equal_1_when_different_2_when_unreadable() {
         plot_window: None,
         emit_script: None,
         keep_going: false,
+        linux: Default::default(),
     };
     let ok = replay(&args(corpus().join("syn-closed-port-ipv4.pcap"))).unwrap();
     assert_eq!(ok.status, 0, "{}", ok.stdout);

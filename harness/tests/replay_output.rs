@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use utcp_harness::capture::{CaptureReader, CaptureWriter, Format};
-use utcp_harness::cli::replay::{replay, Args, ModeArg, ProfileArg, RoleArg};
+use utcp_harness::cli::replay::{replay, Args, ModeArg, ProfileArg, RoleArg, StackArg};
 
 fn corpus(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus/captures").join(name)
@@ -19,6 +19,7 @@ fn args(file: PathBuf) -> Args {
         file,
         flow: None,
         role: RoleArg::Server,
+        stack: StackArg::Utcp,
         mode: ModeArg::Adaptive,
         profile: ProfileArg::Linux,
         out: None,
@@ -28,6 +29,7 @@ fn args(file: PathBuf) -> Args {
         plot_window: None,
         emit_script: None,
         keep_going: false,
+        linux: Default::default(),
     }
 }
 

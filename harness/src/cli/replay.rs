@@ -1,22 +1,29 @@
-//! `utcp replay FILE [--flow N] [--as server|client] [--mode strict|adaptive] [--profile NAME]
-//! [--transcript] [--plot OUT.svg] [--out FILE.pcapng] [--json] [--emit-script FILE.pkt]
-//! [--keep-going]`: plays the recorded peer of each TCP connection (or of `--flow N`) against utcp
-//! and compares utcp's answers with the recording.
+//! `utcp replay FILE [--flow N] [--as server|client] [--stack utcp|linux|both] [--mode
+//! strict|adaptive] [--profile NAME] [--transcript] [--plot OUT.svg] [--out FILE.pcapng] [--json]
+//! [--emit-script FILE.pkt] [--keep-going] [--tail SECS] [--max-gap SECS] [--max-duration SECS]`:
+//! plays the recorded peer of each TCP connection (or of `--flow N`) against utcp, or against the
+//! Linux kernel in real time (`--stack linux`, root), or both, and compares the answers with the
+//! recording.
 //!
 //! Output: a summary of each connection (completed or why not; matched, differed, missing and
-//! extra; the first difference; each kind of note once with a count); with `--transcript` the
-//! per-packet transcript of utcp's side after it; with `--json` one object
-//! `{ "file": ..., "connections": [...] }`. `--plot` writes a time-sequence graph (SVG).
+//! extra; the first difference; each kind of note once with a count); with `--stack both` utcp's
+//! next to Linux's and a line with both match figures; with `--transcript` the per-packet
+//! transcript of the tested side after it; with `--json` one object
+//! `{ "file": ..., "connections": [...] }` (with `--stack both` each connection carries Linux's
+//! object under `linux`). `--plot` writes a time-sequence graph (SVG).
 //! Exit status: 0 when every replayed connection completed and nothing differed beyond the
-//! profile, 1 when something differed, 2 when the input could not be read (or `--flow` names no
-//! connection, or an output file cannot be written).
+//! profile (with `--stack both`: utcp's connections), 1 when something differed, 2 when the input
+//! could not be read (or `--flow` names no connection, or an output file cannot be written, or
+//! the kernel's namespace could not be set up), 130 when interrupted.
 
 use crate::capture::flows::{split, Side};
 use crate::capture::CaptureReader;
 use crate::plot::{render_svg, replay_chart};
 use crate::replay::progress::Progress;
-use crate::replay::report::{script, summary, summary_line, to_json, transcript, write_pcapng};
-use crate::replay::{replay_flow, Mode, Options, Profile, Replay};
+use crate::replay::report::{
+    match_line, script, summary, summary_line, to_json, to_json_both, transcript, write_pcapng,
+};
+use crate::replay::{replay_flow, Backend, Mode, Options, Profile, Replay};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -27,6 +34,87 @@ pub enum RoleArg {
     Server,
     /// The endpoint that sent the SYN.
     Client,
+}
+
+/// The stack that plays the recorded endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StackArg {
+    /// utcp, on the capture's virtual clock.
+    Utcp,
+    /// The Linux kernel behind a TUN device in a namespace of its own, in real time (root).
+    Linux,
+    /// Both: utcp's match next to Linux's self-match.
+    Both,
+}
+
+/// The long help of `utcp replay`.
+pub const LONG_ABOUT: &str = "\
+Replay a capture's recorded peer against utcp, or against the Linux kernel, and compare the answers \
+with the recording: a summary, the transcript or a time-sequence graph.
+
+--stack linux plays the recorded peer against the kernel's TCP in real time, in a network namespace \
+of its own (utcp-kern-<pid>-replayN) with a TUN device: the kernel takes the recorded endpoint's \
+address and port (a listening socket for the server role, a connect from the recorded port for the \
+client role), its sysctls there are set to what the recording shows (SACK, timestamps, window \
+scaling, ECN), and the peer's packets are translated as for utcp. It needs root (or CAP_NET_ADMIN \
+and CAP_SYS_ADMIN); nothing is configured outside the namespace, which is deleted on every exit, \
+Ctrl-C included. Real time bounds it: a gap between two recorded packets longer than --max-gap is \
+shortened to it (a note says so), a connection whose timeline is still longer than --max-duration is \
+not played (its reason says so), and after the last recorded packet the kernel is given --tail at \
+most (less once it has nothing in flight and has been quiet for half a second).
+
+--stack both replays each connection on both and shows utcp's match next to Linux's self-match: how \
+much of the recording the kernel itself reproduces, which calibrates utcp's figure. The exit status \
+is then utcp's.
+
+Examples:
+  utcp replay capture.pcap
+  utcp replay --as client --transcript capture.pcap
+  sudo utcp replay --stack both --json capture.pcap";
+
+/// The kernel side's bounds (`--stack linux|both`).
+#[derive(Debug, Clone, Copy, PartialEq, clap::Args)]
+pub struct LinuxArgs {
+    /// With --stack linux|both: real seconds the kernel's answers are read after the last
+    /// recorded packet, at most.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0, value_parser = parse_secs)]
+    pub tail: f64,
+    /// With --stack linux|both: a gap between two recorded packets longer than this is shortened
+    /// to it (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_secs)]
+    pub max_gap: f64,
+    /// With --stack linux|both: a connection whose timeline (gaps shortened) is longer than this
+    /// is not played against the kernel (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = parse_secs)]
+    pub max_duration: f64,
+}
+
+impl Default for LinuxArgs {
+    fn default() -> Self {
+        LinuxArgs { tail: 3.0, max_gap: 10.0, max_duration: 60.0 }
+    }
+}
+
+impl LinuxArgs {
+    /// The Linux backend's options.
+    #[cfg(target_os = "linux")]
+    pub fn options(&self) -> crate::replay::linux::LinuxOptions {
+        let d = |s: f64| utcp::time::Duration::from_micros((s * 1e6).round() as u64);
+        crate::replay::linux::LinuxOptions {
+            tail: std::time::Duration::from_secs_f64(self.tail),
+            max_gap: d(self.max_gap),
+            max_duration: d(self.max_duration),
+        }
+    }
+}
+
+/// Seconds: a finite number, not negative, at most a day.
+fn parse_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.0..=86_400.0).contains(&v) {
+        return Err(format!("{s} s is out of range (0 to 86400)"));
+    }
+    Ok(v)
 }
 
 /// How the peer's packets are injected.
@@ -61,6 +149,10 @@ pub struct Args {
     /// The recorded endpoint utcp plays.
     #[arg(long = "as", value_enum, default_value = "server")]
     pub role: RoleArg,
+    /// The stack that plays it: utcp (virtual time), linux (the kernel in real time; root), or
+    /// both side by side.
+    #[arg(long, value_enum, default_value = "utcp")]
+    pub stack: StackArg,
     /// How the peer's packets are injected.
     #[arg(long, value_enum, default_value = "adaptive")]
     pub mode: ModeArg,
@@ -92,6 +184,9 @@ pub struct Args {
     /// Use the records read before damage instead of refusing the file.
     #[arg(long)]
     pub keep_going: bool,
+    /// The kernel side's bounds.
+    #[command(flatten)]
+    pub linux: LinuxArgs,
 }
 
 impl Args {
@@ -123,8 +218,10 @@ pub struct Outcome {
     pub stdout: String,
     /// The exit status: 0 all completed and equal, 1 something differed.
     pub status: u8,
-    /// The replays.
+    /// The replays (Linux's with `--stack linux`, utcp's otherwise).
     pub replays: Vec<Replay>,
+    /// With `--stack both`, Linux's replays, one per utcp replay.
+    pub linux: Vec<Replay>,
 }
 
 /// Runs the subcommand.
@@ -137,7 +234,7 @@ pub fn run(args: Args) -> ExitCode {
         }
         Err(msg) => {
             eprintln!("utcp replay: {msg}");
-            ExitCode::from(2)
+            ExitCode::from(if interrupted_run() { 130 } else { 2 })
         }
     }
 }
@@ -167,17 +264,31 @@ pub fn replay(args: &Args) -> Result<Outcome, String> {
         }
     }
     let opts = args.options();
+    if args.stack != StackArg::Utcp {
+        linux_ready()?;
+    }
     let total: u64 = chosen.iter().map(|&i| flows.flows[i].packets.len() as u64).sum();
     let progress = Progress::new(total, "packets");
     let mut replays = Vec::new();
+    let mut linux = Vec::new();
     for &i in &chosen {
         let flow = &flows.flows[i];
         progress.set_message(format!("flow {}", flow.index));
         tracing::debug!(flow = flow.index, packets = flow.packets.len(), "replaying");
-        let r = replay_flow(flow, &opts);
-        tracing::info!(flow = flow.index, summary = %summary_line(&r), "replayed");
+        if args.stack != StackArg::Linux {
+            let r = replay_flow(flow, &opts);
+            tracing::info!(flow = flow.index, summary = %summary_line(&r), "replayed");
+            replays.push(r);
+        }
+        if args.stack != StackArg::Utcp {
+            let r = replay_linux(flow, &opts, &args.linux).map_err(|e| format!("{name}: {e}"))?;
+            tracing::info!(flow = flow.index, summary = %summary_line(&r), "replayed against Linux");
+            match args.stack {
+                StackArg::Both => linux.push(r),
+                _ => replays.push(r),
+            }
+        }
         progress.inc(flow.packets.len() as u64);
-        replays.push(r);
     }
     progress.finish();
     if let Some(out) = &args.out {
@@ -199,18 +310,61 @@ pub fn replay(args: &Args) -> Result<Outcome, String> {
     }
     let mut stdout = String::new();
     if args.json {
-        stdout.push_str(&to_json(&name, &replays).to_string());
+        let v = if args.stack == StackArg::Both {
+            to_json_both(&name, &replays, &linux)
+        } else {
+            to_json(&name, &replays)
+        };
+        stdout.push_str(&v.to_string());
         stdout.push('\n');
     } else {
-        stdout.push_str(&text_report(args, &name, &replays));
+        stdout.push_str(&text_report(args, &name, &replays, &linux));
     }
     let status = if replays.iter().all(Replay::ok) { 0 } else { 1 };
-    Ok(Outcome { stdout, status, replays })
+    Ok(Outcome { stdout, status, replays, linux })
+}
+
+/// `--stack linux` needs the privileges of a namespace and a TUN device; with them, Ctrl-C and
+/// SIGTERM are caught so that the namespace's guard runs.
+#[cfg(target_os = "linux")]
+fn linux_ready() -> Result<(), String> {
+    if !crate::netns::privileged() {
+        return Err("--stack linux and --stack both need root (or CAP_NET_ADMIN and CAP_SYS_ADMIN): \
+                    the kernel is replayed in a network namespace with a TUN device of its own"
+            .into());
+    }
+    crate::netns::catch_signals();
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn linux_ready() -> Result<(), String> {
+    Err("--stack linux and --stack both run only on Linux".into())
+}
+
+#[cfg(target_os = "linux")]
+fn replay_linux(flow: &crate::capture::flows::Flow, opts: &Options, l: &LinuxArgs) -> Result<Replay, String> {
+    crate::replay::linux::replay_flow_linux(flow, opts, &l.options())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn replay_linux(_: &crate::capture::flows::Flow, _: &Options, _: &LinuxArgs) -> Result<Replay, String> {
+    Err("--stack linux runs only on Linux".into())
+}
+
+#[cfg(target_os = "linux")]
+fn interrupted_run() -> bool {
+    crate::netns::interrupted()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn interrupted_run() -> bool {
+    false
 }
 
 /// The text output: a heading, each connection's summary, then (with `--transcript`) each
 /// connection's transcript, or a line saying how to get them.
-fn text_report(args: &Args, name: &str, replays: &[Replay]) -> String {
+fn text_report(args: &Args, name: &str, replays: &[Replay], linux: &[Replay]) -> String {
     let mut out = String::new();
     if replays.is_empty() {
         out.push_str(&format!("{name}: no TCP connection to replay\n"));
@@ -218,20 +372,31 @@ fn text_report(args: &Args, name: &str, replays: &[Replay]) -> String {
     }
     let opts = args.options();
     let n = replays.len();
+    let backend = replays.first().map_or(Backend::Utcp, |r| r.backend);
     out.push_str(&format!(
-        "{name}: {n} TCP {} replayed, utcp as {} ({} mode, {} profile)\n",
+        "{name}: {n} TCP {} replayed, {} as {} ({} mode, {} profile){}\n",
         if n == 1 { "connection" } else { "connections" },
+        backend.name(),
         crate::replay::report::role_name(opts.role),
         opts.mode.name(),
-        opts.profile.name()
+        opts.profile.name(),
+        if linux.is_empty() { "" } else { ", beside Linux's self-match" }
     ));
-    for r in replays {
+    for (i, r) in replays.iter().enumerate() {
         out.push_str(&summary(r));
+        if let Some(l) = linux.get(i) {
+            out.push_str(&summary(l));
+            out.push_str(&match_line(r, l));
+        }
     }
     if args.transcript {
-        for r in replays {
+        for (i, r) in replays.iter().enumerate() {
             out.push('\n');
             out.push_str(&transcript(r));
+            if let Some(l) = linux.get(i) {
+                out.push('\n');
+                out.push_str(&transcript(l));
+            }
         }
     } else {
         let flow = if n == 1 { "" } else { "--flow N " };

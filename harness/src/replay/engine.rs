@@ -125,9 +125,30 @@ impl Step {
     }
 }
 
+/// The stack a connection was replayed against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// utcp on the capture's virtual clock.
+    Utcp,
+    /// The Linux kernel behind a TUN device, in real time (`replay::linux`).
+    Linux,
+}
+
+impl Backend {
+    /// The name in reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Utcp => "utcp",
+            Backend::Linux => "linux",
+        }
+    }
+}
+
 /// The result of replaying one connection.
 #[derive(Debug, Clone)]
 pub struct Replay {
+    /// The stack that played the recorded endpoint (the fields named `utcp` hold its side).
+    pub backend: Backend,
     /// The flow's 1-based index.
     pub flow: usize,
     /// The role utcp played.
@@ -235,7 +256,6 @@ struct Run<'f> {
     flow: &'f Flow,
     opts: Options,
     host: Host,
-    role: Side,
     local: SocketAddr,
     remote: SocketAddr,
     listener: Option<ListenerHandle>,
@@ -404,7 +424,7 @@ impl Run<'_> {
 }
 
 /// The recorded endpoint's TSval on its SYN or SYN-ACK.
-fn syn_tsval(flow: &Flow, side: Side) -> Option<u32> {
+pub(crate) fn syn_tsval(flow: &Flow, side: Side) -> Option<u32> {
     let p = flow.packets.iter().find(|p| p.from == side && p.tcp.flags.syn())?;
     tcp_of(p)?.options.timestamp.map(|t| t.tsval)
 }
@@ -417,7 +437,6 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
         Side::Client => (flow.client, flow.server),
     };
     let rec_isn = flow.isn(role);
-    let peer_isn = flow.isn(role.other());
     let cfg = config_for(flow, role);
     let start = flow.packets.first().map_or(Instant::ZERO, |p| p.time);
     let bounds = Bounds { max_timer_runs_per_advance: opts.max_timer_steps, ..Bounds::default() };
@@ -425,7 +444,6 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
         flow,
         opts: *opts,
         host: Host::new(Stack::new(cfg), start, bounds),
-        role,
         local,
         remote,
         listener: None,
@@ -443,17 +461,8 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
         runaway: false,
         rbuf: vec![0; 65536],
     };
-    let client_syn =
-        flow.packets.iter().any(|p| p.from == Side::Client && p.tcp.flags.syn() && !p.tcp.flags.ack());
-    let unplayable = if flow.mid_stream {
-        Some("seen mid-stream: the capture has no handshake to replay")
-    } else if !client_syn || (role == Side::Client && rec_isn.is_none()) {
-        Some("the client's SYN is not in the capture")
-    } else {
-        None
-    };
-    if let Some(why) = unplayable {
-        return finish(run, peer_isn, Some(why.to_string()));
+    if let Some(why) = unplayable(flow, role) {
+        return finish(run, Some(why.to_string()));
     }
     let syn_ack_recorded = flow.packets.iter().any(|p| p.from == Side::Server && p.tcp.flags.syn());
     let rec_start = rec_isn.map(|i| i + 1);
@@ -538,13 +547,26 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
     }
     let end = now + opts.tail;
     run.timers_until(end);
-    finish(run, peer_isn, None)
+    finish(run, None)
+}
+
+/// Why `role` of `flow` cannot be replayed at all, if it cannot.
+pub(crate) fn unplayable(flow: &Flow, role: Side) -> Option<&'static str> {
+    let client_syn =
+        flow.packets.iter().any(|p| p.from == Side::Client && p.tcp.flags.syn() && !p.tcp.flags.ack());
+    if flow.mid_stream {
+        Some("seen mid-stream: the capture has no handshake to replay")
+    } else if !client_syn || (role == Side::Client && flow.isn(role).is_none()) {
+        Some("the client's SYN is not in the capture")
+    } else {
+        None
+    }
 }
 
 /// The application's writes: the bytes the recorded endpoint sent, retransmissions removed, cut
 /// into writes that end where it pushed (PSH, FIN or RST), each written at the packet that first
 /// carried any of its bytes. Bytes never captured are written as zeros, with a note.
-fn write_plan(
+pub(crate) fn write_plan(
     flow: &Flow,
     role: Side,
     start: Option<SeqNum>,
@@ -584,12 +606,46 @@ fn write_plan(
     plan
 }
 
-/// Comparison, completion and the report fields.
-fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) -> Replay {
-    let flow = run.flow;
-    let role = run.role;
-    let rec_isn = run.rec_isn;
-    let utcp_isn = run.tr.utcp_isn;
+/// The utcp run's part of the report: whether it accepted a RST, and its counters.
+fn finish(run: Run<'_>, unplayable: Option<String>) -> Replay {
+    let reset = matches!(run.close_reason, Some(CloseReason::Reset | CloseReason::Refused))
+        || run.host.stack().stats().resets_in > 0;
+    let played = Played {
+        backend: Backend::Utcp,
+        local: run.local,
+        remote: run.remote,
+        steps: run.steps,
+        tr: run.tr,
+        reset,
+        stats: run.host.stack().stats().clone(),
+    };
+    conclude(run.flow, &run.opts, played, unplayable)
+}
+
+/// What a backend played, for [`conclude`].
+pub(crate) struct Played {
+    /// The stack that played the recorded endpoint.
+    pub backend: Backend,
+    /// Its endpoint.
+    pub local: SocketAddr,
+    /// The peer's endpoint.
+    pub remote: SocketAddr,
+    /// The steps, in time order.
+    pub steps: Vec<Step>,
+    /// The translator, which learnt the stack's ISN and TS clock.
+    pub tr: Translator,
+    /// Whether the stack accepted a RST (its connection reset or refused).
+    pub reset: bool,
+    /// Its counters (for Linux, what `TCP_INFO` and the wire show).
+    pub stats: utcp::Stats,
+}
+
+/// Comparison, completion and the report fields, the same for every backend.
+pub(crate) fn conclude(flow: &Flow, opts: &Options, played: Played, unplayable: Option<String>) -> Replay {
+    let role = opts.role;
+    let rec_isn = flow.isn(role);
+    let peer_isn = flow.isn(role.other());
+    let utcp_isn = played.tr.utcp_isn;
     let recorded: Vec<(u64, Seg)> = flow
         .packets
         .iter()
@@ -600,8 +656,8 @@ fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) ->
             seg.map(|s| (p.number, s))
         })
         .collect();
-    let ts_shift = run.tr.ts_delta.unwrap_or(0);
-    let utcp: Vec<(usize, Seg)> = run
+    let ts_shift = played.tr.ts_delta.unwrap_or(0);
+    let utcp: Vec<(usize, Seg)> = played
         .steps
         .iter()
         .enumerate()
@@ -614,7 +670,7 @@ fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) ->
         .collect();
     let (rnums, rsegs): (Vec<u64>, Vec<Seg>) = recorded.into_iter().unzip();
     let (usteps, usegs): (Vec<usize>, Vec<Seg>) = utcp.into_iter().unzip();
-    let alignment = align(&rsegs, &usegs, run.opts.profile);
+    let alignment = align(&rsegs, &usegs, opts.profile);
     let counts = alignment.counts();
     // The datagrams of recorded packets utcp did not send, to show them.
     let missing: std::collections::HashSet<u64> = alignment
@@ -652,8 +708,8 @@ fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) ->
         .next();
     let acked_peer_fin = peer_fin_end
         .is_some_and(|f| usegs.iter().any(|s| s.flags.ack() && (s.ack.wrapping_sub(f) as i32) >= 0));
-    let reset = matches!(run.close_reason, Some(CloseReason::Reset | CloseReason::Refused))
-        || run.host.stack().stats().resets_in > 0;
+    let name = played.backend.name();
+    let reset = played.reset;
     let (completed, reason) = match (&unplayable, end) {
         (Some(why), _) => (false, Some(why.clone())),
         (None, RecordedEnd::Open) => {
@@ -661,31 +717,31 @@ fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) ->
         }
         (None, RecordedEnd::FinFin) => match (sent_fin, acked_peer_fin) {
             (true, true) => (true, None),
-            (false, _) => (false, Some("utcp sent no FIN".into())),
-            (true, false) => (false, Some("utcp did not acknowledge the peer's FIN".into())),
+            (false, _) => (false, Some(format!("{name} sent no FIN"))),
+            (true, false) => (false, Some(format!("{name} did not acknowledge the peer's FIN"))),
         },
         (None, RecordedEnd::Rst) => {
             if sent_rst || reset {
                 (true, None)
             } else {
-                (false, Some("the recording ends with a RST; utcp neither sent nor accepted one".into()))
+                (false, Some(format!("the recording ends with a RST; {name} neither sent nor accepted one")))
             }
         }
     };
     let recorded: Vec<(u64, Seg)> = rnums.into_iter().zip(rsegs).collect();
     let utcp: Vec<(usize, Seg)> = usteps.into_iter().zip(usegs).collect();
     let start = flow.packets.first().map_or(Instant::ZERO, |p| p.time);
-    let first_difference = first_difference(&recorded, &utcp, &alignment, start);
-    let stats = run.host.stack().stats().clone();
+    let first_difference = first_difference(&recorded, &utcp, &alignment, start, name);
     Replay {
+        backend: played.backend,
         flow: flow.index,
         role,
-        local: run.local,
-        remote: run.remote,
-        mode: run.opts.mode,
-        profile: run.opts.profile,
+        local: played.local,
+        remote: played.remote,
+        mode: opts.mode,
+        profile: opts.profile,
         replayed: unplayable.is_none(),
-        steps: run.steps,
+        steps: played.steps,
         recorded,
         recorded_datagrams,
         utcp,
@@ -695,7 +751,7 @@ fn finish(run: Run<'_>, peer_isn: Option<SeqNum>, unplayable: Option<String>) ->
         reason,
         first_difference,
         isns: (rec_isn, peer_isn, utcp_isn),
-        stats,
+        stats: played.stats,
     }
 }
 
@@ -705,6 +761,7 @@ fn first_difference(
     utcp: &[(usize, Seg)],
     a: &Alignment,
     start: Instant,
+    name: &str,
 ) -> Option<String> {
     let mut best: Option<(Instant, String)> = None;
     let mut offer = |t: Instant, text: String| {
@@ -716,7 +773,7 @@ fn first_difference(
         let (number, seg) = &recorded[i];
         match o {
             Outcome::Missing => {
-                offer(seg.time, format!("record {number} ({}) not sent by utcp", seg.kind().describe()));
+                offer(seg.time, format!("record {number} ({}) not sent by {name}", seg.kind().describe()));
                 break;
             }
             Outcome::Matched(_, diffs) if diffs.iter().any(|d| d.significant) => {
@@ -731,7 +788,7 @@ fn first_difference(
     if let Some(i) = a.utcp.iter().position(Option::is_none) {
         let seg = &utcp[i].1;
         let at = crate::transcript::format_time(seg.time.saturating_duration_since(start));
-        offer(seg.time, format!("utcp sent {} at {at} not in the recording", seg.kind().describe()));
+        offer(seg.time, format!("{name} sent {} at {at} not in the recording", seg.kind().describe()));
     }
     best.map(|(_, t)| t)
 }

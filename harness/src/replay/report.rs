@@ -86,7 +86,8 @@ fn missing_lines(r: &Replay) -> Vec<(Instant, String)> {
             },
             Err(_) => line.push_str(&seg.kind().describe()),
         }
-        line.push_str(" not sent by utcp");
+        line.push_str(" not sent by ");
+        line.push_str(r.backend.name());
         out.push((seg.time, line));
     }
     out
@@ -150,8 +151,9 @@ pub fn summary(r: &Replay) -> String {
         (false, Some(why)) => format!("not completed ({why})"),
         (false, None) => "not completed".to_string(),
     };
+    let name = r.backend.name();
     let _ =
-        writeln!(s, "flow {}: utcp as {} {} <-> {}: {state}", r.flow, role_name(r.role), r.local, r.remote);
+        writeln!(s, "flow {}: {name} as {} {} <-> {}: {state}", r.flow, role_name(r.role), r.local, r.remote);
     let _ = writeln!(
         s,
         "  recorded {}: matched {}, differed {}, missing {}; extra {}",
@@ -172,7 +174,7 @@ pub fn summary(r: &Replay) -> String {
     if r.replayed {
         let _ = writeln!(
             s,
-            "  injected {injected}, utcp sent {} ({} retransmissions)",
+            "  injected {injected}, {name} sent {} ({} retransmissions)",
             r.utcp.len(),
             r.stats.retransmissions
         );
@@ -206,8 +208,9 @@ pub fn summary(r: &Replay) -> String {
 pub fn transcript(r: &Replay) -> String {
     let mut t = Transcript::new(r.local, r.remote);
     t.comment(&format!(
-        "flow {}: utcp plays the {} ({} mode, {} profile)",
+        "flow {}: {} plays the {} ({} mode, {} profile)",
         r.flow,
+        r.backend.name(),
         role_name(r.role),
         r.mode.name(),
         r.profile.name()
@@ -252,6 +255,7 @@ pub fn connection_json(r: &Replay) -> Value {
     let c = &r.counts;
     json!({
         "flow": r.flow,
+        "stack": r.backend.name(),
         "role": role_name(r.role),
         "local": r.local.to_string(),
         "remote": r.remote.to_string(),
@@ -272,6 +276,39 @@ pub fn connection_json(r: &Replay) -> Value {
         "sent": r.utcp.len(),
         "retransmissions": r.stats.retransmissions,
     })
+}
+
+/// The share of the recorded endpoint's packets matched (nothing significant differing), in
+/// percent; `None` when it sent none.
+pub fn match_percent(r: &Replay) -> Option<f64> {
+    (r.counts.recorded > 0).then(|| 100.0 * r.counts.matched as f64 / r.counts.recorded as f64)
+}
+
+/// `  match: utcp 97.4 % (37 of 38), linux 94.7 % (36 of 38)`: two replays of one connection.
+pub fn match_line(a: &Replay, b: &Replay) -> String {
+    let one = |r: &Replay| match (r.replayed, match_percent(r)) {
+        (false, _) => format!("{} not replayed", r.backend.name()),
+        (true, Some(p)) => {
+            format!("{} {p:.1} % ({} of {})", r.backend.name(), r.counts.matched, r.counts.recorded)
+        }
+        (true, None) => format!("{} -", r.backend.name()),
+    };
+    format!("  match: {}, {}\n", one(a), one(b))
+}
+
+/// The JSON report of a file replayed on utcp and on Linux: utcp's connection objects as
+/// [`to_json`] gives them, each with Linux's object of the same connection under `linux`.
+pub fn to_json_both(file: &str, utcp: &[Replay], linux: &[Replay]) -> Value {
+    let connections: Vec<Value> = utcp
+        .iter()
+        .zip(linux)
+        .map(|(u, l)| {
+            let mut v = connection_json(u);
+            v["linux"] = connection_json(l);
+            v
+        })
+        .collect();
+    json!({ "file": file, "connections": connections })
 }
 
 /// The JSON report of a file: `{ "file": ..., "connections": [...] }`.
