@@ -116,9 +116,10 @@ impl Timeline {
 }
 
 /// The namespace's sysctls that make the kernel offer and accept what the recorded endpoint
-/// did: SACK, timestamps and window scaling as [`config_for`] finds them (for utcp), and ECN
-/// as its SYN (client) or SYN-ACK (server) shows (RFC 3168 §6.1.1: ECE and CWR on the SYN, ECE
-/// on the SYN-ACK).
+/// did: SACK, timestamps and window scaling as [`config_for`] finds them (for utcp), ECN as its
+/// SYN (client) or SYN-ACK (server) shows (RFC 3168 §6.1.1: ECE and CWR on the SYN, ECE on the
+/// SYN-ACK), and a server that kept a SYN's data (RFC 9293 §3.10.7.2) as Fast Open without a
+/// cookie.
 pub fn sysctls_for(flow: &Flow, role: Side) -> Vec<(&'static str, &'static str)> {
     let cfg = config_for(flow, role);
     let bit = |on: bool| if on { "1" } else { "0" };
@@ -139,6 +140,12 @@ pub fn sysctls_for(flow: &Flow, role: Side) -> Vec<(&'static str, &'static str)>
         Side::Server => (asked && !accepted).then_some("0"),
     };
     out.extend(ecn.map(|v| ("net.ipv4.tcp_ecn", v)));
+    if role == Side::Server && cfg.tcp.accept_syn_data {
+        // The recorded server kept a SYN's data without a Fast Open cookie: TFO_SERVER_ENABLE
+        // (0x2), TFO_SERVER_COOKIE_NOT_REQD (0x200) and TFO_SERVER_WO_SOCKOPT (0x400), and the
+        // client bit (0x1) of the default.
+        out.push(("net.ipv4.tcp_fastopen", "1539"));
+    }
     out
 }
 
@@ -172,6 +179,9 @@ pub fn replay_flow_linux(flow: &Flow, opts: &Options, lopts: &LinuxOptions) -> R
             secs(lopts.max_gap),
             secs(lopts.max_duration)
         );
+        return Ok(conclude(flow, opts, blank(Vec::new()), Some(why)));
+    }
+    if let Some(why) = unreachable_addresses(local, remote) {
         return Ok(conclude(flow, opts, blank(Vec::new()), Some(why)));
     }
     static RUNS: AtomicU32 = AtomicU32::new(0);
@@ -235,17 +245,20 @@ pub fn replay_flow_linux(flow: &Flow, opts: &Options, lopts: &LinuxOptions) -> R
     }
     let rec_start = flow.isn(role).map(|i| i + 1);
     let mut writes = write_plan(flow, role, rec_start, &mut run.steps, start);
-    let (mut fin_seen, mut rst_seen, mut connected) = (false, false, false);
+    let (mut fin_seen, mut rst_seen) = (false, false);
     run.t0 = RealInstant::now();
+    if role == Side::Client {
+        // At the recorded SYN's time, before anything recorded earlier (a capture can hold the
+        // SYN-ACK first), as utcp's engine connects.
+        let syn = flow.packets.iter().position(|p| p.from == Side::Client && p.tcp.flags.syn());
+        run.wait_until(run.t0 + real(timeline.offset(syn.unwrap_or(0))))?;
+        run.connect();
+    }
     for (idx, p) in flow.packets.iter().enumerate() {
         run.wait_until(run.t0 + real(timeline.offset(idx)))?;
         if p.from != role {
             run.inject(flow, idx, opts)?;
             continue;
-        }
-        if p.tcp.flags.syn() && !p.tcp.flags.ack() && !connected {
-            connected = true;
-            run.connect();
         }
         if let Some(bytes) = writes.remove(&idx) {
             run.app.pending.extend(bytes);
@@ -290,6 +303,19 @@ pub fn replay_flow_linux(flow: &Flow, opts: &Options, lopts: &LinuxOptions) -> R
     // The sockets close before the namespace goes (`run` and `net` drop in this order).
     drop(run);
     Ok(conclude(flow, opts, played, None))
+}
+
+/// Why the two endpoints cannot be put on the two sides of a TUN device, if they cannot: one
+/// address for both, or a loopback address (the namespace's `lo` owns those).
+fn unreachable_addresses(local: SocketAddr, remote: SocketAddr) -> Option<String> {
+    if local.ip() == remote.ip() {
+        Some(format!("both endpoints have the address {}: the Linux backend needs two", local.ip()))
+    } else if local.ip().is_loopback() || remote.ip().is_loopback() {
+        let ip = if local.ip().is_loopback() { local.ip() } else { remote.ip() };
+        Some(format!("{ip} is a loopback address: the Linux backend cannot route it into a TUN device"))
+    } else {
+        None
+    }
 }
 
 /// A length for a person: `10 s`, `58.2 s`.
@@ -597,7 +623,7 @@ impl Live<'_> {
             info.tcpi_state,
             TCP_ESTABLISHED | TCP_FIN_WAIT2 | TCP_TIME_WAIT | TCP_CLOSE | TCP_CLOSE_WAIT
         );
-        settled && info.tcpi_unacked == 0 && out_queue(s.as_raw_fd()) == Some(0)
+        settled && info.tcpi_unacked == 0 && out_queue(s.as_raw_fd()).unwrap_or(0) == 0
     }
 }
 
@@ -773,6 +799,37 @@ mod tests {
         // At and after the packet after the gap: its capture time plus the time since.
         assert_eq!(t.capture_offset(ms(10_100)), ms(30_100));
         assert_eq!(t.capture_offset(ms(12_100)), ms(32_100));
+    }
+
+    fn corpus_flow(name: &str) -> Flow {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/captures").join(name);
+        let reader = crate::capture::CaptureReader::open(&path).unwrap();
+        let all = reader.read_all(false).unwrap();
+        crate::capture::flows::split(&all.records).flows.remove(0)
+    }
+
+    /// RFC 7323 §1.3 and RFC 2018 §2: window scaling, timestamps and SACK are offered on the SYN
+    /// and used only when both offered them. A client offers what the recorded one offered; a
+    /// server keeps on what the recorded client never offered, which it is never asked about.
+    #[test]
+    fn sysctls_offer_on_the_syn_only_the_options_the_recorded_client_offered() {
+        let v = |on: &'static str| {
+            [("net.ipv4.tcp_sack", on), ("net.ipv4.tcp_timestamps", on), ("net.ipv4.tcp_window_scaling", on)]
+        };
+        assert_eq!(sysctls_for(&corpus_flow("no-sack-ts-ws-ipv4.pcap"), Side::Client), v("0"));
+        assert_eq!(sysctls_for(&corpus_flow("no-sack-ts-ws-ipv4.pcap"), Side::Server), v("1"));
+        for role in [Side::Server, Side::Client] {
+            assert_eq!(sysctls_for(&corpus_flow("http-get-ipv4.pcap"), role), v("1"), "{role:?}");
+        }
+    }
+
+    #[test]
+    fn loopback_and_shared_addresses_cannot_sit_on_two_sides_of_a_tun_device() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(unreachable_addresses(a("127.0.0.1:80"), a("127.0.0.1:4000")).is_some());
+        assert!(unreachable_addresses(a("[::1]:80"), a("[fd00::1]:4000")).is_some());
+        assert!(unreachable_addresses(a("10.0.0.1:80"), a("10.0.0.1:4000")).is_some());
+        assert_eq!(unreachable_addresses(a("10.0.0.1:80"), a("10.0.0.2:4000")), None);
     }
 
     #[test]
