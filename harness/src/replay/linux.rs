@@ -29,7 +29,7 @@ use crate::kernel::KernelNet;
 use crate::netns::interrupted;
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant as RealInstant;
@@ -181,13 +181,20 @@ pub fn replay_flow_linux(flow: &Flow, opts: &Options, lopts: &LinuxOptions) -> R
         );
         return Ok(conclude(flow, opts, blank(Vec::new()), Some(why)));
     }
-    if let Some(why) = unreachable_addresses(local, remote) {
-        return Ok(conclude(flow, opts, blank(Vec::new()), Some(why)));
-    }
+    // Loopback or shared addresses cannot sit on the two sides of a TUN device: the kernel gets
+    // stand-ins, and every datagram is readdressed on its way in and out.
+    let remap = needs_stand_ins(local, remote).then(|| Remap::for_family(local, remote));
+    let (dev_local, dev_remote) = match &remap {
+        Some(m) => {
+            (SocketAddr::new(m.stand_in.0, local.port()), SocketAddr::new(m.stand_in.1, remote.port()))
+        }
+        None => (local, remote),
+    };
     static RUNS: AtomicU32 = AtomicU32::new(0);
     let tag = format!("replay{}", RUNS.fetch_add(1, Ordering::Relaxed));
     let cfg = config_for(flow, role);
-    let net = KernelNet::create(&tag, local.ip(), remote.ip(), cfg.mtu)
+    // A TUN device's MTU is at most 65535 (a loopback capture's MSS can ask for one more).
+    let net = KernelNet::create(&tag, dev_local.ip(), dev_remote.ip(), cfg.mtu.min(65_535))
         .map_err(|e| format!("flow {}: the kernel's namespace: {e}", flow.index))?;
     for (key, value) in sysctls_for(flow, role) {
         net.set_sysctl(key, value).map_err(|e| format!("flow {}: {e}", flow.index))?;
@@ -201,6 +208,8 @@ pub fn replay_flow_linux(flow: &Flow, opts: &Options, lopts: &LinuxOptions) -> R
         last_packet: RealInstant::now(),
         local,
         remote,
+        dev_remote,
+        remap,
         steps: Vec::new(),
         tr: Translator::default(),
         rec_isn: flow.isn(role),
@@ -209,6 +218,16 @@ pub fn replay_flow_linux(flow: &Flow, opts: &Options, lopts: &LinuxOptions) -> R
         strays: 0,
         rbuf: vec![0; 65_536],
     };
+    if let Some(m) = &run.remap {
+        let text = format!(
+            "the kernel has {} for {} and {} for {} (a TUN device needs two addresses, neither loopback)",
+            m.stand_in.0,
+            local.ip(),
+            m.stand_in.1,
+            remote.ip()
+        );
+        run.steps.push(Step::Note { time: start, text });
+    }
     for &(number, gap) in &timeline.shortened {
         let text = format!(
             "gap of {} before record {number} shortened to {} (--max-gap)",
@@ -223,8 +242,9 @@ pub fn replay_flow_linux(flow: &Flow, opts: &Options, lopts: &LinuxOptions) -> R
             let l = net
                 .netns()
                 .within("replay-listen", move || {
-                    let l = TcpListener::bind(local).map_err(|e| format!("cannot listen on {local}: {e}"))?;
-                    l.set_nonblocking(true).map_err(|e| format!("{local}: non-blocking: {e}"))?;
+                    let l = TcpListener::bind(dev_local)
+                        .map_err(|e| format!("cannot listen on {dev_local}: {e}"))?;
+                    l.set_nonblocking(true).map_err(|e| format!("{dev_local}: non-blocking: {e}"))?;
                     Ok(l)
                 })
                 .map_err(|e| format!("flow {}: {e}", flow.index))?;
@@ -238,7 +258,7 @@ pub fn replay_flow_linux(flow: &Flow, opts: &Options, lopts: &LinuxOptions) -> R
         Side::Client => {
             let s = net
                 .netns()
-                .within("replay-socket", move || bound_socket(local))
+                .within("replay-socket", move || bound_socket(dev_local))
                 .map_err(|e| format!("flow {}: {e}", flow.index))?;
             run.app.unconnected = Some(s);
         }
@@ -305,17 +325,42 @@ pub fn replay_flow_linux(flow: &Flow, opts: &Options, lopts: &LinuxOptions) -> R
     Ok(conclude(flow, opts, played, None))
 }
 
-/// Why the two endpoints cannot be put on the two sides of a TUN device, if they cannot: one
+/// Whether the two endpoints cannot be put on the two sides of a TUN device as they are: one
 /// address for both, or a loopback address (the namespace's `lo` owns those).
-fn unreachable_addresses(local: SocketAddr, remote: SocketAddr) -> Option<String> {
-    if local.ip() == remote.ip() {
-        Some(format!("both endpoints have the address {}: the Linux backend needs two", local.ip()))
-    } else if local.ip().is_loopback() || remote.ip().is_loopback() {
-        let ip = if local.ip().is_loopback() { local.ip() } else { remote.ip() };
-        Some(format!("{ip} is a loopback address: the Linux backend cannot route it into a TUN device"))
-    } else {
-        None
+fn needs_stand_ins(local: SocketAddr, remote: SocketAddr) -> bool {
+    local.ip() == remote.ip() || local.ip().is_loopback() || remote.ip().is_loopback()
+}
+
+/// Stand-in addresses for the kernel's side and the peer's, and the recorded ones they replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Remap {
+    /// The recorded endpoint's and the peer's addresses.
+    recorded: (IpAddr, IpAddr),
+    /// What the namespace uses instead: the kernel's and the peer's.
+    stand_in: (IpAddr, IpAddr),
+}
+
+impl Remap {
+    /// Private stand-ins of the recording's family (RFC 1918, RFC 4193).
+    fn for_family(local: SocketAddr, remote: SocketAddr) -> Remap {
+        let stand_in: (IpAddr, IpAddr) = if local.is_ipv4() {
+            (Ipv4Addr::new(10, 254, 0, 2).into(), Ipv4Addr::new(10, 254, 0, 1).into())
+        } else {
+            let v6 = |n| IpAddr::from(Ipv6Addr::new(0xfd00, 0x254, 0, 0, 0, 0, 0, n));
+            (v6(2), v6(1))
+        };
+        Remap { recorded: (local.ip(), remote.ip()), stand_in }
     }
+}
+
+/// The datagram with `src` and `dst` for its addresses, checksums computed again.
+fn readdress(datagram: &[u8], src: IpAddr, dst: IpAddr) -> Result<Vec<u8>, String> {
+    let d = parse_datagram(datagram, ChecksumMode::Ignore).map_err(|e| e.to_string())?;
+    let ip = utcp::wire::IpRepr { src, dst, ..d.ip };
+    let mut out = vec![0u8; utcp::wire::datagram_len(&ip, &d.transport)];
+    let n = utcp::wire::emit_datagram(&ip, &d.transport, &mut out).map_err(|e| e.to_string())?;
+    out.truncate(n);
+    Ok(out)
 }
 
 /// A length for a person: `10 s`, `58.2 s`.
@@ -358,8 +403,12 @@ struct Live<'a> {
     t0: RealInstant,
     /// When the last datagram went either way.
     last_packet: RealInstant,
+    /// The recorded endpoints.
     local: SocketAddr,
     remote: SocketAddr,
+    /// The peer's endpoint in the namespace (the recorded one unless stand-ins were needed).
+    dev_remote: SocketAddr,
+    remap: Option<Remap>,
     steps: Vec<Step>,
     tr: Translator,
     rec_isn: Option<utcp::tcp::seq::SeqNum>,
@@ -392,6 +441,16 @@ impl Live<'_> {
     /// the translator.
     fn drain(&mut self) -> Result<(), String> {
         while let Some(d) = self.net.recv(RealInstant::now())? {
+            let d = match &self.remap {
+                Some(m) => match readdress(&d, m.recorded.0, m.recorded.1) {
+                    Ok(d) => d,
+                    Err(_) => {
+                        self.strays += 1;
+                        continue;
+                    }
+                },
+                None => d,
+            };
             let ours = match parse_datagram(&d, ChecksumMode::Ignore) {
                 Ok(p) => match p.transport {
                     Transport::Tcp(t)
@@ -504,7 +563,7 @@ impl Live<'_> {
     /// The client's `connect` to the recorded server (non-blocking; the SYN leaves at once).
     fn connect(&mut self) {
         let Some(fd) = self.app.unconnected.take() else { return };
-        match start_connect(fd.as_raw_fd(), self.remote) {
+        match start_connect(fd.as_raw_fd(), self.dev_remote) {
             Ok(()) => {
                 self.app.stream = Some(TcpStream::from(fd));
                 self.call(Call::Connect);
@@ -545,7 +604,10 @@ impl Live<'_> {
         match self.tr.translate(&p.zero_filled(), sliced, opts.mode) {
             Ok(inj) => {
                 let time = self.now();
-                self.net.send(&inj.datagram)?;
+                match &self.remap {
+                    Some(m) => self.net.send(&readdress(&inj.datagram, m.stand_in.1, m.stand_in.0)?)?,
+                    None => self.net.send(&inj.datagram)?,
+                }
                 self.last_packet = RealInstant::now();
                 self.steps.push(Step::In {
                     time,
@@ -824,12 +886,41 @@ mod tests {
     }
 
     #[test]
-    fn loopback_and_shared_addresses_cannot_sit_on_two_sides_of_a_tun_device() {
+    fn loopback_and_shared_addresses_get_stand_ins_of_their_family() {
         let a = |s: &str| s.parse::<SocketAddr>().unwrap();
-        assert!(unreachable_addresses(a("127.0.0.1:80"), a("127.0.0.1:4000")).is_some());
-        assert!(unreachable_addresses(a("[::1]:80"), a("[fd00::1]:4000")).is_some());
-        assert!(unreachable_addresses(a("10.0.0.1:80"), a("10.0.0.1:4000")).is_some());
-        assert_eq!(unreachable_addresses(a("10.0.0.1:80"), a("10.0.0.2:4000")), None);
+        assert!(needs_stand_ins(a("127.0.0.1:80"), a("127.0.0.1:4000")));
+        assert!(needs_stand_ins(a("[::1]:80"), a("[fd00::1]:4000")));
+        assert!(needs_stand_ins(a("10.0.0.1:80"), a("10.0.0.1:4000")));
+        assert!(!needs_stand_ins(a("10.0.0.1:80"), a("10.0.0.2:4000")));
+        let m = Remap::for_family(a("[::1]:80"), a("[::1]:4000"));
+        assert!(m.stand_in.0.is_ipv6() && m.stand_in.0 != m.stand_in.1 && !m.stand_in.1.is_loopback());
+    }
+
+    #[test]
+    fn readdressing_keeps_the_segment_and_makes_the_checksum_right_again() {
+        let flow = corpus_flow("http-get-ipv4.pcap");
+        let d = &flow.packets[0].datagram;
+        let (src, dst): (IpAddr, IpAddr) = ("10.254.0.1".parse().unwrap(), "10.254.0.2".parse().unwrap());
+        let out = readdress(d, src, dst).unwrap();
+        let p = parse_datagram(&out, ChecksumMode::Verify).unwrap();
+        assert_eq!((p.ip.src, p.ip.dst), (src, dst));
+        // The TCP segment comes back byte for byte, checksum included (the IPv4 header is written
+        // anew: its identification and flags are not kept).
+        let back = readdress(&out, flow.client.ip(), flow.server.ip()).unwrap();
+        assert_eq!(back[20..], d[20..]);
+    }
+
+    /// A flow whose timeline is longer than real time should take is not played: it says so
+    /// (and needs no privileges, since nothing is set up).
+    #[test]
+    fn a_flow_longer_than_max_duration_is_not_played_and_says_why() {
+        let flow = corpus_flow("zero-window-ipv4.pcap");
+        let lopts = LinuxOptions { max_duration: Duration::from_secs(1), ..LinuxOptions::default() };
+        let r = replay_flow_linux(&flow, &Options::default(), &lopts).unwrap();
+        assert!(!r.replayed && !r.completed);
+        let why = r.reason.unwrap();
+        assert!(why.contains("longer than the 1 s") && why.contains("--max-duration"), "{why}");
+        assert!(r.steps.is_empty());
     }
 
     #[test]
