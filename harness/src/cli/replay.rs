@@ -56,7 +56,9 @@ with the recording: a summary, the transcript or a time-sequence graph.
 of its own (utcp-kern-<pid>-replayN) with a TUN device: the kernel takes the recorded endpoint's \
 address and port (a listening socket for the server role, a connect from the recorded port for the \
 client role), its sysctls there are set to what the recording shows (SACK, timestamps, window \
-scaling, ECN), and the peer's packets are translated as for utcp. It needs root (or CAP_NET_ADMIN \
+scaling, ECN, Fast Open for a server that kept a SYN's data), and the peer's packets are \
+translated as for utcp. Loopback addresses, or one address for both ends, get private stand-ins \
+in the namespace (a note says so); reports show the recorded ones. It needs root (or CAP_NET_ADMIN \
 and CAP_SYS_ADMIN); nothing is configured outside the namespace, which is deleted on every exit, \
 Ctrl-C included. Real time bounds it: a gap between two recorded packets longer than --max-gap is \
 shortened to it (a note says so), a connection whose timeline is still longer than --max-duration is \
@@ -65,7 +67,7 @@ most (less once it has nothing in flight and has been quiet for half a second).
 
 --stack both replays each connection on both and shows utcp's match next to Linux's self-match: how \
 much of the recording the kernel itself reproduces, which calibrates utcp's figure. The exit status \
-is then utcp's.
+is then utcp's, and --out, --plot and --emit-script show utcp's replay.
 
 Examples:
   utcp replay capture.pcap
@@ -146,7 +148,7 @@ pub struct Args {
     /// Only this connection (1-based, as `utcp inspect` numbers them).
     #[arg(long, value_name = "N")]
     pub flow: Option<usize>,
-    /// The recorded endpoint utcp plays.
+    /// The recorded endpoint the stack under test plays.
     #[arg(long = "as", value_enum, default_value = "server")]
     pub role: RoleArg,
     /// The stack that plays it: utcp (virtual time), linux (the kernel in real time; root), or

@@ -6,7 +6,7 @@
 //! recorded endpoint wrote when it first sent it, shuts down at its FIN, aborts (SO_LINGER 0 and
 //! close) at its RST and reads everything, as utcp's scripted application does. What the kernel
 //! sends is read from the device and becomes the same [`Replay`], compared by the same code
-//! ([`super::engine::conclude`]).
+//! (`engine::conclude`).
 //!
 //! Time: the capture's gaps are kept, except that a gap longer than `max_gap` is shortened to it
 //! (with a note); a flow whose timeline is still longer than `max_duration` is not played (its
