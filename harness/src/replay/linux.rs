@@ -204,6 +204,7 @@ pub fn replay_flow_linux(flow: &Flow, opts: &Options, lopts: &LinuxOptions) -> R
         net: &net,
         start,
         timeline: &timeline,
+        // The first packet's time: the socket calls of the setup happen at it, as in utcp's engine.
         t0: RealInstant::now(),
         last_packet: RealInstant::now(),
         local,
@@ -266,7 +267,6 @@ pub fn replay_flow_linux(flow: &Flow, opts: &Options, lopts: &LinuxOptions) -> R
     let rec_start = flow.isn(role).map(|i| i + 1);
     let mut writes = write_plan(flow, role, rec_start, &mut run.steps, start);
     let (mut fin_seen, mut rst_seen) = (false, false);
-    run.t0 = RealInstant::now();
     if role == Side::Client {
         // At the recorded SYN's time, before anything recorded earlier (a capture can hold the
         // SYN-ACK first), as utcp's engine connects.
