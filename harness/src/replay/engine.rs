@@ -269,7 +269,7 @@ struct Run<'f> {
     steps: Vec<Step>,
     tr: Translator,
     rec_isn: Option<SeqNum>,
-    rec_ts: Option<u32>,
+    rec_ts: Option<(u32, Instant)>,
     /// A bound of the host was crossed: timers no longer run.
     runaway: bool,
     rbuf: Vec<u8>,
@@ -280,14 +280,14 @@ struct Recorder<'r> {
     steps: &'r mut Vec<Step>,
     tr: &'r mut Translator,
     rec_isn: Option<SeqNum>,
-    rec_ts: Option<u32>,
+    rec_ts: Option<(u32, Instant)>,
 }
 
 impl Device for Recorder<'_> {
     fn transmit(&mut self, now: Instant, datagram: &[u8]) {
         if let Ok(d) = parse_datagram(datagram, ChecksumMode::Ignore) {
             if let Transport::Tcp(t) = d.transport {
-                self.tr.observe_sent(&t, self.rec_isn, self.rec_ts);
+                self.tr.observe_sent(now, &t, self.rec_isn, self.rec_ts);
             }
         }
         self.steps.push(Step::Out { time: now, datagram: datagram.to_vec() });
@@ -423,10 +423,10 @@ impl Run<'_> {
     }
 }
 
-/// The recorded endpoint's TSval on its SYN or SYN-ACK.
-pub(crate) fn syn_tsval(flow: &Flow, side: Side) -> Option<u32> {
+/// The recorded endpoint's TSval on its SYN or SYN-ACK, and when it sent it.
+pub(crate) fn syn_tsval(flow: &Flow, side: Side) -> Option<(u32, Instant)> {
     let p = flow.packets.iter().find(|p| p.from == side && p.tcp.flags.syn())?;
-    tcp_of(p)?.options.timestamp.map(|t| t.tsval)
+    tcp_of(p)?.options.timestamp.map(|t| (t.tsval, p.time))
 }
 
 /// Replays one connection of a capture.

@@ -412,7 +412,7 @@ struct Live<'a> {
     steps: Vec<Step>,
     tr: Translator,
     rec_isn: Option<utcp::tcp::seq::SeqNum>,
-    rec_ts: Option<u32>,
+    rec_ts: Option<(u32, Instant)>,
     app: App,
     /// Datagrams from the kernel that are not this connection's.
     strays: usize,
@@ -457,7 +457,7 @@ impl Live<'_> {
                         if SocketAddr::new(p.ip.src, t.src_port) == self.local
                             && SocketAddr::new(p.ip.dst, t.dst_port) == self.remote =>
                     {
-                        self.tr.observe_sent(&t, self.rec_isn, self.rec_ts);
+                        self.tr.observe_sent(self.now(), &t, self.rec_isn, self.rec_ts);
                         true
                     }
                     _ => false,

@@ -10,6 +10,7 @@
 //! Must not depend on: the stack, the comparison, files.
 
 use utcp::tcp::seq::SeqNum;
+use utcp::time::Instant;
 use utcp::wire::{
     emit_datagram, parse_datagram, ChecksumMode, SackBlocks, TcpRepr, Timestamp, Transport, WireErrorKind,
 };
@@ -40,6 +41,8 @@ pub struct Translator {
     pub seq_delta: Option<u32>,
     /// utcp's TS clock minus the recorded endpoint's, once both sent a TSval on their SYNs.
     pub ts_delta: Option<u32>,
+    /// When utcp sent the SYN `ts_delta` was taken from.
+    pub ts_syn_at: Option<Instant>,
     /// utcp's ISN (for notes in relative numbers).
     pub utcp_isn: Option<SeqNum>,
     /// The highest sequence number utcp has sent up to (SND.NXT as seen on the wire).
@@ -62,21 +65,35 @@ fn rel(n: SeqNum, isn: Option<SeqNum>) -> u32 {
 }
 
 impl Translator {
-    /// Learns from a segment utcp sent: its ISN (from a SYN, against the recorded endpoint's
-    /// `recorded_isn` and SYN TSval `recorded_ts`), how far it has sent and its latest TSval.
+    /// Learns from a segment utcp sent at `at`: its ISN (from a SYN, against the recorded
+    /// endpoint's `recorded_isn`), its TS clock (against `recorded_ts`, the recorded endpoint's
+    /// SYN TSval and when it sent it), how far it has sent and its latest TSval.
+    ///
+    /// The TS clocks are compared on the SYNs sent nearest in time to each other: when utcp
+    /// answers a SYN the recorded endpoint never answered and then its retransmission, the
+    /// second SYN-ACK is the recorded one's counterpart, and the first one's TSval is a
+    /// retransmission interval behind (the peer's echo would then tell utcp its round trip took
+    /// that long; RFC 7323 §4.1).
     pub fn observe_sent(
         &mut self,
+        at: Instant,
         tcp: &TcpRepr<'_>,
         recorded_isn: Option<SeqNum>,
-        recorded_ts: Option<u32>,
+        recorded_ts: Option<(u32, Instant)>,
     ) {
         if tcp.flags.syn() && self.utcp_isn.is_none() {
             self.utcp_isn = Some(tcp.seq);
             if let Some(r) = recorded_isn {
                 self.seq_delta = Some(tcp.seq.0.wrapping_sub(r.0));
             }
-            if let (Some(ts), Some(r)) = (tcp.options.timestamp, recorded_ts) {
-                self.ts_delta = Some(ts.tsval.wrapping_sub(r));
+        }
+        if tcp.flags.syn() && self.utcp_isn == Some(tcp.seq) {
+            if let (Some(ts), Some((r, r_at))) = (tcp.options.timestamp, recorded_ts) {
+                let apart = |t: Instant| if t >= r_at { t - r_at } else { r_at - t };
+                if self.ts_syn_at.is_none_or(|prev| apart(at) < apart(prev)) {
+                    self.ts_delta = Some(ts.tsval.wrapping_sub(r));
+                    self.ts_syn_at = Some(at);
+                }
             }
         }
         let end = tcp.seq + tcp.segment_len();
@@ -251,6 +268,7 @@ mod tests {
         Translator {
             seq_delta: Some(9000),
             ts_delta: Some(500),
+            ts_syn_at: Some(Instant::ZERO),
             utcp_isn: Some(SeqNum(10000)),
             snd_max: Some(SeqNum(10101)),
             ts_max: Some(600),
@@ -286,6 +304,44 @@ mod tests {
         let t = parse(&out.datagram);
         assert_eq!(t.options.sack, None);
         assert_eq!(out.notes.len(), 2, "{:?}", out.notes);
+    }
+
+    fn syn_ack(seq: u32, tsval: u32) -> Vec<u8> {
+        datagram(TcpRepr {
+            src_port: 8080,
+            dst_port: 40000,
+            seq: SeqNum(seq),
+            ack: SeqNum(501),
+            flags: TcpFlags(TcpFlags::SYN.0 | TcpFlags::ACK.0),
+            window: 100,
+            urgent: 0,
+            options: TcpOptions { timestamp: Some(Timestamp { tsval, tsecr: 7 }), ..TcpOptions::default() },
+            payload: &[],
+        })
+    }
+
+    /// The recorded server answered only the client's retransmitted SYN, at 1 s; utcp answered
+    /// both: its second SYN-ACK, 1 s later, gives the TS offset (RFC 7323 §4.1: the echo is
+    /// what the round-trip time is measured from).
+    #[test]
+    fn ts_offset_comes_from_the_syn_ack_sent_nearest_the_recorded_one() {
+        let mut tr = Translator::default();
+        let recorded = Some((50_000, Instant::from_millis(1000)));
+        let first = syn_ack(10_000, 700);
+        let again = syn_ack(10_000, 1700);
+        tr.observe_sent(Instant::ZERO, &parse(&first), Some(SeqNum(1000)), recorded);
+        assert_eq!(tr.ts_delta, Some(700u32.wrapping_sub(50_000)));
+        tr.observe_sent(Instant::from_millis(1000), &parse(&again), Some(SeqNum(1000)), recorded);
+        assert_eq!(tr.ts_delta, Some(1700u32.wrapping_sub(50_000)));
+        assert_eq!(tr.seq_delta, Some(9000));
+        // A later retransmission, further from the recorded SYN-ACK, changes nothing.
+        tr.observe_sent(
+            Instant::from_millis(3000),
+            &parse(&syn_ack(10_000, 3700)),
+            Some(SeqNum(1000)),
+            recorded,
+        );
+        assert_eq!(tr.ts_delta, Some(1700u32.wrapping_sub(50_000)));
     }
 
     #[test]
