@@ -356,8 +356,9 @@ impl Exec<'_> {
                                     if let Some(f) = self.fds.get_mut(&fd) {
                                         f.kind = FdKind::Listener(l);
                                     }
-                                    self.local = SocketAddrV4::new(self.script.options.local_ip, SERVER_PORT);
-                                    self.remote =
+                                    self.wire.local =
+                                        SocketAddrV4::new(self.script.options.local_ip, SERVER_PORT);
+                                    self.wire.remote =
                                         SocketAddrV4::new(self.script.options.remote_ip, CLIENT_PORT);
                                     Ok(0)
                                 }
@@ -402,9 +403,9 @@ impl Exec<'_> {
                                     f.kind = FdKind::Conn(h);
                                 }
                                 self.last_conn = Some(h);
-                                self.remote = remote;
+                                self.wire.remote = remote;
                                 if let Some(SocketAddr::V4(l)) = self.stack().info(h).map(|i| i.local) {
-                                    self.local = l;
+                                    self.wire.local = l;
                                 }
                                 if f.nonblocking {
                                     Err(Errno::EINPROGRESS)

@@ -12,13 +12,10 @@
 //! Must not depend on: wall-clock time, the network.
 
 use super::ast::*;
-use super::packet::Segment;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{SocketAddr, SocketAddrV4};
 use utcp::host::{Bounds, Host, Observer, Outbox, Runaway, RunawayKind};
-use utcp::tcp::seq::SeqNum;
-use utcp::wire::{parse_datagram, ChecksumMode, Notation, TcpRepr, Transport};
 use utcp::{
     AcceptError, CloseReason, Config, Duration, Errno, Event as StackEvent, Instant, ListenerHandle,
     RecvError, SendError, SocketHandle, SocketOption, SocketOptions, Stack, State,
@@ -195,12 +192,8 @@ struct Exec<'s> {
     fds: BTreeMap<i64, Fd>,
     /// What the stack sent and no `>` line has matched yet.
     out: Outbox,
-    /// The stack's ISN per peer port, from the latest SYN it sent to that port.
-    stack_isns: HashMap<u16, u32>,
-    ts_offset: Option<u32>,
-    last_ts_val: Option<u32>,
-    local: SocketAddrV4,
-    remote: SocketAddrV4,
+    /// The ISNs, the timestamp offset and the two addresses.
+    wire: wire::Numbering,
     closed: HashMap<SocketHandle, CloseReason>,
     pending: Option<Pending>,
     transcript: Vec<String>,
@@ -292,11 +285,10 @@ impl<'s> Exec<'s> {
             last: 0,
             fds: BTreeMap::new(),
             out: Outbox::default(),
-            stack_isns: HashMap::new(),
-            ts_offset: None,
-            last_ts_val: None,
-            local: SocketAddrV4::new(o.local_ip, SERVER_PORT),
-            remote: SocketAddrV4::new(o.remote_ip, CLIENT_PORT),
+            wire: wire::Numbering::new(
+                SocketAddrV4::new(o.local_ip, SERVER_PORT),
+                SocketAddrV4::new(o.remote_ip, CLIENT_PORT),
+            ),
             closed: HashMap::new(),
             pending: None,
             transcript: Vec::new(),
@@ -361,7 +353,7 @@ impl<'s> Exec<'s> {
         // notices such a packet at a later `>` line; a script that ends must not hide one).
         let last = self.last;
         if let Some((t, d)) = self.out.sent.iter().find(|(t, _)| t.total_micros() < last).cloned() {
-            let shown = self.show_outbound(&d);
+            let shown = self.wire.show_outbound(&d);
             self.transcript.push(format!("{} > {shown}", secs(t)));
             let (line, text) = script.events.last().map(|e| (e.line, e.text.clone())).unwrap_or_default();
             return fail(
@@ -550,6 +542,7 @@ fn call_text(c: &CallSpec) -> String {
 mod calls;
 mod epoll;
 mod packets;
+pub(crate) mod wire;
 
 #[cfg(test)]
 mod tests;
