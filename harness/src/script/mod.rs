@@ -11,6 +11,8 @@ pub mod python;
 pub use ast::Script;
 pub use parse::{parse_script, ParseError};
 pub mod exec;
+#[cfg(target_os = "linux")]
+pub mod kernel;
 pub mod packet;
 
 pub use exec::{run, Failure, Outcome};
@@ -97,8 +99,51 @@ impl FileOutcome {
     }
 }
 
-/// Reads, parses and runs one script file.
+/// The TCP a script runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Backend {
+    /// utcp's stack, on virtual time.
+    Utcp,
+    /// The Linux kernel's TCP behind a TUN device in a namespace of its own, in real time (root).
+    Linux,
+}
+
+impl Backend {
+    /// `utcp` or `linux`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Utcp => "utcp",
+            Backend::Linux => "linux",
+        }
+    }
+}
+
+/// Runs a parsed script on `backend`.
+pub fn run_on(script: &Script, backend: Backend) -> Outcome {
+    match backend {
+        Backend::Utcp => run(script),
+        #[cfg(target_os = "linux")]
+        Backend::Linux => kernel::run_linux(script),
+        #[cfg(not(target_os = "linux"))]
+        Backend::Linux => Outcome {
+            failure: Some(Failure {
+                line: 0,
+                expected: String::new(),
+                got: "the Linux backend runs only on Linux".into(),
+                refused: None,
+            }),
+            transcript: Vec::new(),
+        },
+    }
+}
+
+/// Reads, parses and runs one script file against utcp.
 pub fn run_file(path: &std::path::Path) -> FileOutcome {
+    run_file_on(path, Backend::Utcp)
+}
+
+/// Reads, parses and runs one script file on `backend`.
+pub fn run_file_on(path: &std::path::Path, backend: Backend) -> FileOutcome {
     let name = path.display().to_string();
     let mut refused_feature = None;
     let outcome = match std::fs::read_to_string(path) {
@@ -108,7 +153,7 @@ pub fn run_file(path: &std::path::Path) -> FileOutcome {
                 refused_feature = e.feature.clone();
                 Err(e.to_string())
             }
-            Ok(script) => Ok(run(&script)),
+            Ok(script) => Ok(run_on(&script, backend)),
         },
     };
     FileOutcome { path: name, outcome, refused_feature }

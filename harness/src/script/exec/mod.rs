@@ -213,12 +213,12 @@ fn host_of<'h>(host: &'h mut Option<Host>, config: &Config, now: Instant) -> &'h
     host
 }
 
-fn fail<T>(line: usize, expected: &str, got: impl Into<String>) -> Result<T, Failure> {
+pub(crate) fn fail<T>(line: usize, expected: &str, got: impl Into<String>) -> Result<T, Failure> {
     Err(Failure { line, expected: expected.to_string(), got: got.into(), refused: None })
 }
 
 /// The script is refused at `line`: it asks for `feature`, which utcp does not have.
-fn refuse<T>(line: usize, expected: &str, feature: impl Into<String>) -> Result<T, Failure> {
+pub(crate) fn refuse<T>(line: usize, expected: &str, feature: impl Into<String>) -> Result<T, Failure> {
     let feature = feature.into();
     Err(Failure {
         line,
@@ -228,7 +228,7 @@ fn refuse<T>(line: usize, expected: &str, feature: impl Into<String>) -> Result<
     })
 }
 
-fn secs(t: Instant) -> String {
+pub(crate) fn secs(t: Instant) -> String {
     let us = t.total_micros();
     format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
 }
@@ -245,7 +245,7 @@ fn errno(e: Option<Errno>) -> Errno {
     e.unwrap_or(Errno::EINVAL)
 }
 
-fn int_arg(call: &CallSpec, i: usize) -> Result<i64, String> {
+pub(crate) fn int_arg(call: &CallSpec, i: usize) -> Result<i64, String> {
     match call.args.get(i) {
         Some(Expr::Int(v)) => Ok(*v),
         Some(Expr::Array(items)) if items.len() == 1 => match &items[0] {
@@ -257,7 +257,7 @@ fn int_arg(call: &CallSpec, i: usize) -> Result<i64, String> {
     }
 }
 
-fn symbols(e: &Expr) -> Vec<String> {
+pub(crate) fn symbols(e: &Expr) -> Vec<String> {
     match e {
         Expr::Symbol(s) => vec![s.clone()],
         Expr::BitOr(parts) => parts.iter().flat_map(symbols).collect(),
@@ -266,7 +266,7 @@ fn symbols(e: &Expr) -> Vec<String> {
     }
 }
 
-fn sym_arg(call: &CallSpec, i: usize) -> Result<String, String> {
+pub(crate) fn sym_arg(call: &CallSpec, i: usize) -> Result<String, String> {
     match call.args.get(i) {
         Some(Expr::Symbol(s)) => Ok(s.clone()),
         Some(e) => Err(format!("argument {} of {}: expected a name, found `{e}`", i + 1, call.name)),
@@ -461,7 +461,7 @@ impl<'s> Exec<'s> {
 }
 
 /// The `tcpi_*` names an expression reads, for a failing assert's message.
-fn tcpi_names(e: &super::python::PyExpr) -> Vec<String> {
+pub(crate) fn tcpi_names(e: &super::python::PyExpr) -> Vec<String> {
     use super::python::PyExpr as E;
     let mut out = Vec::new();
     let mut stack = vec![e];
@@ -534,12 +534,13 @@ fn tcpi_field(info: &utcp::ConnectionInfo, name: &str) -> Option<i64> {
     })
 }
 
-fn call_text(c: &CallSpec) -> String {
+pub(crate) fn call_text(c: &CallSpec) -> String {
     let args: Vec<String> = c.args.iter().map(|a| a.to_string()).collect();
     format!("{}({})", c.name, args.join(", "))
 }
 
 mod calls;
+pub(crate) use calls::{normalize, tcp_state_number, CallErr};
 mod epoll;
 mod packets;
 pub(crate) mod wire;
