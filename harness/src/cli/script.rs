@@ -7,8 +7,7 @@
 //! Exit 0 when every script passed (on every backend run), 1 when one failed, 2 when one could
 //! not be read or parsed or was refused (and none failed).
 
-use crate::replay::progress::Progress;
-use crate::script::{find_scripts, run_file_on, Backend, FileOutcome, Verdict};
+use crate::script::{find_scripts, run_files, Backend, FileOutcome, RunOptions, Verdict};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,6 +32,15 @@ pub struct Args {
     /// Scripts run at once against the kernel (each in its own namespace; they mostly sleep).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub jobs: u64,
+    /// On the kernel, run only scripts whose timeline is at most this many seconds; longer ones
+    /// are reported refused as real time only. 0 runs every script, however long.
+    #[arg(long, default_value_t = crate::script::LINUX_MAX_SECONDS)]
+    pub max_seconds: u64,
+    /// How far (microseconds) an outbound packet or a blocking call's return may be from the
+    /// line's time, for every script (replaces the header's --tolerance_usecs; packetdrill's
+    /// default is 4000). A kernel with a coarse timer tick (CONFIG_HZ=250) may need more.
+    #[arg(long)]
+    pub tolerance_usecs: Option<u64>,
 }
 
 /// `--stack`.
@@ -56,61 +64,32 @@ impl StackArg {
     }
 }
 
-/// Where two transcripts part: the index of the first entry that differs (times aside), and
-/// the two entries there (`None` where one transcript ended).
+/// An entry as [`parting`] compares it: without its time (a real-time run's never equal the
+/// virtual ones), its window field or its TS val (the two stacks' receive buffers and clocks
+/// differ whatever the script pins; a line that pins either is checked by the script itself).
+fn comparable(entry: &str) -> String {
+    let body = entry.split_once(' ').map_or(entry, |(_, r)| r);
+    let mut out = Vec::new();
+    let mut blank_next = false;
+    for tok in body.split(' ') {
+        out.push(if blank_next { "_" } else { tok });
+        blank_next = tok == "win" || tok == "val";
+    }
+    out.join(" ")
+}
+
+/// Where two transcripts part: the index of the first entry that differs (times, windows and
+/// TS vals aside), and the two entries there (`None` where one transcript ended).
 pub fn parting<'a>(a: &'a [String], b: &'a [String]) -> Option<(usize, Option<&'a str>, Option<&'a str>)> {
-    // An entry is "TIME rest"; the times of a real-time run never equal the virtual ones.
-    let body = |s: &'a str| s.split_once(' ').map_or(s, |(_, r)| r);
     let n = a.len().max(b.len());
     (0..n).find_map(|i| {
         let (x, y) = (a.get(i).map(|s| s.as_str()), b.get(i).map(|s| s.as_str()));
-        if x.map(body) == y.map(body) {
+        if x.map(comparable) == y.map(comparable) {
             None
         } else {
             Some((i, x, y))
         }
     })
-}
-
-/// Runs every script on `backend`; the kernel's several at once, with a progress bar on a
-/// terminal.
-fn run_all(paths: &[(PathBuf, String)], backend: Backend, jobs: usize) -> Vec<FileOutcome> {
-    if backend == Backend::Utcp {
-        return paths.iter().map(|(p, _)| run_file_on(p, backend)).collect();
-    }
-    let progress = Progress::new(paths.len() as u64, "scripts on linux");
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: std::sync::Mutex<Vec<Option<FileOutcome>>> = std::sync::Mutex::new(vec![None; paths.len()]);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.min(paths.len()).max(1) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some((p, _)) = paths.get(i) else { break };
-                if crate::netns::interrupted() {
-                    break;
-                }
-                progress.set_message(p.display().to_string());
-                let o = run_file_on(p, backend);
-                tracing::info!(script = %p.display(), verdict = ?o.verdict(), "ran on linux");
-                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(o);
-                progress.inc(1);
-            });
-        }
-    });
-    progress.finish();
-    results
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .zip(paths)
-        .map(|(o, (p, _))| {
-            o.unwrap_or_else(|| FileOutcome {
-                path: p.display().to_string(),
-                outcome: Err(format!("{}: not run (interrupted)", p.display())),
-                refused_feature: None,
-            })
-        })
-        .collect()
 }
 
 fn verdict_name(v: Verdict) -> &'static str {
@@ -134,6 +113,10 @@ fn both_report(u: &FileOutcome, l: &FileOutcome, verbose: bool) -> String {
         }
     }
     if vu != vl {
+        if let Some(note) = std::fs::read_to_string(&u.path).ok().and_then(|t| crate::script::linux_note(&t))
+        {
+            s.push_str(&format!("\n  the script says: Linux: {note}"));
+        }
         if let (Ok(a), Ok(b)) = (&u.outcome, &l.outcome) {
             if let Some((i, x, y)) = parting(&a.transcript, &b.transcript) {
                 s.push_str(&format!(
@@ -266,6 +249,7 @@ pub fn run(args: Args) -> ExitCode {
         }
     }
     let backends = args.stack.backends();
+    let run = RunOptions { max_seconds: args.max_seconds, tolerance_usecs: args.tolerance_usecs };
     if backends.contains(&Backend::Linux) {
         #[cfg(target_os = "linux")]
         {
@@ -279,8 +263,13 @@ pub fn run(args: Args) -> ExitCode {
             crate::netns::catch_signals();
         }
     }
-    let mut runs: Vec<Vec<FileOutcome>> =
-        backends.iter().map(|b| run_all(&paths, *b, args.jobs as usize)).collect();
+    let mut runs: Vec<Vec<FileOutcome>> = backends
+        .iter()
+        .map(|b| {
+            let files: Vec<PathBuf> = paths.iter().map(|(p, _)| p.clone()).collect();
+            run_files(&files, *b, args.jobs as usize, &run)
+        })
+        .collect();
     if runs.len() == 2 {
         let linux = runs.pop().unwrap_or_default();
         let utcp = runs.pop().unwrap_or_default();
@@ -378,6 +367,9 @@ mod tests {
     fn transcripts_part_at_the_first_entry_that_differs_times_aside() {
         let a = lines(&["0.000000 socket(...) = 3", "0.100000 > S 0:0(0)", "0.200000 < . 1:1(0) ack 1"]);
         let b = lines(&["0.000011 socket(...) = 3", "0.100420 > S 0:0(0)", "0.200100 > R 1:1(0)"]);
+        let c = lines(&["0.0 socket(...) = 3", "0.1 > S 0:0(0) win 64240 <mss 1460,TS val 7 ecr 0>"]);
+        let d = lines(&["0.0 socket(...) = 3", "0.1 > S 0:0(0) win 65535 <mss 1460,TS val 9 ecr 0>"]);
+        assert_eq!(parting(&c, &d), None, "windows and TS vals aside");
         assert_eq!(parting(&a, &b), Some((2, Some(a[2].as_str()), Some(b[2].as_str()))));
         assert_eq!(parting(&a, &a), None);
         assert_eq!(parting(&a[..2], &a), Some((2, None, Some(a[2].as_str()))));

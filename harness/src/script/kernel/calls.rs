@@ -549,6 +549,10 @@ impl Calls {
             mismatch: None,
         };
         if done.ret < 0 {
+            // A connect that is in progress (or failed) still names the socket under test.
+            if let After::Connected(fd) = after {
+                got.conn = Some(fd);
+            }
             return got;
         }
         match after {
@@ -561,9 +565,9 @@ impl Calls {
                 };
                 self.fds.insert(fd, real);
                 got.result = Ok(fd);
-                if conn {
-                    got.conn = Some(fd);
-                }
+                // packetdrill's socket under test: the socket made or accepted last.
+                let _ = conn;
+                got.conn = Some(fd);
             }
             After::Connected(fd) => got.conn = Some(fd),
             After::Closed(fd) => {
@@ -577,7 +581,9 @@ impl Calls {
                 } else {
                     Expr::Int(i64::from(v))
                 };
-                if want != Expr::Ellipsis && want != got_expr {
+                // A value written as unsigned (0xffffffff) matches the same 32 bits.
+                let unsigned = Expr::Int(i64::from(v as u32));
+                if want != Expr::Ellipsis && want != got_expr && want != unsigned {
                     got.mismatch = Some(format!("getsockopt {name} gave [{got_expr}], expected [{want}]"));
                 }
             }
@@ -680,6 +686,13 @@ impl Calls {
 fn int_value(e: &Expr) -> Result<i32, CallErr> {
     match e {
         Expr::Int(v) => Ok(*v as i32),
+        Expr::Symbol(s) => match s.as_str() {
+            "IP_PMTUDISC_DONT" => Ok(libc::IP_PMTUDISC_DONT),
+            "IP_PMTUDISC_WANT" => Ok(libc::IP_PMTUDISC_WANT),
+            "IP_PMTUDISC_DO" => Ok(libc::IP_PMTUDISC_DO),
+            "IP_PMTUDISC_PROBE" => Ok(libc::IP_PMTUDISC_PROBE),
+            other => Err(CallErr::Refused(format!("the value {other} on the Linux backend"))),
+        },
         e => Err(format!("expected a number, found `{e}`").into()),
     }
 }

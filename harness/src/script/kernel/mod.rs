@@ -245,9 +245,18 @@ impl<'s> KExec<'s> {
                 }
             }
         }
-        // Whatever the kernel already sent: one look without waiting.
+        // Whatever the kernel already sent: one look without waiting. A call still blocked gets
+        // until its `...` end (or the tolerance) to return: the kernel wakes it just after the
+        // last line's packet.
         let now = self.now();
         self.read_until(now)?;
+        let tol = script.options.tolerance_usecs;
+        let grace = self.pending.iter().map(|p| p.end_time.unwrap_or(0).max(self.last) + tol).max();
+        if let Some(until) = grace {
+            while !self.pending.is_empty() && self.now_us() < until {
+                self.read_until(Instant::from_micros(until))?;
+            }
+        }
         if let Some(p) = self.pending.first() {
             return fail(p.line, &p.text, "the call was still blocked at the end of the script");
         }
