@@ -298,3 +298,43 @@ pub fn find_scripts(dir: &std::path::Path) -> std::io::Result<Vec<std::path::Pat
     out.sort();
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(text: &str) -> Script {
+        parse_script("t.pkt", text).expect("parses")
+    }
+
+    #[test]
+    fn a_timeline_adds_relative_times_and_counts_a_blocking_calls_end() {
+        let s = script(
+            "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+             +0.5 listen(3, 1) = 0\n\
+             +1 < S 0:0(0) win 1000\n\
+             2.0...4.5 accept(3, ..., ...) = 4\n\
+             +0.1 close(4) = 0\n",
+        );
+        // The accept's end (4.5 s) is later than the last line (2.1 s).
+        assert_eq!(timeline_micros(&s), 4_500_000);
+        let short = script("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+.25 close(3) = 0\n");
+        assert_eq!(timeline_micros(&short), 250_000);
+    }
+
+    #[test]
+    fn a_script_longer_than_the_limit_is_real_time_only_on_linux() {
+        let s = script("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+40 close(3) = 0\n");
+        let o = run_on(&s, Backend::Linux, &RunOptions { max_seconds: 30, tolerance_usecs: None });
+        let refused = o.refused().expect("refused before anything runs");
+        assert!(refused.starts_with("real time only: a timeline of 40 s"), "{refused}");
+        assert!(o.transcript.is_empty());
+    }
+
+    #[test]
+    fn the_linux_note_joins_every_linux_comment_line() {
+        let text = "// A test.\n// Linux: first half,\n  // Linux: second half.\n0 socket(...) = 3\n";
+        assert_eq!(linux_note(text).as_deref(), Some("first half, second half."));
+        assert_eq!(linux_note("// Nothing about Linux.\n"), None);
+    }
+}

@@ -848,3 +848,49 @@ pub(super) fn errno_name(code: i32) -> String {
     }
     .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(text: &str) -> CallSpec {
+        let s = crate::script::parse_script("t.pkt", &format!("0 {text}\n")).expect("parses");
+        match &s.events[0].kind {
+            EventKind::Call(c) => c.clone(),
+            k => panic!("not a call: {k:?}"),
+        }
+    }
+
+    #[test]
+    fn errno_names_are_the_ones_scripts_write() {
+        assert_eq!(errno_name(libc::EAGAIN), "EAGAIN");
+        assert_eq!(errno_name(libc::ECONNREFUSED), "ECONNREFUSED");
+        assert_eq!(errno_name(libc::ENOPROTOOPT), "ENOPROTOOPT");
+        assert_eq!(errno_name(4095), "errno 4095");
+    }
+
+    #[test]
+    fn socket_options_map_to_the_kernels_numbers_and_unknown_ones_are_refused() {
+        let c = call("setsockopt(3, SOL_TCP, TCP_NODELAY, [1], 4) = 0");
+        assert_eq!(option_names(&c).ok(), Some((libc::IPPROTO_TCP, libc::TCP_NODELAY)));
+        let c = call("getsockopt(3, SOL_SOCKET, SO_ERROR, [0], [4]) = 0");
+        assert_eq!(option_names(&c).ok(), Some((libc::SOL_SOCKET, libc::SO_ERROR)));
+        let c = call("setsockopt(3, SOL_SOCKET, SO_NO_SUCH_THING, [1], 4) = 0");
+        assert!(matches!(option_names(&c), Err(CallErr::Refused(f)) if f.contains("SO_NO_SUCH_THING")));
+    }
+
+    #[test]
+    fn send_flags_are_bits_and_unknown_ones_are_refused() {
+        let e = Expr::BitOr(vec![Expr::Symbol("MSG_DONTWAIT".into()), Expr::Symbol("MSG_MORE".into())]);
+        assert_eq!(send_flags(Some(&e)).ok(), Some(libc::MSG_DONTWAIT | libc::MSG_MORE));
+        assert_eq!(send_flags(None).ok(), Some(0));
+        assert!(matches!(send_flags(Some(&Expr::Symbol("MSG_BOGUS".into()))), Err(CallErr::Refused(_))));
+    }
+
+    #[test]
+    fn option_values_name_the_path_mtu_modes() {
+        assert_eq!(int_value(&Expr::Symbol("IP_PMTUDISC_DONT".into())).ok(), Some(libc::IP_PMTUDISC_DONT));
+        assert_eq!(int_value(&Expr::Int(7)).ok(), Some(7));
+        assert!(int_value(&Expr::Symbol("NOT_A_VALUE".into())).is_err());
+    }
+}
