@@ -1,6 +1,6 @@
 //! Runs a parsed [`Script`] against the Linux kernel's TCP in real time (`utcp script --stack
 //! linux`), with the same numbering, the same packet-line checks and the same failure text as the
-//! utcp executor ([`super::exec::wire`]).
+//! utcp executor (`script::exec::wire`).
 //!
 //! Each script gets a namespace of its own ([`KernelNet`]): the script's local address on the
 //! kernel's side of a TUN device, its remote address routed into it, the script's sysctls set in
