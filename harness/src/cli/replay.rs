@@ -138,6 +138,10 @@ pub enum ProfileArg {
     Linux,
     /// Kinds and data only.
     Loose,
+    /// As linux, but pure ACKs are matched by the data they cover, not one for one: a receiver
+    /// that acknowledges every second segment and one that batched its ACKs agree where the same
+    /// data is acknowledged (ack placement is listed as tolerated).
+    Acks,
 }
 
 /// Arguments of `utcp replay`.
@@ -207,6 +211,7 @@ impl Args {
                 ProfileArg::Exact => Profile::Exact,
                 ProfileArg::Linux => Profile::Linux,
                 ProfileArg::Loose => Profile::Loose,
+                ProfileArg::Acks => Profile::Acks,
             },
             ..Options::default()
         }
