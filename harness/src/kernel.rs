@@ -42,6 +42,10 @@ impl KernelNet {
     /// without duplicate address detection), a route for `remote`/32 (/128) into the device,
     /// and returns it. Both addresses are of one family. Namespaces of earlier runs whose
     /// process is gone are deleted first.
+    ///
+    /// Setting up is tried three times 100 ms apart: `ip netns add` run by two processes at once
+    /// can fail while one of them sets up `/run/netns` (iproute2 makes it a shared mount on first
+    /// use), and several scripts or replays start namespaces at once.
     pub fn create(
         tag: &str,
         local: impl Into<IpAddr>,
@@ -49,6 +53,21 @@ impl KernelNet {
         mtu: usize,
     ) -> Result<KernelNet, String> {
         let (local, remote) = (local.into(), remote.into());
+        let mut tries = 0;
+        loop {
+            match KernelNet::create_once(tag, local, remote, mtu) {
+                Ok(net) => return Ok(net),
+                Err(e) if tries < 2 && !crate::netns::interrupted() => {
+                    tries += 1;
+                    tracing::warn!(error = %e, "the kernel's namespace: trying again");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn create_once(tag: &str, local: IpAddr, remote: IpAddr, mtu: usize) -> Result<KernelNet, String> {
         if local == remote {
             return Err(format!("the local and remote addresses are the same ({local})"));
         }

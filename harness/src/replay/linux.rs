@@ -194,7 +194,7 @@ pub fn replay_flow_linux(flow: &Flow, opts: &Options, lopts: &LinuxOptions) -> R
     let tag = format!("replay{}", RUNS.fetch_add(1, Ordering::Relaxed));
     let cfg = config_for(flow, role);
     // A TUN device's MTU is at most 65535 (a loopback capture's MSS can ask for one more).
-    let net = create_net(&tag, dev_local.ip(), dev_remote.ip(), cfg.mtu.min(65_535))
+    let net = KernelNet::create(&tag, dev_local.ip(), dev_remote.ip(), cfg.mtu.min(65_535))
         .map_err(|e| format!("flow {}: the kernel's namespace: {e}", flow.index))?;
     for (key, value) in sysctls_for(flow, role) {
         net.set_sysctl(key, value).map_err(|e| format!("flow {}: {e}", flow.index))?;
@@ -361,24 +361,6 @@ fn readdress(datagram: &[u8], src: IpAddr, dst: IpAddr) -> Result<Vec<u8>, Strin
     let n = utcp::wire::emit_datagram(&ip, &d.transport, &mut out).map_err(|e| e.to_string())?;
     out.truncate(n);
     Ok(out)
-}
-
-/// [`KernelNet::create`], tried three times 100 ms apart: `ip netns add` run by two processes
-/// at once can fail while one of them sets up `/run/netns` (iproute2 makes it a shared mount on
-/// first use), and a replay should not fail for another program's namespace.
-fn create_net(tag: &str, local: IpAddr, remote: IpAddr, mtu: usize) -> Result<KernelNet, String> {
-    let mut tries = 0;
-    loop {
-        match KernelNet::create(tag, local, remote, mtu) {
-            Ok(net) => return Ok(net),
-            Err(e) if tries < 2 && !interrupted() => {
-                tries += 1;
-                tracing::warn!(error = %e, "the kernel's namespace: trying again");
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 /// A length for a person: `10 s`, `58.2 s`.
