@@ -157,6 +157,7 @@ const SEG: TcpRepr<'static> = TcpRepr {
         sack_permitted: false,
         timestamp: None,
         sack: None,
+        fast_open: None,
         unknown: UnknownOptions::EMPTY,
     },
     payload: &[],
@@ -729,6 +730,7 @@ fn build_options<'a>(p: &'a OptParts) -> TcpOptions<'a> {
         sack_permitted: p.2,
         timestamp: p.3.map(|(tsval, tsecr)| Timestamp { tsval, tsecr }),
         sack: p.4.as_ref().map(|b| SackBlocks::from_slice(b).unwrap()),
+        fast_open: None,
         unknown: UnknownOptions::from_raw(&p.5),
     }
 }

@@ -55,6 +55,7 @@ pub const SYN: In = In {
         sack_permitted: true,
         timestamp: Some(Timestamp { tsval: 100, tsecr: 0 }),
         sack: None,
+        fast_open: None,
         unknown: wire::UnknownOptions::EMPTY,
     },
     src_port: REMOTE_PORT,
@@ -70,6 +71,7 @@ pub const NO_OPTS: TcpOptions<'static> = TcpOptions {
     sack_permitted: false,
     timestamp: None,
     sack: None,
+    fast_open: None,
     unknown: wire::UnknownOptions::EMPTY,
 };
 

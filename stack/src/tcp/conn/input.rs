@@ -76,6 +76,9 @@ impl Connection {
         if ack_ok {
             // Our SYN is acknowledged: ESTABLISHED.
             self.on_rtt_sample_syn(now, seg, ctx.cfg);
+            if self.fast_open.active {
+                self.on_fast_open_syn_ack(seg, ctx);
+            }
             self.snd_una = ack;
             self.snd_wl2 = ack;
             self.timers.stop(Timer::Retransmit);
@@ -97,6 +100,40 @@ impl Connection {
         }
         // Our SYN offered an unscaled window (RFC 7323 §2.2); the peer may use it at once.
         self.rcv_adv = self.rcv_nxt() + self.recv_buf.window().min(65535);
+    }
+
+    /// RFC 7413 §4.1.3: the SYN-ACK of a Fast Open client's SYN. The data it acknowledges is
+    /// delivered; what it does not is sent again at once, as new data (Linux's
+    /// `tcp_rcv_fastopen_synack`: the server did not take it, or took only part); what it says
+    /// of the server goes to the cache: the MSS, and a cookie if one was asked for.
+    fn on_fast_open_syn_ack(&mut self, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
+        let data_start = self.iss + 1;
+        let acked = if seg.ack > data_start { (seg.ack - data_start) as usize } else { 0 };
+        self.send_buf.consume(acked.min(self.send_buf.len()));
+        if self.snd_max > seg.ack {
+            self.snd_max = seg.ack;
+            self.snd_nxt = seg.ack;
+        }
+        let fo = self.fast_open;
+        self.fast_open.syn_data_acked = fo.syn_data > 0 && acked >= fo.syn_data;
+        // An unsolicited cookie is not cached; only a cookie of a valid length is.
+        let cookie = fo.syn_option.and(seg.options.fast_open).filter(|c| c.cookie.is_valid());
+        // Linux: a request that got no cookie is made in the other form next time.
+        let try_exp = match fo.syn_option {
+            Some(o) if cookie.is_none() && self.retries == 0 && fo.syn_data == 0 => {
+                if o.experimental {
+                    2
+                } else {
+                    1
+                }
+            }
+            _ => 0,
+        };
+        ctx.outcome.fast_open_learned = Some(crate::stack::FastOpenLearned {
+            mss: seg.options.mss.unwrap_or(0),
+            cookie,
+            try_exp,
+        });
     }
 
     fn on_rtt_sample_syn(&mut self, now: Instant, seg: &TcpRepr<'_>, cfg: &TcpConfig) {

@@ -139,13 +139,17 @@ impl Connection {
             State::Closed | State::Listen => None,
             State::SynSent | State::SynReceived if self.snd_nxt == self.iss => {
                 let syn_ack = self.state == State::SynReceived;
-                if self.snd_max != self.iss {
+                let first = self.snd_max == self.iss;
+                if !first {
                     ctx.stats.retransmissions += 1;
                 } else {
                     // RFC 6298 §2: the handshake gives the first RTT measurement.
                     self.rtt_probe = Some((self.iss, now));
                 }
-                self.snd_nxt = self.iss + 1;
+                // RFC 7413 §4.1.3: the first SYN of a Fast Open client carries its data; a
+                // retransmitted SYN carries neither data nor the option (Linux).
+                let syn_data = if first && !syn_ack { self.fast_open.syn_data } else { 0 };
+                self.snd_nxt = self.iss + 1 + syn_data;
                 self.snd_max = self.snd_max.max(self.snd_nxt);
                 if self.timers.get(Timer::Retransmit).is_none() {
                     self.timers.set(Timer::Retransmit, now + self.rtt.rto());
@@ -159,17 +163,23 @@ impl Connection {
                 if syn_ack {
                     flags |= TcpFlags::ACK;
                 }
+                let mut options = self.options_for(now, hz, true);
+                if first {
+                    options.fast_open = if syn_ack { self.fast_open.reply } else { self.fast_open.syn_option };
+                }
                 Some(OutSegment {
                     seq: self.iss,
                     ack,
                     flags,
                     window: self.syn_window(),
-                    options: self.options_for(now, hz, true),
+                    options,
                     payload_offset: 0,
-                    payload_len: 0,
+                    payload_len: syn_data,
                 })
             }
             State::SynSent => None,
+            // RFC 7413 §4.2.2: a Fast Open server may send data before the handshake completes.
+            State::SynReceived if self.fast_open.child => self.poll_transmit_synchronized(now, ctx),
             State::SynReceived => {
                 if self.ack_now {
                     self.ack_now = false;
@@ -232,7 +242,7 @@ impl Connection {
     /// A data and/or FIN segment, a retransmission, or a window probe.
     fn poll_data(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Option<OutSegment> {
         let hz = ctx.cfg.ts_hz;
-        if !self.syn_acked() {
+        if !self.syn_acked() && !(self.fast_open.child && self.state == State::SynReceived) {
             return None;
         }
         let data_start = self.data_start();
