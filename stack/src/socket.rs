@@ -253,6 +253,8 @@ socket_error! {
         Closed => EPIPE, "write side closed";
         /// The peer reset the connection: ECONNRESET.
         Reset => ECONNRESET, "connection reset by peer";
+        /// The peer refused the connection (a RST in SYN-SENT): ECONNREFUSED.
+        Refused => ECONNREFUSED, "connection refused";
         /// The connection timed out: ETIMEDOUT.
         TimedOut => ETIMEDOUT, "connection timed out";
         /// The handle does not name a connection: EBADF.
@@ -366,6 +368,9 @@ pub struct SocketOptions {
     /// TCP_FASTOPEN_KEY on a listener: its own key for Fast Open cookies instead of
     /// `Config::fast_open_key`.
     pub fast_open_key: Option<[u8; 16]>,
+    /// TCP_SYNCNT: retransmissions of the SYN before the attempt fails, instead of
+    /// `TcpConfig::syn_retries`.
+    pub syn_retries: Option<u32>,
 }
 
 impl SocketOptions {
@@ -382,6 +387,7 @@ impl SocketOptions {
             fast_open_queue: 0,
             fast_open_connect: false,
             fast_open_key: None,
+            syn_retries: None,
         }
     }
 }
@@ -405,6 +411,8 @@ pub enum SocketOption {
     FastOpenConnect(bool),
     /// TCP_FASTOPEN_KEY (on a listener).
     FastOpenKey([u8; 16]),
+    /// TCP_SYNCNT.
+    SynRetries(u32),
 }
 
 impl SocketOption {
@@ -426,6 +434,7 @@ impl SocketOption {
             SocketOption::FastOpenQueue(v) => options.fast_open_queue = v,
             SocketOption::FastOpenConnect(v) => options.fast_open_connect = v,
             SocketOption::FastOpenKey(k) => options.fast_open_key = Some(k),
+            SocketOption::SynRetries(n) => options.syn_retries = Some(n),
         }
     }
 }

@@ -167,6 +167,7 @@ impl Stack {
             State::Closed => {
                 return Err(match conn.close_reason {
                     Some(CloseReason::Reset) => SendError::Reset,
+                    Some(CloseReason::Refused) => SendError::Refused,
                     Some(CloseReason::TimedOut) => SendError::TimedOut,
                     _ => SendError::Closed,
                 })

@@ -750,6 +750,14 @@ impl Stack {
         Ok(())
     }
 
+    /// Changes the TCP knobs and the Fast Open key from now on, as Linux's `net.ipv4.tcp_*`
+    /// sysctls change: new connections take them, and connections read the knobs they consult
+    /// on every segment or timer (`syn_retries`, `delayed_ack`, `fast_open`, ...) from here.
+    pub fn set_tcp_config(&mut self, tcp: crate::config::TcpConfig, fast_open_key: [u8; 16]) {
+        self.config.tcp = tcp;
+        self.config.fast_open_key = fast_open_key;
+    }
+
     /// The configuration the stack was made with.
     pub fn config(&self) -> &Config {
         &self.config
