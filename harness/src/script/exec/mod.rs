@@ -200,6 +200,9 @@ struct Exec<'s> {
     out: Outbox,
     /// The stack's ISN per peer port, from the latest SYN it sent to that port.
     stack_isns: HashMap<u16, u32>,
+    /// The sequence number the peer's latest SYN wrote, per peer port: its later numbers
+    /// count from it (packets.rs, `remote_base`).
+    remote_isns: HashMap<u16, u32>,
     ts_offset: Option<u32>,
     last_ts_val: Option<u32>,
     local: SocketAddrV4,
@@ -296,6 +299,7 @@ impl<'s> Exec<'s> {
             fds: BTreeMap::new(),
             out: Outbox::default(),
             stack_isns: HashMap::new(),
+            remote_isns: HashMap::new(),
             ts_offset: None,
             last_ts_val: None,
             local: SocketAddrV4::new(o.local_ip, SERVER_PORT),

@@ -9,6 +9,14 @@ impl Exec<'_> {
         self.stack_isns.get(&peer_port).copied().unwrap_or(0)
     }
 
+    /// What the peer's sequence numbers are relative to towards `peer_port`: in a SYN the
+    /// script's number is the ISN itself (on top of [`REMOTE_ISN`]); after it, numbers count
+    /// from the ISN the peer's last SYN wrote (packetdrill's `remote_seq_script_to_live_offset`).
+    pub(super) fn remote_base(&self, peer_port: u16, syn: bool) -> u32 {
+        let isn = if syn { 0 } else { self.remote_isns.get(&peer_port).copied().unwrap_or(0) };
+        REMOTE_ISN.wrapping_add(isn)
+    }
+
     /// The peer's address for a packet line: the current one, or another port when it says so.
     pub(super) fn peer_for(&self, p: &PacketSpec) -> SocketAddrV4 {
         SocketAddrV4::new(*self.remote.ip(), p.peer_port.unwrap_or(self.remote.port()))
@@ -38,11 +46,14 @@ impl Exec<'_> {
         } else if p.options == Some(OptionsSpec::Any) {
             return fail(event.line, &event.text, "`<...>` (any options) only makes sense on a `>` line");
         }
+        if p.flags & flag::SYN != 0 {
+            self.remote_isns.insert(peer.port(), p.seq);
+        }
         let seg = Segment {
             src: peer,
             dst: self.local,
             flags: p.flags,
-            seq: REMOTE_ISN.wrapping_add(p.seq),
+            seq: self.remote_base(peer.port(), p.flags & flag::SYN != 0).wrapping_add(p.seq),
             ack: p.ack.map_or(0, |a| a.wrapping_add(base)),
             win: p.win.unwrap_or(65535),
             urg: p.urg.unwrap_or(0),
@@ -121,13 +132,15 @@ impl Exec<'_> {
     pub(super) fn show_outbound(&self, d: &[u8]) -> String {
         self.show(d, |tcp| {
             let sender = if tcp.flags.syn() { Some(tcp.seq) } else { self.stack_isn(tcp.dst_port) };
-            (sender, Some(SeqNum(REMOTE_ISN)), tcp.dst_port)
+            (sender, Some(SeqNum(self.remote_base(tcp.dst_port, false))), tcp.dst_port)
         })
     }
 
     /// Formats an inbound datagram as [`Exec::show_outbound`] does, from the remote's side.
     pub(super) fn show_inbound(&self, d: &[u8]) -> String {
-        self.show(d, |tcp| (Some(SeqNum(REMOTE_ISN)), self.stack_isn(tcp.src_port), tcp.src_port))
+        self.show(d, |tcp| {
+            (Some(SeqNum(self.remote_base(tcp.src_port, false))), self.stack_isn(tcp.src_port), tcp.src_port)
+        })
     }
 
     /// The stack's ISN towards `peer_port`, once known.
@@ -166,6 +179,7 @@ impl Exec<'_> {
     #[allow(clippy::type_complexity)]
     pub(super) fn relative(&self, s: &Segment) -> (u8, u32, u32, u32, u16, u16, Vec<TcpOptionSpec>) {
         let base = self.stack_base(s.dst.port());
+        let remote = self.remote_base(s.dst.port(), s.flags & flag::SYN != 0);
         let opts = s
             .options
             .iter()
@@ -173,7 +187,7 @@ impl Exec<'_> {
                 TcpOptionSpec::Sack(blocks) => TcpOptionSpec::Sack(
                     blocks
                         .iter()
-                        .map(|(a, b)| (a.wrapping_sub(REMOTE_ISN), b.wrapping_sub(REMOTE_ISN)))
+                        .map(|(a, b)| (a.wrapping_sub(remote), b.wrapping_sub(remote)))
                         .collect(),
                 ),
                 TcpOptionSpec::Timestamp { val, ecr } => {
@@ -182,7 +196,7 @@ impl Exec<'_> {
                 o => o.clone(),
             })
             .collect();
-        (s.flags, s.seq.wrapping_sub(base), s.payload_len, s.ack.wrapping_sub(REMOTE_ISN), s.win, s.urg, opts)
+        (s.flags, s.seq.wrapping_sub(base), s.payload_len, s.ack.wrapping_sub(remote), s.win, s.urg, opts)
     }
 
     pub(super) fn outbound(&mut self, event: &Event, p: &PacketSpec) -> Result<(), Failure> {
