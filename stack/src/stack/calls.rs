@@ -116,6 +116,18 @@ impl Stack {
         Ok((handle, n))
     }
 
+    /// The application blocks in a write until the connection in SYN-SENT is established (a
+    /// blocking `send` that got [`SendError::NotConnected`]): the ACK of the SYN-ACK is then
+    /// delayed so that the data carries it, as Linux does for a socket with a writer waiting.
+    pub fn wait_to_send(&mut self, now: Instant, socket: SocketHandle) {
+        let _ = now;
+        if let Some((_, conn)) = self.conn_mut(socket) {
+            if conn.state == State::SynSent {
+                conn.write_waiting = true;
+            }
+        }
+    }
+
     /// Whether a Fast Open connect to `server` would put data on its SYN now (a cookie is
     /// cached, or the client needs none); what `TCP_FASTOPEN_CONNECT` decides `connect` by.
     pub fn fast_open_ready(&self, server: IpAddr) -> bool {

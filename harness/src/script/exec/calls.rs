@@ -280,6 +280,9 @@ impl Exec<'_> {
                     }
                 } else {
                     // Blocking: `attempt` comes back to this call as a write on the connection.
+                    if k < n {
+                        self.stack().wait_to_send(now, h);
+                    }
                     Err(Errno::EAGAIN)
                 }
             }
@@ -374,6 +377,8 @@ impl Exec<'_> {
         let ok = match (&c.result, &c.errno, &got) {
             (Expr::Ellipsis, None, _) => true,
             (Expr::Int(-1), Some(e), Err(g)) => e == g.name(),
+            // packetdrill: `= -1` with no errno name checks only that the call failed.
+            (Expr::Int(-1), None, Err(_)) => true,
             (Expr::Int(v), None, Ok(g)) => v == g,
             _ => false,
         };
@@ -523,7 +528,13 @@ impl Exec<'_> {
             },
             "write" | "send" | "sendto" | "read" | "recv" | "recvfrom"
                 if c.args.get(1) == Some(&Expr::Symbol("NULL".into()))
-                    && matches!(self.fd(&c)?, Ok((_, Fd { kind: FdKind::Conn(_), .. }))) =>
+                    && matches!(
+                        self.fd(&c)?,
+                        Ok((_, Fd { kind: FdKind::Conn(_), .. }))
+                            | Ok((_, Fd { kind: FdKind::Fresh { .. }, deferred: true, .. }))
+                    )
+                    || c.args.get(1) == Some(&Expr::Symbol("NULL".into()))
+                        && matches!(msg_flags(c.args.get(3), &c.name), Ok(MsgFlags { fast_open: true, .. })) =>
             {
                 // Linux: a NULL buffer is EFAULT (the suite's syscall_bad_arg tests).
                 Err(Errno::EFAULT)
@@ -593,11 +604,11 @@ impl Exec<'_> {
                                     }
                                     Ok(p.written as i64)
                                 }
-                                Err(SendError::WouldBlock) | Err(SendError::NotConnected)
-                                    if !f.nonblocking =>
-                                {
-                                    return Ok(None)
+                                Err(SendError::NotConnected) if !f.nonblocking => {
+                                    self.stack().wait_to_send(now, h);
+                                    return Ok(None);
                                 }
+                                Err(SendError::WouldBlock) if !f.nonblocking => return Ok(None),
                                 // A handshake that failed fails the call, even when the
                                 // SYN carried some of its data (Fast Open).
                                 Err(e @ (SendError::Refused | SendError::TimedOut)) => Err(errno(e.errno())),

@@ -85,7 +85,14 @@ impl Connection {
             self.retries = 0;
             self.rtt.reset_backoff();
             self.establish(&mut ctx.outcome);
-            self.ack_now = true;
+            if self.write_waiting && payload.is_empty() && !f.fin() {
+                // Linux (tcp_rcv_synsent_state_process): with a writer waiting, the ACK is
+                // delayed (TCP_DELACK_MAX) so that the first data segment carries it.
+                self.write_waiting = false;
+                self.timers.set(Timer::DelayedAck, now + Duration::from_millis(200));
+            } else {
+                self.ack_now = true;
+            }
             if !payload.is_empty() {
                 self.accept_text(now, seq + 1, payload, ctx);
             }

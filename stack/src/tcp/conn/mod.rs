@@ -245,6 +245,9 @@ pub(crate) struct Connection {
     accept_syn_data: bool,
     /// TCP Fast Open (RFC 7413).
     pub(crate) fast_open: FastOpenState,
+    /// The application is blocked in a write until the handshake completes (Linux's
+    /// `sk_write_pending`): the ACK of the SYN-ACK waits for its data.
+    pub(crate) write_waiting: bool,
     /// The first time data was sent beyond the peer's window, for `check_invariants`.
     window_violation: Option<String>,
 }
@@ -392,6 +395,7 @@ impl Connection {
             error_pending: None,
             accept_syn_data: cfg.accept_syn_data,
             fast_open: FastOpenState::default(),
+            write_waiting: false,
             window_violation: None,
         }
     }
