@@ -605,7 +605,9 @@ impl Exec<'_> {
                                     Ok(p.written as i64)
                                 }
                                 Err(SendError::NotConnected) if !f.nonblocking => {
-                                    self.stack().wait_to_send(now, h);
+                                    if p.written < n {
+                                        self.stack().wait_to_send(now, h);
+                                    }
                                     return Ok(None);
                                 }
                                 Err(SendError::WouldBlock) if !f.nonblocking => return Ok(None),

@@ -215,6 +215,23 @@ impl Exec<'_> {
         // packetdrill: what the stack sent is queued; this line takes the oldest packet, whenever
         // it was sent, and checks its time against the line's window.
         self.advance(Instant::from_micros(late), true)?;
+        // packetdrill (sniff_outbound_live_packet): only the socket under test's packets are
+        // matched; what an older connection of the stack sends from another port (its FIN
+        // after close, say) is let go.
+        while let Some((t, d)) = self.out.sent.front() {
+            let older = Segment::parse(d).is_ok_and(|s| {
+                s.src.port() != self.local.port() && s.flags & flag::SYN == 0 && s.src.ip() == self.local.ip()
+            });
+            if !older {
+                break;
+            }
+            let shown = self.show_outbound(d);
+            self.transcript.push(format!("{} > {shown} (another socket's, let go)", secs(*t)));
+            self.out.sent.pop_front();
+            if self.out.sent.is_empty() {
+                self.advance(Instant::from_micros(late), true)?;
+            }
+        }
         let Some((first_t, d)) = self.out.sent.pop_front() else {
             return fail(
                 event.line,

@@ -5,6 +5,7 @@
 use super::{Connection, Ctx};
 use crate::stats::DropReason;
 use crate::tcp::congestion::Phase;
+use crate::tcp::State;
 use crate::wire::IcmpRepr;
 
 impl Connection {
@@ -61,6 +62,14 @@ impl Connection {
         }
         self.path_mtu = mtu;
         ctx.stats.pmtu_updates += 1;
+        if self.state == State::SynSent && self.fast_open.syn_data > 0 {
+            // A SYN that carried data was too big (RFC 7413 §4.1.3, Linux's
+            // tcp_simple_retransmit of SYN-data): the SYN goes again at once, without data, with
+            // the MSS the smaller path allows; the data follows the handshake.
+            self.our_mss = self.our_mss.min(super::mss_for_mtu(mtu, self.tuple.remote));
+            self.snd_nxt = self.iss;
+            return;
+        }
         let old = self.snd_mss;
         self.snd_mss = self.send_mss();
         // RFC 1191 §6.5: the datagram was dropped by the router, so "the TCP layer should
