@@ -17,6 +17,28 @@ impl Exec<'_> {
         REMOTE_ISN.wrapping_add(isn)
     }
 
+    /// Whether a connection with the peer at `peer_port` is synchronized (past the handshake
+    /// and not closed), as far as the script's descriptors show.
+    fn peer_connection_open(&mut self, peer_port: u16) -> bool {
+        let handles: Vec<SocketHandle> = self
+            .fds
+            .values()
+            .filter_map(|f| match f.kind {
+                FdKind::Conn(h) => Some(h),
+                _ => None,
+            })
+            .collect();
+        handles.into_iter().any(|h| {
+            self.stack().info(h).is_some_and(|i| {
+                i.remote.port() == peer_port
+                    && !matches!(
+                        i.state,
+                        State::Closed | State::Listen | State::SynSent | State::SynReceived | State::TimeWait
+                    )
+            })
+        })
+    }
+
     /// The peer's address for a packet line: the current one, or another port when it says so.
     pub(super) fn peer_for(&self, p: &PacketSpec) -> SocketAddrV4 {
         SocketAddrV4::new(*self.remote.ip(), p.peer_port.unwrap_or(self.remote.port()))
@@ -46,7 +68,9 @@ impl Exec<'_> {
         } else if p.options == Some(OptionsSpec::Any) {
             return fail(event.line, &event.text, "`<...>` (any options) only makes sense on a `>` line");
         }
-        if p.flags & flag::SYN != 0 {
+        // packetdrill records the peer's ISN from the SYN that opens a connection (a SYN to a
+        // listener, the SYN-ACK to a connect), not from a SYN into an open connection.
+        if p.flags & flag::SYN != 0 && (p.flags & flag::ACK != 0 || !self.peer_connection_open(peer.port())) {
             self.remote_isns.insert(peer.port(), p.seq);
         }
         let seg = Segment {
