@@ -236,7 +236,7 @@ socket_error! {
         PortsExhausted => EADDRNOTAVAIL, "no ephemeral port free";
         /// A Fast Open connect with the client side of TCP Fast Open off
         /// (`FastOpenConfig::client`): EOPNOTSUPP, as Linux's `sendto(MSG_FASTOPEN)`.
-        FastOpenDisabled => EOPNOTSUPP, "TCP Fast Open is off";
+        FastOpenDisabled => EOPNOTSUPP, "fast open is off on the client side";
     }
 }
 

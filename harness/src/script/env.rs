@@ -298,15 +298,12 @@ pub fn apply_sysctl(config: &mut Config, name: &str, value: &str, from_defaults:
         // ip-sysctl.rst: 0x1 client, 0x2 server, 0x4 client without a cookie, 0x200 server
         // without a cookie, 0x400 every listener a Fast Open one (upper bits: an old queue length).
         "tcp_fastopen" => {
-            tcp.fast_open = FastOpenConfig::from_linux_bits(number(name, value)?).map_err(|bits| {
-                format!("TCP Fast Open (RFC 7413) bits {bits:#x} (sysctl {name}={value})")
-            })?
+            tcp.fast_open = FastOpenConfig::from_linux_bits(number(name, value)?)
+                .map_err(|bits| format!("TCP Fast Open (RFC 7413) bits {bits:#x} (sysctl {name}={value})"))?
         }
         // utcp has no blackhole detection (Linux turns active Fast Open off after SYN-data
         // timeouts for this long): only 0, off, is what utcp does.
-        "tcp_fastopen_blackhole_timeout_sec" => {
-            only(&["0"], "TCP Fast Open blackhole detection")?
-        }
+        "tcp_fastopen_blackhole_timeout_sec" => only(&["0"], "TCP Fast Open blackhole detection")?,
         // utcp never defers to build super-segments and never paces: these change nothing.
         "tcp_tso_win_divisor" | "tcp_min_tso_segs" | "tcp_pacing_ss_ratio" | "tcp_pacing_ca_ratio" => {}
         _ => return Err(format!("sysctl {name} (not one utcp maps)")),
@@ -339,7 +336,10 @@ mod tests {
         assert_eq!(c.tcp.congestion, CongestionKind::Cubic);
         let fo = c.tcp.fast_open;
         assert!(fo.client && fo.server && fo.server_all_listeners && !fo.server_no_cookie);
-        assert_eq!(c.fast_open_key, [0xa1, 0xa1, 0xa1, 0xa1, 0xb2, 0xb2, 0xb2, 0xb2, 0xc3, 0xc3, 0xc3, 0xc3, 0xd4, 0xd4, 0xd4, 0xd4]);
+        assert_eq!(
+            c.fast_open_key,
+            [0xa1, 0xa1, 0xa1, 0xa1, 0xb2, 0xb2, 0xb2, 0xb2, 0xc3, 0xc3, 0xc3, 0xc3, 0xd4, 0xd4, 0xd4, 0xd4]
+        );
     }
 
     #[test]
@@ -348,7 +348,10 @@ mod tests {
         assert_eq!(apply_sysctl(&mut c, "net.ipv4.tcp_fastopen", "0x202", false), Ok(()));
         assert!(c.tcp.fast_open.server && c.tcp.fast_open.server_no_cookie && !c.tcp.fast_open.client);
         assert!(apply_sysctl(&mut c, "net.ipv4.tcp_fastopen", "0x8", false).unwrap_err().contains("0x8"));
-        assert_eq!(apply_sysctl(&mut c, "net.ipv4.tcp_fastopen_key", "a0bf63f7-ed803d81-cd641d30-cebc4a90", false), Ok(()));
+        assert_eq!(
+            apply_sysctl(&mut c, "net.ipv4.tcp_fastopen_key", "a0bf63f7-ed803d81-cd641d30-cebc4a90", false),
+            Ok(())
+        );
         assert_eq!(&c.fast_open_key[..4], &[0xf7, 0x63, 0xbf, 0xa0]);
         assert!(apply_sysctl(&mut c, "net.ipv4.tcp_fastopen_key", "1-2-3", false).is_err());
     }

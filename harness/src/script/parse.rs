@@ -835,7 +835,10 @@ impl<'a> LineParser<'a> {
                         return Err((col, "TCP fast open cookie has an odd number of digits".into()));
                     }
                     if hex.len() / 2 > if exp { 36 } else { 38 } {
-                        return Err((col, format!("TCP fast open cookie of {} bytes is too long", hex.len() / 2)));
+                        return Err((
+                            col,
+                            format!("TCP fast open cookie of {} bytes is too long", hex.len() / 2),
+                        ));
                     }
                     let cookie = (0..hex.len())
                         .step_by(2)

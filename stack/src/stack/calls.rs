@@ -13,9 +13,9 @@ use crate::socket::{
     SocketOption, SocketOptions,
 };
 use crate::tcp::conn::{mss_for_mtu, Connection, FourTuple, Outcome};
-use crate::wire::{FastOpen, FastOpenCookie};
 use crate::tcp::{CloseReason, State};
 use crate::time::Instant;
+use crate::wire::{FastOpen, FastOpenCookie};
 use std::net::{IpAddr, SocketAddr};
 
 impl Stack {

@@ -140,6 +140,11 @@ impl T {
         t
     }
 
+    /// The stack, to call what the helpers here do not wrap.
+    pub fn stack(&mut self) -> &mut Stack {
+        self.host.stack_mut()
+    }
+
     /// The stack, to read.
     pub fn s(&self) -> &Stack {
         self.host.stack()

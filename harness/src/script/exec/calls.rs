@@ -496,7 +496,9 @@ impl Exec<'_> {
                         let opened = if fast_open {
                             // No cookie: the SYN asks for one.
                             let o = f.options;
-                            self.stack().connect_fast_open(now, local, SocketAddr::V4(remote), o, &[]).map(|r| r.0)
+                            self.stack()
+                                .connect_fast_open(now, local, SocketAddr::V4(remote), o, &[])
+                                .map(|r| r.0)
                         } else {
                             self.stack().connect_with(now, local, SocketAddr::V4(remote), f.options)
                         };
@@ -534,7 +536,10 @@ impl Exec<'_> {
                             | Ok((_, Fd { kind: FdKind::Fresh { .. }, deferred: true, .. }))
                     )
                     || c.args.get(1) == Some(&Expr::Symbol("NULL".into()))
-                        && matches!(msg_flags(c.args.get(3), &c.name), Ok(MsgFlags { fast_open: true, .. })) =>
+                        && matches!(
+                            msg_flags(c.args.get(3), &c.name),
+                            Ok(MsgFlags { fast_open: true, .. })
+                        ) =>
             {
                 // Linux: a NULL buffer is EFAULT (the suite's syscall_bad_arg tests).
                 Err(Errno::EFAULT)
@@ -565,7 +570,8 @@ impl Exec<'_> {
             }
             "write" | "send" | "sendto" => {
                 let n = int_arg(&c, 2)?.max(0) as usize;
-                let flags = if c.name == "write" { MsgFlags::default() } else { msg_flags(c.args.get(3), &c.name)? };
+                let flags =
+                    if c.name == "write" { MsgFlags::default() } else { msg_flags(c.args.get(3), &c.name)? };
                 if c.name == "sendto"
                     && !matches!(c.args.get(4), None | Some(Expr::Ellipsis) | Some(Expr::Int(0)))
                 {
@@ -587,7 +593,9 @@ impl Exec<'_> {
                         }
                         // A second MSG_FASTOPEN while the first handshake is under way.
                         FdKind::Conn(h)
-                            if flags.fast_open && !p.retry && self.stack().state(h) == Some(State::SynSent) =>
+                            if flags.fast_open
+                                && !p.retry
+                                && self.stack().state(h) == Some(State::SynSent) =>
                         {
                             Err(Errno::EALREADY)
                         }
@@ -624,7 +632,8 @@ impl Exec<'_> {
             }
             "read" | "recv" | "recvfrom" => {
                 let n = int_arg(&c, 2)?.max(0) as usize;
-                let dontwait = if c.name == "read" { false } else { msg_flags(c.args.get(3), &c.name)?.dontwait };
+                let dontwait =
+                    if c.name == "read" { false } else { msg_flags(c.args.get(3), &c.name)?.dontwait };
                 match self.fd(&c)? {
                     Err(e) => Err(e),
                     Ok((_, mut f)) => match f.kind {

@@ -403,7 +403,11 @@ impl<'s> Exec<'s> {
         }
         if self.host.is_some() && self.config != before {
             // The TCP knobs and the Fast Open key apply from now on, as Linux's sysctls do.
-            let same_rest = Config { tcp: before.tcp.clone(), fast_open_key: before.fast_open_key, ..self.config.clone() };
+            let same_rest = Config {
+                tcp: before.tcp.clone(),
+                fast_open_key: before.fast_open_key,
+                ..self.config.clone()
+            };
             if same_rest != before {
                 return refuse(
                     event.line,

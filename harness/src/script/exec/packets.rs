@@ -209,10 +209,7 @@ impl Exec<'_> {
             .iter()
             .map(|o| match o {
                 TcpOptionSpec::Sack(blocks) => TcpOptionSpec::Sack(
-                    blocks
-                        .iter()
-                        .map(|(a, b)| (a.wrapping_sub(remote), b.wrapping_sub(remote)))
-                        .collect(),
+                    blocks.iter().map(|(a, b)| (a.wrapping_sub(remote), b.wrapping_sub(remote))).collect(),
                 ),
                 TcpOptionSpec::Timestamp { val, ecr } => {
                     TcpOptionSpec::Timestamp { val: val.wrapping_sub(self.ts_offset.unwrap_or(0)), ecr: *ecr }

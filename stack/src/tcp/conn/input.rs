@@ -136,11 +136,8 @@ impl Connection {
             }
             _ => 0,
         };
-        ctx.outcome.fast_open_learned = Some(crate::stack::FastOpenLearned {
-            mss: seg.options.mss.unwrap_or(0),
-            cookie,
-            try_exp,
-        });
+        ctx.outcome.fast_open_learned =
+            Some(crate::stack::FastOpenLearned { mss: seg.options.mss.unwrap_or(0), cookie, try_exp });
     }
 
     fn on_rtt_sample_syn(&mut self, now: Instant, seg: &TcpRepr<'_>, cfg: &TcpConfig) {

@@ -446,7 +446,8 @@ impl Connection {
         syn_data: usize,
     ) -> usize {
         let n = self.send_buf.push(&data[..syn_data.min(data.len())]);
-        self.fast_open = FastOpenState { syn_option: option, syn_data: n, active: true, ..FastOpenState::default() };
+        self.fast_open =
+            FastOpenState { syn_option: option, syn_data: n, active: true, ..FastOpenState::default() };
         n
     }
 

@@ -165,7 +165,8 @@ impl Connection {
                 }
                 let mut options = self.options_for(now, hz, true);
                 if first {
-                    options.fast_open = if syn_ack { self.fast_open.reply } else { self.fast_open.syn_option };
+                    options.fast_open =
+                        if syn_ack { self.fast_open.reply } else { self.fast_open.syn_option };
                 }
                 Some(OutSegment {
                     seq: self.iss,
