@@ -45,11 +45,7 @@ fn server_cookie() -> Vec<u8> {
     let mut t = fast_open_listener();
     t.send(In { opts: fo(&[]), ..BARE_SYN });
     let out = t.out();
-    let hex = out[0]
-        .split("FO ")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(|c| c == '>' || c == ',' || c == 'p' || c == 'o' || c == 'n');
+    let hex = out[0].split("FO ").nth(1).unwrap().trim_end_matches(['>', ',', 'p', 'o', 'n']);
     (0..16).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
 }
 

@@ -115,7 +115,7 @@ impl Connection {
     /// of the server goes to the cache: the MSS, and a cookie if one was asked for.
     fn on_fast_open_syn_ack(&mut self, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
         let data_start = self.iss + 1;
-        let acked = if seg.ack > data_start { (seg.ack - data_start) as usize } else { 0 };
+        let acked = if seg.ack > data_start { seg.ack - data_start } else { 0 };
         self.send_buf.consume(acked.min(self.send_buf.len()));
         if self.snd_max > seg.ack {
             self.snd_max = seg.ack;

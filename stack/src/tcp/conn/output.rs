@@ -243,7 +243,9 @@ impl Connection {
     /// A data and/or FIN segment, a retransmission, or a window probe.
     fn poll_data(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Option<OutSegment> {
         let hz = ctx.cfg.ts_hz;
-        if !self.syn_acked() && !(self.fast_open.child && self.state == State::SynReceived) {
+        // A Fast Open child sends in SYN-RECEIVED (RFC 7413 §4.2.2).
+        let fast_open_child = self.fast_open.child && self.state == State::SynReceived;
+        if !(self.syn_acked() || fast_open_child) {
             return None;
         }
         let data_start = self.data_start();
