@@ -367,7 +367,13 @@ impl<'s> Exec<'s> {
         // What the stack sent before the last line ran and no `>` line matched (packetdrill only
         // notices such a packet at a later `>` line; a script that ends must not hide one).
         let last = self.last;
-        if let Some((t, d)) = self.out.sent.iter().find(|(t, _)| t.total_micros() < last).cloned() {
+        // Only the socket under test's, as the `>` lines match (packets.rs).
+        let local = self.local;
+        let ours = |d: &[u8]| {
+            Segment::parse(d).map_or(true, |s| s.src.port() == local.port() || s.flags & flag::SYN != 0)
+        };
+        if let Some((t, d)) = self.out.sent.iter().find(|(t, d)| t.total_micros() < last && ours(d)).cloned()
+        {
             let shown = self.show_outbound(&d);
             self.transcript.push(format!("{} > {shown}", secs(t)));
             let (line, text) = script.events.last().map(|e| (e.line, e.text.clone())).unwrap_or_default();
@@ -539,6 +545,7 @@ fn tcpi_field(info: &utcp::ConnectionInfo, name: &str) -> Option<i64> {
         "tcpi_snd_wscale" => i64::from(info.window_scale.map_or(0, |w| w.0)),
         "tcpi_rcv_wscale" => i64::from(info.window_scale.map_or(0, |w| w.1)),
         "tcpi_rtt" => info.srtt.map_or(0, |d| d.total_micros() as i64),
+        "tcpi_delivered" => i64::from(info.delivered),
         "tcpi_rto" => info.rto.total_micros() as i64,
         "tcpi_ca_state" => i64::from(info.ca_state.linux_value()),
         "tcpi_sacked" => (i64::from(info.sacked_bytes) + mss - 1) / mss,

@@ -79,6 +79,7 @@ impl Connection {
             if self.fast_open.active {
                 self.on_fast_open_syn_ack(seg, ctx);
             }
+            self.delivered += 1;
             self.snd_una = ack;
             self.snd_wl2 = ack;
             self.timers.stop(Timer::Retransmit);
@@ -90,6 +91,10 @@ impl Connection {
                 // delayed (TCP_DELACK_MAX) so that the first data segment carries it.
                 self.write_waiting = false;
                 self.timers.set(Timer::DelayedAck, now + Duration::from_millis(200));
+                // Linux starts its delayed-ACK engine here (tcp_enter_quickack_mode), with the
+                // SYN-ACK as the last data received: the data sent at once makes the connection
+                // interactive, and its ACKs wait for replies.
+                self.last_data_rcvd = now;
             } else {
                 self.ack_now = true;
             }
@@ -308,6 +313,7 @@ impl Connection {
                     _ => {}
                 }
                 self.retries = 0;
+                self.delivered += 1;
                 self.establish(&mut ctx.outcome);
             } else {
                 // <SEQ=SEG.ACK><CTL=RST>
@@ -472,6 +478,9 @@ impl Connection {
             self.rtt.reset_backoff();
         }
         let dsack = self.take_sack(seg, &mut delivered);
+        let newly = u64::from(delivered.sacked) + u64::from(delivered.acked_unsacked);
+        let mss = u64::from(self.snd_mss.max(1));
+        self.delivered = self.delivered.saturating_add(newly.div_ceil(mss) as u32);
         // RFC 5681 §2: a duplicate acknowledgment.
         let dup_ack = ack == prior_una
             && payload.is_empty()

@@ -245,6 +245,9 @@ pub(crate) struct Connection {
     accept_syn_data: bool,
     /// TCP Fast Open (RFC 7413).
     pub(crate) fast_open: FastOpenState,
+    /// Segments the peer acknowledged or SACKed, the SYN counted as one (Linux's
+    /// `tcpi_delivered`; data in bytes over the MSS, rounded up, per ACK).
+    delivered: u32,
     /// The application is blocked in a write until the handshake completes (Linux's
     /// `sk_write_pending`): the ACK of the SYN-ACK waits for its data.
     pub(crate) write_waiting: bool,
@@ -396,6 +399,7 @@ impl Connection {
             accept_syn_data: cfg.accept_syn_data,
             fast_open: FastOpenState::default(),
             write_waiting: false,
+            delivered: 0,
             window_violation: None,
         }
     }
@@ -792,6 +796,7 @@ impl Connection {
             lost_bytes: self.board.lost_bytes(),
             retrans_bytes: self.board.retrans_bytes(),
             syn_data_acked: self.fast_open.syn_data_acked,
+            delivered: self.delivered,
         }
     }
 
