@@ -30,6 +30,19 @@ impl Connection {
             // out). Here every error is counted and nothing else happens, in every state: the
             // connection goes on until its own timers give up. (Linux does abort in SYN-SENT and
             // SYN-RECEIVED; that is not done here.)
+            // Linux (tcp_v4_err, tcp_req_err): a net or host unreachable quoting the SYN-ACK of
+            // a half-open passive connection removes it silently (the peer cannot be reached; a
+            // retransmitted SYN starts again). A Fast Open child is already the application's.
+            IcmpRepr::DestUnreachable { code: 0 | 1, .. }
+                if self.state == State::SynReceived
+                    && self.passive
+                    && !self.fast_open.child
+                    && self.tuple.remote.is_ipv4()
+                    && quote.seq == self.iss =>
+            {
+                ctx.drop(DropReason::IcmpUnreachable);
+                self.close_now(crate::tcp::CloseReason::Reset, &mut ctx.outcome);
+            }
             IcmpRepr::DestUnreachable { .. } => ctx.drop(DropReason::IcmpUnreachable),
             // RFC 1122 §4.2.3.9: Time Exceeded and Parameter Problem "SHOULD" be passed to the
             // application; like the soft errors above they are only counted (the socket calls
