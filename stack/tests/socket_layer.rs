@@ -309,7 +309,22 @@ fn rst_makes_the_socket_readable_with_error_and_hangup() {
     let err = t.read(h, &mut buf).unwrap_err();
     assert_eq!(err, RecvError::Reset);
     assert_eq!(io::Error::from(err).kind(), ErrorKind::ConnectionReset);
+    // Like Linux (sock_error clears sk_err), the reset is reported once; after it the socket is
+    // shut down both ways: writes get EPIPE, reads the end of the stream.
+    assert_eq!(t.write(h, b"x"), Err(SendError::Closed));
+    assert_eq!(t.read(h, &mut buf), Ok(0));
+    assert!(!t.s().readiness(h).unwrap().error);
+}
+
+#[test]
+fn reset_is_reported_once_to_whichever_call_comes_first() {
+    let mut t = T::established(config());
+    let h = t.sock();
+    t.send(In { flags: TcpFlags::RST, ..ACK });
     assert_eq!(t.write(h, b"x"), Err(SendError::Reset));
+    let mut buf = [0u8; 4];
+    assert_eq!(t.read(h, &mut buf), Ok(0));
+    assert_eq!(t.take_error(h), None);
 }
 
 #[test]

@@ -176,8 +176,10 @@ impl Stack {
             // RFC 7413 §4.2.2: a Fast Open server may send before the handshake completes.
             State::SynReceived if conn.fast_open.child => {}
             State::SynSent | State::SynReceived => return Err(SendError::NotConnected),
+            // The error is reported once, as Linux's sock_error clears sk_err (and SO_ERROR
+            // reads the same error); later writes find the connection closed: EPIPE.
             State::Closed => {
-                return Err(match conn.close_reason {
+                return Err(match conn.error_pending.take() {
                     Some(CloseReason::Reset) => SendError::Reset,
                     Some(CloseReason::Refused) => SendError::Refused,
                     Some(CloseReason::TimedOut) => SendError::TimedOut,
@@ -211,7 +213,9 @@ impl Stack {
         }
         match conn.state {
             State::SynSent | State::SynReceived => Err(RecvError::NotConnected),
-            State::Closed => match conn.close_reason {
+            // Reported once (Linux's sock_error); then the end of the stream, as Linux's
+            // tcp_done shuts the socket down both ways.
+            State::Closed => match conn.error_pending.take() {
                 Some(CloseReason::Reset) => Err(RecvError::Reset),
                 Some(CloseReason::Refused) => Err(RecvError::Refused),
                 Some(CloseReason::TimedOut) => Err(RecvError::TimedOut),
