@@ -123,6 +123,7 @@ impl Connection {
         let acked = if seg.ack > data_start { seg.ack - data_start } else { 0 };
         self.send_buf.consume(acked.min(self.send_buf.len()));
         if self.snd_max > seg.ack {
+            self.fast_open.resend_until = Some(self.snd_max);
             self.snd_max = seg.ack;
             self.snd_nxt = seg.ack;
         }

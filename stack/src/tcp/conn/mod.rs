@@ -115,6 +115,8 @@ pub(crate) struct FastOpenState {
     pub(crate) reply: Option<crate::wire::FastOpen>,
     /// Data on the SYN was acknowledged (client) or accepted (server): `TCPI_OPT_SYN_DATA`.
     pub(crate) syn_data_acked: bool,
+    /// Client: the end of SYN data the SYN-ACK did not acknowledge, sent again after it.
+    pub(crate) resend_until: Option<SeqNum>,
 }
 
 /// One TCP connection.
@@ -205,6 +207,8 @@ pub(crate) struct Connection {
     retries: u32,
     /// The end of the last segment shorter than the MSS (Nagle with Minshall's refinement).
     last_small_end: SeqNum,
+    /// The end of the last segment sent with PSH (Linux's `pushed_seq`).
+    pushed_seq: SeqNum,
     timers: TimerTable,
     persist_backoff: u32,
     /// Send a window probe now (persist timer expired).
@@ -375,6 +379,7 @@ impl Connection {
             pace: cfg.pacing.then_some(Instant::ZERO),
             retries: 0,
             last_small_end: iss,
+            pushed_seq: iss + 1,
             timers: TimerTable::default(),
             persist_backoff: 0,
             probe_now: false,

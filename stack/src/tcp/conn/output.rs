@@ -372,7 +372,13 @@ impl Connection {
             && usable - len < mss
             && self.recovery.phase == Phase::Open
             && self.recovery.dup_acks == 0;
-        Some(self.data_segment(now, hz, seq, len, can_fin, burst_end))
+        // Linux's forced_push: PSH once more than half the largest window the peer offered has
+        // been sent since the last PSH.
+        let forced_push = ctx.cfg.push_each_burst
+            && len > 0
+            && (seq + len - self.pushed_seq) as u64 > u64::from(self.max_snd_wnd / 2)
+            && seq + len > self.pushed_seq;
+        Some(self.data_segment(now, hz, seq, len, can_fin, burst_end || forced_push))
     }
 
     /// Sends the scoreboard's `[start, end)` again: at most `mss` payload bytes from its start,
@@ -440,7 +446,10 @@ impl Connection {
         if fin {
             self.fin_seq = Some(seq + len);
         }
-        if len < self.snd_mss as usize {
+        // Not for SYN data sent again after the SYN-ACK: Linux retransmits it, and a
+        // retransmission is no small segment for Nagle's (Minshall's) test.
+        let syn_data_again = self.fast_open.resend_until.is_some_and(|end| seq + len <= end);
+        if len < self.snd_mss as usize && !syn_data_again {
             self.last_small_end = self.last_small_end.max(seq + len);
         }
         if seq == self.snd_nxt {
@@ -505,6 +514,7 @@ impl Connection {
         let mut flags = TcpFlags::ACK;
         if len > 0 && (off + len == data_end_off || burst_end) {
             flags |= TcpFlags::PSH;
+            self.pushed_seq = self.pushed_seq.max(seq + len);
         }
         if fin {
             flags |= TcpFlags::FIN;
