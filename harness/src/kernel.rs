@@ -129,12 +129,16 @@ impl KernelNet {
             if now >= deadline {
                 return Ok(None);
             }
-            let wait = deadline - now;
-            // Round up so that a wait of under a millisecond still sleeps.
-            let ms = (wait.as_micros().div_ceil(1000)).min(i32::MAX as u128) as i32;
+            // ppoll rather than poll: a timeout in nanoseconds, not whole milliseconds.
+            let wait = (deadline - now).min(std::time::Duration::from_secs(3600));
+            let ts = libc::timespec {
+                tv_sec: wait.as_secs() as libc::time_t,
+                tv_nsec: wait.subsec_nanos().into(),
+            };
             let mut pfd = libc::pollfd { fd: self.tun.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-            // SAFETY: one pollfd we own, for a descriptor this struct keeps open.
-            let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+            // SAFETY: one pollfd and a timespec we own, for a descriptor this struct keeps open;
+            // no signal mask.
+            let r = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
             if r < 0 {
                 let e = std::io::Error::last_os_error();
                 if e.kind() != std::io::ErrorKind::Interrupted {

@@ -28,7 +28,7 @@ enum Command {
     Replay(cli::replay::Args),
     /// List the TCP connections in a capture; transcripts and time-sequence graphs on request.
     Inspect(cli::inspect::Args),
-    /// Run packetdrill-dialect scripts against the stack.
+    /// Run packetdrill-dialect scripts against utcp, the Linux kernel (root) or both side by side.
     Script(cli::script::Args),
     /// utcp on a TUN device: echo, discard, chargen, static HTTP, or connect out like nc (root).
     Live(cli::live::Args),

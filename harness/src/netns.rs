@@ -81,21 +81,7 @@ impl Netns {
         what: &str,
         f: impl FnOnce() -> Result<T, String> + Send + 'static,
     ) -> Result<JoinHandle<Result<T, String>>, String> {
-        let path = format!("/var/run/netns/{}", self.name);
-        let file = File::open(&path).map_err(|e| format!("cannot open {path}: {e}"))?;
-        let ns = self.name.clone();
-        std::thread::Builder::new()
-            .name(what.into())
-            .spawn(move || {
-                // SAFETY: setns takes a descriptor we hold open and a flag; it only changes the
-                // network namespace of this thread.
-                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return Err(format!("setns into {ns}: {}", io::Error::last_os_error()));
-                }
-                drop(file);
-                f()
-            })
-            .map_err(|e| format!("cannot start thread {what}: {e}"))
+        spawn_in(&self.name, what, f)
     }
 
     /// Runs `f` inside this namespace on a thread of its own and waits for it.
@@ -115,6 +101,30 @@ impl Drop for Netns {
             Err(e) => eprintln!("utcp: could not delete namespace {}: {e}", self.name),
         }
     }
+}
+
+/// Runs `f` on a new thread that first enters the namespace named `name` (one this process
+/// created; see [`Netns::spawn`]), for holders of the name rather than of the guard.
+pub fn spawn_in<T: Send + 'static>(
+    name: &str,
+    what: &str,
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<JoinHandle<Result<T, String>>, String> {
+    let path = format!("/var/run/netns/{name}");
+    let file = File::open(&path).map_err(|e| format!("cannot open {path}: {e}"))?;
+    let ns = name.to_string();
+    std::thread::Builder::new()
+        .name(what.into())
+        .spawn(move || {
+            // SAFETY: setns takes a descriptor we hold open and a flag; it only changes the
+            // network namespace of this thread.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(format!("setns into {ns}: {}", io::Error::last_os_error()));
+            }
+            drop(file);
+            f()
+        })
+        .map_err(|e| format!("cannot start thread {what}: {e}"))
 }
 
 /// Joins a thread that returns a `Result`, turning a panic into an error naming `what`.

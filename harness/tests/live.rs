@@ -334,10 +334,16 @@ fn pcap_recording_is_clean_and_replays_strictly() {
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&replay.stdout);
+    // A capture that does not replay is kept for `utcp replay --transcript` to show why.
+    let kept = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("live-not-replayed.pcap");
+    if !replay.status.success() {
+        let _ = std::fs::copy(&pcap, &kept);
+    }
     assert!(
         replay.status.success(),
-        "strict replay of utcp's own capture differed ({}):\n{report}\n{}",
+        "strict replay of utcp's own capture differed ({}; the capture is kept at {}):\n{report}\n{}",
         replay.status,
+        kept.display(),
         String::from_utf8_lossy(&replay.stderr)
     );
     assert!(report.contains("\"differed\":0") && report.contains("\"missing\":0"), "{report}");

@@ -1,11 +1,13 @@
 //! `utcp script FILE...`: runs packetdrill-dialect scripts and prints pass, fail (with the line)
 //! or refused (with the feature) for each, then a summary by folder and the refused features
-//! with their counts.
+//! with their counts. `--stack linux` runs them against the kernel instead (root, real time,
+//! several at once, each in a namespace of its own); `--stack both` runs each on both and shows,
+//! per script, the two verdicts and where their transcripts part.
 //!
-//! Exit 0 when every script passed, 1 when one failed, 2 when one could not be read or parsed or
-//! was refused (and none failed).
+//! Exit 0 when every script passed (on every backend run), 1 when one failed, 2 when one could
+//! not be read or parsed or was refused (and none failed).
 
-use crate::script::{find_scripts, run_file, FileOutcome, Verdict};
+use crate::script::{find_scripts, run_files, Backend, FileOutcome, RunOptions, Verdict};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,6 +24,126 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The TCP to run against: utcp (virtual time), linux (the kernel behind a TUN device in a
+    /// namespace of its own, real time, needs root) or both (each script on each, with the two
+    /// verdicts and the first line where the transcripts part).
+    #[arg(long, value_enum, default_value = "utcp")]
+    pub stack: StackArg,
+    /// Scripts run at once against the kernel (each in its own namespace; they mostly sleep).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub jobs: u64,
+    /// On the kernel, run only scripts whose timeline is at most this many seconds; longer ones
+    /// are reported refused as real time only. 0 runs every script, however long.
+    #[arg(long, default_value_t = crate::script::LINUX_MAX_SECONDS)]
+    pub max_seconds: u64,
+    /// How far (microseconds) an outbound packet or a blocking call's return may be from the
+    /// line's time, for every script (replaces the header's --tolerance_usecs; packetdrill's
+    /// default is 4000). A kernel with a coarse timer tick (CONFIG_HZ=250) may need more.
+    #[arg(long)]
+    pub tolerance_usecs: Option<u64>,
+}
+
+/// `--stack`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StackArg {
+    /// utcp only.
+    Utcp,
+    /// The Linux kernel only.
+    Linux,
+    /// Both, side by side.
+    Both,
+}
+
+impl StackArg {
+    fn backends(self) -> Vec<Backend> {
+        match self {
+            StackArg::Utcp => vec![Backend::Utcp],
+            StackArg::Linux => vec![Backend::Linux],
+            StackArg::Both => vec![Backend::Utcp, Backend::Linux],
+        }
+    }
+}
+
+/// An entry as [`parting`] compares it: without its time (a real-time run's never equal the
+/// virtual ones), its window field or its TS val (the two stacks' receive buffers and clocks
+/// differ whatever the script pins; a line that pins either is checked by the script itself).
+fn comparable(entry: &str) -> String {
+    let body = entry.split_once(' ').map_or(entry, |(_, r)| r);
+    let mut out = Vec::new();
+    let mut blank_next = false;
+    for tok in body.split(' ') {
+        out.push(if blank_next { "_" } else { tok });
+        blank_next = tok == "win" || tok == "val";
+    }
+    out.join(" ")
+}
+
+/// Where two transcripts part: the index of the first entry that differs (times, windows and
+/// TS vals aside), and the two entries there (`None` where one transcript ended).
+pub fn parting<'a>(a: &'a [String], b: &'a [String]) -> Option<(usize, Option<&'a str>, Option<&'a str>)> {
+    let n = a.len().max(b.len());
+    (0..n).find_map(|i| {
+        let (x, y) = (a.get(i).map(|s| s.as_str()), b.get(i).map(|s| s.as_str()));
+        if x.map(comparable) == y.map(comparable) {
+            None
+        } else {
+            Some((i, x, y))
+        }
+    })
+}
+
+fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::Refused => "REFUSED",
+    }
+}
+
+/// `--stack both`, one script: the two verdicts, each report that is not a pass, and where the
+/// transcripts part when the verdicts differ.
+fn both_report(u: &FileOutcome, l: &FileOutcome, verbose: bool) -> String {
+    let (vu, vl) = (u.verdict(), l.verdict());
+    let mut s = format!("utcp {:<8} linux {:<8} {}", verdict_name(vu), verdict_name(vl), u.path);
+    for (name, o) in [("utcp", u), ("linux", l)] {
+        if verbose || o.verdict() != Verdict::Pass {
+            for line in o.report(verbose).lines() {
+                s.push_str(&format!("\n  {name}: {line}"));
+            }
+        }
+    }
+    if vu != vl {
+        if let Some(note) = std::fs::read_to_string(&u.path).ok().and_then(|t| crate::script::linux_note(&t))
+        {
+            s.push_str(&format!("\n  the script says: Linux: {note}"));
+        }
+        if let (Ok(a), Ok(b)) = (&u.outcome, &l.outcome) {
+            if let Some((i, x, y)) = parting(&a.transcript, &b.transcript) {
+                s.push_str(&format!(
+                    "\n  the transcripts part at entry {}:\n    utcp:  {}\n    linux: {}",
+                    i + 1,
+                    x.unwrap_or("(ended)"),
+                    y.unwrap_or("(ended)")
+                ));
+            }
+        }
+    }
+    s
+}
+
+fn both_json(u: &FileOutcome, l: &FileOutcome, verbose: bool) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "path": u.path,
+        "utcp": to_json(u, verbose),
+        "linux": to_json(l, verbose),
+        "agree": u.verdict() == l.verdict(),
+    });
+    if let (Ok(a), Ok(b)) = (&u.outcome, &l.outcome) {
+        if let Some((i, x, y)) = parting(&a.transcript, &b.transcript) {
+            v["parted"] = serde_json::json!({ "entry": i + 1, "utcp": x, "linux": y });
+        }
+    }
+    v
 }
 
 /// The JSON form of one script's result.
@@ -126,7 +248,35 @@ pub fn run(args: Args) -> ExitCode {
             paths.push((f.clone(), if folder.is_empty() { ".".into() } else { folder }));
         }
     }
-    let outcomes: Vec<(String, FileOutcome)> = paths.iter().map(|(p, f)| (f.clone(), run_file(p))).collect();
+    let backends = args.stack.backends();
+    let run = RunOptions { max_seconds: args.max_seconds, tolerance_usecs: args.tolerance_usecs };
+    if backends.contains(&Backend::Linux) {
+        #[cfg(target_os = "linux")]
+        {
+            if !crate::netns::privileged() {
+                eprintln!(
+                    "utcp script: --stack {} needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN): it makes a network namespace and a TUN device per script",
+                    if args.stack == StackArg::Both { "both" } else { "linux" }
+                );
+                return ExitCode::from(2);
+            }
+            crate::netns::catch_signals();
+        }
+    }
+    let mut runs: Vec<Vec<FileOutcome>> = backends
+        .iter()
+        .map(|b| {
+            let files: Vec<PathBuf> = paths.iter().map(|(p, _)| p.clone()).collect();
+            run_files(&files, *b, args.jobs as usize, &run)
+        })
+        .collect();
+    if runs.len() == 2 {
+        let linux = runs.pop().unwrap_or_default();
+        let utcp = runs.pop().unwrap_or_default();
+        return report_both(&args, &paths, &utcp, &linux);
+    }
+    let outcomes: Vec<(String, FileOutcome)> =
+        paths.iter().map(|(_, f)| f.clone()).zip(runs.pop().unwrap_or_default()).collect();
     let count = |v: Verdict| outcomes.iter().filter(|(_, o)| o.verdict() == v).count();
     let (passed, failed, refused) = (count(Verdict::Pass), count(Verdict::Fail), count(Verdict::Refused));
     let unusable = outcomes.iter().any(|(_, o)| o.outcome.is_err() || o.refused().is_some());
@@ -156,5 +306,72 @@ pub fn run(args: Args) -> ExitCode {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `--stack both`: per script the two verdicts, then a summary per folder and backend and the
+/// share of scripts where the two agree.
+fn report_both(
+    args: &Args,
+    paths: &[(PathBuf, String)],
+    utcp: &[FileOutcome],
+    linux: &[FileOutcome],
+) -> ExitCode {
+    let agree = utcp.iter().zip(linux).filter(|(u, l)| u.verdict() == l.verdict()).count();
+    let any = |os: &[FileOutcome], v: Verdict| os.iter().any(|o| o.verdict() == v);
+    if args.json {
+        let totals = |os: &[FileOutcome]| {
+            let c = |v: Verdict| os.iter().filter(|o| o.verdict() == v).count();
+            serde_json::json!({ "passed": c(Verdict::Pass), "failed": c(Verdict::Fail), "refused": c(Verdict::Refused) })
+        };
+        let v = serde_json::json!({
+            "scripts": utcp.iter().zip(linux).map(|(u, l)| both_json(u, l, args.verbose)).collect::<Vec<_>>(),
+            "utcp": totals(utcp),
+            "linux": totals(linux),
+            "agreed": agree,
+            "total": utcp.len(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        for (u, l) in utcp.iter().zip(linux) {
+            println!("{}", both_report(u, l, args.verbose));
+        }
+        for (name, os) in [("utcp", utcp), ("linux", linux)] {
+            let rows: Vec<(String, &FileOutcome)> = paths.iter().map(|(_, f)| f.clone()).zip(os).collect();
+            println!("\n{name}:{}", summary(&rows));
+        }
+        println!(
+            "\nutcp and linux agree on {agree} of {} scripts ({:.0} %)",
+            utcp.len(),
+            100.0 * agree as f64 / utcp.len().max(1) as f64
+        );
+    }
+    if any(utcp, Verdict::Fail) || any(linux, Verdict::Fail) {
+        ExitCode::from(1)
+    } else if any(utcp, Verdict::Refused) || any(linux, Verdict::Refused) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn transcripts_part_at_the_first_entry_that_differs_times_aside() {
+        let a = lines(&["0.000000 socket(...) = 3", "0.100000 > S 0:0(0)", "0.200000 < . 1:1(0) ack 1"]);
+        let b = lines(&["0.000011 socket(...) = 3", "0.100420 > S 0:0(0)", "0.200100 > R 1:1(0)"]);
+        let c = lines(&["0.0 socket(...) = 3", "0.1 > S 0:0(0) win 64240 <mss 1460,TS val 7 ecr 0>"]);
+        let d = lines(&["0.0 socket(...) = 3", "0.1 > S 0:0(0) win 65535 <mss 1460,TS val 9 ecr 0>"]);
+        assert_eq!(parting(&c, &d), None, "windows and TS vals aside");
+        assert_eq!(parting(&a, &b), Some((2, Some(a[2].as_str()), Some(b[2].as_str()))));
+        assert_eq!(parting(&a, &a), None);
+        assert_eq!(parting(&a[..2], &a), Some((2, None, Some(a[2].as_str()))));
     }
 }

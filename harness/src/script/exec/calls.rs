@@ -6,7 +6,7 @@ use super::*;
 /// Why a call line could not be checked: the script asked for something wrong (a failure), or for
 /// something utcp does not have (a refusal, naming the feature).
 #[derive(Debug)]
-pub(super) enum CallErr {
+pub(crate) enum CallErr {
     /// The line does not hold.
     Fail(String),
     /// utcp lacks the feature named.
@@ -48,7 +48,7 @@ const SETSOCKOPTS: &[&str] = &[
 const GETSOCKOPTS: &[&str] = &["SO_ERROR", "TCP_MAXSEG", "SO_SNDBUF", "SO_RCVBUF", "TCP_INFO"];
 
 /// `TCP_INFO` state names (linux/tcp_states.h) as a `{tcpi_state=...}` field may write them.
-fn tcp_state_number(name: &str) -> Option<i64> {
+pub(crate) fn tcp_state_number(name: &str) -> Option<i64> {
     Some(match name {
         "TCP_ESTABLISHED" => 1,
         "TCP_SYN_SENT" => 2,
@@ -127,7 +127,7 @@ fn refusal(e: &Event, feature: String) -> Option<Failure> {
 
 /// `sendmsg`/`recvmsg` as the `send`/`recv` they amount to (the iovec lengths added up), and
 /// `write`/`send` of a NULL buffer as the EFAULT they get; other calls unchanged.
-fn normalize(c: &CallSpec) -> Result<CallSpec, CallErr> {
+pub(crate) fn normalize(c: &CallSpec) -> Result<CallSpec, CallErr> {
     if c.name != "sendmsg" && c.name != "recvmsg" {
         return Ok(c.clone());
     }
@@ -297,9 +297,9 @@ impl Exec<'_> {
             f.deferred = false;
         }
         self.last_conn = Some(h);
-        self.remote = remote;
+        self.wire.remote = remote;
         if let Some(SocketAddr::V4(l)) = self.stack().info(h).map(|i| i.local) {
-            self.local = l;
+            self.wire.local = l;
         }
     }
 
@@ -442,8 +442,9 @@ impl Exec<'_> {
                                     if let Some(f) = self.fds.get_mut(&fd) {
                                         f.kind = FdKind::Listener(l);
                                     }
-                                    self.local = SocketAddrV4::new(self.script.options.local_ip, SERVER_PORT);
-                                    self.remote =
+                                    self.wire.local =
+                                        SocketAddrV4::new(self.script.options.local_ip, SERVER_PORT);
+                                    self.wire.remote =
                                         SocketAddrV4::new(self.script.options.remote_ip, CLIENT_PORT);
                                     Ok(0)
                                 }

@@ -12,13 +12,10 @@
 //! Must not depend on: wall-clock time, the network.
 
 use super::ast::*;
-use super::packet::Segment;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{SocketAddr, SocketAddrV4};
 use utcp::host::{Bounds, Host, Observer, Outbox, Runaway, RunawayKind};
-use utcp::tcp::seq::SeqNum;
-use utcp::wire::{parse_datagram, ChecksumMode, Notation, TcpRepr, Transport};
 use utcp::{
     AcceptError, CloseReason, Config, Duration, Errno, Event as StackEvent, Instant, ListenerHandle,
     RecvError, SendError, SocketHandle, SocketOption, SocketOptions, Stack, State,
@@ -198,15 +195,8 @@ struct Exec<'s> {
     fds: BTreeMap<i64, Fd>,
     /// What the stack sent and no `>` line has matched yet.
     out: Outbox,
-    /// The stack's ISN per peer port, from the latest SYN it sent to that port.
-    stack_isns: HashMap<u16, u32>,
-    /// The sequence number the peer's latest SYN wrote, per peer port: its later numbers
-    /// count from it (packets.rs, `remote_base`).
-    remote_isns: HashMap<u16, u32>,
-    ts_offset: Option<u32>,
-    last_ts_val: Option<u32>,
-    local: SocketAddrV4,
-    remote: SocketAddrV4,
+    /// The ISNs, the timestamp offset and the two addresses.
+    wire: wire::Numbering,
     closed: HashMap<SocketHandle, CloseReason>,
     pending: Option<Pending>,
     transcript: Vec<String>,
@@ -226,12 +216,12 @@ fn host_of<'h>(host: &'h mut Option<Host>, config: &Config, now: Instant) -> &'h
     host
 }
 
-fn fail<T>(line: usize, expected: &str, got: impl Into<String>) -> Result<T, Failure> {
+pub(crate) fn fail<T>(line: usize, expected: &str, got: impl Into<String>) -> Result<T, Failure> {
     Err(Failure { line, expected: expected.to_string(), got: got.into(), refused: None })
 }
 
 /// The script is refused at `line`: it asks for `feature`, which utcp does not have.
-fn refuse<T>(line: usize, expected: &str, feature: impl Into<String>) -> Result<T, Failure> {
+pub(crate) fn refuse<T>(line: usize, expected: &str, feature: impl Into<String>) -> Result<T, Failure> {
     let feature = feature.into();
     Err(Failure {
         line,
@@ -241,7 +231,7 @@ fn refuse<T>(line: usize, expected: &str, feature: impl Into<String>) -> Result<
     })
 }
 
-fn secs(t: Instant) -> String {
+pub(crate) fn secs(t: Instant) -> String {
     let us = t.total_micros();
     format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
 }
@@ -258,7 +248,7 @@ fn errno(e: Option<Errno>) -> Errno {
     e.unwrap_or(Errno::EINVAL)
 }
 
-fn int_arg(call: &CallSpec, i: usize) -> Result<i64, String> {
+pub(crate) fn int_arg(call: &CallSpec, i: usize) -> Result<i64, String> {
     match call.args.get(i) {
         Some(Expr::Int(v)) => Ok(*v),
         Some(Expr::Array(items)) if items.len() == 1 => match &items[0] {
@@ -270,7 +260,7 @@ fn int_arg(call: &CallSpec, i: usize) -> Result<i64, String> {
     }
 }
 
-fn symbols(e: &Expr) -> Vec<String> {
+pub(crate) fn symbols(e: &Expr) -> Vec<String> {
     match e {
         Expr::Symbol(s) => vec![s.clone()],
         Expr::BitOr(parts) => parts.iter().flat_map(symbols).collect(),
@@ -279,7 +269,7 @@ fn symbols(e: &Expr) -> Vec<String> {
     }
 }
 
-fn sym_arg(call: &CallSpec, i: usize) -> Result<String, String> {
+pub(crate) fn sym_arg(call: &CallSpec, i: usize) -> Result<String, String> {
     match call.args.get(i) {
         Some(Expr::Symbol(s)) => Ok(s.clone()),
         Some(e) => Err(format!("argument {} of {}: expected a name, found `{e}`", i + 1, call.name)),
@@ -298,12 +288,10 @@ impl<'s> Exec<'s> {
             last: 0,
             fds: BTreeMap::new(),
             out: Outbox::default(),
-            stack_isns: HashMap::new(),
-            remote_isns: HashMap::new(),
-            ts_offset: None,
-            last_ts_val: None,
-            local: SocketAddrV4::new(o.local_ip, SERVER_PORT),
-            remote: SocketAddrV4::new(o.remote_ip, CLIENT_PORT),
+            wire: wire::Numbering::new(
+                SocketAddrV4::new(o.local_ip, SERVER_PORT),
+                SocketAddrV4::new(o.remote_ip, CLIENT_PORT),
+            ),
             closed: HashMap::new(),
             pending: None,
             transcript: Vec::new(),
@@ -368,13 +356,13 @@ impl<'s> Exec<'s> {
         // notices such a packet at a later `>` line; a script that ends must not hide one).
         let last = self.last;
         // Only the socket under test's, as the `>` lines match (packets.rs).
-        let local = self.local;
+        let local = self.wire.local;
         let ours = |d: &[u8]| {
-            Segment::parse(d).map_or(true, |s| s.src.port() == local.port() || s.flags & flag::SYN != 0)
+            super::packet::Segment::parse(d).map_or(true, |s| s.src.port() == local.port() || s.flags & flag::SYN != 0)
         };
         if let Some((t, d)) = self.out.sent.iter().find(|(t, d)| t.total_micros() < last && ours(d)).cloned()
         {
-            let shown = self.show_outbound(&d);
+            let shown = self.wire.show_outbound(&d);
             self.transcript.push(format!("{} > {shown}", secs(t)));
             let (line, text) = script.events.last().map(|e| (e.line, e.text.clone())).unwrap_or_default();
             return fail(
@@ -498,7 +486,7 @@ impl<'s> Exec<'s> {
 }
 
 /// The `tcpi_*` names an expression reads, for a failing assert's message.
-fn tcpi_names(e: &super::python::PyExpr) -> Vec<String> {
+pub(crate) fn tcpi_names(e: &super::python::PyExpr) -> Vec<String> {
     use super::python::PyExpr as E;
     let mut out = Vec::new();
     let mut stack = vec![e];
@@ -573,14 +561,16 @@ fn tcpi_field(info: &utcp::ConnectionInfo, name: &str) -> Option<i64> {
     })
 }
 
-fn call_text(c: &CallSpec) -> String {
+pub(crate) fn call_text(c: &CallSpec) -> String {
     let args: Vec<String> = c.args.iter().map(|a| a.to_string()).collect();
     format!("{}({})", c.name, args.join(", "))
 }
 
 mod calls;
+pub(crate) use calls::{normalize, tcp_state_number, CallErr};
 mod epoll;
 mod packets;
+pub(crate) mod wire;
 
 #[cfg(test)]
 mod tests;
