@@ -358,7 +358,8 @@ impl<'s> Exec<'s> {
         // Only the socket under test's, as the `>` lines match (packets.rs).
         let local = self.wire.local;
         let ours = |d: &[u8]| {
-            super::packet::Segment::parse(d).map_or(true, |s| s.src.port() == local.port() || s.flags & flag::SYN != 0)
+            super::packet::Segment::parse(d)
+                .map_or(true, |s| s.src.port() == local.port() || s.flags & flag::SYN != 0)
         };
         if let Some((t, d)) = self.out.sent.iter().find(|(t, d)| t.total_micros() < last && ours(d)).cloned()
         {

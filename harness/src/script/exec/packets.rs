@@ -27,40 +27,13 @@ impl Sent for Exec<'_> {
 
 impl Exec<'_> {
     pub(super) fn inbound(&mut self, event: &Event, p: &PacketSpec) -> Result<(), Failure> {
-        // packetdrill records the peer's ISN from the SYN that opens a connection (a SYN to a
-        // listener, the SYN-ACK to a connect), not from a SYN into an open connection.
-        let port = self.wire.peer_for(p).port();
-        if p.flags & flag::SYN != 0 && (p.flags & flag::ACK != 0 || !self.peer_connection_open(port)) {
-            self.wire.remote_isns.insert(port, p.seq);
-        }
+        self.wire.note_inbound(p);
         for d in self.wire.inbound(event, p, &self.script.options)? {
             self.transcript.push(format!("{} < {}", secs(self.now), self.wire.show_inbound(&d)));
             let host = host_of(&mut self.host, &self.config, self.now);
             host.receive(self.now, &d, &mut Closes(&mut self.closed));
         }
         Ok(())
-    }
-
-    /// Whether a connection with the peer at `peer_port` is synchronized (past the handshake
-    /// and not closed), as far as the script's descriptors show.
-    fn peer_connection_open(&mut self, peer_port: u16) -> bool {
-        let handles: Vec<SocketHandle> = self
-            .fds
-            .values()
-            .filter_map(|f| match f.kind {
-                FdKind::Conn(h) => Some(h),
-                _ => None,
-            })
-            .collect();
-        handles.into_iter().any(|h| {
-            self.stack().info(h).is_some_and(|i| {
-                i.remote.port() == peer_port
-                    && !matches!(
-                        i.state,
-                        State::Closed | State::Listen | State::SynSent | State::SynReceived | State::TimeWait
-                    )
-            })
-        })
     }
 
     pub(super) fn inbound_icmp(&mut self, event: &Event, i: &IcmpSpec) -> Result<(), Failure> {

@@ -34,8 +34,11 @@ pub(crate) struct Numbering {
     /// The stack's ISN per peer port, from the latest SYN it sent to that port.
     pub stack_isns: HashMap<u16, u32>,
     /// The sequence number the peer's opening SYN wrote, per peer port: its later numbers count
-    /// from it ([`Numbering::remote_base`]); the executor records it.
+    /// from it ([`Numbering::remote_base`], recorded by [`Numbering::note_inbound`]).
     pub remote_isns: HashMap<u16, u32>,
+    /// Peer ports whose connection a FIN or RST has ended (either way) since the peer's ISN was
+    /// recorded: the next SYN from there opens a new one.
+    pub ended: std::collections::HashSet<u16>,
     pub ts_offset: Option<u32>,
     pub last_ts_val: Option<u32>,
     /// The stack's address and port.
@@ -59,10 +62,28 @@ impl Numbering {
         Numbering {
             stack_isns: HashMap::new(),
             remote_isns: HashMap::new(),
+            ended: std::collections::HashSet::new(),
             ts_offset: None,
             last_ts_val: None,
             local,
             remote,
+        }
+    }
+
+    /// Takes note of a `<` line before its datagrams are made: packetdrill records the peer's
+    /// ISN from the SYN that opens a connection (the SYN-ACK to a connect, a SYN to a listener),
+    /// not from a SYN into one that is open (no FIN or RST since the last).
+    pub fn note_inbound(&mut self, p: &PacketSpec) {
+        let port = self.peer_for(p).port();
+        if p.flags & flag::SYN != 0
+            && (p.flags & flag::ACK != 0
+                || !self.remote_isns.contains_key(&port)
+                || self.ended.contains(&port))
+        {
+            self.remote_isns.insert(port, p.seq);
+            self.ended.remove(&port);
+        } else if p.flags & (flag::FIN | flag::RST) != 0 {
+            self.ended.insert(port);
         }
     }
 
@@ -295,6 +316,9 @@ impl Numbering {
             Ok(s) => s,
             Err(e) => return fail(event.line, &event.text, format!("an unparsable datagram: {e}")),
         };
+        if seg.flags & (flag::FIN | flag::RST) != 0 {
+            self.ended.insert(seg.dst.port());
+        }
         if seg.flags & flag::SYN != 0 {
             // The script's SYN sequence number, whatever it is, names the stack's ISN.
             let script_isn = if p.flags & flag::SYN != 0 { p.seq } else { 0 };
