@@ -266,6 +266,7 @@ mod tests {
             sack_permitted: false,
             timestamp: None,
             sack: None,
+            fast_open: None,
             unknown: utcp::wire::UnknownOptions::EMPTY,
         },
         payload: &[],

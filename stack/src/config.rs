@@ -105,6 +105,44 @@ pub struct TcpConfig {
     /// Keep data that arrives on a SYN and deliver it once established (RFC 9293 §3.10.7.2);
     /// Linux, without TCP Fast Open, discards it and lets the peer send it again.
     pub accept_syn_data: bool,
+    /// TCP Fast Open (RFC 7413), client and server; Linux's `net.ipv4.tcp_fastopen`.
+    pub fast_open: FastOpenConfig,
+}
+
+/// TCP Fast Open (RFC 7413): which sides are on and how cookies are asked for. The bits of
+/// Linux's `net.ipv4.tcp_fastopen` (Documentation/networking/ip-sysctl.rst) map one to one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FastOpenConfig {
+    /// Bit 0x1: connections opened with data ([`Stack::connect_fast_open`](crate::Stack::connect_fast_open))
+    /// ask for a cookie and send data on the SYN once one is cached.
+    pub client: bool,
+    /// Bit 0x2: listeners with a Fast Open queue accept data on a SYN with a valid cookie.
+    pub server: bool,
+    /// Bit 0x4: the client sends data on the SYN without a cookie.
+    pub client_no_cookie: bool,
+    /// Bit 0x200: the server accepts data on a SYN without a cookie.
+    pub server_no_cookie: bool,
+    /// Bit 0x400: every listener has a Fast Open queue as long as its backlog, without the
+    /// `TCP_FASTOPEN` socket option.
+    pub server_all_listeners: bool,
+}
+
+impl FastOpenConfig {
+    /// From the value of Linux's `net.ipv4.tcp_fastopen`; `Err` names the bits utcp lacks.
+    pub fn from_linux_bits(bits: u64) -> Result<Self, u64> {
+        // 0x1, 0x2, 0x4, 0x200, 0x400; the upper 16 bits were once the queue length of 0x400.
+        let unknown = bits & 0xffff & !0x607;
+        if unknown != 0 {
+            return Err(unknown);
+        }
+        Ok(FastOpenConfig {
+            client: bits & 0x1 != 0,
+            server: bits & 0x2 != 0,
+            client_no_cookie: bits & 0x4 != 0,
+            server_no_cookie: bits & 0x200 != 0,
+            server_all_listeners: bits & 0x400 != 0,
+        })
+    }
 }
 
 /// The whole configuration of a stack.
@@ -116,6 +154,10 @@ pub struct Config {
     pub mtu: usize,
     /// Key for ISNs (RFC 6528) and SYN cookies; the caller supplies it so replay is deterministic.
     pub isn_secret: [u8; 16],
+    /// Key of the TCP Fast Open server's cookies (RFC 7413 §4.1.2), as Linux's
+    /// `net.ipv4.tcp_fastopen_key` holds it (the four words little-endian); supplied by the
+    /// caller like `isn_secret`. A listener may have its own (`TCP_FASTOPEN_KEY`).
+    pub fast_open_key: [u8; 16],
     /// TTL / hop limit of outgoing packets.
     pub hop_limit: u8,
     /// Checksum offload: TCP checksums are neither verified on input nor computed on output
@@ -160,6 +202,7 @@ impl Default for TcpConfig {
             rfc1337: true,
             accept_syn_data: true,
             quickack: 0,
+            fast_open: FastOpenConfig::default(),
         }
     }
 }
@@ -177,6 +220,8 @@ impl TcpConfig {
             keepalive_interval: Duration::from_secs(75),
             accept_syn_data: false,
             quickack: 16,
+            // net.ipv4.tcp_fastopen = 1: the client side only.
+            fast_open: FastOpenConfig { client: true, ..FastOpenConfig::default() },
             rack: true,
             tail_loss_probe: true,
             frto: true,
@@ -198,6 +243,7 @@ impl Default for Config {
             addresses: Vec::new(),
             mtu: 1500,
             isn_secret: [0; 16],
+            fast_open_key: [0; 16],
             hop_limit: 64,
             checksum_offload: false,
             tcp: TcpConfig::default(),

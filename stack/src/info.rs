@@ -60,6 +60,12 @@ pub struct ConnectionInfo {
     pub lost_bytes: u32,
     /// Bytes of retransmissions in flight (`tcpi_retrans`).
     pub retrans_bytes: u32,
+    /// Data on the SYN was acknowledged by the SYN-ACK (client), or accepted from the SYN
+    /// (server): TCP Fast Open worked (Linux's `TCPI_OPT_SYN_DATA`).
+    pub syn_data_acked: bool,
+    /// Segments delivered to the peer (acknowledged or SACKed), the SYN counted as one
+    /// (Linux's `tcpi_delivered`).
+    pub delivered: u32,
 }
 
 /// The loss-recovery states Linux reports in `tcpi_ca_state` (`enum tcp_ca_state`).

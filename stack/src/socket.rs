@@ -58,6 +58,8 @@ errnos! {
     EPIPE = 32, BrokenPipe;
     /// Message too long.
     EMSGSIZE = 90, Other;
+    /// Operation not supported: `MSG_FASTOPEN` with the client side of TCP Fast Open off.
+    EOPNOTSUPP = 95, Unsupported;
     /// Address already in use.
     EADDRINUSE = 98, AddrInUse;
     /// Cannot assign requested address.
@@ -232,6 +234,9 @@ socket_error! {
         /// No ephemeral port is free: EADDRNOTAVAIL, as Linux's `connect` when the ephemeral
         /// range is exhausted.
         PortsExhausted => EADDRNOTAVAIL, "no ephemeral port free";
+        /// A Fast Open connect with the client side of TCP Fast Open off
+        /// (`FastOpenConfig::client`): EOPNOTSUPP, as Linux's `sendto(MSG_FASTOPEN)`.
+        FastOpenDisabled => EOPNOTSUPP, "fast open is off on the client side";
     }
 }
 
@@ -248,6 +253,8 @@ socket_error! {
         Closed => EPIPE, "write side closed";
         /// The peer reset the connection: ECONNRESET.
         Reset => ECONNRESET, "connection reset by peer";
+        /// The peer refused the connection (a RST in SYN-SENT): ECONNREFUSED.
+        Refused => ECONNREFUSED, "connection refused";
         /// The connection timed out: ETIMEDOUT.
         TimedOut => ETIMEDOUT, "connection timed out";
         /// The handle does not name a connection: EBADF.
@@ -352,6 +359,18 @@ pub struct SocketOptions {
     pub send_buffer_max: usize,
     /// TCP_MAXSEG: an upper bound on the MSS advertised and used; `None` derives it from the MTU.
     pub max_segment: Option<u16>,
+    /// TCP_FASTOPEN on a listener: how many connections opened by data on a SYN may wait for
+    /// their handshake to complete (RFC 7413 §5.1); 0 is no Fast Open on this listener.
+    pub fast_open_queue: usize,
+    /// TCP_FASTOPEN_CONNECT: `connect` sends no SYN when a cookie is cached; the first write
+    /// opens the connection with its data on the SYN (kept by the socket layer above the core).
+    pub fast_open_connect: bool,
+    /// TCP_FASTOPEN_KEY on a listener: its own key for Fast Open cookies instead of
+    /// `Config::fast_open_key`.
+    pub fast_open_key: Option<[u8; 16]>,
+    /// TCP_SYNCNT: retransmissions of the SYN before the attempt fails, instead of
+    /// `TcpConfig::syn_retries`.
+    pub syn_retries: Option<u32>,
 }
 
 impl SocketOptions {
@@ -365,6 +384,10 @@ impl SocketOptions {
             recv_buffer_max: tcp.recv_buffer_max.max(tcp.recv_buffer),
             send_buffer_max: tcp.send_buffer_max.max(tcp.send_buffer),
             max_segment: None,
+            fast_open_queue: 0,
+            fast_open_connect: false,
+            fast_open_key: None,
+            syn_retries: None,
         }
     }
 }
@@ -382,6 +405,14 @@ pub enum SocketOption {
     SendBuffer(usize),
     /// TCP_MAXSEG.
     MaxSegment(u16),
+    /// TCP_FASTOPEN (the queue length, on a listener).
+    FastOpenQueue(usize),
+    /// TCP_FASTOPEN_CONNECT.
+    FastOpenConnect(bool),
+    /// TCP_FASTOPEN_KEY (on a listener).
+    FastOpenKey([u8; 16]),
+    /// TCP_SYNCNT.
+    SynRetries(u32),
 }
 
 impl SocketOption {
@@ -400,6 +431,10 @@ impl SocketOption {
                 options.send_buffer_max = v;
             }
             SocketOption::MaxSegment(v) => options.max_segment = Some(v),
+            SocketOption::FastOpenQueue(v) => options.fast_open_queue = v,
+            SocketOption::FastOpenConnect(v) => options.fast_open_connect = v,
+            SocketOption::FastOpenKey(k) => options.fast_open_key = Some(k),
+            SocketOption::SynRetries(n) => options.syn_retries = Some(n),
         }
     }
 }

@@ -307,3 +307,17 @@ fn icmp_echo_still_answered_and_not_counted_as_an_error() {
     assert_eq!(t.s().stats().echo_replies, 1);
     assert_eq!(t.s().stats().icmp_errors_in, 0);
 }
+
+// Linux (tcp_v4_err, tcp_req_err): a host unreachable quoting our SYN-ACK removes the half-open
+// connection silently; the ACK that follows finds no connection and is answered with a RST.
+#[test]
+fn host_unreachable_removes_a_half_open_passive_connection() {
+    let mut t = T::listening(config());
+    t.send(SYN_MSS);
+    let synack = t.out_raw();
+    t.receive(&icmp_error(|quote| IcmpRepr::DestUnreachable { code: 1, quote }, &synack[0]));
+    assert!(t.out().is_empty());
+    assert_eq!(t.s().connection_count(), 0);
+    t.send(ACK);
+    assert_eq!(t.out(), ["R 1:1(0) win 0"]);
+}

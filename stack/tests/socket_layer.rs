@@ -70,7 +70,7 @@ fn errno_numbers_and_names_are_linuxs() {
     let table = Errno::ALL.iter().map(|e| format!("{e} {}", e.code())).collect::<Vec<_>>().join(", ");
     assert_eq!(
         table,
-        "EBADF 9, EAGAIN 11, EFAULT 14, EINVAL 22, EPIPE 32, EMSGSIZE 90, EADDRINUSE 98, EADDRNOTAVAIL 99, \
+        "EBADF 9, EAGAIN 11, EFAULT 14, EINVAL 22, EPIPE 32, EMSGSIZE 90, EOPNOTSUPP 95, EADDRINUSE 98, EADDRNOTAVAIL 99, \
          ENETUNREACH 101, ECONNABORTED 103, ECONNRESET 104, EISCONN 106, ENOTCONN 107, \
          ETIMEDOUT 110, ECONNREFUSED 111, EALREADY 114, EINPROGRESS 115"
     );
@@ -113,7 +113,8 @@ fn connect_errors_map_to_linux_errnos() {
     check(ConnectError::InvalidRemote, Errno::EINVAL, Some(ErrorKind::InvalidInput));
     check(ConnectError::AddressInUse, Errno::EADDRINUSE, Some(ErrorKind::AddrInUse));
     check(ConnectError::PortsExhausted, Errno::EADDRNOTAVAIL, Some(ErrorKind::AddrNotAvailable));
-    assert_eq!(ConnectError::ALL.len(), 5);
+    check(ConnectError::FastOpenDisabled, Errno::EOPNOTSUPP, Some(ErrorKind::Unsupported));
+    assert_eq!(ConnectError::ALL.len(), 6);
 }
 
 #[test]
@@ -122,9 +123,10 @@ fn send_errors_map_to_linux_errnos() {
     check(SendError::NotConnected, Errno::EAGAIN, Some(ErrorKind::WouldBlock));
     check(SendError::Closed, Errno::EPIPE, Some(ErrorKind::BrokenPipe));
     check(SendError::Reset, Errno::ECONNRESET, Some(ErrorKind::ConnectionReset));
+    check(SendError::Refused, Errno::ECONNREFUSED, Some(ErrorKind::ConnectionRefused));
     check(SendError::TimedOut, Errno::ETIMEDOUT, Some(ErrorKind::TimedOut));
     check(SendError::InvalidHandle, Errno::EBADF, None);
-    assert_eq!(SendError::ALL.len(), 6);
+    assert_eq!(SendError::ALL.len(), 7);
     assert_eq!(SendError::WouldBlock.to_string(), "send buffer full, would block");
 }
 
@@ -307,7 +309,22 @@ fn rst_makes_the_socket_readable_with_error_and_hangup() {
     let err = t.read(h, &mut buf).unwrap_err();
     assert_eq!(err, RecvError::Reset);
     assert_eq!(io::Error::from(err).kind(), ErrorKind::ConnectionReset);
+    // Like Linux (sock_error clears sk_err), the reset is reported once; after it the socket is
+    // shut down both ways: writes get EPIPE, reads the end of the stream.
+    assert_eq!(t.write(h, b"x"), Err(SendError::Closed));
+    assert_eq!(t.read(h, &mut buf), Ok(0));
+    assert!(!t.s().readiness(h).unwrap().error);
+}
+
+#[test]
+fn reset_is_reported_once_to_whichever_call_comes_first() {
+    let mut t = T::established(config());
+    let h = t.sock();
+    t.send(In { flags: TcpFlags::RST, ..ACK });
     assert_eq!(t.write(h, b"x"), Err(SendError::Reset));
+    let mut buf = [0u8; 4];
+    assert_eq!(t.read(h, &mut buf), Ok(0));
+    assert_eq!(t.take_error(h), None);
 }
 
 #[test]

@@ -157,6 +157,7 @@ const SEG: TcpRepr<'static> = TcpRepr {
         sack_permitted: false,
         timestamp: None,
         sack: None,
+        fast_open: None,
         unknown: UnknownOptions::EMPTY,
     },
     payload: &[],
@@ -193,6 +194,49 @@ fn data_segment_with_timestamps_and_sack_uses_linux_layout() {
         option_area(&t),
         hex("01 01 08 0a 00 00 00 01 00 00 00 02 01 01 05 0a 00 00 00 0a 00 00 00 14")
     );
+}
+
+fn fast_open(cookie: &[u8], experimental: bool) -> Option<FastOpen> {
+    Some(FastOpen { cookie: FastOpenCookie::from_slice(cookie).unwrap(), experimental })
+}
+
+/// Parses the segment `t` emits back.
+fn reparsed(t: &TcpRepr<'_>) -> TcpOptions<'static> {
+    let mut buf = vec![0u8; t.buffer_len()];
+    t.emit(&ip4(), &mut buf).unwrap();
+    let leaked: &'static [u8] = Box::leak(buf.into_boxed_slice());
+    TcpRepr::parse(&ip4(), leaked, ChecksumMode::Verify).unwrap().options
+}
+
+// RFC 7413 §4.1.1: kind 34, length 2 + cookie; Linux pads it to four bytes with NOPs, after the
+// other options of a SYN. A request is the option with no cookie.
+#[test]
+fn rfc7413_4_1_1_fast_open_option_linux_layout_and_round_trip() {
+    let syn = |fo| TcpRepr {
+        flags: TcpFlags::SYN,
+        options: TcpOptions { mss: Some(1460), window_scale: Some(8), fast_open: fo, ..SEG.options },
+        ..SEG
+    };
+    let request = syn(fast_open(&[], false));
+    assert_eq!(option_area(&request), hex("02 04 05 b4 01 03 03 08 22 02 01 01"));
+    assert_eq!(reparsed(&request).fast_open, fast_open(&[], false));
+    let cookie = syn(fast_open(&[0x30, 0x21, 0xb9, 0xd8, 0x89, 0x01, 0x7e, 0xeb], false));
+    assert_eq!(option_area(&cookie), hex("02 04 05 b4 01 03 03 08 22 0a 30 21 b9 d8 89 01 7e eb 01 01"));
+    assert_eq!(reparsed(&cookie), cookie.options);
+    // The experimental form: kind 254, length 4 + cookie, magic 0xF989 (RFC 6994).
+    let exp = syn(fast_open(&[1, 2, 3, 4], true));
+    assert_eq!(option_area(&exp), hex("02 04 05 b4 01 03 03 08 fe 08 f9 89 01 02 03 04"));
+    assert_eq!(reparsed(&exp), exp.options);
+}
+
+#[test]
+fn fast_open_cookie_longer_than_16_bytes_is_an_unknown_option() {
+    let raw = [34u8, 20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18];
+    let opts: Vec<_> = TcpOption::iter_raw(&raw).collect::<Result<_, _>>().unwrap();
+    assert_eq!(opts, [TcpOption::Unknown { kind: 34, data: &raw[2..] }]);
+    let other_experiment = [254u8, 6, 0x12, 0x34, 0, 0];
+    let opts: Vec<_> = TcpOption::iter_raw(&other_experiment).collect::<Result<_, _>>().unwrap();
+    assert_eq!(opts, [TcpOption::Unknown { kind: 254, data: &other_experiment[2..] }]);
 }
 
 #[test]
@@ -690,7 +734,7 @@ fn arb_seq() -> impl Strategy<Value = SeqNum> {
 fn arb_unknown() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(
         (
-            prop_oneof![Just(6u8), Just(19), Just(28), Just(30), Just(34), Just(254), 9u8..=255],
+            prop_oneof![Just(6u8), Just(19), Just(28), Just(30), Just(253), 9u8..=255],
             prop::collection::vec(any::<u8>(), 0..6),
         ),
         0..3,
@@ -698,7 +742,8 @@ fn arb_unknown() -> impl Strategy<Value = Vec<u8>> {
     .prop_map(|opts| {
         let mut raw = Vec::new();
         for (k, d) in opts {
-            if matches!(k, 0..=5 | 8) {
+            // 34 and 254 (with its magic) are Fast Open's, an option of their own.
+            if matches!(k, 0..=5 | 8 | 34 | 254) {
                 continue;
             }
             raw.push(k);
@@ -709,7 +754,15 @@ fn arb_unknown() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
-type OptParts = (Option<u16>, Option<u8>, bool, Option<(u32, u32)>, Option<Vec<(SeqNum, SeqNum)>>, Vec<u8>);
+type OptParts = (
+    Option<u16>,
+    Option<u8>,
+    bool,
+    Option<(u32, u32)>,
+    Option<Vec<(SeqNum, SeqNum)>>,
+    Vec<u8>,
+    Option<(Vec<u8>, bool)>,
+);
 
 fn arb_option_parts() -> impl Strategy<Value = OptParts> {
     (
@@ -719,6 +772,7 @@ fn arb_option_parts() -> impl Strategy<Value = OptParts> {
         any::<Option<(u32, u32)>>(),
         prop::option::of(prop::collection::vec((arb_seq(), arb_seq()), 0..=4)),
         arb_unknown(),
+        prop::option::of((prop::collection::vec(any::<u8>(), 0..=16), any::<bool>())),
     )
 }
 
@@ -729,6 +783,10 @@ fn build_options<'a>(p: &'a OptParts) -> TcpOptions<'a> {
         sack_permitted: p.2,
         timestamp: p.3.map(|(tsval, tsecr)| Timestamp { tsval, tsecr }),
         sack: p.4.as_ref().map(|b| SackBlocks::from_slice(b).unwrap()),
+        fast_open: p.6.as_ref().map(|(c, experimental)| FastOpen {
+            cookie: FastOpenCookie::from_slice(c).unwrap(),
+            experimental: *experimental,
+        }),
         unknown: UnknownOptions::from_raw(&p.5),
     }
 }

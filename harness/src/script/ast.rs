@@ -224,6 +224,14 @@ pub enum TcpOptionSpec {
         /// TSecr.
         ecr: u32,
     },
+    /// `FO [HEX]` (kind 34) or `FOEXP [HEX]` (kind 254, magic 0xF989): TCP Fast Open's cookie
+    /// option (RFC 7413 §4.1.1); no cookie is a cookie request.
+    FastOpen {
+        /// The cookie's bytes (any length, as packetdrill lets a script send bad cookies).
+        cookie: Vec<u8>,
+        /// The experimental form.
+        exp: bool,
+    },
 }
 
 impl fmt::Display for TcpOptionSpec {
@@ -242,6 +250,16 @@ impl fmt::Display for TcpOptionSpec {
                 Ok(())
             }
             TcpOptionSpec::Timestamp { val, ecr } => write!(f, "TS val {val} ecr {ecr}"),
+            TcpOptionSpec::FastOpen { cookie, exp } => {
+                f.write_str(if *exp { "FOEXP" } else { "FO" })?;
+                if !cookie.is_empty() {
+                    f.write_str(" ")?;
+                    for b in cookie {
+                        write!(f, "{b:02x}")?;
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }

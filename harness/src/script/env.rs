@@ -8,7 +8,7 @@
 //! with a message naming it. What `defaults.sh` sets is written down once, in [`DEFAULTS_SH`].
 //! Must not depend on: the stack's internals, files, processes.
 
-use utcp::config::CongestionKind;
+use utcp::config::{CongestionKind, FastOpenConfig};
 use utcp::{Config, Duration};
 
 /// One shell command of a shell line, as understood.
@@ -38,7 +38,7 @@ pub enum ShellCommand {
 /// | `tcp_ecn_option` 2 | utcp has no AccECN: noted, not refused, so that every script can start; scripts that depend on it fail at the line where the behaviour shows |
 /// | `tcp_fack` 0, `tcp_reordering` 3, `tcp_slow_start_after_idle` 0, `tcp_ecn` 0, `tcp_notsent_lowat` 4294967295, `tcp_syncookies` 1 | what utcp does |
 /// | `tcp_tso_win_divisor`, `tcp_pacing_ss_ratio`, `tcp_pacing_ca_ratio` | no TSO deferral and no pacing in utcp: no effect |
-/// | `tcp_fastopen` 0x70403, `tcp_fastopen_key` | TCP Fast Open is refused where a script uses it (the `FO` option, `MSG_FASTOPEN`, `TCP_FASTOPEN`) |
+/// | `tcp_fastopen` 0x70403, `tcp_fastopen_key` | TCP Fast Open client and server, every listener a Fast Open one; the cookie key |
 /// | `ip tcp_metrics flush`, `tc qdisc add dev tun0 root pfifo` | no cached metrics and no qdisc in utcp |
 pub const DEFAULTS_SH: &[(&str, &str)] = &[
     ("net.ipv4.tcp_rmem", "4096 540000 15728640"),
@@ -67,8 +67,7 @@ pub const DEFAULTS_SH: &[(&str, &str)] = &[
 ];
 
 /// The sysctls `defaults.sh` sets that utcp does not have, noted rather than refused there.
-const DEFAULTS_NOTED: &[&str] =
-    &["net.ipv4.tcp_ecn_option", "net.ipv4.tcp_fastopen", "net.ipv4.tcp_fastopen_key"];
+const DEFAULTS_NOTED: &[&str] = &["net.ipv4.tcp_ecn_option"];
 
 /// Commands that set up the device or the host as utcp already is: no offloads (utcp never sends
 /// super-segments), no cached route metrics, no qdisc (a plain FIFO is what a script's packets
@@ -180,6 +179,25 @@ fn number(name: &str, value: &str) -> Result<u64, String> {
     parsed.map_err(|_| format!("sysctl {name}={value} (expected a number)"))
 }
 
+/// `net.ipv4.tcp_fastopen_key`: four 32-bit hex words `a-b-c-d` (a backup key after a comma is
+/// refused), stored as Linux's `proc_tcp_fastopen_key` stores them, each word little-endian.
+pub fn fast_open_key(name: &str, value: &str) -> Result<[u8; 16], String> {
+    let bad = || format!("sysctl {name}={value} (expected a key like 00000000-00000000-00000000-00000000)");
+    if value.contains(',') {
+        return Err(format!("a backup TCP Fast Open key (sysctl {name}={value})"));
+    }
+    let words: Vec<&str> = value.trim().split('-').collect();
+    if words.len() != 4 {
+        return Err(bad());
+    }
+    let mut key = [0u8; 16];
+    for (i, w) in words.iter().enumerate() {
+        let v = u32::from_str_radix(w, 16).map_err(|_| bad())?;
+        key[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    Ok(key)
+}
+
 fn triple(name: &str, value: &str) -> Result<[usize; 3], String> {
     let parts: Vec<&str> = value.split_whitespace().collect();
     let [a, b, c] = parts[..] else {
@@ -197,6 +215,10 @@ pub fn apply_sysctl(config: &mut Config, name: &str, value: &str, from_defaults:
         return Ok(());
     }
     let short = name.strip_prefix("net.ipv4.").unwrap_or(name);
+    if short == "tcp_fastopen_key" {
+        config.fast_open_key = fast_open_key(name, value)?;
+        return Ok(());
+    }
     let tcp = &mut config.tcp;
     let flag = |v: &str| -> Result<bool, String> {
         match number(name, v)? {
@@ -273,10 +295,15 @@ pub fn apply_sysctl(config: &mut Config, name: &str, value: &str, from_defaults:
             }
         },
         "tcp_autocorking" => only(&["0"], "autocorking")?,
-        "tcp_fastopen" => only(&["0"], "TCP Fast Open (RFC 7413)")?,
-        "tcp_fastopen_key" | "tcp_fastopen_blackhole_timeout_sec" => {
-            return Err(format!("TCP Fast Open (RFC 7413) (sysctl {name})"))
+        // ip-sysctl.rst: 0x1 client, 0x2 server, 0x4 client without a cookie, 0x200 server
+        // without a cookie, 0x400 every listener a Fast Open one (upper bits: an old queue length).
+        "tcp_fastopen" => {
+            tcp.fast_open = FastOpenConfig::from_linux_bits(number(name, value)?)
+                .map_err(|bits| format!("TCP Fast Open (RFC 7413) bits {bits:#x} (sysctl {name}={value})"))?
         }
+        // utcp has no blackhole detection (Linux turns active Fast Open off after SYN-data
+        // timeouts for this long): only 0, off, is what utcp does.
+        "tcp_fastopen_blackhole_timeout_sec" => only(&["0"], "TCP Fast Open blackhole detection")?,
         // utcp never defers to build super-segments and never paces: these change nothing.
         "tcp_tso_win_divisor" | "tcp_min_tso_segs" | "tcp_pacing_ss_ratio" | "tcp_pacing_ca_ratio" => {}
         _ => return Err(format!("sysctl {name} (not one utcp maps)")),
@@ -307,6 +334,26 @@ mod tests {
         assert_eq!(c.tcp.syn_retries, 5);
         assert!(c.tcp.frto && c.tcp.rack && c.tcp.tail_loss_probe);
         assert_eq!(c.tcp.congestion, CongestionKind::Cubic);
+        let fo = c.tcp.fast_open;
+        assert!(fo.client && fo.server && fo.server_all_listeners && !fo.server_no_cookie);
+        assert_eq!(
+            c.fast_open_key,
+            [0xa1, 0xa1, 0xa1, 0xa1, 0xb2, 0xb2, 0xb2, 0xb2, 0xc3, 0xc3, 0xc3, 0xc3, 0xd4, 0xd4, 0xd4, 0xd4]
+        );
+    }
+
+    #[test]
+    fn tcp_fastopen_bits_and_key_map_onto_the_config() {
+        let mut c = Config::linux_like();
+        assert_eq!(apply_sysctl(&mut c, "net.ipv4.tcp_fastopen", "0x202", false), Ok(()));
+        assert!(c.tcp.fast_open.server && c.tcp.fast_open.server_no_cookie && !c.tcp.fast_open.client);
+        assert!(apply_sysctl(&mut c, "net.ipv4.tcp_fastopen", "0x8", false).unwrap_err().contains("0x8"));
+        assert_eq!(
+            apply_sysctl(&mut c, "net.ipv4.tcp_fastopen_key", "a0bf63f7-ed803d81-cd641d30-cebc4a90", false),
+            Ok(())
+        );
+        assert_eq!(&c.fast_open_key[..4], &[0xf7, 0x63, 0xbf, 0xa0]);
+        assert!(apply_sysctl(&mut c, "net.ipv4.tcp_fastopen_key", "1-2-3", false).is_err());
     }
 
     #[test]

@@ -94,6 +94,14 @@ fn encode_options(options: &[TcpOptionSpec]) -> Vec<u8> {
                 out.extend_from_slice(&val.to_be_bytes());
                 out.extend_from_slice(&ecr.to_be_bytes());
             }
+            TcpOptionSpec::FastOpen { cookie, exp: false } => {
+                out.extend_from_slice(&[34, (2 + cookie.len()).min(255) as u8]);
+                out.extend_from_slice(cookie);
+            }
+            TcpOptionSpec::FastOpen { cookie, exp: true } => {
+                out.extend_from_slice(&[254, (4 + cookie.len()).min(255) as u8, 0xf9, 0x89]);
+                out.extend_from_slice(cookie);
+            }
         }
     }
     while out.len() % 4 != 0 {
@@ -199,6 +207,10 @@ impl Segment {
                             b.chunks_exact(8).map(|c| (be32(&c[..4]), be32(&c[4..]))).collect(),
                         ),
                         (8, 10) => TcpOptionSpec::Timestamp { val: be32(&b[..4]), ecr: be32(&b[4..]) },
+                        (34, _) => TcpOptionSpec::FastOpen { cookie: b.to_vec(), exp: false },
+                        (254, _) if b.starts_with(&[0xf9, 0x89]) => {
+                            TcpOptionSpec::FastOpen { cookie: b[2..].to_vec(), exp: true }
+                        }
                         _ => return Err(format!("option kind {kind} length {len} is not one scripts know")),
                     });
                     i += len;
@@ -239,6 +251,10 @@ mod tests {
                 TcpOptionSpec::Timestamp { val: 7, ecr: 0 },
                 TcpOptionSpec::Nop,
                 TcpOptionSpec::WScale(7),
+                TcpOptionSpec::FastOpen { cookie: vec![0xab; 8], exp: false },
+                TcpOptionSpec::Nop,
+                TcpOptionSpec::Nop,
+                TcpOptionSpec::FastOpen { cookie: vec![], exp: true },
             ],
             payload_len: 3,
         }
@@ -248,7 +264,7 @@ mod tests {
     fn built_datagram_parses_back_to_the_same_segment() {
         let s = sample();
         let d = s.to_datagram().unwrap();
-        assert_eq!(d.len(), 20 + 20 + 20 + 3);
+        assert_eq!(d.len(), 20 + 20 + 20 + 12 + 4 + 3);
         assert_eq!(Segment::parse(&d).unwrap(), s);
     }
 

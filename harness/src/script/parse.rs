@@ -78,6 +78,38 @@ pub const CALLS: &[&str] = &[
 
 /// Parses a whole script. `path` is used in messages only.
 pub fn parse_script(path: &str, text: &str) -> Result<Script, ParseError> {
+    parse_script_with(path, text, RUN_ALL_DEFINES)
+}
+
+/// The `-D NAME=VALUE` definitions packetdrill's `run_all.py` gives every IPv4 script of its
+/// suite: `TFO_COOKIE` is the Fast Open cookie a Linux server with `defaults.sh`'s key gives
+/// 192.0.2.1 for 192.168.0.1.
+pub const RUN_ALL_DEFINES: &[(&str, &str)] = &[
+    ("TFO_COOKIE", "3021b9d889017eeb"),
+    ("CODE", "host_unreachable"),
+    ("CMSG_LEVEL_IP", "SOL_IP"),
+    ("CMSG_TYPE_RECVERR", "IP_RECVERR"),
+];
+
+/// Replaces each whole word `NAME` of `defines` in a line by its value, as packetdrill's `-D`.
+fn substitute(line: &str, defines: &[(&str, &str)]) -> String {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(start) = rest.find(word) {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        let end = tail.find(|c: char| !word(c)).unwrap_or(tail.len());
+        let w = &tail[..end];
+        out.push_str(defines.iter().find(|(n, _)| *n == w).map_or(w, |(_, v)| v));
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// [`parse_script`] with these `-D` definitions instead of [`RUN_ALL_DEFINES`].
+pub fn parse_script_with(path: &str, text: &str, defines: &[(&str, &str)]) -> Result<Script, ParseError> {
     let mut blocks = Blocks::default();
     let cleaned = strip_comments(path, text, &mut blocks)?;
     let mut options = ScriptOptions::default();
@@ -116,6 +148,9 @@ pub fn parse_script(path: &str, text: &str) -> Result<Script, ParseError> {
             line.push(' ');
             line.push_str(lines[i]);
             i += 1;
+        }
+        if shell.is_none() && python.is_none() {
+            line = substitute(&line, defines);
         }
         let mut p = LineParser { s: &line, pos: 0 };
         let event = if let Some((_, col, text)) = shell.or(python) {
@@ -788,7 +823,30 @@ impl<'a> LineParser<'a> {
                     }
                     TcpOptionSpec::Sack(blocks)
                 }
-                "FO" | "FOEXP" => return refused(col, format!("TCP Fast Open (RFC 7413) (`{name}` option)")),
+                "FO" | "FOEXP" => {
+                    // packetdrill: an even number of hex digits, as many bytes as the 40 bytes of
+                    // options leave (38, or 36 in the experimental form).
+                    self.skip_ws();
+                    let r = self.rest();
+                    let n = r.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(r.len());
+                    let hex = &r[..n];
+                    let exp = name == "FOEXP";
+                    if hex.len() % 2 != 0 {
+                        return Err((col, "TCP fast open cookie has an odd number of digits".into()));
+                    }
+                    if hex.len() / 2 > if exp { 36 } else { 38 } {
+                        return Err((
+                            col,
+                            format!("TCP fast open cookie of {} bytes is too long", hex.len() / 2),
+                        ));
+                    }
+                    let cookie = (0..hex.len())
+                        .step_by(2)
+                        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0))
+                        .collect();
+                    self.pos += n;
+                    TcpOptionSpec::FastOpen { cookie, exp }
+                }
                 "md5" => return refused(col, "the TCP MD5 signature option (RFC 2385)"),
                 other => return refused(col, format!("TCP option `{other}`")),
             };

@@ -243,9 +243,21 @@ impl Parser<'_> {
     }
 }
 
-/// The `TCPI_OPT_*` constants of `linux/tcp.h` and the `TCP_CA_*` states of `enum tcp_ca_state`.
+/// The `TCPI_OPT_*` constants of `linux/tcp.h`, the `TCP_CA_*` states of `enum tcp_ca_state`
+/// and the `TCP_*` states of `linux/tcp_states.h` (what `tcpi_state` holds).
 fn constant(name: &str) -> Option<i64> {
     Some(match name {
+        "TCP_ESTABLISHED" => 1,
+        "TCP_SYN_SENT" => 2,
+        "TCP_SYN_RECV" => 3,
+        "TCP_FIN_WAIT1" => 4,
+        "TCP_FIN_WAIT2" => 5,
+        "TCP_TIME_WAIT" => 6,
+        "TCP_CLOSE" => 7,
+        "TCP_CLOSE_WAIT" => 8,
+        "TCP_LAST_ACK" => 9,
+        "TCP_LISTEN" => 10,
+        "TCP_CLOSING" => 11,
         "TCP_CA_Open" => 0,
         "TCP_CA_Disorder" => 1,
         "TCP_CA_CWR" => 2,
@@ -333,6 +345,7 @@ mod tests {
             "tcpi_snd_cwnd" => Some(10),
             "tcpi_rtt" => Some(100_000),
             "tcpi_options" => Some(7),
+            "tcpi_state" => Some(1),
             _ => None,
         }
     }
@@ -357,6 +370,8 @@ mod tests {
         );
         assert_eq!(holds("assert 101000 <= tcpi_rtt <= 200000"), Ok(false));
         assert_eq!(holds("assert tcpi_options & TCPI_OPT_SACK != 0 and not tcpi_snd_cwnd < 5"), Ok(true));
+        assert_eq!(holds("assert tcpi_options & TCPI_OPT_SYN_DATA == 0"), Ok(true));
+        assert_eq!(holds("assert tcpi_state == TCP_ESTABLISHED, tcpi_state"), Ok(true));
         assert_eq!(
             holds("assert (tcpi_snd_cwnd == 3) or (tcpi_rtt // 1000 == 100), 'cwnd %d' % tcpi_snd_cwnd"),
             Ok(true)

@@ -7,14 +7,15 @@
 //!
 //! Must not depend on: clocks, I/O, threads, OS randomness.
 
-use super::{SocketHandle, Stack, EPHEMERAL};
+use super::{SocketHandle, Stack, EPHEMERAL, INDEX_MASK};
 use crate::socket::{
     AbortError, CloseError, ConnectError, Readiness, RecvError, SendError, SetOptionError, ShutdownError,
     SocketOption, SocketOptions,
 };
-use crate::tcp::conn::{Connection, FourTuple, Outcome};
+use crate::tcp::conn::{mss_for_mtu, Connection, FourTuple, Outcome};
 use crate::tcp::{CloseReason, State};
 use crate::time::Instant;
+use crate::wire::{FastOpen, FastOpenCookie};
 use std::net::{IpAddr, SocketAddr};
 
 impl Stack {
@@ -71,6 +72,74 @@ impl Stack {
         Ok(self.handle_of(idx))
     }
 
+    /// Opens a connection with TCP Fast Open (RFC 7413 §4.1), as Linux's `sendto(MSG_FASTOPEN)`
+    /// and `TCP_FASTOPEN_CONNECT`'s first write: with a cookie cached for the server, the SYN
+    /// carries it and as much of `data` as fits (the MSS cached, or ours, less 40 bytes of
+    /// option room, as Linux reserves); without one, the SYN asks for a cookie and carries no
+    /// data. Returns the connection and how many bytes of `data` the SYN carries (they are in
+    /// its send buffer); the rest is for `send` once connected.
+    pub fn connect_fast_open(
+        &mut self,
+        now: Instant,
+        local: Option<SocketAddr>,
+        remote: SocketAddr,
+        options: SocketOptions,
+        data: &[u8],
+    ) -> Result<(SocketHandle, usize), ConnectError> {
+        let fo = self.config.tcp.fast_open;
+        if !fo.client {
+            return Err(ConnectError::FastOpenDisabled);
+        }
+        let entry = self.fast_open_cache.get(remote.ip());
+        let (option, with_data) = if fo.client_no_cookie {
+            // Linux's TFO_CLIENT_NO_COOKIE: data on the SYN, no option.
+            (None, true)
+        } else if entry.cookie.cookie.is_valid() {
+            (Some(entry.cookie), true)
+        } else {
+            // RFC 7413 §4.1.1: a cookie request is the option with no cookie.
+            let experimental = entry.try_exp == 1;
+            (Some(FastOpen { cookie: FastOpenCookie::REQUEST, experimental }), false)
+        };
+        let handle = self.connect_with(now, local, remote, options)?;
+        let idx = handle.0 & INDEX_MASK;
+        let path_mss = mss_for_mtu(self.config.mtu, remote);
+        let Some(conn) = self.slots[idx as usize].conn.as_deref_mut() else { return Ok((handle, 0)) };
+        let mut mss = if entry.mss > 0 { entry.mss } else { conn.our_mss() };
+        if let Some(user) = options.max_segment {
+            mss = mss.min(user);
+        }
+        // Linux (tcp_send_syn_data): MAX_TCP_OPTION_SPACE is kept free for middleboxes that add
+        // options to SYNs.
+        let space = if with_data { usize::from(mss.min(path_mss)).saturating_sub(40) } else { 0 };
+        let n = conn.start_fast_open(option, data, space);
+        Ok((handle, n))
+    }
+
+    /// The application blocks in a write until the connection in SYN-SENT is established (a
+    /// blocking `send` that got [`SendError::NotConnected`]): the ACK of the SYN-ACK is then
+    /// delayed so that the data carries it, as Linux does for a socket with a writer waiting.
+    pub fn wait_to_send(&mut self, now: Instant, socket: SocketHandle) {
+        let _ = now;
+        if let Some((_, conn)) = self.conn_mut(socket) {
+            if conn.state == State::SynSent {
+                conn.write_waiting = true;
+            }
+        }
+    }
+
+    /// Whether a Fast Open connect to `server` would put data on its SYN now (a cookie is
+    /// cached, or the client needs none); what `TCP_FASTOPEN_CONNECT` decides `connect` by.
+    pub fn fast_open_ready(&self, server: IpAddr) -> bool {
+        let fo = self.config.tcp.fast_open;
+        fo.client && (fo.client_no_cookie || self.fast_open_cache.get(server).cookie.cookie.is_valid())
+    }
+
+    /// Forgets every cached Fast Open cookie and MSS (as `ip tcp_metrics flush` does).
+    pub fn flush_fast_open_cache(&mut self) {
+        self.fast_open_cache.clear();
+    }
+
     fn ephemeral_port(&mut self, local: IpAddr, remote: SocketAddr) -> Option<u16> {
         let span = u32::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
         for _ in 0..span {
@@ -104,10 +173,15 @@ impl Stack {
         let _ = now;
         let (idx, conn) = self.conn_mut(socket).ok_or(SendError::InvalidHandle)?;
         match conn.state {
+            // RFC 7413 §4.2.2: a Fast Open server may send before the handshake completes.
+            State::SynReceived if conn.fast_open.child => {}
             State::SynSent | State::SynReceived => return Err(SendError::NotConnected),
+            // The error is reported once, as Linux's sock_error clears sk_err (and SO_ERROR
+            // reads the same error); later writes find the connection closed: EPIPE.
             State::Closed => {
-                return Err(match conn.close_reason {
+                return Err(match conn.error_pending.take() {
                     Some(CloseReason::Reset) => SendError::Reset,
+                    Some(CloseReason::Refused) => SendError::Refused,
                     Some(CloseReason::TimedOut) => SendError::TimedOut,
                     _ => SendError::Closed,
                 })
@@ -139,7 +213,9 @@ impl Stack {
         }
         match conn.state {
             State::SynSent | State::SynReceived => Err(RecvError::NotConnected),
-            State::Closed => match conn.close_reason {
+            // Reported once (Linux's sock_error); then the end of the stream, as Linux's
+            // tcp_done shuts the socket down both ways.
+            State::Closed => match conn.error_pending.take() {
                 Some(CloseReason::Reset) => Err(RecvError::Reset),
                 Some(CloseReason::Refused) => Err(RecvError::Refused),
                 Some(CloseReason::TimedOut) => Err(RecvError::TimedOut),
@@ -212,8 +288,9 @@ impl Stack {
         let conn = self.conn_ref(socket)?;
         let closed = conn.state == State::Closed;
         let write_done = closed || conn.write_closed();
-        let can_send =
-            matches!(conn.state, State::Established | State::CloseWait) && conn.send_capacity() > 0;
+        let open = matches!(conn.state, State::Established | State::CloseWait)
+            || (conn.state == State::SynReceived && conn.fast_open.child);
+        let can_send = open && conn.send_capacity() > 0;
         Some(Readiness {
             readable: conn.readable() > 0 || conn.read_closed() || closed,
             writable: can_send || write_done,

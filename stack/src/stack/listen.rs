@@ -3,7 +3,7 @@
 //!
 //! Must not depend on: clocks, I/O, threads, OS randomness.
 
-use super::{cookie, Event, Listener, ListenerHandle, SocketHandle, Stack, INDEX_MASK};
+use super::{cookie, fastopen, Event, Listener, ListenerHandle, SocketHandle, Stack, INDEX_MASK};
 use crate::socket::{AcceptError, ListenError, SetOptionError, SocketOption, SocketOptions, UnlistenError};
 use crate::stats::DropReason;
 use crate::tcp::conn::{mss_for_mtu, Connection, FourTuple, Outcome};
@@ -65,7 +65,23 @@ impl Stack {
             return;
         }
         let options = listener.options;
-        let conn = Connection::accept_syn(&self.opening(now, tuple, options), seg);
+        // RFC 7413 §4.2: a Fast Open listener (TCP_FASTOPEN, or every listener with Linux's
+        // 0x400) answers the cookie option, and takes the data of a SYN with a valid cookie.
+        let queue = match options.fast_open_queue {
+            0 if self.config.tcp.fast_open.server_all_listeners => listener.backlog,
+            q => q,
+        };
+        let key = options.fast_open_key.unwrap_or(self.config.fast_open_key);
+        let valid = fastopen::cookie(&key, tuple.remote.ip(), tuple.local.ip());
+        let fo = fastopen::server_decision(
+            self.config.tcp.fast_open,
+            queue,
+            seg.options.fast_open,
+            !seg.payload.is_empty(),
+            valid,
+        );
+        let opening = self.opening(now, tuple, options);
+        let conn = Connection::accept_syn_fast_open(&opening, seg, fo.accept_data, fo.reply);
         if let Some(l) = self.listeners[lidx as usize].as_mut() {
             l.half_open += 1;
         }
@@ -77,7 +93,8 @@ impl Stack {
         let slot = &mut self.slots[idx as usize];
         slot.listener = Some(lidx);
         slot.orphaned = true;
-        self.after_conn(idx, Outcome::default());
+        // RFC 7413 §4.2.2: a connection opened by a valid cookie goes to `accept` at once.
+        self.after_conn(idx, Outcome { accepted: fo.accept_data, ..Outcome::default() });
     }
 
     /// RFC 4987 §3.6: the SYN-ACK of a full SYN queue, its ISN a cookie, its only option the MSS.
@@ -234,6 +251,7 @@ impl Stack {
             let slot = &mut self.slots[idx as usize];
             slot.listener = None;
             slot.orphaned = true;
+            slot.queued = false;
             if let Some(c) = slot.conn.as_deref_mut() {
                 let outcome = c.abort();
                 self.after_conn(idx, outcome);
@@ -254,6 +272,7 @@ impl Stack {
         let idx = handle.0 & INDEX_MASK;
         let slot = &mut self.slots[idx as usize];
         slot.listener = None;
+        slot.queued = false;
         let mut news = (false, None);
         if let Some(c) = slot.conn.as_deref() {
             // The application holds the handle now.

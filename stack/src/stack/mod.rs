@@ -12,6 +12,7 @@
 
 mod calls;
 mod cookie;
+mod fastopen;
 mod hash;
 mod icmp;
 mod listen;
@@ -24,6 +25,7 @@ use crate::tcp::conn::{ChallengeLimiter, Connection, Ctx, FourTuple, Opening, Ou
 use crate::tcp::{isn, CloseReason, SeqNum, State};
 use crate::time::Instant;
 use crate::wire::{self, ChecksumMode, IpRepr, TcpFlags, TcpOptions, TcpRepr, Transport, IPPROTO_TCP};
+pub(crate) use fastopen::Learned as FastOpenLearned;
 use hash::KeyedHash;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -116,6 +118,9 @@ struct Slot {
     listener: Option<u32>,
     /// In the transmit queue.
     dirty: bool,
+    /// In its listener's accept queue: kept, even once closed, until accepted or the listener
+    /// goes (as Linux keeps a reset child in the queue, its data still readable).
+    queued: bool,
     /// Connected, Readable, Writable, Closed events of this slot waiting in the queue.
     pending_events: [bool; 4],
     /// No application handle: released by `close` or `abort`, or not yet taken by `accept`. An
@@ -157,6 +162,8 @@ pub struct Stack {
     next_port: u16,
     connections: usize,
     cookies: SynCookies,
+    /// TCP Fast Open client's cache of cookies and MSS per server (RFC 7413 §4.1.3).
+    fast_open_cache: fastopen::Cache,
 }
 
 impl fmt::Debug for Stack {
@@ -196,6 +203,7 @@ impl Stack {
             next_port,
             connections: 0,
             cookies: SynCookies::default(),
+            fast_open_cache: fastopen::Cache::default(),
         }
     }
 
@@ -367,6 +375,7 @@ impl Stack {
         slot.conn = Some(Box::new(conn));
         slot.listener = None;
         slot.orphaned = false;
+        slot.queued = false;
         slot.scheduled = None;
         self.connections += 1;
         Some(idx)
@@ -438,7 +447,10 @@ impl Stack {
         let handle = self.handle_of(idx);
         let slot = &self.slots[idx as usize];
         let Some(conn) = slot.conn.as_deref() else { return };
-        let Outcome { connected, accepted, readable, writable, closed } = outcome;
+        let Outcome { connected, accepted, readable, writable, closed, fast_open_learned } = outcome;
+        if let Some(learned) = fast_open_learned {
+            self.fast_open_cache.learn(conn.tuple.remote.ip(), learned);
+        }
         let orphaned = slot.orphaned;
         if closed.is_some() {
             // A closed connection no longer owns its 4-tuple: later segments are answered as for
@@ -465,6 +477,7 @@ impl Stack {
             {
                 l.half_open = l.half_open.saturating_sub(1);
                 l.accept_queue.push_back(handle);
+                self.slots[idx as usize].queued = true;
                 self.push_event(Event::Acceptable(ListenerHandle(listener.unwrap_or(0))));
             }
         }
@@ -568,7 +581,8 @@ impl Stack {
     fn after_transmit(&mut self, idx: u32) {
         self.schedule(idx);
         let slot = &self.slots[idx as usize];
-        let removable = slot.orphaned && slot.conn.as_deref().is_some_and(Connection::is_done);
+        let removable =
+            slot.orphaned && !slot.queued && slot.conn.as_deref().is_some_and(Connection::is_done);
         if removable && !slot.dirty {
             self.remove(idx);
         }
@@ -734,6 +748,14 @@ impl Stack {
             return Err(InvariantViolation { socket: None, what: "outbox above its limit".into() });
         }
         Ok(())
+    }
+
+    /// Changes the TCP knobs and the Fast Open key from now on, as Linux's `net.ipv4.tcp_*`
+    /// sysctls change: new connections take them, and connections read the knobs they consult
+    /// on every segment or timer (`syn_retries`, `delayed_ack`, `fast_open`, ...) from here.
+    pub fn set_tcp_config(&mut self, tcp: crate::config::TcpConfig, fast_open_key: [u8; 16]) {
+        self.config.tcp = tcp;
+        self.config.fast_open_key = fast_open_key;
     }
 
     /// The configuration the stack was made with.

@@ -19,7 +19,9 @@ pub use error::{Layer, WireError, WireErrorKind};
 pub use icmp::{IcmpRepr, Quote};
 pub use ip::{IpRepr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
 pub use notation::Notation;
-pub use tcp::{SackBlocks, TcpFlags, TcpOption, TcpOptions, TcpRepr, Timestamp, UnknownOptions};
+pub use tcp::{
+    FastOpen, FastOpenCookie, SackBlocks, TcpFlags, TcpOption, TcpOptions, TcpRepr, Timestamp, UnknownOptions,
+};
 
 /// Whether to check checksums on input (and, for `emit_*_with`, compute them on output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -156,6 +156,13 @@ impl fmt::Display for OptionNotation<'_> {
                 Ok(())
             }
             TcpOption::Timestamp(ts) => write!(f, "TS val {} ecr {}", ts.tsval, ts.tsecr),
+            TcpOption::FastOpen(fo) => {
+                f.write_str(if fo.experimental { "FOEXP" } else { "FO" })?;
+                if !fo.cookie.is_empty() {
+                    write!(f, " {:?}", fo.cookie)?;
+                }
+                Ok(())
+            }
             TcpOption::Unknown { kind, data } => {
                 let body = match (kind, data) {
                     (19, _) => {
@@ -205,6 +212,11 @@ pub fn linux_layout<'a>(o: &TcpOptions<'a>) -> Vec<TcpOption<'a>> {
     }
     if let Some(sack) = o.sack {
         v.extend([TcpOption::Nop, TcpOption::Nop, TcpOption::Sack(sack)]);
+    }
+    if let Some(fo) = o.fast_open {
+        v.push(TcpOption::FastOpen(fo));
+        let len = fo.cookie.as_slice().len() + if fo.experimental { 4 } else { 2 };
+        v.extend((len..len.next_multiple_of(4)).map(|_| TcpOption::Nop));
     }
     v.extend(o.unknown.iter().map(|(kind, data)| TcpOption::Unknown { kind, data }));
     v

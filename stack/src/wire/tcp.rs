@@ -1,4 +1,4 @@
-//! The TCP header and its options (RFC 9293 §3.1, RFC 7323, RFC 2018, RFC 6691).
+//! The TCP header and its options (RFC 9293 §3.1, RFC 7323, RFC 2018, RFC 6691, RFC 7413).
 //!
 //! `TcpRepr` is canonical: parsing keeps what the options mean, not where NOPs stood, so that
 //! emitting a parsed segment and parsing it again gives the same value. Unknown options are kept
@@ -17,6 +17,12 @@ const KIND_WS: u8 = 3;
 const KIND_SACK_PERM: u8 = 4;
 const KIND_SACK: u8 = 5;
 const KIND_TS: u8 = 8;
+/// TCP Fast Open cookie (RFC 7413 §4.1.1).
+const KIND_FAST_OPEN: u8 = 34;
+/// Experimental options (RFC 6994), where Fast Open was before kind 34: magic 0xF989.
+const KIND_EXPERIMENTAL: u8 = 254;
+/// The experiment identifier of Fast Open's experimental form (RFC 7413 §4.1.1, RFC 6994).
+const FAST_OPEN_MAGIC: [u8; 2] = [0xf9, 0x89];
 
 /// The most option bytes a header can carry (data offset 15).
 const MAX_OPTIONS_LEN: usize = 40;
@@ -155,6 +161,72 @@ impl core::fmt::Debug for SackBlocks {
     }
 }
 
+/// A TCP Fast Open cookie (RFC 7413 §4.1.1): up to 16 bytes. The option says nothing about
+/// validity (RFC 7413 §4.1.1: 4 to 16 bytes, even); an empty cookie is a cookie request.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FastOpenCookie {
+    len: u8,
+    bytes: [u8; 16],
+}
+
+impl FastOpenCookie {
+    /// The most bytes a cookie has (RFC 7413 §4.1.1).
+    pub const MAX: usize = 16;
+    /// An empty cookie: the option of a cookie request.
+    pub const REQUEST: FastOpenCookie = FastOpenCookie { len: 0, bytes: [0; 16] };
+
+    /// A cookie of these bytes; `None` when longer than 16.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() > Self::MAX {
+            return None;
+        }
+        let mut c = FastOpenCookie { len: bytes.len() as u8, bytes: [0; 16] };
+        c.bytes[..bytes.len()].copy_from_slice(bytes);
+        Some(c)
+    }
+
+    /// The cookie's bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Whether it is empty (a cookie request).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether a client may use it (RFC 7413 §4.1.1: "the cookie length MUST be between 4 and 16
+    /// bytes, inclusive", and Linux takes only even lengths).
+    pub fn is_valid(&self) -> bool {
+        (4..=16).contains(&self.len) && self.len % 2 == 0
+    }
+}
+
+impl core::fmt::Debug for FastOpenCookie {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for b in self.as_slice() {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The Fast Open option as sent or received: the cookie (empty for a request) and which form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FastOpen {
+    /// The cookie; empty in a cookie request.
+    pub cookie: FastOpenCookie,
+    /// The experimental form (kind 254, magic 0xF989) that clients used before kind 34.
+    pub experimental: bool,
+}
+
+impl FastOpen {
+    /// Bytes on the wire, without padding.
+    fn wire_len(&self) -> usize {
+        self.cookie.as_slice().len() + if self.experimental { 4 } else { 2 }
+    }
+}
+
 /// Options of kinds this stack does not interpret, kept as kind and data, in wire order.
 ///
 /// A view into the parsed options area: iterating yields only the unknown options. Equality
@@ -228,6 +300,9 @@ pub struct TcpOptions<'a> {
     pub timestamp: Option<Timestamp>,
     /// SACK blocks (kind 5); `Some` with no blocks for an empty SACK option.
     pub sack: Option<SackBlocks>,
+    /// TCP Fast Open (kind 34, or kind 254 with magic 0xF989; RFC 7413 §4.1.1). A cookie longer
+    /// than 16 bytes is kept as an unknown option.
+    pub fast_open: Option<FastOpen>,
     /// Options of other kinds.
     pub unknown: UnknownOptions<'a>,
 }
@@ -249,6 +324,8 @@ pub enum TcpOption<'a> {
     Sack(SackBlocks),
     /// Timestamps (kind 8).
     Timestamp(Timestamp),
+    /// TCP Fast Open (kind 34 or its experimental form).
+    FastOpen(FastOpen),
     /// Any other kind.
     Unknown {
         /// The kind byte.
@@ -324,6 +401,16 @@ impl<'a> Iterator for OptionIter<'a> {
                 tsval: u32::from_be_bytes([body[0], body[1], body[2], body[3]]),
                 tsecr: u32::from_be_bytes([body[4], body[5], body[6], body[7]]),
             }),
+            (KIND_FAST_OPEN, _) if n - 2 <= FastOpenCookie::MAX => TcpOption::FastOpen(FastOpen {
+                cookie: FastOpenCookie::from_slice(body).unwrap_or_default(),
+                experimental: false,
+            }),
+            (KIND_EXPERIMENTAL, _) if body.starts_with(&FAST_OPEN_MAGIC) && n - 4 <= FastOpenCookie::MAX => {
+                TcpOption::FastOpen(FastOpen {
+                    cookie: FastOpenCookie::from_slice(&body[2..]).unwrap_or_default(),
+                    experimental: true,
+                })
+            }
             (KIND_MSS | KIND_WS | KIND_SACK_PERM | KIND_SACK | KIND_TS, _) => {
                 self.pos = raw.len();
                 return bad();
@@ -377,6 +464,10 @@ impl TcpOptions<'_> {
         if let Some(sack) = &self.sack {
             n += 2 + 8 * sack.len() + if aligned { 2 } else { 0 };
         }
+        if let Some(fo) = &self.fast_open {
+            // Linux pads the option to a multiple of four with NOPs in either layout.
+            n += fo.wire_len().next_multiple_of(4);
+        }
         n + self.unknown.wire_len()
     }
 
@@ -388,6 +479,7 @@ impl TcpOptions<'_> {
             && self.window_scale.is_none()
             && !self.sack_permitted
             && self.sack.is_none()
+            && self.fast_open.is_none()
             && self.unknown.raw.is_empty();
         if only_ts {
             return Ok((Layout::Aligned, if self.timestamp.is_some() { 12 } else { 0 }));
@@ -407,8 +499,8 @@ impl TcpOptions<'_> {
     /// Writes the options into `buf` (exactly the padded length from `plan`).
     ///
     /// The aligned layout is Linux's `tcp_options_write`: `mss`, then `sackOK,TS` (or `nop,nop,TS`),
-    /// `nop,nop,sackOK` when there is no TS, `nop,wscale`, `nop,nop,sack`, then unknown options;
-    /// the rest is EOL (zero) padding.
+    /// `nop,nop,sackOK` when there is no TS, `nop,wscale`, `nop,nop,sack`, the Fast Open option
+    /// padded with NOPs to four bytes, then unknown options; the rest is EOL (zero) padding.
     fn write(&self, layout: Layout, buf: &mut [u8]) {
         let aligned = layout == Layout::Aligned;
         let mut w = Writer { buf, pos: 0 };
@@ -445,6 +537,19 @@ impl TcpOptions<'_> {
             for (l, r) in sack.as_slice() {
                 w.put(&l.raw().to_be_bytes());
                 w.put(&r.raw().to_be_bytes());
+            }
+        }
+        if let Some(fo) = &self.fast_open {
+            let len = fo.wire_len();
+            if fo.experimental {
+                w.put(&[KIND_EXPERIMENTAL, len as u8]);
+                w.put(&FAST_OPEN_MAGIC);
+            } else {
+                w.put(&[KIND_FAST_OPEN, len as u8]);
+            }
+            w.put(fo.cookie.as_slice());
+            for _ in len..len.next_multiple_of(4) {
+                w.put(&[KIND_NOP]);
             }
         }
         for (kind, data) in self.unknown.iter() {
@@ -540,6 +645,7 @@ impl<'a> TcpRepr<'a> {
                 Ok(TcpOption::SackPermitted) => options.sack_permitted = true,
                 Ok(TcpOption::Sack(b)) => options.sack = Some(b),
                 Ok(TcpOption::Timestamp(t)) => options.timestamp = Some(t),
+                Ok(TcpOption::FastOpen(fo)) => options.fast_open = Some(fo),
                 Ok(TcpOption::Unknown { .. }) => has_unknown = true,
                 Err(mut e) => {
                     e.offset += 20;

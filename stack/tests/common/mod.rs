@@ -55,6 +55,7 @@ pub const SYN: In = In {
         sack_permitted: true,
         timestamp: Some(Timestamp { tsval: 100, tsecr: 0 }),
         sack: None,
+        fast_open: None,
         unknown: wire::UnknownOptions::EMPTY,
     },
     src_port: REMOTE_PORT,
@@ -70,6 +71,7 @@ pub const NO_OPTS: TcpOptions<'static> = TcpOptions {
     sack_permitted: false,
     timestamp: None,
     sack: None,
+    fast_open: None,
     unknown: wire::UnknownOptions::EMPTY,
 };
 
@@ -136,6 +138,11 @@ impl T {
         t.accept();
         t.events();
         t
+    }
+
+    /// The stack, to call what the helpers here do not wrap.
+    pub fn stack(&mut self) -> &mut Stack {
+        self.host.stack_mut()
     }
 
     /// The stack, to read.

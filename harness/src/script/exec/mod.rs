@@ -158,6 +158,9 @@ struct Fd {
     /// SO_SNDBUF / SO_RCVBUF were set (getsockopt then reports Linux's doubled value).
     sndbuf_set: bool,
     rcvbuf_set: bool,
+    /// A `TCP_FASTOPEN_CONNECT` connect returned at once with a cookie cached: the first write
+    /// opens the connection (calls.rs).
+    deferred: bool,
 }
 
 /// What a call returned: a value or an errno.
@@ -352,7 +355,14 @@ impl<'s> Exec<'s> {
         // What the stack sent before the last line ran and no `>` line matched (packetdrill only
         // notices such a packet at a later `>` line; a script that ends must not hide one).
         let last = self.last;
-        if let Some((t, d)) = self.out.sent.iter().find(|(t, _)| t.total_micros() < last).cloned() {
+        // Only the socket under test's, as the `>` lines match (packets.rs).
+        let local = self.wire.local;
+        let ours = |d: &[u8]| {
+            super::packet::Segment::parse(d)
+                .map_or(true, |s| s.src.port() == local.port() || s.flags & flag::SYN != 0)
+        };
+        if let Some((t, d)) = self.out.sent.iter().find(|(t, d)| t.total_micros() < last && ours(d)).cloned()
+        {
             let shown = self.wire.show_outbound(&d);
             self.transcript.push(format!("{} > {shown}", secs(t)));
             let (line, text) = script.events.last().map(|e| (e.line, e.text.clone())).unwrap_or_default();
@@ -377,15 +387,31 @@ impl<'s> Exec<'s> {
                         return refuse(event.line, &event.text, feature);
                     }
                 }
+                // The cached Fast Open cookies are route metrics in Linux.
+                ShellCommand::NoOp(cmd) if cmd == "ip tcp_metrics flush all" => {
+                    if let Some(h) = self.host.as_mut() {
+                        h.stack_mut().flush_fast_open_cache();
+                    }
+                }
                 ShellCommand::Restore | ShellCommand::NoOp(_) => {}
             }
         }
         if self.host.is_some() && self.config != before {
-            return refuse(
-                event.line,
-                &event.text,
-                "sysctls changed after the stack started (utcp reads its configuration once)",
-            );
+            // The TCP knobs and the Fast Open key apply from now on, as Linux's sysctls do.
+            let same_rest = Config {
+                tcp: before.tcp.clone(),
+                fast_open_key: before.fast_open_key,
+                ..self.config.clone()
+            };
+            if same_rest != before {
+                return refuse(
+                    event.line,
+                    &event.text,
+                    "sysctls changed after the stack started (utcp reads its configuration once)",
+                );
+            }
+            let (tcp, key) = (self.config.tcp.clone(), self.config.fast_open_key);
+            self.stack().set_tcp_config(tcp, key);
         }
         self.transcript.push(format!("{} {}", secs(self.now), event.text));
         Ok(())
@@ -498,15 +524,17 @@ fn tcpi_field(info: &utcp::ConnectionInfo, name: &str) -> Option<i64> {
         }
         "tcpi_snd_mss" => mss,
         "tcpi_advmss" => i64::from(info.adv_mss),
-        // linux/tcp.h: TCPI_OPT_TIMESTAMPS 1, TCPI_OPT_SACK 2, TCPI_OPT_WSCALE 4.
+        // linux/tcp.h: TCPI_OPT_TIMESTAMPS 1, TCPI_OPT_SACK 2, TCPI_OPT_WSCALE 4, TCPI_OPT_SYN_DATA 32.
         "tcpi_options" => {
             i64::from(info.timestamps)
                 | i64::from(info.sack) << 1
                 | i64::from(info.window_scale.is_some()) << 2
+                | i64::from(info.syn_data_acked) << 5
         }
         "tcpi_snd_wscale" => i64::from(info.window_scale.map_or(0, |w| w.0)),
         "tcpi_rcv_wscale" => i64::from(info.window_scale.map_or(0, |w| w.1)),
         "tcpi_rtt" => info.srtt.map_or(0, |d| d.total_micros() as i64),
+        "tcpi_delivered" => i64::from(info.delivered),
         "tcpi_rto" => info.rto.total_micros() as i64,
         "tcpi_ca_state" => i64::from(info.ca_state.linux_value()),
         "tcpi_sacked" => (i64::from(info.sacked_bytes) + mss - 1) / mss,

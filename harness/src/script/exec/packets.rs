@@ -27,6 +27,7 @@ impl Sent for Exec<'_> {
 
 impl Exec<'_> {
     pub(super) fn inbound(&mut self, event: &Event, p: &PacketSpec) -> Result<(), Failure> {
+        self.wire.note_inbound(p);
         for d in self.wire.inbound(event, p, &self.script.options)? {
             self.transcript.push(format!("{} < {}", secs(self.now), self.wire.show_inbound(&d)));
             let host = host_of(&mut self.host, &self.config, self.now);

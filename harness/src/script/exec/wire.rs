@@ -33,6 +33,12 @@ pub(crate) trait Sent {
 pub(crate) struct Numbering {
     /// The stack's ISN per peer port, from the latest SYN it sent to that port.
     pub stack_isns: HashMap<u16, u32>,
+    /// The sequence number the peer's opening SYN wrote, per peer port: its later numbers count
+    /// from it ([`Numbering::remote_base`], recorded by [`Numbering::note_inbound`]).
+    pub remote_isns: HashMap<u16, u32>,
+    /// Peer ports whose connection a FIN or RST has ended (either way) since the peer's ISN was
+    /// recorded: the next SYN from there opens a new one.
+    pub ended: std::collections::HashSet<u16>,
     pub ts_offset: Option<u32>,
     pub last_ts_val: Option<u32>,
     /// The stack's address and port.
@@ -53,7 +59,40 @@ impl Default for Numbering {
 impl Numbering {
     /// Numbering before the stack sent anything: absolute numbers, no timestamp offset.
     pub fn new(local: SocketAddrV4, remote: SocketAddrV4) -> Numbering {
-        Numbering { stack_isns: HashMap::new(), ts_offset: None, last_ts_val: None, local, remote }
+        Numbering {
+            stack_isns: HashMap::new(),
+            remote_isns: HashMap::new(),
+            ended: std::collections::HashSet::new(),
+            ts_offset: None,
+            last_ts_val: None,
+            local,
+            remote,
+        }
+    }
+
+    /// Takes note of a `<` line before its datagrams are made: packetdrill records the peer's
+    /// ISN from the SYN that opens a connection (the SYN-ACK to a connect, a SYN to a listener),
+    /// not from a SYN into one that is open (no FIN or RST since the last).
+    pub fn note_inbound(&mut self, p: &PacketSpec) {
+        let port = self.peer_for(p).port();
+        if p.flags & flag::SYN != 0
+            && (p.flags & flag::ACK != 0
+                || !self.remote_isns.contains_key(&port)
+                || self.ended.contains(&port))
+        {
+            self.remote_isns.insert(port, p.seq);
+            self.ended.remove(&port);
+        } else if p.flags & (flag::FIN | flag::RST) != 0 {
+            self.ended.insert(port);
+        }
+    }
+
+    /// What the peer's sequence numbers are relative to towards `peer_port`: in a SYN the
+    /// script's number is the ISN itself (on top of [`REMOTE_ISN`]); after it, numbers count
+    /// from the ISN the peer's opening SYN wrote (packetdrill's `remote_seq_script_to_live_offset`).
+    pub fn remote_base(&self, peer_port: u16, syn: bool) -> u32 {
+        let isn = if syn { 0 } else { self.remote_isns.get(&peer_port).copied().unwrap_or(0) };
+        REMOTE_ISN.wrapping_add(isn)
     }
 
     /// The stack's ISN towards `peer_port`, or 0 (absolute numbers) before one is known.
@@ -100,7 +139,7 @@ impl Numbering {
             src: peer,
             dst: self.local,
             flags: p.flags,
-            seq: REMOTE_ISN.wrapping_add(p.seq),
+            seq: self.remote_base(peer.port(), p.flags & flag::SYN != 0).wrapping_add(p.seq),
             ack: p.ack.map_or(0, |a| a.wrapping_add(base)),
             win: p.win.unwrap_or(65535),
             urg: p.urg.unwrap_or(0),
@@ -162,13 +201,15 @@ impl Numbering {
     pub fn show_outbound(&self, d: &[u8]) -> String {
         self.show(d, |tcp| {
             let sender = if tcp.flags.syn() { Some(tcp.seq) } else { self.stack_isn(tcp.dst_port) };
-            (sender, Some(SeqNum(REMOTE_ISN)), tcp.dst_port)
+            (sender, Some(SeqNum(self.remote_base(tcp.dst_port, false))), tcp.dst_port)
         })
     }
 
     /// Formats an inbound datagram as [`Exec::show_outbound`] does, from the remote's side.
     pub fn show_inbound(&self, d: &[u8]) -> String {
-        self.show(d, |tcp| (Some(SeqNum(REMOTE_ISN)), self.stack_isn(tcp.src_port), tcp.src_port))
+        self.show(d, |tcp| {
+            (Some(SeqNum(self.remote_base(tcp.src_port, false))), self.stack_isn(tcp.src_port), tcp.src_port)
+        })
     }
 
     /// The stack's ISN towards `peer_port`, once known.
@@ -207,15 +248,13 @@ impl Numbering {
     #[allow(clippy::type_complexity)]
     pub fn relative(&self, s: &Segment) -> (u8, u32, u32, u32, u16, u16, Vec<TcpOptionSpec>) {
         let base = self.stack_base(s.dst.port());
+        let remote = self.remote_base(s.dst.port(), s.flags & flag::SYN != 0);
         let opts = s
             .options
             .iter()
             .map(|o| match o {
                 TcpOptionSpec::Sack(blocks) => TcpOptionSpec::Sack(
-                    blocks
-                        .iter()
-                        .map(|(a, b)| (a.wrapping_sub(REMOTE_ISN), b.wrapping_sub(REMOTE_ISN)))
-                        .collect(),
+                    blocks.iter().map(|(a, b)| (a.wrapping_sub(remote), b.wrapping_sub(remote))).collect(),
                 ),
                 TcpOptionSpec::Timestamp { val, ecr } => {
                     TcpOptionSpec::Timestamp { val: val.wrapping_sub(self.ts_offset.unwrap_or(0)), ecr: *ecr }
@@ -223,7 +262,7 @@ impl Numbering {
                 o => o.clone(),
             })
             .collect();
-        (s.flags, s.seq.wrapping_sub(base), s.payload_len, s.ack.wrapping_sub(REMOTE_ISN), s.win, s.urg, opts)
+        (s.flags, s.seq.wrapping_sub(base), s.payload_len, s.ack.wrapping_sub(remote), s.win, s.urg, opts)
     }
 
     /// Checks a `>` line against the oldest datagram `sent` has (waiting for it until the end of
@@ -252,7 +291,21 @@ impl Numbering {
             if event.time == TimeSpec::Any { (0, hi) } else { (lo.saturating_sub(tol), hi + tol) };
         // packetdrill: what the stack sent is queued; this line takes the oldest packet, whenever
         // it was sent, and checks its time against the line's window.
-        let Some((first_t, d)) = sent.next_sent(Instant::from_micros(late))? else {
+        // packetdrill (sniff_outbound_live_packet): only the socket under test's packets are
+        // matched; what an older connection of the stack sends from another port (its FIN
+        // after close, say) is let go.
+        let mut next = sent.next_sent(Instant::from_micros(late))?;
+        while let Some((t, d)) = &next {
+            let older = Segment::parse(d).is_ok_and(|s| {
+                s.src.port() != self.local.port() && s.flags & flag::SYN == 0 && s.src.ip() == self.local.ip()
+            });
+            if !older {
+                break;
+            }
+            sent.record(format!("{} > {} (another socket's, let go)", secs(*t), self.show_outbound(d)));
+            next = sent.next_sent(Instant::from_micros(late))?;
+        }
+        let Some((first_t, d)) = next else {
             return fail(
                 event.line,
                 &event.text,
@@ -263,6 +316,9 @@ impl Numbering {
             Ok(s) => s,
             Err(e) => return fail(event.line, &event.text, format!("an unparsable datagram: {e}")),
         };
+        if seg.flags & (flag::FIN | flag::RST) != 0 {
+            self.ended.insert(seg.dst.port());
+        }
         if seg.flags & flag::SYN != 0 {
             // The script's SYN sequence number, whatever it is, names the stack's ISN.
             let script_isn = if p.flags & flag::SYN != 0 { p.seq } else { 0 };

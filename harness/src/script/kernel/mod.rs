@@ -216,6 +216,7 @@ impl<'s> KExec<'s> {
                     }
                     match kind {
                         EventKind::Packet(p) => {
+                            self.wire.note_inbound(p);
                             for d in self.wire.inbound(event, p, &script.options)? {
                                 self.transcript.push(format!(
                                     "{} < {}",

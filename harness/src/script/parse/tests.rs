@@ -168,8 +168,8 @@ fn bad_packets_name_the_column_and_what_was_expected() {
     assert_eq!(e.col, 14);
     let e = parse_err("0 < S 0:0(0) <mss 1460,fastopen>");
     assert_eq!(e.feature.as_deref(), Some("TCP option `fastopen`"));
-    let e = parse_err("0 < S 0:0(0) <mss 1460,FO 1234abcd>");
-    assert_eq!(e.feature.as_deref(), Some("TCP Fast Open (RFC 7413) (`FO` option)"));
+    let e = parse_err("0 < S 0:0(0) <mss 1460,FO 1234abc>");
+    assert!(e.message.contains("odd number of digits"), "{e}");
     let e = parse_err("0 < S 0:0(0) <mss 1460 sackOK>");
     assert!(e.message.contains("`,` or `>`"), "{e}");
     let e = parse_err("0 < S 0:0(0) <mss>");
@@ -364,4 +364,37 @@ fn inbound_icmp_lines_parse_type_code_mtu_and_quoted_segment() {
     );
     assert_eq!(icmp("0 < icmp time_exceeded").icmp_type, 11);
     assert!(parse_err("0 < icmp unreachable [1:3(1)]").message.contains("does not match"));
+}
+
+#[test]
+fn fast_open_options_parse_with_and_without_a_cookie() {
+    let s = parse_script("t.pkt", "0 < S 0:0(0) <mss 1460,FO,nop,nop,FO 1234abcd,FOEXP,FOEXP 00ff>").unwrap();
+    let EventKind::Packet(p) = &s.events[0].kind else { panic!("{s:?}") };
+    let fo = |cookie: &[u8], exp| TcpOptionSpec::FastOpen { cookie: cookie.to_vec(), exp };
+    assert_eq!(
+        p.options,
+        Some(OptionsSpec::List(vec![
+            TcpOptionSpec::Mss(1460),
+            fo(&[], false),
+            TcpOptionSpec::Nop,
+            TcpOptionSpec::Nop,
+            fo(&[0x12, 0x34, 0xab, 0xcd], false),
+            fo(&[], true),
+            fo(&[0x00, 0xff], true),
+        ]))
+    );
+    assert_eq!(fo(&[0x12, 0xab], true).to_string(), "FOEXP 12ab");
+}
+
+// packetdrill's run_all.py defines TFO_COOKIE and CODE for every IPv4 script.
+#[test]
+fn run_all_defines_are_substituted_as_whole_words() {
+    let s = parse_script("t.pkt", "0 < S 0:0(0) <FO TFO_COOKIE>\n+0 < icmp unreachable CODE\n").unwrap();
+    let EventKind::Packet(p) = &s.events[0].kind else { panic!("{s:?}") };
+    let cookie = vec![0x30, 0x21, 0xb9, 0xd8, 0x89, 0x01, 0x7e, 0xeb];
+    assert_eq!(p.options, Some(OptionsSpec::List(vec![TcpOptionSpec::FastOpen { cookie, exp: false }])));
+    let EventKind::Icmp(i) = &s.events[1].kind else { panic!("{s:?}") };
+    assert_eq!((i.icmp_type, i.code), (3, 1));
+    let s = parse_script_with("t.pkt", "0 < S 0:0(0) <FO TFO_COOKIE_X>\n", &[("TFO_COOKIE", "00")]);
+    assert!(s.is_err(), "TFO_COOKIE_X is another word");
 }

@@ -5,6 +5,7 @@
 use super::{Connection, Ctx};
 use crate::stats::DropReason;
 use crate::tcp::congestion::Phase;
+use crate::tcp::State;
 use crate::wire::IcmpRepr;
 
 impl Connection {
@@ -29,6 +30,19 @@ impl Connection {
             // out). Here every error is counted and nothing else happens, in every state: the
             // connection goes on until its own timers give up. (Linux does abort in SYN-SENT and
             // SYN-RECEIVED; that is not done here.)
+            // Linux (tcp_v4_err, tcp_req_err): a net or host unreachable quoting the SYN-ACK of
+            // a half-open passive connection removes it silently (the peer cannot be reached; a
+            // retransmitted SYN starts again). A Fast Open child is already the application's.
+            IcmpRepr::DestUnreachable { code: 0 | 1, .. }
+                if self.state == State::SynReceived
+                    && self.passive
+                    && !self.fast_open.child
+                    && self.tuple.remote.is_ipv4()
+                    && quote.seq == self.iss =>
+            {
+                ctx.drop(DropReason::IcmpUnreachable);
+                self.close_now(crate::tcp::CloseReason::Reset, &mut ctx.outcome);
+            }
             IcmpRepr::DestUnreachable { .. } => ctx.drop(DropReason::IcmpUnreachable),
             // RFC 1122 §4.2.3.9: Time Exceeded and Parameter Problem "SHOULD" be passed to the
             // application; like the soft errors above they are only counted (the socket calls
@@ -61,6 +75,14 @@ impl Connection {
         }
         self.path_mtu = mtu;
         ctx.stats.pmtu_updates += 1;
+        if self.state == State::SynSent && self.fast_open.syn_data > 0 {
+            // A SYN that carried data was too big (RFC 7413 §4.1.3, Linux's
+            // tcp_simple_retransmit of SYN-data): the SYN goes again at once, without data, with
+            // the MSS the smaller path allows; the data follows the handshake.
+            self.our_mss = self.our_mss.min(super::mss_for_mtu(mtu, self.tuple.remote));
+            self.snd_nxt = self.iss;
+            return;
+        }
         let old = self.snd_mss;
         self.snd_mss = self.send_mss();
         // RFC 1191 §6.5: the datagram was dropped by the router, so "the TCP layer should

@@ -76,13 +76,28 @@ impl Connection {
         if ack_ok {
             // Our SYN is acknowledged: ESTABLISHED.
             self.on_rtt_sample_syn(now, seg, ctx.cfg);
+            if self.fast_open.active {
+                self.on_fast_open_syn_ack(seg, ctx);
+            }
+            self.delivered += 1;
             self.snd_una = ack;
             self.snd_wl2 = ack;
             self.timers.stop(Timer::Retransmit);
             self.retries = 0;
             self.rtt.reset_backoff();
             self.establish(&mut ctx.outcome);
-            self.ack_now = true;
+            if self.write_waiting && payload.is_empty() && !f.fin() {
+                // Linux (tcp_rcv_synsent_state_process): with a writer waiting, the ACK is
+                // delayed (TCP_DELACK_MAX) so that the first data segment carries it.
+                self.write_waiting = false;
+                self.timers.set(Timer::DelayedAck, now + Duration::from_millis(200));
+                // Linux starts its delayed-ACK engine here (tcp_enter_quickack_mode), with the
+                // SYN-ACK as the last data received: the data sent at once makes the connection
+                // interactive, and its ACKs wait for replies.
+                self.last_data_rcvd = now;
+            } else {
+                self.ack_now = true;
+            }
             if !payload.is_empty() {
                 self.accept_text(now, seq + 1, payload, ctx);
             }
@@ -97,6 +112,38 @@ impl Connection {
         }
         // Our SYN offered an unscaled window (RFC 7323 §2.2); the peer may use it at once.
         self.rcv_adv = self.rcv_nxt() + self.recv_buf.window().min(65535);
+    }
+
+    /// RFC 7413 §4.1.3: the SYN-ACK of a Fast Open client's SYN. The data it acknowledges is
+    /// delivered; what it does not is sent again at once, as new data (Linux's
+    /// `tcp_rcv_fastopen_synack`: the server did not take it, or took only part); what it says
+    /// of the server goes to the cache: the MSS, and a cookie if one was asked for.
+    fn on_fast_open_syn_ack(&mut self, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
+        let data_start = self.iss + 1;
+        let acked = if seg.ack > data_start { seg.ack - data_start } else { 0 };
+        self.send_buf.consume(acked.min(self.send_buf.len()));
+        if self.snd_max > seg.ack {
+            self.fast_open.resend_until = Some(self.snd_max);
+            self.snd_max = seg.ack;
+            self.snd_nxt = seg.ack;
+        }
+        let fo = self.fast_open;
+        self.fast_open.syn_data_acked = fo.syn_data > 0 && acked >= fo.syn_data;
+        // An unsolicited cookie is not cached; only a cookie of a valid length is.
+        let cookie = fo.syn_option.and(seg.options.fast_open).filter(|c| c.cookie.is_valid());
+        // Linux: a request that got no cookie is made in the other form next time.
+        let try_exp = match fo.syn_option {
+            Some(o) if cookie.is_none() && self.retries == 0 && fo.syn_data == 0 => {
+                if o.experimental {
+                    2
+                } else {
+                    1
+                }
+            }
+            _ => 0,
+        };
+        ctx.outcome.fast_open_learned =
+            Some(crate::stack::FastOpenLearned { mss: seg.options.mss.unwrap_or(0), cookie, try_exp });
     }
 
     fn on_rtt_sample_syn(&mut self, now: Instant, seg: &TcpRepr<'_>, cfg: &TcpConfig) {
@@ -267,6 +314,7 @@ impl Connection {
                     _ => {}
                 }
                 self.retries = 0;
+                self.delivered += 1;
                 self.establish(&mut ctx.outcome);
             } else {
                 // <SEQ=SEG.ACK><CTL=RST>
@@ -431,6 +479,9 @@ impl Connection {
             self.rtt.reset_backoff();
         }
         let dsack = self.take_sack(seg, &mut delivered);
+        let newly = u64::from(delivered.sacked) + u64::from(delivered.acked_unsacked);
+        let mss = u64::from(self.snd_mss.max(1));
+        self.delivered = self.delivered.saturating_add(newly.div_ceil(mss) as u32);
         // RFC 5681 §2: a duplicate acknowledgment.
         let dup_ack = ack == prior_una
             && payload.is_empty()

@@ -1,7 +1,8 @@
 //! One TCP connection: the state machine of RFC 9293 §3.10 with RFC 7323 (window scale,
 //! timestamps, PAWS), RFC 2018 (SACK blocks), RFC 6298 (RTO), RFC 5681/6582 (congestion control),
 //! RFC 5961 (challenge ACKs), RFC 1122 (delayed ACK, SWS avoidance, persist, keepalive), RFC 896
-//! (Nagle), RFC 6691 (MSS) and RFC 1337 (TIME-WAIT assassination).
+//! (Nagle), RFC 6691 (MSS), RFC 1337 (TIME-WAIT assassination) and RFC 7413 (TCP Fast Open: data
+//! on the SYN, both ends).
 //!
 //! Inputs: [`Connection::on_segment`], [`Connection::on_timeout`] and the socket calls. Output:
 //! [`Connection::poll_transmit`] describes the next segment (the stack writes it). Listening and
@@ -93,6 +94,29 @@ pub(crate) struct Outcome {
     pub(crate) writable: bool,
     /// The connection reached CLOSED for this reason.
     pub(crate) closed: Option<CloseReason>,
+    /// A SYN-ACK answered a Fast Open client: what it says of the server, for the cache.
+    pub(crate) fast_open_learned: Option<crate::stack::FastOpenLearned>,
+}
+
+/// TCP Fast Open (RFC 7413) on one connection.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FastOpenState {
+    /// Client: the Fast Open option of the first SYN (a cookie request or a cookie); a
+    /// retransmitted SYN carries none (Linux: the first SYN may have been dropped for it).
+    pub(crate) syn_option: Option<crate::wire::FastOpen>,
+    /// Client: bytes of the send buffer the first SYN carries (RFC 7413 §4.1.3).
+    pub(crate) syn_data: usize,
+    /// Client: a Fast Open attempt (option or data on the SYN): the SYN-ACK updates the cache.
+    pub(crate) active: bool,
+    /// Server: opened by data on a SYN with a valid cookie, handed to `accept` before the
+    /// handshake completes (RFC 7413 §4.2.2), and allowed to send in SYN-RECEIVED.
+    pub(crate) child: bool,
+    /// Server: the Fast Open option of the SYN-ACK (a cookie for the client, §4.1.2).
+    pub(crate) reply: Option<crate::wire::FastOpen>,
+    /// Data on the SYN was acknowledged (client) or accepted (server): `TCPI_OPT_SYN_DATA`.
+    pub(crate) syn_data_acked: bool,
+    /// Client: the end of SYN data the SYN-ACK did not acknowledge, sent again after it.
+    pub(crate) resend_until: Option<SeqNum>,
 }
 
 /// One TCP connection.
@@ -183,6 +207,8 @@ pub(crate) struct Connection {
     retries: u32,
     /// The end of the last segment shorter than the MSS (Nagle with Minshall's refinement).
     last_small_end: SeqNum,
+    /// The end of the last segment sent with PSH (Linux's `pushed_seq`).
+    pushed_seq: SeqNum,
     timers: TimerTable,
     persist_backoff: u32,
     /// Send a window probe now (persist timer expired).
@@ -221,6 +247,14 @@ pub(crate) struct Connection {
     pub(crate) close_reason: Option<CloseReason>,
     pub(crate) error_pending: Option<CloseReason>,
     accept_syn_data: bool,
+    /// TCP Fast Open (RFC 7413).
+    pub(crate) fast_open: FastOpenState,
+    /// Segments the peer acknowledged or SACKed, the SYN counted as one (Linux's
+    /// `tcpi_delivered`; data in bytes over the MSS, rounded up, per ACK).
+    delivered: u32,
+    /// The application is blocked in a write until the handshake completes (Linux's
+    /// `sk_write_pending`): the ACK of the SYN-ACK waits for its data.
+    pub(crate) write_waiting: bool,
     /// The first time data was sent beyond the peer's window, for `check_invariants`.
     window_violation: Option<String>,
 }
@@ -345,6 +379,7 @@ impl Connection {
             pace: cfg.pacing.then_some(Instant::ZERO),
             retries: 0,
             last_small_end: iss,
+            pushed_seq: iss + 1,
             timers: TimerTable::default(),
             persist_backoff: 0,
             probe_now: false,
@@ -367,6 +402,9 @@ impl Connection {
             close_reason: None,
             error_pending: None,
             accept_syn_data: cfg.accept_syn_data,
+            fast_open: FastOpenState::default(),
+            write_waiting: false,
+            delivered: 0,
             window_violation: None,
         }
     }
@@ -381,15 +419,50 @@ impl Connection {
     /// A passive open from a SYN that reached a listener: SYN-RECEIVED, the SYN-ACK goes out on
     /// the next `poll_transmit` (RFC 9293 §3.10.7.2).
     pub(crate) fn accept_syn(o: &Opening<'_>, syn: &TcpRepr<'_>) -> Self {
+        Connection::accept_syn_fast_open(o, syn, false, None)
+    }
+
+    /// [`Connection::accept_syn`] on a Fast Open listener: with `fast_open_child` the SYN's data
+    /// is taken and acknowledged by the SYN-ACK (RFC 7413 §4.2.2); `reply` is the Fast Open
+    /// option the SYN-ACK carries.
+    pub(crate) fn accept_syn_fast_open(
+        o: &Opening<'_>,
+        syn: &TcpRepr<'_>,
+        fast_open_child: bool,
+        reply: Option<crate::wire::FastOpen>,
+    ) -> Self {
         let mut c = Connection::blank(o);
         c.state = State::SynReceived;
         c.passive = true;
         c.take_syn(syn, o.cfg);
-        if c.accept_syn_data && !syn.payload.is_empty() {
+        if (c.accept_syn_data || fast_open_child) && !syn.payload.is_empty() {
             c.recv_buf.insert(0, syn.payload);
         }
+        c.fast_open.child = fast_open_child;
+        c.fast_open.syn_data_acked = fast_open_child && !syn.payload.is_empty();
+        c.fast_open.reply = reply;
         c.rcv_adv = c.rcv_nxt();
         c
+    }
+
+    /// Makes a connection in SYN-SENT, its SYN not yet sent, a TCP Fast Open client (RFC 7413
+    /// §4.1): the first SYN carries `option` (a cookie request or a cookie) and the first
+    /// `syn_data` bytes of `data`, which the send buffer takes; returns how many it took.
+    pub(crate) fn start_fast_open(
+        &mut self,
+        option: Option<crate::wire::FastOpen>,
+        data: &[u8],
+        syn_data: usize,
+    ) -> usize {
+        let n = self.send_buf.push(&data[..syn_data.min(data.len())]);
+        self.fast_open =
+            FastOpenState { syn_option: option, syn_data: n, active: true, ..FastOpenState::default() };
+        n
+    }
+
+    /// The MSS this side advertises.
+    pub(crate) fn our_mss(&self) -> u16 {
+        self.our_mss
     }
 
     /// Learns the peer's ISN and options from its SYN (RFC 9293 §3.10.7.2-3, RFC 7323, RFC 2018).
@@ -672,7 +745,9 @@ impl Connection {
 
     fn establish(&mut self, out: &mut Outcome) {
         self.state = State::Established;
-        if self.passive {
+        if self.fast_open.child {
+            // RFC 7413 §4.2.2: already handed to the application when its SYN arrived.
+        } else if self.passive {
             out.accepted = true;
         } else {
             out.connected = true;
@@ -725,6 +800,8 @@ impl Connection {
             sacked_bytes: self.board.sacked_bytes(),
             lost_bytes: self.board.lost_bytes(),
             retrans_bytes: self.board.retrans_bytes(),
+            syn_data_acked: self.fast_open.syn_data_acked,
+            delivered: self.delivered,
         }
     }
 

@@ -139,13 +139,17 @@ impl Connection {
             State::Closed | State::Listen => None,
             State::SynSent | State::SynReceived if self.snd_nxt == self.iss => {
                 let syn_ack = self.state == State::SynReceived;
-                if self.snd_max != self.iss {
+                let first = self.snd_max == self.iss;
+                if !first {
                     ctx.stats.retransmissions += 1;
                 } else {
                     // RFC 6298 §2: the handshake gives the first RTT measurement.
                     self.rtt_probe = Some((self.iss, now));
                 }
-                self.snd_nxt = self.iss + 1;
+                // RFC 7413 §4.1.3: the first SYN of a Fast Open client carries its data; a
+                // retransmitted SYN carries neither data nor the option (Linux).
+                let syn_data = if first && !syn_ack { self.fast_open.syn_data } else { 0 };
+                self.snd_nxt = self.iss + 1 + syn_data;
                 self.snd_max = self.snd_max.max(self.snd_nxt);
                 if self.timers.get(Timer::Retransmit).is_none() {
                     self.timers.set(Timer::Retransmit, now + self.rtt.rto());
@@ -159,17 +163,24 @@ impl Connection {
                 if syn_ack {
                     flags |= TcpFlags::ACK;
                 }
+                let mut options = self.options_for(now, hz, true);
+                if first {
+                    options.fast_open =
+                        if syn_ack { self.fast_open.reply } else { self.fast_open.syn_option };
+                }
                 Some(OutSegment {
                     seq: self.iss,
                     ack,
                     flags,
                     window: self.syn_window(),
-                    options: self.options_for(now, hz, true),
+                    options,
                     payload_offset: 0,
-                    payload_len: 0,
+                    payload_len: syn_data,
                 })
             }
             State::SynSent => None,
+            // RFC 7413 §4.2.2: a Fast Open server may send data before the handshake completes.
+            State::SynReceived if self.fast_open.child => self.poll_transmit_synchronized(now, ctx),
             State::SynReceived => {
                 if self.ack_now {
                     self.ack_now = false;
@@ -232,7 +243,9 @@ impl Connection {
     /// A data and/or FIN segment, a retransmission, or a window probe.
     fn poll_data(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Option<OutSegment> {
         let hz = ctx.cfg.ts_hz;
-        if !self.syn_acked() {
+        // A Fast Open child sends in SYN-RECEIVED (RFC 7413 §4.2.2).
+        let fast_open_child = self.fast_open.child && self.state == State::SynReceived;
+        if !(self.syn_acked() || fast_open_child) {
             return None;
         }
         let data_start = self.data_start();
@@ -359,7 +372,13 @@ impl Connection {
             && usable - len < mss
             && self.recovery.phase == Phase::Open
             && self.recovery.dup_acks == 0;
-        Some(self.data_segment(now, hz, seq, len, can_fin, burst_end))
+        // Linux's forced_push: PSH once more than half the largest window the peer offered has
+        // been sent since the last PSH.
+        let forced_push = ctx.cfg.push_each_burst
+            && len > 0
+            && (seq + len - self.pushed_seq) as u64 > u64::from(self.max_snd_wnd / 2)
+            && seq + len > self.pushed_seq;
+        Some(self.data_segment(now, hz, seq, len, can_fin, burst_end || forced_push))
     }
 
     /// Sends the scoreboard's `[start, end)` again: at most `mss` payload bytes from its start,
@@ -427,7 +446,10 @@ impl Connection {
         if fin {
             self.fin_seq = Some(seq + len);
         }
-        if len < self.snd_mss as usize {
+        // Not for SYN data sent again after the SYN-ACK: Linux retransmits it, and a
+        // retransmission is no small segment for Nagle's (Minshall's) test.
+        let syn_data_again = self.fast_open.resend_until.is_some_and(|end| seq + len <= end);
+        if len < self.snd_mss as usize && !syn_data_again {
             self.last_small_end = self.last_small_end.max(seq + len);
         }
         if seq == self.snd_nxt {
@@ -492,6 +514,7 @@ impl Connection {
         let mut flags = TcpFlags::ACK;
         if len > 0 && (off + len == data_end_off || burst_end) {
             flags |= TcpFlags::PSH;
+            self.pushed_seq = self.pushed_seq.max(seq + len);
         }
         if fin {
             flags |= TcpFlags::FIN;

@@ -48,7 +48,7 @@ impl Connection {
         ctx.stats.timeouts += 1;
         self.retries += 1;
         let limit = match self.state {
-            State::SynSent | State::SynReceived => ctx.cfg.syn_retries,
+            State::SynSent | State::SynReceived => self.options.syn_retries.unwrap_or(ctx.cfg.syn_retries),
             _ => ctx.cfg.max_retries,
         };
         if self.retries > limit {
