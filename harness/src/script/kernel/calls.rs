@@ -79,7 +79,8 @@ enum Op {
     Listen(i32, i32),
     Accept(i32),
     Connect(i32, libc::sockaddr_in),
-    Write(i32, usize, i32),
+    /// Descriptor, length, flags (-1: `write`), destination (`sendto`).
+    Write(i32, usize, i32, Option<libc::sockaddr_in>),
     Read(i32, usize, i32),
     Close(i32),
     Shutdown(i32, i32),
@@ -134,12 +135,19 @@ fn execute(op: Op) -> (i64, Vec<u8>) {
                 .into()),
                 Vec::new(),
             ),
-            Op::Write(fd, n, flags) => {
+            Op::Write(fd, n, flags, to) => {
                 let buf = vec![0u8; n];
-                let r = if flags < 0 {
-                    libc::write(fd, buf.as_ptr().cast(), n)
-                } else {
-                    libc::send(fd, buf.as_ptr().cast(), n, flags | libc::MSG_NOSIGNAL)
+                let r = match to {
+                    _ if flags < 0 => libc::write(fd, buf.as_ptr().cast(), n),
+                    Some(a) => libc::sendto(
+                        fd,
+                        buf.as_ptr().cast(),
+                        n,
+                        flags | libc::MSG_NOSIGNAL,
+                        &a as *const _ as *const libc::sockaddr,
+                        std::mem::size_of_val(&a) as u32,
+                    ),
+                    None => libc::send(fd, buf.as_ptr().cast(), n, flags | libc::MSG_NOSIGNAL),
                 };
                 (ret(r as i64), Vec::new())
             }
@@ -393,7 +401,27 @@ impl Calls {
                     .into());
                 }
                 let flags = if c.name == "write" { -1 } else { send_flags(c.args.get(3))? };
-                (Op::Write(self.fd_arg(c)?, len as usize, flags), After::Nothing)
+                // packetdrill's sendto: `...` is the remote's address (port 8080), AF_UNSPEC an
+                // address of that family; absent or 0, none.
+                let to = if c.name != "sendto" {
+                    None
+                } else {
+                    match c.args.get(4) {
+                        None | Some(Expr::Int(0)) => None,
+                        Some(Expr::Ellipsis) => Some(Self::addr(options.remote_ip, SERVER_PORT)),
+                        Some(Expr::Symbol(f)) if f == "AF_UNSPEC" => {
+                            let mut a = Self::addr(options.remote_ip, SERVER_PORT);
+                            a.sin_family = libc::AF_UNSPEC as libc::sa_family_t;
+                            Some(a)
+                        }
+                        Some(e) => {
+                            return Err(CallErr::Refused(format!(
+                                "sendto to the address {e} on the Linux backend"
+                            )))
+                        }
+                    }
+                };
+                (Op::Write(self.fd_arg(c)?, len as usize, flags, to), After::Nothing)
             }
             "read" | "recv" | "recvfrom" => {
                 let len = n(2)?.clamp(0, MAX_CALL_BYTES);
