@@ -245,7 +245,7 @@ impl Parser<'_> {
 
 /// The `TCPI_OPT_*` constants of `linux/tcp.h`, the `TCP_CA_*` states of `enum tcp_ca_state`
 /// and the `TCP_*` states of `linux/tcp_states.h` (what `tcpi_state` holds).
-fn constant(name: &str) -> Option<i64> {
+pub(crate) fn constant(name: &str) -> Option<i64> {
     Some(match name {
         "TCP_ESTABLISHED" => 1,
         "TCP_SYN_SENT" => 2,

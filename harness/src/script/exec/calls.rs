@@ -47,22 +47,11 @@ const SETSOCKOPTS: &[&str] = &[
 /// The socket options `getsockopt` reads.
 const GETSOCKOPTS: &[&str] = &["SO_ERROR", "TCP_MAXSEG", "SO_SNDBUF", "SO_RCVBUF", "TCP_INFO"];
 
-/// `TCP_INFO` state names (linux/tcp_states.h) as a `{tcpi_state=...}` field may write them.
+/// `TCP_INFO` state names (linux/tcp_states.h) as a `{tcpi_state=...}` field may write them:
+/// the `TCP_*` states among the constants Python blocks know.
 pub(crate) fn tcp_state_number(name: &str) -> Option<i64> {
-    Some(match name {
-        "TCP_ESTABLISHED" => 1,
-        "TCP_SYN_SENT" => 2,
-        "TCP_SYN_RECV" => 3,
-        "TCP_FIN_WAIT1" => 4,
-        "TCP_FIN_WAIT2" => 5,
-        "TCP_TIME_WAIT" => 6,
-        "TCP_CLOSE" => 7,
-        "TCP_CLOSE_WAIT" => 8,
-        "TCP_LAST_ACK" => 9,
-        "TCP_LISTEN" => 10,
-        "TCP_CLOSING" => 11,
-        _ => return None,
-    })
+    let state = name.starts_with("TCP_") && !name.starts_with("TCP_CA_");
+    state.then(|| super::super::python::constant(name)).flatten()
 }
 
 /// The first line that asks for something utcp does not have, whatever the state it would run

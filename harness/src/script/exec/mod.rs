@@ -352,27 +352,7 @@ impl<'s> Exec<'s> {
         if let Some(p) = &self.pending {
             return fail(p.line, &p.text, "the call was still blocked at the end of the script");
         }
-        // What the stack sent before the last line ran and no `>` line matched (packetdrill only
-        // notices such a packet at a later `>` line; a script that ends must not hide one).
-        let last = self.last;
-        // Only the socket under test's, as the `>` lines match (packets.rs).
-        let local = self.wire.local;
-        let ours = |d: &[u8]| {
-            super::packet::Segment::parse(d)
-                .map_or(true, |s| s.src.port() == local.port() || s.flags & flag::SYN != 0)
-        };
-        if let Some((t, d)) = self.out.sent.iter().find(|(t, d)| t.total_micros() < last && ours(d)).cloned()
-        {
-            let shown = self.wire.show_outbound(&d);
-            self.transcript.push(format!("{} > {shown}", secs(t)));
-            let (line, text) = script.events.last().map(|e| (e.line, e.text.clone())).unwrap_or_default();
-            return fail(
-                line,
-                &text,
-                format!("the stack sent `> {shown}` at {} and no `>` line matched it", secs(t)),
-            );
-        }
-        Ok(())
+        self.wire.nothing_left_unmatched(self.out.sent.iter(), self.last, script, &mut self.transcript)
     }
 
     /// A shell line: each sysctl applied to the configuration, before the stack is made.

@@ -57,6 +57,28 @@ impl Default for Numbering {
 }
 
 impl Numbering {
+    /// At the end of a script: fails at its last line when the socket under test sent a
+    /// datagram before the last line's time (`last`, microseconds) that no `>` line took
+    /// (packetdrill notices such a packet only at a later `>` line; a script that ends must not
+    /// hide one). Another socket's packets are let go, as the `>` lines let them go.
+    pub fn nothing_left_unmatched<'a>(
+        &self,
+        mut sent: impl Iterator<Item = &'a (Instant, Vec<u8>)>,
+        last: u64,
+        script: &Script,
+        transcript: &mut Vec<String>,
+    ) -> Result<(), Failure> {
+        let local = self.local;
+        let ours = |d: &[u8]| {
+            Segment::parse(d).map_or(true, |s| s.src.port() == local.port() || s.flags & flag::SYN != 0)
+        };
+        let Some((t, d)) = sent.find(|(t, d)| t.total_micros() < last && ours(d)) else { return Ok(()) };
+        let shown = self.show_outbound(d);
+        transcript.push(format!("{} > {shown}", secs(*t)));
+        let (line, text) = script.events.last().map(|e| (e.line, e.text.clone())).unwrap_or_default();
+        fail(line, &text, format!("the stack sent `> {shown}` at {} and no `>` line matched it", secs(*t)))
+    }
+
     /// Numbering before the stack sent anything: absolute numbers, no timestamp offset.
     pub fn new(local: SocketAddrV4, remote: SocketAddrV4) -> Numbering {
         Numbering {

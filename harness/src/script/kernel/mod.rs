@@ -261,18 +261,7 @@ impl<'s> KExec<'s> {
         if let Some(p) = self.pending.first() {
             return fail(p.line, &p.text, "the call was still blocked at the end of the script");
         }
-        let last = self.last;
-        if let Some((t, d)) = self.sent.iter().find(|(t, _)| t.total_micros() < last).cloned() {
-            let shown = self.wire.show_outbound(&d);
-            self.transcript.push(format!("{} > {shown}", secs(t)));
-            let (line, text) = script.events.last().map(|e| (e.line, e.text.clone())).unwrap_or_default();
-            return fail(
-                line,
-                &text,
-                format!("the stack sent `> {shown}` at {} and no `>` line matched it", secs(t)),
-            );
-        }
-        Ok(())
+        self.wire.nothing_left_unmatched(self.sent.iter(), self.last, script, &mut self.transcript)
     }
 
     /// A shell line: each sysctl written in the namespace; defaults.sh's settings, where this
