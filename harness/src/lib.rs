@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod apps;
+pub mod backend;
 pub mod bench;
 #[cfg(target_os = "linux")]
 pub mod bench_live;

@@ -125,24 +125,7 @@ impl Step {
     }
 }
 
-/// The stack a connection was replayed against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// utcp on the capture's virtual clock.
-    Utcp,
-    /// The Linux kernel behind a TUN device, in real time (`replay::linux`).
-    Linux,
-}
-
-impl Backend {
-    /// The name in reports and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Utcp => "utcp",
-            Backend::Linux => "linux",
-        }
-    }
-}
+pub use crate::backend::Backend;
 
 /// The result of replaying one connection.
 #[derive(Debug, Clone)]

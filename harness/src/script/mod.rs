@@ -99,24 +99,7 @@ impl FileOutcome {
     }
 }
 
-/// The TCP a script runs against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
-pub enum Backend {
-    /// utcp's stack, on virtual time.
-    Utcp,
-    /// The Linux kernel's TCP behind a TUN device in a namespace of its own, in real time (root).
-    Linux,
-}
-
-impl Backend {
-    /// `utcp` or `linux`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Utcp => "utcp",
-            Backend::Linux => "linux",
-        }
-    }
-}
+pub use crate::backend::Backend;
 
 /// The scripts the Linux backend runs by default are those whose timeline is at most this long
 /// (seconds of real time); longer ones are real-time only (`--max-seconds 0` runs them too).
