@@ -284,3 +284,13 @@ fn every_fuzz_target_has_a_dictionary_libfuzzer_can_read() {
         }
     }
 }
+
+/// Found by `.ci/run`'s 30 s of tcp_options after the Fast Open merge: a Fast Open option with a
+/// 16-byte cookie among other options must still emit within the header and parse back the same.
+#[test]
+fn tcp_options_fast_open_cookie_among_other_options_round_trips() {
+    utcp_harness::fuzzing::tcp_options(&[
+        34, 18, 2, 48, 4, 4, 5, 1, 1, 1, 1, 17, 1, 1, 3, 10, 10, 10, 10, 2, 10, 10, 10, 187, 10, 0, 5, 10,
+        10, 10, 18, 10, 10, 10, 10, 126, 126, 126, 3, 255, 0,
+    ]);
+}

@@ -465,8 +465,9 @@ impl TcpOptions<'_> {
             n += 2 + 8 * sack.len() + if aligned { 2 } else { 0 };
         }
         if let Some(fo) = &self.fast_open {
-            // Linux pads the option to a multiple of four with NOPs in either layout.
-            n += fo.wire_len().next_multiple_of(4);
+            // Linux pads the option to a multiple of four with NOPs; packed, it is not padded
+            // (whatever parsed from 40 bytes then fits in 40 again).
+            n += if aligned { fo.wire_len().next_multiple_of(4) } else { fo.wire_len() };
         }
         n + self.unknown.wire_len()
     }
@@ -548,8 +549,10 @@ impl TcpOptions<'_> {
                 w.put(&[KIND_FAST_OPEN, len as u8]);
             }
             w.put(fo.cookie.as_slice());
-            for _ in len..len.next_multiple_of(4) {
-                w.put(&[KIND_NOP]);
+            if aligned {
+                for _ in len..len.next_multiple_of(4) {
+                    w.put(&[KIND_NOP]);
+                }
             }
         }
         for (kind, data) in self.unknown.iter() {
