@@ -153,23 +153,8 @@ fn emitted_script_has_the_calls_and_both_directions() {
 
 #[test]
 fn cli_exit_status_is_0_when_equal_1_when_different_2_when_unreadable() {
-    use utcp_harness::cli::replay::{replay, Args, ModeArg, ProfileArg, RoleArg, StackArg};
-    let args = |file: PathBuf| Args {
-        file,
-        flow: None,
-        role: RoleArg::Server,
-        stack: StackArg::Utcp,
-        mode: ModeArg::Adaptive,
-        profile: ProfileArg::Linux,
-        out: None,
-        json: true,
-        transcript: false,
-        plot: None,
-        plot_window: None,
-        emit_script: None,
-        keep_going: false,
-        linux: Default::default(),
-    };
+    use utcp_harness::cli::replay::{replay, Args};
+    let args = |file: PathBuf| Args { json: true, ..Args::for_file(file) };
     let ok = replay(&args(corpus().join("syn-closed-port-ipv4.pcap"))).unwrap();
     assert_eq!(ok.status, 0, "{}", ok.stdout);
     let json: serde_json::Value = serde_json::from_str(&ok.stdout).unwrap();

@@ -140,22 +140,12 @@ fn stack_both_json_carries_linux_beside_utcp() {
     if !live_or_skip("stack_both_json_carries_linux_beside_utcp", &[]) {
         return;
     }
-    use utcp_harness::cli::replay::{replay, Args, ModeArg, ProfileArg, RoleArg, StackArg};
+    use utcp_harness::cli::replay::{replay, Args, RoleArg, StackArg};
     let args = Args {
-        file: corpus().join("abort-linger0-ipv4.pcap"),
-        flow: None,
         role: RoleArg::Client,
         stack: StackArg::Both,
-        mode: ModeArg::Adaptive,
-        profile: ProfileArg::Linux,
-        out: None,
         json: true,
-        transcript: false,
-        plot: None,
-        plot_window: None,
-        emit_script: None,
-        keep_going: false,
-        linux: Default::default(),
+        ..Args::for_file(corpus().join("abort-linger0-ipv4.pcap"))
     };
     let out = replay(&args).unwrap();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use utcp_harness::capture::{CaptureReader, CaptureWriter, Format};
-use utcp_harness::cli::replay::{replay, Args, ModeArg, ProfileArg, RoleArg, StackArg};
+use utcp_harness::cli::replay::{replay, Args, RoleArg};
 
 fn corpus(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus/captures").join(name)
@@ -15,22 +15,7 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn args(file: PathBuf) -> Args {
-    Args {
-        file,
-        flow: None,
-        role: RoleArg::Server,
-        stack: StackArg::Utcp,
-        mode: ModeArg::Adaptive,
-        profile: ProfileArg::Linux,
-        out: None,
-        json: false,
-        transcript: false,
-        plot: None,
-        plot_window: None,
-        emit_script: None,
-        keep_going: false,
-        linux: Default::default(),
-    }
+    Args::for_file(file)
 }
 
 #[test]

@@ -74,6 +74,26 @@ Examples:
   utcp replay --as client --transcript capture.pcap
   sudo utcp replay --stack both --json capture.pcap";
 
+impl Args {
+    /// The arguments of `utcp replay FILE` with every option at its command-line default (parsed
+    /// by clap, so the defaults have one source), for callers that change a few fields.
+    pub fn for_file(file: impl Into<PathBuf>) -> Args {
+        #[derive(clap::Parser)]
+        struct Cmd {
+            #[command(flatten)]
+            args: Args,
+        }
+        let file = file.into();
+        // After `--` the file is positional whatever it looks like.
+        let argv = [std::ffi::OsStr::new("replay"), std::ffi::OsStr::new("--"), file.as_os_str()];
+        match <Cmd as clap::Parser>::try_parse_from(argv) {
+            Ok(c) => c.args,
+            // Only a positional file is given, and clap takes any path.
+            Err(e) => unreachable!("utcp replay FILE with defaults did not parse: {e}"),
+        }
+    }
+}
+
 /// The kernel side's bounds (`--stack linux|both`).
 #[derive(Debug, Clone, Copy, PartialEq, clap::Args)]
 pub struct LinuxArgs {

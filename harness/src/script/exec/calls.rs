@@ -47,6 +47,24 @@ const SETSOCKOPTS: &[&str] = &[
 /// The socket options `getsockopt` reads.
 const GETSOCKOPTS: &[&str] = &["SO_ERROR", "TCP_MAXSEG", "SO_SNDBUF", "SO_RCVBUF", "TCP_INFO"];
 
+/// The value of a `POLL*` event name (poll.h), whichever executor reads it.
+pub(crate) fn poll_bit(name: &str) -> Option<i64> {
+    Some(match name {
+        "POLLIN" => 0x1,
+        "POLLPRI" => 0x2,
+        "POLLOUT" => 0x4,
+        "POLLERR" => 0x8,
+        "POLLHUP" => 0x10,
+        "POLLNVAL" => 0x20,
+        "POLLRDNORM" => 0x40,
+        "POLLRDBAND" => 0x80,
+        "POLLWRNORM" => 0x100,
+        "POLLWRBAND" => 0x200,
+        "POLLRDHUP" => 0x2000,
+        _ => return None,
+    })
+}
+
 /// `TCP_INFO` state names (linux/tcp_states.h) as a `{tcpi_state=...}` field may write them:
 /// the `TCP_*` states among the constants Python blocks know.
 pub(crate) fn tcp_state_number(name: &str) -> Option<i64> {
@@ -773,20 +791,7 @@ impl Exec<'_> {
             return Err("poll: expected [{fd=N, events=..., revents=...}] as the first argument".into());
         };
         let timeout = int_arg(&c, 2)?;
-        let bit = |s: &str| -> Result<i64, String> {
-            Ok(match s {
-                "POLLIN" => 0x1,
-                "POLLPRI" => 0x2,
-                "POLLOUT" => 0x4,
-                "POLLERR" => 0x8,
-                "POLLHUP" => 0x10,
-                "POLLNVAL" => 0x20,
-                "POLLRDNORM" => 0x40,
-                "POLLWRNORM" => 0x100,
-                "POLLRDHUP" => 0x2000,
-                other => return Err(format!("poll: unknown event {other}")),
-            })
-        };
+        let bit = |s: &str| poll_bit(s).ok_or_else(|| format!("poll: unknown event {s}"));
         let mask = |e: Option<&Expr>| -> Result<Option<i64>, String> {
             match e {
                 None | Some(Expr::Ellipsis) => Ok(None),

@@ -35,19 +35,31 @@ pub(super) struct Epoll {
     items: BTreeMap<i64, Item>,
 }
 
-fn bit(name: &str) -> Result<i64, CallErr> {
-    Ok(match name {
+/// The value of an `EPOLL*` event name (sys/epoll.h), whichever executor reads it.
+pub(crate) fn epoll_bit(name: &str) -> Option<i64> {
+    Some(match name {
         "EPOLLIN" => EPOLLIN,
         "EPOLLPRI" => EPOLLPRI,
         "EPOLLOUT" => EPOLLOUT,
         "EPOLLERR" => EPOLLERR,
         "EPOLLHUP" => EPOLLHUP,
+        "EPOLLRDNORM" => 0x40,
+        "EPOLLWRNORM" => 0x100,
         "EPOLLRDHUP" => EPOLLRDHUP,
-        "EPOLLET" => EPOLLET,
+        "EPOLLEXCLUSIVE" => EPOLLEXCLUSIVE,
         "EPOLLONESHOT" => EPOLLONESHOT,
-        "EPOLLEXCLUSIVE" => return Err(CallErr::Refused("EPOLLEXCLUSIVE".into())),
-        other => return Err(format!("epoll: unknown event {other}").into()),
+        "EPOLLET" => EPOLLET,
+        _ => return None,
     })
+}
+
+/// An event utcp's epoll honours (EPOLLEXCLUSIVE refused, the *NORM ones unknown to it).
+fn bit(name: &str) -> Result<i64, CallErr> {
+    match name {
+        "EPOLLEXCLUSIVE" => Err(CallErr::Refused("EPOLLEXCLUSIVE".into())),
+        "EPOLLRDNORM" | "EPOLLWRNORM" => Err(format!("epoll: unknown event {name}").into()),
+        _ => epoll_bit(name).ok_or_else(|| format!("epoll: unknown event {name}").into()),
+    }
 }
 
 fn mask(e: Option<&Expr>) -> Result<i64, CallErr> {

@@ -410,23 +410,8 @@ impl<'s> Exec<'s> {
         let Some(info) = self.stack().info(h) else {
             return fail(event.line, &event.text, "the connection is gone (no TCP_INFO)");
         };
-        let field = |n: &str| tcpi_field(&info, n);
-        for a in asserts {
-            match super::python::eval(&a.cond, &field) {
-                Err(feature) => return refuse(event.line, &event.text, feature),
-                Ok(0) => {
-                    let names = tcpi_names(&a.cond);
-                    let values: Vec<String> =
-                        names.iter().map(|n| format!("{n}={}", field(n).unwrap_or_default())).collect();
-                    return fail(
-                        event.line,
-                        &a.text,
-                        format!("the assert does not hold: {}", values.join(", ")),
-                    );
-                }
-                Ok(_) => {}
-            }
-        }
+        // A name utcp does not keep refuses the script.
+        check_asserts(event, asserts, &|n| tcpi_field(&info, n), true)?;
         self.transcript.push(format!("{} {}", secs(self.now), event.text));
         Ok(())
     }
@@ -464,6 +449,32 @@ impl<'s> Exec<'s> {
         self.now = self.now.max(until);
         Ok(())
     }
+}
+
+/// A Python block's asserts against `field` (a connection's `tcpi_*` values): the first that
+/// does not hold fails at its line with the values it read. A name `field` lacks refuses the
+/// script when `unknown_refuses` (utcp lacks the feature), else fails it.
+pub(crate) fn check_asserts(
+    event: &Event,
+    asserts: &[super::python::Assert],
+    field: &dyn Fn(&str) -> Option<i64>,
+    unknown_refuses: bool,
+) -> Result<(), Failure> {
+    for a in asserts {
+        match super::python::eval(&a.cond, field) {
+            Err(feature) if unknown_refuses => return refuse(event.line, &event.text, feature),
+            Err(feature) => return fail(event.line, &event.text, format!("cannot evaluate: {feature}")),
+            Ok(0) => {
+                let values: Vec<String> = tcpi_names(&a.cond)
+                    .iter()
+                    .map(|n| format!("{n}={}", field(n).unwrap_or_default()))
+                    .collect();
+                return fail(event.line, &a.text, format!("the assert does not hold: {}", values.join(", ")));
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// The `tcpi_*` names an expression reads, for a failing assert's message.
@@ -548,7 +559,8 @@ pub(crate) fn call_text(c: &CallSpec) -> String {
 }
 
 mod calls;
-pub(crate) use calls::{normalize, tcp_state_number, CallErr};
+pub(crate) use calls::{normalize, poll_bit, tcp_state_number, CallErr};
+pub(crate) use epoll::epoll_bit;
 mod epoll;
 mod packets;
 pub(crate) mod wire;

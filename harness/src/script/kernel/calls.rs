@@ -9,7 +9,9 @@
 //! up the lines after it.
 
 use super::super::ast::*;
-use super::super::exec::{int_arg, normalize, sym_arg, symbols, tcp_state_number, CallErr};
+use super::super::exec::{
+    epoll_bit, int_arg, normalize, poll_bit, sym_arg, symbols, tcp_state_number, CallErr,
+};
 use super::FdMap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
@@ -752,22 +754,7 @@ fn send_flags(e: Option<&Expr>) -> Result<i32, CallErr> {
 }
 
 fn poll_mask(e: Option<&Expr>) -> Result<Option<i64>, CallErr> {
-    let bit = |s: &str| -> Result<i64, CallErr> {
-        Ok(match s {
-            "POLLIN" => 0x1,
-            "POLLPRI" => 0x2,
-            "POLLOUT" => 0x4,
-            "POLLERR" => 0x8,
-            "POLLHUP" => 0x10,
-            "POLLNVAL" => 0x20,
-            "POLLRDNORM" => 0x40,
-            "POLLRDBAND" => 0x80,
-            "POLLWRNORM" => 0x100,
-            "POLLWRBAND" => 0x200,
-            "POLLRDHUP" => 0x2000,
-            other => return Err(format!("poll: unknown event {other}").into()),
-        })
-    };
+    let bit = |s: &str| poll_bit(s).ok_or_else(|| CallErr::from(format!("poll: unknown event {s}")));
     match e {
         None | Some(Expr::Ellipsis) => Ok(None),
         Some(Expr::Int(v)) => Ok(Some(*v)),
@@ -776,22 +763,7 @@ fn poll_mask(e: Option<&Expr>) -> Result<Option<i64>, CallErr> {
 }
 
 fn epoll_mask(e: Option<&Expr>) -> Result<i64, CallErr> {
-    let bit = |s: &str| -> Result<i64, CallErr> {
-        Ok(match s {
-            "EPOLLIN" => 0x1,
-            "EPOLLPRI" => 0x2,
-            "EPOLLOUT" => 0x4,
-            "EPOLLERR" => 0x8,
-            "EPOLLHUP" => 0x10,
-            "EPOLLRDNORM" => 0x40,
-            "EPOLLWRNORM" => 0x100,
-            "EPOLLRDHUP" => 0x2000,
-            "EPOLLEXCLUSIVE" => 1 << 28,
-            "EPOLLONESHOT" => 1 << 30,
-            "EPOLLET" => 1 << 31,
-            other => return Err(format!("epoll: unknown event {other}").into()),
-        })
-    };
+    let bit = |s: &str| epoll_bit(s).ok_or_else(|| CallErr::from(format!("epoll: unknown event {s}")));
     match e {
         None | Some(Expr::Ellipsis) => Ok(0),
         Some(Expr::Int(v)) => Ok(*v),

@@ -298,23 +298,7 @@ impl<'s> KExec<'s> {
             Ok(i) => i,
             Err(e) => return fail(event.line, &event.text, format!("getsockopt(TCP_INFO): {e}")),
         };
-        let field = |n: &str| info::field(&info, n);
-        for a in asserts {
-            match super::python::eval(&a.cond, &field) {
-                Err(feature) => return fail(event.line, &event.text, format!("cannot evaluate: {feature}")),
-                Ok(0) => {
-                    let names = super::exec::tcpi_names(&a.cond);
-                    let values: Vec<String> =
-                        names.iter().map(|n| format!("{n}={}", field(n).unwrap_or_default())).collect();
-                    return fail(
-                        event.line,
-                        &a.text,
-                        format!("the assert does not hold: {}", values.join(", ")),
-                    );
-                }
-                Ok(_) => {}
-            }
-        }
+        super::exec::check_asserts(event, asserts, &|n| info::field(&info, n), false)?;
         self.transcript.push(format!("{} {}", secs(self.now()), event.text));
         Ok(())
     }
