@@ -149,7 +149,7 @@ pub use config::{Config, TcpConfig};
 pub use info::{CaState, ConnectionInfo};
 pub use socket::{
     AbortError, AcceptError, CloseError, ConnectError, Errno, ListenError, Readiness, RecvError, SendError,
-    SetOptionError, ShutdownError, SocketOption, SocketOptions, UnlistenError,
+    SendFlags, SetOptionError, ShutdownError, SocketOption, SocketOptions, UnlistenError,
 };
 pub use stack::{Event, InvariantViolation, ListenerHandle, SocketHandle, Stack, SynCookies};
 pub use stats::{DropCounts, DropReason, Stats};

@@ -371,6 +371,16 @@ pub struct SocketOptions {
     /// TCP_SYNCNT: retransmissions of the SYN before the attempt fails, instead of
     /// `TcpConfig::syn_retries`.
     pub syn_retries: Option<u32>,
+    /// TCP_CORK: short segments wait for more data until the option is cleared (or the probe
+    /// timer sends them when nothing is in flight, as in Linux); stronger than TCP_NODELAY.
+    pub cork: bool,
+    /// TCP_USER_TIMEOUT (RFC 5482, RFC 9293 §3.8.3): how long transmitted data, a FIN or
+    /// window probes may go unacknowledged before the connection is aborted, instead of the
+    /// retransmission count; `None` is the default (count retransmissions).
+    pub user_timeout: Option<Duration>,
+    /// TCP_NOTSENT_LOWAT: the socket is writable only while fewer than this many bytes wait
+    /// unsent; `None` takes `TcpConfig::notsent_lowat`.
+    pub notsent_lowat: Option<u32>,
 }
 
 impl SocketOptions {
@@ -388,8 +398,21 @@ impl SocketOptions {
             fast_open_connect: false,
             fast_open_key: None,
             syn_retries: None,
+            cork: false,
+            user_timeout: None,
+            notsent_lowat: None,
         }
     }
+}
+
+/// The flags of `send(2)` that change what the stack does, for
+/// [`Stack::send_with`](crate::Stack::send_with).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendFlags {
+    /// `MSG_MORE`: more data follows, so a short segment at the tail waits for it (until an ACK
+    /// arrives, the application writes without it, or the probe timer sends it) and carries no
+    /// PSH.
+    pub more: bool,
 }
 
 /// One socket option, for [`Stack::set_option`](crate::Stack::set_option).
@@ -413,6 +436,12 @@ pub enum SocketOption {
     FastOpenKey([u8; 16]),
     /// TCP_SYNCNT.
     SynRetries(u32),
+    /// TCP_CORK.
+    Cork(bool),
+    /// TCP_USER_TIMEOUT; zero is the default.
+    UserTimeout(Duration),
+    /// TCP_NOTSENT_LOWAT.
+    NotSentLowat(u32),
 }
 
 impl SocketOption {
@@ -435,6 +464,9 @@ impl SocketOption {
             SocketOption::FastOpenConnect(v) => options.fast_open_connect = v,
             SocketOption::FastOpenKey(k) => options.fast_open_key = Some(k),
             SocketOption::SynRetries(n) => options.syn_retries = Some(n),
+            SocketOption::Cork(v) => options.cork = v,
+            SocketOption::UserTimeout(d) => options.user_timeout = (d > Duration::ZERO).then_some(d),
+            SocketOption::NotSentLowat(v) => options.notsent_lowat = Some(v),
         }
     }
 }

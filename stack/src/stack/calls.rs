@@ -9,8 +9,8 @@
 
 use super::{SocketHandle, Stack, EPHEMERAL, INDEX_MASK};
 use crate::socket::{
-    AbortError, CloseError, ConnectError, Readiness, RecvError, SendError, SetOptionError, ShutdownError,
-    SocketOption, SocketOptions,
+    AbortError, CloseError, ConnectError, Readiness, RecvError, SendError, SendFlags, SetOptionError,
+    ShutdownError, SocketOption, SocketOptions,
 };
 use crate::tcp::conn::{mss_for_mtu, Connection, FourTuple, Outcome};
 use crate::tcp::{CloseReason, State};
@@ -170,6 +170,17 @@ impl Stack {
 
     /// Queues bytes for sending; returns how many were taken (possibly fewer than given).
     pub fn send(&mut self, now: Instant, socket: SocketHandle, data: &[u8]) -> Result<usize, SendError> {
+        self.send_with(now, socket, data, SendFlags::default())
+    }
+
+    /// [`send`](Self::send) with `send(2)`'s flags.
+    pub fn send_with(
+        &mut self,
+        now: Instant,
+        socket: SocketHandle,
+        data: &[u8],
+        flags: SendFlags,
+    ) -> Result<usize, SendError> {
         let _ = now;
         let (idx, conn) = self.conn_mut(socket).ok_or(SendError::InvalidHandle)?;
         match conn.state {
@@ -192,7 +203,7 @@ impl Stack {
         if data.is_empty() {
             return Ok(0);
         }
-        let n = conn.send(data);
+        let n = conn.send(data, flags.more);
         if n == 0 {
             return Err(SendError::WouldBlock);
         }
@@ -278,6 +289,10 @@ impl Stack {
         let mut o = conn.options;
         option.apply(&mut o);
         conn.set_options(o);
+        if matches!(option, SocketOption::NoDelay(true)) || (option == SocketOption::Cork(false) && o.nodelay)
+        {
+            conn.push_pending();
+        }
         self.after_conn(idx, Outcome::default());
         Ok(())
     }

@@ -42,10 +42,23 @@ const SETSOCKOPTS: &[&str] = &[
     "TCP_FASTOPEN_CONNECT",
     "TCP_FASTOPEN_KEY",
     "TCP_SYNCNT",
+    "TCP_CORK",
+    "TCP_USER_TIMEOUT",
+    "TCP_NOTSENT_LOWAT",
 ];
 
 /// The socket options `getsockopt` reads.
-const GETSOCKOPTS: &[&str] = &["SO_ERROR", "TCP_MAXSEG", "SO_SNDBUF", "SO_RCVBUF", "TCP_INFO"];
+const GETSOCKOPTS: &[&str] = &[
+    "SO_ERROR",
+    "TCP_MAXSEG",
+    "SO_SNDBUF",
+    "SO_RCVBUF",
+    "TCP_INFO",
+    "TCP_CORK",
+    "TCP_NODELAY",
+    "TCP_USER_TIMEOUT",
+    "TCP_NOTSENT_LOWAT",
+];
 
 /// The value of a `POLL*` event name (poll.h), whichever executor reads it.
 pub(crate) fn poll_bit(name: &str) -> Option<i64> {
@@ -194,10 +207,14 @@ struct MsgFlags {
     /// `MSG_FASTOPEN` (RFC 7413): on a socket not yet connected, connect with the data on the
     /// SYN; ignored on a connected one.
     fast_open: bool,
+    /// `MSG_MORE`: more data follows; the short tail waits for it.
+    more: bool,
 }
 
 /// Linux's MSG_FASTOPEN, as a script may write it in numbers.
 const MSG_FASTOPEN: i64 = 0x2000_0000;
+/// Linux's MSG_MORE.
+const MSG_MORE: i64 = 0x8000;
 
 /// The flags of a `send`/`sendto`/`recv` call, or a refusal naming the first utcp lacks.
 fn msg_flags(e: Option<&Expr>, call: &str) -> Result<MsgFlags, CallErr> {
@@ -206,6 +223,7 @@ fn msg_flags(e: Option<&Expr>, call: &str) -> Result<MsgFlags, CallErr> {
     match e {
         None | Some(Expr::Int(0)) | Some(Expr::Ellipsis) => {}
         Some(Expr::Int(MSG_FASTOPEN)) if sending => flags.fast_open = true,
+        Some(Expr::Int(MSG_MORE)) if sending => flags.more = true,
         Some(Expr::Int(v)) => return refused(format!("send/recv flags {v:#x}")),
         Some(e) => {
             for f in symbols(e) {
@@ -213,6 +231,7 @@ fn msg_flags(e: Option<&Expr>, call: &str) -> Result<MsgFlags, CallErr> {
                     "MSG_DONTWAIT" => flags.dontwait = true,
                     "MSG_NOSIGNAL" => {}
                     "MSG_FASTOPEN" if sending => flags.fast_open = true,
+                    "MSG_MORE" if sending => flags.more = true,
                     other => return refused(format!("the {other} flag")),
                 }
             }
@@ -612,7 +631,8 @@ impl Exec<'_> {
                             // The stack takes at most its free buffer space: never allocate what a
                             // script asks for beyond that (a fuzzer asked for 150 GB).
                             let data = vec![0u8; (n - p.written).min(MAX_CALL_BYTES)];
-                            match self.stack().send(now, h, &data) {
+                            let send_flags = utcp::SendFlags { more: flags.more };
+                            match self.stack().send_with(now, h, &data, send_flags) {
                                 Ok(k) => {
                                     p.written += k;
                                     if p.written < n && !f.nonblocking {
@@ -944,6 +964,19 @@ impl Exec<'_> {
                 }
                 option = Some(SocketOption::SynRetries(v as u32));
             }
+            "TCP_CORK" => option = Some(SocketOption::Cork(num()? != 0)),
+            "TCP_USER_TIMEOUT" => {
+                // Linux's do_tcp_setsockopt: a negative timeout is EINVAL; 0 is the default.
+                let v = num()?;
+                if v < 0 {
+                    return Ok(Err(Errno::EINVAL));
+                }
+                option = Some(SocketOption::UserTimeout(Duration::from_millis(v as u64)));
+            }
+            "TCP_NOTSENT_LOWAT" => {
+                let v = u32::try_from(num()?).map_err(|_| "TCP_NOTSENT_LOWAT out of range".to_string())?;
+                option = Some(SocketOption::NotSentLowat(v));
+            }
             other => return refused(format!("socket option {other}")),
         }
         // The fd's copy of the options, for a socket not yet bound to a stack handle, follows
@@ -1031,6 +1064,12 @@ impl Exec<'_> {
             // to allow space for bookkeeping overhead"); untouched, it reports the default.
             ("SO_SNDBUF", _) => Expr::Int(f.options.send_buffer as i64 * if f.sndbuf_set { 2 } else { 1 }),
             ("SO_RCVBUF", _) => Expr::Int(f.options.recv_buffer as i64 * if f.rcvbuf_set { 2 } else { 1 }),
+            ("TCP_CORK", _) => Expr::Int(i64::from(f.options.cork)),
+            ("TCP_NODELAY", _) => Expr::Int(i64::from(f.options.nodelay)),
+            ("TCP_USER_TIMEOUT", _) => {
+                Expr::Int(f.options.user_timeout.map_or(0, |d| d.total_micros() as i64 / 1000))
+            }
+            ("TCP_NOTSENT_LOWAT", _) => Expr::Int(i64::from(f.options.notsent_lowat.unwrap_or(0))),
             (other, _) => return refused(format!("getsockopt of {other}")),
         };
         let want_inner = match &want {

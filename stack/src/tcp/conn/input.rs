@@ -437,6 +437,9 @@ impl Connection {
             urgent: _,
         } = *seg;
         let window = u32::from(wnd_field) << self.snd_wscale;
+        // Linux sends from an ACK with the socket's own Nagle setting: MSG_MORE held only the
+        // push at the end of its write.
+        self.more_hold = false;
         let prior_una = self.snd_una;
         let prior_pipe = self.pipe();
         let mut delivered = Delivered::default();

@@ -229,6 +229,14 @@ pub(crate) struct Connection {
     delayed_ack: Option<Duration>,
     /// The application's last write was only partly taken: more data is coming.
     more_coming: bool,
+    /// Linux's `MSG_MORE`: the last write said more follows, so a short segment waits for it
+    /// until the next ACK, write or probe (Linux corks only the push that ends that `sendmsg`).
+    more_hold: bool,
+    /// The data at the tail of the send buffer came with `MSG_MORE`: no PSH on its segment.
+    tail_more: bool,
+    /// Linux's `TCP_NAGLE_PUSH`: turning TCP_NODELAY on or TCP_CORK off sends what is queued
+    /// once, whatever the cork, until the application writes again.
+    push_once: bool,
     /// A duplicate range to report in the next ACK (RFC 2883).
     dsack: Option<(SeqNum, SeqNum)>,
     /// The application read since the last ACK went out (a window update may be due).
@@ -391,6 +399,9 @@ impl Connection {
             read_since_ack: false,
             dsack: None,
             more_coming: false,
+            more_hold: false,
+            tail_more: false,
+            push_once: false,
             quickacks: cfg.quickack,
             pingpong: false,
             last_data_rcvd: Instant::ZERO,
@@ -569,12 +580,18 @@ impl Connection {
     // ------------------------------------------------------------------------------------------
     // Application calls
 
-    /// Queues bytes; the caller checked the state.
-    pub(crate) fn send(&mut self, data: &[u8]) -> usize {
+    /// Queues bytes; the caller checked the state. `more` is `MSG_MORE`: the application says
+    /// more data follows, so the short tail of what is queued waits for it.
+    pub(crate) fn send(&mut self, data: &[u8], more: bool) -> usize {
         let n = self.send_buf.push(data);
         // A write the buffer could not take whole means more is coming (like MSG_MORE): a short
         // tail segment waits for it while data is in flight.
         self.more_coming = n < data.len();
+        if n > 0 {
+            self.more_hold = more;
+            self.tail_more = more;
+            self.push_once = false;
+        }
         if n < data.len() {
             self.want_writable = true;
         }
@@ -704,6 +721,13 @@ impl Connection {
     }
 
     /// Sets a socket option.
+    /// Linux's TCP_NAGLE_PUSH, which setting TCP_NODELAY (or clearing TCP_CORK with it set)
+    /// raises: what is queued goes out once, cork or not, until the application writes again.
+    pub(crate) fn push_pending(&mut self) {
+        self.push_once = true;
+        self.more_hold = false;
+    }
+
     pub(crate) fn set_options(&mut self, options: SocketOptions) {
         if options.send_buffer != self.options.send_buffer {
             self.send_buf.set_capacity(options.send_buffer.max(self.send_buf.len()));

@@ -312,8 +312,10 @@ impl Connection {
         let usable = (cwnd as usize).saturating_sub(in_flight).max(frto_room).min(rwnd_room);
         let len = unsent.min(mss).min(usable);
 
+        let mut probe = false;
         if self.probe_now {
             self.probe_now = false;
+            probe = true;
             if unsent > 0 && len == 0 && self.snd_wnd == 0 {
                 // Zero-window probe (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17), as Linux sends it:
                 // an ACK carrying SEG.SEQ = SND.UNA - 1, which the peer must answer with its window.
@@ -351,14 +353,24 @@ impl Connection {
             // when it is at least half the largest window the peer offered.
             // Minshall's refinement, as Linux does: hold only while a small segment is unacked.
             let small_unacked = self.last_small_end > self.snd_una;
+            // TCP_CORK and MSG_MORE hold a short segment whatever Nagle says, unless TCP_NODELAY
+            // was just set (Linux's tcp_nagle_test: TCP_NAGLE_PUSH, then the FIN, then the cork).
+            let corked = (self.options.cork || self.more_hold) && !self.push_once;
             let nagle_ok = all_queued
-                && (in_flight == 0
+                && (self.push_once
                     || can_fin
-                    || (!self.more_coming && (self.options.nodelay || !small_unacked)));
-            let half_window = len * 2 >= self.max_snd_wnd as usize && self.max_snd_wnd > 0;
+                    || (!corked
+                        && (in_flight == 0
+                            || (!self.more_coming && (self.options.nodelay || !small_unacked)))));
+            let half_window = len * 2 >= self.max_snd_wnd as usize && self.max_snd_wnd > 0 && !corked;
             // With nothing in flight no ACK will come to release a held runt: send it.
             let window_limited_idle = !all_queued && in_flight == 0;
-            if !(nagle_ok || half_window || window_limited_idle) {
+            if !(nagle_ok || half_window || window_limited_idle || probe) {
+                if corked && in_flight == 0 {
+                    // Linux's tcp_check_probe_timer: with nothing in flight the probe timer
+                    // sends a corked runt after an RTO (tcp_write_wakeup), PSH and all.
+                    self.arm_probe0(now);
+                }
                 self.arm_persist(now, unsent);
                 return None;
             }
@@ -378,7 +390,7 @@ impl Connection {
             && len > 0
             && (seq + len - self.pushed_seq) as u64 > u64::from(self.max_snd_wnd / 2)
             && seq + len > self.pushed_seq;
-        Some(self.data_segment(now, hz, seq, len, can_fin, burst_end || forced_push))
+        Some(self.data_segment(now, hz, seq, len, can_fin, burst_end || forced_push || probe))
     }
 
     /// Sends the scoreboard's `[start, end)` again: at most `mss` payload bytes from its start,
@@ -411,6 +423,15 @@ impl Connection {
             limit = limit.saturating_sub(4 + 8 * blocks);
         }
         limit.max(1)
+    }
+
+    /// The probe timer for data held by TCP_CORK or MSG_MORE with nothing in flight: Linux's
+    /// `tcp_probe0_base`, the RTO and at least 200 ms (TCP_RTO_MIN).
+    fn arm_probe0(&mut self, now: Instant) {
+        if self.timers.get(Timer::Persist).is_none() && self.timers.get(Timer::Retransmit).is_none() {
+            let base = self.rtt.rto().max(Duration::from_millis(200));
+            self.timers.set(Timer::Persist, now + base);
+        }
     }
 
     fn arm_persist(&mut self, now: Instant, unsent: usize) {
@@ -512,7 +533,8 @@ impl Connection {
         }
         let data_end_off = self.send_buf.len();
         let mut flags = TcpFlags::ACK;
-        if len > 0 && (off + len == data_end_off || burst_end) {
+        let buffer_end = off + len == data_end_off && !self.tail_more;
+        if len > 0 && (buffer_end || burst_end) {
             flags |= TcpFlags::PSH;
             self.pushed_seq = self.pushed_seq.max(seq + len);
         }
