@@ -1,6 +1,7 @@
 //! `utcp bench bulk`: utcp against smoltcp, bulk transfer between two in-memory stacks.
 //! `utcp bench parse`: utcp's parser against etherparse's slicing on the corpus datagrams.
 //! `utcp bench scale`: memory per connection, cost per segment at scale, SYN flood.
+//! `utcp bench replay`: packets per second through replay, tshark beside it ([`crate::cli::bench_replay`]).
 //! `utcp bench live`: a kernel client sending to utcp and smoltcp on TUN and to the kernel over veth.
 
 use crate::bench::{self, BulkSettings, Contender};
@@ -24,6 +25,9 @@ enum Bench {
     /// Memory per idle connection, cost per segment with 1, 1,000 and 100,000 connections, and a
     /// SYN flood at a listener.
     Scale(ScaleArgs),
+    /// Packets per second through read, parse, stack and compare on one capture, with
+    /// `tshark -r FILE -q` on the same file as a reference, and the peak RSS.
+    Replay(crate::cli::bench_replay::ReplayArgs),
     /// A kernel client sending to utcp on TUN, smoltcp on TUN and the kernel over veth, in
     /// namespaces of its own (needs root); Gbit/s and ratios.
     #[cfg(target_os = "linux")]
@@ -73,6 +77,7 @@ pub fn run(args: Args) -> ExitCode {
         Bench::Bulk(a) => bulk(a),
         Bench::Parse(a) => parse(a),
         Bench::Scale(a) => scale(a),
+        Bench::Replay(a) => crate::cli::bench_replay::run(a),
         #[cfg(target_os = "linux")]
         Bench::Live(a) => live::run(a),
         #[cfg(target_os = "linux")]

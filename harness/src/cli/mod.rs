@@ -5,6 +5,7 @@
 pub mod bench;
 #[cfg(target_os = "linux")]
 pub mod bench_loss;
+pub mod bench_replay;
 pub mod fuzz_show;
 pub mod inspect;
 #[cfg(target_os = "linux")]

@@ -1,0 +1,178 @@
+//! `utcp bench replay`: packets per second through read, parse, stack and compare, with the same
+//! file read by `tshark -r FILE -q` in the same run as a reference, and the process's peak RSS.
+//!
+//! Must not depend on: terminals beyond stderr's round lines.
+
+use crate::capture::flows::{split, Side};
+use crate::capture::CaptureReader;
+use crate::replay::{replay_flow, Options};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant as WallClock;
+
+/// Arguments of `utcp bench replay`.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// The capture to replay (pcap or pcapng).
+    file: PathBuf,
+    /// The recorded endpoint utcp plays.
+    #[arg(long = "as", value_enum, default_value_t = RoleArg::Server)]
+    role: RoleArg,
+    /// Rounds; each replays every connection of the file once and runs tshark once.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    rounds: u64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RoleArg {
+    Server,
+    Client,
+}
+
+/// One round of utcp's replay of the whole file.
+struct Round {
+    packets: u64,
+    connections: usize,
+    seconds: f64,
+}
+
+fn replay_round(file: &Path, opts: &Options) -> Result<Round, String> {
+    let start = WallClock::now();
+    let reader = CaptureReader::open(file).map_err(|e| e.to_string())?;
+    let all = reader.read_all(false).map_err(|e| e.to_string())?;
+    let flows = split(&all.records);
+    let mut sink = 0usize;
+    for flow in &flows.flows {
+        let r = replay_flow(flow, opts);
+        sink = sink.wrapping_add(usize::from(r.ok()));
+    }
+    std::hint::black_box(sink);
+    Ok(Round {
+        packets: all.records.len() as u64,
+        connections: flows.flows.len(),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Seconds tshark takes to read the file, or why it could not.
+fn tshark_round(file: &Path) -> Result<f64, String> {
+    let start = WallClock::now();
+    let status = Command::new("tshark")
+        .arg("-r")
+        .arg(file)
+        .arg("-q")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("tshark could not run ({e}); is it installed?"))?;
+    if !status.success() {
+        return Err(format!("tshark -r {} -q failed: {status}", file.display()));
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// The process's peak resident set (VmHWM) in bytes, where /proc tells it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+/// Runs `utcp bench replay`.
+pub fn run(a: ReplayArgs) -> ExitCode {
+    let opts = Options {
+        role: match a.role {
+            RoleArg::Server => Side::Server,
+            RoleArg::Client => Side::Client,
+        },
+        ..Options::default()
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let talk = terminal || !a.json;
+    let mut utcp = Vec::new();
+    let mut tshark = Vec::new();
+    let mut tshark_missing: Option<String> = None;
+    let (mut packets, mut connections) = (0, 0);
+    for round in 1..=a.rounds {
+        let r = match replay_round(&a.file, &opts) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("utcp bench replay: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        (packets, connections) = (r.packets, r.connections);
+        if talk {
+            eprintln!(
+                "round {round}: utcp   {:>12.0} packets/s  ({:.3} s)",
+                r.packets as f64 / r.seconds,
+                r.seconds
+            );
+        }
+        utcp.push(r.seconds);
+        if tshark_missing.is_none() {
+            match tshark_round(&a.file) {
+                Ok(s) => {
+                    if talk {
+                        eprintln!("round {round}: tshark {:>12.0} packets/s  ({s:.3} s)", packets as f64 / s);
+                    }
+                    tshark.push(s);
+                }
+                Err(e) => tshark_missing = Some(e),
+            }
+        }
+    }
+    let seconds = median(utcp).expect("at least one round");
+    let tshark_seconds = median(tshark);
+    let pps = packets as f64 / seconds;
+    let tshark_pps = tshark_seconds.map(|s| packets as f64 / s);
+    let rss = peak_rss_bytes();
+    if a.json {
+        let v = serde_json::json!({
+            "file": a.file.display().to_string(),
+            "role": if opts.role == Side::Server { "server" } else { "client" },
+            "rounds": a.rounds,
+            "packets": packets,
+            "connections": connections,
+            "seconds": seconds,
+            "packets_per_second": pps,
+            "tshark_seconds": tshark_seconds,
+            "tshark_packets_per_second": tshark_pps,
+            "tshark_skipped": tshark_missing,
+            "peak_rss_bytes": rss,
+        });
+        println!("{v}");
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "replay of {} as {}, {packets} packets in {connections} connections, {} rounds (median)",
+        a.file.display(),
+        if opts.role == Side::Server { "server" } else { "client" },
+        a.rounds
+    );
+    println!("  {:<8} {:>14} {:>10}", "reader", "packets/s", "seconds");
+    println!("  {:<8} {:>14.0} {:>10.3}", "utcp", pps, seconds);
+    match (tshark_pps, tshark_seconds, &tshark_missing) {
+        (Some(p), Some(s), _) => println!("  {:<8} {:>14.0} {:>10.3}  (tshark -r FILE -q)", "tshark", p, s),
+        (_, _, Some(why)) => println!("  tshark   skipped: {why}"),
+        _ => println!("  tshark   skipped"),
+    }
+    match rss {
+        Some(b) => println!("  peak RSS {:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+        None => println!("  peak RSS unknown (no /proc/self/status)"),
+    }
+    ExitCode::SUCCESS
+}
