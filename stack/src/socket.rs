@@ -374,13 +374,6 @@ pub struct SocketOptions {
     /// TCP_CORK: short segments wait for more data until the option is cleared (or the probe
     /// timer sends them when nothing is in flight, as in Linux); stronger than TCP_NODELAY.
     pub cork: bool,
-    /// TCP_USER_TIMEOUT (RFC 5482, RFC 9293 §3.8.3): how long transmitted data, a FIN or
-    /// window probes may go unacknowledged before the connection is aborted, instead of the
-    /// retransmission count; `None` is the default (count retransmissions).
-    pub user_timeout: Option<Duration>,
-    /// TCP_NOTSENT_LOWAT: the socket is writable only while fewer than this many bytes wait
-    /// unsent; `None` takes `TcpConfig::notsent_lowat`.
-    pub notsent_lowat: Option<u32>,
 }
 
 impl SocketOptions {
@@ -399,8 +392,6 @@ impl SocketOptions {
             fast_open_key: None,
             syn_retries: None,
             cork: false,
-            user_timeout: None,
-            notsent_lowat: None,
         }
     }
 }
@@ -438,10 +429,6 @@ pub enum SocketOption {
     SynRetries(u32),
     /// TCP_CORK.
     Cork(bool),
-    /// TCP_USER_TIMEOUT; zero is the default.
-    UserTimeout(Duration),
-    /// TCP_NOTSENT_LOWAT.
-    NotSentLowat(u32),
 }
 
 impl SocketOption {
@@ -465,8 +452,6 @@ impl SocketOption {
             SocketOption::FastOpenKey(k) => options.fast_open_key = Some(k),
             SocketOption::SynRetries(n) => options.syn_retries = Some(n),
             SocketOption::Cork(v) => options.cork = v,
-            SocketOption::UserTimeout(d) => options.user_timeout = (d > Duration::ZERO).then_some(d),
-            SocketOption::NotSentLowat(v) => options.notsent_lowat = Some(v),
         }
     }
 }

@@ -43,22 +43,11 @@ const SETSOCKOPTS: &[&str] = &[
     "TCP_FASTOPEN_KEY",
     "TCP_SYNCNT",
     "TCP_CORK",
-    "TCP_USER_TIMEOUT",
-    "TCP_NOTSENT_LOWAT",
 ];
 
 /// The socket options `getsockopt` reads.
-const GETSOCKOPTS: &[&str] = &[
-    "SO_ERROR",
-    "TCP_MAXSEG",
-    "SO_SNDBUF",
-    "SO_RCVBUF",
-    "TCP_INFO",
-    "TCP_CORK",
-    "TCP_NODELAY",
-    "TCP_USER_TIMEOUT",
-    "TCP_NOTSENT_LOWAT",
-];
+const GETSOCKOPTS: &[&str] =
+    &["SO_ERROR", "TCP_MAXSEG", "SO_SNDBUF", "SO_RCVBUF", "TCP_INFO", "TCP_CORK", "TCP_NODELAY"];
 
 /// The value of a `POLL*` event name (poll.h), whichever executor reads it.
 pub(crate) fn poll_bit(name: &str) -> Option<i64> {
@@ -965,18 +954,6 @@ impl Exec<'_> {
                 option = Some(SocketOption::SynRetries(v as u32));
             }
             "TCP_CORK" => option = Some(SocketOption::Cork(num()? != 0)),
-            "TCP_USER_TIMEOUT" => {
-                // Linux's do_tcp_setsockopt: a negative timeout is EINVAL; 0 is the default.
-                let v = num()?;
-                if v < 0 {
-                    return Ok(Err(Errno::EINVAL));
-                }
-                option = Some(SocketOption::UserTimeout(Duration::from_millis(v as u64)));
-            }
-            "TCP_NOTSENT_LOWAT" => {
-                let v = u32::try_from(num()?).map_err(|_| "TCP_NOTSENT_LOWAT out of range".to_string())?;
-                option = Some(SocketOption::NotSentLowat(v));
-            }
             other => return refused(format!("socket option {other}")),
         }
         // The fd's copy of the options, for a socket not yet bound to a stack handle, follows
@@ -1066,10 +1043,6 @@ impl Exec<'_> {
             ("SO_RCVBUF", _) => Expr::Int(f.options.recv_buffer as i64 * if f.rcvbuf_set { 2 } else { 1 }),
             ("TCP_CORK", _) => Expr::Int(i64::from(f.options.cork)),
             ("TCP_NODELAY", _) => Expr::Int(i64::from(f.options.nodelay)),
-            ("TCP_USER_TIMEOUT", _) => {
-                Expr::Int(f.options.user_timeout.map_or(0, |d| d.total_micros() as i64 / 1000))
-            }
-            ("TCP_NOTSENT_LOWAT", _) => Expr::Int(i64::from(f.options.notsent_lowat.unwrap_or(0))),
             (other, _) => return refused(format!("getsockopt of {other}")),
         };
         let want_inner = match &want {
