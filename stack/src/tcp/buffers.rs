@@ -42,12 +42,7 @@ impl SendBuffer {
     pub(crate) fn set_capacity(&mut self, capacity: usize) {
         let capacity = capacity.max(self.len);
         if capacity != self.capacity && !self.ring.is_empty() {
-            let mut ring = vec![0; capacity];
-            let (a, b) = self.parts(0, self.len);
-            ring[..a.len()].copy_from_slice(a);
-            ring[a.len()..a.len() + b.len()].copy_from_slice(b);
-            self.ring = ring;
-            self.head = 0;
+            self.reallocate(capacity);
         }
         self.capacity = capacity;
     }
@@ -75,6 +70,11 @@ impl SendBuffer {
     /// connections spent a fifth of its time zero-filling whole send buffers).
     fn grow(&mut self, need: usize) {
         let size = need.next_power_of_two().max(4096).min(self.capacity).max(need);
+        self.reallocate(size);
+    }
+
+    /// A ring of `size` bytes holding what is held, from its start.
+    fn reallocate(&mut self, size: usize) {
         let mut ring = vec![0; size];
         let (a, b) = self.parts(0, self.len);
         ring[..a.len()].copy_from_slice(a);
