@@ -3,8 +3,10 @@
 //!
 //! Must not depend on: terminals beyond stderr's round lines.
 
+use crate::bench::median;
 use crate::capture::flows::{split, Side};
 use crate::capture::CaptureReader;
+use crate::cli::replay::RoleArg;
 use crate::replay::{replay_flow, Options};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -25,12 +27,6 @@ pub struct ReplayArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum RoleArg {
-    Server,
-    Client,
 }
 
 /// One round of utcp's replay of the whole file.
@@ -83,23 +79,9 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
-}
-
 /// Runs `utcp bench replay`.
 pub fn run(a: ReplayArgs) -> ExitCode {
-    let opts = Options {
-        role: match a.role {
-            RoleArg::Server => Side::Server,
-            RoleArg::Client => Side::Client,
-        },
-        ..Options::default()
-    };
+    let opts = Options { role: a.role.into(), ..Options::default() };
     let terminal = std::io::stderr().is_terminal();
     let talk = terminal || !a.json;
     let mut utcp = Vec::new();
@@ -175,4 +157,16 @@ pub fn run(a: ReplayArgs) -> ExitCode {
         None => println!("  peak RSS unknown (no /proc/self/status)"),
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replay_round_counts_every_packet_and_connection_of_the_file() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/captures/bulk-2mb-ipv4.pcap");
+        let r = replay_round(&file, &Options::default()).expect("the corpus capture replays");
+        assert_eq!((r.packets, r.connections), (1721, 1));
+    }
 }

@@ -36,6 +36,15 @@ pub enum RoleArg {
     Client,
 }
 
+impl From<RoleArg> for Side {
+    fn from(r: RoleArg) -> Side {
+        match r {
+            RoleArg::Server => Side::Server,
+            RoleArg::Client => Side::Client,
+        }
+    }
+}
+
 /// The stack that plays the recorded endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StackArg {
@@ -219,10 +228,7 @@ impl Args {
     /// The replay options the arguments ask for.
     pub fn options(&self) -> Options {
         Options {
-            role: match self.role {
-                RoleArg::Server => Side::Server,
-                RoleArg::Client => Side::Client,
-            },
+            role: self.role.into(),
             mode: match self.mode {
                 ModeArg::Strict => Mode::Strict,
                 ModeArg::Adaptive => Mode::Adaptive,

@@ -720,7 +720,6 @@ impl Connection {
         out
     }
 
-    /// Sets a socket option.
     /// Linux's TCP_NAGLE_PUSH, which setting TCP_NODELAY (or clearing TCP_CORK with it set)
     /// raises: what is queued goes out once, cork or not, until the application writes again.
     pub(crate) fn push_pending(&mut self) {
@@ -728,6 +727,7 @@ impl Connection {
         self.more_hold = false;
     }
 
+    /// Sets a socket option.
     pub(crate) fn set_options(&mut self, options: SocketOptions) {
         if options.send_buffer != self.options.send_buffer {
             self.send_buf.set_capacity(options.send_buffer.max(self.send_buf.len()));
