@@ -374,6 +374,12 @@ pub struct SocketOptions {
     /// TCP_CORK: short segments wait for more data until the option is cleared (or the probe
     /// timer sends them when nothing is in flight, as in Linux); stronger than TCP_NODELAY.
     pub cork: bool,
+    /// TCP_USER_TIMEOUT (RFC 5482 §1, RFC 9293 §3.10.1 "USER TIMEOUT"): how long data may go
+    /// unacknowledged, counted as Linux does from the first retransmission, or behind a zero
+    /// window from the first window probe, before the connection is aborted with ETIMEDOUT. It
+    /// replaces the retransmission count (`TcpConfig::max_retries`) of a synchronized connection
+    /// and the keepalive probe count. `None` keeps those.
+    pub user_timeout: Option<Duration>,
 }
 
 impl SocketOptions {
@@ -392,6 +398,7 @@ impl SocketOptions {
             fast_open_key: None,
             syn_retries: None,
             cork: false,
+            user_timeout: None,
         }
     }
 }
@@ -429,6 +436,8 @@ pub enum SocketOption {
     SynRetries(u32),
     /// TCP_CORK.
     Cork(bool),
+    /// TCP_USER_TIMEOUT; `None` (the value 0) turns it off.
+    UserTimeout(Option<Duration>),
 }
 
 impl SocketOption {
@@ -452,6 +461,7 @@ impl SocketOption {
             SocketOption::FastOpenKey(k) => options.fast_open_key = Some(k),
             SocketOption::SynRetries(n) => options.syn_retries = Some(n),
             SocketOption::Cork(v) => options.cork = v,
+            SocketOption::UserTimeout(v) => options.user_timeout = v,
         }
     }
 }

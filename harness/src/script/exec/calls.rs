@@ -43,11 +43,20 @@ const SETSOCKOPTS: &[&str] = &[
     "TCP_FASTOPEN_KEY",
     "TCP_SYNCNT",
     "TCP_CORK",
+    "TCP_USER_TIMEOUT",
 ];
 
 /// The socket options `getsockopt` reads.
-const GETSOCKOPTS: &[&str] =
-    &["SO_ERROR", "TCP_MAXSEG", "SO_SNDBUF", "SO_RCVBUF", "TCP_INFO", "TCP_CORK", "TCP_NODELAY"];
+const GETSOCKOPTS: &[&str] = &[
+    "SO_ERROR",
+    "TCP_MAXSEG",
+    "SO_SNDBUF",
+    "SO_RCVBUF",
+    "TCP_INFO",
+    "TCP_CORK",
+    "TCP_NODELAY",
+    "TCP_USER_TIMEOUT",
+];
 
 /// The value of a `POLL*` event name (poll.h), whichever executor reads it.
 pub(crate) fn poll_bit(name: &str) -> Option<i64> {
@@ -954,6 +963,14 @@ impl Exec<'_> {
                 option = Some(SocketOption::SynRetries(v as u32));
             }
             "TCP_CORK" => option = Some(SocketOption::Cork(num()? != 0)),
+            // RFC 5482: milliseconds, 0 for the system's default (Linux refuses a negative one).
+            "TCP_USER_TIMEOUT" => {
+                let v = num()?;
+                if v < 0 {
+                    return Ok(Err(Errno::EINVAL));
+                }
+                option = Some(SocketOption::UserTimeout((v > 0).then(|| Duration::from_millis(v as u64))));
+            }
             other => return refused(format!("socket option {other}")),
         }
         // The fd's copy of the options, for a socket not yet bound to a stack handle, follows
@@ -1043,6 +1060,9 @@ impl Exec<'_> {
             ("SO_RCVBUF", _) => Expr::Int(f.options.recv_buffer as i64 * if f.rcvbuf_set { 2 } else { 1 }),
             ("TCP_CORK", _) => Expr::Int(i64::from(f.options.cork)),
             ("TCP_NODELAY", _) => Expr::Int(i64::from(f.options.nodelay)),
+            ("TCP_USER_TIMEOUT", _) => {
+                Expr::Int(f.options.user_timeout.map_or(0, |t| (t.total_micros() / 1000) as i64))
+            }
             (other, _) => return refused(format!("getsockopt of {other}")),
         };
         let want_inner = match &want {

@@ -8,6 +8,7 @@ use super::recovery::AckSummary;
 use super::{ticks_to_duration, Connection, Ctx};
 use crate::config::TcpConfig;
 use crate::stats::DropReason;
+use crate::tcp::congestion::Phase;
 use crate::tcp::scoreboard::Delivered;
 use crate::tcp::seq::SeqNum;
 use crate::tcp::timer::Timer;
@@ -457,6 +458,7 @@ impl Connection {
             self.board.on_ack(ack, &mut delivered);
             self.retries = 0;
             self.persist_backoff = 0;
+            self.persist_stamp = None;
             // RTT: timestamps (RFC 7323 §4.1) or the timed segment (Karn, RFC 6298 §3).
             match (self.ts_enabled, options.timestamp) {
                 // Karn's rule carried over to timestamps: an echo of a transmission older than the
@@ -500,6 +502,11 @@ impl Connection {
         // Loss detection, recovery and the congestion window (RFC 8985, 6675, 6937, 6582).
         let summary = AckSummary { prior_una, prior_pipe, delivered, dup_ack, dsack, rtt };
         self.recover_on_ack(now, seg, &summary, ctx);
+        // Linux's tcp_try_to_open: back in the open phase with nothing retransmitted in flight,
+        // TCP_USER_TIMEOUT's clock stops.
+        if self.recovery.phase == Phase::Open && self.board.retrans_bytes() == 0 {
+            self.retrans_stamp = None;
+        }
         if ack > prior_una {
             self.snd_buf_expand(&mut ctx.outcome);
             // RFC 6298 (5.2)/(5.3): stop the timer when all is acknowledged, else restart it.
@@ -525,6 +532,7 @@ impl Connection {
             if window > 0 {
                 self.timers.stop(Timer::Persist);
                 self.persist_backoff = 0;
+                self.persist_stamp = None;
             }
         }
     }

@@ -205,6 +205,13 @@ pub(crate) struct Connection {
     pace: Option<Instant>,
     /// Consecutive retransmission timeouts.
     retries: u32,
+    /// When the first retransmission since the connection was last in the open phase with
+    /// nothing retransmitted in flight went out (Linux's `retrans_stamp`, "stamp of the first
+    /// retransmit"): where TCP_USER_TIMEOUT counts from.
+    retrans_stamp: Option<Instant>,
+    /// When the persist timer first expired since the window was last open (Linux's
+    /// `icsk_probes_tstamp`): where TCP_USER_TIMEOUT counts from behind a zero window.
+    persist_stamp: Option<Instant>,
     /// The end of the last segment shorter than the MSS (Nagle with Minshall's refinement).
     last_small_end: SeqNum,
     /// The end of the last segment sent with PSH (Linux's `pushed_seq`).
@@ -386,6 +393,8 @@ impl Connection {
             frto: recovery::Frto { enabled: cfg.frto, ..recovery::Frto::default() },
             pace: cfg.pacing.then_some(Instant::ZERO),
             retries: 0,
+            retrans_stamp: None,
+            persist_stamp: None,
             last_small_end: iss,
             pushed_seq: iss + 1,
             timers: TimerTable::default(),

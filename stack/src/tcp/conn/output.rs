@@ -445,8 +445,13 @@ impl Connection {
             && self.timers.get(Timer::Persist).is_none()
         {
             let rto = self.rtt.rto();
-            let backoff = rto.saturating_mul(1 << self.persist_backoff.min(10));
-            self.timers.set(Timer::Persist, now + backoff.min(Duration::from_secs(60)));
+            let mut when = rto.saturating_mul(1 << self.persist_backoff.min(10)).min(Duration::from_secs(60));
+            // Linux's tcp_clamp_probe0_to_user_timeout: no later than TCP_USER_TIMEOUT's end.
+            if let (Some(limit), Some(since)) = (self.options.user_timeout, self.persist_stamp) {
+                let left = limit.saturating_sub(now.saturating_duration_since(since));
+                when = when.min(left.max(Duration::from_millis(2)));
+            }
+            self.timers.set(Timer::Persist, now + when);
         }
     }
 
@@ -491,6 +496,9 @@ impl Connection {
             if new_data {
                 self.board.on_send(seq, end, now);
             } else {
+                if self.retrans_stamp.is_none() {
+                    self.retrans_stamp = Some(now);
+                }
                 self.board.on_retransmit(seq, end, now);
             }
         }

@@ -7,7 +7,7 @@ use super::{recovery, Connection, Ctx};
 use crate::tcp::congestion::{Phase, Recovery};
 use crate::tcp::timer::Timer;
 use crate::tcp::{CloseReason, State};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 
 impl Connection {
     /// Runs the timers due at `now`.
@@ -28,6 +28,17 @@ impl Connection {
             Timer::Pace => {}
             Timer::DelayedAck => self.ack_now = true,
             Timer::Persist => {
+                // TCP_USER_TIMEOUT behind a zero window counts from the first expiry (Linux's
+                // tcp_probe_timer): probes answered with a zero window do not restart it.
+                if let Some(limit) = self.options.user_timeout {
+                    match self.persist_stamp {
+                        Some(since) if now.saturating_duration_since(since) >= limit => {
+                            return self.close_now(CloseReason::TimedOut, &mut ctx.outcome);
+                        }
+                        Some(_) => {}
+                        None => self.persist_stamp = Some(now),
+                    }
+                }
                 // RFC 9293 §3.8.6.1 / RFC 1122 §4.2.2.17: probe the zero window.
                 self.probe_now = true;
                 self.persist_backoff = self.persist_backoff.saturating_add(1);
@@ -46,18 +57,41 @@ impl Connection {
             return;
         }
         ctx.stats.timeouts += 1;
-        self.retries += 1;
-        let limit = match self.state {
-            State::SynSent | State::SynReceived => self.options.syn_retries.unwrap_or(ctx.cfg.syn_retries),
-            _ => ctx.cfg.max_retries,
+        let synchronized = !matches!(self.state, State::SynSent | State::SynReceived);
+        // Where TCP_USER_TIMEOUT counts from: the first retransmission, as in Linux (the RFCs
+        // leave the start open); the one this timeout is about to send, if none went yet.
+        let user_timeout = self
+            .options
+            .user_timeout
+            .filter(|_| synchronized)
+            .map(|limit| (limit, self.retrans_stamp.unwrap_or(now)));
+        let expired = match user_timeout {
+            // RFC 5482 §1 / RFC 9293 §3.10.1 USER TIMEOUT: the time, not the count, decides;
+            // as in Linux (retransmits_timed_out), only once a timeout has retransmitted.
+            Some((limit, since)) => self.retries > 0 && now.saturating_duration_since(since) >= limit,
+            None => {
+                let limit = if synchronized {
+                    ctx.cfg.max_retries
+                } else {
+                    self.options.syn_retries.unwrap_or(ctx.cfg.syn_retries)
+                };
+                self.retries >= limit
+            }
         };
-        if self.retries > limit {
+        self.retries += 1;
+        if expired {
             // RFC 1122 §4.2.3.5 R2: give up.
             self.close_now(CloseReason::TimedOut, &mut ctx.outcome);
             return;
         }
         // RFC 6298 (5.5)-(5.6): back off and retransmit the earliest unacknowledged segment.
         self.rtt.back_off();
+        if let Some((limit, since)) = user_timeout {
+            // Linux's tcp_clamp_rto_to_user_timeout: the next timeout no later than the limit.
+            let left = limit.saturating_sub(now.saturating_duration_since(since));
+            let rto = self.rtt.rto().min(left.max(Duration::from_millis(1)));
+            self.timers.set(Timer::Retransmit, now + rto);
+        }
         self.rtt_probe = None;
         self.rto_tsval = self.ts_now(now, ctx.cfg.ts_hz);
         // RFC 5681 §3.1 (4): FlightSize, SND.MAX - SND.UNA.
@@ -98,8 +132,14 @@ impl Connection {
             self.timers.set(Timer::Keepalive, self.last_activity + idle);
             return;
         }
-        // RFC 1122 §4.2.3.6: probes until one is answered or the count runs out.
-        if self.keepalive_probes >= ctx.cfg.keepalive_probes {
+        // RFC 1122 §4.2.3.6: probes until one is answered or the count runs out; with
+        // TCP_USER_TIMEOUT, until that long has passed since the peer was last heard from
+        // and a probe went unanswered (Linux's tcp_keepalive_timer).
+        let out_of_probes = match self.options.user_timeout {
+            Some(limit) => since >= limit && self.keepalive_probes > 0,
+            None => self.keepalive_probes >= ctx.cfg.keepalive_probes,
+        };
+        if out_of_probes {
             // As Linux does, tell the peer (if it is still there) with a RST.
             self.pending_rst = Some((self.snd_nxt, Some(self.rcv_nxt())));
             self.close_now(CloseReason::TimedOut, &mut ctx.outcome);
