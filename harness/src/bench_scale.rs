@@ -164,8 +164,14 @@ fn peer_addr(i: usize) -> SocketAddr {
 
 /// A datagram from `src` to the server carrying `tcp`.
 fn datagram(src: SocketAddr, dst: SocketAddr, tcp: TcpRepr<'_>) -> Vec<u8> {
-    let ip =
-        IpRepr { src: src.ip(), dst: dst.ip(), protocol: wire::IPPROTO_TCP, hop_limit: 64, payload_len: 0 };
+    let ip = IpRepr {
+        src: src.ip(),
+        dst: dst.ip(),
+        protocol: wire::IPPROTO_TCP,
+        hop_limit: 64,
+        ecn: 0,
+        payload_len: 0,
+    };
     let t = Transport::Tcp(tcp);
     let mut buf = vec![0; wire::datagram_len(&ip, &t)];
     let n = wire::emit_datagram(&ip, &t, &mut buf).expect("the buffer is sized for it");

@@ -50,6 +50,7 @@ impl Segment {
             dst: self.dst,
             protocol: IPPROTO_TCP,
             hop_limit: self.hop_limit,
+            ecn: 0,
             payload_len: 0,
         }
     }

@@ -442,6 +442,7 @@ mod tests {
             dst: dst.parse().unwrap(),
             protocol: 6,
             hop_limit: 64,
+            ecn: 0,
             payload_len: 20,
         };
         let into = ip("192.0.2.1", "192.168.0.1");

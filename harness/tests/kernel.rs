@@ -43,6 +43,7 @@ fn syn_written_into_the_device_is_answered_by_the_kernels_syn_ack() {
         urg: 0,
         options: vec![utcp_harness::script::ast::TcpOptionSpec::Mss(1460)],
         payload_len: 0,
+        ecn: 0,
     };
     net.send(&syn.to_datagram().expect("a datagram")).expect("written");
     let deadline = Instant::now() + Duration::from_secs(5);

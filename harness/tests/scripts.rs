@@ -92,7 +92,7 @@ fn cli_summarises_a_directory_by_folder_with_the_refused_features_counted() {
         ("a", "good.pkt", "0 < S 0:0(0) win 65535\n+0 > R. 0:0(0) ack 1 win 0\n"),
         ("a", "bad.pkt", "0 < S 0:0(0) win 65535\n+0 > R. 0:0(0) ack 2\n"),
         ("b/c", "md5.pkt", "0 < S 0:0(0) win 65535 <md5>\n"),
-        ("b/c", "ecn.pkt", "0 `sysctl -q net.ipv4.tcp_ecn=1`\n"),
+        ("b/c", "ecn.pkt", "0 `sysctl -q net.ipv4.tcp_ecn=3`\n"),
     ] {
         std::fs::create_dir_all(root.join(dir)).expect("dir");
         std::fs::write(root.join(dir).join(name), text).expect("write");
@@ -105,7 +105,12 @@ fn cli_summarises_a_directory_by_folder_with_the_refused_features_counted() {
     assert_eq!(lines[1], ["a", "1", "1", "0"], "{out}");
     assert_eq!(lines[2], ["b/c", "0", "0", "2"], "{out}");
     assert_eq!(lines[3], ["total", "1", "1", "2"], "{out}");
-    assert!(out.contains("refused features:\n    1  ECN (RFC 3168) (sysctl net.ipv4.tcp_ecn=1)\n"), "{out}");
+    assert!(
+        out.contains(
+            "refused features:\n    1  AccECN (sysctl net.ipv4.tcp_ecn=3: utcp has RFC 3168 ECN, 0 to 2)\n"
+        ),
+        "{out}"
+    );
     assert!(out.contains("    1  the TCP MD5 signature option (RFC 2385)\n"), "{out}");
     assert!(out.ends_with("1 passed, 1 failed, 2 refused\n"), "{out}");
     let (_, out) = utcp_script(&[&root], &["--json"]);

@@ -107,6 +107,33 @@ pub struct TcpConfig {
     pub accept_syn_data: bool,
     /// TCP Fast Open (RFC 7413), client and server; Linux's `net.ipv4.tcp_fastopen`.
     pub fast_open: FastOpenConfig,
+    /// Explicit Congestion Notification (RFC 3168): which handshakes turn it on; Linux's
+    /// `net.ipv4.tcp_ecn`.
+    pub ecn: EcnMode,
+}
+
+/// When a connection uses ECN (RFC 3168 §6.1.1): the values of Linux's `net.ipv4.tcp_ecn`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EcnMode {
+    /// 0: never; an ECN-setup SYN is answered as a plain one.
+    #[default]
+    Off,
+    /// 1: ask for it on our SYNs and accept it on the peer's.
+    On,
+    /// 2 (Linux's default): accept it when the peer's SYN asks, never ask.
+    Passive,
+}
+
+impl EcnMode {
+    /// From the value of `net.ipv4.tcp_ecn`; `None` for a value utcp lacks (3 and up: AccECN).
+    pub fn from_linux(value: u64) -> Option<Self> {
+        match value {
+            0 => Some(EcnMode::Off),
+            1 => Some(EcnMode::On),
+            2 => Some(EcnMode::Passive),
+            _ => None,
+        }
+    }
 }
 
 /// TCP Fast Open (RFC 7413): which sides are on and how cookies are asked for. The bits of
@@ -203,6 +230,7 @@ impl Default for TcpConfig {
             accept_syn_data: true,
             quickack: 0,
             fast_open: FastOpenConfig::default(),
+            ecn: EcnMode::Off,
         }
     }
 }
@@ -222,6 +250,8 @@ impl TcpConfig {
             quickack: 16,
             // net.ipv4.tcp_fastopen = 1: the client side only.
             fast_open: FastOpenConfig { client: true, ..FastOpenConfig::default() },
+            // net.ipv4.tcp_ecn = 2.
+            ecn: EcnMode::Passive,
             rack: true,
             tail_loss_probe: true,
             frto: true,

@@ -75,6 +75,8 @@ pub enum CaState {
     Open,
     /// Duplicate ACKs or SACKs seen, no loss decided yet (TCP_CA_Disorder, 1).
     Disorder,
+    /// Reducing the window for an ECN echo (RFC 3168 §6.1.2), no loss (TCP_CA_CWR, 2).
+    Cwr,
     /// Fast recovery (TCP_CA_Recovery, 3).
     Recovery,
     /// After a retransmission timeout (TCP_CA_Loss, 4).
@@ -87,6 +89,7 @@ impl CaState {
         match self {
             CaState::Open => 0,
             CaState::Disorder => 1,
+            CaState::Cwr => 2,
             CaState::Recovery => 3,
             CaState::Loss => 4,
         }

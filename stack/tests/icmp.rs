@@ -39,6 +39,7 @@ fn icmp_error(msg: impl FnOnce(Quote<'_>) -> IcmpRepr<'_>, quoted: &[u8]) -> Vec
         dst: d.ip.src,
         protocol: if v4 { IPPROTO_ICMP } else { IPPROTO_ICMPV6 },
         hop_limit: 64,
+        ecn: 0,
         payload_len: 0,
     };
     let t = Transport::Icmp(icmp);
@@ -296,7 +297,8 @@ fn icmp_error_for_no_connection_is_counted() {
 #[test]
 fn icmp_echo_still_answered_and_not_counted_as_an_error() {
     let mut t = T::new(config());
-    let ip = IpRepr { src: REMOTE, dst: LOCAL, protocol: IPPROTO_ICMP, hop_limit: 64, payload_len: 0 };
+    let ip =
+        IpRepr { src: REMOTE, dst: LOCAL, protocol: IPPROTO_ICMP, hop_limit: 64, ecn: 0, payload_len: 0 };
     let req = Transport::Icmp(IcmpRepr::EchoRequest { ident: 7, seq_no: 1, data: b"ping" });
     let mut buf = vec![0; wire::datagram_len(&ip, &req)];
     wire::emit_datagram(&ip, &req, &mut buf).unwrap();

@@ -786,8 +786,14 @@ fn keepalive_probes_then_times_out() {
 fn icmp_echo_request_is_answered() {
     use utcp::wire::{IcmpRepr, IpRepr, Transport};
     let mut t = T::new(config());
-    let ip =
-        IpRepr { src: REMOTE, dst: LOCAL, protocol: utcp::wire::IPPROTO_ICMP, hop_limit: 64, payload_len: 0 };
+    let ip = IpRepr {
+        src: REMOTE,
+        dst: LOCAL,
+        protocol: utcp::wire::IPPROTO_ICMP,
+        hop_limit: 64,
+        ecn: 0,
+        payload_len: 0,
+    };
     let req = Transport::Icmp(IcmpRepr::EchoRequest { ident: 7, seq_no: 1, data: b"ping" });
     let mut buf = vec![0; utcp::wire::datagram_len(&ip, &req)];
     utcp::wire::emit_datagram(&ip, &req, &mut buf).unwrap();

@@ -129,6 +129,7 @@ fn ip4() -> IpRepr {
         dst: v4([10, 0, 0, 2]),
         protocol: IPPROTO_TCP,
         hop_limit: 64,
+        ecn: 0,
         payload_len: 0,
     }
 }
@@ -139,6 +140,7 @@ fn ip6() -> IpRepr {
         dst: IpAddr::V6("2001:db8::2".parse().unwrap()),
         protocol: IPPROTO_TCP,
         hop_limit: 64,
+        ecn: 0,
         payload_len: 0,
     }
 }
@@ -709,18 +711,21 @@ fn emit_errors_mixed_families_and_short_buffer() {
 
 fn arb_ip() -> impl Strategy<Value = IpRepr> {
     prop_oneof![
-        (any::<[u8; 4]>(), any::<[u8; 4]>(), any::<u8>()).prop_map(|(s, d, h)| IpRepr {
+        // The ECN field (RFC 3168 §5) is kept both ways; the DSCP bits are not.
+        (any::<[u8; 4]>(), any::<[u8; 4]>(), any::<u8>(), 0u8..4).prop_map(|(s, d, h, e)| IpRepr {
             src: v4(s),
             dst: v4(d),
             protocol: 0,
             hop_limit: h,
+            ecn: e,
             payload_len: 0
         }),
-        (any::<[u8; 16]>(), any::<[u8; 16]>(), any::<u8>()).prop_map(|(s, d, h)| IpRepr {
+        (any::<[u8; 16]>(), any::<[u8; 16]>(), any::<u8>(), 0u8..4).prop_map(|(s, d, h, e)| IpRepr {
             src: IpAddr::V6(Ipv6Addr::from(s)),
             dst: IpAddr::V6(Ipv6Addr::from(d)),
             protocol: 0,
             hop_limit: h,
+            ecn: e,
             payload_len: 0
         }),
     ]

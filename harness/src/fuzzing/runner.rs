@@ -314,6 +314,7 @@ impl<O: Observer> Run<'_, O> {
             dst: local.ip(),
             protocol: utcp::wire::IPPROTO_TCP,
             hop_limit: 64,
+            ecn: 0,
             payload_len: 0,
         };
         let t = Transport::Tcp(tcp);
@@ -456,7 +457,8 @@ impl<O: Observer> Run<'_, O> {
             options: TcpOptions::default(),
             payload: &[],
         };
-        let qip = IpRepr { src: local.ip(), dst: ip, protocol: IPPROTO_TCP, hop_limit: 64, payload_len: 0 };
+        let qip =
+            IpRepr { src: local.ip(), dst: ip, protocol: IPPROTO_TCP, hop_limit: 64, ecn: 0, payload_len: 0 };
         let qt = Transport::Tcp(quoted_tcp);
         let mut quoted = vec![0u8; datagram_len(&qip, &qt)];
         if emit_datagram(&qip, &qt, &mut quoted).is_err() {
@@ -491,7 +493,7 @@ impl<O: Observer> Run<'_, O> {
             sum ^= 0x0f0f;
         }
         msg[2..4].copy_from_slice(&sum.to_be_bytes());
-        let outer = IpRepr { src: ip, dst: local.ip(), protocol, hop_limit: 64, payload_len: 0 };
+        let outer = IpRepr { src: ip, dst: local.ip(), protocol, hop_limit: 64, ecn: 0, payload_len: 0 };
         let t = Transport::Other(&msg);
         let mut buf = vec![0u8; datagram_len(&outer, &t)];
         if let Err(e) = emit_datagram(&outer, &t, &mut buf) {

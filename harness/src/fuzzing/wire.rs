@@ -60,6 +60,7 @@ pub fn tcp_options(data: &[u8]) {
         dst: [192, 0, 2, 2].into(),
         protocol: utcp::wire::IPPROTO_TCP,
         hop_limit: 64,
+        ecn: 0,
         payload_len: seg.len(),
     };
     let walk_error = TcpOption::iter_raw(&seg[20..]).find_map(Result::err);

@@ -229,6 +229,7 @@ mod tests {
             dst: "192.168.0.1".parse().unwrap(),
             protocol: IPPROTO_TCP,
             hop_limit: 64,
+            ecn: 0,
             payload_len: 0,
         };
         let t = Transport::Tcp(tcp);

@@ -177,6 +177,74 @@ pub struct PacketSpec {
     /// `port N` (a utcp extension, not packetdrill): the peer's port for this packet, so that
     /// one script can hold several connections (backlog tests). `None` is the script's peer.
     pub peer_port: Option<u16>,
+    /// packetdrill's `[noecn]`, `[ect0]`, `[ect1]`, `[ect01]` or `[ce]` before the flags: the
+    /// IP header's ECN field (RFC 3168 §5), set on a `<` line, checked on a `>` line; `None`
+    /// sends Not-ECT and checks nothing.
+    pub ecn: Option<EcnSpec>,
+}
+
+/// The ECN field a packet line names (packetdrill's spelling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EcnSpec {
+    /// `noecn`: Not-ECT (00).
+    NoEcn,
+    /// `ect1`: ECT(1) (01).
+    Ect1,
+    /// `ect0`: ECT(0) (10).
+    Ect0,
+    /// `ect01`: either ECT codepoint (only on `>` lines).
+    Ect01,
+    /// `ce`: Congestion Experienced (11).
+    Ce,
+}
+
+impl EcnSpec {
+    /// From the word inside the brackets.
+    pub fn from_word(w: &str) -> Option<Self> {
+        Some(match w {
+            "noecn" => EcnSpec::NoEcn,
+            "ect1" => EcnSpec::Ect1,
+            "ect0" => EcnSpec::Ect0,
+            "ect01" => EcnSpec::Ect01,
+            "ce" => EcnSpec::Ce,
+            _ => return None,
+        })
+    }
+
+    /// The word, as a script writes it.
+    pub fn word(self) -> &'static str {
+        match self {
+            EcnSpec::NoEcn => "noecn",
+            EcnSpec::Ect1 => "ect1",
+            EcnSpec::Ect0 => "ect0",
+            EcnSpec::Ect01 => "ect01",
+            EcnSpec::Ce => "ce",
+        }
+    }
+
+    /// Whether the two-bit field `ecn` is what this names.
+    pub fn matches(self, ecn: u8) -> bool {
+        match self {
+            EcnSpec::Ect01 => ecn == 1 || ecn == 2,
+            e => e.bits() == Some(ecn),
+        }
+    }
+
+    /// The field to send, `None` for `ect01` (no single codepoint).
+    pub fn bits(self) -> Option<u8> {
+        match self {
+            EcnSpec::NoEcn => Some(0),
+            EcnSpec::Ect1 => Some(1),
+            EcnSpec::Ect0 => Some(2),
+            EcnSpec::Ect01 => None,
+            EcnSpec::Ce => Some(3),
+        }
+    }
+
+    /// The word for a two-bit field.
+    pub fn of_bits(ecn: u8) -> &'static str {
+        ["noecn", "ect1", "ect0", "ce"][usize::from(ecn & 3)]
+    }
 }
 
 /// An inbound ICMPv4 line: type and code, the next-hop MTU, and the quoted TCP segment of ours

@@ -8,7 +8,7 @@
 //! with a message naming it. What `defaults.sh` sets is written down once, in [`DEFAULTS_SH`].
 //! Must not depend on: the stack's internals, files, processes.
 
-use utcp::config::{CongestionKind, FastOpenConfig};
+use utcp::config::{CongestionKind, EcnMode, FastOpenConfig};
 use utcp::{Config, Duration};
 
 /// One shell command of a shell line, as understood.
@@ -36,7 +36,8 @@ pub enum ShellCommand {
 /// | `tcp_timestamps`, `tcp_sack` 1, `tcp_syn_retries`, `tcp_synack_retries` 5 | set |
 /// | `tcp_frto` 2, `tcp_dsack` 1, `tcp_congestion_control` cubic, `tcp_early_retrans` 4, `tcp_recovery` 1 | F-RTO, D-SACK, CUBIC, TLP and RACK on |
 /// | `tcp_ecn_option` 2 | utcp has no AccECN: noted, not refused, so that every script can start; scripts that depend on it fail at the line where the behaviour shows |
-/// | `tcp_fack` 0, `tcp_reordering` 3, `tcp_slow_start_after_idle` 0, `tcp_ecn` 0, `tcp_notsent_lowat` 4294967295, `tcp_syncookies` 1 | what utcp does |
+/// | `tcp_ecn` 0 | no ECN (RFC 3168): an ECN-setup SYN is answered as a plain one (Linux's default is 2, accepting it) |
+/// | `tcp_fack` 0, `tcp_reordering` 3, `tcp_slow_start_after_idle` 0, `tcp_notsent_lowat` 4294967295, `tcp_syncookies` 1 | what utcp does |
 /// | `tcp_tso_win_divisor`, `tcp_pacing_ss_ratio`, `tcp_pacing_ca_ratio` | no TSO deferral and no pacing in utcp: no effect |
 /// | `tcp_fastopen` 0x70403, `tcp_fastopen_key` | TCP Fast Open client and server, every listener a Fast Open one; the cookie key |
 /// | `ip tcp_metrics flush`, `tc qdisc add dev tun0 root pfifo` | no cached metrics and no qdisc in utcp |
@@ -266,7 +267,10 @@ pub fn apply_sysctl(config: &mut Config, name: &str, value: &str, from_defaults:
         "tcp_fack" => only(&["0"], "FACK")?,
         "tcp_reordering" => only(&["3"], "a duplicate-ACK threshold other than 3")?,
         "tcp_slow_start_after_idle" => only(&["0"], "slow start after idle (RFC 5681 §4.1)")?,
-        "tcp_ecn" => only(&["0"], "ECN (RFC 3168)")?,
+        "tcp_ecn" => {
+            tcp.ecn = EcnMode::from_linux(number(name, value)?)
+                .ok_or_else(|| format!("AccECN (sysctl {name}={value}: utcp has RFC 3168 ECN, 0 to 2)"))?
+        }
         "tcp_ecn_option" => only(&["0"], "AccECN")?,
         "tcp_notsent_lowat" => only(&["4294967295"], "TCP_NOTSENT_LOWAT")?,
         "tcp_syncookies" => only(&["1"], "turning SYN cookies off")?,
@@ -398,8 +402,10 @@ mod tests {
             Err("shell command `tc qdisc replace dev tun0 root fq`".into())
         );
         let mut c = Config::linux_like();
-        let e = apply_sysctl(&mut c, "net.ipv4.tcp_ecn", "1", false).unwrap_err();
-        assert_eq!(e, "ECN (RFC 3168) (sysctl net.ipv4.tcp_ecn=1)");
+        let e = apply_sysctl(&mut c, "net.ipv4.tcp_ecn", "3", false).unwrap_err();
+        assert_eq!(e, "AccECN (sysctl net.ipv4.tcp_ecn=3: utcp has RFC 3168 ECN, 0 to 2)");
+        assert_eq!(apply_sysctl(&mut c, "net.ipv4.tcp_ecn", "1", false), Ok(()));
+        assert_eq!(c.tcp.ecn, EcnMode::On);
         let e = apply_sysctl(&mut c, "net.ipv4.tcp_congestion_control", "bbr", false).unwrap_err();
         assert!(e.contains("tcp_congestion_control=bbr"), "{e}");
         assert_eq!(apply_sysctl(&mut c, "net.ipv4.tcp_congestion_control", "reno", false), Ok(()));

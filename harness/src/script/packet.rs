@@ -28,6 +28,8 @@ pub struct Segment {
     pub options: Vec<TcpOptionSpec>,
     /// Payload length.
     pub payload_len: u32,
+    /// The IP header's ECN field (RFC 3168 §5: 0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE).
+    pub ecn: u8,
 }
 
 fn checksum(mut sum: u32, data: &[u8]) -> u32 {
@@ -126,6 +128,7 @@ impl Segment {
         }
         let mut d = vec![0u8; total];
         d[0] = 0x45;
+        d[1] = self.ecn & 3;
         d[2..4].copy_from_slice(&(total as u16).to_be_bytes());
         d[6] = 0x40; // DF
         d[8] = 64;
@@ -227,6 +230,7 @@ impl Segment {
             urg: u16::from_be_bytes([t[18], t[19]]),
             options,
             payload_len: (t.len() - doff) as u32,
+            ecn: d[1] & 3,
         })
     }
 }
@@ -257,6 +261,7 @@ mod tests {
                 TcpOptionSpec::FastOpen { cookie: vec![], exp: true },
             ],
             payload_len: 3,
+            ecn: 2,
         }
     }
 

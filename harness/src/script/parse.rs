@@ -603,9 +603,25 @@ impl<'a> LineParser<'a> {
         if self.eat_word("udp") {
             return refused(col, "UDP packet lines");
         }
+        let mut ecn = None;
         if self.peek() == Some('[') {
-            let field: String = self.rest().chars().take_while(|c| *c != ']').chain([']']).collect();
-            return refused(col, format!("IP header fields (`{field}`)"));
+            let Some(end) = self.rest().find(']') else {
+                return Err((col, "`[` without its `]`".into()));
+            };
+            let field = self.rest()[..=end].to_string();
+            match EcnSpec::from_word(field[1..end].trim()) {
+                Some(e) if e == EcnSpec::Ect01 && direction == Direction::Inbound => {
+                    return Err((
+                        col,
+                        "`[ect01]` names no single codepoint to send: only on `>` lines".into(),
+                    ));
+                }
+                Some(e) => {
+                    ecn = Some(e);
+                    self.pos += field.len();
+                }
+                None => return refused(col, format!("IP header fields (`{field}`)")),
+            }
         }
         // Flags: one word of S F R P U E W and `.`.
         self.skip_ws();
@@ -663,6 +679,7 @@ impl<'a> LineParser<'a> {
             urg: None,
             options: None,
             peer_port: None,
+            ecn,
         };
         loop {
             if self.at_end() {

@@ -18,6 +18,7 @@ impl Stack {
                     dst: ip.src,
                     protocol: ip.protocol,
                     hop_limit: self.config.hop_limit,
+                    ecn: 0,
                     payload_len: reply.buffer_len(),
                 };
                 let t = Transport::Icmp(reply);

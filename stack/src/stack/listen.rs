@@ -36,6 +36,7 @@ impl Stack {
             dst: tuple.local.ip(),
             protocol: IPPROTO_TCP,
             hop_limit: 64,
+            ecn: 0,
             payload_len: 0,
         };
         if f.ack() {
@@ -124,6 +125,7 @@ impl Stack {
             dst: tuple.remote.ip(),
             protocol: IPPROTO_TCP,
             hop_limit: self.config.hop_limit,
+            ecn: 0,
             payload_len: 0,
         };
         let t = Transport::Tcp(syn_ack);

@@ -292,7 +292,11 @@ impl Stack {
             if reopen && self.find_listener(tuple.local).is_some() {
                 self.remove(idx);
             } else {
-                self.with_conn(idx, |conn, ctx| conn.on_segment(now, seg, ctx));
+                let ce = ip.ecn == wire::ECN_CE;
+                self.with_conn(idx, |conn, ctx| {
+                    ctx.ce = ce;
+                    conn.on_segment(now, seg, ctx)
+                });
                 return;
             }
         }
@@ -334,6 +338,7 @@ impl Stack {
             dst: ip.src,
             protocol: IPPROTO_TCP,
             hop_limit: self.config.hop_limit,
+            ecn: 0,
             payload_len: 0,
         };
         let t = Transport::Tcp(rst);
@@ -434,6 +439,7 @@ impl Stack {
             stats: &mut self.stats,
             challenge: &mut self.challenge,
             outcome: Outcome::default(),
+            ce: false,
         };
         let r = f(conn, &mut ctx);
         let outcome = ctx.outcome;
@@ -529,6 +535,7 @@ impl Stack {
                 stats: &mut self.stats,
                 challenge: &mut self.challenge,
                 outcome: Outcome::default(),
+                ce: false,
             };
             let polled = conn.poll_transmit(now, &mut ctx);
             // Sending changes no state the stack reports.
@@ -557,6 +564,7 @@ impl Stack {
                 dst: tuple.remote.ip(),
                 protocol: IPPROTO_TCP,
                 hop_limit,
+                ecn: if out.ect { wire::ECN_ECT0 } else { wire::ECN_NOT_ECT },
                 // Ignored by `emit_datagram_with`, which lays the options out once itself.
                 payload_len: 0,
             };

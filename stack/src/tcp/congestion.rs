@@ -393,6 +393,10 @@ pub(crate) enum Phase {
     /// Fast recovery (RFC 6675 / RFC 6582) until SND.UNA passes `recover`, the window driven by
     /// PRR (RFC 6937).
     Recovery,
+    /// The window is being reduced for an ECN echo (RFC 3168 §6.1.2), by PRR as in recovery,
+    /// until something above `recover` is acknowledged (so the CWR has reached the peer); a
+    /// loss meanwhile turns it into recovery without a second reduction (Linux's TCP_CA_CWR).
+    Cwr,
     /// After a retransmission timeout (or a path-MTU drop) until SND.UNA passes `recover`: what
     /// is lost is resent under slow start, and no further reduction happens.
     Loss,

@@ -22,7 +22,17 @@ const IPV6_ESP: u8 = 50;
 const IPV6_AH: u8 = 51;
 const IPV6_DEST_OPTS: u8 = 60;
 
-/// The meaning of an IP header: addresses, transport protocol, hop limit and payload length.
+/// ECN field: not ECN-capable transport (RFC 3168 §5).
+pub const ECN_NOT_ECT: u8 = 0b00;
+/// ECN field: ECT(1).
+pub const ECN_ECT1: u8 = 0b01;
+/// ECN field: ECT(0), what an ECN-capable TCP sender marks (RFC 3168 §6.1.2).
+pub const ECN_ECT0: u8 = 0b10;
+/// ECN field: Congestion Experienced, set by a router instead of dropping.
+pub const ECN_CE: u8 = 0b11;
+
+/// The meaning of an IP header: addresses, transport protocol, hop limit, ECN field and payload
+/// length.
 ///
 /// The family is that of `src` and `dst`, which must agree. Extension headers and IPv4 options
 /// are not kept; emitting writes a plain 20-byte IPv4 or 40-byte IPv6 header.
@@ -36,6 +46,9 @@ pub struct IpRepr {
     pub protocol: u8,
     /// TTL or hop limit.
     pub hop_limit: u8,
+    /// The ECN field (RFC 3168 §5), the two low bits of the IPv4 TOS or IPv6 traffic class:
+    /// [`ECN_NOT_ECT`], [`ECN_ECT1`], [`ECN_ECT0`] or [`ECN_CE`]. The DSCP bits are not kept.
+    pub ecn: u8,
     /// Length of the transport header and payload.
     pub payload_len: usize,
 }
@@ -70,7 +83,7 @@ impl IpRepr {
                 };
                 let h = &mut buf[..20];
                 h[0] = 0x45;
-                h[1] = 0;
+                h[1] = self.ecn & 3;
                 h[2..4].copy_from_slice(&total16.to_be_bytes());
                 h[4..6].copy_from_slice(&[0, 0]);
                 h[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF, offset 0
@@ -92,7 +105,7 @@ impl IpRepr {
                     });
                 };
                 let h = &mut buf[..40];
-                h[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
+                h[0..4].copy_from_slice(&[0x60, (self.ecn & 3) << 4, 0, 0]);
                 h[4..6].copy_from_slice(&len16.to_be_bytes());
                 h[6] = self.protocol;
                 h[7] = self.hop_limit;
@@ -160,6 +173,7 @@ fn parse_v4(data: &[u8], checksums: ChecksumMode) -> Result<(IpRepr, &[u8], usiz
         dst: IpAddr::V4(dst),
         protocol: data[9],
         hop_limit: data[8],
+        ecn: data[1] & 3,
         payload_len: total - hlen,
     };
     Ok((ip, &data[hlen..total], hlen))
@@ -184,6 +198,7 @@ fn parse_v6(data: &[u8]) -> Result<(IpRepr, &[u8], usize), WireError> {
         dst: IpAddr::V6(Ipv6Addr::from(dst)),
         protocol: next,
         hop_limit: data[7],
+        ecn: (data[1] >> 4) & 3,
         payload_len: end - pos,
     };
     Ok((ip, &data[pos..end], pos))

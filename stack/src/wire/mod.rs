@@ -17,7 +17,7 @@ mod tcp;
 pub use checksum::{copy_with_checksum, internet_checksum, pseudo_header_sum};
 pub use error::{Layer, WireError, WireErrorKind};
 pub use icmp::{IcmpRepr, Quote};
-pub use ip::{IpRepr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
+pub use ip::{IpRepr, ECN_CE, ECN_ECT0, ECN_ECT1, ECN_NOT_ECT, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
 pub use notation::Notation;
 pub use tcp::{
     FastOpen, FastOpenCookie, SackBlocks, TcpFlags, TcpOption, TcpOptions, TcpRepr, Timestamp, UnknownOptions,

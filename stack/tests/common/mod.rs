@@ -262,8 +262,14 @@ impl T {
             options: opts,
             payload: seg.data,
         };
-        let ip =
-            IpRepr { src: REMOTE, dst: LOCAL, protocol: wire::IPPROTO_TCP, hop_limit: 64, payload_len: 0 };
+        let ip = IpRepr {
+            src: REMOTE,
+            dst: LOCAL,
+            protocol: wire::IPPROTO_TCP,
+            hop_limit: 64,
+            ecn: 0,
+            payload_len: 0,
+        };
         let t = Transport::Tcp(tcp);
         let mut buf = vec![0; wire::datagram_len(&ip, &t)];
         wire::emit_datagram(&ip, &t, &mut buf).unwrap();
@@ -354,7 +360,14 @@ pub fn segment_v6(
         options,
         payload,
     };
-    let ip = IpRepr { src: REMOTE6, dst: LOCAL6, protocol: wire::IPPROTO_TCP, hop_limit: 64, payload_len: 0 };
+    let ip = IpRepr {
+        src: REMOTE6,
+        dst: LOCAL6,
+        protocol: wire::IPPROTO_TCP,
+        hop_limit: 64,
+        ecn: 0,
+        payload_len: 0,
+    };
     let t = Transport::Tcp(tcp);
     let mut buf = vec![0; wire::datagram_len(&ip, &t)];
     wire::emit_datagram(&ip, &t, &mut buf).unwrap();

@@ -2,6 +2,7 @@
 //! results, blocking calls left pending, poll, setsockopt and getsockopt).
 
 use super::*;
+use utcp::config::CongestionKind;
 
 /// Why a call line could not be checked: the script asked for something wrong (a failure), or for
 /// something utcp does not have (a refusal, naming the feature).
@@ -44,6 +45,7 @@ const SETSOCKOPTS: &[&str] = &[
     "TCP_SYNCNT",
     "TCP_CORK",
     "TCP_USER_TIMEOUT",
+    "TCP_CONGESTION",
 ];
 
 /// The socket options `getsockopt` reads.
@@ -963,6 +965,23 @@ impl Exec<'_> {
                 option = Some(SocketOption::SynRetries(v as u32));
             }
             "TCP_CORK" => option = Some(SocketOption::Cork(num()? != 0)),
+            // The controller is the stack's in utcp: set before the stack starts, or the same.
+            "TCP_CONGESTION" => {
+                let Expr::Str(text) = &value else {
+                    return Err(format!("TCP_CONGESTION: expected a string, found {value}").into());
+                };
+                let kind = match text.as_str() {
+                    "cubic" => CongestionKind::Cubic,
+                    "reno" => CongestionKind::Reno,
+                    other => return refused(format!("congestion control {other} (TCP_CONGESTION)")),
+                };
+                if self.host.is_some() && kind != self.config.tcp.congestion {
+                    return refused(
+                        "TCP_CONGESTION after the stack started (a stack-wide knob in utcp: set it before the first listen, connect or packet)",
+                    );
+                }
+                self.config.tcp.congestion = kind;
+            }
             // RFC 5482: milliseconds, 0 for the system's default (Linux refuses a negative one).
             "TCP_USER_TIMEOUT" => {
                 let v = num()?;

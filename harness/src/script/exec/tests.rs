@@ -301,8 +301,8 @@ fn shell_lines_set_the_configuration_before_the_stack_starts() {
          +0 > S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 8>\n"
     ));
     assert_eq!(o.failure, None, "{:?}", o.transcript);
-    let o = run_text("`sysctl -q net.ipv4.tcp_ecn=1`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n");
-    assert_eq!(o.refused(), Some("ECN (RFC 3168) (sysctl net.ipv4.tcp_ecn=1)"));
+    let o = run_text("`sysctl -q net.ipv4.tcp_ecn=4`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n");
+    assert_eq!(o.refused(), Some("AccECN (sysctl net.ipv4.tcp_ecn=4: utcp has RFC 3168 ECN, 0 to 2)"));
     // A TCP knob set after the stack started applies from then on, as a Linux sysctl does.
     let o = run_text("0 < S 0:0(0) win 65535\n+0 > R. 0:0(0) ack 1\n+0 `sysctl -q net.ipv4.tcp_sack=0`\n");
     assert_eq!(o.failure, None, "{:?}", o.transcript);

@@ -167,6 +167,7 @@ impl Numbering {
             urg: p.urg.unwrap_or(0),
             options,
             payload_len: p.len,
+            ecn: p.ecn.and_then(EcnSpec::bits).unwrap_or(0),
         };
         // packetdrill's --mss: an inbound packet longer than the MSS is handed over as a GSO
         // super-packet and reaches the stack as MSS-sized segments (PSH and FIN on the last).
@@ -203,6 +204,7 @@ impl Numbering {
             urg: 0,
             options: Vec::new(),
             payload_len: len,
+            ecn: 0,
         };
         let original = match quoted.to_datagram() {
             Ok(d) => d,
@@ -256,6 +258,10 @@ impl Numbering {
                         .map(|b| usize::from(b >> 4) * 4)
                         .and_then(|doff| d.get(ihl + 20..ihl + doff));
                     let mut out = Notation::new(&tcp, sender, receiver).with_raw_options(raw).to_string();
+                    // The ECN field as packetdrill writes it, when it is not Not-ECT.
+                    if dg.ip.ecn != 0 {
+                        out = format!("[{}] {out}", EcnSpec::of_bits(dg.ip.ecn));
+                    }
                     if peer_port != self.remote.port() {
                         out.push_str(&format!(" port {peer_port}"));
                     }
@@ -421,6 +427,16 @@ impl Numbering {
         }
         if seq != p.seq || len != p.len {
             return fail(event.line, &event.text, got("different sequence range".into()));
+        }
+        if let Some(e) = p.ecn {
+            if !e.matches(seg.ecn) {
+                let found = EcnSpec::of_bits(seg.ecn);
+                return fail(
+                    event.line,
+                    &event.text,
+                    got(format!("ECN field {found} instead of {}", e.word())),
+                );
+            }
         }
         if let Some(a) = p.ack {
             if flags & flag::ACK == 0 || ack != a {

@@ -186,8 +186,8 @@ fn bad_packets_name_the_column_and_what_was_expected() {
     assert_eq!(e.feature.as_deref(), Some("outbound ICMP lines (`> icmp`)"));
     let e = parse_err("0 < icmp redirect");
     assert_eq!(e.feature.as_deref(), Some("ICMP type redirect"));
-    let e = parse_err("0 < [ect0] S 0:0(0)");
-    assert_eq!(e.feature.as_deref(), Some("IP header fields (`[ect0]`)"));
+    let e = parse_err("0 < [tos 0x4] S 0:0(0)");
+    assert_eq!(e.feature.as_deref(), Some("IP header fields (`[tos 0x4]`)"));
     let e = parse_err("0 < S");
     assert!(e.message.contains("end of line"), "{e}");
 }
@@ -397,4 +397,18 @@ fn run_all_defines_are_substituted_as_whole_words() {
     assert_eq!((i.icmp_type, i.code), (3, 1));
     let s = parse_script_with("t.pkt", "0 < S 0:0(0) <FO TFO_COOKIE_X>\n", &[("TFO_COOKIE", "00")]);
     assert!(s.is_err(), "TFO_COOKIE_X is another word");
+}
+
+#[test]
+fn packetdrill_ecn_brackets_name_the_ip_ecn_field() {
+    assert_eq!(packet("0 < [ce] P. 1:1001(1000) ack 1").ecn, Some(EcnSpec::Ce));
+    assert_eq!(packet("0 > [ect0] P. 1:1001(1000) ack 1").ecn, Some(EcnSpec::Ect0));
+    assert_eq!(packet("0 > [ect01] . 1:1(0) ack 1").ecn, Some(EcnSpec::Ect01));
+    assert_eq!(packet("0 > [noecn] SEW 0:0(0)").ecn, Some(EcnSpec::NoEcn));
+    assert_eq!(packet("0 > . 1:1(0) ack 1").ecn, None);
+    assert!(EcnSpec::Ect01.matches(1) && EcnSpec::Ect01.matches(2) && !EcnSpec::Ect01.matches(3));
+    let e = parse_err("0 < [ect01] . 1:1(0) ack 1");
+    assert!(e.message.contains("only on `>` lines"), "{e}");
+    let e = parse_err("0 < [ce . 1:1(0) ack 1");
+    assert!(e.message.contains("without its `]`"), "{e}");
 }

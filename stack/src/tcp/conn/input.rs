@@ -357,7 +357,13 @@ impl Connection {
             _ => {}
         }
 
-        // Seventh: segment text.
+        // Seventh: segment text. RFC 3168 §6.1.3: a CWR on data ends the ECE echo, and is
+        // acknowledged at once (the sender's window may be down to one segment; Linux's
+        // tcp_ecn_accept_cwr).
+        if self.ecn.ok && f.contains(TcpFlags::CWR) && !payload.is_empty() {
+            self.ecn.demand_cwr = false;
+            self.ack_now = true;
+        }
         if !payload.is_empty() {
             if self.app_closed && matches!(self.state, State::FinWait1 | State::FinWait2) {
                 // RFC 1122 §4.2.2.13: new data after CLOSE is answered with a RST.
@@ -500,7 +506,9 @@ impl Connection {
             self.recovery.dup_acks += 1;
         }
         // Loss detection, recovery and the congestion window (RFC 8985, 6675, 6937, 6582).
-        let summary = AckSummary { prior_una, prior_pipe, delivered, dup_ack, dsack, rtt };
+        // RFC 3168 §6.1.2: the receiver saw congestion.
+        let ece = self.ecn.ok && seg.flags.contains(TcpFlags::ECE);
+        let summary = AckSummary { prior_una, prior_pipe, delivered, dup_ack, dsack, rtt, ece };
         self.recover_on_ack(now, seg, &summary, ctx);
         // Linux's tcp_try_to_open: back in the open phase with nothing retransmitted in flight,
         // TCP_USER_TIMEOUT's clock stops.
@@ -540,6 +548,14 @@ impl Connection {
     /// Stores segment text and decides when to acknowledge it (RFC 9293 §3.10.7.4 seventh,
     /// RFC 5681 §4.2, RFC 1122 §4.2.3.2).
     fn accept_text(&mut self, now: Instant, seq: SeqNum, payload: &[u8], ctx: &mut Ctx<'_>) {
+        // RFC 3168 §6.1.3: Congestion Experienced on data is echoed with ECE until CWR; as
+        // Linux (tcp_ecn_check_ce), the first mark also acknowledges the next two segments at
+        // once, the sender's window being about to shrink.
+        if self.ecn.ok && ctx.ce && !self.ecn.demand_cwr {
+            self.ecn.demand_cwr = true;
+            self.pingpong = false;
+            self.quickacks = self.quickacks.max(2);
+        }
         let rcv_nxt = self.rcv_nxt();
         let next_off = self.recv_buf.next_offset();
         // Trim what was already received; the rest lands at its stream offset.

@@ -23,11 +23,11 @@ use super::scoreboard::Scoreboard;
 use super::seq::SeqNum;
 use super::timer::{Timer, TimerTable};
 use super::{CloseReason, State};
-use crate::config::{CongestionKind, TcpConfig};
+use crate::config::{CongestionKind, EcnMode, TcpConfig};
 use crate::socket::SocketOptions;
 use crate::stats::{DropReason, Stats};
 use crate::time::{Duration, Instant};
-use crate::wire::TcpRepr;
+use crate::wire::{TcpFlags, TcpRepr};
 use std::net::SocketAddr;
 
 /// A connection's two endpoints.
@@ -61,6 +61,19 @@ impl ChallengeLimiter {
     }
 }
 
+/// A connection's ECN state (RFC 3168 §6.1).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Ecn {
+    /// Our SYN was an ECN-setup SYN (ECE and CWR).
+    pub(crate) asked: bool,
+    /// The handshake agreed on ECN: new data goes out ECT(0), ECE and CWR mean what §6.1 says.
+    pub(crate) ok: bool,
+    /// A CE mark arrived and no CWR since (§6.1.3): every segment carries ECE.
+    pub(crate) demand_cwr: bool,
+    /// The window was reduced for an ECE (§6.1.2): the next new data segment carries CWR.
+    pub(crate) queue_cwr: bool,
+}
+
 /// What a connection needs from the stack while it works, and what it hands back: the stack
 /// makes one per input (`on_segment`, `on_timeout`, `on_icmp_error`, `poll_transmit`) with an
 /// empty `outcome`, and acts on the outcome afterwards.
@@ -70,6 +83,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) challenge: &'a mut ChallengeLimiter,
     /// What happened during the call.
     pub(crate) outcome: Outcome,
+    /// The segment being taken arrived marked Congestion Experienced (RFC 3168 §5).
+    pub(crate) ce: bool,
 }
 
 impl Ctx<'_> {
@@ -205,6 +220,8 @@ pub(crate) struct Connection {
     pace: Option<Instant>,
     /// Consecutive retransmission timeouts.
     retries: u32,
+    /// Explicit Congestion Notification (RFC 3168).
+    ecn: Ecn,
     /// When the first retransmission since the connection was last in the open phase with
     /// nothing retransmitted in flight went out (Linux's `retrans_stamp`, "stamp of the first
     /// retransmit"): where TCP_USER_TIMEOUT counts from.
@@ -393,6 +410,7 @@ impl Connection {
             frto: recovery::Frto { enabled: cfg.frto, ..recovery::Frto::default() },
             pace: cfg.pacing.then_some(Instant::ZERO),
             retries: 0,
+            ecn: Ecn::default(),
             retrans_stamp: None,
             persist_stamp: None,
             last_small_end: iss,
@@ -488,6 +506,14 @@ impl Connection {
     /// Learns the peer's ISN and options from its SYN (RFC 9293 §3.10.7.2-3, RFC 7323, RFC 2018).
     fn take_syn(&mut self, syn: &TcpRepr<'_>, cfg: &TcpConfig) {
         self.irs = syn.seq;
+        // RFC 3168 §6.1.1: an ECN-setup SYN has ECE and CWR; an ECN-setup SYN-ACK has ECE and
+        // not CWR, and counts only when our SYN asked.
+        let (ece, cwr) = (syn.flags.contains(TcpFlags::ECE), syn.flags.contains(TcpFlags::CWR));
+        self.ecn.ok = if syn.flags.ack() {
+            self.ecn.asked && ece && !cwr
+        } else {
+            cfg.ecn != EcnMode::Off && ece && cwr
+        };
         let o = &syn.options;
         self.peer_mss = o.mss.unwrap_or_else(|| default_peer_mss(self.tuple.remote)).max(64);
         // RFC 7323 §2.2: scaling only when both sides sent the option.
@@ -822,6 +848,7 @@ impl Connection {
             recv_queue: self.recv_buf.ready(),
             ca_state: match self.recovery.phase {
                 super::congestion::Phase::Recovery => crate::info::CaState::Recovery,
+                super::congestion::Phase::Cwr => crate::info::CaState::Cwr,
                 super::congestion::Phase::Loss => crate::info::CaState::Loss,
                 super::congestion::Phase::Open
                     if self.recovery.dup_acks > 0 || self.board.sacked_bytes() > 0 =>

@@ -4,6 +4,7 @@
 //! Must not depend on: clocks, I/O, `crate::stack`.
 
 use super::{Connection, Ctx};
+use crate::config::EcnMode;
 use crate::tcp::congestion::Phase;
 use crate::tcp::seq::SeqNum;
 use crate::tcp::timer::Timer;
@@ -22,6 +23,8 @@ pub(crate) struct OutSegment {
     /// Offset of the payload in the send buffer.
     pub(crate) payload_offset: usize,
     pub(crate) payload_len: usize,
+    /// Send it ECN-capable, ECT(0) (RFC 3168 §6.1.2: new data on an ECN connection only).
+    pub(crate) ect: bool,
 }
 
 impl Connection {
@@ -115,6 +118,15 @@ impl Connection {
     /// The next segment to send, if any. The caller writes it with the payload
     /// `send_buffer_slice(payload_offset, payload_len)`.
     pub(crate) fn poll_transmit(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Option<OutSegment> {
+        let mut seg = self.next_segment(now, ctx)?;
+        // RFC 3168 §6.1.3: after a CE mark, ECE on every segment until a CWR arrives.
+        if self.ecn.ok && self.ecn.demand_cwr && !seg.flags.syn() && !seg.flags.rst() {
+            seg.flags |= TcpFlags::ECE;
+        }
+        Some(seg)
+    }
+
+    fn next_segment(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Option<OutSegment> {
         let hz = ctx.cfg.ts_hz;
         if let Some((seq, ack)) = self.pending_rst.take() {
             ctx.stats.resets_out += 1;
@@ -133,6 +145,7 @@ impl Connection {
                 options,
                 payload_offset: 0,
                 payload_len: 0,
+                ect: false,
             });
         }
         match self.state {
@@ -162,6 +175,17 @@ impl Connection {
                 let mut flags = TcpFlags::SYN;
                 if syn_ack {
                     flags |= TcpFlags::ACK;
+                    // RFC 3168 §6.1.1: the ECN-setup SYN-ACK.
+                    if self.ecn.ok {
+                        flags |= TcpFlags::ECE;
+                    }
+                } else if first && ctx.cfg.ecn == EcnMode::On {
+                    // The ECN-setup SYN; as Linux (tcp_ecn_fallback), a retransmitted SYN is a
+                    // plain one, in case ECN-setup SYNs are what gets dropped.
+                    self.ecn.asked = true;
+                    flags |= TcpFlags::ECE | TcpFlags::CWR;
+                } else if !first {
+                    self.ecn.asked = false;
                 }
                 let mut options = self.options_for(now, hz, true);
                 if first {
@@ -176,6 +200,7 @@ impl Connection {
                     options,
                     payload_offset: 0,
                     payload_len: syn_data,
+                    ect: false,
                 })
             }
             State::SynSent => None,
@@ -207,7 +232,16 @@ impl Connection {
         self.acks_owed = self.acks_owed.saturating_sub(1);
         self.unacked_segments = 0;
         self.timers.stop(Timer::DelayedAck);
-        OutSegment { seq, ack, flags: TcpFlags::ACK, window, options, payload_offset: 0, payload_len: 0 }
+        OutSegment {
+            seq,
+            ack,
+            flags: TcpFlags::ACK,
+            window,
+            options,
+            payload_offset: 0,
+            payload_len: 0,
+            ect: false,
+        }
     }
 
     fn poll_transmit_synchronized(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Option<OutSegment> {
@@ -502,7 +536,7 @@ impl Connection {
                 self.board.on_retransmit(seq, end, now);
             }
         }
-        if self.recovery.phase == Phase::Recovery {
+        if matches!(self.recovery.phase, Phase::Recovery | Phase::Cwr) {
             self.recovery.prr_out += (end - seq) as u64;
         }
         if new_data {
@@ -557,7 +591,14 @@ impl Connection {
         self.timers.stop(Timer::DelayedAck);
         let options = self.options_for(now, hz, false);
         self.dsack = None;
-        OutSegment { seq, ack, flags, window, options, payload_offset: off, payload_len: len }
+        // RFC 3168 §6.1.2 and §6.1.5: new data is ECT(0), retransmissions and probes are not;
+        // the first new data after a reduction for an ECE carries CWR.
+        let ect = self.ecn.ok && new_data && len > 0;
+        if ect && self.ecn.queue_cwr {
+            self.ecn.queue_cwr = false;
+            flags |= TcpFlags::CWR;
+        }
+        OutSegment { seq, ack, flags, window, options, payload_offset: off, payload_len: len, ect }
     }
 
     /// The payload bytes of a segment from `poll_transmit`.

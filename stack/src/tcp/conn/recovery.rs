@@ -75,6 +75,8 @@ pub(super) struct AckSummary {
     /// The ACK carried a D-SACK block (RFC 2883).
     pub(super) dsack: bool,
     pub(super) rtt: Option<Duration>,
+    /// The ACK carried ECE on an ECN connection (RFC 3168 §6.1.2).
+    pub(super) ece: bool,
 }
 
 impl Connection {
@@ -175,9 +177,16 @@ impl Connection {
 
         // The phases.
         let mut exited = false;
-        if self.recovery.phase != Phase::Open && advanced && self.snd_una >= self.recovery.recover {
+        // A reduction for ECE lasts until something above its point is acknowledged: the CWR
+        // went out with the first new data there (Linux's TCP_CA_CWR, held for "CWR bit to
+        // reach receiver").
+        let past = match self.recovery.phase {
+            Phase::Cwr => self.snd_una > self.recovery.recover,
+            _ => self.snd_una >= self.recovery.recover,
+        };
+        if self.recovery.phase != Phase::Open && advanced && past {
             // RFC 6675 §5 / RFC 6582 §3.2 (3): recovery ends when RecoveryPoint is acknowledged.
-            if self.recovery.phase == Phase::Recovery {
+            if matches!(self.recovery.phase, Phase::Recovery | Phase::Cwr) {
                 self.cc.on_recovery_end(now);
             }
             self.recovery.phase = Phase::Open;
@@ -189,9 +198,23 @@ impl Connection {
                 self.enter_recovery(now, a.prior_pipe.max(self.outstanding()), ctx);
                 self.prr_update(delivered);
             }
+            // RFC 3168 §6.1.2: at most once per window of data, as for a loss, but nothing is
+            // resent.
+            Phase::Open if a.ece && !exited => {
+                self.enter_cwr(now, a.prior_pipe.max(self.outstanding()));
+                self.prr_update(delivered);
+            }
             Phase::Open if advanced && !exited => self.grow_window(now, seg, a),
             Phase::Open => {}
-            Phase::Recovery => self.prr_update(delivered),
+            Phase::Cwr if self.board.any_lost() => {
+                // A loss during the reduction: recovery, without reducing again (Linux's
+                // tcp_enter_recovery in a window reduction).
+                self.recovery.phase = Phase::Recovery;
+                self.recovery.recover = self.snd_max;
+                ctx.stats.fast_retransmits += 1;
+                self.prr_update(delivered);
+            }
+            Phase::Recovery | Phase::Cwr => self.prr_update(delivered),
             // After a timeout, slow start regrows the window while the lost data is resent.
             Phase::Loss if advanced => self.grow_window(now, seg, a),
             Phase::Loss => {}
@@ -270,6 +293,20 @@ impl Connection {
         self.tlp.due = false;
         self.timers.stop(Timer::Probe);
         ctx.stats.fast_retransmits += 1;
+    }
+
+    /// RFC 3168 §6.1.2: the congestion window is reduced for an ECN echo as for a loss
+    /// (RFC 5681's halving, or the controller's own decrease), PRR spreading the reduction
+    /// (RFC 6937 §1: "any TCP congestion window reduction"), and the next new data carries CWR.
+    fn enter_cwr(&mut self, now: Instant, flight: u32) {
+        let mss = self.snd_mss;
+        self.recovery.phase = Phase::Cwr;
+        self.recovery.recover = self.snd_max;
+        self.recovery.prr_delivered = 0;
+        self.recovery.prr_out = 0;
+        self.recovery.recover_fs = flight.max(mss);
+        self.cc.on_congestion(now, flight, mss);
+        self.ecn.queue_cwr = true;
     }
 
     fn prr_update(&mut self, delivered: u32) {
