@@ -110,6 +110,10 @@ pub struct TcpConfig {
     /// Explicit Congestion Notification (RFC 3168): which handshakes turn it on; Linux's
     /// `net.ipv4.tcp_ecn`.
     pub ecn: EcnMode,
+    /// The unsent-bytes mark of sockets that set no TCP_NOTSENT_LOWAT
+    /// ([`SocketOptions::notsent_lowat`](crate::SocketOptions::notsent_lowat)); `None` is no
+    /// mark, Linux's `net.ipv4.tcp_notsent_lowat` default of 4294967295.
+    pub notsent_lowat: Option<u32>,
 }
 
 /// When a connection uses ECN (RFC 3168 §6.1.1): the values of Linux's `net.ipv4.tcp_ecn`.
@@ -231,6 +235,7 @@ impl Default for TcpConfig {
             quickack: 0,
             fast_open: FastOpenConfig::default(),
             ecn: EcnMode::Off,
+            notsent_lowat: None,
         }
     }
 }

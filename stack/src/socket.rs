@@ -380,6 +380,11 @@ pub struct SocketOptions {
     /// replaces the retransmission count (`TcpConfig::max_retries`) of a synchronized connection
     /// and the keepalive probe count. `None` keeps those.
     pub user_timeout: Option<Duration>,
+    /// TCP_NOTSENT_LOWAT: at most about this many bytes queued and not yet sent; a write takes
+    /// no more once that many wait (it takes whole segments, so it may pass the mark by less
+    /// than one), and the socket polls writable only while fewer than half that many wait, as
+    /// in Linux. `None` uses `TcpConfig::notsent_lowat`.
+    pub notsent_lowat: Option<u32>,
 }
 
 impl SocketOptions {
@@ -399,6 +404,7 @@ impl SocketOptions {
             syn_retries: None,
             cork: false,
             user_timeout: None,
+            notsent_lowat: None,
         }
     }
 }
@@ -438,6 +444,8 @@ pub enum SocketOption {
     Cork(bool),
     /// TCP_USER_TIMEOUT; `None` (the value 0) turns it off.
     UserTimeout(Option<Duration>),
+    /// TCP_NOTSENT_LOWAT; `None` (the value 0) falls back to `TcpConfig::notsent_lowat`.
+    NotSentLowat(Option<u32>),
 }
 
 impl SocketOption {
@@ -462,6 +470,7 @@ impl SocketOption {
             SocketOption::SynRetries(n) => options.syn_retries = Some(n),
             SocketOption::Cork(v) => options.cork = v,
             SocketOption::UserTimeout(v) => options.user_timeout = v,
+            SocketOption::NotSentLowat(v) => options.notsent_lowat = v,
         }
     }
 }

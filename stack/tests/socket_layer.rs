@@ -264,6 +264,26 @@ fn refused_connect_is_readable_writable_error_and_hangup() {
 // =============================================================================================
 // Readiness: ESTABLISHED and after
 
+/// TCP_NOTSENT_LOWAT (Linux's tcp_stream_memory_free; no RFC): a write takes what the windows
+/// send at once plus the mark, in whole segments; the socket is writable only while fewer than
+/// half the mark's bytes are unsent, and a write with the mark reached would block.
+#[test]
+fn notsent_lowat_bounds_what_a_write_queues_beyond_what_goes_out_at_once() {
+    let mut t = T::established(config());
+    let h = t.sock();
+    t.set_option(h, SocketOption::NotSentLowat(Some(1000))).unwrap();
+    // The peer sent no MSS option: 536-byte segments, an initial window of ten of them.
+    let data = vec![7u8; 100_000];
+    assert_eq!(t.write(h, &data), Ok(6432), "5360 for the window, 1000 past it rounded up to 1072");
+    assert_eq!(t.out().len(), 10);
+    assert_eq!(t.s().readiness(h).map(|r| r.writable), Some(false), "1072 unsent, not fewer than 500");
+    assert_eq!(t.write(h, &data), Err(SendError::WouldBlock));
+    // Without the mark, the send buffer alone limits the write.
+    t.set_option(h, SocketOption::NotSentLowat(None)).unwrap();
+    assert_eq!(t.s().readiness(h).map(|r| r.writable), Some(true));
+    assert!(t.write(h, &data).unwrap() > 6432);
+}
+
 #[test]
 fn established_is_writable_and_readable_once_data_arrives() {
     let mut t = T::established(config());

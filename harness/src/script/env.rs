@@ -37,7 +37,8 @@ pub enum ShellCommand {
 /// | `tcp_frto` 2, `tcp_dsack` 1, `tcp_congestion_control` cubic, `tcp_early_retrans` 4, `tcp_recovery` 1 | F-RTO, D-SACK, CUBIC, TLP and RACK on |
 /// | `tcp_ecn_option` 2 | utcp has no AccECN: noted, not refused, so that every script can start; scripts that depend on it fail at the line where the behaviour shows |
 /// | `tcp_ecn` 0 | no ECN (RFC 3168): an ECN-setup SYN is answered as a plain one (Linux's default is 2, accepting it) |
-/// | `tcp_fack` 0, `tcp_reordering` 3, `tcp_slow_start_after_idle` 0, `tcp_notsent_lowat` 4294967295, `tcp_syncookies` 1 | what utcp does |
+/// | `tcp_notsent_lowat` 4294967295 | no unsent-bytes mark for sockets without TCP_NOTSENT_LOWAT (`TcpConfig::notsent_lowat`) |
+/// | `tcp_fack` 0, `tcp_reordering` 3, `tcp_slow_start_after_idle` 0, `tcp_syncookies` 1 | what utcp does |
 /// | `tcp_tso_win_divisor`, `tcp_pacing_ss_ratio`, `tcp_pacing_ca_ratio` | no TSO deferral and no pacing in utcp: no effect |
 /// | `tcp_fastopen` 0x70403, `tcp_fastopen_key` | TCP Fast Open client and server, every listener a Fast Open one; the cookie key |
 /// | `ip tcp_metrics flush`, `tc qdisc add dev tun0 root pfifo` | no cached metrics and no qdisc in utcp |
@@ -272,7 +273,10 @@ pub fn apply_sysctl(config: &mut Config, name: &str, value: &str, from_defaults:
                 .ok_or_else(|| format!("AccECN (sysctl {name}={value}: utcp has RFC 3168 ECN, 0 to 2)"))?
         }
         "tcp_ecn_option" => only(&["0"], "AccECN")?,
-        "tcp_notsent_lowat" => only(&["4294967295"], "TCP_NOTSENT_LOWAT")?,
+        "tcp_notsent_lowat" => {
+            let v = number(name, value)?;
+            tcp.notsent_lowat = u32::try_from(v).ok().filter(|v| *v != u32::MAX);
+        }
         "tcp_syncookies" => only(&["1"], "turning SYN cookies off")?,
         // 1 is F-RTO's basic algorithm, 2 its SACK variant: utcp picks by whether SACK is on.
         "tcp_frto" => tcp.frto = number(name, value)? != 0,

@@ -182,6 +182,7 @@ impl Stack {
         flags: SendFlags,
     ) -> Result<usize, SendError> {
         let _ = now;
+        let default_lowat = self.config.tcp.notsent_lowat;
         let (idx, conn) = self.conn_mut(socket).ok_or(SendError::InvalidHandle)?;
         match conn.state {
             // RFC 7413 §4.2.2: a Fast Open server may send before the handshake completes.
@@ -203,7 +204,7 @@ impl Stack {
         if data.is_empty() {
             return Ok(0);
         }
-        let n = conn.send(data, flags.more);
+        let n = conn.send(data, flags.more, default_lowat);
         if n == 0 {
             return Err(SendError::WouldBlock);
         }
@@ -305,7 +306,7 @@ impl Stack {
         let write_done = closed || conn.write_closed();
         let open = matches!(conn.state, State::Established | State::CloseWait)
             || (conn.state == State::SynReceived && conn.fast_open.child);
-        let can_send = open && conn.send_capacity() > 0;
+        let can_send = open && conn.writable(self.config.tcp.notsent_lowat);
         Some(Readiness {
             readable: conn.readable() > 0 || conn.read_closed() || closed,
             writable: can_send || write_done,
@@ -316,6 +317,6 @@ impl Stack {
 
     /// Bytes the send buffer can take now; `None` for an invalid handle.
     pub fn send_capacity(&self, socket: SocketHandle) -> Option<usize> {
-        self.conn_ref(socket).map(Connection::send_capacity)
+        self.conn_ref(socket).map(|c| c.send_capacity(self.config.tcp.notsent_lowat))
     }
 }

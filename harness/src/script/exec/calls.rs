@@ -46,6 +46,7 @@ const SETSOCKOPTS: &[&str] = &[
     "TCP_CORK",
     "TCP_USER_TIMEOUT",
     "TCP_CONGESTION",
+    "TCP_NOTSENT_LOWAT",
 ];
 
 /// The socket options `getsockopt` reads.
@@ -58,6 +59,7 @@ const GETSOCKOPTS: &[&str] = &[
     "TCP_CORK",
     "TCP_NODELAY",
     "TCP_USER_TIMEOUT",
+    "TCP_NOTSENT_LOWAT",
 ];
 
 /// The value of a `POLL*` event name (poll.h), whichever executor reads it.
@@ -965,6 +967,11 @@ impl Exec<'_> {
                 option = Some(SocketOption::SynRetries(v as u32));
             }
             "TCP_CORK" => option = Some(SocketOption::Cork(num()? != 0)),
+            // 0 falls back to the sysctl (Linux's tcp_notsent_lowat()); Linux takes any int.
+            "TCP_NOTSENT_LOWAT" => {
+                let v = num()?;
+                option = Some(SocketOption::NotSentLowat((v != 0).then_some(v as u32)));
+            }
             // The controller is the stack's in utcp: set before the stack starts, or the same.
             "TCP_CONGESTION" => {
                 let Expr::Str(text) = &value else {
@@ -1079,6 +1086,8 @@ impl Exec<'_> {
             ("SO_RCVBUF", _) => Expr::Int(f.options.recv_buffer as i64 * if f.rcvbuf_set { 2 } else { 1 }),
             ("TCP_CORK", _) => Expr::Int(i64::from(f.options.cork)),
             ("TCP_NODELAY", _) => Expr::Int(i64::from(f.options.nodelay)),
+            // The socket's own mark, 0 when it set none (the sysctl's is not reported).
+            ("TCP_NOTSENT_LOWAT", _) => Expr::Int(i64::from(f.options.notsent_lowat.unwrap_or(0))),
             ("TCP_USER_TIMEOUT", _) => {
                 Expr::Int(f.options.user_timeout.map_or(0, |t| (t.total_micros() / 1000) as i64))
             }

@@ -525,7 +525,7 @@ impl Connection {
                 self.timers.set(Timer::Retransmit, now + self.rtt.rto());
             }
             self.arm_tlp(now);
-            if self.want_writable && self.send_buf.free() > 0 {
+            if self.want_writable && self.writable(ctx.cfg.notsent_lowat) {
                 self.want_writable = false;
                 ctx.outcome.writable = true;
             }

@@ -617,8 +617,9 @@ impl Connection {
 
     /// Queues bytes; the caller checked the state. `more` is `MSG_MORE`: the application says
     /// more data follows, so the short tail of what is queued waits for it.
-    pub(crate) fn send(&mut self, data: &[u8], more: bool) -> usize {
-        let n = self.send_buf.push(data);
+    pub(crate) fn send(&mut self, data: &[u8], more: bool, default_lowat: Option<u32>) -> usize {
+        let room = self.send_capacity(default_lowat);
+        let n = self.send_buf.push(&data[..data.len().min(room)]);
         // A write the buffer could not take whole means more is coming (like MSG_MORE): a short
         // tail segment waits for it while data is in flight.
         self.more_coming = n < data.len();
@@ -633,9 +634,37 @@ impl Connection {
         n
     }
 
-    /// Bytes the send buffer can take now.
-    pub(crate) fn send_capacity(&self) -> usize {
-        self.send_buf.free()
+    /// Bytes a write may queue now: the send buffer's room, and with a TCP_NOTSENT_LOWAT mark
+    /// (the socket's, else `default_lowat`) what takes the unsent bytes to it, in whole segments
+    /// (Linux checks the mark before each new buffer of a write, so it passes it by less than
+    /// one).
+    pub(crate) fn send_capacity(&self, default_lowat: Option<u32>) -> usize {
+        let free = self.send_buf.free();
+        match self.options.notsent_lowat.or(default_lowat) {
+            None => free,
+            Some(mark) => {
+                // Linux sends while it copies (tcp_push_one), so what the windows let out at
+                // once does not count against the mark.
+                let window = (self.snd_una + self.snd_wnd as usize).diff(self.snd_max).max(0) as usize;
+                let room = (self.cc.cwnd().saturating_sub(self.pipe()) as usize).min(window);
+                let mss = (self.snd_mss as usize).max(1);
+                let allowed = (mark as usize + room).saturating_sub(self.unsent());
+                free.min(allowed.div_ceil(mss) * mss)
+            }
+        }
+    }
+
+    /// Whether the socket polls writable: room to write and, with a TCP_NOTSENT_LOWAT mark,
+    /// fewer than half the mark's bytes unsent (Linux's `tcp_stream_memory_free` with `wake`).
+    /// `default_lowat` is `TcpConfig::notsent_lowat`, for a socket that set no mark of its own
+    /// (Linux's `tcp_notsent_lowat`).
+    pub(crate) fn writable(&self, default_lowat: Option<u32>) -> bool {
+        self.send_capacity(default_lowat) > 0
+            && self
+                .options
+                .notsent_lowat
+                .or(default_lowat)
+                .is_none_or(|mark| (2 * self.unsent() as u64) < u64::from(mark))
     }
 
     /// Whether writing was shut down.
