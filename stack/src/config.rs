@@ -28,6 +28,11 @@ pub struct TcpConfig {
     pub initial_rto: Duration,
     /// Lower bound of the RTO (RFC 6298 §2.4: 1 s; Linux uses 200 ms).
     pub min_rto: Duration,
+    /// The RTO as Linux computes it (`tcp_set_rto`): SRTT + max(4·RTTVAR, `min_rto`), the
+    /// minimum a floor of the variance term, instead of RFC 6298 (2.3)-(2.4)'s
+    /// max(SRTT + 4·RTTVAR, `min_rto`). The two agree until the variance term falls below the
+    /// minimum (RTTs under about 100 ms); then Linux's is later by up to SRTT.
+    pub linux_rto: bool,
     /// Upper bound of the RTO (RFC 6298 §2.5: at least 60 s).
     pub max_rto: Duration,
     /// Retransmissions of a SYN before the connection attempt fails.
@@ -205,6 +210,7 @@ impl Default for TcpConfig {
             delayed_ack: Some(Duration::from_millis(200)),
             initial_rto: Duration::from_secs(1),
             min_rto: Duration::from_secs(1),
+            linux_rto: false,
             max_rto: Duration::from_secs(60),
             syn_retries: 6,
             max_retries: 15,
@@ -246,6 +252,7 @@ impl TcpConfig {
         TcpConfig {
             delayed_ack: Some(Duration::from_millis(40)),
             min_rto: Duration::from_millis(200),
+            linux_rto: true,
             max_rto: Duration::from_secs(120),
             syn_retries: 6,
             max_retries: 15,

@@ -12,6 +12,8 @@ pub(crate) struct RttEstimator {
     max_rto: Duration,
     /// How many times the RTO was doubled since the last new acknowledgment.
     backoff: u32,
+    /// `TcpConfig::linux_rto`: SRTT + max(4·RTTVAR, min_rto).
+    linux: bool,
 }
 
 /// RFC 6298 (2.4) clock granularity G; we keep microseconds, so 1 ms is generous.
@@ -20,7 +22,20 @@ const GRANULARITY: Duration = Duration::from_millis(1);
 impl RttEstimator {
     /// RFC 6298 (2.1): until a measurement is made, RTO = initial RTO.
     pub(crate) fn new(initial_rto: Duration, min_rto: Duration, max_rto: Duration) -> Self {
-        RttEstimator { srtt: None, rttvar: Duration::ZERO, rto: initial_rto, min_rto, max_rto, backoff: 0 }
+        RttEstimator {
+            srtt: None,
+            rttvar: Duration::ZERO,
+            rto: initial_rto,
+            min_rto,
+            max_rto,
+            backoff: 0,
+            linux: false,
+        }
+    }
+
+    /// The RTO as Linux computes it (`TcpConfig::linux_rto`).
+    pub(crate) fn linux_rto(self, linux: bool) -> Self {
+        RttEstimator { linux, ..self }
     }
 
     /// Feeds one RTT measurement.
@@ -40,9 +55,12 @@ impl RttEstimator {
             }
         }
         let srtt = self.srtt.unwrap_or(r);
-        // RFC 6298 (2.3): RTO <- SRTT + max(G, K*RTTVAR), K = 4; (2.4) at least min_rto; (2.5) a maximum.
-        let rto = srtt + GRANULARITY.max(self.rttvar.saturating_mul(4));
-        self.rto = rto.max(self.min_rto).min(self.max_rto);
+        // RFC 6298 (2.3): RTO <- SRTT + max(G, K*RTTVAR), K = 4; (2.4) at least min_rto; (2.5) a
+        // maximum. Linux (tcp_set_rto) floors the variance term instead: SRTT + max(K*RTTVAR,
+        // min_rto).
+        let var = GRANULARITY.max(self.rttvar.saturating_mul(4));
+        let rto = if self.linux { srtt + var.max(self.min_rto) } else { (srtt + var).max(self.min_rto) };
+        self.rto = rto.min(self.max_rto);
         self.backoff = 0;
     }
 
@@ -102,6 +120,21 @@ mod tests {
             e.back_off();
         }
         assert_eq!(e.rto(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn linux_rto_floors_the_variance_term_not_the_sum() {
+        // 10 ms RTT: RFC 6298 gives max(10 + 20, 200) = 200 ms, Linux 10 + max(20, 200) = 210.
+        let mut e = est();
+        e.sample(Duration::from_millis(10));
+        assert_eq!(e.rto(), Duration::from_millis(200));
+        let mut l = est().linux_rto(true);
+        l.sample(Duration::from_millis(10));
+        assert_eq!(l.rto(), Duration::from_millis(210));
+        // 100 ms: both 300 ms, the variance term (200 ms) being at the minimum.
+        let mut l = est().linux_rto(true);
+        l.sample(Duration::from_millis(100));
+        assert_eq!(l.rto(), Duration::from_millis(300));
     }
 
     #[test]

@@ -399,7 +399,7 @@ impl Connection {
             ts_recent: 0,
             ts_offset,
             last_ack_sent: SeqNum(0),
-            rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
+            rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto).linux_rto(cfg.linux_rto),
             rtt_probe: None,
             rto_tsval: ts_offset,
             cc,
