@@ -261,6 +261,11 @@ impl<R: std::io::Read> CaptureStream<R> {
         self.parser.number
     }
 
+    /// Bytes of the file parsed so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.parser.offset as u64
+    }
+
     /// The next record in file order, or the damage that ends reading, or `None` at the end.
     pub fn next_record(&mut self) -> Option<Result<Record<'_>, CaptureError>> {
         loop {
