@@ -20,8 +20,8 @@ use crate::capture::flows::{Finishing, Flow, FlowStream, InOrder, Side, StreamSt
 use crate::plot::{render_svg, replay_chart};
 use crate::replay::progress::Progress;
 use crate::replay::report::{
-    connection_json, connection_json_both, json_text, match_line, script, summary, summary_line, transcript,
-    write_pcapng, PcapngOut,
+    connection_json, connection_json_both, json_text, match_line, script, summary_line, write_pcapng,
+    PcapngOut,
 };
 use crate::replay::{replay_flow, Backend, Mode, Options, Profile, Replay};
 use std::path::PathBuf;
@@ -321,14 +321,17 @@ fn replay_into(args: &Args, shown: &mut Shown) -> Result<(), String> {
             }
             Err(e) => return Err(e.to_string()),
         };
-        let played = if wanted.is_none_or(|n| n == flow.index) {
+        let piece = if wanted.is_none_or(|n| n == flow.index) {
             progress.set_message(format!("flow {}", flow.index));
-            Some(play(&flow, &opts, args, &name)?)
+            let (main, beside) = play(&flow, &opts, args, &name)?;
+            Some(Piece::new(args, shown.keep, main, beside))
         } else {
             None
         };
-        for (main, beside) in order.insert(flow.index, played).into_iter().flatten() {
-            shown.add(args, main, beside)?;
+        // A connection that finished before an earlier one waits as its text (and its replay
+        // only where --out, --emit-script, --plot or the caller need it).
+        for piece in order.insert(flow.index, piece).into_iter().flatten() {
+            shown.add(args, piece)?;
         }
         progress.inc(stream.bytes_read().saturating_sub(read));
         read = stream.bytes_read();
@@ -373,6 +376,56 @@ fn play(flow: &Flow, opts: &Options, args: &Args, name: &str) -> Result<(Replay,
     }
 }
 
+/// One connection's part of the output, made as soon as it is replayed.
+struct Piece {
+    backend: Backend,
+    ok: bool,
+    summary: String,
+    transcript: String,
+    json: Option<String>,
+    /// The replay, where `--out`, `--emit-script`, `--plot` or the caller need it.
+    replay: Option<Replay>,
+    /// Linux's replay beside it, where the caller keeps replays.
+    beside: Option<Replay>,
+}
+
+impl Piece {
+    fn new(args: &Args, keep: bool, r: Replay, beside: Option<Replay>) -> Piece {
+        let (mut summary, mut transcript, mut json) = (String::new(), String::new(), None);
+        if args.json {
+            let v = match &beside {
+                Some(l) => connection_json_both(&r, l),
+                None => connection_json(&r),
+            };
+            json = Some(v.to_string());
+        } else {
+            summary.push_str(&crate::replay::report::summary(&r));
+            if let Some(l) = &beside {
+                summary.push_str(&crate::replay::report::summary(l));
+                summary.push_str(&match_line(&r, l));
+            }
+            if args.transcript {
+                transcript.push('\n');
+                transcript.push_str(&crate::replay::report::transcript(&r));
+                if let Some(l) = &beside {
+                    transcript.push('\n');
+                    transcript.push_str(&crate::replay::report::transcript(l));
+                }
+            }
+        }
+        let needed = keep || args.out.is_some() || args.emit_script.is_some() || args.plot.is_some();
+        Piece {
+            backend: r.backend,
+            ok: r.ok(),
+            summary,
+            transcript,
+            json,
+            replay: needed.then_some(r),
+            beside: beside.filter(|_| keep),
+        }
+    }
+}
+
 /// What the replays add up to, one connection at a time in order: the output's pieces, the
 /// `--out` file, the replay `--emit-script` and `--plot` need, and (when kept) the replays.
 struct Shown {
@@ -411,47 +464,29 @@ impl Shown {
         }
     }
 
-    /// The next connection's replay (and Linux's beside it).
-    fn add(&mut self, args: &Args, r: Replay, beside: Option<Replay>) -> Result<(), String> {
+    /// The next connection, in order.
+    fn add(&mut self, args: &Args, p: Piece) -> Result<(), String> {
         if self.connections == 0 {
-            self.backend = r.backend;
+            self.backend = p.backend;
         }
         self.connections += 1;
-        self.all_ok &= r.ok();
-        if args.json {
-            let v = match &beside {
-                Some(l) => connection_json_both(&r, l),
-                None => connection_json(&r),
-            };
-            self.json.push(v.to_string());
-        } else {
-            self.summaries.push_str(&summary(&r));
-            if let Some(l) = &beside {
-                self.summaries.push_str(&summary(l));
-                self.summaries.push_str(&match_line(&r, l));
-            }
-            if args.transcript {
-                self.transcripts.push('\n');
-                self.transcripts.push_str(&transcript(&r));
-                if let Some(l) = &beside {
-                    self.transcripts.push('\n');
-                    self.transcripts.push_str(&transcript(l));
-                }
-            }
-        }
-        if let Some(path) = &args.out {
+        self.all_ok &= p.ok;
+        self.json.extend(p.json);
+        self.summaries.push_str(&p.summary);
+        self.transcripts.push_str(&p.transcript);
+        if let (Some(path), Some(r)) = (&args.out, &p.replay) {
             let out = match &mut self.pcapng {
                 Some(out) => out,
                 None => self.pcapng.insert(PcapngOut::create(path).map_err(|e| e.to_string())?),
             };
-            out.add(&r).map_err(|e| e.to_string())?;
+            out.add(r).map_err(|e| e.to_string())?;
         }
         if args.emit_script.is_some() || args.plot.is_some() {
-            self.one = Some(r.clone());
+            self.one = p.replay.clone();
         }
         if self.keep {
-            self.replays.push(r);
-            self.linux.extend(beside);
+            self.replays.extend(p.replay);
+            self.linux.extend(p.beside);
         }
         Ok(())
     }
