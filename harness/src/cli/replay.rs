@@ -11,6 +11,9 @@
 //! transcript of the tested side after it; with `--json` one object
 //! `{ "file": ..., "connections": [...] }` (with `--stack both` each connection carries Linux's
 //! object under `linux`). `--plot` writes a time-sequence graph (SVG).
+//! The capture is streamed: each connection is replayed once it is finished in the capture
+//! (closed and past a grace, idle, or at the end of the file) and shown in connection order, so
+//! that memory holds the connections open at once, not the file.
 //! Exit status: 0 when every replayed connection completed and nothing differed beyond the
 //! profile (with `--stack both`: utcp's connections), 1 when something differed, 2 when the input
 //! could not be read (or `--flow` names no connection, or an output file cannot be written, or
