@@ -325,14 +325,14 @@ impl Splitter {
         let found = match self.last {
             Some((lk, i)) if lk == k => Some(i),
             _ => self.current.get(&k).copied(),
-        }
-        .filter(|i| self.flows.contains_key(i));
-        let start_new = match found.and_then(|i| self.flows.get(&i)) {
-            None => true,
-            Some(t) => {
+        };
+        // The tuple's connection, if it is still known, and whether this packet starts another.
+        let (found, start_new) = match found.and_then(|i| self.flows.get(&i).map(|t| (i, t))) {
+            None => (None, true),
+            Some((i, t)) => {
                 let o = &t.open;
                 let new_isn = matches!(o.client_isn, Some(isn) if isn != tcp.seq) && o.client_past_syn;
-                is_syn && (o.ended() || t.flow.mid_stream || new_isn)
+                (Some(i), is_syn && (o.ended() || t.flow.mid_stream || new_isn))
             }
         };
         let i = match found {
