@@ -283,6 +283,64 @@ struct Tracked {
     taken: bool,
 }
 
+/// The connections by index, from the oldest still known on: looked up without hashing, as
+/// indices are given out in order and mostly forgotten in order.
+#[derive(Debug, Default)]
+struct Known {
+    /// The index of `slots[0]`.
+    first: usize,
+    /// `None` for a connection forgotten while an older one is still known.
+    slots: VecDeque<Option<Box<Tracked>>>,
+}
+
+impl Known {
+    fn get(&self, i: usize) -> Option<&Tracked> {
+        self.slots.get(i.checked_sub(self.first)?)?.as_deref()
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Tracked> {
+        self.slots.get_mut(i.checked_sub(self.first)?)?.as_deref_mut()
+    }
+
+    /// Adds connection `i`, one past the newest.
+    fn push(&mut self, i: usize, t: Tracked) {
+        if self.slots.is_empty() {
+            self.first = i;
+        }
+        self.slots.push_back(Some(Box::new(t)));
+    }
+
+    /// Forgets the connections `keep` refuses.
+    fn retain(&mut self, keep: impl Fn(&Tracked) -> bool) {
+        for slot in &mut self.slots {
+            if slot.as_deref().is_some_and(|t| !keep(t)) {
+                *slot = None;
+            }
+        }
+        self.trim();
+    }
+
+    fn remove(&mut self, i: usize) {
+        if let Some(slot) = i.checked_sub(self.first).and_then(|j| self.slots.get_mut(j)) {
+            *slot = None;
+        }
+        self.trim();
+    }
+
+    /// Drops the forgotten slots at the front.
+    fn trim(&mut self) {
+        while matches!(self.slots.front(), Some(None)) {
+            self.slots.pop_front();
+            self.first += 1;
+        }
+    }
+
+    /// The known connections in index order.
+    fn iter(&self) -> impl Iterator<Item = (usize, &Tracked)> {
+        self.slots.iter().enumerate().filter_map(|(j, s)| s.as_deref().map(|t| (self.first + j, t)))
+    }
+}
+
 /// Where [`Splitter::push`] put a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Assigned {
@@ -305,7 +363,7 @@ pub struct Splitter {
     current: HashMap<TupleKey, usize>,
     /// The last tuple seen, as consecutive packets mostly share one.
     last: Option<(TupleKey, usize)>,
-    flows: HashMap<usize, Tracked>,
+    flows: Known,
     started: usize,
     /// Connections whose packets are held (not taken).
     held: usize,
@@ -327,7 +385,7 @@ impl Splitter {
             _ => self.current.get(&k).copied(),
         };
         // The tuple's connection, if it is still known, and whether this packet starts another.
-        let (found, start_new) = match found.and_then(|i| self.flows.get(&i).map(|t| (i, t))) {
+        let (found, start_new) = match found.and_then(|i| self.flows.get(i).map(|t| (i, t))) {
             None => (None, true),
             Some((i, t)) => {
                 let o = &t.open;
@@ -348,20 +406,20 @@ impl Splitter {
                     (dst, src, true)
                 };
                 // The tuple's previous connection can no longer be reached once its packets are out.
-                if let Some(old) = found.filter(|old| self.flows.get(old).is_some_and(|t| t.taken)) {
-                    self.flows.remove(&old);
+                if let Some(old) = found.filter(|&old| self.flows.get(old).is_some_and(|t| t.taken)) {
+                    self.flows.remove(old);
                 }
                 self.started += 1;
                 self.held += 1;
                 let i = self.started;
                 let flow = Flow { index: i, client, server, mid_stream, packets: Vec::new() };
-                self.flows.insert(i, Tracked { open: Open::NEW, flow, last: rec.time, taken: false });
+                self.flows.push(i, Tracked { open: Open::NEW, flow, last: rec.time, taken: false });
                 self.current.insert(k, i);
                 i
             }
         };
         self.last = Some((k, i));
-        let Some(t) = self.flows.get_mut(&i) else { unreachable!("flow {i} was inserted or found above") };
+        let Some(t) = self.flows.get_mut(i) else { unreachable!("flow {i} was inserted or found above") };
         let was_closed = t.open.closed();
         let o = &mut t.open;
         let from = if src == t.flow.client { Side::Client } else { Side::Server };
@@ -404,7 +462,7 @@ impl Splitter {
     /// Takes the packets of connection `index` (all of the connection, once it is finished);
     /// later packets of it are left out. `None` when they were taken already.
     pub fn take(&mut self, index: usize) -> Option<Flow> {
-        let t = self.flows.get_mut(&index).filter(|t| !t.taken)?;
+        let t = self.flows.get_mut(index).filter(|t| !t.taken)?;
         t.taken = true;
         self.held -= 1;
         let f = &mut t.flow;
@@ -415,10 +473,10 @@ impl Splitter {
     /// Drops what is known of the taken connections whose last packet is older than `before`:
     /// a packet of their tuple after that starts a connection of its own.
     pub fn forget(&mut self, before: Instant) {
-        self.flows.retain(|_, t| !(t.taken && t.last < before));
+        self.flows.retain(|t| !(t.taken && t.last < before));
         let flows = &self.flows;
-        self.current.retain(|_, i| flows.contains_key(i));
-        if self.last.is_some_and(|(_, i)| !flows.contains_key(&i)) {
+        self.current.retain(|_, i| flows.get(*i).is_some());
+        if self.last.is_some_and(|(_, i)| flows.get(i).is_none()) {
             self.last = None;
         }
     }
@@ -426,17 +484,12 @@ impl Splitter {
     /// The indices of the connections whose packets are held and whose last packet is older
     /// than `before`, in index order.
     pub fn idle(&self, before: Instant) -> Vec<usize> {
-        let mut v: Vec<usize> =
-            self.flows.iter().filter(|(_, t)| !t.taken && t.last < before).map(|(i, _)| *i).collect();
-        v.sort_unstable();
-        v
+        self.flows.iter().filter(|(_, t)| !t.taken && t.last < before).map(|(i, _)| i).collect()
     }
 
     /// The indices of the connections whose packets are held, in index order.
     pub fn held_flows(&self) -> Vec<usize> {
-        let mut v: Vec<usize> = self.flows.iter().filter(|(_, t)| !t.taken).map(|(i, _)| *i).collect();
-        v.sort_unstable();
-        v
+        self.flows.iter().filter(|(_, t)| !t.taken).map(|(i, _)| i).collect()
     }
 
     /// How many connections have their packets held.
