@@ -218,8 +218,10 @@ const STREAM_CHUNK: usize = 256 * 1024;
 /// [`CaptureStream::next_record`].
 pub struct CaptureStream<R = std::fs::File> {
     reader: R,
-    /// File bytes from `buf_start` on; the parser has consumed those before its offset.
+    /// File bytes from `buf_start` on, in `buf[..filled]`; the parser has consumed those before
+    /// its offset. The rest of `buf` is room for the next read, allocated once.
     buf: Vec<u8>,
+    filled: usize,
     buf_start: usize,
     eof: bool,
     parser: Parser,
@@ -248,7 +250,15 @@ impl<R: std::io::Read> CaptureStream<R> {
     /// record is longer): small chunks put buffer ends inside headers and records, for tests.
     pub fn with_chunk(name: impl Into<PathBuf>, reader: R, chunk: usize) -> CaptureStream<R> {
         let parser = Parser::new(name.into());
-        CaptureStream { reader, buf: Vec::new(), buf_start: 0, eof: false, parser, chunk: chunk.max(1) }
+        CaptureStream {
+            reader,
+            buf: Vec::new(),
+            filled: 0,
+            buf_start: 0,
+            eof: false,
+            parser,
+            chunk: chunk.max(1),
+        }
     }
 
     /// The file name errors will carry.
@@ -269,8 +279,9 @@ impl<R: std::io::Read> CaptureStream<R> {
     /// The next record in file order, or the damage that ends reading, or `None` at the end.
     pub fn next_record(&mut self) -> Option<Result<Record<'_>, CaptureError>> {
         loop {
-            match self.parser.next(&self.buf, self.buf_start, self.eof) {
-                Parsed::Record(at) => return Some(Ok(at.borrow(&self.buf, self.buf_start))),
+            let buf = &self.buf[..self.filled];
+            match self.parser.next(buf, self.buf_start, self.eof) {
+                Parsed::Record(at) => return Some(Ok(at.borrow(&self.buf[..self.filled], self.buf_start))),
                 Parsed::Failed(e) => return Some(Err(e)),
                 Parsed::End => return None,
                 Parsed::More => {
@@ -287,27 +298,25 @@ impl<R: std::io::Read> CaptureStream<R> {
     /// record is read in a few calls), or notes the end of the file.
     fn fill(&mut self) -> std::io::Result<()> {
         let consumed = self.parser.offset - self.buf_start;
-        self.buf.drain(..consumed);
+        self.buf.copy_within(consumed..self.filled, 0);
+        self.filled -= consumed;
         self.buf_start = self.parser.offset;
-        let have = self.buf.len();
-        let want = self.chunk.max(have);
-        self.buf.resize(have + want, 0);
-        let mut got = 0;
-        while got < want {
-            match self.reader.read(&mut self.buf[have + got..]) {
+        let want = self.chunk.max(self.filled);
+        if self.buf.len() < self.filled + want {
+            self.buf.resize(self.filled + want, 0);
+        }
+        let end = self.filled + want;
+        while self.filled < end {
+            match self.reader.read(&mut self.buf[self.filled..end]) {
                 Ok(0) => {
                     self.eof = true;
                     break;
                 }
-                Ok(n) => got += n,
+                Ok(n) => self.filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.buf.truncate(have + got);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         }
-        self.buf.truncate(have + got);
         Ok(())
     }
 }
