@@ -6,17 +6,22 @@
 //! when the SYN-ACK comes first (capture reordering). A connection with neither is kept and
 //! marked mid-stream; its server is guessed as the endpoint with the lower port.
 //!
+//! [`split`] splits a capture held in memory; [`FlowStream`] reads a file record by record and
+//! hands each connection over once it is finished (closed and past a grace, idle, or at the end
+//! of the file), so that only the connections open at once are held.
+//!
 //! Headers are read with etherparse, leniently (captures are often sliced or have bad
 //! checksums); the datagram is kept whole for replay to parse with `utcp::wire`.
 //! Must not depend on: the stack, the transcript, terminals.
 
-use crate::capture::{Content, Record};
+use crate::capture::{CaptureError, CaptureStream, Content, Record};
 use etherparse::{IpNumber, LaxIpSlice, TcpSlice};
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::path::Path;
 use utcp::tcp::seq::SeqNum;
-use utcp::time::Instant;
+use utcp::time::{Duration, Instant};
 use utcp::wire::TcpFlags;
 
 /// Which endpoint sent a packet.
@@ -219,6 +224,7 @@ pub fn summarize(ip: &[u8]) -> Result<(SocketAddr, SocketAddr, TcpSummary), Stri
 }
 
 /// What the splitter remembers about a connection while splitting.
+#[derive(Debug, Clone, Copy)]
 struct Open {
     client_isn: Option<SeqNum>,
     fin_client: bool,
@@ -226,14 +232,31 @@ struct Open {
     rst: bool,
     /// The client sent something other than a SYN (the handshake moved on).
     client_past_syn: bool,
+    /// Where each side's first FIN ends in sequence space (client, server), once sent.
+    fin_end: [Option<SeqNum>; 2],
+    /// Whether the other side acknowledged that FIN (client's, server's).
+    fin_acked: [bool; 2],
 }
 
 impl Open {
-    const NEW: Open =
-        Open { client_isn: None, fin_client: false, fin_server: false, rst: false, client_past_syn: false };
+    const NEW: Open = Open {
+        client_isn: None,
+        fin_client: false,
+        fin_server: false,
+        rst: false,
+        client_past_syn: false,
+        fin_end: [None, None],
+        fin_acked: [false, false],
+    };
 
+    /// A SYN on the tuple now starts a new connection.
     fn ended(&self) -> bool {
         self.rst || (self.fin_client && self.fin_server)
+    }
+
+    /// Nothing more belongs to the connection but stragglers: a RST, or both FINs acknowledged.
+    fn closed(&self) -> bool {
+        self.rst || (self.fin_acked[0] && self.fin_acked[1])
     }
 }
 
@@ -248,65 +271,162 @@ fn key(a: SocketAddr, b: SocketAddr) -> TupleKey {
     }
 }
 
-/// Splits the records of a capture into TCP connections.
-pub fn split<'a>(records: impl IntoIterator<Item = &'a Record<'a>>) -> Flows {
-    let mut out = Flows::default();
-    // The current connection of each tuple, by index into `out.flows` and `state`; the last
-    // tuple seen is cached because consecutive packets mostly share one.
-    let mut current: HashMap<TupleKey, usize> = HashMap::new();
-    let mut last: Option<(TupleKey, usize)> = None;
-    let mut state: Vec<Open> = Vec::new();
-    for rec in records {
+/// A connection being split: its state, and its packets until they are handed over.
+#[derive(Debug)]
+struct Tracked {
+    open: Open,
+    flow: Flow,
+    /// Capture time of its last packet.
+    last: Instant,
+    /// Its packets were taken ([`Splitter::take`]); it stays known so that a late packet is
+    /// recognised as one and a SYN on the tuple is judged as before.
+    taken: bool,
+}
+
+/// The connections by index, from the oldest still known on: looked up without hashing, as
+/// indices are given out in order and mostly forgotten in order.
+#[derive(Debug, Default)]
+struct Known {
+    /// The index of `slots[0]`.
+    first: usize,
+    /// `None` for a connection forgotten while an older one is still known.
+    slots: VecDeque<Option<Box<Tracked>>>,
+}
+
+impl Known {
+    fn get(&self, i: usize) -> Option<&Tracked> {
+        self.slots.get(i.checked_sub(self.first)?)?.as_deref()
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Tracked> {
+        self.slots.get_mut(i.checked_sub(self.first)?)?.as_deref_mut()
+    }
+
+    /// Adds connection `i`, one past the newest.
+    fn push(&mut self, i: usize, t: Tracked) {
+        if self.slots.is_empty() {
+            self.first = i;
+        }
+        self.slots.push_back(Some(Box::new(t)));
+    }
+
+    /// Forgets the connections `keep` refuses.
+    fn retain(&mut self, keep: impl Fn(&Tracked) -> bool) {
+        for slot in &mut self.slots {
+            if slot.as_deref().is_some_and(|t| !keep(t)) {
+                *slot = None;
+            }
+        }
+        self.trim();
+    }
+
+    fn remove(&mut self, i: usize) {
+        if let Some(slot) = i.checked_sub(self.first).and_then(|j| self.slots.get_mut(j)) {
+            *slot = None;
+        }
+        self.trim();
+    }
+
+    /// Drops the forgotten slots at the front.
+    fn trim(&mut self) {
+        while matches!(self.slots.front(), Some(None)) {
+            self.slots.pop_front();
+            self.first += 1;
+        }
+    }
+
+    /// The known connections in index order.
+    fn iter(&self) -> impl Iterator<Item = (usize, &Tracked)> {
+        self.slots.iter().enumerate().filter_map(|(j, s)| s.as_deref().map(|t| (self.first + j, t)))
+    }
+}
+
+/// Where [`Splitter::push`] put a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assigned {
+    /// The connection's 1-based index.
+    pub flow: usize,
+    /// The connection started with this packet.
+    pub started: bool,
+    /// With this packet the connection closed (a RST, or the ACK of the second FIN).
+    pub closed: bool,
+    /// The connection's packets were already taken: this one was left out.
+    pub late: bool,
+}
+
+/// Splits records into TCP connections one at a time (the rules of [`split`]). A connection's
+/// packets can be taken out once it is finished; what remains of it is its state, a few dozen
+/// bytes, until [`Splitter::forget`] drops it.
+#[derive(Debug, Default)]
+pub struct Splitter {
+    /// The current connection of each tuple, by index.
+    current: HashMap<TupleKey, usize>,
+    /// The last tuple seen, as consecutive packets mostly share one.
+    last: Option<(TupleKey, usize)>,
+    flows: Known,
+    started: usize,
+    /// Connections whose packets are held (not taken).
+    held: usize,
+}
+
+impl Splitter {
+    /// Assigns a record to its connection and keeps its packet, or says why it belongs to none.
+    pub fn push(&mut self, rec: &Record<'_>) -> Result<Assigned, Skipped> {
         let ip = match rec.content {
             Content::Ip(ip) => ip,
-            Content::NotIp(why) => {
-                out.skipped.push(Skipped { number: rec.number, reason: why.to_string() });
-                continue;
-            }
+            Content::NotIp(why) => return Err(Skipped { number: rec.number, reason: why.to_string() }),
         };
-        let (src, dst, tcp) = match summarize(ip) {
-            Ok(s) => s,
-            Err(reason) => {
-                out.skipped.push(Skipped { number: rec.number, reason });
-                continue;
-            }
-        };
+        let (src, dst, tcp) = summarize(ip).map_err(|reason| Skipped { number: rec.number, reason })?;
         let k = key(src, dst);
         let is_syn = tcp.flags.syn() && !tcp.flags.ack();
         let is_synack = tcp.flags.syn() && tcp.flags.ack();
-        let found = match last {
+        let found = match self.last {
             Some((lk, i)) if lk == k => Some(i),
-            _ => current.get(&k).copied(),
+            _ => self.current.get(&k).copied(),
         };
-        let start_new = match found {
-            None => true,
-            Some(i) => {
-                let o = &state[i];
+        // The tuple's connection, if it is still known, and whether this packet starts another.
+        let (found, start_new) = match found.and_then(|i| self.flows.get(i).map(|t| (i, t))) {
+            None => (None, true),
+            Some((i, t)) => {
+                let o = &t.open;
                 let new_isn = matches!(o.client_isn, Some(isn) if isn != tcp.seq) && o.client_past_syn;
-                is_syn && (o.ended() || out.flows[i].mid_stream || new_isn)
+                (Some(i), is_syn && (o.ended() || t.flow.mid_stream || new_isn))
             }
         };
-        let i = if start_new {
-            let (client, server, mid_stream) = if is_syn {
-                (src, dst, false)
-            } else if is_synack {
-                (dst, src, false)
-            } else if src.port() > dst.port() || (src.port() == dst.port() && src > dst) {
-                (src, dst, true)
-            } else {
-                (dst, src, true)
-            };
-            let i = out.flows.len();
-            out.flows.push(Flow { index: i + 1, client, server, mid_stream, packets: Vec::new() });
-            state.push(Open::NEW);
-            current.insert(k, i);
-            i
-        } else {
-            found.unwrap_or_default()
+        let i = match found {
+            Some(i) if !start_new => i,
+            _ => {
+                let (client, server, mid_stream) = if is_syn {
+                    (src, dst, false)
+                } else if is_synack {
+                    (dst, src, false)
+                } else if src.port() > dst.port() || (src.port() == dst.port() && src > dst) {
+                    (src, dst, true)
+                } else {
+                    (dst, src, true)
+                };
+                // The tuple's previous connection can no longer be reached once its packets are out.
+                if let Some(old) = found.filter(|&old| self.flows.get(old).is_some_and(|t| t.taken)) {
+                    self.flows.remove(old);
+                }
+                self.started += 1;
+                self.held += 1;
+                let i = self.started;
+                let flow = Flow { index: i, client, server, mid_stream, packets: Vec::new() };
+                self.flows.push(i, Tracked { open: Open::NEW, flow, last: rec.time, taken: false });
+                self.current.insert(k, i);
+                i
+            }
         };
-        last = Some((k, i));
-        let (o, flow) = (&mut state[i], &mut out.flows[i]);
-        let from = if src == flow.client { Side::Client } else { Side::Server };
+        self.last = Some((k, i));
+        let Some(t) = self.flows.get_mut(i) else { unreachable!("flow {i} was inserted or found above") };
+        let was_closed = t.open.closed();
+        let o = &mut t.open;
+        let from = if src == t.flow.client { Side::Client } else { Side::Server };
+        let (me, other) = match from {
+            Side::Client => (0, 1),
+            Side::Server => (1, 0),
+        };
         match from {
             Side::Client => {
                 if is_syn && o.client_isn.is_none() {
@@ -318,15 +438,270 @@ pub fn split<'a>(records: impl IntoIterator<Item = &'a Record<'a>>) -> Flows {
             Side::Server => o.fin_server |= tcp.flags.fin(),
         }
         o.rst |= tcp.flags.rst();
-        flow.packets.push(FlowPacket {
+        if tcp.flags.fin() && o.fin_end[me].is_none() {
+            o.fin_end[me] = Some(tcp.seq + tcp.segment_len());
+        }
+        if tcp.flags.ack() && o.fin_end[other].is_some_and(|end| tcp.ack.diff(end) >= 0) {
+            o.fin_acked[other] = true;
+        }
+        t.last = t.last.max(rec.time);
+        let closed = !was_closed && t.open.closed();
+        if t.taken {
+            return Ok(Assigned { flow: i, started: false, closed, late: true });
+        }
+        t.flow.packets.push(FlowPacket {
             number: rec.number,
             time: rec.time,
             from,
             datagram: ip.to_vec(),
             tcp,
         });
+        Ok(Assigned { flow: i, started: start_new, closed, late: false })
     }
+
+    /// Takes the packets of connection `index` (all of the connection, once it is finished);
+    /// later packets of it are left out. `None` when they were taken already.
+    pub fn take(&mut self, index: usize) -> Option<Flow> {
+        let t = self.flows.get_mut(index).filter(|t| !t.taken)?;
+        t.taken = true;
+        self.held -= 1;
+        let f = &mut t.flow;
+        let packets = std::mem::take(&mut f.packets);
+        Some(Flow { index: f.index, client: f.client, server: f.server, mid_stream: f.mid_stream, packets })
+    }
+
+    /// Drops what is known of the taken connections whose last packet is older than `before`:
+    /// a packet of their tuple after that starts a connection of its own.
+    pub fn forget(&mut self, before: Instant) {
+        self.flows.retain(|t| !(t.taken && t.last < before));
+        let flows = &self.flows;
+        self.current.retain(|_, i| flows.get(*i).is_some());
+        if self.last.is_some_and(|(_, i)| flows.get(i).is_none()) {
+            self.last = None;
+        }
+    }
+
+    /// The indices of the connections whose packets are held and whose last packet is older
+    /// than `before`, in index order.
+    pub fn idle(&self, before: Instant) -> Vec<usize> {
+        self.flows.iter().filter(|(_, t)| !t.taken && t.last < before).map(|(i, _)| i).collect()
+    }
+
+    /// The indices of the connections whose packets are held, in index order.
+    pub fn held_flows(&self) -> Vec<usize> {
+        self.flows.iter().filter(|(_, t)| !t.taken).map(|(i, _)| i).collect()
+    }
+
+    /// How many connections have their packets held.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// How many connections were started.
+    pub fn started(&self) -> usize {
+        self.started
+    }
+}
+
+/// Splits the records of a capture into TCP connections.
+pub fn split<'a>(records: impl IntoIterator<Item = &'a Record<'a>>) -> Flows {
+    let mut out = Flows::default();
+    let mut splitter = Splitter::default();
+    for rec in records {
+        if let Err(s) = splitter.push(rec) {
+            out.skipped.push(s);
+        }
+    }
+    out.flows = (1..=splitter.started()).filter_map(|i| splitter.take(i)).collect();
     out
+}
+
+/// When [`FlowStream`] hands a connection over, in capture time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finishing {
+    /// A closed connection (RST, or both FINs acknowledged) is held this long after it closed,
+    /// for stragglers (a retransmitted FIN, a late RST) ...
+    pub close_grace: Duration,
+    /// ... but no more than this many closed connections are held: past it the longest closed
+    /// goes at once (memory stays bounded however fast connections close).
+    pub max_closed: usize,
+    /// A connection with no packet for this long is handed over as it is.
+    pub idle: Duration,
+}
+
+impl Default for Finishing {
+    /// The replay engine's tail for the grace, 8 closed connections, 5 minutes of silence.
+    fn default() -> Self {
+        Finishing { close_grace: Duration::from_secs(120), max_closed: 8, idle: Duration::from_secs(300) }
+    }
+}
+
+/// Counts of a [`FlowStream`] so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamStats {
+    /// Records read.
+    pub records: u64,
+    /// Records that are not TCP segments of a connection.
+    pub skipped: u64,
+    /// Connections started.
+    pub connections: usize,
+    /// The most connections whose packets were held at once.
+    pub peak_open_flows: usize,
+    /// Packets of connections already handed over, left out.
+    pub late_packets: u64,
+}
+
+/// The connections of a capture read record by record, each handed over as soon as it is
+/// finished: closed and past its grace, idle too long, or at the end of the file (or at damage).
+/// Only the connections open at once are held, never the whole file. Connections come out in
+/// the order they finish; their indices are those [`split`] gives.
+pub struct FlowStream<R = std::fs::File> {
+    records: CaptureStream<R>,
+    splitter: Splitter,
+    finishing: Finishing,
+    /// Closed connections still held, in the order they closed, with the capture time they did.
+    closed: VecDeque<(usize, Instant)>,
+    ready: VecDeque<Flow>,
+    /// The latest capture time read (capture times need not grow record by record).
+    now: Instant,
+    /// When to look for idle connections next.
+    next_idle_check: Instant,
+    done: bool,
+    stats: StreamStats,
+}
+
+impl FlowStream<std::fs::File> {
+    /// Opens the capture at `path`.
+    pub fn open(path: impl AsRef<Path>, finishing: Finishing) -> Result<FlowStream, CaptureError> {
+        Ok(FlowStream::new(CaptureStream::open(path)?, finishing))
+    }
+}
+
+impl<R: std::io::Read> FlowStream<R> {
+    /// The connections of the records `records` reads.
+    pub fn new(records: CaptureStream<R>, finishing: Finishing) -> FlowStream<R> {
+        FlowStream {
+            records,
+            splitter: Splitter::default(),
+            finishing,
+            closed: VecDeque::new(),
+            ready: VecDeque::new(),
+            now: Instant::ZERO,
+            next_idle_check: Instant::ZERO,
+            done: false,
+            stats: StreamStats::default(),
+        }
+    }
+
+    /// The counts so far.
+    pub fn stats(&self) -> StreamStats {
+        self.stats
+    }
+
+    /// Bytes of the file parsed so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.records.bytes_read()
+    }
+
+    /// The next finished connection; damage to the file once, as an error, after which the
+    /// connections still open come (as at the end of the file) for a caller that goes on.
+    pub fn next_flow(&mut self) -> Option<Result<Flow, CaptureError>> {
+        loop {
+            if let Some(f) = self.ready.pop_front() {
+                return Some(Ok(f));
+            }
+            if self.done {
+                return None;
+            }
+            match self.records.next_record() {
+                None => {
+                    self.done = true;
+                    self.hand_over_all();
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    self.hand_over_all();
+                    return Some(Err(e));
+                }
+                Some(Ok(rec)) => {
+                    self.stats.records += 1;
+                    self.now = self.now.max(rec.time);
+                    match self.splitter.push(&rec) {
+                        Err(_) => self.stats.skipped += 1,
+                        Ok(a) => {
+                            self.stats.late_packets += u64::from(a.late);
+                            if a.closed && !a.late {
+                                self.closed.push_back((a.flow, self.now));
+                            }
+                        }
+                    }
+                    self.stats.connections = self.splitter.started();
+                    self.stats.peak_open_flows = self.stats.peak_open_flows.max(self.splitter.held());
+                    self.hand_over_finished();
+                }
+            }
+        }
+    }
+
+    /// Closed connections past their grace or beyond the bound, and idle ones.
+    fn hand_over_finished(&mut self) {
+        let f = self.finishing;
+        while let Some(&(i, at)) = self.closed.front() {
+            if self.closed.len() <= f.max_closed && at + f.close_grace > self.now {
+                break;
+            }
+            self.closed.pop_front();
+            self.ready.extend(self.splitter.take(i));
+        }
+        if self.now >= self.next_idle_check {
+            let before = Instant::from_micros(self.now.total_micros().saturating_sub(f.idle.total_micros()));
+            for i in self.splitter.idle(before) {
+                self.ready.extend(self.splitter.take(i));
+            }
+            self.splitter.forget(before);
+            self.next_idle_check = self.now + Duration::from_micros((f.idle.total_micros() / 8).max(1));
+        }
+    }
+
+    /// Every connection still held, in index order.
+    fn hand_over_all(&mut self) {
+        self.closed.clear();
+        for i in self.splitter.held_flows() {
+            self.ready.extend(self.splitter.take(i));
+        }
+    }
+}
+
+/// Items that arrive out of order by a 1-based index, given back in index order as soon as
+/// every earlier one has arrived (finished connections waiting for the earlier open ones).
+#[derive(Debug)]
+pub struct InOrder<T> {
+    next: usize,
+    waiting: std::collections::BTreeMap<usize, T>,
+}
+
+impl<T> Default for InOrder<T> {
+    fn default() -> Self {
+        InOrder { next: 1, waiting: std::collections::BTreeMap::new() }
+    }
+}
+
+impl<T> InOrder<T> {
+    /// Adds item `index`; returns the items now due, in order.
+    pub fn insert(&mut self, index: usize, item: T) -> Vec<T> {
+        self.waiting.insert(index, item);
+        let mut due = Vec::new();
+        while let Some(item) = self.waiting.remove(&self.next) {
+            due.push(item);
+            self.next += 1;
+        }
+        due
+    }
+
+    /// How many items wait for an earlier one.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
 }
 
 #[cfg(test)]

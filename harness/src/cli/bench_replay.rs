@@ -1,11 +1,11 @@
-//! `utcp bench replay`: packets per second through read, parse, stack and compare, with the same
+//! `utcp bench replay`: packets per second through read, parse, stack and compare (the capture
+//! streamed as `utcp replay` streams it), the most connections held open at once, with the same
 //! file read by `tshark -r FILE -q` in the same run as a reference, and the process's peak RSS.
 //!
 //! Must not depend on: terminals beyond stderr's round lines.
 
 use crate::bench::median;
-use crate::capture::flows::{split, Side};
-use crate::capture::CaptureReader;
+use crate::capture::flows::{Finishing, FlowStream, Side};
 use crate::cli::replay::RoleArg;
 use crate::replay::{replay_flow, Options};
 use std::io::IsTerminal;
@@ -33,23 +33,27 @@ pub struct ReplayArgs {
 struct Round {
     packets: u64,
     connections: usize,
+    /// The most connections held open at once while streaming the file.
+    peak_open_flows: usize,
     seconds: f64,
 }
 
+/// Streams the file as `utcp replay` does and replays each connection once it is finished.
 fn replay_round(file: &Path, opts: &Options) -> Result<Round, String> {
     let start = WallClock::now();
-    let reader = CaptureReader::open(file).map_err(|e| e.to_string())?;
-    let all = reader.read_all(false).map_err(|e| e.to_string())?;
-    let flows = split(&all.records);
+    let finishing = Finishing { close_grace: opts.tail, ..Finishing::default() };
+    let mut stream = FlowStream::open(file, finishing).map_err(|e| e.to_string())?;
     let mut sink = 0usize;
-    for flow in &flows.flows {
-        let r = replay_flow(flow, opts);
+    while let Some(flow) = stream.next_flow() {
+        let r = replay_flow(&flow.map_err(|e| e.to_string())?, opts);
         sink = sink.wrapping_add(usize::from(r.ok()));
     }
     std::hint::black_box(sink);
+    let s = stream.stats();
     Ok(Round {
-        packets: all.records.len() as u64,
-        connections: flows.flows.len(),
+        packets: s.records,
+        connections: s.connections,
+        peak_open_flows: s.peak_open_flows,
         seconds: start.elapsed().as_secs_f64(),
     })
 }
@@ -87,7 +91,7 @@ pub fn run(a: ReplayArgs) -> ExitCode {
     let mut utcp = Vec::new();
     let mut tshark = Vec::new();
     let mut tshark_missing: Option<String> = None;
-    let (mut packets, mut connections) = (0, 0);
+    let (mut packets, mut connections, mut peak_open_flows) = (0, 0, 0);
     for round in 1..=a.rounds {
         let r = match replay_round(&a.file, &opts) {
             Ok(r) => r,
@@ -97,6 +101,7 @@ pub fn run(a: ReplayArgs) -> ExitCode {
             }
         };
         (packets, connections) = (r.packets, r.connections);
+        peak_open_flows = peak_open_flows.max(r.peak_open_flows);
         if talk {
             eprintln!(
                 "round {round}: utcp   {:>12.0} packets/s  ({:.3} s)",
@@ -129,6 +134,7 @@ pub fn run(a: ReplayArgs) -> ExitCode {
             "rounds": a.rounds,
             "packets": packets,
             "connections": connections,
+            "peak_open_flows": peak_open_flows,
             "seconds": seconds,
             "packets_per_second": pps,
             "tshark_seconds": tshark_seconds,
@@ -140,7 +146,8 @@ pub fn run(a: ReplayArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     println!(
-        "replay of {} as {}, {packets} packets in {connections} connections, {} rounds (median)",
+        "replay of {} as {}, {packets} packets in {connections} connections ({peak_open_flows} open at \
+         most), {} rounds (median)",
         a.file.display(),
         if opts.role == Side::Server { "server" } else { "client" },
         a.rounds
@@ -167,6 +174,6 @@ mod tests {
     fn a_replay_round_counts_every_packet_and_connection_of_the_file() {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/captures/bulk-2mb-ipv4.pcap");
         let r = replay_round(&file, &Options::default()).expect("the corpus capture replays");
-        assert_eq!((r.packets, r.connections), (1721, 1));
+        assert_eq!((r.packets, r.connections, r.peak_open_flows), (1721, 1, 1));
     }
 }

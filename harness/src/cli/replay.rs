@@ -11,17 +11,20 @@
 //! transcript of the tested side after it; with `--json` one object
 //! `{ "file": ..., "connections": [...] }` (with `--stack both` each connection carries Linux's
 //! object under `linux`). `--plot` writes a time-sequence graph (SVG).
+//! The capture is streamed: each connection is replayed once it is finished in the capture
+//! (closed and past a grace, idle, or at the end of the file) and shown in connection order, so
+//! that memory holds the connections open at once, not the file.
 //! Exit status: 0 when every replayed connection completed and nothing differed beyond the
 //! profile (with `--stack both`: utcp's connections), 1 when something differed, 2 when the input
 //! could not be read (or `--flow` names no connection, or an output file cannot be written, or
 //! the kernel's namespace could not be set up), 130 when interrupted.
 
-use crate::capture::flows::{split, Side};
-use crate::capture::CaptureReader;
+use crate::capture::flows::{Finishing, Flow, FlowStream, InOrder, Side, StreamStats};
 use crate::plot::{render_svg, replay_chart};
 use crate::replay::progress::Progress;
 use crate::replay::report::{
-    match_line, script, summary, summary_line, to_json, to_json_both, transcript, write_pcapng,
+    connection_json, connection_json_both, json_text, match_line, script, summary_line, write_pcapng,
+    PcapngOut,
 };
 use crate::replay::{replay_flow, Backend, Mode, Options, Profile, Replay};
 use std::path::PathBuf;
@@ -251,15 +254,18 @@ pub struct Outcome {
     pub stdout: String,
     /// The exit status: 0 all completed and equal, 1 something differed.
     pub status: u8,
-    /// The replays (Linux's with `--stack linux`, utcp's otherwise).
+    /// The replays (Linux's with `--stack linux`, utcp's otherwise), when the run kept them
+    /// ([`replay`] does; the command line does not, so that memory does not grow with the file).
     pub replays: Vec<Replay>,
-    /// With `--stack both`, Linux's replays, one per utcp replay.
+    /// With `--stack both`, Linux's replays, one per utcp replay (kept as `replays` are).
     pub linux: Vec<Replay>,
+    /// The capture's counts: records, connections, the most connections held open at once.
+    pub stream: StreamStats,
 }
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> ExitCode {
-    match replay(&args) {
+    match replay_streamed(&args, false) {
         Ok(o) => {
             // A closed pipe (`| head`) is not an error of the replay.
             let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), o.stdout.as_bytes());
@@ -272,89 +278,293 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-/// The whole of `utcp replay` for `args` (files written), or the message for unusable input.
+/// The whole of `utcp replay` for `args` (files written), or the message for unusable input;
+/// the outcome keeps every replay.
 pub fn replay(args: &Args) -> Result<Outcome, String> {
-    let reader = CaptureReader::open(&args.file).map_err(|e| e.to_string())?;
-    let all = reader.read_all(args.keep_going).map_err(|e| e.to_string())?;
-    if let Some(e) = &all.error {
-        eprintln!("utcp replay: warning: {e}; using the {} records before it", all.records.len());
+    replay_streamed(args, true)
+}
+
+/// `utcp replay` with the capture streamed: each connection is replayed as soon as it is finished
+/// in the capture and shown in the order of the connections, so that only the connections open
+/// at once are held; with `keep` the outcome also holds every replay. Damage to the file is an
+/// error (and no `--out` file is left), unless `--keep-going` uses the connections before it.
+pub fn replay_streamed(args: &Args, keep: bool) -> Result<Outcome, String> {
+    let mut shown = Shown::new(args, keep);
+    let result = replay_into(args, &mut shown);
+    if result.is_err() {
+        shown.abandon(args);
     }
-    let flows = split(&all.records);
+    result?;
+    shown.finish(args)
+}
+
+/// Replays the chosen connections of the file into `shown`, in order, with the capture's counts.
+fn replay_into(args: &Args, shown: &mut Shown) -> Result<(), String> {
     let name = args.file.display().to_string();
-    let chosen: Vec<usize> = match args.flow {
-        Some(n) if n == 0 || n > flows.flows.len() => {
-            return Err(format!("{name}: no flow {n} (the file has {} TCP connections)", flows.flows.len()));
-        }
-        Some(n) => vec![n - 1],
-        None => (0..flows.flows.len()).collect(),
-    };
-    for (flag, given) in [("--emit-script", args.emit_script.is_some()), ("--plot", args.plot.is_some())] {
-        if given && chosen.len() != 1 {
-            return Err(format!(
-                "{flag} needs one connection; {name} has {}: choose one with --flow N",
-                chosen.len()
-            ));
-        }
-    }
     let opts = args.options();
+    // --emit-script and --plot show one connection: the one --flow names, else the file's only one.
+    let one = args.emit_script.is_some() || args.plot.is_some();
+    let wanted = args.flow.or(one.then_some(1));
     if args.stack != StackArg::Utcp {
         linux_ready()?;
     }
-    let total: u64 = chosen.iter().map(|&i| flows.flows[i].packets.len() as u64).sum();
-    let progress = Progress::new(total, "packets");
-    let mut replays = Vec::new();
-    let mut linux = Vec::new();
-    for &i in &chosen {
-        let flow = &flows.flows[i];
-        progress.set_message(format!("flow {}", flow.index));
-        tracing::debug!(flow = flow.index, packets = flow.packets.len(), "replaying");
-        if args.stack != StackArg::Linux {
-            let r = replay_flow(flow, &opts);
-            tracing::info!(flow = flow.index, summary = %summary_line(&r), "replayed");
-            replays.push(r);
-        }
-        if args.stack != StackArg::Utcp {
-            let r = replay_linux(flow, &opts, &args.linux).map_err(|e| format!("{name}: {e}"))?;
-            tracing::info!(flow = flow.index, summary = %summary_line(&r), "replayed against Linux");
-            match args.stack {
-                StackArg::Both => linux.push(r),
-                _ => replays.push(r),
+    let finishing = Finishing { close_grace: opts.tail, ..Finishing::default() };
+    let mut stream = FlowStream::open(&args.file, finishing).map_err(|e| e.to_string())?;
+    let size = std::fs::metadata(&args.file).map_or(0, |m| m.len());
+    let progress = Progress::new(size, "bytes");
+    let mut read = 0;
+    let mut order = InOrder::default();
+    while let Some(next) = stream.next_flow() {
+        let flow = match next {
+            Ok(f) => f,
+            Err(e) if args.keep_going => {
+                let n = stream.stats().records;
+                eprintln!("utcp replay: warning: {e}; using the {n} records before it");
+                continue;
             }
+            Err(e) => return Err(e.to_string()),
+        };
+        let piece = if wanted.is_none_or(|n| n == flow.index) {
+            progress.set_message(format!("flow {}", flow.index));
+            let (main, beside) = play(&flow, &opts, args, &name)?;
+            Some(Piece::new(args, shown.keep, main, beside))
+        } else {
+            None
+        };
+        // A connection that finished before an earlier one waits as its text (and its replay
+        // only where --out, --emit-script, --plot or the caller need it).
+        for piece in order.insert(flow.index, piece).into_iter().flatten() {
+            shown.add(args, piece)?;
         }
-        progress.inc(flow.packets.len() as u64);
+        progress.inc(stream.bytes_read().saturating_sub(read));
+        read = stream.bytes_read();
     }
     progress.finish();
-    if let Some(out) = &args.out {
-        write_pcapng(out, &replays).map_err(|e| e.to_string())?;
+    shown.stream = stream.stats();
+    let total = shown.stream.connections;
+    match args.flow {
+        Some(n) if n == 0 || n > total => {
+            return Err(format!("{name}: no flow {n} (the file has {total} TCP connections)"));
+        }
+        _ => {}
     }
-    if let Some(path) = &args.emit_script {
-        if let [r] = replays.as_slice() {
+    for (flag, given) in [("--emit-script", args.emit_script.is_some()), ("--plot", args.plot.is_some())] {
+        if given && args.flow.is_none() && total != 1 {
+            return Err(format!("{flag} needs one connection; {name} has {total}: choose one with --flow N"));
+        }
+    }
+    Ok(())
+}
+
+/// One connection replayed as `--stack` asks: the replay shown, and Linux's beside it with
+/// `--stack both`.
+fn play(flow: &Flow, opts: &Options, args: &Args, name: &str) -> Result<(Replay, Option<Replay>), String> {
+    tracing::debug!(flow = flow.index, packets = flow.packets.len(), "replaying");
+    let utcp = (args.stack != StackArg::Linux).then(|| {
+        let r = replay_flow(flow, opts);
+        tracing::info!(flow = flow.index, summary = %summary_line(&r), "replayed");
+        r
+    });
+    let linux = if args.stack != StackArg::Utcp {
+        let r = replay_linux(flow, opts, &args.linux).map_err(|e| format!("{name}: {e}"))?;
+        tracing::info!(flow = flow.index, summary = %summary_line(&r), "replayed against Linux");
+        Some(r)
+    } else {
+        None
+    };
+    match (utcp, linux) {
+        (Some(u), l) => Ok((u, l)),
+        (None, Some(l)) => Ok((l, None)),
+        (None, None) => unreachable!("--stack utcp, linux or both plays at least one"),
+    }
+}
+
+/// One connection's part of the output, made as soon as it is replayed.
+struct Piece {
+    backend: Backend,
+    ok: bool,
+    summary: String,
+    transcript: String,
+    json: Option<String>,
+    /// The replay, where `--out`, `--emit-script`, `--plot` or the caller need it.
+    replay: Option<Replay>,
+    /// Linux's replay beside it, where the caller keeps replays.
+    beside: Option<Replay>,
+}
+
+impl Piece {
+    fn new(args: &Args, keep: bool, r: Replay, beside: Option<Replay>) -> Piece {
+        let (mut summary, mut transcript, mut json) = (String::new(), String::new(), None);
+        if args.json {
+            let v = match &beside {
+                Some(l) => connection_json_both(&r, l),
+                None => connection_json(&r),
+            };
+            json = Some(v.to_string());
+        } else {
+            summary.push_str(&crate::replay::report::summary(&r));
+            if let Some(l) = &beside {
+                summary.push_str(&crate::replay::report::summary(l));
+                summary.push_str(&match_line(&r, l));
+            }
+            if args.transcript {
+                transcript.push('\n');
+                transcript.push_str(&crate::replay::report::transcript(&r));
+                if let Some(l) = &beside {
+                    transcript.push('\n');
+                    transcript.push_str(&crate::replay::report::transcript(l));
+                }
+            }
+        }
+        let needed = keep || args.out.is_some() || args.emit_script.is_some() || args.plot.is_some();
+        Piece {
+            backend: r.backend,
+            ok: r.ok(),
+            summary,
+            transcript,
+            json,
+            replay: needed.then_some(r),
+            beside: beside.filter(|_| keep),
+        }
+    }
+}
+
+/// What the replays add up to, one connection at a time in order: the output's pieces, the
+/// `--out` file, the replay `--emit-script` and `--plot` need, and (when kept) the replays.
+struct Shown {
+    name: String,
+    connections: usize,
+    backend: Backend,
+    all_ok: bool,
+    summaries: String,
+    transcripts: String,
+    json: Vec<String>,
+    pcapng: Option<PcapngOut>,
+    /// The last replay, for --emit-script and --plot (which have one).
+    one: Option<Replay>,
+    keep: bool,
+    replays: Vec<Replay>,
+    linux: Vec<Replay>,
+    stream: StreamStats,
+}
+
+impl Shown {
+    fn new(args: &Args, keep: bool) -> Shown {
+        Shown {
+            name: args.file.display().to_string(),
+            connections: 0,
+            backend: Backend::Utcp,
+            all_ok: true,
+            summaries: String::new(),
+            transcripts: String::new(),
+            json: Vec::new(),
+            pcapng: None,
+            one: None,
+            keep,
+            replays: Vec::new(),
+            linux: Vec::new(),
+            stream: StreamStats::default(),
+        }
+    }
+
+    /// The next connection, in order.
+    fn add(&mut self, args: &Args, p: Piece) -> Result<(), String> {
+        if self.connections == 0 {
+            self.backend = p.backend;
+        }
+        self.connections += 1;
+        self.all_ok &= p.ok;
+        self.json.extend(p.json);
+        self.summaries.push_str(&p.summary);
+        self.transcripts.push_str(&p.transcript);
+        if let (Some(path), Some(r)) = (&args.out, &p.replay) {
+            let out = match &mut self.pcapng {
+                Some(out) => out,
+                None => self.pcapng.insert(PcapngOut::create(path).map_err(|e| e.to_string())?),
+            };
+            out.add(r).map_err(|e| e.to_string())?;
+        }
+        if args.emit_script.is_some() || args.plot.is_some() {
+            self.one = p.replay.clone();
+        }
+        if self.keep {
+            self.replays.extend(p.replay);
+            self.linux.extend(p.beside);
+        }
+        Ok(())
+    }
+
+    /// The run failed: no half-written `--out` file stays behind.
+    fn abandon(&mut self, args: &Args) {
+        if let (Some(out), Some(path)) = (self.pcapng.take(), &args.out) {
+            drop(out);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// The files and the text, once every connection was added.
+    fn finish(mut self, args: &Args) -> Result<Outcome, String> {
+        let name = self.name.clone();
+        match (self.pcapng.take(), &args.out) {
+            (Some(out), _) => {
+                out.finish().map_err(|e| e.to_string())?;
+            }
+            // No connection to write: the file is written all the same, empty.
+            (None, Some(path)) => write_pcapng(path, &[]).map(|_| ()).map_err(|e| e.to_string())?,
+            (None, None) => {}
+        }
+        if let (Some(path), Some(r)) = (&args.emit_script, &self.one) {
             std::fs::write(path, script(r, &name))
                 .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
         }
-    }
-    if let Some(path) = &args.plot {
-        if let [r] = replays.as_slice() {
+        if let (Some(path), Some(r)) = (&args.plot, &self.one) {
             let file = args.file.file_name().map_or(name.clone(), |f| f.to_string_lossy().into_owned());
             let chart = crate::plot::Chart { window: args.plot_window, ..replay_chart(r, &file) };
             let svg = render_svg(&chart)?;
             std::fs::write(path, svg).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
         }
-    }
-    let mut stdout = String::new();
-    if args.json {
-        let v = if args.stack == StackArg::Both {
-            to_json_both(&name, &replays, &linux)
+        let mut stdout = String::new();
+        if args.json {
+            stdout.push_str(&json_text(&name, &self.json));
+            stdout.push('\n');
         } else {
-            to_json(&name, &replays)
-        };
-        stdout.push_str(&v.to_string());
-        stdout.push('\n');
-    } else {
-        stdout.push_str(&text_report(args, &name, &replays, &linux));
+            stdout.push_str(&self.text_report(args));
+        }
+        let status = if self.all_ok { 0 } else { 1 };
+        Ok(Outcome { stdout, status, replays: self.replays, linux: self.linux, stream: self.stream })
     }
-    let status = if replays.iter().all(Replay::ok) { 0 } else { 1 };
-    Ok(Outcome { stdout, status, replays, linux })
+
+    /// The text output: a heading, each connection's summary, then (with `--transcript`) each
+    /// connection's transcript, or a line saying how to get them.
+    fn text_report(&self, args: &Args) -> String {
+        let mut out = String::new();
+        let name = &self.name;
+        let n = self.connections;
+        if n == 0 {
+            out.push_str(&format!("{name}: no TCP connection to replay\n"));
+            return out;
+        }
+        let opts = args.options();
+        out.push_str(&format!(
+            "{name}: {n} TCP {} replayed, {} as {} ({} mode, {} profile){}\n",
+            if n == 1 { "connection" } else { "connections" },
+            self.backend.name(),
+            crate::replay::report::role_name(opts.role),
+            opts.mode.name(),
+            opts.profile.name(),
+            if args.stack == StackArg::Both { ", beside Linux's self-match" } else { "" }
+        ));
+        out.push_str(&self.summaries);
+        if args.transcript {
+            out.push_str(&self.transcripts);
+        } else {
+            let flow = if n == 1 { "" } else { "--flow N " };
+            out.push_str(&format!(
+                "(every packet: --transcript; a time-sequence graph: {flow}--plot OUT.svg; for Wireshark: --out OUT.pcapng)\n"
+            ));
+        }
+        out
+    }
 }
 
 /// `--stack linux` needs the privileges of a namespace and a TUN device; with them, Ctrl-C and
@@ -393,49 +603,4 @@ fn interrupted_run() -> bool {
 #[cfg(not(target_os = "linux"))]
 fn interrupted_run() -> bool {
     false
-}
-
-/// The text output: a heading, each connection's summary, then (with `--transcript`) each
-/// connection's transcript, or a line saying how to get them.
-fn text_report(args: &Args, name: &str, replays: &[Replay], linux: &[Replay]) -> String {
-    let mut out = String::new();
-    if replays.is_empty() {
-        out.push_str(&format!("{name}: no TCP connection to replay\n"));
-        return out;
-    }
-    let opts = args.options();
-    let n = replays.len();
-    let backend = replays.first().map_or(Backend::Utcp, |r| r.backend);
-    out.push_str(&format!(
-        "{name}: {n} TCP {} replayed, {} as {} ({} mode, {} profile){}\n",
-        if n == 1 { "connection" } else { "connections" },
-        backend.name(),
-        crate::replay::report::role_name(opts.role),
-        opts.mode.name(),
-        opts.profile.name(),
-        if linux.is_empty() { "" } else { ", beside Linux's self-match" }
-    ));
-    for (i, r) in replays.iter().enumerate() {
-        out.push_str(&summary(r));
-        if let Some(l) = linux.get(i) {
-            out.push_str(&summary(l));
-            out.push_str(&match_line(r, l));
-        }
-    }
-    if args.transcript {
-        for (i, r) in replays.iter().enumerate() {
-            out.push('\n');
-            out.push_str(&transcript(r));
-            if let Some(l) = linux.get(i) {
-                out.push('\n');
-                out.push_str(&transcript(l));
-            }
-        }
-    } else {
-        let flow = if n == 1 { "" } else { "--flow N " };
-        out.push_str(&format!(
-            "(every packet: --transcript; a time-sequence graph: {flow}--plot OUT.svg; for Wireshark: --out OUT.pcapng)\n"
-        ));
-    }
-    out
 }

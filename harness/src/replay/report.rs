@@ -296,18 +296,17 @@ pub fn match_line(a: &Replay, b: &Replay) -> String {
     format!("  match: {}, {}\n", one(a), one(b))
 }
 
+/// One connection replayed on utcp and on Linux: utcp's object with Linux's under `linux`.
+pub fn connection_json_both(utcp: &Replay, linux: &Replay) -> Value {
+    let mut v = connection_json(utcp);
+    v["linux"] = connection_json(linux);
+    v
+}
+
 /// The JSON report of a file replayed on utcp and on Linux: utcp's connection objects as
 /// [`to_json`] gives them, each with Linux's object of the same connection under `linux`.
 pub fn to_json_both(file: &str, utcp: &[Replay], linux: &[Replay]) -> Value {
-    let connections: Vec<Value> = utcp
-        .iter()
-        .zip(linux)
-        .map(|(u, l)| {
-            let mut v = connection_json(u);
-            v["linux"] = connection_json(l);
-            v
-        })
-        .collect();
+    let connections: Vec<Value> = utcp.iter().zip(linux).map(|(u, l)| connection_json_both(u, l)).collect();
     json!({ "file": file, "connections": connections })
 }
 
@@ -319,12 +318,30 @@ pub fn to_json(file: &str, replays: &[Replay]) -> Value {
     })
 }
 
-/// Writes the replays as a raw-IP pcapng at their virtual (= capture) times, with a comment on
-/// every packet that differs and on every adapted injection; a recorded packet utcp did not
-/// send is named in the comment of the next packet written.
-pub fn write_pcapng(path: &Path, replays: &[Replay]) -> Result<u64, CaptureError> {
-    let mut w = CaptureWriter::create(path, Format::PcapNg)?;
-    for r in replays {
+/// The text of [`to_json`]'s object from connection objects already written as text, one at a
+/// time as they were replayed (the same text as `to_json(..).to_string()`).
+pub fn json_text(file: &str, connections: &[String]) -> String {
+    // The key with its quotes cannot occur inside the escaped file name.
+    let mut head = json!({ "file": file, "connections": [] }).to_string();
+    let key = "\"connections\":[";
+    let at = head.find(key).map_or(head.len(), |i| i + key.len());
+    head.insert_str(at, &connections.join(","));
+    head
+}
+
+/// The annotated pcapng of [`write_pcapng`], written one replay at a time.
+pub struct PcapngOut {
+    w: CaptureWriter<std::io::BufWriter<std::fs::File>>,
+}
+
+impl PcapngOut {
+    /// Creates the file at `path`.
+    pub fn create(path: &Path) -> Result<PcapngOut, CaptureError> {
+        Ok(PcapngOut { w: CaptureWriter::create(path, Format::PcapNg)? })
+    }
+
+    /// Writes the packets of one replay.
+    pub fn add(&mut self, r: &Replay) -> Result<(), CaptureError> {
         let notes = step_notes(r);
         let mut missing = missing_lines(r).into_iter().peekable();
         for (i, step) in r.steps.iter().enumerate() {
@@ -339,12 +356,28 @@ pub fn write_pcapng(path: &Path, replays: &[Replay]) -> Result<u64, CaptureError
                 comment.push(n.clone());
             }
             let text = comment.join("\n");
-            w.write(*time, datagram, (!text.is_empty()).then_some(text.as_str()))?;
+            self.w.write(*time, datagram, (!text.is_empty()).then_some(text.as_str()))?;
         }
+        Ok(())
     }
-    let n = w.written();
-    w.finish()?;
-    Ok(n)
+
+    /// Flushes the file; returns the packets written.
+    pub fn finish(self) -> Result<u64, CaptureError> {
+        let n = self.w.written();
+        self.w.finish()?;
+        Ok(n)
+    }
+}
+
+/// Writes the replays as a raw-IP pcapng at their virtual (= capture) times, with a comment on
+/// every packet that differs and on every adapted injection; a recorded packet utcp did not
+/// send is named in the comment of the next packet written.
+pub fn write_pcapng(path: &Path, replays: &[Replay]) -> Result<u64, CaptureError> {
+    let mut out = PcapngOut::create(path)?;
+    for r in replays {
+        out.add(r)?;
+    }
+    out.finish()
 }
 
 /// A script in the packetdrill dialect (DESIGN.md "Scripts") that reproduces the replay: the

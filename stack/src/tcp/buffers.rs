@@ -162,23 +162,29 @@ impl RecvBuffer {
             self.ring = Vec::new();
             return;
         }
-        if capacity <= self.capacity {
+        // The ring is indexed by its own length, not the capacity: it grows when bytes need it.
+        self.capacity = self.capacity.max(capacity);
+    }
+
+    /// Makes the ring span at least `need` bytes from the first unread one (at most the
+    /// capacity), doubling from 4 KiB as the send buffer does: a connection that receives little
+    /// zeroes little (a replay of many short connections spent a quarter of its time
+    /// zero-filling whole receive buffers). Every byte held keeps its stream offset.
+    fn grow(&mut self, need: usize) {
+        let size = need.next_power_of_two().max(4096).min(self.capacity).max(need);
+        let old = std::mem::replace(&mut self.ring, vec![0; size]);
+        if old.is_empty() {
             return;
         }
-        let old = std::mem::take(&mut self.ring);
-        let old_capacity = self.capacity;
         let ranges: Vec<(u64, u64)> = std::iter::once((self.read_off, self.next_offset()))
             .chain(self.ooo.iter().map(|(&s, &e)| (s, e)))
             .collect();
-        self.capacity = capacity;
-        self.ring = vec![0; capacity];
         for (start, end) in ranges {
             let mut off = start;
             while off < end {
-                let i = (off % old_capacity as u64) as usize;
-                let n = ((end - off) as usize).min(old_capacity - i);
-                let bytes = &old[i..i + n];
-                self.write_ring(off, bytes);
+                let i = (off % old.len() as u64) as usize;
+                let n = ((end - off) as usize).min(old.len() - i);
+                self.write_ring(off, &old[i..i + n]);
                 off += n as u64;
             }
         }
@@ -222,22 +228,28 @@ impl RecvBuffer {
         )
     }
 
+    /// Where stream offset `off` lies in the ring (which is not empty).
     fn ring_index(&self, off: u64) -> usize {
-        if self.capacity.is_power_of_two() {
-            (off & (self.capacity as u64 - 1)) as usize
+        let len = self.ring.len();
+        if len.is_power_of_two() {
+            (off & (len as u64 - 1)) as usize
         } else {
-            (off % self.capacity as u64) as usize
+            (off % len as u64) as usize
         }
     }
 
+    /// Copies `bytes` to stream offset `off`, which lies within the ring once grown to reach
+    /// their end (the caller clipped them to the capacity).
     fn write_ring(&mut self, off: u64, bytes: &[u8]) {
-        if self.ring.len() < self.capacity {
-            self.ring.resize(self.capacity, 0);
+        let need = (off + bytes.len() as u64 - self.read_off) as usize;
+        if self.ring.len() < need {
+            self.grow(need);
         }
+        let cap = self.ring.len();
         let mut i = self.ring_index(off);
         let mut rest = bytes;
         while !rest.is_empty() {
-            let n = rest.len().min(self.capacity - i);
+            let n = rest.len().min(cap - i);
             self.ring[i..i + n].copy_from_slice(&rest[..n]);
             rest = &rest[n..];
             i = 0;
@@ -305,10 +317,14 @@ impl RecvBuffer {
     /// Copies ready bytes into `buf`; returns how many.
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.ready);
+        if n == 0 {
+            return 0;
+        }
+        let cap = self.ring.len();
         let mut i = self.ring_index(self.read_off);
         let mut done = 0;
         while done < n {
-            let k = (n - done).min(self.capacity - i);
+            let k = (n - done).min(cap - i);
             buf[done..done + k].copy_from_slice(&self.ring[i..i + k]);
             done += k;
             i = 0;
@@ -377,6 +393,28 @@ mod tests {
         let mut all = [0u8; 30];
         let n = b.read(&mut all);
         assert_eq!(&all[..n], b"efghijklmnopqrstuvwx");
+    }
+
+    #[test]
+    fn receive_ring_grows_on_demand_and_keeps_bytes_at_their_offsets() {
+        let mut b = RecvBuffer::new(1 << 20);
+        assert_eq!(b.ring.len(), 0, "nothing allocated before data arrives");
+        assert_eq!(b.insert(0, b"abc"), 3);
+        assert_eq!(b.ring.len(), 4096, "a little data takes the smallest ring, not the capacity");
+        let mut out = [0u8; 2];
+        assert_eq!(b.read(&mut out), 2);
+        // In order up to 4098 (wrapping the 4 KiB ring), and a hole, then data far beyond it.
+        assert_eq!(b.insert(3, &[b'x'; 4095]), 4095);
+        b.insert(10_000, b"late");
+        assert_eq!(b.ring.len(), 16_384);
+        assert_eq!(b.insert(4098, &[b'y'; 5902]), 5906);
+        let mut all = vec![0u8; 20_000];
+        let n = b.read(&mut all);
+        assert_eq!(n, 1 + 4095 + 5902 + 4);
+        assert_eq!(all[0], b'c');
+        assert!(all[1..4096].iter().all(|&c| c == b'x'));
+        assert!(all[4096..9998].iter().all(|&c| c == b'y'));
+        assert_eq!(&all[9998..n], b"late");
     }
 
     #[test]
