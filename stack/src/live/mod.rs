@@ -295,10 +295,15 @@ impl Shared {
         let mut g = self.lock();
         let now = self.now();
         g.stats.wakeups += 1;
-        // Timers first, then the datagrams: the order replay uses for one instant.
+        // Timers first, and what they send goes out before the datagrams are read: a replay
+        // runs a timer at its deadline and sends its output then, before the datagrams that the
+        // recording stamps with this later wake-up. Without this drain, ACKs read in the same
+        // wake-up could cancel a tail loss probe that was due, and a strict replay of the
+        // recording would send a probe the recording lacks.
         if let Err(e) = g.host.advance(now) {
             tracing::error!(error = %e, "stack runaway while running timers");
         }
+        let mut events = g.drain();
         for _ in 0..BATCH {
             let Some(r) = g.tun.recv(buf)? else { break };
             g.stats.datagrams_in += 1;
@@ -310,7 +315,7 @@ impl Shared {
                 host.receive(now, &buf[..r.len], &mut obs);
             }
         }
-        let events = g.drain();
+        events |= g.drain();
         g.loop_deadline = g.host.poll_timeout();
         drop(g);
         if events {
