@@ -199,9 +199,16 @@ impl Shared {
 
     fn call_locked<R>(&self, g: &mut MutexGuard<'_, Inner>, f: impl FnOnce(&mut Stack, Instant) -> R) -> R {
         let now = self.now();
-        g.host.set_now(now);
+        // Timers the event loop has not run yet run first, and what they send goes out before
+        // the call acts: in a replay they run at their deadlines, before a call that came
+        // later (a tail loss probe due before a write resends old data rather than the new).
+        if let Err(e) = g.host.advance(now) {
+            tracing::error!(error = %e, "stack runaway while running timers");
+        }
+        let mut events = g.drain();
         let r = f(g.host.stack_mut(), now);
-        if g.drain() {
+        events |= g.drain();
+        if events {
             self.notify();
         }
         let next = g.host.poll_timeout();
