@@ -33,6 +33,11 @@ pub struct TcpConfig {
     /// max(SRTT + 4·RTTVAR, `min_rto`). The two agree until the variance term falls below the
     /// minimum (RTTs under about 100 ms); then Linux's is later by up to SRTT.
     pub linux_rto: bool,
+    /// RTT samples from when the newly acknowledged data was sent, in microseconds, as Linux
+    /// takes them (`tcp_clean_rtx_queue`), the timestamp echo only when what was acknowledged
+    /// had been retransmitted; off, the echo of RFC 7323 §4.1 (in `ts_hz` ticks) whenever
+    /// timestamps are on. Karn's rule (RFC 6298 §3) holds either way.
+    pub rtt_from_send_times: bool,
     /// Upper bound of the RTO (RFC 6298 §2.5: at least 60 s).
     pub max_rto: Duration,
     /// Retransmissions of a SYN before the connection attempt fails.
@@ -211,6 +216,7 @@ impl Default for TcpConfig {
             initial_rto: Duration::from_secs(1),
             min_rto: Duration::from_secs(1),
             linux_rto: false,
+            rtt_from_send_times: false,
             max_rto: Duration::from_secs(60),
             syn_retries: 6,
             max_retries: 15,
@@ -253,6 +259,7 @@ impl TcpConfig {
             delayed_ack: Some(Duration::from_millis(40)),
             min_rto: Duration::from_millis(200),
             linux_rto: true,
+            rtt_from_send_times: true,
             max_rto: Duration::from_secs(120),
             syn_retries: 6,
             max_retries: 15,

@@ -547,6 +547,19 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
             }
         }
         run.service(now);
+        // Strict mode plays utcp's own captures, whose applications write as soon as they can: a
+        // blocking write returns when an ACK frees room. A write whose first byte went out next
+        // after the peer's packets is made right after them rather than when that byte went out,
+        // so that a timer firing in between (a tail loss probe) finds the data there, as the
+        // live stack did. (After the stack's own packets the application may have been busy,
+        // opening a file say: its write stays where its first byte went out.)
+        if opts.mode == Mode::Strict && p.from != role {
+            let next = flow.packets.get(idx + 1).filter(|n| n.from == role);
+            if let Some(bytes) = next.and_then(|_| writes.remove(&(idx + 1))) {
+                run.pending.extend(bytes);
+                run.service(now);
+            }
+        }
     }
     let end = now + opts.tail;
     run.timers_until(end);

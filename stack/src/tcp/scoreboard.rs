@@ -50,6 +50,14 @@ pub(crate) struct Delivered {
     pub(crate) reordering: bool,
     /// A segment never retransmitted was delivered (F-RTO's test, RFC 5682 §2.1 step 3 b).
     pub(crate) original: bool,
+    /// When the first segment the cumulative ACK newly acknowledged (not SACKed before) was
+    /// sent, for an RTT sample from send times (Linux's `first_ackt`).
+    pub(crate) first_acked_xmit: Option<Instant>,
+    /// When the last of them was sent (Linux's `last_ackt`, the RTT congestion control sees).
+    pub(crate) last_acked_xmit: Option<Instant>,
+    /// A segment the cumulative ACK took had been retransmitted: no send time tells the RTT
+    /// (Karn's rule, RFC 6298 §3).
+    pub(crate) acked_retransmitted: bool,
 }
 
 impl Delivered {
@@ -190,6 +198,12 @@ impl Scoreboard {
             }
             let whole = front.end <= una;
             let part = if whole { *front } else { Sent { end: una, ..*front } };
+            if part.ever_retransmitted {
+                d.acked_retransmitted = true;
+            } else if !part.sacked {
+                d.first_acked_xmit = d.first_acked_xmit.or(Some(part.xmit));
+                d.last_acked_xmit = Some(part.xmit);
+            }
             self.forget(&part, d);
             if whole {
                 self.segs.pop_front();

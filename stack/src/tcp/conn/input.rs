@@ -465,8 +465,21 @@ impl Connection {
             self.retries = 0;
             self.persist_backoff = 0;
             self.persist_stamp = None;
-            // RTT: timestamps (RFC 7323 §4.1) or the timed segment (Karn, RFC 6298 §3).
+            // RTT: from send times (Linux), timestamps (RFC 7323 §4.1) or the timed segment
+            // (RFC 6298 §3); never from retransmitted data (Karn).
+            let sent = delivered
+                .first_acked_xmit
+                .filter(|_| ctx.cfg.rtt_from_send_times && !delivered.acked_retransmitted);
             match (self.ts_enabled, options.timestamp) {
+                // Linux (tcp_clean_rtx_queue): SRTT from the oldest data acknowledged, congestion
+                // control from the newest.
+                _ if sent.is_some() => {
+                    let since =
+                        |t: Option<Instant>| t.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+                    self.rtt.sample(since(sent));
+                    rtt = Some(since(delivered.last_acked_xmit.or(sent)));
+                    self.rtt_probe = None;
+                }
                 // Karn's rule carried over to timestamps: an echo of a transmission older than the
                 // last timeout says how long the lost ACK took to be repaired, not the path's RTT.
                 (true, Some(ts)) if ts.tsecr != 0 && (ts.tsecr.wrapping_sub(self.rto_tsval) as i32) >= 0 => {
