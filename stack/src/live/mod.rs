@@ -3,10 +3,12 @@
 //!
 //! This is the [`Host`] drain loop of every other driver with a real clock and a [`Tun`] behind
 //! it. One event-loop thread sleeps in `poll(2)` until a datagram arrives, the stack's next
-//! timeout, or an application thread wakes it (an `eventfd`); then it reads every waiting
-//! datagram (up to a batch), runs due timers, and drains what the stack sends. Socket calls from
-//! application threads run under the same lock and drain at once, so a `write` goes out without
-//! waiting for the loop; they wake the loop only when they moved the next timeout earlier.
+//! timeout, or an application thread wakes it (an `eventfd`); then it runs the timers due and
+//! sends what they produce, reads every waiting datagram (up to a batch), and drains what the
+//! stack sends. Socket calls from application threads run under the same lock, after the timers
+//! due (and their output) like a wake-up, and drain at once, so a `write` goes out without
+//! waiting for the loop; they wake the loop only when they moved the next timeout earlier. Timers
+//! always act before what comes later, as in a replay, which runs them at their deadlines.
 //!
 //! The only place in the crate with a real clock (`std::time::Instant`) and OS randomness.
 //!
