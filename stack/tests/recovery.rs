@@ -210,3 +210,39 @@ fn rfc6675_rescue_retransmission_sends_the_highest_unsacked_segment_once() {
     assert_eq!(t.s().stats().timeouts, 0);
     assert_eq!(t.s().stats().retransmissions, 2);
 }
+
+/// Our TS val in a segment as `T::out` formats it.
+fn ts_val(segment: &str) -> u32 {
+    let rest = segment.split("TS val ").nth(1).unwrap_or_else(|| panic!("no TS option: {segment}"));
+    rest.split(' ').next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{segment}"))
+}
+
+/// The Linux profile samples the RTT from when the acknowledged data was sent (Linux's
+/// tcp_clean_rtx_queue), to the microsecond; RFC 7323 §4.1's echo counts whole TS ticks (1 ms).
+/// Either way Karn's rule holds (RFC 6298 §3); SRTT = 7/8 SRTT + 1/8 R (RFC 6298 (2.3)).
+#[test]
+fn linux_profile_samples_rtt_from_send_times_not_from_the_timestamp_echo() {
+    for (from_send_times, srtt) in [(true, Duration::from_micros(3412)), (false, Duration::from_micros(3375))]
+    {
+        let mut c = config();
+        c.tcp.rtt_from_send_times = from_send_times;
+        let mut t = T::listening(c);
+        t.send(SYN);
+        let syn_ack = t.out().remove(0);
+        t.advance(ms(1));
+        let echo = |val, ecr| TcpOptions {
+            timestamp: Some(utcp::wire::Timestamp { tsval: val, tsecr: ecr }),
+            ..NO_OPTS
+        };
+        t.send(In { opts: echo(101, ts_val(&syn_ack)), ..ACK });
+        t.accept();
+        // The handshake: a 1 ms sample.
+        assert_eq!(t.s().info(t.sock()).unwrap().srtt, Some(ms(1)));
+        t.write(t.sock(), &[7u8; 100]).unwrap();
+        let data = t.out().remove(0);
+        t.advance(Duration::from_micros(20_300));
+        t.send(In { ack: 101, opts: echo(102, ts_val(&data)), ..ACK });
+        // 20.3 ms from send times; 20 ticks from the echo.
+        assert_eq!(t.s().info(t.sock()).unwrap().srtt, Some(srtt), "from send times: {from_send_times}");
+    }
+}
