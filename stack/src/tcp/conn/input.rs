@@ -470,19 +470,20 @@ impl Connection {
             let sent = delivered
                 .first_acked_xmit
                 .filter(|_| ctx.cfg.rtt_from_send_times && !delivered.acked_retransmitted);
-            match (self.ts_enabled, options.timestamp) {
+            match (self.ts_enabled, options.timestamp, sent) {
                 // Linux (tcp_clean_rtx_queue): SRTT from the oldest data acknowledged, congestion
                 // control from the newest.
-                _ if sent.is_some() => {
-                    let since =
-                        |t: Option<Instant>| t.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-                    self.rtt.sample(since(sent));
-                    rtt = Some(since(delivered.last_acked_xmit.or(sent)));
+                (_, _, Some(first)) => {
+                    self.rtt.sample(now.saturating_duration_since(first));
+                    let last = delivered.last_acked_xmit.unwrap_or(first);
+                    rtt = Some(now.saturating_duration_since(last));
                     self.rtt_probe = None;
                 }
                 // Karn's rule carried over to timestamps: an echo of a transmission older than the
                 // last timeout says how long the lost ACK took to be repaired, not the path's RTT.
-                (true, Some(ts)) if ts.tsecr != 0 && (ts.tsecr.wrapping_sub(self.rto_tsval) as i32) >= 0 => {
+                (true, Some(ts), None)
+                    if ts.tsecr != 0 && (ts.tsecr.wrapping_sub(self.rto_tsval) as i32) >= 0 =>
+                {
                     let ticks = self.ts_now(now, ctx.cfg.ts_hz).wrapping_sub(ts.tsecr);
                     if (ticks as i32) >= 0 {
                         let sample = ticks_to_duration(ticks, ctx.cfg.ts_hz);

@@ -640,7 +640,7 @@ impl Connection {
     /// one).
     pub(crate) fn send_capacity(&self, default_lowat: Option<u32>) -> usize {
         let free = self.send_buf.free();
-        match self.options.notsent_lowat.or(default_lowat) {
+        match self.notsent_mark(default_lowat) {
             None => free,
             Some(mark) => {
                 // Linux sends while it copies (tcp_push_one), so what the windows let out at
@@ -661,10 +661,14 @@ impl Connection {
     pub(crate) fn writable(&self, default_lowat: Option<u32>) -> bool {
         self.send_capacity(default_lowat) > 0
             && self
-                .options
-                .notsent_lowat
-                .or(default_lowat)
+                .notsent_mark(default_lowat)
                 .is_none_or(|mark| (2 * self.unsent() as u64) < u64::from(mark))
+    }
+
+    /// The TCP_NOTSENT_LOWAT mark in force: the socket's, else the stack's (Linux's
+    /// `tcp_notsent_lowat`).
+    fn notsent_mark(&self, default_lowat: Option<u32>) -> Option<u32> {
+        self.options.notsent_lowat.or(default_lowat)
     }
 
     /// Whether writing was shut down.
