@@ -301,7 +301,8 @@ fn pcap_recording_is_clean_and_replays_strictly() {
     let www = dir.path().join("www");
     std::fs::create_dir(&www).unwrap();
     std::fs::write(www.join("file.bin"), seeded_bytes(3, 1 << 20)).unwrap();
-    let pcap = dir.path().join("live.pcap");
+    // pcapng, so that the recording holds the server's calls for the strict replay to make.
+    let pcap = dir.path().join("live.pcapng");
     let mut utcp =
         Utcp::start(&ns, &["--pcap", pcap.to_str().unwrap(), "http", "8080", www.to_str().unwrap()]);
     let got = dir.path().join("got.bin");
@@ -335,7 +336,7 @@ fn pcap_recording_is_clean_and_replays_strictly() {
         .unwrap();
     let report = String::from_utf8_lossy(&replay.stdout);
     // A capture that does not replay is kept for `utcp replay --transcript` to show why.
-    let kept = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("live-not-replayed.pcap");
+    let kept = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("live-not-replayed.pcapng");
     if !replay.status.success() {
         let _ = std::fs::copy(&pcap, &kept);
     }

@@ -185,6 +185,11 @@ impl Host {
 
     /// Moves the clock to `now` and runs every timer due by then.
     pub fn advance(&mut self, now: Instant) -> Result<(), Runaway> {
+        self.advance_counting(now).map(|_| ())
+    }
+
+    /// [`Host::advance`], returning how many timers ran (all of them at `now`).
+    pub fn advance_counting(&mut self, now: Instant) -> Result<usize, Runaway> {
         self.set_now(now);
         let mut runs = 0;
         while let Some(t) = self.stack.poll_timeout() {
@@ -201,7 +206,7 @@ impl Host {
             }
             self.stack.handle_timeout(self.now);
         }
-        Ok(())
+        Ok(runs)
     }
 
     /// Starts running the timers due by `until` one at a time, each at its own deadline; see

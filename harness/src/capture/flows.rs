@@ -14,7 +14,8 @@
 //! checksums); the datagram is kept whole for replay to parse with `utcp::wire`.
 //! Must not depend on: the stack, the transcript, terminals.
 
-use crate::capture::{CaptureError, CaptureStream, Content, Record};
+use crate::capture::calls::{parse_record, AppCall, Driven, CALLS_LINKTYPE};
+use crate::capture::{CaptureError, CaptureStream, Content, LinkType, Record};
 use etherparse::{IpNumber, LaxIpSlice, TcpSlice};
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -127,6 +128,37 @@ pub struct Flow {
     pub mid_stream: bool,
     /// The packets in capture order.
     pub packets: Vec<FlowPacket>,
+    /// The application's calls and the driver's timer runs recorded with the packets (utcp's
+    /// live captures), in capture order.
+    pub calls: Vec<RecordedCall>,
+}
+
+/// A record of utcp's live driver in the capture ([`crate::capture::calls`]): an application
+/// call on the connection, or a run of the timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedCall {
+    /// Record number in the capture (1-based).
+    pub number: u64,
+    /// When it happened.
+    pub time: Instant,
+    /// How many of the connection's packets came before it in the capture.
+    pub after: usize,
+    /// What happened.
+    pub what: Recorded,
+}
+
+/// What a [`RecordedCall`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The application at endpoint `by` made `call`.
+    App {
+        /// The endpoint that made it.
+        by: Side,
+        /// The call.
+        call: AppCall,
+    },
+    /// The driver ran the stack's timers that were due (recorded in every connection open).
+    Timers,
 }
 
 impl Flow {
@@ -374,6 +406,7 @@ impl Splitter {
     pub fn push(&mut self, rec: &Record<'_>) -> Result<Assigned, Skipped> {
         let ip = match rec.content {
             Content::Ip(ip) => ip,
+            Content::NotIp(_) if rec.link == LinkType::Other(CALLS_LINKTYPE) => return self.push_call(rec),
             Content::NotIp(why) => return Err(Skipped { number: rec.number, reason: why.to_string() }),
         };
         let (src, dst, tcp) = summarize(ip).map_err(|reason| Skipped { number: rec.number, reason })?;
@@ -412,7 +445,8 @@ impl Splitter {
                 self.started += 1;
                 self.held += 1;
                 let i = self.started;
-                let flow = Flow { index: i, client, server, mid_stream, packets: Vec::new() };
+                let flow =
+                    Flow { index: i, client, server, mid_stream, packets: Vec::new(), calls: Vec::new() };
                 self.flows.push(i, Tracked { open: Open::NEW, flow, last: rec.time, taken: false });
                 self.current.insert(k, i);
                 i
@@ -459,6 +493,36 @@ impl Splitter {
         Ok(Assigned { flow: i, started: start_new, closed, late: false })
     }
 
+    /// Attaches an application call to the connection it names, or a run of the timers to every
+    /// connection held, among the packets seen so far. A run of the timers is assigned to flow 0.
+    fn push_call(&mut self, rec: &Record<'_>) -> Result<Assigned, Skipped> {
+        let skipped = |reason: String| Skipped { number: rec.number, reason };
+        let (local, remote, call) = match parse_record(rec.frame).map_err(skipped)? {
+            Driven::Timers => {
+                for t in self.flows.slots.iter_mut().flatten().filter(|t| !t.taken) {
+                    let after = t.flow.packets.len();
+                    let what = Recorded::Timers;
+                    t.flow.calls.push(RecordedCall { number: rec.number, time: rec.time, after, what });
+                }
+                return Ok(Assigned { flow: 0, started: false, closed: false, late: false });
+            }
+            Driven::Call { local, remote, call } => (local, remote, call),
+        };
+        let i = self.current.get(&key(local, remote)).copied();
+        let Some((i, t)) = i.and_then(|i| self.flows.get_mut(i).map(|t| (i, t))) else {
+            return Err(skipped(format!(
+                "application call on {local} - {remote}, a connection not in the capture"
+            )));
+        };
+        let Some(by) = t.flow.side_of(local, remote) else { unreachable!("the tuple's flow has both ends") };
+        if !t.taken {
+            let after = t.flow.packets.len();
+            let what = Recorded::App { by, call };
+            t.flow.calls.push(RecordedCall { number: rec.number, time: rec.time, after, what });
+        }
+        Ok(Assigned { flow: i, started: false, closed: false, late: t.taken })
+    }
+
     /// Takes the packets of connection `index` (all of the connection, once it is finished);
     /// later packets of it are left out. `None` when they were taken already.
     pub fn take(&mut self, index: usize) -> Option<Flow> {
@@ -467,7 +531,15 @@ impl Splitter {
         self.held -= 1;
         let f = &mut t.flow;
         let packets = std::mem::take(&mut f.packets);
-        Some(Flow { index: f.index, client: f.client, server: f.server, mid_stream: f.mid_stream, packets })
+        let calls = std::mem::take(&mut f.calls);
+        Some(Flow {
+            index: f.index,
+            client: f.client,
+            server: f.server,
+            mid_stream: f.mid_stream,
+            packets,
+            calls,
+        })
     }
 
     /// Drops what is known of the taken connections whose last packet is older than `before`:

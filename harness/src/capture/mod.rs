@@ -3,7 +3,8 @@
 //!
 //! [`CaptureReader`] reads a whole file into memory and yields [`Record`]s that borrow from it;
 //! [`CaptureStream`] reads the same records from a file a buffer at a time, for files of any size;
-//! [`CaptureWriter`] writes raw-IP pcap or pcapng, pcapng with a comment on any packet.
+//! [`CaptureWriter`] writes raw-IP pcap or pcapng, pcapng with a comment on any packet and with
+//! the application's [`calls`].
 //! Damage is a [`CaptureError`] naming the file, the record and the reason, never a panic.
 //!
 //! [`flows`] splits the records into TCP connections, for `inspect` and replay alike, and
@@ -11,6 +12,7 @@
 //!
 //! Must not depend on: replay, terminals; below `flows`, the TCP parsing in `utcp::wire`.
 
+pub mod calls;
 pub mod flows;
 mod link;
 mod write;

@@ -1,6 +1,8 @@
 //! Writing captures: raw IP (link type 101), microsecond pcap or pcapng with nanosecond stamps
-//! and an optional comment (`opt_comment`) on any packet.
+//! and an optional comment (`opt_comment`) on any packet; pcapng also holds the application's
+//! calls ([`super::calls`]), on an interface of their own.
 
+use super::calls::{format_call, AppCall, CALLS_INTERFACE, CALLS_LINKTYPE, TIMERS};
 use super::{CaptureError, CaptureErrorKind};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
@@ -12,6 +14,7 @@ use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use utcp::time::Instant;
@@ -48,6 +51,8 @@ pub struct CaptureWriter<W: Write> {
     name: PathBuf,
     inner: Inner<W>,
     written: u64,
+    /// The pcapng interface of the application's calls, once described.
+    calls_interface: Option<u32>,
 }
 
 impl CaptureWriter<BufWriter<File>> {
@@ -96,7 +101,7 @@ impl<W: Write> CaptureWriter<W> {
                 Inner::PcapNg(w)
             }
         };
-        Ok(CaptureWriter { name, inner, written: 0 })
+        Ok(CaptureWriter { name, inner, written: 0, calls_interface: None })
     }
 
     /// Appends one IP datagram captured at `time`, with a comment (kept in pcapng only).
@@ -127,6 +132,60 @@ impl<W: Write> CaptureWriter<W> {
             }
         };
         result.map_err(|e| io_error(&self.name, Some(number), e))?;
+        self.written = number;
+        Ok(())
+    }
+
+    /// Whether the format can hold the application's calls ([`CaptureWriter::write_call`]).
+    pub fn holds_calls(&self) -> bool {
+        matches!(self.inner, Inner::PcapNg(_))
+    }
+
+    /// Appends the application call `call` made at `time` by `local` on its connection with
+    /// `remote` (pcapng only: a pcap file has one link type, and the call is not written).
+    pub fn write_call(
+        &mut self,
+        time: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        call: AppCall,
+    ) -> Result<(), CaptureError> {
+        self.write_driven(time, &format_call(local, remote, call))
+    }
+
+    /// Appends the record of a run of the driver's timers at `time` (pcapng only).
+    pub fn write_timers(&mut self, time: Instant) -> Result<(), CaptureError> {
+        self.write_driven(time, TIMERS)
+    }
+
+    /// A record on the calls' interface, described before its first.
+    fn write_driven(&mut self, time: Instant, body: &str) -> Result<(), CaptureError> {
+        let Inner::PcapNg(w) = &mut self.inner else { return Ok(()) };
+        let number = self.written + 1;
+        let fail = |e: PcapError| io_error(&self.name, Some(number), e);
+        let interface_id = match self.calls_interface {
+            Some(id) => id,
+            None => {
+                let idb = InterfaceDescriptionBlock {
+                    linktype: DataLink::from(CALLS_LINKTYPE),
+                    snaplen: SNAPLEN,
+                    options: vec![
+                        InterfaceDescriptionOption::IfName(Cow::Borrowed(CALLS_INTERFACE)),
+                        InterfaceDescriptionOption::IfTsResol(9),
+                    ],
+                };
+                w.write_pcapng_block(idb).map_err(fail)?;
+                *self.calls_interface.insert(1)
+            }
+        };
+        let epb = EnhancedPacketBlock {
+            interface_id,
+            timestamp: Duration::from_micros(time.total_micros()),
+            original_len: body.len() as u32,
+            data: Cow::Borrowed(body.as_bytes()),
+            options: Vec::new(),
+        };
+        w.write_pcapng_block(epb).map_err(fail)?;
         self.written = number;
         Ok(())
     }

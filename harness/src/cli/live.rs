@@ -2,7 +2,8 @@
 //! or connecting out like `nc`, with the kernel on the other side of the device as its peer.
 
 use crate::apps::{self, Accept, App, Conn, HttpRoot, Stop};
-use crate::capture::{CaptureWriter, Format};
+use crate::capture::calls::AppCall;
+use crate::capture::{CaptureError, CaptureWriter, Format};
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::net::{IpAddr, Shutdown, SocketAddr};
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use utcp::live::{
-    default_host_address, DeviceSetup, Direction, Live, LiveConfig, Tap, TcpListener, TcpStream,
+    default_host_address, Call, DeviceSetup, Direction, Live, LiveConfig, Tap, TcpListener, TcpStream,
 };
 use utcp::Config;
 
@@ -46,7 +47,9 @@ pub struct Args {
     /// The device's and the stack's MTU.
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(1280..))]
     mtu: u16,
-    /// Record every datagram crossing the device (pcap, or pcapng for a .pcapng name).
+    /// Record every datagram crossing the device (pcap, or pcapng for a .pcapng name). A pcapng
+    /// recording also holds the application's calls (writes, reads, shutdowns and closes), which
+    /// `utcp replay --mode strict` then makes as they were made.
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
     /// Open the device with offloads: the kernel hands over TCP super-segments of up to 64 KiB
@@ -109,16 +112,45 @@ struct PcapTap {
     failed: bool,
 }
 
-impl Tap for PcapTap {
-    fn packet(&mut self, at: SystemTime, _dir: Direction, datagram: &[u8]) {
-        let micros = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64;
-        let Some(w) = self.writer.as_mut() else { return };
-        if let Err(e) = w.write(utcp::Instant::from_micros(micros), datagram, None) {
+impl PcapTap {
+    fn outcome(&mut self, r: Result<(), CaptureError>) {
+        if let Err(e) = r {
             if !self.failed {
                 tracing::error!(error = %e, "writing the capture failed; recording stops");
                 self.failed = true;
             }
         }
+    }
+}
+
+/// The capture's time of `at`.
+fn capture_time(at: SystemTime) -> utcp::Instant {
+    utcp::Instant::from_micros(at.duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64)
+}
+
+impl Tap for PcapTap {
+    fn packet(&mut self, at: SystemTime, _dir: Direction, datagram: &[u8]) {
+        let Some(w) = self.writer.as_mut() else { return };
+        let r = w.write(capture_time(at), datagram, None);
+        self.outcome(r);
+    }
+
+    fn call(&mut self, at: SystemTime, local: SocketAddr, remote: SocketAddr, call: Call) {
+        let Some(w) = self.writer.as_mut() else { return };
+        let call = match call {
+            Call::Write { asked, taken } => AppCall::Write { asked, taken },
+            Call::Read(n) => AppCall::Read(n),
+            Call::Shutdown => AppCall::Shutdown,
+            Call::Close => AppCall::Close,
+        };
+        let r = w.write_call(capture_time(at), local, remote, call);
+        self.outcome(r);
+    }
+
+    fn timers(&mut self, at: SystemTime) {
+        let Some(w) = self.writer.as_mut() else { return };
+        let r = w.write_timers(capture_time(at));
+        self.outcome(r);
     }
 }
 
@@ -204,6 +236,12 @@ fn run_inner(args: Args) -> io::Result<ExitCode> {
     let tap: Option<Box<dyn Tap>> = match &args.pcap {
         Some(path) => {
             let writer = CaptureWriter::create(path, Format::from_path(path)).map_err(io::Error::other)?;
+            if !writer.holds_calls() {
+                tracing::info!(
+                    file = %path.display(),
+                    "a pcap file holds the datagrams only; a .pcapng name also records the application's calls"
+                );
+            }
             Some(Box::new(PcapTap { writer: Some(writer), failed: false }))
         }
         None => None,

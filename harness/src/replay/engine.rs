@@ -10,7 +10,9 @@
 
 use super::compare::{align, Alignment, Counts, Outcome, Profile, Seg};
 use super::translate::{Mode, Translator};
-use crate::capture::flows::{Flow, FlowPacket, Side};
+use crate::capture::calls::AppCall;
+use crate::capture::flows::{Flow, FlowPacket, Recorded, RecordedCall, Side};
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use utcp::host::{Bounds, Device, Host, Quiet, Runaway};
@@ -94,6 +96,8 @@ pub enum Call {
     Shutdown,
     /// `abort` (SO_LINGER 0 and close).
     Abort,
+    /// `close` (a FIN after the queued data, or a RST over unread data).
+    Close,
 }
 
 /// One step of the replay, in virtual-time order.
@@ -276,6 +280,10 @@ struct Run<'f> {
     /// A bound of the host was crossed: timers no longer run.
     runaway: bool,
     rbuf: Vec<u8>,
+    /// The application makes the calls recorded with the capture, and no others.
+    recorded_calls: bool,
+    /// Timers run only where the capture records that the live driver ran them.
+    recorded_timers: bool,
 }
 
 /// The replay's device: what the stack sends becomes a step, and teaches the translator.
@@ -319,7 +327,7 @@ impl Run<'_> {
             }
         }
         self.transmit(now);
-        if let Some(s) = self.socket {
+        if let Some(s) = self.socket.filter(|_| !self.recorded_calls) {
             // One write of everything pending, as the application would (a runner of the emitted
             // script takes the stack's packets after each call).
             if !self.pending.is_empty() {
@@ -382,9 +390,10 @@ impl Run<'_> {
         }
     }
 
-    /// Runs the timers due up to `until`, each at its deadline, and what the application does then.
+    /// Runs the timers due up to `until`, each at its deadline, and what the application does
+    /// then (none where the timers run when the recording says the driver ran them).
     fn timers_until(&mut self, until: Instant) {
-        if self.runaway {
+        if self.runaway || self.recorded_timers {
             return;
         }
         let mut timers = self.host.timers_until(until);
@@ -396,6 +405,98 @@ impl Run<'_> {
                     self.stopped(r);
                     break;
                 }
+            }
+        }
+    }
+
+    /// Makes the recorded calls that came before packet `before` of the flow, each at its time
+    /// (timers due before it run first, as the live driver ran them); returns the time reached.
+    fn make_calls(&mut self, app: &mut RecordedApp<'_>, before: usize, mut now: Instant) -> Instant {
+        while let Some(c) = app.calls.get(app.next).filter(|c| c.after <= before) {
+            app.next += 1;
+            let t = c.time.max(now);
+            self.timers_until(t);
+            now = t;
+            match c.what {
+                Recorded::Timers if !self.runaway => {
+                    if let Err(r) = self.host.advance(now) {
+                        self.stopped(r);
+                    }
+                    self.service(now);
+                }
+                Recorded::Timers => {}
+                Recorded::App { call, .. } => {
+                    self.service(now);
+                    self.make_call(app, call, now);
+                    self.transmit(now);
+                }
+            }
+        }
+        now
+    }
+
+    /// One recorded call, on the connection as it is in the replay.
+    fn make_call(&mut self, app: &mut RecordedApp<'_>, call: AppCall, now: Instant) {
+        self.host.set_now(now);
+        let Some(s) = self.socket else {
+            let text = format!("app: the recorded {call:?} found no connection to act on");
+            self.steps.push(Step::Note { time: now, text });
+            return;
+        };
+        let stack = self.host.stack_mut();
+        match call {
+            AppCall::Write { asked, taken } => {
+                // The bytes offered past those taken are the next write's.
+                let from = app.written.min(app.stream.len());
+                let to = (app.written + asked).min(app.stream.len());
+                let mut bytes = Cow::Borrowed(&app.stream[from..to]);
+                if bytes.len() < asked {
+                    bytes.to_mut().resize(asked, 0);
+                }
+                match stack.send(now, s, &bytes) {
+                    Ok(took) => {
+                        app.written += took;
+                        self.call(now, Call::Write { asked, taken: took });
+                        if took != taken {
+                            let text =
+                                format!("app: the recorded write took {taken} bytes of {asked}, here {took}");
+                            self.steps.push(Step::Note { time: now, text });
+                        }
+                    }
+                    Err(e) => {
+                        let text = format!("app: the recorded write of {asked} bytes failed here ({e:?})");
+                        self.steps.push(Step::Note { time: now, text });
+                    }
+                }
+            }
+            AppCall::Read(n) => {
+                let mut got = 0;
+                while got < n {
+                    let want = (n - got).min(self.rbuf.len());
+                    match stack.recv(now, s, &mut self.rbuf[..want]) {
+                        Ok(k) if k > 0 => got += k,
+                        _ => break,
+                    }
+                }
+                self.call(now, Call::Read(got));
+                if got < n {
+                    let text = format!("app: the recorded read returned {n} bytes, {got} were there");
+                    self.steps.push(Step::Note { time: now, text });
+                }
+            }
+            AppCall::Shutdown => match stack.shutdown(now, s) {
+                Ok(()) => self.call(now, Call::Shutdown),
+                Err(e) => {
+                    let text = format!("app: the recorded shutdown failed here ({e:?})");
+                    self.steps.push(Step::Note { time: now, text });
+                }
+            },
+            AppCall::Close => {
+                if stack.close(now, s).is_ok() {
+                    self.call(now, Call::Close);
+                }
+                self.socket = None;
+                self.gone = true;
             }
         }
     }
@@ -463,6 +564,8 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
         rec_ts: syn_tsval(flow, role),
         runaway: false,
         rbuf: take_read_buffer(),
+        recorded_calls: false,
+        recorded_timers: false,
     };
     if let Some(why) = unplayable(flow, role) {
         return finish(run, Some(why.to_string()));
@@ -505,7 +608,23 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
     }
     run.service(now);
     let mut writes = write_plan(flow, role, rec_start, &mut run.steps, now);
+    // utcp's own live captures (pcapng) hold the application's calls: they are made as they
+    // were, at their places among the packets, rather than guessed from the bytes sent.
+    let mut app = RecordedApp::of(flow, role, &mut writes);
+    if let Some(app) = &app {
+        run.recorded_calls = true;
+        let timers = app.calls.iter().filter(|c| c.what == Recorded::Timers).count();
+        run.recorded_timers = timers > 0;
+        let calls = app.calls.len() - timers;
+        let text = format!(
+            "app: the {calls} calls recorded with the capture are made as recorded, and the timers run at the {timers} times the driver ran them"
+        );
+        run.steps.push(Step::Note { time: now, text });
+    }
     for (idx, p) in flow.packets.iter().enumerate() {
+        if let Some(app) = app.as_mut() {
+            now = run.make_calls(app, idx, now);
+        }
         let t = p.time.max(now);
         run.timers_until(t);
         now = t;
@@ -518,7 +637,7 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
             if opts.mode == Mode::Strict && next.is_some_and(|n| n.from != role && n.time == p.time) {
                 continue;
             }
-        } else {
+        } else if !run.recorded_calls {
             // The recorded endpoint: its writes, FIN and RST drive the application.
             if let Some(bytes) = writes.remove(&idx) {
                 run.pending.extend(bytes);
@@ -553,7 +672,7 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
         // so that a timer firing in between (a tail loss probe) finds the data there, as the
         // live stack did. (After the stack's own packets the application may have been busy,
         // opening a file say: its write stays where its first byte went out.)
-        if opts.mode == Mode::Strict && p.from != role {
+        if opts.mode == Mode::Strict && p.from != role && !run.recorded_calls {
             let next = flow.packets.get(idx + 1).filter(|n| n.from == role);
             if let Some(bytes) = next.and_then(|_| writes.remove(&(idx + 1))) {
                 run.pending.extend(bytes);
@@ -561,9 +680,47 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
             }
         }
     }
+    if let Some(app) = app.as_mut() {
+        now = run.make_calls(app, usize::MAX, now);
+    }
+    // After the recording the timers run at their deadlines again, to see how it would end.
+    run.recorded_timers = false;
     let end = now + opts.tail;
     run.timers_until(end);
     finish(run, None)
+}
+
+/// The application's calls recorded with a capture, and the bytes its writes wrote.
+struct RecordedApp<'f> {
+    calls: Vec<&'f RecordedCall>,
+    /// The next call to make.
+    next: usize,
+    /// What the recorded endpoint sent, retransmissions removed: the bytes written, in order.
+    stream: Vec<u8>,
+    /// How much of `stream` the replay's writes took.
+    written: usize,
+}
+
+impl<'f> RecordedApp<'f> {
+    /// The calls `role` made in `flow`, if any were recorded; the write plan's bytes become the
+    /// stream they write.
+    fn of(flow: &'f Flow, role: Side, plan: &mut HashMap<usize, Vec<u8>>) -> Option<RecordedApp<'f>> {
+        // The driver's records are those of the endpoint whose calls were recorded, if `role` is.
+        if !flow.calls.iter().any(|c| matches!(c.what, Recorded::App { by, .. } if by == role)) {
+            return None;
+        }
+        let calls: Vec<&RecordedCall> = flow
+            .calls
+            .iter()
+            .filter(|c| {
+                matches!(c.what, Recorded::Timers) || matches!(c.what, Recorded::App { by, .. } if by == role)
+            })
+            .collect();
+        let mut writes: Vec<(usize, Vec<u8>)> = plan.drain().collect();
+        writes.sort_unstable_by_key(|(at, _)| *at);
+        let stream = writes.into_iter().flat_map(|(_, bytes)| bytes).collect();
+        Some(RecordedApp { calls, next: 0, stream, written: 0 })
+    }
 }
 
 /// Why `role` of `flow` cannot be replayed at all, if it cannot.

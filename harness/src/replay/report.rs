@@ -110,6 +110,7 @@ fn call_text(call: Call) -> String {
         Call::Eof => "read EOF".into(),
         Call::Shutdown => "shutdown".into(),
         Call::Abort => "abort (SO_LINGER 0)".into(),
+        Call::Close => "close".into(),
     }
 }
 
@@ -453,6 +454,7 @@ pub fn script(r: &Replay, source: &str) -> String {
                         "setsockopt({conn_fd}, SOL_SOCKET, SO_LINGER, {{onoff=1, linger=0}}, 8) = 0\n{:<10} close({conn_fd}) = 0",
                         "+0"
                     ),
+                    Call::Close => format!("close({conn_fd}) = 0"),
                 };
                 line(&mut out, *at, &text);
             }

@@ -38,6 +38,7 @@ use crate::time::Instant;
 use crate::Config;
 use std::collections::HashSet;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -56,10 +57,41 @@ pub enum Direction {
     Out,
 }
 
-/// Sees every datagram crossing the device, with the wall-clock time (for a capture file).
+/// An application's call on a connection, as [`Tap::call`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// A write of `asked` bytes took `taken` (more than 0).
+    Write {
+        /// Bytes offered.
+        asked: usize,
+        /// Bytes the stack took.
+        taken: usize,
+    },
+    /// A read returned this many bytes (more than 0).
+    Read(usize),
+    /// `shutdown(Write)`.
+    Shutdown,
+    /// The last handle of the connection went: closed (a FIN, or a RST over unread data).
+    Close,
+}
+
+/// Sees every datagram crossing the device, and the applications' calls, with the wall-clock
+/// time (for a capture file that a replay can follow call by call).
 pub trait Tap: Send {
     /// One datagram.
     fn packet(&mut self, at: SystemTime, dir: Direction, datagram: &[u8]);
+
+    /// A call by the application on the connection `local` - `remote`, seen after what the stack
+    /// sent before it and before what it makes the stack send.
+    fn call(&mut self, at: SystemTime, local: SocketAddr, remote: SocketAddr, call: Call) {
+        let _ = (at, local, remote, call);
+    }
+
+    /// The driver ran the stack's timers that were due (at least one), all at `at`; seen after
+    /// what the stack sent before and before what the timers made it send.
+    fn timers(&mut self, at: SystemTime) {
+        let _ = at;
+    }
 }
 
 /// What [`Live::open`] needs.
@@ -110,7 +142,7 @@ struct Inner {
     tap: Option<Box<dyn Tap>>,
     /// The wall-clock time of the stack's time zero: a tapped datagram's time is this plus the
     /// stack's time, so a capture carries exactly the clock the stack saw (and a strict replay
-    /// meets timers and datagrams in the same order).
+    /// meets timers and datagrams in the same order). A whole millisecond.
     wall_epoch: SystemTime,
     /// The deadline the event loop sleeps until (None: no timeout).
     loop_deadline: Option<Instant>,
@@ -148,12 +180,31 @@ impl Observer for LiveObserver<'_> {
     }
 }
 
+/// `t` rounded down to a whole millisecond since the Unix epoch.
+fn whole_millisecond(t: SystemTime) -> SystemTime {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    t - StdDuration::from_nanos(u64::from(since.subsec_nanos() % 1_000_000))
+}
+
 /// The wall-clock time of the stack's instant `now`.
 fn wall_clock(epoch: SystemTime, now: Instant) -> SystemTime {
     epoch + StdDuration::from_micros(now.total_micros())
 }
 
 impl Inner {
+    /// Runs the timers due by `now`, at `now`; a tap sees that some ran.
+    fn run_timers(&mut self, now: Instant) {
+        match self.host.advance_counting(now) {
+            Ok(0) => {}
+            Ok(_) => {
+                if let Some(t) = self.tap.as_mut() {
+                    t.timers(wall_clock(self.wall_epoch, now));
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "stack runaway while running timers"),
+        }
+    }
+
     /// Drains the stack into the device; true when an event happened.
     fn drain(&mut self) -> bool {
         let Inner { host, tun, tap, wall_epoch, stats, .. } = self;
@@ -200,15 +251,46 @@ impl Shared {
     }
 
     fn call_locked<R>(&self, g: &mut MutexGuard<'_, Inner>, f: impl FnOnce(&mut Stack, Instant) -> R) -> R {
+        self.call_tapped(g, None, f)
+    }
+
+    /// [`Shared::call`] on `socket`; the tap sees the call that `call` makes of the result.
+    fn call_on<R>(
+        &self,
+        socket: SocketHandle,
+        f: impl FnOnce(&mut Stack, Instant) -> R,
+        call: impl Fn(&R) -> Option<Call>,
+    ) -> R {
+        let mut g = self.lock();
+        self.call_tapped(&mut g, Some((socket, &call)), f)
+    }
+
+    /// Runs `f` as [`Shared::call_locked`] does; a tap sees the call `tapped` makes of the
+    /// result on its socket, before what the call sent.
+    #[allow(clippy::type_complexity)]
+    fn call_tapped<R>(
+        &self,
+        g: &mut MutexGuard<'_, Inner>,
+        tapped: Option<(SocketHandle, &dyn Fn(&R) -> Option<Call>)>,
+        f: impl FnOnce(&mut Stack, Instant) -> R,
+    ) -> R {
         let now = self.now();
         // Timers the event loop has not run yet run first, and what they send goes out before
         // the call acts: in a replay they run at their deadlines, before a call that came
         // later (a tail loss probe due before a write resends old data rather than the new).
-        if let Err(e) = g.host.advance(now) {
-            tracing::error!(error = %e, "stack runaway while running timers");
-        }
+        g.run_timers(now);
         let mut events = g.drain();
+        // The ends are looked up before the call: a close may release the socket.
+        let ends = tapped
+            .filter(|_| g.tap.is_some())
+            .and_then(|(s, what)| g.host.stack().info(s).map(|i| (i.local, i.remote, what)));
         let r = f(g.host.stack_mut(), now);
+        if let Some((local, remote, call)) = ends.and_then(|(l, r2, what)| what(&r).map(|c| (l, r2, c))) {
+            let at = wall_clock(g.wall_epoch, now);
+            if let Some(t) = g.tap.as_mut() {
+                t.call(at, local, remote, call);
+            }
+        }
         events |= g.drain();
         if events {
             self.notify();
@@ -281,11 +363,23 @@ impl Shared {
         &self,
         deadline: Option<std::time::Instant>,
         timed_out: impl Fn() -> io::Error,
+        attempt: impl FnMut(&mut Stack, Instant) -> Option<io::Result<T>>,
+    ) -> io::Result<T> {
+        self.block_tapped(deadline, timed_out, None, attempt)
+    }
+
+    /// [`Shared::block`], the tap seeing the call `tapped` makes of the result.
+    #[allow(clippy::type_complexity)]
+    fn block_tapped<T>(
+        &self,
+        deadline: Option<std::time::Instant>,
+        timed_out: impl Fn() -> io::Error,
+        tapped: Option<(SocketHandle, &dyn Fn(&Option<io::Result<T>>) -> Option<Call>)>,
         mut attempt: impl FnMut(&mut Stack, Instant) -> Option<io::Result<T>>,
     ) -> io::Result<T> {
         let mut g = self.lock();
         loop {
-            if let Some(r) = self.call_locked(&mut g, &mut attempt) {
+            if let Some(r) = self.call_tapped(&mut g, tapped, &mut attempt) {
                 return r;
             }
             if self.stopped() {
@@ -309,9 +403,7 @@ impl Shared {
         // recording stamps with this later wake-up. Without this drain, ACKs read in the same
         // wake-up could cancel a tail loss probe that was due, and a strict replay of the
         // recording would send a probe the recording lacks.
-        if let Err(e) = g.host.advance(now) {
-            tracing::error!(error = %e, "stack runaway while running timers");
-        }
+        g.run_timers(now);
         let mut events = g.drain();
         for _ in 0..BATCH {
             let Some(r) = g.tun.recv(buf)? else { break };
@@ -405,8 +497,11 @@ impl Live {
             setup.apply(&device)?;
         }
         tracing::info!(device, addresses = ?config.stack.addresses, mtu = config.stack.mtu, "utcp live");
-        // The stack's clock and the capture's wall clock start together.
-        let (epoch, wall_epoch) = (std::time::Instant::now(), SystemTime::now());
+        // The stack's clock and the capture's wall clock start together, at a whole millisecond
+        // of the wall clock (less than 1 ms early), so that the stack's millisecond clocks (TS
+        // values, whole-tick RTT samples) tick where the capture's do: a replay, whose clock is
+        // the capture's, then sees the same ticks.
+        let (epoch, wall_epoch) = (std::time::Instant::now(), whole_millisecond(SystemTime::now()));
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 host: Host::new(Stack::new(config.stack), Instant::ZERO, Bounds::default()),
@@ -499,5 +594,21 @@ impl Drop for Live {
         // file is complete once `Live` is gone.
         let tap = self.shared.lock().tap.take();
         drop(tap);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_capture_clock_starts_at_a_whole_millisecond_less_than_one_early() {
+        let t = SystemTime::UNIX_EPOCH + StdDuration::new(1_796_311_715, 240_719_123);
+        let w = whole_millisecond(t);
+        assert_eq!(
+            w.duration_since(SystemTime::UNIX_EPOCH).unwrap(),
+            StdDuration::new(1_796_311_715, 240_000_000)
+        );
+        assert_eq!(whole_millisecond(w), w);
     }
 }

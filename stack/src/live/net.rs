@@ -4,7 +4,7 @@
 //! notifies whenever the stack reports an event; every wait is bounded by the socket's timeout
 //! when one is set.
 
-use super::{Live, Shared};
+use super::{Call, Live, Shared};
 use crate::stack::{ListenerHandle, SocketHandle};
 use crate::tcp::State;
 use crate::SocketOption;
@@ -116,9 +116,13 @@ impl Drop for StreamState {
         // unread data is discarded (the core decides which).
         let h = self.handle;
         self.shared.unregister(h);
-        self.shared.call(|stack, now| {
-            let _ = stack.close(now, h);
-        });
+        self.shared.call_on(
+            h,
+            |stack, now| {
+                let _ = stack.close(now, h);
+            },
+            |_| Some(Call::Close),
+        );
     }
 }
 
@@ -205,7 +209,8 @@ impl TcpStream {
         }
         if matches!(how, Shutdown::Write | Shutdown::Both) {
             let h = self.handle();
-            self.shared().call(|stack, now| stack.shutdown(now, h)).map_err(io::Error::from)?;
+            let call = |r: &Result<(), _>| r.is_ok().then_some(Call::Shutdown);
+            self.shared().call_on(h, |stack, now| stack.shutdown(now, h), call).map_err(io::Error::from)?;
         }
         self.shared().changed.notify_all();
         Ok(())
@@ -272,13 +277,19 @@ impl TcpStream {
         }
         let until = deadline(*self.state.read_timeout.lock().unwrap_or_else(|p| p.into_inner()));
         let h = self.handle();
-        self.shared().block(until, timed_out, |stack, now| match stack.recv(now, h, buf) {
-            Ok(n) => Some(Ok(n)),
-            Err(RecvError::WouldBlock | RecvError::NotConnected) if shut.load(Ordering::Relaxed) => {
-                Some(Ok(0))
+        let call = |r: &Option<io::Result<usize>>| match r {
+            Some(Ok(n)) if *n > 0 => Some(Call::Read(*n)),
+            _ => None,
+        };
+        self.shared().block_tapped(until, timed_out, Some((h, &call)), |stack, now| {
+            match stack.recv(now, h, buf) {
+                Ok(n) => Some(Ok(n)),
+                Err(RecvError::WouldBlock | RecvError::NotConnected) if shut.load(Ordering::Relaxed) => {
+                    Some(Ok(0))
+                }
+                Err(RecvError::WouldBlock | RecvError::NotConnected) => None,
+                Err(e) => Some(Err(e.into())),
             }
-            Err(RecvError::WouldBlock | RecvError::NotConnected) => None,
-            Err(e) => Some(Err(e.into())),
         })
     }
 
@@ -288,10 +299,16 @@ impl TcpStream {
         }
         let until = deadline(*self.state.write_timeout.lock().unwrap_or_else(|p| p.into_inner()));
         let h = self.handle();
-        self.shared().block(until, timed_out, |stack, now| match stack.send(now, h, buf) {
-            Ok(n) => Some(Ok(n)),
-            Err(SendError::WouldBlock | SendError::NotConnected) => None,
-            Err(e) => Some(Err(e.into())),
+        let call = |r: &Option<io::Result<usize>>| match r {
+            Some(Ok(n)) if *n > 0 => Some(Call::Write { asked: buf.len(), taken: *n }),
+            _ => None,
+        };
+        self.shared().block_tapped(until, timed_out, Some((h, &call)), |stack, now| {
+            match stack.send(now, h, buf) {
+                Ok(n) => Some(Ok(n)),
+                Err(SendError::WouldBlock | SendError::NotConnected) => None,
+                Err(e) => Some(Err(e.into())),
+            }
         })
     }
 }
