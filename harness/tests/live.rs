@@ -330,6 +330,34 @@ fn pcap_recording_is_clean_and_replays_strictly() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "", "bad or malformed packets");
     let count = run(std::process::Command::new("tshark").args(["-r", pcap.to_str().unwrap(), "-Y", "tcp"]));
     assert!(String::from_utf8_lossy(&count.stdout).lines().count() > 700, "the capture has the transfer");
+    // The server's calls are on an interface of their own: the request read, the file written.
+    let calls = run(std::process::Command::new("tshark").args([
+        "-r",
+        pcap.to_str().unwrap(),
+        "-Y",
+        "frame.interface_id == 1",
+        "-T",
+        "fields",
+        "-e",
+        "data.data",
+    ]));
+    let calls: Vec<String> = String::from_utf8_lossy(&calls.stdout)
+        .lines()
+        .map(|hex| {
+            let bytes: Vec<u8> = (0..hex.len() / 2)
+                .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+        .collect();
+    let server = format!("utcp-call {UTCP_V4}:8080 ");
+    assert!(calls.iter().any(|c| c.starts_with(&server) && c.contains(" read ")), "{calls:?}");
+    let written: usize = calls
+        .iter()
+        .filter(|c| c.starts_with(&server))
+        .filter_map(|c| c.split(" write ").nth(1)?.split(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert!(written > 1 << 20, "the file and the response header were written: {written} bytes");
     let replay = std::process::Command::new(env!("CARGO_BIN_EXE_utcp"))
         .args(["replay", pcap.to_str().unwrap(), "--mode", "strict", "--json"])
         .output()

@@ -831,6 +831,46 @@ mod tests {
     }
 
     #[test]
+    fn recorded_calls_and_timer_runs_land_in_their_connection_between_its_packets() {
+        use crate::capture::calls::AppCall;
+        use crate::capture::{CaptureReader, CaptureWriter, Format};
+        let addr = |e: ([u8; 4], u16)| SocketAddr::from((std::net::Ipv4Addr::from(e.0), e.1));
+        let t = Instant::from_micros;
+        let mut w =
+            CaptureWriter::new(Vec::new(), "calls.pcapng", Format::PcapNg, pcap_file::Endianness::Little)
+                .unwrap();
+        w.write(t(10), &seg(C, S, "S", 100, 0, b""), None).unwrap();
+        w.write(t(10), &seg(S, C, "S.", 500, 101, b""), None).unwrap();
+        w.write(t(20), &seg(C, S, "P.", 101, 501, b"GET"), None).unwrap();
+        w.write_call(t(30), addr(S), addr(C), AppCall::Read(3)).unwrap();
+        w.write_call(t(40), addr(S), addr(C), AppCall::Write { asked: 9, taken: 5 }).unwrap();
+        w.write(t(40), &seg(S, C, "P.", 501, 104, b"HELLO"), None).unwrap();
+        w.write_timers(t(50)).unwrap();
+        // A call on a connection the capture never saw.
+        w.write_call(t(60), addr(C), ([10, 0, 0, 9], 1).into(), AppCall::Close).unwrap();
+        let bytes = w.finish().unwrap();
+        let reader = CaptureReader::from_bytes("calls.pcapng", bytes);
+        let all = reader.read_all(false).unwrap();
+        let flows = split(&all.records);
+        assert_eq!(flows.flows.len(), 1);
+        let f = &flows.flows[0];
+        assert_eq!(f.packets.len(), 4);
+        let got: Vec<_> = f.calls.iter().map(|c| (c.number, c.time, c.after, c.what)).collect();
+        let server = |call| Recorded::App { by: Side::Server, call };
+        assert_eq!(
+            got,
+            [
+                (4, t(30), 3, server(AppCall::Read(3))),
+                (5, t(40), 3, server(AppCall::Write { asked: 9, taken: 5 })),
+                (7, t(50), 4, Recorded::Timers),
+            ]
+        );
+        assert_eq!(flows.skipped.len(), 1);
+        assert_eq!(flows.skipped[0].number, 8);
+        assert!(flows.skipped[0].reason.contains("a connection not in the capture"), "{:?}", flows.skipped);
+    }
+
+    #[test]
     fn syn_ack_captured_before_syn_still_makes_the_syn_sender_the_client() {
         let d = [
             seg(S, C, "S.", 500, 101, b""),
