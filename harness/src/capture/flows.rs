@@ -343,13 +343,17 @@ impl Known {
     }
 
     /// Forgets the connections `keep` refuses.
-    fn retain(&mut self, keep: impl Fn(&Tracked) -> bool) {
+    /// Returns how many it forgot.
+    fn retain(&mut self, keep: impl Fn(&Tracked) -> bool) -> usize {
+        let mut forgotten = 0;
         for slot in &mut self.slots {
             if slot.as_deref().is_some_and(|t| !keep(t)) {
                 *slot = None;
+                forgotten += 1;
             }
         }
         self.trim();
+        forgotten
     }
 
     fn remove(&mut self, i: usize) {
@@ -384,6 +388,8 @@ pub struct Assigned {
     pub closed: bool,
     /// The connection's packets were already taken: this one was left out.
     pub late: bool,
+    /// An application call on a connection already taken, left out.
+    pub late_call: bool,
 }
 
 /// Splits records into TCP connections one at a time (the rules of [`split`]). A connection's
@@ -481,7 +487,7 @@ impl Splitter {
         t.last = t.last.max(rec.time);
         let closed = !was_closed && t.open.closed();
         if t.taken {
-            return Ok(Assigned { flow: i, started: false, closed, late: true });
+            return Ok(Assigned { flow: i, started: false, closed, late: true, late_call: false });
         }
         t.flow.packets.push(FlowPacket {
             number: rec.number,
@@ -490,7 +496,7 @@ impl Splitter {
             datagram: ip.to_vec(),
             tcp,
         });
-        Ok(Assigned { flow: i, started: start_new, closed, late: false })
+        Ok(Assigned { flow: i, started: start_new, closed, late: false, late_call: false })
     }
 
     /// Attaches an application call to the connection it names, or a run of the timers to every
@@ -504,7 +510,13 @@ impl Splitter {
                     let what = Recorded::Timers;
                     t.flow.calls.push(RecordedCall { number: rec.number, time: rec.time, after, what });
                 }
-                return Ok(Assigned { flow: 0, started: false, closed: false, late: false });
+                return Ok(Assigned {
+                    flow: 0,
+                    started: false,
+                    closed: false,
+                    late: false,
+                    late_call: false,
+                });
             }
             Driven::Call { local, remote, call } => (local, remote, call),
         };
@@ -520,7 +532,7 @@ impl Splitter {
             let what = Recorded::App { by, call };
             t.flow.calls.push(RecordedCall { number: rec.number, time: rec.time, after, what });
         }
-        Ok(Assigned { flow: i, started: false, closed: false, late: t.taken })
+        Ok(Assigned { flow: i, started: false, closed: false, late: false, late_call: t.taken })
     }
 
     /// Takes the packets of connection `index` (all of the connection, once it is finished);
@@ -543,14 +555,15 @@ impl Splitter {
     }
 
     /// Drops what is known of the taken connections whose last packet is older than `before`:
-    /// a packet of their tuple after that starts a connection of its own.
-    pub fn forget(&mut self, before: Instant) {
-        self.flows.retain(|t| !(t.taken && t.last < before));
+    /// a packet of their tuple after that starts a connection of its own. Returns how many.
+    pub fn forget(&mut self, before: Instant) -> usize {
+        let forgotten = self.flows.retain(|t| !(t.taken && t.last < before));
         let flows = &self.flows;
         self.current.retain(|_, i| flows.get(*i).is_some());
         if self.last.is_some_and(|(_, i)| flows.get(i).is_none()) {
             self.last = None;
         }
+        forgotten
     }
 
     /// The indices of the connections whose packets are held and whose last packet is older
@@ -621,6 +634,11 @@ pub struct StreamStats {
     pub peak_open_flows: usize,
     /// Packets of connections already handed over, left out.
     pub late_packets: u64,
+    /// Application calls on connections already handed over, left out.
+    pub late_calls: u64,
+    /// Connections handed over and then forgotten after their silence: a later packet of their
+    /// tuple starts a connection of its own, where [`split`] would have added it to theirs.
+    pub forgotten: u64,
 }
 
 /// The connections of a capture read record by record, each handed over as soon as it is
@@ -702,6 +720,7 @@ impl<R: std::io::Read> FlowStream<R> {
                         Err(_) => self.stats.skipped += 1,
                         Ok(a) => {
                             self.stats.late_packets += u64::from(a.late);
+                            self.stats.late_calls += u64::from(a.late_call);
                             if a.closed && !a.late {
                                 self.closed.push_back((a.flow, self.now));
                             }
@@ -730,7 +749,7 @@ impl<R: std::io::Read> FlowStream<R> {
             for i in self.splitter.idle(before) {
                 self.ready.extend(self.splitter.take(i));
             }
-            self.splitter.forget(before);
+            self.stats.forgotten += self.splitter.forget(before) as u64;
             self.next_idle_check = self.now + Duration::from_micros((f.idle.total_micros() / 8).max(1));
         }
     }
