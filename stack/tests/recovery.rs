@@ -220,6 +220,27 @@ fn ts_val(segment: &str) -> u32 {
 /// The Linux profile samples the RTT from when the acknowledged data was sent (Linux's
 /// tcp_clean_rtx_queue), to the microsecond; RFC 7323 §4.1's echo counts whole TS ticks (1 ms).
 /// Either way Karn's rule holds (RFC 6298 §3); SRTT = 7/8 SRTT + 1/8 R (RFC 6298 (2.3)).
+/// Linux's tcp_synack_rtt_meas: the handshake's sample is the time since the SYN-ACK was sent,
+/// not the whole TS ticks its echo spans (RFC 7323 §4.1 counts those).
+#[test]
+fn linux_profile_samples_the_handshake_rtt_from_the_syn_ack_send_time() {
+    for (from_send_times, srtt) in [(true, Duration::from_micros(1400)), (false, ms(1))] {
+        let mut c = config();
+        c.tcp.rtt_from_send_times = from_send_times;
+        let mut t = T::listening(c);
+        t.send(SYN);
+        let syn_ack = t.out().remove(0);
+        t.advance(Duration::from_micros(1400));
+        let echo = TcpOptions {
+            timestamp: Some(utcp::wire::Timestamp { tsval: 101, tsecr: ts_val(&syn_ack) }),
+            ..NO_OPTS
+        };
+        t.send(In { opts: echo, ..ACK });
+        t.accept();
+        assert_eq!(t.s().info(t.sock()).unwrap().srtt, Some(srtt), "from send times: {from_send_times}");
+    }
+}
+
 #[test]
 fn linux_profile_samples_rtt_from_send_times_not_from_the_timestamp_echo() {
     for (from_send_times, srtt) in [(true, Duration::from_micros(3412)), (false, Duration::from_micros(3375))]

@@ -28,10 +28,11 @@ pub(crate) enum Timer {
 
 impl Timer {
     /// Every kind, in the order expired timers are run.
+    /// The probe goes before the RTO: one due at the RTO's time is sent instead (RFC 8985 §7.2).
     pub(crate) const ALL: [Timer; 8] = [
+        Timer::Probe,
         Timer::Retransmit,
         Timer::Reorder,
-        Timer::Probe,
         Timer::Pace,
         Timer::DelayedAck,
         Timer::Persist,

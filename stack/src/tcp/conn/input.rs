@@ -151,6 +151,13 @@ impl Connection {
         if self.retries > 0 {
             return; // Karn: the SYN was retransmitted.
         }
+        // Linux (tcp_clean_rtx_queue on the SYN): the microseconds since the SYN was sent.
+        if cfg.rtt_from_send_times {
+            if let Some((_, sent)) = self.rtt_probe.take() {
+                self.rtt.sample(now - sent);
+                return;
+            }
+        }
         if let (true, Some(ts)) = (self.ts_enabled, seg.options.timestamp) {
             if ts.tsecr != 0 {
                 let ticks = self.ts_now(now, cfg.ts_hz).wrapping_sub(ts.tsecr);
@@ -306,6 +313,11 @@ impl Connection {
                 self.snd_wl2 = ack;
                 let probe = self.rtt_probe.take();
                 match (self.ts_enabled, options.timestamp, probe) {
+                    // Linux (tcp_synack_rtt_meas): the microseconds since the SYN-ACK was sent,
+                    // when it was not retransmitted; the TS echo only when it was.
+                    (_, _, Some((_, sent))) if ctx.cfg.rtt_from_send_times && self.retries == 0 => {
+                        self.rtt.sample(now - sent)
+                    }
                     (true, Some(ts), _) if ts.tsecr != 0 => {
                         let ticks = self.ts_now(now, ctx.cfg.ts_hz).wrapping_sub(ts.tsecr);
                         self.rtt.sample(ticks_to_duration(ticks, ctx.cfg.ts_hz));

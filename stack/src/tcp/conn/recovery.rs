@@ -386,17 +386,21 @@ impl Connection {
             }
             None => Duration::from_secs(1),
         };
-        let at = now + pto;
-        match self.timers.get(Timer::Retransmit) {
-            Some(rto) if at >= rto => self.timers.stop(Timer::Probe),
-            _ => self.timers.set(Timer::Probe, at),
-        }
+        // §7.2: an RTO due sooner than the PTO sends the probe at the RTO's time instead (Linux's
+        // tcp_schedule_loss_probe caps the timeout at the RTO's remaining time likewise).
+        let at = match self.timers.get(Timer::Retransmit) {
+            Some(rto) => (now + pto).min(rto),
+            None => now + pto,
+        };
+        self.timers.set(Timer::Probe, at);
     }
 
-    /// The probe timeout expired (RFC 8985 §7.3): the next transmission is a probe.
-    pub(super) fn on_probe_timeout(&mut self) {
+    /// The probe timeout expired (RFC 8985 §7.3): the next transmission is a probe, and the RTO
+    /// (which may be due at the same time, §7.2) runs from now.
+    pub(super) fn on_probe_timeout(&mut self, now: Instant) {
         if self.recovery.phase == Phase::Open && self.snd_una != self.snd_max {
             self.tlp.due = true;
+            self.timers.set(Timer::Retransmit, now + self.rtt.rto());
         }
     }
 }

@@ -23,7 +23,7 @@ impl Connection {
         match t {
             Timer::Retransmit => self.on_rto(now, ctx),
             Timer::Reorder => self.on_reorder_timeout(now, ctx),
-            Timer::Probe => self.on_probe_timeout(),
+            Timer::Probe => self.on_probe_timeout(now),
             // The next poll sends what pacing held back.
             Timer::Pace => {}
             Timer::DelayedAck => self.ack_now = true,
