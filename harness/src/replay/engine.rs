@@ -447,14 +447,10 @@ impl Run<'_> {
         match call {
             AppCall::Write { asked, taken } => {
                 // The bytes offered past those taken are the next write's.
-                let from = app.written.min(app.stream.len());
-                let to = (app.written + asked).min(app.stream.len());
-                let mut bytes = Cow::Borrowed(&app.stream[from..to]);
-                if bytes.len() < asked {
-                    bytes.to_mut().resize(asked, 0);
-                }
+                let bytes = app.take(asked);
                 match stack.send(now, s, &bytes) {
                     Ok(took) => {
+                        drop(bytes);
                         app.written += took;
                         self.call(now, Call::Write { asked, taken: took });
                         if took != taken {
@@ -630,11 +626,13 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
         now = t;
         if p.from != role {
             run.inject(p, now);
-            // Strict mode plays utcp's own captures, where the live driver stamps every datagram
-            // of one batch with the batch's time: the peer's datagrams of one instant go in
-            // together before the stack's output is taken, as they did.
+            // Strict mode plays utcp's own captures (and a capture with the driver's records is
+            // one), where the live driver stamps every datagram of one batch with the batch's
+            // time: the peer's datagrams of one instant go in together before the stack's output
+            // is taken, as they did.
             let next = flow.packets.get(idx + 1);
-            if opts.mode == Mode::Strict && next.is_some_and(|n| n.from != role && n.time == p.time) {
+            let batches = opts.mode == Mode::Strict || run.recorded_timers;
+            if batches && next.is_some_and(|n| n.from != role && n.time == p.time) {
                 continue;
             }
         } else if !run.recorded_calls {
@@ -720,6 +718,17 @@ impl<'f> RecordedApp<'f> {
         writes.sort_unstable_by_key(|(at, _)| *at);
         let stream = writes.into_iter().flat_map(|(_, bytes)| bytes).collect();
         Some(RecordedApp { calls, next: 0, stream, written: 0 })
+    }
+
+    /// The next `n` bytes written (zeros past what the capture holds).
+    fn take(&mut self, n: usize) -> Cow<'_, [u8]> {
+        let from = self.written.min(self.stream.len());
+        let to = (self.written + n).min(self.stream.len());
+        let mut bytes = Cow::Borrowed(&self.stream[from..to]);
+        if bytes.len() < n {
+            bytes.to_mut().resize(n, 0);
+        }
+        bytes
     }
 }
 
