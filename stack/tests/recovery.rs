@@ -83,6 +83,21 @@ fn rfc8985_reordering_window_delays_the_loss_decision_by_a_quarter_rtt() {
 }
 
 #[test]
+fn rfc8985_a_dsack_widens_the_reordering_window_by_a_quarter_rtt() {
+    let mut t = sack_established();
+    t.write(t.sock(), &vec![7u8; 4 * 1460]).unwrap();
+    assert_eq!(t.out().len(), 4);
+    t.advance(ms(20));
+    // The ACK of the first segment carries a D-SACK (RFC 2883: its first block is below the
+    // cumulative ACK): the peer got that segment twice. §6.2 step 4: the reordering window
+    // grows to two quarters of the minimum RTT.
+    t.send(sack(1461, &[(1, 1461)]));
+    t.send(sack(1461, &[(2921, 4381)]));
+    // RACK.rtt 20 ms, reordering window 2 × 20/4 = 10 ms (5 ms without the D-SACK).
+    assert_eq!(t.advance_out(ms(20)), [format!("+10ms {}", segment(1))]);
+}
+
+#[test]
 fn rfc8985_a_lost_fast_retransmission_is_found_when_later_data_is_sacked() {
     let mut t = sack_established();
     t.write(t.sock(), &vec![7u8; 8 * 1460]).unwrap();

@@ -13,7 +13,7 @@ use crate::time::{Duration, Instant};
 use crate::wire::TcpRepr;
 
 /// RFC 8985 §6.1: the newest delivered transmission and the RTT it gave.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Rack {
     /// `RACK.xmit_ts` and `RACK.end_seq`; `None` until something was delivered.
     pub(crate) newest: Option<(Instant, SeqNum)>,
@@ -23,6 +23,31 @@ pub(crate) struct Rack {
     pub(crate) min_rtt: Option<Duration>,
     /// `RACK.reord`: the connection has seen reordering (or a D-SACK).
     pub(crate) reordering_seen: bool,
+    /// `RACK.reo_wnd_mult` (§6.2 step 4): the reordering window in quarters of the minimum RTT,
+    /// one more per round trip that saw a D-SACK.
+    pub(crate) reo_wnd_mult: u32,
+    /// `RACK.reo_wnd_persist`: recoveries without a D-SACK before the multiplier is 1 again.
+    pub(crate) reo_wnd_persist: u8,
+    /// `RACK.dsack_round`: SND.NXT when a D-SACK last grew the window; its round lasts until
+    /// that is acknowledged.
+    pub(crate) dsack_round: Option<SeqNum>,
+}
+
+/// §6.2 step 4: the recoveries a grown reordering window outlasts.
+const REO_WND_PERSIST: u8 = 16;
+
+impl Default for Rack {
+    fn default() -> Self {
+        Rack {
+            newest: None,
+            rtt: Duration::ZERO,
+            min_rtt: None,
+            reordering_seen: false,
+            reo_wnd_mult: 1,
+            reo_wnd_persist: 0,
+            dsack_round: None,
+        }
+    }
 }
 
 /// RFC 8985 §7: the tail loss probe.
@@ -121,7 +146,7 @@ impl Connection {
     ) {
         let mss = self.snd_mss;
         let advanced = self.snd_una > a.prior_una;
-        self.rack_update(now, &a.delivered, a.dsack);
+        let grew = self.rack_update(now, &a.delivered, a.dsack);
         // TLP's end (RFC 8985 §7.4): a probe that was a retransmission and is acknowledged
         // without a D-SACK repaired a real loss, which calls for a congestion response.
         if let Some(end) = self.tlp.end {
@@ -188,6 +213,14 @@ impl Connection {
             // RFC 6675 §5 / RFC 6582 §3.2 (3): recovery ends when RecoveryPoint is acknowledged.
             if matches!(self.recovery.phase, Phase::Recovery | Phase::Cwr) {
                 self.cc.on_recovery_end(now);
+            }
+            // RFC 8985 §6.2 step 4: a recovery ends (fast or after a timeout), on an ACK whose
+            // D-SACK did not grow the window; after 16 such, the window is back to one step.
+            if matches!(self.recovery.phase, Phase::Recovery | Phase::Loss) && !grew {
+                self.rack.reo_wnd_persist = self.rack.reo_wnd_persist.saturating_sub(1);
+                if self.rack.reo_wnd_persist == 0 {
+                    self.rack.reo_wnd_mult = 1;
+                }
             }
             self.recovery.phase = Phase::Open;
             self.recovery.dup_credit = 0;
@@ -315,17 +348,29 @@ impl Connection {
         self.cc.set_cwnd(cwnd);
     }
 
-    /// RFC 8985 §6.2 steps 1-3: the newest delivered transmission, its RTT, reordering.
-    fn rack_update(&mut self, now: Instant, d: &Delivered, dsack: bool) {
+    /// RFC 8985 §6.2 steps 1-3: the newest delivered transmission, its RTT, reordering; and
+    /// step 4's growth of the reordering window (true when this ACK grew it).
+    fn rack_update(&mut self, now: Instant, d: &Delivered, dsack: bool) -> bool {
         if d.reordering || dsack {
             self.rack.reordering_seen = true;
         }
-        let Some((xmit, end, retransmitted)) = d.newest else { return };
+        // Step 4: the reordering window grows by a step per round trip that sees a D-SACK (a
+        // retransmission the peer did not need), and persists for 16 recoveries.
+        if self.rack.dsack_round.is_some_and(|r| self.snd_una >= r) {
+            self.rack.dsack_round = None;
+        }
+        let grew = dsack && self.rack.dsack_round.is_none();
+        if grew {
+            self.rack.dsack_round = Some(self.snd_nxt);
+            self.rack.reo_wnd_mult = self.rack.reo_wnd_mult.saturating_add(1);
+            self.rack.reo_wnd_persist = REO_WND_PERSIST;
+        }
+        let Some((xmit, end, retransmitted)) = d.newest else { return grew };
         let rtt = now.saturating_duration_since(xmit);
         // Step 1: a retransmitted segment's RTT is ambiguous; take it only when it cannot be
         // the original's (not shorter than the smallest RTT seen).
         if retransmitted && self.rack.min_rtt.is_none_or(|m| rtt < m) {
-            return;
+            return grew;
         }
         self.rack.rtt = rtt;
         self.rack.min_rtt = Some(self.rack.min_rtt.map_or(rtt, |m| m.min(rtt)));
@@ -333,6 +378,7 @@ impl Connection {
         if newer {
             self.rack.newest = Some((xmit, end));
         }
+        grew
     }
 
     /// RFC 8985 §6.2 steps 4-5: marks what RACK deems lost, and runs the reordering timer for
@@ -346,7 +392,8 @@ impl Connection {
         } else {
             let quarter =
                 Duration::from_micros(self.rack.min_rtt.unwrap_or(Duration::ZERO).total_micros() / 4);
-            self.rtt.srtt().map_or(quarter, |s| quarter.min(s))
+            let window = quarter.saturating_mul(u64::from(self.rack.reo_wnd_mult));
+            self.rtt.srtt().map_or(window, |s| window.min(s))
         };
         let (_, timer) = self.board.rack_detect(now, xmit, end, self.rack.rtt + reo_wnd);
         match timer {
