@@ -48,6 +48,11 @@ pub struct ScriptOptions {
     /// `--mss=N`: the MSS of the scripted peer's path (packetdrill uses it for its own packets;
     /// utcp's stack is not told).
     pub mss: Option<u16>,
+    /// A `>` line may come late by an eighth of its delay after the event before it, besides
+    /// the tolerance: the Linux kernel's timer wheel rounds a timeout of 64 jiffies or more up
+    /// to a step of at most an eighth of it (the kernel backend sets this; utcp's timers are
+    /// exact).
+    pub timer_wheel_slack: bool,
 }
 
 impl Default for ScriptOptions {
@@ -61,6 +66,7 @@ impl Default for ScriptOptions {
             strict_segments: false,
             tcp_ts_tick_usecs: None,
             mss: None,
+            timer_wheel_slack: false,
         }
     }
 }

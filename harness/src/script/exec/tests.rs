@@ -105,6 +105,26 @@ fn packet_outside_tolerance_fails_and_inside_passes() {
     assert_eq!(o.failure, None);
 }
 
+#[test]
+fn timer_wheel_slack_lets_a_packet_come_late_by_an_eighth_of_its_delay() {
+    // The SYN-ACK's retransmission comes 1 s after it (the initial RTO); the script says 0.9 s.
+    let text = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n\
+                +0 listen(3, 1) = 0\n+0 < S 0:0(0) win 65535 <mss 1460>\n\
+                +0 > S. 0:0(0) ack 1 <mss 1460>\n+.9 > S. 0:0(0) ack 1 <mss 1460>\n";
+    let mut script = parse_script("t.pkt", text).expect("parses");
+    let f = run(&script).failure.expect("100 ms late is outside the 4 ms tolerance");
+    assert!(f.got.contains("no packet by 0.904000"), "{f}");
+    // An eighth of 0.9 s more on the late side: up to 1.0165 s.
+    script.options.timer_wheel_slack = true;
+    assert_eq!(run(&script).failure, None);
+    // Never on the early side.
+    let early = text.replace("+.9 > S.", "+1.1 > S.");
+    let mut script = parse_script("t.pkt", &early).expect("parses");
+    script.options.timer_wheel_slack = true;
+    let f = run(&script).failure.expect("100 ms early is outside the tolerance");
+    assert!(f.got.contains("expected between 1.096000 and 1.241500"), "{f}");
+}
+
 // packetdrill (run_packet.c): what the stack sends is queued and taken, oldest first, by the
 // next `>` line, whose window the packet's own send time is checked against.
 

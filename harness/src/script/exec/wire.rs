@@ -315,8 +315,9 @@ impl Numbering {
                 (lo + b, hi + b)
             }
         };
+        let slack = if options.timer_wheel_slack { hi.saturating_sub(last) / 8 } else { 0 };
         let (early, late) =
-            if event.time == TimeSpec::Any { (0, hi) } else { (lo.saturating_sub(tol), hi + tol) };
+            if event.time == TimeSpec::Any { (0, hi) } else { (lo.saturating_sub(tol), hi + tol + slack) };
         // packetdrill: what the stack sent is queued; this line takes the oldest packet, whenever
         // it was sent, and checks its time against the line's window.
         // packetdrill (sniff_outbound_live_packet): only the socket under test's packets are

@@ -196,7 +196,7 @@ impl<'s> KExec<'s> {
             match &event.kind {
                 EventKind::Packet(p) if p.direction == Direction::Outbound => {
                     let mut wire = std::mem::take(&mut self.wire);
-                    let options = script.options.clone();
+                    let options = ScriptOptions { timer_wheel_slack: true, ..script.options.clone() };
                     let r = wire.outbound(event, p, &options, base, self);
                     self.wire = wire;
                     r?;
