@@ -276,8 +276,9 @@ impl Shared {
     ) -> R {
         let now = self.now();
         // Timers the event loop has not run yet run first, and what they send goes out before
-        // the call acts: in a replay they run at their deadlines, before a call that came
-        // later (a tail loss probe due before a write resends old data rather than the new).
+        // the call acts: a replay runs them before the call too (where the capture records the
+        // run, or at their deadlines), and a tail loss probe due before a write resends old data
+        // rather than the new.
         g.run_timers(now);
         let mut events = g.drain();
         // The ends are looked up before the call: a close may release the socket.
@@ -285,10 +286,12 @@ impl Shared {
             .filter(|_| g.tap.is_some())
             .and_then(|(s, what)| g.host.stack().info(s).map(|i| (i.local, i.remote, what)));
         let r = f(g.host.stack_mut(), now);
-        if let Some((local, remote, call)) = ends.and_then(|(l, r2, what)| what(&r).map(|c| (l, r2, c))) {
-            let at = wall_clock(g.wall_epoch, now);
-            if let Some(t) = g.tap.as_mut() {
-                t.call(at, local, remote, call);
+        if let Some((local, remote, what)) = ends {
+            if let Some(call) = what(&r) {
+                let at = wall_clock(g.wall_epoch, now);
+                if let Some(t) = g.tap.as_mut() {
+                    t.call(at, local, remote, call);
+                }
             }
         }
         events |= g.drain();
