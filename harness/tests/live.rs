@@ -9,6 +9,8 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::Stdio;
 use std::time::Duration;
+use utcp_harness::capture::calls::AppCall;
+use utcp_harness::capture::flows::{Recorded, Side};
 
 /// Every socket wait in these tests gives up after this long.
 const WAIT: Duration = Duration::from_secs(60);
@@ -331,31 +333,23 @@ fn pcap_recording_is_clean_and_replays_strictly() {
     let count = run(std::process::Command::new("tshark").args(["-r", pcap.to_str().unwrap(), "-Y", "tcp"]));
     assert!(String::from_utf8_lossy(&count.stdout).lines().count() > 700, "the capture has the transfer");
     // The server's calls are on an interface of their own: the request read, the file written.
-    let calls = run(std::process::Command::new("tshark").args([
-        "-r",
-        pcap.to_str().unwrap(),
-        "-Y",
-        "frame.interface_id == 1",
-        "-T",
-        "fields",
-        "-e",
-        "data.data",
-    ]));
-    let calls: Vec<String> = String::from_utf8_lossy(&calls.stdout)
-        .lines()
-        .map(|hex| {
-            let bytes: Vec<u8> = (0..hex.len() / 2)
-                .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-                .collect();
-            String::from_utf8_lossy(&bytes).into_owned()
+    let reader = utcp_harness::capture::CaptureReader::open(&pcap).unwrap();
+    let flows = utcp_harness::capture::flows::split(&reader.read_all(false).unwrap().records).flows;
+    let server_calls: Vec<AppCall> = flows
+        .iter()
+        .flat_map(|f| &f.calls)
+        .filter_map(|c| match c.what {
+            Recorded::App { by: Side::Server, call } => Some(call),
+            _ => None,
         })
         .collect();
-    let server = format!("utcp-call {UTCP_V4}:8080 ");
-    assert!(calls.iter().any(|c| c.starts_with(&server) && c.contains(" read ")), "{calls:?}");
-    let written: usize = calls
+    assert!(server_calls.iter().any(|c| matches!(c, AppCall::Read(_))), "{server_calls:?}");
+    let written: usize = server_calls
         .iter()
-        .filter(|c| c.starts_with(&server))
-        .filter_map(|c| c.split(" write ").nth(1)?.split(' ').next()?.parse::<usize>().ok())
+        .map(|c| match c {
+            AppCall::Write { taken, .. } => *taken,
+            _ => 0,
+        })
         .sum();
     assert!(written > 1 << 20, "the file and the response header were written: {written} bytes");
     let replay = std::process::Command::new(env!("CARGO_BIN_EXE_utcp"))

@@ -375,6 +375,11 @@ impl Known {
     fn iter(&self) -> impl Iterator<Item = (usize, &Tracked)> {
         self.slots.iter().enumerate().filter_map(|(j, s)| s.as_deref().map(|t| (self.first + j, t)))
     }
+
+    /// The known connections, to change.
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Tracked> {
+        self.slots.iter_mut().flatten().map(|t| &mut **t)
+    }
 }
 
 /// Where [`Splitter::push`] put a record.
@@ -505,7 +510,7 @@ impl Splitter {
         let skipped = |reason: String| Skipped { number: rec.number, reason };
         let (local, remote, call) = match parse_record(rec.frame).map_err(skipped)? {
             Driven::Timers => {
-                for t in self.flows.slots.iter_mut().flatten().filter(|t| !t.taken) {
+                for t in self.flows.iter_mut().filter(|t| !t.taken) {
                     let after = t.flow.packets.len();
                     let what = Recorded::Timers;
                     t.flow.calls.push(RecordedCall { number: rec.number, time: rec.time, after, what });

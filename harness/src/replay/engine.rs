@@ -631,7 +631,7 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
             // time: the peer's datagrams of one instant go in together before the stack's output
             // is taken, as they did.
             let next = flow.packets.get(idx + 1);
-            let batches = opts.mode == Mode::Strict || run.recorded_timers;
+            let batches = opts.mode == Mode::Strict || run.recorded_calls;
             if batches && next.is_some_and(|n| n.from != role && n.time == p.time) {
                 continue;
             }

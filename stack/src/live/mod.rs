@@ -218,6 +218,9 @@ impl Inner {
     }
 }
 
+/// A socket call the tap sees: the socket, and what its result `R` says the application did.
+type Tapped<'a, R> = Option<(SocketHandle, &'a dyn Fn(&R) -> Option<Call>)>;
+
 /// Shared between [`Live`], its event loop and every socket.
 struct Shared {
     inner: Mutex<Inner>,
@@ -267,11 +270,10 @@ impl Shared {
 
     /// Runs `f` as [`Shared::call_locked`] does; a tap sees the call `tapped` makes of the
     /// result on its socket, before what the call sent.
-    #[allow(clippy::type_complexity)]
     fn call_tapped<R>(
         &self,
         g: &mut MutexGuard<'_, Inner>,
-        tapped: Option<(SocketHandle, &dyn Fn(&R) -> Option<Call>)>,
+        tapped: Tapped<'_, R>,
         f: impl FnOnce(&mut Stack, Instant) -> R,
     ) -> R {
         let now = self.now();
@@ -372,12 +374,11 @@ impl Shared {
     }
 
     /// [`Shared::block`], the tap seeing the call `tapped` makes of the result.
-    #[allow(clippy::type_complexity)]
     fn block_tapped<T>(
         &self,
         deadline: Option<std::time::Instant>,
         timed_out: impl Fn() -> io::Error,
-        tapped: Option<(SocketHandle, &dyn Fn(&Option<io::Result<T>>) -> Option<Call>)>,
+        tapped: Tapped<'_, Option<io::Result<T>>>,
         mut attempt: impl FnMut(&mut Stack, Instant) -> Option<io::Result<T>>,
     ) -> io::Result<T> {
         let mut g = self.lock();
