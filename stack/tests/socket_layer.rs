@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use std::io::{self, ErrorKind};
+use std::net::{IpAddr, SocketAddr};
 use utcp::wire::TcpFlags;
 use utcp::{
     AbortError, AcceptError, CloseError, CloseReason, ConnectError, Duration, Errno, ListenError, Readiness,
@@ -394,4 +395,58 @@ fn orphan_in_fin_wait_2_is_dropped_fin_timeout_after_the_close_call() {
     assert_eq!(t.now(), closed_at + timeout);
     t.out();
     assert_eq!(t.s().connection_count(), 0, "gone at the timeout");
+}
+
+// =============================================================================================
+// IPv4-mapped IPv6 addresses
+
+/// `::ffff:a.b.c.d` (RFC 4291 §2.5.5.2) for an IPv4 address and port.
+fn mapped(ip: IpAddr, port: u16) -> SocketAddr {
+    let IpAddr::V4(v4) = ip else { panic!("{ip} is not IPv4") };
+    SocketAddr::new(v4.to_ipv6_mapped().into(), port)
+}
+
+#[test]
+fn a_listener_on_a_v4_mapped_address_takes_ipv4_syns() {
+    // RFC 3493 §3.7: an IPv6 socket given an IPv4-mapped address talks IPv4 to that address, as a
+    // dual-stack socket does; the wire carries IPv4 and the stack's own IPv4 address.
+    let mut t = T::new(config());
+    let l = t.listen(mapped(LOCAL, LOCAL_PORT), 8).expect("the mapped form of a local address is local");
+    t.send(BARE_SYN);
+    assert_eq!(t.out(), ["S. 0:0(0) ack 1 win 65535 <mss 1460>"]);
+    t.send(ACK);
+    let h = t.accept_on(l).expect("the IPv4 connection is accepted");
+    let info = t.s().info(h).unwrap();
+    assert_eq!(info.local, SocketAddr::new(LOCAL, LOCAL_PORT));
+    assert_eq!(info.remote, SocketAddr::new(REMOTE, REMOTE_PORT));
+    // The same address in either form is one listener's.
+    assert_eq!(t.listen(SocketAddr::new(LOCAL, LOCAL_PORT), 8), Err(ListenError::AddressInUse));
+}
+
+#[test]
+fn connect_to_a_v4_mapped_address_opens_an_ipv4_connection() {
+    // RFC 3493 §3.7: connecting an IPv6 socket to ::ffff:a.b.c.d sends IPv4 SYNs to a.b.c.d.
+    let mut t = T::new(config());
+    let now = t.now();
+    let local = mapped(LOCAL, LOCAL_PORT);
+    let h = t.stack().connect(now, Some(local), mapped(REMOTE, REMOTE_PORT)).expect("connects");
+    let raw = t.out_raw();
+    assert_eq!(raw.len(), 1);
+    assert_eq!(raw[0][0] >> 4, 4, "an IPv4 datagram");
+    assert_eq!(raw[0][16..20], [192, 0, 2, 1], "to the IPv4 address");
+    assert_eq!(t.s().info(h).unwrap().remote, SocketAddr::new(REMOTE, REMOTE_PORT));
+    // Without a local address the stack picks its IPv4 one, as for an IPv4 remote.
+    let now = t.now();
+    let h2 = t.stack().connect(now, None, mapped(REMOTE, REMOTE_PORT + 1)).expect("connects");
+    assert_eq!(t.s().info(h2).unwrap().local.ip(), LOCAL);
+}
+
+#[test]
+fn a_v4_mapped_address_that_is_not_the_stacks_is_not_local() {
+    let mut t = T::new(config());
+    let other: IpAddr = std::net::Ipv4Addr::new(192, 168, 0, 99).into();
+    assert_eq!(t.listen(mapped(other, LOCAL_PORT), 8), Err(ListenError::AddressNotLocal));
+    let now = t.now();
+    let r = t.stack().connect(now, Some(mapped(other, LOCAL_PORT)), mapped(REMOTE, REMOTE_PORT));
+    assert_eq!(r.err(), Some(ConnectError::AddressNotLocal));
 }

@@ -38,6 +38,7 @@ impl Stack {
         remote: SocketAddr,
         options: SocketOptions,
     ) -> Result<SocketHandle, ConnectError> {
+        let (local, remote) = (local.map(unmapped), unmapped(remote));
         if remote.ip().is_unspecified() || remote.port() == 0 {
             return Err(ConnectError::InvalidRemote);
         }
@@ -90,6 +91,7 @@ impl Stack {
         if !fo.client {
             return Err(ConnectError::FastOpenDisabled);
         }
+        let (local, remote) = (local.map(unmapped), unmapped(remote));
         let entry = self.fast_open_cache.get(remote.ip());
         let (option, with_data) = if fo.client_no_cookie {
             // Linux's TFO_CLIENT_NO_COOKIE: data on the SYN, no option.
@@ -132,7 +134,9 @@ impl Stack {
     /// cached, or the client needs none); what `TCP_FASTOPEN_CONNECT` decides `connect` by.
     pub fn fast_open_ready(&self, server: IpAddr) -> bool {
         let fo = self.config.tcp.fast_open;
-        fo.client && (fo.client_no_cookie || self.fast_open_cache.get(server).cookie.cookie.is_valid())
+        fo.client
+            && (fo.client_no_cookie
+                || self.fast_open_cache.get(server.to_canonical()).cookie.cookie.is_valid())
     }
 
     /// Forgets every cached Fast Open cookie and MSS (as `ip tcp_metrics flush` does).
@@ -319,4 +323,11 @@ impl Stack {
     pub fn send_capacity(&self, socket: SocketHandle) -> Option<usize> {
         self.conn_ref(socket).map(|c| c.send_capacity(self.config.tcp.notsent_lowat))
     }
+}
+
+/// The address a socket call means: an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, RFC 4291
+/// §2.5.5.2) is the IPv4 address, as an IPv6 socket of a dual stack talks IPv4 to it (RFC 3493
+/// §3.7). Connections and listeners keep the IPv4 form.
+pub(super) fn unmapped(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
 }

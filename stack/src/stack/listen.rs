@@ -206,6 +206,7 @@ impl Stack {
         options: SocketOptions,
     ) -> Result<ListenerHandle, ListenError> {
         let _ = now;
+        let local = super::calls::unmapped(local);
         if local.port() == 0 {
             return Err(ListenError::InvalidPort);
         }
