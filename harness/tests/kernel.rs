@@ -34,8 +34,8 @@ fn syn_written_into_the_device_is_answered_by_the_kernels_syn_ack() {
         .within("listen", || TcpListener::bind((LOCAL, 8080)).map_err(|e| e.to_string()))
         .expect("a listening socket in the namespace");
     let syn = Segment {
-        src: SocketAddrV4::new(REMOTE, 47_000),
-        dst: SocketAddrV4::new(LOCAL, 8080),
+        src: SocketAddrV4::new(REMOTE, 47_000).into(),
+        dst: SocketAddrV4::new(LOCAL, 8080).into(),
         flags: flag::SYN,
         seq: 1000,
         ack: 0,
@@ -55,8 +55,8 @@ fn syn_written_into_the_device_is_answered_by_the_kernels_syn_ack() {
     };
     assert_eq!(answer.flags, flag::SYN | flag::ACK);
     assert_eq!(answer.ack, 1001);
-    assert_eq!(answer.src, SocketAddrV4::new(LOCAL, 8080));
-    assert_eq!(answer.dst, SocketAddrV4::new(REMOTE, 47_000));
+    assert_eq!(answer.src, SocketAddrV4::new(LOCAL, 8080).into());
+    assert_eq!(answer.dst, SocketAddrV4::new(REMOTE, 47_000).into());
     drop(listener);
 }
 

@@ -3,30 +3,53 @@
 //! One message per failing script, with its failure and transcript, then a summary line.
 
 use std::path::Path;
-use utcp_harness::script::{find_scripts, run_file};
+use utcp_harness::script::{find_scripts, run_file_on, Backend, IpVersion, RunOptions};
 
+/// Every script in each IP version `run_all.py` would run it in: IPv4, IPv4-mapped IPv6 and IPv6,
+/// except that a name ending in `v4.pkt` is not run over IPv6 and one ending in `v6.pkt` only over
+/// it; a script whose header names its version is run (and counted) once.
 #[test]
-fn every_corpus_script_passes() {
+fn every_corpus_script_passes_over_ipv4_ipv4_mapped_ipv6_and_ipv6() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness/ has a parent");
     let dir = root.join("corpus/scripts");
     let paths = find_scripts(&dir).expect("corpus/scripts is readable");
     assert!(!paths.is_empty(), "no scripts under {}", dir.display());
     let mut failures = Vec::new();
-    for p in &paths {
-        let mut o = run_file(p);
-        if let Ok(rel) = p.strip_prefix(root) {
-            o.path = rel.display().to_string();
-        }
-        if !o.passed() {
-            failures.push(o.report(true));
+    let mut runs = std::collections::BTreeSet::new();
+    for version in IpVersion::ALL {
+        let options = RunOptions { ip_version: version, ..RunOptions::default() };
+        for p in
+            paths.iter().filter(|p| version.runs_file(&p.file_name().unwrap_or_default().to_string_lossy()))
+        {
+            let mut o = run_file_on(p, Backend::Utcp, &options);
+            if !runs.insert((p.clone(), o.ip_version)) {
+                continue;
+            }
+            if let Ok(rel) = p.strip_prefix(root) {
+                o.path = rel.display().to_string();
+            }
+            if !o.passed() {
+                failures.push(o.report(true));
+            }
         }
     }
     for f in &failures {
         eprintln!("{f}\n");
     }
-    let summary = format!("{} passed, {} failed", paths.len() - failures.len(), failures.len());
+    let count = |v: IpVersion| runs.iter().filter(|(_, r)| *r == v).count();
+    let summary = format!(
+        "{} runs ({} ipv4, {} ipv4-mapped-ipv6, {} ipv6): {} passed, {} failed",
+        runs.len(),
+        count(IpVersion::V4),
+        count(IpVersion::V4MappedV6),
+        count(IpVersion::V6),
+        runs.len() - failures.len(),
+        failures.len()
+    );
     eprintln!("{summary}");
     assert!(failures.is_empty(), "{summary}");
+    // Each version ran: the scripts that name none ran in all three.
+    assert!(count(IpVersion::V6) > 0 && count(IpVersion::V4MappedV6) > 0, "{summary}");
 }
 
 /// Writes `text` to a fresh file under the target directory and returns its path.
@@ -116,4 +139,57 @@ fn cli_summarises_a_directory_by_folder_with_the_refused_features_counted() {
     let (_, out) = utcp_script(&[&root], &["--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["refused"], 2);
+}
+
+/// `--ip-version all` runs each script of a directory in the versions run_all.py runs it in,
+/// labels the runs that are not IPv4 and counts each (script, version) once.
+#[test]
+fn cli_ip_version_all_runs_each_script_in_run_all_versions_labelled() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("script-cli-versions");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    // A SYN to a closed port gets RST-ACK in every version (RFC 9293 §3.10.7.1).
+    let rst = "0 < S 0:0(0) win 65535\n+0 > R. 0:0(0) ack 1 win 0\n";
+    // RFC 9293 §3.7.1: without an MSS option the send MSS is 536 over IPv4, 1220 over IPv6.
+    let mss = |n: usize| {
+        format!(
+            "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n\
+             +0 < S 0:0(0) win 65535\n+0 > S. 0:0(0) ack 1 <...>\n+.1 < . 1:1(0) ack 1 win 65535\n\
+             +0 accept(3, ..., ...) = 4\n+0 write(4, ..., 2000) = 2000\n+0 > . 1:{}({n}) ack 1\n",
+            n + 1
+        )
+    };
+    std::fs::write(root.join("rst.pkt"), rst).expect("write");
+    std::fs::write(root.join("mss-v4.pkt"), mss(536)).expect("write");
+    std::fs::write(root.join("mss-v6.pkt"), mss(1220)).expect("write");
+    std::fs::write(root.join("pinned.pkt"), format!("--ip_version=ipv6\n{rst}")).expect("write");
+    let (code, out) = utcp_script(&[&root], &["--ip-version", "all"]);
+    assert_eq!(code, 0, "{out}");
+    let runs: Vec<&str> = out.lines().filter(|l| l.starts_with("PASS ")).collect();
+    let name = |l: &&str| l.rsplit_once('/').map_or(l.to_string(), |(_, n)| n.to_string());
+    assert_eq!(
+        runs.iter().map(name).collect::<Vec<_>>(),
+        [
+            "mss-v4.pkt",
+            "mss-v4.pkt [ipv4-mapped-ipv6]",
+            "mss-v6.pkt [ipv6]",
+            "pinned.pkt [ipv6]",
+            "rst.pkt",
+            "rst.pkt [ipv4-mapped-ipv6]",
+            "rst.pkt [ipv6]",
+        ],
+        "{out}"
+    );
+    assert!(out.ends_with("7 passed, 0 failed, 0 refused\n"), "{out}");
+    // Over IPv4 the v6 script's MSS is wrong; a file named is run as asked, whatever its name.
+    let (code, out) = utcp_script(&[&root.join("mss-v6.pkt")], &["--ip-version", "ipv4"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("mss-v6.pkt:9\n  expected: +0 > . 1:1221(1220) ack 1"), "{out}");
+    assert!(out.contains("instead:  > . 1:1609(1608) ack 1"), "three 536-byte segments: {out}");
+    let (_, out) = utcp_script(&[&root], &["--ip-version", "ipv6", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let versions: Vec<&str> =
+        v["scripts"].as_array().expect("scripts").iter().filter_map(|s| s["ip_version"].as_str()).collect();
+    assert_eq!(versions, ["ipv6", "ipv6", "ipv6"], "{out}");
+    assert_eq!(v["passed"], 3, "{out}");
 }

@@ -14,6 +14,10 @@
 //! whose timers stay under 2 s, run; the table lists the longer ones as real time only (`utcp
 //! script --stack linux --max-seconds 0 corpus/scripts` runs them all).
 //!
+//! Then the same scripts over IPv4-mapped IPv6 and over IPv6 (as packetdrill's run_all.py runs
+//! them, issue 13): the table's last lines count the verdicts that are the IPv4 ones and list
+//! any that are not.
+//!
 //! Needs root (namespaces, TUN devices): without it the test prints why and passes, unless
 //! `UTCP_LIVE_TESTS=require`, where it fails. Every address exists only inside the namespaces the
 //! backend creates; every wait is bounded by the scripts' own times.
@@ -22,7 +26,9 @@ mod netns;
 
 use netns::live_or_skip;
 use std::path::Path;
-use utcp_harness::script::{find_scripts, linux_note, run_files, Backend, FileOutcome, RunOptions, Verdict};
+use utcp_harness::script::{
+    find_scripts, linux_note, run_files, Backend, FileOutcome, IpVersion, RunOptions, Verdict,
+};
 
 /// The tolerance the kernel runs with here (see the module's documentation).
 const LINUX_TOLERANCE_USECS: u64 = 60_000;
@@ -52,13 +58,22 @@ fn corpus_scripts_on_linux_and_utcp_with_every_difference_stated() {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness/ has a parent");
     let paths = find_scripts(&root.join("corpus/scripts")).expect("corpus/scripts is readable");
-    let utcp = run_files(&paths, Backend::Utcp, 1, &RunOptions::default());
-    let linux = run_files(
-        &paths,
-        Backend::Linux,
-        4,
-        &RunOptions { max_seconds: LINUX_MAX_SECONDS, tolerance_usecs: Some(LINUX_TOLERANCE_USECS) },
-    );
+    let on = |paths: &[std::path::PathBuf], version: IpVersion| {
+        let utcp =
+            run_files(paths, Backend::Utcp, 1, &RunOptions { ip_version: version, ..RunOptions::default() });
+        let linux = run_files(
+            paths,
+            Backend::Linux,
+            4,
+            &RunOptions {
+                max_seconds: LINUX_MAX_SECONDS,
+                tolerance_usecs: Some(LINUX_TOLERANCE_USECS),
+                ip_version: version,
+            },
+        );
+        (utcp, linux)
+    };
+    let (utcp, linux) = on(&paths, IpVersion::V4);
     let mut table = String::from(
         "| script | utcp | linux | why they differ (the script's `// Linux:`) |\n|---|---|---|---|\n",
     );
@@ -91,6 +106,43 @@ fn corpus_scripts_on_linux_and_utcp_with_every_difference_stated() {
         "\n{run_on_linux} of {} scripts run on Linux here; Linux passes {linux_pass}; utcp and Linux agree on {agree}.\n",
         paths.len()
     ));
+    // The same scripts over IPv4-mapped IPv6 and IPv6, as run_all.py runs them: each verdict
+    // should be IPv4's, or the difference is listed.
+    let base: std::collections::HashMap<&std::path::PathBuf, (String, String, IpVersion)> = paths
+        .iter()
+        .zip(utcp.iter().zip(&linux))
+        .map(|(p, (u, l))| (p, (cell(u), cell(l), u.ip_version)))
+        .collect();
+    for version in [IpVersion::V4MappedV6, IpVersion::V6] {
+        let chosen: Vec<std::path::PathBuf> = paths
+            .iter()
+            .filter(|p| version.runs_file(&p.file_name().unwrap_or_default().to_string_lossy()))
+            .cloned()
+            .collect();
+        let (u2, l2) = on(&chosen, version);
+        let (mut ran, mut same_utcp, mut same_linux, mut differ) = (0, 0, 0, Vec::new());
+        for ((p, u), l) in chosen.iter().zip(&u2).zip(&l2) {
+            // A script whose header names its version ran over that one, in the table above.
+            let (bu, bl, pinned) = &base[p];
+            if u.ip_version != version || *pinned == version {
+                continue;
+            }
+            ran += 1;
+            let rel = p.strip_prefix(root.join("corpus/scripts")).unwrap_or(p).display().to_string();
+            let (cu, cl) = (cell(u), cell(l));
+            same_utcp += usize::from(&cu == bu);
+            same_linux += usize::from(&cl == bl);
+            if (&cu, &cl) != (bu, bl) {
+                differ.push(format!("| {rel} | {cu} | {cl} | over ipv4: {bu}, {bl} |\n"));
+            }
+        }
+        table.push_str(&format!(
+            "\nOver {version}: {ran} scripts; utcp's verdict is its ipv4 one in {same_utcp}, Linux's in {same_linux}.\n"
+        ));
+        for d in differ {
+            table.push_str(&d);
+        }
+    }
     assert!(problems.is_empty(), "{} findings:\n\n{}", problems.len(), problems.join("\n\n"));
     insta::assert_snapshot!(table);
 }

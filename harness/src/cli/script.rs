@@ -7,7 +7,7 @@
 //! Exit 0 when every script passed (on every backend run), 1 when one failed, 2 when one could
 //! not be read or parsed or was refused (and none failed).
 
-use crate::script::{find_scripts, run_files, Backend, FileOutcome, RunOptions, Verdict};
+use crate::script::{find_scripts, run_files, Backend, FileOutcome, IpVersion, RunOptions, Verdict};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,6 +41,39 @@ pub struct Args {
     /// default is 4000). A kernel with a coarse timer tick (CONFIG_HZ=250) may need more.
     #[arg(long)]
     pub tolerance_usecs: Option<u64>,
+    /// The IP scripts run over, with packetdrill's `run_all.py` addresses, MTU and `-D`
+    /// definitions for it: ipv4; ipv4-mapped-ipv6 (IPv6 sockets given `::ffff:a.b.c.d`
+    /// addresses, IPv4 on the wire); ipv6; or all (each script in each of the three). As in
+    /// run_all.py, of the scripts found in a directory one whose name ends in `v4.pkt` is not
+    /// run over IPv6 and one ending in `v6.pkt` only over it; a file named is run as asked. A
+    /// script whose header says `--ip_version` runs over that one.
+    #[arg(long, value_enum, default_value = "ipv4")]
+    pub ip_version: IpVersionArg,
+}
+
+/// `--ip-version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IpVersionArg {
+    /// IPv4 sockets and wire.
+    Ipv4,
+    /// IPv6 sockets with IPv4-mapped addresses, IPv4 on the wire.
+    #[value(name = "ipv4-mapped-ipv6")]
+    Ipv4MappedIpv6,
+    /// IPv6 sockets and wire.
+    Ipv6,
+    /// Each of the three, as packetdrill's run_all.py.
+    All,
+}
+
+impl IpVersionArg {
+    fn versions(self) -> Vec<IpVersion> {
+        match self {
+            IpVersionArg::Ipv4 => vec![IpVersion::V4],
+            IpVersionArg::Ipv4MappedIpv6 => vec![IpVersion::V4MappedV6],
+            IpVersionArg::Ipv6 => vec![IpVersion::V6],
+            IpVersionArg::All => IpVersion::ALL.to_vec(),
+        }
+    }
 }
 
 /// `--stack`.
@@ -104,7 +137,7 @@ fn verdict_name(v: Verdict) -> &'static str {
 /// transcripts part when the verdicts differ.
 fn both_report(u: &FileOutcome, l: &FileOutcome, verbose: bool) -> String {
     let (vu, vl) = (u.verdict(), l.verdict());
-    let mut s = format!("utcp {:<8} linux {:<8} {}", verdict_name(vu), verdict_name(vl), u.path);
+    let mut s = format!("utcp {:<8} linux {:<8} {}", verdict_name(vu), verdict_name(vl), u.label());
     for (name, o) in [("utcp", u), ("linux", l)] {
         if verbose || o.verdict() != Verdict::Pass {
             for line in o.report(verbose).lines() {
@@ -134,6 +167,7 @@ fn both_report(u: &FileOutcome, l: &FileOutcome, verbose: bool) -> String {
 fn both_json(u: &FileOutcome, l: &FileOutcome, verbose: bool) -> serde_json::Value {
     let mut v = serde_json::json!({
         "path": u.path,
+        "ip_version": u.ip_version.name(),
         "utcp": to_json(u, verbose),
         "linux": to_json(l, verbose),
         "agree": u.verdict() == l.verdict(),
@@ -148,13 +182,14 @@ fn both_json(u: &FileOutcome, l: &FileOutcome, verbose: bool) -> serde_json::Val
 
 /// The JSON form of one script's result.
 fn to_json(o: &FileOutcome, verbose: bool) -> serde_json::Value {
+    let version = o.ip_version.name();
     if let Some(f) = o.refused() {
-        return serde_json::json!({ "path": o.path, "passed": false, "refused": f });
+        return serde_json::json!({ "path": o.path, "ip_version": version, "passed": false, "refused": f });
     }
     match &o.outcome {
-        Err(e) => serde_json::json!({ "path": o.path, "passed": false, "error": e }),
+        Err(e) => serde_json::json!({ "path": o.path, "ip_version": version, "passed": false, "error": e }),
         Ok(out) => {
-            let mut v = serde_json::json!({ "path": o.path, "passed": out.passed() });
+            let mut v = serde_json::json!({ "path": o.path, "ip_version": version, "passed": out.passed() });
             if let Some(f) = &out.failure {
                 v["line"] = f.line.into();
                 v["expected"] = f.expected.clone().into();
@@ -231,10 +266,12 @@ fn folder_of(path: &Path, root: &Path) -> String {
 /// Runs the subcommand.
 pub fn run(args: Args) -> ExitCode {
     let mut paths: Vec<(PathBuf, String)> = Vec::new();
+    let mut found_in_dir: Vec<bool> = Vec::new();
     for f in &args.files {
         if f.is_dir() {
             match find_scripts(f) {
                 Ok(found) => paths.extend(found.into_iter().map(|p| {
+                    found_in_dir.push(true);
                     let folder = folder_of(&p, f);
                     (p, folder)
                 })),
@@ -246,10 +283,10 @@ pub fn run(args: Args) -> ExitCode {
         } else {
             let folder = f.parent().map(|p| p.display().to_string()).unwrap_or_default();
             paths.push((f.clone(), if folder.is_empty() { ".".into() } else { folder }));
+            found_in_dir.push(false);
         }
     }
     let backends = args.stack.backends();
-    let run = RunOptions { max_seconds: args.max_seconds, tolerance_usecs: args.tolerance_usecs };
     if backends.contains(&Backend::Linux) {
         #[cfg(target_os = "linux")]
         {
@@ -263,20 +300,49 @@ pub fn run(args: Args) -> ExitCode {
             crate::netns::catch_signals();
         }
     }
-    let mut runs: Vec<Vec<FileOutcome>> = backends
-        .iter()
-        .map(|b| {
-            let files: Vec<PathBuf> = paths.iter().map(|(p, _)| p.clone()).collect();
-            run_files(&files, *b, args.jobs as usize, &run)
+    // Per backend, the outcomes in file order, each file's versions in run_all.py's order.
+    let versions = args.ip_version.versions();
+    let mut runs: Vec<Vec<(usize, FileOutcome)>> = vec![Vec::new(); backends.len()];
+    for &version in &versions {
+        let run = RunOptions {
+            max_seconds: args.max_seconds,
+            tolerance_usecs: args.tolerance_usecs,
+            ip_version: version,
+        };
+        // run_all.py's rule for the scripts a directory holds; a file named is run as asked.
+        let chosen: Vec<usize> = (0..paths.len())
+            .filter(|&i| {
+                !found_in_dir[i]
+                    || paths[i].0.file_name().is_some_and(|n| version.runs_file(&n.to_string_lossy()))
+            })
+            .collect();
+        let files: Vec<PathBuf> = chosen.iter().map(|&i| paths[i].0.clone()).collect();
+        for (b, backend) in backends.iter().enumerate() {
+            runs[b].extend(chosen.iter().copied().zip(run_files(&files, *backend, args.jobs as usize, &run)));
+        }
+    }
+    // A script whose header names its version ran over it each time: count it once.
+    let mut seen = std::collections::HashSet::new();
+    let keep: Vec<bool> = runs[0].iter().map(|(i, o)| seen.insert((*i, o.ip_version))).collect();
+    let mut runs: Vec<Vec<(String, FileOutcome)>> = runs
+        .into_iter()
+        .map(|mut r| {
+            let mut k = keep.iter();
+            r.retain(|_| k.next().copied().unwrap_or(true));
+            r.sort_by_key(|(i, _)| *i);
+            let label = |i: usize, o: &FileOutcome| match versions.len() {
+                1 => paths[i].1.clone(),
+                _ => format!("{} [{}]", paths[i].1, o.ip_version),
+            };
+            r.into_iter().map(|(i, o)| (label(i, &o), o)).collect()
         })
         .collect();
     if runs.len() == 2 {
         let linux = runs.pop().unwrap_or_default();
         let utcp = runs.pop().unwrap_or_default();
-        return report_both(&args, &paths, &utcp, &linux);
+        return report_both(&args, &utcp, &linux);
     }
-    let outcomes: Vec<(String, FileOutcome)> =
-        paths.iter().map(|(_, f)| f.clone()).zip(runs.pop().unwrap_or_default()).collect();
+    let outcomes: Vec<(String, FileOutcome)> = runs.pop().unwrap_or_default();
     let count = |v: Verdict| outcomes.iter().filter(|(_, o)| o.verdict() == v).count();
     let (passed, failed, refused) = (count(Verdict::Pass), count(Verdict::Fail), count(Verdict::Refused));
     let unusable = outcomes.iter().any(|(_, o)| o.outcome.is_err() || o.refused().is_some());
@@ -313,10 +379,12 @@ pub fn run(args: Args) -> ExitCode {
 /// share of scripts where the two agree.
 fn report_both(
     args: &Args,
-    paths: &[(PathBuf, String)],
-    utcp: &[FileOutcome],
-    linux: &[FileOutcome],
+    utcp_rows: &[(String, FileOutcome)],
+    linux_rows: &[(String, FileOutcome)],
 ) -> ExitCode {
+    let utcp: Vec<FileOutcome> = utcp_rows.iter().map(|(_, o)| o.clone()).collect();
+    let linux: Vec<FileOutcome> = linux_rows.iter().map(|(_, o)| o.clone()).collect();
+    let (utcp, linux) = (&utcp[..], &linux[..]);
     let agree = utcp.iter().zip(linux).filter(|(u, l)| u.verdict() == l.verdict()).count();
     let any = |os: &[FileOutcome], v: Verdict| os.iter().any(|o| o.verdict() == v);
     if args.json {
@@ -336,8 +404,8 @@ fn report_both(
         for (u, l) in utcp.iter().zip(linux) {
             println!("{}", both_report(u, l, args.verbose));
         }
-        for (name, os) in [("utcp", utcp), ("linux", linux)] {
-            let rows: Vec<(String, &FileOutcome)> = paths.iter().map(|(_, f)| f.clone()).zip(os).collect();
+        for (name, os) in [("utcp", utcp_rows), ("linux", linux_rows)] {
+            let rows: Vec<(String, &FileOutcome)> = os.iter().map(|(f, o)| (f.clone(), o)).collect();
             println!("\n{name}:{}", summary(&rows));
         }
         println!(

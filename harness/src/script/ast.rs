@@ -4,7 +4,7 @@
 //! executor rebases them. Must not depend on: the stack, files, clocks.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// A whole script.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,77 @@ pub enum Profile {
     Default,
 }
 
+/// Which IP a script runs over (packetdrill's `--ip_version`; its `run_all.py` runs every script
+/// of its suite in all three).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IpVersion {
+    /// `ipv4`: IPv4 sockets, IPv4 on the wire.
+    V4,
+    /// `ipv4-mapped-ipv6`: IPv6 sockets given IPv4-mapped addresses (`::ffff:a.b.c.d`, RFC 4291
+    /// §2.5.5.2), IPv4 on the wire.
+    V4MappedV6,
+    /// `ipv6`: IPv6 sockets, IPv6 on the wire.
+    V6,
+}
+
+impl IpVersion {
+    /// All three, in the order `run_all.py` runs them.
+    pub const ALL: [IpVersion; 3] = [IpVersion::V4, IpVersion::V4MappedV6, IpVersion::V6];
+
+    /// packetdrill's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            IpVersion::V4 => "ipv4",
+            IpVersion::V4MappedV6 => "ipv4-mapped-ipv6",
+            IpVersion::V6 => "ipv6",
+        }
+    }
+
+    /// From packetdrill's spelling.
+    pub fn from_name(name: &str) -> Option<IpVersion> {
+        IpVersion::ALL.into_iter().find(|v| v.name() == name)
+    }
+
+    /// Whether packets on the wire are IPv6.
+    pub fn wire_is_v6(self) -> bool {
+        self == IpVersion::V6
+    }
+
+    /// Whether `run_all.py` runs a script of this file name in this version: a name ending in
+    /// `v6.pkt` only over IPv6, one ending in `v4.pkt` never over IPv6.
+    pub fn runs_file(self, name: &str) -> bool {
+        match self {
+            IpVersion::V6 => !name.ends_with("v4.pkt"),
+            IpVersion::V4 | IpVersion::V4MappedV6 => !name.ends_with("v6.pkt"),
+        }
+    }
+
+    /// The addresses `run_all.py` gives this version: (local, remote).
+    pub fn run_all_addresses(self) -> (IpAddr, IpAddr) {
+        match self {
+            IpVersion::V4 | IpVersion::V4MappedV6 => {
+                (Ipv4Addr::new(192, 168, 0, 1).into(), Ipv4Addr::new(192, 0, 2, 1).into())
+            }
+            IpVersion::V6 => (
+                Ipv6Addr::new(0xfd3d, 0x0a0b, 0x17d6, 0, 0, 0, 0, 1).into(),
+                Ipv6Addr::new(0xfd3d, 0xfa7b, 0xd17d, 0, 0, 0, 0, 1).into(),
+            ),
+        }
+    }
+
+    /// The MTU `run_all.py` gives this version when a script sets none: 1520 over IPv6, so
+    /// that the MSS is 1460 as over IPv4 with 1500.
+    pub fn run_all_mtu(self) -> Option<usize> {
+        self.wire_is_v6().then_some(1520)
+    }
+}
+
+impl fmt::Display for IpVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Header options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptOptions {
@@ -33,10 +104,12 @@ pub struct ScriptOptions {
     pub tolerance_usecs: u64,
     /// The configuration profile.
     pub profile: Profile,
-    /// The stack's address.
-    pub local_ip: Ipv4Addr,
-    /// The scripted peer's address.
-    pub remote_ip: Ipv4Addr,
+    /// Which IP the script runs over.
+    pub ip_version: IpVersion,
+    /// The stack's address on the wire (IPv4 unless `ip_version` is [`IpVersion::V6`]).
+    pub local_ip: IpAddr,
+    /// The scripted peer's address on the wire.
+    pub remote_ip: IpAddr,
     /// The link MTU, if the script sets one.
     pub mtu: Option<usize>,
     /// `--strict_segments`: each `>` line is exactly one wire segment (packetdrill otherwise
@@ -60,14 +133,49 @@ impl Default for ScriptOptions {
         ScriptOptions {
             tolerance_usecs: 4_000,
             profile: Profile::Linux,
-            local_ip: Ipv4Addr::new(192, 168, 0, 1),
-            remote_ip: Ipv4Addr::new(192, 0, 2, 1),
+            ip_version: IpVersion::V4,
+            local_ip: Ipv4Addr::new(192, 168, 0, 1).into(),
+            remote_ip: Ipv4Addr::new(192, 0, 2, 1).into(),
             mtu: None,
             strict_segments: false,
             tcp_ts_tick_usecs: None,
             mss: None,
             timer_wheel_slack: false,
         }
+    }
+}
+
+impl ScriptOptions {
+    /// The options `run_all.py`'s command line gives a script run over `version`: its
+    /// addresses and, over IPv6, its MTU (a script's own header options come on top).
+    pub fn run_all(version: IpVersion) -> ScriptOptions {
+        let (local_ip, remote_ip) = version.run_all_addresses();
+        ScriptOptions {
+            ip_version: version,
+            local_ip,
+            remote_ip,
+            mtu: version.run_all_mtu(),
+            ..Default::default()
+        }
+    }
+
+    /// How a socket call names `ip` (the wire address) and `port`: the address itself, or its
+    /// IPv4-mapped IPv6 form under [`IpVersion::V4MappedV6`].
+    pub fn socket_addr(&self, ip: IpAddr, port: u16) -> SocketAddr {
+        match (self.ip_version, ip) {
+            (IpVersion::V4MappedV6, IpAddr::V4(v4)) => SocketAddr::new(v4.to_ipv6_mapped().into(), port),
+            _ => SocketAddr::new(ip, port),
+        }
+    }
+
+    /// The stack's side as its socket calls name it.
+    pub fn local_socket(&self, port: u16) -> SocketAddr {
+        self.socket_addr(self.local_ip, port)
+    }
+
+    /// The peer's side as the stack's socket calls name it.
+    pub fn remote_socket(&self, port: u16) -> SocketAddr {
+        self.socket_addr(self.remote_ip, port)
     }
 }
 
@@ -261,8 +369,9 @@ pub struct IcmpSpec {
     pub icmp_type: u8,
     /// ICMP code.
     pub code: u8,
-    /// `mtu N`: the next-hop MTU (fragmentation needed).
-    pub mtu: Option<u16>,
+    /// `mtu N`: the next-hop MTU (ICMP "fragmentation needed", RFC 1191, carries 16 bits;
+    /// ICMPv6 "packet too big", RFC 8201, 32).
+    pub mtu: Option<u32>,
     /// `[start:end(len)]`: the quoted segment's sequence number and length.
     pub quoted: Option<(u32, u32)>,
 }

@@ -8,8 +8,8 @@ pub mod env;
 pub mod parse;
 pub mod python;
 
-pub use ast::{Script, TimeSpec};
-pub use parse::{parse_script, ParseError};
+pub use ast::{IpVersion, Script, TimeSpec};
+pub use parse::{parse_script, parse_script_as, ParseError};
 pub mod exec;
 #[cfg(target_os = "linux")]
 pub mod kernel;
@@ -26,6 +26,8 @@ pub struct FileOutcome {
     pub outcome: Result<Outcome, String>,
     /// When the parser refused the script: the feature it named.
     pub refused_feature: Option<String>,
+    /// The IP it ran over: the one asked for, unless the script's header named its own.
+    pub ip_version: IpVersion,
 }
 
 /// What became of one script.
@@ -64,27 +66,40 @@ impl FileOutcome {
         }
     }
 
+    /// The path, followed by the IP version in brackets when it is not IPv4 (`a.pkt [ipv6]`).
+    pub fn label(&self) -> String {
+        match self.ip_version {
+            IpVersion::V4 => self.path.clone(),
+            v => format!("{} [{v}]", self.path),
+        }
+    }
+
     /// A one-paragraph report: `PASS path`, `FAIL path:line` with expected and instead, or
-    /// `REFUSED path:line: refused: FEATURE`.
+    /// `REFUSED path:line: refused: FEATURE` (with the IP version after the path when it is
+    /// not IPv4).
     pub fn report(&self, verbose: bool) -> String {
+        let version = match self.ip_version {
+            IpVersion::V4 => String::new(),
+            v => format!(" [{v}]"),
+        };
         let mut s = match &self.outcome {
             Ok(o) => match &o.failure {
-                None => format!("PASS {}", self.path),
+                None => format!("PASS {}{version}", self.path),
                 Some(f) if f.refused.is_some() => {
                     format!(
-                        "REFUSED {}:{}: refused: {}",
+                        "REFUSED {}:{}{version}: refused: {}",
                         self.path,
                         f.line,
                         f.refused.as_deref().unwrap_or_default()
                     )
                 }
                 Some(f) => format!(
-                    "FAIL {}:{}\n  expected: {}\n  instead:  {}",
+                    "FAIL {}:{}{version}\n  expected: {}\n  instead:  {}",
                     self.path, f.line, f.expected, f.got
                 ),
             },
-            Err(e) if self.refused_feature.is_some() => format!("REFUSED {e}"),
-            Err(e) => format!("FAIL {e}"),
+            Err(e) if self.refused_feature.is_some() => format!("REFUSED {e}{version}"),
+            Err(e) => format!("FAIL {e}{version}"),
         };
         if verbose {
             if let Ok(o) = &self.outcome {
@@ -135,11 +150,14 @@ pub struct RunOptions {
     pub max_seconds: u64,
     /// Replaces every script's `--tolerance_usecs` (packetdrill's flag of the same name).
     pub tolerance_usecs: Option<u64>,
+    /// The IP scripts run over unless their header names one (packetdrill's `--ip_version`,
+    /// with `run_all.py`'s addresses, MTU and definitions for it).
+    pub ip_version: IpVersion,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { max_seconds: LINUX_MAX_SECONDS, tolerance_usecs: None }
+        RunOptions { max_seconds: LINUX_MAX_SECONDS, tolerance_usecs: None, ip_version: IpVersion::V4 }
     }
 }
 
@@ -196,17 +214,21 @@ pub fn run_file(path: &std::path::Path) -> FileOutcome {
 pub fn run_file_on(path: &std::path::Path, backend: Backend, run: &RunOptions) -> FileOutcome {
     let name = path.display().to_string();
     let mut refused_feature = None;
+    let mut ip_version = run.ip_version;
     let outcome = match std::fs::read_to_string(path) {
         Err(e) => Err(format!("{name}: cannot read: {e}")),
-        Ok(text) => match parse_script(&name, &text) {
+        Ok(text) => match parse_script_as(&name, &text, run.ip_version) {
             Err(e) => {
                 refused_feature = e.feature.clone();
                 Err(e.to_string())
             }
-            Ok(script) => Ok(run_on(&script, backend, run)),
+            Ok(script) => {
+                ip_version = script.options.ip_version;
+                Ok(run_on(&script, backend, run))
+            }
         },
     };
-    FileOutcome { path: name, outcome, refused_feature }
+    FileOutcome { path: name, outcome, refused_feature, ip_version }
 }
 
 /// Runs every script on `backend`; the kernel's several at once, with a progress bar on a
@@ -251,6 +273,7 @@ pub fn run_files(
                 path: p.display().to_string(),
                 outcome: Err(format!("{}: not run (interrupted)", p.display())),
                 refused_feature: None,
+                ip_version: run.ip_version,
             })
         })
         .collect()
@@ -308,7 +331,7 @@ mod tests {
     #[test]
     fn a_script_longer_than_the_limit_is_real_time_only_on_linux() {
         let s = script("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+40 close(3) = 0\n");
-        let o = run_on(&s, Backend::Linux, &RunOptions { max_seconds: 30, tolerance_usecs: None });
+        let o = run_on(&s, Backend::Linux, &RunOptions { max_seconds: 30, ..RunOptions::default() });
         let refused = o.refused().expect("refused before anything runs");
         assert!(refused.starts_with("real time only: a timeline of 40 s"), "{refused}");
         assert!(o.transcript.is_empty());

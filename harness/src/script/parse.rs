@@ -7,7 +7,7 @@
 
 use super::ast::*;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// A parse error: where and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,9 +76,16 @@ pub const CALLS: &[&str] = &[
     "ioctl",
 ];
 
-/// Parses a whole script. `path` is used in messages only.
+/// Parses a whole script over IPv4, as packetdrill with `run_all.py`'s IPv4 command line.
+/// `path` is used in messages only.
 pub fn parse_script(path: &str, text: &str) -> Result<Script, ParseError> {
-    parse_script_with(path, text, RUN_ALL_DEFINES)
+    parse_script_as(path, text, IpVersion::V4)
+}
+
+/// Parses a whole script as `run_all.py` runs it over `version`: its addresses, MTU and `-D`
+/// definitions ([`run_all_defines`]) first, the script's own header options on top.
+pub fn parse_script_as(path: &str, text: &str, version: IpVersion) -> Result<Script, ParseError> {
+    parse_inner(path, text, ScriptOptions::run_all(version), None)
 }
 
 /// The `-D NAME=VALUE` definitions packetdrill's `run_all.py` gives every IPv4 script of its
@@ -90,6 +97,31 @@ pub const RUN_ALL_DEFINES: &[(&str, &str)] = &[
     ("CMSG_LEVEL_IP", "SOL_IP"),
     ("CMSG_TYPE_RECVERR", "IP_RECVERR"),
 ];
+
+/// What `run_all.py` defines over IPv6: the cookie for fd3d:fa7b:d17d::1 from
+/// fd3d:a0b:17d6::1, and no `CODE` (its scripts that use one are IPv4's).
+const RUN_ALL_DEFINES_V6: &[(&str, &str)] = &[
+    ("TFO_COOKIE", "c1d1e9742a47a9bc"),
+    ("CMSG_LEVEL_IP", "SOL_IPV6"),
+    ("CMSG_TYPE_RECVERR", "IPV6_RECVERR"),
+];
+
+/// What `run_all.py` defines over IPv4-mapped IPv6: IPv4's cookie and code, IPv6's cmsg names.
+const RUN_ALL_DEFINES_MAPPED: &[(&str, &str)] = &[
+    ("TFO_COOKIE", "3021b9d889017eeb"),
+    ("CODE", "host_unreachable"),
+    ("CMSG_LEVEL_IP", "SOL_IPV6"),
+    ("CMSG_TYPE_RECVERR", "IPV6_RECVERR"),
+];
+
+/// The `-D` definitions `run_all.py` gives a script run over `version`.
+pub fn run_all_defines(version: IpVersion) -> &'static [(&'static str, &'static str)] {
+    match version {
+        IpVersion::V4 => RUN_ALL_DEFINES,
+        IpVersion::V4MappedV6 => RUN_ALL_DEFINES_MAPPED,
+        IpVersion::V6 => RUN_ALL_DEFINES_V6,
+    }
+}
 
 /// Replaces each whole word `NAME` of `defines` in a line by its value, as packetdrill's `-D`.
 fn substitute(line: &str, defines: &[(&str, &str)]) -> String {
@@ -110,9 +142,21 @@ fn substitute(line: &str, defines: &[(&str, &str)]) -> String {
 
 /// [`parse_script`] with these `-D` definitions instead of [`RUN_ALL_DEFINES`].
 pub fn parse_script_with(path: &str, text: &str, defines: &[(&str, &str)]) -> Result<Script, ParseError> {
+    parse_inner(path, text, ScriptOptions::default(), Some(defines))
+}
+
+/// Parses with `base` before the header options; `defines` `None` takes `run_all.py`'s for the
+/// version the header ends with.
+fn parse_inner(
+    path: &str,
+    text: &str,
+    base: ScriptOptions,
+    defines: Option<&[(&str, &str)]>,
+) -> Result<Script, ParseError> {
     let mut blocks = Blocks::default();
     let cleaned = strip_comments(path, text, &mut blocks)?;
-    let mut options = ScriptOptions::default();
+    let mut options = base;
+    let mut header = Header::default();
     let mut events = Vec::new();
     let lines: Vec<&str> = cleaned.lines().collect();
     let mut i = 0;
@@ -140,8 +184,20 @@ pub fn parse_script_with(path: &str, text: &str, defines: &[(&str, &str)]) -> Re
                     "header options (--name=value) must come before the first event".into(),
                 ));
             }
-            parse_header_option(line.trim_end(), indent, &mut options).map_err(|(col, m)| mk(col, m))?;
+            header.line = lineno;
+            parse_header_option(line.trim_end(), indent, &mut options, &mut header)
+                .map_err(|(col, m)| mk(col, m))?;
             continue;
+        }
+        if !header.checked {
+            header.checked = true;
+            header.check(&options).map_err(|(col, m)| ParseError {
+                path: path.to_string(),
+                line: if header.address_line > 0 { header.address_line } else { header.line.max(1) },
+                col,
+                message: m,
+                feature: None,
+            })?;
         }
         // A call may span lines (`poll([{...},\n {...}], 1, 0) = 1`): join until balanced.
         while unbalanced(&line) && i < lines.len() && !blocks.shell.iter().any(|b| b.0 == i + 1) {
@@ -150,9 +206,9 @@ pub fn parse_script_with(path: &str, text: &str, defines: &[(&str, &str)]) -> Re
             i += 1;
         }
         if shell.is_none() && python.is_none() {
-            line = substitute(&line, defines);
+            line = substitute(&line, defines.unwrap_or_else(|| run_all_defines(options.ip_version)));
         }
-        let mut p = LineParser { s: &line, pos: 0 };
+        let mut p = LineParser { s: &line, pos: 0, v6: options.ip_version.wire_is_v6() };
         let event = if let Some((_, col, text)) = shell.or(python) {
             let is_shell = shell.is_some();
             let time =
@@ -180,7 +236,51 @@ pub fn parse_script_with(path: &str, text: &str, defines: &[(&str, &str)]) -> Re
         };
         events.push(event);
     }
+    if !header.checked {
+        header.check(&options).map_err(|(col, m)| ParseError {
+            path: path.to_string(),
+            line: if header.address_line > 0 { header.address_line } else { header.line.max(1) },
+            col,
+            message: m,
+            feature: None,
+        })?;
+    }
     Ok(Script { path: path.to_string(), options, events })
+}
+
+/// What the header options said about addresses, checked once they are all read.
+#[derive(Debug, Default)]
+struct Header {
+    /// The line of the header option being read.
+    line: usize,
+    /// The line and column of the last `--local_ip` or `--remote_ip` (0: none).
+    address_line: usize,
+    address_col: usize,
+    /// Whether the script named its own addresses.
+    local_set: bool,
+    remote_set: bool,
+    checked: bool,
+}
+
+impl Header {
+    /// Each address must be of the wire's family: IPv6 under `--ip_version=ipv6`, IPv4 else.
+    fn check(&self, o: &ScriptOptions) -> PResult<()> {
+        for (name, ip) in [("local_ip", o.local_ip), ("remote_ip", o.remote_ip)] {
+            if ip.is_ipv6() != o.ip_version.wire_is_v6() {
+                let family = if ip.is_ipv6() { "IPv6" } else { "IPv4" };
+                return Err((
+                    self.address_col.max(1),
+                    format!(
+                        "--{name}={ip} is an {family} address, but the script runs over {} \
+                         (--ip_version={} for the other)",
+                        o.ip_version,
+                        if ip.is_ipv6() { "ipv6" } else { "ipv4" }
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Whether a line opens more `(`, `[` or `{` than it closes (outside strings).
@@ -299,7 +399,12 @@ type PResult<T> = Result<T, (usize, String)>;
 const VALUED_OPTIONS: &[&str] =
     &["tolerance_usecs", "profile", "local_ip", "remote_ip", "ip_version", "mtu", "tcp_ts_tick_usecs", "mss"];
 
-fn parse_header_option(line: &str, indent: usize, options: &mut ScriptOptions) -> PResult<()> {
+fn parse_header_option(
+    line: &str,
+    indent: usize,
+    options: &mut ScriptOptions,
+    header: &mut Header,
+) -> PResult<()> {
     let body = &line[indent + 2..];
     if body.trim() == "strict_segments" {
         options.strict_segments = true;
@@ -329,21 +434,40 @@ fn parse_header_option(line: &str, indent: usize, options: &mut ScriptOptions) -
             };
         }
         "local_ip" | "remote_ip" => {
-            if value.parse::<std::net::Ipv6Addr>().is_ok() {
-                return refused(vcol, format!("IPv6 (--{name}={value})"));
+            let ip: IpAddr = value
+                .parse()
+                .map_err(|_| (vcol, format!("expected an IPv4 or IPv6 address, found `{value}`")))?;
+            if ip.is_unspecified() || ip.is_multicast() {
+                return Err((vcol, format!("--{name}={value} is not a unicast address")));
             }
-            let ip: Ipv4Addr =
-                value.parse().map_err(|_| (vcol, format!("expected an IPv4 address, found `{value}`")))?;
             if name == "local_ip" {
                 options.local_ip = ip;
+                header.local_set = true;
             } else {
                 options.remote_ip = ip;
+                header.remote_set = true;
             }
+            header.address_line = header.line;
+            header.address_col = vcol;
         }
         "ip_version" => {
-            if value != "ipv4" {
-                return refused(vcol, format!("IPv6 (--ip_version={value})"));
+            let Some(v) = IpVersion::from_name(value) else {
+                return Err((vcol, format!("expected ipv4, ipv4-mapped-ipv6 or ipv6, found `{value}`")));
+            };
+            // The other family's addresses and MTU follow, unless the script named them.
+            if v.wire_is_v6() != options.ip_version.wire_is_v6() {
+                let (local, remote) = v.run_all_addresses();
+                if !header.local_set {
+                    options.local_ip = local;
+                }
+                if !header.remote_set {
+                    options.remote_ip = remote;
+                }
+                if options.mtu == options.ip_version.run_all_mtu() {
+                    options.mtu = v.run_all_mtu();
+                }
             }
+            options.ip_version = v;
         }
         "tcp_ts_tick_usecs" => {
             let v: u64 = value
@@ -373,6 +497,8 @@ fn parse_header_option(line: &str, indent: usize, options: &mut ScriptOptions) -
 struct LineParser<'a> {
     s: &'a str,
     pos: usize,
+    /// Whether the wire is IPv6 (ICMP lines are ICMPv6's then).
+    v6: bool,
 }
 
 impl<'a> LineParser<'a> {
@@ -720,11 +846,10 @@ impl<'a> LineParser<'a> {
         Ok(spec)
     }
 
-    /// After `< icmp`: `TYPE [CODE] [mtu N] [[start:end(len)]]` (IPv4 names, as packetdrill's
-    /// icmp_packet.c spells them).
+    /// After `< icmp`: `TYPE [CODE] [mtu N] [[start:end(len)]]`, with ICMPv4's names or, over
+    /// IPv6, ICMPv6's (RFC 4443), as packetdrill's icmp_packet.c spells them; `type_N` and
+    /// `code_N` for any other.
     fn icmp(&mut self) -> PResult<IcmpSpec> {
-        const TYPES: &[(&str, u8)] =
-            &[("unreachable", 3), ("source_quench", 4), ("time_exceeded", 11), ("parameter_problem", 12)];
         const UNREACHABLE: &[&str] = &[
             "net_unreachable",
             "host_unreachable",
@@ -743,26 +868,67 @@ impl<'a> LineParser<'a> {
             "precedence_violation",
             "precedence_cutoff",
         ];
+        const V4_TYPES: &[(&str, u8, &[&str])] = &[
+            ("unreachable", 3, UNREACHABLE),
+            ("source_quench", 4, &[]),
+            ("time_exceeded", 11, &[]),
+            ("parameter_problem", 12, &[]),
+        ];
+        // ICMPv6's codes by value: `net_unreachable` is packetdrill's other name for `no_route`.
+        const V6_UNREACHABLE: &[&str] =
+            &["no_route", "admin_prohibited", "not_neighbour", "address_unreachable", "port_unreachable"];
+        const V6_TYPES: &[(&str, u8, &[&str])] = &[
+            ("unreachable", 1, V6_UNREACHABLE),
+            ("packet_too_big", 2, &[]),
+            ("time_exceeded", 3, &["exceeded_hop_limit", "exceeded_frag_time"]),
+            ("parameter_problem", 4, &["header_field", "unknown_next_header", "unknown_option"]),
+        ];
+        let types = if self.v6 { V6_TYPES } else { V4_TYPES };
+        let icmp = if self.v6 { "ICMPv6" } else { "ICMP" };
         self.skip_ws();
         let col = self.col();
         let Some(name) = self.ident() else {
             return self.fail("an ICMP type (unreachable, time_exceeded, ...)");
         };
-        let Some(&(_, icmp_type)) = TYPES.iter().find(|(n, _)| *n == name) else {
-            return refused(col, format!("ICMP type {name}"));
+        let numbered =
+            |word: &str, prefix: &str| word.strip_prefix(prefix).and_then(|n| n.parse::<u8>().ok());
+        let (icmp_type, codes) = match types.iter().find(|(n, _, _)| *n == name) {
+            Some(&(_, t, codes)) => (t, codes),
+            None => match numbered(name, "type_") {
+                Some(t) => (t, &[][..]),
+                None => return refused(col, format!("{icmp} type {name}")),
+            },
         };
         let mut spec = IcmpSpec { icmp_type, code: 0, mtu: None, quoted: None };
         self.skip_ws();
         let save = self.pos;
         if let Some(code) = self.ident() {
-            match UNREACHABLE.iter().position(|c| *c == code) {
-                Some(i) if icmp_type == 3 => spec.code = i as u8,
-                _ if code == "mtu" => self.pos = save,
-                _ => return refused(col, format!("ICMP code {code}")),
+            let alias = self.v6 && icmp_type == 1 && code == "net_unreachable";
+            match codes.iter().position(|c| *c == code) {
+                Some(i) => spec.code = i as u8,
+                None if alias => spec.code = 0,
+                None if code == "mtu" => self.pos = save,
+                None => match numbered(code, "code_") {
+                    Some(c) => spec.code = c,
+                    None => return refused(col, format!("{icmp} code {code}")),
+                },
             }
         }
         if self.eat_word("mtu") {
-            spec.mtu = Some(self.u16("a next-hop MTU after `mtu`")?);
+            // As packetdrill: an MTU only on the message that carries one (RFC 1191 §4, RFC 8201 §4).
+            let (carries, which) = if self.v6 {
+                ((icmp_type, spec.code) == (2, 0), "packet_too_big")
+            } else {
+                ((icmp_type, spec.code) == (3, 4), "unreachable frag_needed")
+            };
+            if !carries {
+                return Err((col, format!("an {icmp} MTU is only valid for {which}")));
+            }
+            spec.mtu = Some(if self.v6 {
+                self.u32("an MTU after `mtu`")?
+            } else {
+                u32::from(self.u16("a next-hop MTU after `mtu`")?)
+            });
         }
         if self.eat("[") {
             let seq = self.u32("a quoted sequence range `[start:end(len)]`")?;

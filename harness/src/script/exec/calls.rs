@@ -292,11 +292,10 @@ impl Exec<'_> {
     /// writes the rest, as Linux's `tcp_sendmsg_fastopen`.
     fn fast_open_send(&mut self, p: &mut Pending, fd: i64, f: &Fd, bound: bool, n: usize) -> CallResult {
         let now = self.now;
-        let ip = self.script.options.local_ip;
-        let local = bound.then_some(SocketAddr::V4(SocketAddrV4::new(ip, SERVER_PORT)));
-        let remote = SocketAddrV4::new(self.script.options.remote_ip, SERVER_PORT);
+        let local = bound.then_some(self.script.options.local_socket(SERVER_PORT));
+        let remote = self.script.options.remote_socket(SERVER_PORT);
         let data = vec![0u8; n.min(MAX_CALL_BYTES)];
-        match self.stack().connect_fast_open(now, local, SocketAddr::V4(remote), f.options, &data) {
+        match self.stack().connect_fast_open(now, local, remote, f.options, &data) {
             Ok((h, k)) => {
                 self.connected(fd, h, remote);
                 p.written = k;
@@ -318,16 +317,18 @@ impl Exec<'_> {
         }
     }
 
-    /// Records that `fd` is now the connection `h` to `remote`.
-    fn connected(&mut self, fd: i64, h: SocketHandle, remote: SocketAddrV4) {
+    /// Records that `fd` is now the connection `h` to `remote` (as the socket call named it; an
+    /// IPv4-mapped address is IPv4 on the wire).
+    fn connected(&mut self, fd: i64, h: SocketHandle, remote: SocketAddr) {
         if let Some(f) = self.fds.get_mut(&fd) {
             f.kind = FdKind::Conn(h);
             f.deferred = false;
         }
         self.last_conn = Some(h);
-        self.wire.remote = remote;
-        if let Some(SocketAddr::V4(l)) = self.stack().info(h).map(|i| i.local) {
-            self.wire.local = l;
+        let wire = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+        self.wire.remote = wire(remote);
+        if let Some(l) = self.stack().info(h).map(|i| i.local) {
+            self.wire.local = wire(l);
         }
     }
 
@@ -439,9 +440,8 @@ impl Exec<'_> {
                 if kinds.iter().any(|k| k == "SOCK_DGRAM" || k == "IPPROTO_UDP") {
                     return refused("UDP sockets");
                 }
-                if kinds.iter().any(|k| k == "AF_INET6") {
-                    return refused("IPv6 sockets (AF_INET6)");
-                }
+                // The domain is the script's IP version's, whatever the call says (packetdrill's
+                // `config->socket_domain`).
                 let options = self.default_options();
                 Ok(self.alloc_expected_fd(FdKind::Fresh { bound: false }, options, &c))
             }
@@ -463,17 +463,15 @@ impl Exec<'_> {
                     Err(e) => Err(e),
                     Ok((fd, f)) => match f.kind {
                         FdKind::Fresh { .. } => {
-                            let local =
-                                SocketAddr::V4(SocketAddrV4::new(self.script.options.local_ip, SERVER_PORT));
+                            let local = self.script.options.local_socket(SERVER_PORT);
                             match self.stack().listen_with(now, local, backlog.max(0) as usize, f.options) {
                                 Ok(l) => {
                                     if let Some(f) = self.fds.get_mut(&fd) {
                                         f.kind = FdKind::Listener(l);
                                     }
-                                    self.wire.local =
-                                        SocketAddrV4::new(self.script.options.local_ip, SERVER_PORT);
-                                    self.wire.remote =
-                                        SocketAddrV4::new(self.script.options.remote_ip, CLIENT_PORT);
+                                    let o = &self.script.options;
+                                    self.wire.local = SocketAddr::new(o.local_ip, SERVER_PORT);
+                                    self.wire.remote = SocketAddr::new(o.remote_ip, CLIENT_PORT);
                                     Ok(0)
                                 }
                                 Err(e) => Err(errno(e.errno())),
@@ -510,11 +508,10 @@ impl Exec<'_> {
                     // Linux: a deferred TCP_FASTOPEN_CONNECT connect is connected already.
                     FdKind::Fresh { .. } if f.deferred => Err(Errno::EISCONN),
                     FdKind::Fresh { bound } => {
-                        let ip = self.script.options.local_ip;
-                        let local = bound.then_some(SocketAddr::V4(SocketAddrV4::new(ip, SERVER_PORT)));
-                        let remote = SocketAddrV4::new(self.script.options.remote_ip, SERVER_PORT);
+                        let local = bound.then_some(self.script.options.local_socket(SERVER_PORT));
+                        let remote = self.script.options.remote_socket(SERVER_PORT);
                         let fast_open = f.options.fast_open_connect;
-                        if fast_open && self.stack().fast_open_ready(remote.ip().to_owned().into()) {
+                        if fast_open && self.stack().fast_open_ready(remote.ip()) {
                             // TCP_FASTOPEN_CONNECT with a cookie cached: no SYN until the first
                             // write, which carries its data (Linux's tcp_fastopen_defer_connect).
                             if let Some(f) = self.fds.get_mut(&fd) {
@@ -525,11 +522,9 @@ impl Exec<'_> {
                         let opened = if fast_open {
                             // No cookie: the SYN asks for one.
                             let o = f.options;
-                            self.stack()
-                                .connect_fast_open(now, local, SocketAddr::V4(remote), o, &[])
-                                .map(|r| r.0)
+                            self.stack().connect_fast_open(now, local, remote, o, &[]).map(|r| r.0)
                         } else {
-                            self.stack().connect_with(now, local, SocketAddr::V4(remote), f.options)
+                            self.stack().connect_with(now, local, remote, f.options)
                         };
                         match opened {
                             Ok(h) => {

@@ -14,7 +14,7 @@
 use super::ast::*;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use utcp::host::{Bounds, Host, Observer, Outbox, Runaway, RunawayKind};
 use utcp::{
     AcceptError, CloseReason, Config, Duration, Errno, Event as StackEvent, Instant, ListenerHandle,
@@ -100,7 +100,7 @@ pub fn config_for(options: &ScriptOptions) -> Config {
         Profile::Linux => Config::linux_like(),
         Profile::Default => Config::default(),
     };
-    config = config.with_address(options.local_ip.into());
+    config = config.with_address(options.local_ip);
     if let Some(mtu) = options.mtu {
         config.mtu = mtu;
     }
@@ -289,8 +289,8 @@ impl<'s> Exec<'s> {
             fds: BTreeMap::new(),
             out: Outbox::default(),
             wire: wire::Numbering::new(
-                SocketAddrV4::new(o.local_ip, SERVER_PORT),
-                SocketAddrV4::new(o.remote_ip, CLIENT_PORT),
+                SocketAddr::new(o.local_ip, SERVER_PORT),
+                SocketAddr::new(o.remote_ip, CLIENT_PORT),
             ),
             closed: HashMap::new(),
             pending: None,

@@ -10,7 +10,7 @@ use super::{fail, secs, Failure, ANY_TIME_LIMIT, REMOTE_ISN};
 use crate::script::ast::*;
 use crate::script::packet::Segment;
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use utcp::tcp::seq::SeqNum;
 use utcp::wire::{parse_datagram, ChecksumMode, Notation, TcpRepr, Transport};
 use utcp::Instant;
@@ -41,17 +41,17 @@ pub(crate) struct Numbering {
     pub ended: std::collections::HashSet<u16>,
     pub ts_offset: Option<u32>,
     pub last_ts_val: Option<u32>,
-    /// The stack's address and port.
-    pub local: SocketAddrV4,
-    /// The scripted peer's address and port.
-    pub remote: SocketAddrV4,
+    /// The stack's address and port, as on the wire.
+    pub local: SocketAddr,
+    /// The scripted peer's address and port, as on the wire.
+    pub remote: SocketAddr,
 }
 
 impl Default for Numbering {
     fn default() -> Self {
         Numbering::new(
-            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
-            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
+            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
         )
     }
 }
@@ -80,7 +80,7 @@ impl Numbering {
     }
 
     /// Numbering before the stack sent anything: absolute numbers, no timestamp offset.
-    pub fn new(local: SocketAddrV4, remote: SocketAddrV4) -> Numbering {
+    pub fn new(local: SocketAddr, remote: SocketAddr) -> Numbering {
         Numbering {
             stack_isns: HashMap::new(),
             remote_isns: HashMap::new(),
@@ -123,8 +123,8 @@ impl Numbering {
     }
 
     /// The peer's address for a packet line: the current one, or another port when it says so.
-    pub fn peer_for(&self, p: &PacketSpec) -> SocketAddrV4 {
-        SocketAddrV4::new(*self.remote.ip(), p.peer_port.unwrap_or(self.remote.port()))
+    pub fn peer_for(&self, p: &PacketSpec) -> SocketAddr {
+        SocketAddr::new(self.remote.ip(), p.peer_port.unwrap_or(self.remote.port()))
     }
 
     /// The datagrams a `<` line stands for (more than one when packetdrill's `--mss` cuts it).
@@ -189,9 +189,10 @@ impl Numbering {
         pieces.iter().map(|piece| piece.to_datagram().or_else(|e| fail(event.line, &event.text, e))).collect()
     }
 
-    /// An ICMPv4 error from the scripted peer's address, quoting the IP header and first 8 bytes
-    /// of a segment the stack sent to it (RFC 792): ports, and the sequence number relative to
-    /// the stack's ISN as in `>` lines.
+    /// An ICMP error from the scripted peer's address (ICMPv6 over IPv6), quoting the IP header
+    /// and first 8 bytes of a segment the stack sent to it (RFC 792, RFC 4443 §2.4 as
+    /// packetdrill quotes): ports, and the sequence number relative to the stack's ISN as in
+    /// `>` lines.
     pub fn inbound_icmp(&self, event: &Event, i: &IcmpSpec) -> Result<Vec<u8>, Failure> {
         let (seq, len) = i.quoted.unwrap_or((0, 0));
         let quoted = Segment {
@@ -210,14 +211,24 @@ impl Numbering {
             Ok(d) => d,
             Err(e) => return fail(event.line, &event.text, e),
         };
-        let mut icmp = vec![i.icmp_type, i.code, 0, 0, 0, 0, 0, 0];
-        if let Some(mtu) = i.mtu {
-            icmp[6..8].copy_from_slice(&mtu.to_be_bytes());
-        }
-        icmp.extend_from_slice(&original[..28]);
-        let ck = crate::script::packet::internet_checksum(&icmp);
-        icmp[2..4].copy_from_slice(&ck.to_be_bytes());
-        Ok(crate::script::packet::ipv4_datagram(*self.remote.ip(), *self.local.ip(), 1, &icmp))
+        let ip_len = if self.local.is_ipv6() { 40 } else { 20 };
+        let word = match (i.mtu, self.local.is_ipv6()) {
+            (None, _) => [0; 4],
+            (Some(mtu), true) => mtu.to_be_bytes(),
+            (Some(mtu), false) => {
+                let [_, _, hi, lo] = mtu.to_be_bytes();
+                [0, 0, hi, lo]
+            }
+        };
+        crate::script::packet::icmp_datagram(
+            self.remote.ip(),
+            self.local.ip(),
+            i.icmp_type,
+            i.code,
+            word,
+            &original[..ip_len + 8],
+        )
+        .or_else(|e| fail(event.line, &event.text, e))
     }
 
     /// Formats an outbound datagram in the core's notation, numbers relative as in the script
@@ -252,7 +263,9 @@ impl Numbering {
             Ok(dg) => match dg.transport {
                 Transport::Tcp(tcp) => {
                     let (sender, receiver, peer_port) = isns(&tcp);
-                    let ihl = usize::from(d[0] & 0xf) * 4;
+                    // The TCP header's place: after IPv4's header, or IPv6's 40 bytes (the stacks
+                    // send no extension headers).
+                    let ihl = if d[0] >> 4 == 6 { 40 } else { usize::from(d[0] & 0xf) * 4 };
                     let raw = d
                         .get(ihl + 12)
                         .map(|b| usize::from(b >> 4) * 4)

@@ -77,12 +77,12 @@ enum After {
 #[derive(Debug, Clone)]
 enum Op {
     Socket(i32, i32, i32),
-    Bind(i32, libc::sockaddr_in),
+    Bind(i32, SockAddr),
     Listen(i32, i32),
     Accept(i32),
-    Connect(i32, libc::sockaddr_in),
+    Connect(i32, SockAddr),
     /// Descriptor, length, flags (-1: `write`), destination (`sendto`).
-    Write(i32, usize, i32, Option<libc::sockaddr_in>),
+    Write(i32, usize, i32, Option<SockAddr>),
     Read(i32, usize, i32),
     Close(i32),
     Shutdown(i32, i32),
@@ -94,6 +94,63 @@ enum Op {
     EpollCreate,
     EpollCtl(i32, i32, i32, u32, u64),
     EpollWait(i32, usize, i32),
+}
+
+/// A socket address as the kernel takes it: `sockaddr_in` or `sockaddr_in6` in a
+/// `sockaddr_storage`, with its length.
+#[derive(Clone, Copy)]
+struct SockAddr {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl SockAddr {
+    fn new(a: std::net::SocketAddr) -> SockAddr {
+        // SAFETY: sockaddr_storage is plain data; all zeroes is a valid (AF_UNSPEC) value.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let len = match a {
+            std::net::SocketAddr::V4(v4) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: v4.port().to_be(),
+                    sin_addr: libc::in_addr { s_addr: u32::from(*v4.ip()).to_be() },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: sockaddr_storage is larger than and aligned for every sockaddr type.
+                unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+                std::mem::size_of::<libc::sockaddr_in>()
+            }
+            std::net::SocketAddr::V6(v6) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: v6.port().to_be(),
+                    sin6_flowinfo: 0,
+                    sin6_addr: libc::in6_addr { s6_addr: v6.ip().octets() },
+                    sin6_scope_id: 0,
+                };
+                // SAFETY: as above.
+                unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+                std::mem::size_of::<libc::sockaddr_in6>()
+            }
+        };
+        SockAddr { storage, len: len as libc::socklen_t }
+    }
+
+    /// The same address with the family AF_UNSPEC (packetdrill's `sendto(..., AF_UNSPEC, ...)`).
+    fn unspec(mut self) -> SockAddr {
+        self.storage.ss_family = libc::AF_UNSPEC as libc::sa_family_t;
+        self
+    }
+
+    fn ptr(&self) -> *const libc::sockaddr {
+        (&self.storage as *const libc::sockaddr_storage).cast()
+    }
+}
+
+impl std::fmt::Debug for SockAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SockAddr(family {}, {} bytes)", self.storage.ss_family, self.len)
+    }
 }
 
 fn errno() -> i64 {
@@ -115,40 +172,19 @@ fn execute(op: Op) -> (i64, Vec<u8>) {
     unsafe {
         match op {
             Op::Socket(d, t, p) => (ret(libc::socket(d, t, p).into()), Vec::new()),
-            Op::Bind(fd, a) => (
-                ret(libc::bind(
-                    fd,
-                    &a as *const _ as *const libc::sockaddr,
-                    std::mem::size_of_val(&a) as u32,
-                )
-                .into()),
-                Vec::new(),
-            ),
+            Op::Bind(fd, a) => (ret(libc::bind(fd, a.ptr(), a.len).into()), Vec::new()),
             Op::Listen(fd, n) => (ret(libc::listen(fd, n).into()), Vec::new()),
             Op::Accept(fd) => {
                 (ret(libc::accept(fd, std::ptr::null_mut(), std::ptr::null_mut()).into()), Vec::new())
             }
-            Op::Connect(fd, a) => (
-                ret(libc::connect(
-                    fd,
-                    &a as *const _ as *const libc::sockaddr,
-                    std::mem::size_of_val(&a) as u32,
-                )
-                .into()),
-                Vec::new(),
-            ),
+            Op::Connect(fd, a) => (ret(libc::connect(fd, a.ptr(), a.len).into()), Vec::new()),
             Op::Write(fd, n, flags, to) => {
                 let buf = vec![0u8; n];
                 let r = match to {
                     _ if flags < 0 => libc::write(fd, buf.as_ptr().cast(), n),
-                    Some(a) => libc::sendto(
-                        fd,
-                        buf.as_ptr().cast(),
-                        n,
-                        flags | libc::MSG_NOSIGNAL,
-                        &a as *const _ as *const libc::sockaddr,
-                        std::mem::size_of_val(&a) as u32,
-                    ),
+                    Some(a) => {
+                        libc::sendto(fd, buf.as_ptr().cast(), n, flags | libc::MSG_NOSIGNAL, a.ptr(), a.len)
+                    }
                     None => libc::send(fd, buf.as_ptr().cast(), n, flags | libc::MSG_NOSIGNAL),
                 };
                 (ret(r as i64), Vec::new())
@@ -351,24 +387,11 @@ impl Calls {
         Ok(id)
     }
 
-    /// The `sockaddr_in` of `ip`:`port`.
-    fn addr(ip: std::net::Ipv4Addr, port: u16) -> libc::sockaddr_in {
-        libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
-            sin_zero: [0; 8],
-        }
-    }
-
     fn decode(&self, c: &CallSpec, options: &ScriptOptions) -> Result<(Op, After), CallErr> {
         let n = |i: usize| -> Result<i64, CallErr> { Ok(int_arg(c, i)?) };
         Ok(match c.name.as_str() {
             "socket" => {
                 let kinds = c.args.iter().flat_map(symbols).collect::<Vec<_>>();
-                if kinds.iter().any(|k| k == "AF_INET6") {
-                    return Err(CallErr::Refused("IPv6 sockets (AF_INET6) on the Linux backend".into()));
-                }
                 let mut ty = libc::SOCK_STREAM;
                 let mut proto = libc::IPPROTO_TCP;
                 for k in &kinds {
@@ -379,13 +402,17 @@ impl Calls {
                         _ => {}
                     }
                 }
-                (Op::Socket(libc::AF_INET, ty, proto), After::NewFd { conn: false })
+                // The domain is the IP version's, whatever the call says, as in packetdrill.
+                let domain = if options.ip_version == IpVersion::V4 { libc::AF_INET } else { libc::AF_INET6 };
+                (Op::Socket(domain, ty, proto), After::NewFd { conn: false })
             }
-            "bind" => (Op::Bind(self.fd_arg(c)?, Self::addr(options.local_ip, SERVER_PORT)), After::Nothing),
+            "bind" => {
+                (Op::Bind(self.fd_arg(c)?, SockAddr::new(options.local_socket(SERVER_PORT))), After::Nothing)
+            }
             "listen" => (Op::Listen(self.fd_arg(c)?, n(1)? as i32), After::Nothing),
             "accept" | "accept4" => (Op::Accept(self.fd_arg(c)?), After::NewFd { conn: true }),
             "connect" => (
-                Op::Connect(self.fd_arg(c)?, Self::addr(options.remote_ip, SERVER_PORT)),
+                Op::Connect(self.fd_arg(c)?, SockAddr::new(options.remote_socket(SERVER_PORT))),
                 After::Connected(int_arg(c, 0)?),
             ),
             "write" | "send" | "sendto" | "read" | "recv" | "recvfrom"
@@ -410,11 +437,9 @@ impl Calls {
                 } else {
                     match c.args.get(4) {
                         None | Some(Expr::Int(0)) => None,
-                        Some(Expr::Ellipsis) => Some(Self::addr(options.remote_ip, SERVER_PORT)),
+                        Some(Expr::Ellipsis) => Some(SockAddr::new(options.remote_socket(SERVER_PORT))),
                         Some(Expr::Symbol(f)) if f == "AF_UNSPEC" => {
-                            let mut a = Self::addr(options.remote_ip, SERVER_PORT);
-                            a.sin_family = libc::AF_UNSPEC as libc::sa_family_t;
-                            Some(a)
+                            Some(SockAddr::new(options.remote_socket(SERVER_PORT)).unspec())
                         }
                         Some(e) => {
                             return Err(CallErr::Refused(format!(

@@ -25,7 +25,7 @@ use super::exec::wire::{Numbering, Sent};
 use super::exec::{fail, refuse, secs, Failure, Outcome, CLIENT_PORT, SERVER_PORT};
 use crate::kernel::KernelNet;
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use utcp::Instant;
 
@@ -131,8 +131,8 @@ impl<'s> KExec<'s> {
             net,
             last: 0,
             wire: Numbering::new(
-                SocketAddrV4::new(o.local_ip, SERVER_PORT),
-                SocketAddrV4::new(o.remote_ip, CLIENT_PORT),
+                SocketAddr::new(o.local_ip, SERVER_PORT),
+                SocketAddr::new(o.remote_ip, CLIENT_PORT),
             ),
             sent: VecDeque::new(),
             calls,

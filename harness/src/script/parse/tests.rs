@@ -317,8 +317,8 @@ fn header_options_parse() {
     let s = parse("--tolerance_usecs=10000\n--profile=default\n--local_ip=10.0.0.1\n--remote_ip=10.0.0.2\n--mtu=1280\n0 close(3) = 0\n");
     assert_eq!(s.options.tolerance_usecs, 10_000);
     assert_eq!(s.options.profile, Profile::Default);
-    assert_eq!(s.options.local_ip, Ipv4Addr::new(10, 0, 0, 1));
-    assert_eq!(s.options.remote_ip, Ipv4Addr::new(10, 0, 0, 2));
+    assert_eq!(s.options.local_ip, std::net::Ipv4Addr::new(10, 0, 0, 1));
+    assert_eq!(s.options.remote_ip, std::net::Ipv4Addr::new(10, 0, 0, 2));
     assert_eq!(s.options.mtu, Some(1280));
     assert_eq!(parse("--profile=linux\n").options.profile, Profile::Linux);
     let s = parse("--strict_segments\n--tcp_ts_tick_usecs=1000\n--mss=1000\n");
@@ -337,15 +337,104 @@ fn bad_header_options_are_refused() {
     assert_eq!(e.feature.as_deref(), Some("header option --frobnicate"));
     let e = parse_err("--tcp_ts_ecr_scaled\n");
     assert_eq!(e.feature.as_deref(), Some("header option --tcp_ts_ecr_scaled"));
-    let e = parse_err("--ip_version=ipv6\n");
-    assert_eq!(e.feature.as_deref(), Some("IPv6 (--ip_version=ipv6)"));
-    let e = parse_err("--local_ip=fd::1\n");
-    assert_eq!(e.feature.as_deref(), Some("IPv6 (--local_ip=fd::1)"));
+    let e = parse_err("--ip_version=ipv7\n");
+    assert!(e.message.contains("ipv4, ipv4-mapped-ipv6 or ipv6"), "{e}");
+    let e = parse_err("--local_ip=10.0.0.1.5\n");
+    assert!(e.message.contains("an IPv4 or IPv6 address"), "{e}");
+    let e = parse_err("--remote_ip=224.0.0.1\n");
+    assert!(e.message.contains("not a unicast address"), "{e}");
     let e = parse_err("0 close(3) = 0\n--tolerance_usecs=1\n");
     assert_eq!(e.line, 2);
     assert!(e.message.contains("before the first event"), "{e}");
     let e = parse_err("--tolerance_usecs\n");
     assert!(e.message.contains("--name=value"), "{e}");
+}
+
+#[test]
+fn ip_version_ipv6_takes_run_all_addresses_and_mtu_unless_the_script_names_them() {
+    let s = parse("--ip_version=ipv6\n0 close(3) = 0\n");
+    assert_eq!(s.options.ip_version, IpVersion::V6);
+    assert_eq!(s.options.local_ip, "fd3d:a0b:17d6::1".parse::<IpAddr>().unwrap());
+    assert_eq!(s.options.remote_ip, "fd3d:fa7b:d17d::1".parse::<IpAddr>().unwrap());
+    assert_eq!(s.options.mtu, Some(1520));
+    let s = parse("--ip_version=ipv6\n--local_ip=fd00::5\n--mtu=1300\n");
+    assert_eq!(s.options.local_ip, "fd00::5".parse::<IpAddr>().unwrap());
+    assert_eq!(s.options.remote_ip, "fd3d:fa7b:d17d::1".parse::<IpAddr>().unwrap());
+    assert_eq!(s.options.mtu, Some(1300));
+    // The mapped version keeps IPv4 on the wire: IPv4 addresses, no MTU of its own.
+    let s = parse("--ip_version=ipv4-mapped-ipv6\n");
+    assert_eq!(s.options.local_ip, std::net::Ipv4Addr::new(192, 168, 0, 1));
+    assert_eq!(s.options.mtu, None);
+    assert_eq!(s.options.local_socket(8080), "[::ffff:192.168.0.1]:8080".parse().unwrap());
+    assert_eq!(s.options.remote_socket(9), "[::ffff:192.0.2.1]:9".parse().unwrap());
+}
+
+#[test]
+fn a_header_address_of_the_other_family_than_the_wire_is_an_error_on_its_line() {
+    let e = parse_err("--tolerance_usecs=1000\n--local_ip=fd::1\n0 close(3) = 0\n");
+    assert_eq!(e.line, 2);
+    assert!(e.message.contains("IPv6 address, but the script runs over ipv4"), "{e}");
+    let e = parse_err("--ip_version=ipv6\n--remote_ip=10.0.0.2\n");
+    assert_eq!(e.line, 2);
+    assert!(e.message.contains("IPv4 address, but the script runs over ipv6"), "{e}");
+    // Under the mapped version the wire is IPv4: an IPv6 address does not fit it either.
+    let e = parse_err("--ip_version=ipv4-mapped-ipv6\n--local_ip=fd::1\n");
+    assert!(e.message.contains("runs over ipv4-mapped-ipv6"), "{e}");
+}
+
+#[test]
+fn parse_script_as_gives_run_all_defaults_that_the_header_overrides() {
+    let s = parse_script_as("t.pkt", "0 close(3) = 0\n", IpVersion::V6).unwrap();
+    assert_eq!(s.options.ip_version, IpVersion::V6);
+    assert!(s.options.local_ip.is_ipv6());
+    // A script that says ipv4 runs over IPv4 whatever the command line asked for.
+    let s = parse_script_as("t.pkt", "--ip_version=ipv4\n0 close(3) = 0\n", IpVersion::V6).unwrap();
+    assert_eq!(s.options.ip_version, IpVersion::V4);
+    assert_eq!(s.options.local_ip, std::net::Ipv4Addr::new(192, 168, 0, 1));
+    assert_eq!(s.options.mtu, None);
+    // run_all.py's IPv6 definitions: its cookie, and the IPv6 cmsg names.
+    let s = parse_script_as(
+        "t.pkt",
+        "0 setsockopt(3, CMSG_LEVEL_IP, CMSG_TYPE_RECVERR, [1], 4) = 0\n",
+        IpVersion::V6,
+    )
+    .unwrap();
+    let call = format!("{:?}", s.events[0].kind);
+    assert!(call.contains("SOL_IPV6") && call.contains("IPV6_RECVERR"), "{call}");
+}
+
+#[test]
+fn icmpv6_lines_take_rfc_4443_names_and_a_32_bit_mtu() {
+    let icmp6 =
+        |text: &str| match parse_script_as("t.pkt", text, IpVersion::V6).map(|s| s.events[0].kind.clone()) {
+            Ok(EventKind::Icmp(i)) => i,
+            other => panic!("not ICMP: {other:?}"),
+        };
+    // RFC 8201 §4: Packet Too Big, type 2 code 0, its MTU in 32 bits.
+    assert_eq!(
+        icmp6("0 < icmp packet_too_big mtu 70000 [1:1001(1000)]"),
+        IcmpSpec { icmp_type: 2, code: 0, mtu: Some(70_000), quoted: Some((1, 1000)) }
+    );
+    // RFC 4443 §3.1: Destination Unreachable is type 1, port unreachable code 4.
+    assert_eq!(icmp6("0 < icmp unreachable port_unreachable").code, 4);
+    assert_eq!(icmp6("0 < icmp unreachable net_unreachable").code, 0);
+    assert_eq!(icmp6("0 < icmp time_exceeded exceeded_frag_time").icmp_type, 3);
+    assert_eq!(icmp6("0 < icmp time_exceeded exceeded_frag_time").code, 1);
+    assert_eq!(icmp6("0 < icmp parameter_problem unknown_option").icmp_type, 4);
+    // tcpdump's notation for any other.
+    let i = icmp6("0 < icmp type_200 code_7");
+    assert_eq!((i.icmp_type, i.code), (200, 7));
+    // ICMPv4's names are not ICMPv6's.
+    let e = parse_script_as("t.pkt", "0 < icmp unreachable frag_needed\n", IpVersion::V6).unwrap_err();
+    assert_eq!(e.feature.as_deref(), Some("ICMPv6 code frag_needed"));
+    let e = parse_script_as("t.pkt", "0 < icmp source_quench\n", IpVersion::V6).unwrap_err();
+    assert_eq!(e.feature.as_deref(), Some("ICMPv6 type source_quench"));
+    // An MTU only where the message carries one.
+    let e = parse_script_as("t.pkt", "0 < icmp unreachable port_unreachable mtu 1280\n", IpVersion::V6)
+        .unwrap_err();
+    assert!(e.message.contains("only valid for packet_too_big"), "{e}");
+    let e = parse_err("0 < icmp unreachable host_unreachable mtu 1280\n");
+    assert!(e.message.contains("only valid for unreachable frag_needed"), "{e}");
 }
 
 #[test]
