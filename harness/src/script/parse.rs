@@ -189,16 +189,7 @@ fn parse_inner(
                 .map_err(|(col, m)| mk(col, m))?;
             continue;
         }
-        if !header.checked {
-            header.checked = true;
-            header.check(&options).map_err(|(col, m)| ParseError {
-                path: path.to_string(),
-                line: if header.address_line > 0 { header.address_line } else { header.line.max(1) },
-                col,
-                message: m,
-                feature: None,
-            })?;
-        }
+        header.finish(&options, path)?;
         // A call may span lines (`poll([{...},\n {...}], 1, 0) = 1`): join until balanced.
         while unbalanced(&line) && i < lines.len() && !blocks.shell.iter().any(|b| b.0 == i + 1) {
             line.push(' ');
@@ -236,15 +227,7 @@ fn parse_inner(
         };
         events.push(event);
     }
-    if !header.checked {
-        header.check(&options).map_err(|(col, m)| ParseError {
-            path: path.to_string(),
-            line: if header.address_line > 0 { header.address_line } else { header.line.max(1) },
-            col,
-            message: m,
-            feature: None,
-        })?;
-    }
+    header.finish(&options, path)?;
     Ok(Script { path: path.to_string(), options, events })
 }
 
@@ -263,6 +246,21 @@ struct Header {
 }
 
 impl Header {
+    /// Once the header options are read (the first time it is called): [`Header::check`], its
+    /// error on the line of the last address option (or of the last header option).
+    fn finish(&mut self, o: &ScriptOptions, path: &str) -> Result<(), ParseError> {
+        if std::mem::replace(&mut self.checked, true) {
+            return Ok(());
+        }
+        self.check(o).map_err(|(col, message)| ParseError {
+            path: path.to_string(),
+            line: if self.address_line > 0 { self.address_line } else { self.line.max(1) },
+            col,
+            message,
+            feature: None,
+        })
+    }
+
     /// Each address must be of the wire's family: IPv6 under `--ip_version=ipv6`, IPv4 else.
     fn check(&self, o: &ScriptOptions) -> PResult<()> {
         for (name, ip) in [("local_ip", o.local_ip), ("remote_ip", o.remote_ip)] {
