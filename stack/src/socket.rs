@@ -417,6 +417,10 @@ pub struct SendFlags {
     /// arrives, the application writes without it, or the probe timer sends it) and carries no
     /// PSH.
     pub more: bool,
+    /// `MSG_EOR` (Linux): the write, once taken whole, ends a record: no segment carries both
+    /// its last byte and a later write's first, sent first or again, and the segment that ends
+    /// it carries PSH.
+    pub eor: bool,
 }
 
 /// One socket option, for [`Stack::set_option`](crate::Stack::set_option).

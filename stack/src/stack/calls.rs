@@ -208,7 +208,7 @@ impl Stack {
         if data.is_empty() {
             return Ok(0);
         }
-        let n = conn.send(data, flags.more, default_lowat);
+        let n = conn.send(data, flags.more, flags.eor, default_lowat);
         if n == 0 {
             return Err(SendError::WouldBlock);
         }

@@ -211,12 +211,16 @@ struct MsgFlags {
     fast_open: bool,
     /// `MSG_MORE`: more data follows; the short tail waits for it.
     more: bool,
+    /// `MSG_EOR`: the write ends a record, which later data does not share a segment with.
+    eor: bool,
 }
 
 /// Linux's MSG_FASTOPEN, as a script may write it in numbers.
 const MSG_FASTOPEN: i64 = 0x2000_0000;
 /// Linux's MSG_MORE.
 const MSG_MORE: i64 = 0x8000;
+/// Linux's MSG_EOR.
+const MSG_EOR: i64 = 0x80;
 
 /// The flags of a `send`/`sendto`/`recv` call, or a refusal naming the first utcp lacks.
 fn msg_flags(e: Option<&Expr>, call: &str) -> Result<MsgFlags, CallErr> {
@@ -226,6 +230,7 @@ fn msg_flags(e: Option<&Expr>, call: &str) -> Result<MsgFlags, CallErr> {
         None | Some(Expr::Int(0)) | Some(Expr::Ellipsis) => {}
         Some(Expr::Int(MSG_FASTOPEN)) if sending => flags.fast_open = true,
         Some(Expr::Int(MSG_MORE)) if sending => flags.more = true,
+        Some(Expr::Int(MSG_EOR)) if sending => flags.eor = true,
         Some(Expr::Int(v)) => return refused(format!("send/recv flags {v:#x}")),
         Some(e) => {
             for f in symbols(e) {
@@ -234,6 +239,7 @@ fn msg_flags(e: Option<&Expr>, call: &str) -> Result<MsgFlags, CallErr> {
                     "MSG_NOSIGNAL" => {}
                     "MSG_FASTOPEN" if sending => flags.fast_open = true,
                     "MSG_MORE" if sending => flags.more = true,
+                    "MSG_EOR" if sending => flags.eor = true,
                     other => return refused(format!("the {other} flag")),
                 }
             }
@@ -628,7 +634,7 @@ impl Exec<'_> {
                             // The stack takes at most its free buffer space: never allocate what a
                             // script asks for beyond that (a fuzzer asked for 150 GB).
                             let data = vec![0u8; (n - p.written).min(MAX_CALL_BYTES)];
-                            let send_flags = utcp::SendFlags { more: flags.more };
+                            let send_flags = utcp::SendFlags { more: flags.more, eor: flags.eor };
                             match self.stack().send_with(now, h, &data, send_flags) {
                                 Ok(k) => {
                                     p.written += k;

@@ -258,8 +258,8 @@ fn send_flags_are_honoured_or_refused_by_name() {
     // Linux: MSG_FASTOPEN on a connected socket is an ordinary send.
     let o = established("+0 sendto(4, ..., 10, MSG_FASTOPEN, ..., ...) = 10\n+0 > P. 1:11(10) ack 1\n");
     assert_eq!(o.failure, None, "{:?}", o.transcript);
-    let o = established("+0 send(4, ..., 10, MSG_EOR) = 10\n");
-    assert_eq!(o.refused(), Some("the MSG_EOR flag"));
+    let o = established("+0 send(4, ..., 10, MSG_OOB) = 10\n");
+    assert_eq!(o.refused(), Some("the MSG_OOB flag"));
 }
 
 #[test]
@@ -418,9 +418,9 @@ fn a_script_asking_for_what_utcp_lacks_is_refused_before_it_runs() {
     let o = run_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(4) = 0\n+0 setsockopt(3, SOL_SOCKET, SO_ZEROCOPY, [1], 4) = 0\n");
     assert_eq!(o.refused(), Some("socket option SO_ZEROCOPY"));
     let o = run_text(
-        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(4) = 0\n+0 send(3, ..., 1, MSG_EOR) = 1\n",
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(4) = 0\n+0 send(3, ..., 1, MSG_OOB) = 1\n",
     );
-    assert_eq!(o.refused(), Some("the MSG_EOR flag"));
+    assert_eq!(o.refused(), Some("the MSG_OOB flag"));
 }
 
 #[test]

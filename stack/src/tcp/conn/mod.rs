@@ -258,6 +258,11 @@ pub(crate) struct Connection {
     more_hold: bool,
     /// The data at the tail of the send buffer came with `MSG_MORE`: no PSH on its segment.
     tail_more: bool,
+    /// Linux's `MSG_EOR`: where the records the application ended lie, as the sequence number
+    /// after each one's last byte, oldest first (those at or below SND.UNA are let go). No
+    /// segment, sent first or again, carries bytes from both sides of one, and the segment
+    /// that ends a record carries PSH. At most one per byte of the send buffer.
+    records: std::collections::VecDeque<SeqNum>,
     /// Linux's `TCP_NAGLE_PUSH`: turning TCP_NODELAY on or TCP_CORK off sends what is queued
     /// once, whatever the cork, until the application writes again.
     push_once: bool,
@@ -428,6 +433,7 @@ impl Connection {
             more_coming: false,
             more_hold: false,
             tail_more: false,
+            records: std::collections::VecDeque::new(),
             push_once: false,
             quickacks: cfg.quickack,
             pingpong: false,
@@ -567,6 +573,29 @@ impl Connection {
         SeqNum(self.irs.0.wrapping_add(1).wrapping_add(off).wrapping_add(u32::from(self.fin_rcvd)))
     }
 
+    /// How many of `len` bytes from `seq` lie in one record (`MSG_EOR`): up to the end of the
+    /// first record that ends after `seq`.
+    pub(crate) fn within_record(&self, seq: SeqNum, len: usize) -> usize {
+        match self.records.iter().find(|&&end| end > seq) {
+            Some(&end) => len.min(end - seq),
+            None => len,
+        }
+    }
+
+    /// How many of the `len` bytes that end at `end` lie in one record: back to the end of the
+    /// last record that ends before `end`.
+    pub(crate) fn within_record_back(&self, end: SeqNum, len: usize) -> usize {
+        match self.records.iter().rev().find(|&&e| e < end) {
+            Some(&e) => len.min(end - e),
+            None => len,
+        }
+    }
+
+    /// Whether a record (`MSG_EOR`) ends at `seq`.
+    pub(crate) fn record_ends_at(&self, seq: SeqNum) -> bool {
+        self.records.contains(&seq)
+    }
+
     /// The sequence number of the first data byte in the send buffer.
     fn data_start(&self) -> SeqNum {
         if self.snd_una == self.iss {
@@ -616,10 +645,18 @@ impl Connection {
     // Application calls
 
     /// Queues bytes; the caller checked the state. `more` is `MSG_MORE`: the application says
-    /// more data follows, so the short tail of what is queued waits for it.
-    pub(crate) fn send(&mut self, data: &[u8], more: bool, default_lowat: Option<u32>) -> usize {
+    /// more data follows, so the short tail of what is queued waits for it. `eor` is
+    /// `MSG_EOR`: once the whole write is taken it ends a record, which later data does not
+    /// share a segment with (as Linux marks the write's last buffer).
+    pub(crate) fn send(&mut self, data: &[u8], more: bool, eor: bool, default_lowat: Option<u32>) -> usize {
         let room = self.send_capacity(default_lowat);
         let n = self.send_buf.push(&data[..data.len().min(room)]);
+        if eor && n == data.len() && n > 0 {
+            let end = self.data_start() + self.send_buf.len();
+            if self.records.back() != Some(&end) {
+                self.records.push_back(end);
+            }
+        }
         // A write the buffer could not take whole means more is coming (like MSG_MORE): a short
         // tail segment waits for it while data is in flight.
         self.more_coming = n < data.len();

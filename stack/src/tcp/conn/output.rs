@@ -284,6 +284,9 @@ impl Connection {
         }
         let data_start = self.data_start();
         let mss = self.payload_limit();
+        while self.records.front().is_some_and(|&end| end <= self.snd_una) {
+            self.records.pop_front();
+        }
 
         let sent_off = self.snd_nxt.max(data_start) - data_start;
         let unsent = self.send_buf.len().saturating_sub(sent_off);
@@ -304,7 +307,7 @@ impl Connection {
         if self.tlp.due {
             self.tlp.due = false;
             let room = if wnd_end > self.snd_nxt { wnd_end - self.snd_nxt } else { 0 };
-            let new_len = unsent.min(mss).min(room);
+            let new_len = self.within_record(self.snd_nxt, unsent.min(mss).min(room));
             let probe = if new_len > 0 {
                 self.tlp.retrans = false;
                 Some(self.data_segment(now, hz, self.snd_nxt, new_len, false, false))
@@ -344,7 +347,10 @@ impl Connection {
         // RFC 5682 §2.1 (2b): F-RTO's two new segments go whatever the window after the timeout.
         let frto_room = usize::from(self.frto.new_segments) * self.snd_mss as usize;
         let usable = (cwnd as usize).saturating_sub(in_flight).max(frto_room).min(rwnd_room);
-        let len = unsent.min(mss).min(usable);
+        let len = self.within_record(self.snd_nxt, unsent.min(mss).min(usable));
+        // A short segment that ends a record with more queued behind it goes whatever Nagle
+        // says: Linux's tcp_write_xmit pushes every buffer but the last (TCP_NAGLE_PUSH).
+        let ends_record = len > 0 && len < unsent && self.record_ends_at(self.snd_nxt + len);
 
         let mut probe = false;
         if self.probe_now {
@@ -399,7 +405,7 @@ impl Connection {
             let half_window = len * 2 >= self.max_snd_wnd as usize && self.max_snd_wnd > 0 && !corked;
             // With nothing in flight no ACK will come to release a held runt: send it.
             let window_limited_idle = !all_queued && in_flight == 0;
-            if !(nagle_ok || half_window || window_limited_idle || probe) {
+            if !(nagle_ok || half_window || window_limited_idle || probe || ends_record) {
                 if corked && in_flight == 0 {
                     // Linux's tcp_check_probe_timer: with nothing in flight the probe timer
                     // sends a corked runt after an RTO (tcp_write_wakeup), PSH and all.
@@ -439,7 +445,11 @@ impl Connection {
     ) -> OutSegment {
         let has_fin = self.fin_seq.is_some_and(|f| f + 1 == end);
         let data_end = if has_fin { end - 1 } else { end };
+        // Not across the end of a record (MSG_EOR), as Linux collapses only buffers without one
+        // (tcp_skb_can_collapse).
         let len = (data_end - start).min(mss);
+        let len =
+            if from_end { self.within_record_back(data_end, len) } else { self.within_record(start, len) };
         let seq = if from_end { data_end - len } else { start };
         let fin = has_fin && seq + len == data_end;
         ctx.stats.retransmissions += 1;
@@ -576,7 +586,7 @@ impl Connection {
         let data_end_off = self.send_buf.len();
         let mut flags = TcpFlags::ACK;
         let buffer_end = off + len == data_end_off && !self.tail_more;
-        if len > 0 && (buffer_end || burst_end) {
+        if len > 0 && (buffer_end || burst_end || self.record_ends_at(seq + len)) {
             flags |= TcpFlags::PSH;
             self.pushed_seq = self.pushed_seq.max(seq + len);
         }
