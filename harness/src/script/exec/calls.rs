@@ -47,6 +47,7 @@ const SETSOCKOPTS: &[&str] = &[
     "TCP_USER_TIMEOUT",
     "TCP_CONGESTION",
     "TCP_NOTSENT_LOWAT",
+    "TCP_INQ",
 ];
 
 /// The socket options `getsockopt` reads.
@@ -60,6 +61,7 @@ const GETSOCKOPTS: &[&str] = &[
     "TCP_NODELAY",
     "TCP_USER_TIMEOUT",
     "TCP_NOTSENT_LOWAT",
+    "TCP_INQ",
 ];
 
 /// The value of a `POLL*` event name (poll.h), whichever executor reads it.
@@ -159,6 +161,7 @@ pub(crate) fn normalize(c: &CallSpec) -> Result<CallSpec, CallErr> {
         );
     };
     let mut total = 0i64;
+    let mut control = Vec::new();
     for (name, value) in msg {
         match (name.as_str(), value) {
             (n, _) if n.starts_with("msg_name") => {}
@@ -187,6 +190,11 @@ pub(crate) fn normalize(c: &CallSpec) -> Result<CallSpec, CallErr> {
             }
             ("msg_flags", Expr::Int(0)) | ("msg_flags", Expr::Ellipsis) => {}
             ("msg_flags", v) => return refused(format!("{} msg_flags {v}", c.name)),
+            ("msg_control", Expr::Array(cmsgs)) if c.name == "recvmsg" => {
+                for cmsg in cmsgs {
+                    control.push(inq_cmsg(cmsg)?);
+                }
+            }
             ("msg_control", _) => return refused(format!("{} control messages (msg_control)", c.name)),
             (other, _) => return refused(format!("{} field {other}", c.name)),
         }
@@ -194,7 +202,46 @@ pub(crate) fn normalize(c: &CallSpec) -> Result<CallSpec, CallErr> {
     let name = if c.name == "sendmsg" { "send" } else { "recv" };
     let fd = c.args.first().cloned().unwrap_or(Expr::Ellipsis);
     let flags = c.args.get(2).cloned().unwrap_or(Expr::Int(0));
-    Ok(CallSpec { name: name.into(), args: vec![fd, Expr::Ellipsis, Expr::Int(total), flags], ..c.clone() })
+    let mut args = vec![fd, Expr::Ellipsis, Expr::Int(total), flags];
+    // The control messages a recvmsg expects ride along as a fifth argument (see
+    // `expected_inq`); a recv never has one.
+    if let Some(inq) = control.pop() {
+        args.push(Expr::Struct(vec![(TCP_CM_INQ.into(), inq)]));
+    }
+    Ok(CallSpec { name: name.into(), args, ..c.clone() })
+}
+
+/// The name a normalized `recvmsg` carries its expected `TCP_CM_INQ` value under.
+pub(crate) const TCP_CM_INQ: &str = "TCP_CM_INQ";
+
+/// One expected control message of a `recvmsg`: `{cmsg_level=SOL_TCP, cmsg_type=TCP_CM_INQ,
+/// cmsg_data=N}` (Linux's TCP_INQ) gives N; any other is refused by name.
+fn inq_cmsg(cmsg: &Expr) -> Result<Expr, CallErr> {
+    let Expr::Struct(fields) = cmsg else {
+        return Err(format!(
+            "recvmsg: expected {{cmsg_level=..., cmsg_type=..., cmsg_data=...}} in msg_control, found {cmsg}"
+        )
+        .into());
+    };
+    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+    match (field("cmsg_level"), field("cmsg_type"), field("cmsg_data")) {
+        (Some(Expr::Symbol(l)), Some(Expr::Symbol(t)), Some(data)) if l == "SOL_TCP" && t == TCP_CM_INQ => {
+            Ok(data.clone())
+        }
+        (level, kind, _) => refused(format!(
+            "recvmsg control message {}/{}",
+            level.map_or("?".into(), |e| e.to_string()),
+            kind.map_or("?".into(), |e| e.to_string())
+        )),
+    }
+}
+
+/// The `TCP_CM_INQ` value a normalized `recvmsg` expects, if it expects one.
+pub(crate) fn expected_inq(c: &CallSpec) -> Option<&Expr> {
+    match c.args.get(4) {
+        Some(Expr::Struct(f)) => f.iter().find(|(k, _)| k == TCP_CM_INQ).map(|(_, v)| v),
+        _ => None,
+    }
 }
 
 fn refused<T>(feature: impl Into<String>) -> Result<T, CallErr> {
@@ -286,6 +333,7 @@ impl Exec<'_> {
                 sndbuf_set: false,
                 rcvbuf_set: false,
                 deferred: false,
+                inq: false,
             },
         );
         fd
@@ -335,6 +383,23 @@ impl Exec<'_> {
         self.wire.remote = wire(remote);
         if let Some(l) = self.stack().info(h).map(|i| i.local) {
             self.wire.local = wire(l);
+        }
+    }
+
+    /// A `recvmsg`'s `TCP_CM_INQ` against Linux's `tcp_inq_hint`: the bytes left to read, and
+    /// one more once the peer's FIN is in (its sequence number counts in RCV.NXT), so that a
+    /// reader keeps reading until the end of file.
+    fn check_inq(&mut self, h: SocketHandle, enabled: bool, want: &Expr) -> Result<(), CallErr> {
+        if !enabled {
+            return Err(format!("no {TCP_CM_INQ} control message: TCP_INQ is not set on the socket").into());
+        }
+        let Some(info) = self.stack().info(h) else { return Ok(()) };
+        let fin = matches!(info.state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait);
+        let got = info.recv_queue as i64 + i64::from(fin);
+        match want {
+            Expr::Ellipsis => Ok(()),
+            Expr::Int(n) if *n == got => Ok(()),
+            e => Err(format!("{TCP_CM_INQ} {got} instead of {e}").into()),
         }
     }
 
@@ -499,6 +564,7 @@ impl Exec<'_> {
                             if let Some(nf) = self.fds.get_mut(&fd) {
                                 nf.keepalive_on = f.keepalive_on;
                                 nf.keepidle = f.keepidle;
+                                nf.inq = f.inq;
                             }
                             Ok(fd)
                         }
@@ -672,7 +738,12 @@ impl Exec<'_> {
                             f.nonblocking |= dontwait;
                             let mut buf = vec![0u8; n.min(MAX_CALL_BYTES)];
                             match self.stack().recv(now, h, &mut buf) {
-                                Ok(k) => Ok(k as i64),
+                                Ok(k) => {
+                                    if let Some(want) = expected_inq(&c) {
+                                        self.check_inq(h, f.inq, want)?;
+                                    }
+                                    Ok(k as i64)
+                                }
                                 // Linux: after SHUT_RD a read that finds nothing returns 0.
                                 Err(RecvError::WouldBlock) if f.shut_rd => Ok(0),
                                 Err(RecvError::WouldBlock) | Err(RecvError::NotConnected)
@@ -883,6 +954,7 @@ impl Exec<'_> {
                 }
                 nf.linger0 = onoff;
             }
+            "TCP_INQ" => nf.inq = num()? != 0,
             "SO_RCVBUF" => {
                 let v = num()?.max(0) as usize;
                 nf.rcvbuf_set = true;
@@ -1089,6 +1161,7 @@ impl Exec<'_> {
             ("TCP_NODELAY", _) => Expr::Int(i64::from(f.options.nodelay)),
             // The socket's own mark, 0 when it set none (the sysctl's is not reported).
             ("TCP_NOTSENT_LOWAT", _) => Expr::Int(i64::from(f.options.notsent_lowat.unwrap_or(0))),
+            ("TCP_INQ", _) => Expr::Int(i64::from(f.inq)),
             ("TCP_USER_TIMEOUT", _) => {
                 Expr::Int(f.options.user_timeout.map_or(0, |t| (t.total_micros() / 1000) as i64))
             }

@@ -161,6 +161,9 @@ struct Fd {
     /// A `TCP_FASTOPEN_CONNECT` connect returned at once with a cookie cached: the first write
     /// opens the connection (calls.rs).
     deferred: bool,
+    /// `TCP_INQ` (Linux): `recvmsg` carries a `TCP_CM_INQ` control message with the bytes left
+    /// to read (an accepted socket inherits it from its listener, as Linux copies it).
+    inq: bool,
 }
 
 /// What a call returned: a value or an errno.
@@ -559,7 +562,7 @@ pub(crate) fn call_text(c: &CallSpec) -> String {
 }
 
 mod calls;
-pub(crate) use calls::{normalize, poll_bit, tcp_state_number, CallErr};
+pub(crate) use calls::{expected_inq, normalize, poll_bit, tcp_state_number, CallErr};
 pub(crate) use epoll::epoll_bit;
 mod epoll;
 mod packets;

@@ -262,6 +262,31 @@ fn send_flags_are_honoured_or_refused_by_name() {
     assert_eq!(o.refused(), Some("the MSG_OOB flag"));
 }
 
+/// Linux's TCP_INQ: the TCP_CM_INQ control message counts the bytes left after the read, and
+/// comes only on a socket that set the option.
+#[test]
+fn recvmsg_checks_tcp_cm_inq_against_the_bytes_left_only_with_tcp_inq_set() {
+    let recv = |left: i64| {
+        format!(
+            "+0 recvmsg(4, {{msg_name(...)=..., msg_iov(1)=[{{..., 30}}], msg_flags=0, \
+             msg_control=[{{cmsg_level=SOL_TCP, cmsg_type=TCP_CM_INQ, cmsg_data={left}}}]}}, 0) = 30\n"
+        )
+    };
+    let data = "+0 < P. 1:101(100) ack 1 win 65535\n+0 > . 1:1(0) ack 101\n";
+    let set = "+0 setsockopt(4, SOL_TCP, TCP_INQ, [1], 4) = 0\n";
+    let o = established(&format!("{set}{data}{}", recv(70)));
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    let f = established(&format!("{set}{data}{}", recv(71))).failure.expect("fails");
+    assert_eq!(f.got, "TCP_CM_INQ 70 instead of 71", "{f}");
+    let f = established(&format!("{data}{}", recv(70))).failure.expect("fails");
+    assert!(f.got.contains("TCP_INQ is not set"), "{f}");
+    let o = established(
+        "+0 recvmsg(4, {msg_name(...)=..., msg_iov(1)=[{..., 30}], msg_flags=0, \
+         msg_control=[{cmsg_level=SOL_SOCKET, cmsg_type=SCM_TIMESTAMPING, cmsg_data=...}]}, 0) = 30\n",
+    );
+    assert_eq!(o.refused(), Some("recvmsg control message SOL_SOCKET/SCM_TIMESTAMPING"));
+}
+
 #[test]
 fn sendmsg_and_recvmsg_add_up_their_iovecs() {
     let o = established(
@@ -271,9 +296,9 @@ fn sendmsg_and_recvmsg_add_up_their_iovecs() {
     );
     assert_eq!(o.failure, None, "{:?}", o.transcript);
     let o = established(
-        "+0 recvmsg(4, {msg_name(...)=..., msg_iov(1)=[{..., 100}], msg_flags=0, msg_control=[]}, 0) = 0\n",
+        "+0 sendmsg(4, {msg_name(...)=..., msg_iov(1)=[{..., 100}], msg_flags=0, msg_control=[]}, 0) = 100\n",
     );
-    assert_eq!(o.refused(), Some("recvmsg control messages (msg_control)"));
+    assert_eq!(o.refused(), Some("sendmsg control messages (msg_control)"));
 }
 
 #[test]

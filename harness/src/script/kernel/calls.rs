@@ -10,7 +10,7 @@
 
 use super::super::ast::*;
 use super::super::exec::{
-    epoll_bit, int_arg, normalize, poll_bit, sym_arg, symbols, tcp_state_number, CallErr,
+    epoll_bit, expected_inq, int_arg, normalize, poll_bit, sym_arg, symbols, tcp_state_number, CallErr,
 };
 use super::FdMap;
 use std::collections::HashMap;
@@ -71,6 +71,8 @@ enum After {
     },
     /// epoll_wait's events against the expected ones.
     EpollWait(Expr),
+    /// recvmsg's `TCP_CM_INQ` control message against the expected value.
+    Inq(Expr),
 }
 
 /// A system call ready to run on a worker: everything resolved to the kernel's numbers.
@@ -84,6 +86,8 @@ enum Op {
     /// Descriptor, length, flags (-1: `write`), destination (`sendto`).
     Write(i32, usize, i32, Option<SockAddr>),
     Read(i32, usize, i32),
+    /// `recvmsg` with room for a `TCP_CM_INQ` control message: descriptor, length, flags.
+    RecvInq(i32, usize, i32),
     Close(i32),
     Shutdown(i32, i32),
     SetSockOpt(i32, i32, i32, Vec<u8>),
@@ -153,6 +157,9 @@ impl std::fmt::Debug for SockAddr {
     }
 }
 
+/// Linux's `TCP_CM_INQ` (= `TCP_INQ`), the control message type of `recvmsg`'s bytes-left count.
+const TCP_CM_INQ: i32 = 36;
+
 fn errno() -> i64 {
     -i64::from(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
 }
@@ -197,6 +204,31 @@ fn execute(op: Op) -> (i64, Vec<u8>) {
                     libc::recv(fd, buf.as_mut_ptr().cast(), n, flags)
                 };
                 (ret(r as i64), Vec::new())
+            }
+            Op::RecvInq(fd, n, flags) => {
+                let mut buf = vec![0u8; n];
+                let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: n };
+                // Room for one cmsghdr and an int, aligned as cmsghdr wants.
+                let mut control = [0u64; 8];
+                let mut msg: libc::msghdr = std::mem::zeroed();
+                msg.msg_iov = &mut iov;
+                msg.msg_iovlen = 1;
+                msg.msg_control = control.as_mut_ptr().cast();
+                msg.msg_controllen = std::mem::size_of_val(&control) as _;
+                let r = libc::recvmsg(fd, &mut msg, flags);
+                // [1, value] when a TCP_CM_INQ message came, [0] otherwise.
+                let mut data = vec![0u8];
+                let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+                while !cmsg.is_null() {
+                    if (*cmsg).cmsg_level == libc::SOL_TCP && (*cmsg).cmsg_type == TCP_CM_INQ {
+                        let v = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                        data = vec![1];
+                        data.extend_from_slice(&v.to_ne_bytes());
+                        break;
+                    }
+                    cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+                }
+                (ret(r as i64), data)
             }
             Op::Close(fd) => (ret(libc::close(fd).into()), Vec::new()),
             Op::Shutdown(fd, how) => (ret(libc::shutdown(fd, how).into()), Vec::new()),
@@ -453,7 +485,12 @@ impl Calls {
             "read" | "recv" | "recvfrom" => {
                 let len = n(2)?.clamp(0, MAX_CALL_BYTES);
                 let flags = if c.name == "read" { -1 } else { send_flags(c.args.get(3))? };
-                (Op::Read(self.fd_arg(c)?, len as usize, flags), After::Nothing)
+                match expected_inq(c) {
+                    Some(want) => {
+                        (Op::RecvInq(self.fd_arg(c)?, len as usize, flags.max(0)), After::Inq(want.clone()))
+                    }
+                    None => (Op::Read(self.fd_arg(c)?, len as usize, flags), After::Nothing),
+                }
             }
             "close" => (Op::Close(self.fd_arg(c)?), After::Closed(int_arg(c, 0)?)),
             "shutdown" => {
@@ -692,6 +729,15 @@ impl Calls {
                     got.mismatch = Some(format!("ioctl {req} gave [{v}], expected [{want}]"));
                 }
             }
+            After::Inq(want) => match done.data.get(1..5).and_then(|b| <[u8; 4]>::try_from(b).ok()) {
+                None => got.mismatch = Some("no TCP_CM_INQ control message".into()),
+                Some(b) => {
+                    let v = i64::from(i32::from_ne_bytes(b));
+                    if want != Expr::Ellipsis && want != Expr::Int(v) {
+                        got.mismatch = Some(format!("TCP_CM_INQ {v} instead of {want}"));
+                    }
+                }
+            },
             After::EpollWait(want) => {
                 let evs: Vec<(i64, i64)> = done
                     .data
