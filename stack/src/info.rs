@@ -60,6 +60,10 @@ pub struct ConnectionInfo {
     pub lost_bytes: u32,
     /// Bytes of retransmissions in flight (`tcpi_retrans`).
     pub retrans_bytes: u32,
+    /// How much reordering the connection has seen, in segments (Linux's `tp->reordering`,
+    /// `tcpi_reordering`): 3 at first, raised to the distance in segments below the highest
+    /// SACK at which a segment never retransmitted was delivered, up to 300.
+    pub reordering: u32,
     /// Data on the SYN was acknowledged by the SYN-ACK (client), or accepted from the SYN
     /// (server): TCP Fast Open worked (Linux's `TCPI_OPT_SYN_DATA`).
     pub syn_data_acked: bool,

@@ -48,6 +48,10 @@ pub(crate) struct Delivered {
     /// A segment never retransmitted was delivered below one already SACKed: the network
     /// reordered (RFC 8985 §6.2 step 3).
     pub(crate) reordering: bool,
+    /// How far below the highest SACKed sequence number a segment never retransmitted was
+    /// delivered, in bytes (the most of this ACK): Linux's reordering metric,
+    /// `tcp_check_sack_reordering`'s FACK less the segment's start.
+    pub(crate) reorder_distance: u32,
     /// A segment never retransmitted was delivered (F-RTO's test, RFC 5682 §2.1 step 3 b).
     pub(crate) original: bool,
     /// When the first segment the cumulative ACK newly acknowledged (not SACKed before) was
@@ -223,8 +227,9 @@ impl Scoreboard {
         } else {
             d.acked_unsacked += len;
             d.note(s);
-            if !s.ever_retransmitted && self.high_sacked.is_some_and(|h| s.end < h) {
+            if let Some(h) = self.high_sacked.filter(|&h| !s.ever_retransmitted && s.end < h) {
                 d.reordering = true;
+                d.reorder_distance = d.reorder_distance.max((h - s.start) as u32);
             }
             if s.lost {
                 self.lost -= len;
@@ -244,6 +249,8 @@ impl Scoreboard {
         max: SeqNum,
         d: &mut Delivered,
     ) {
+        // The lowest segment never retransmitted that this ACK SACKs below one SACKed before.
+        let mut reordered: Option<SeqNum> = None;
         for &(l, r) in blocks {
             let l = l.max(una);
             let r = r.min(max);
@@ -260,6 +267,7 @@ impl Scoreboard {
                     let len = s.len();
                     if !s.ever_retransmitted && self.high_sacked.is_some_and(|h| s.end < h) {
                         d.reordering = true;
+                        reordered = Some(reordered.map_or(s.start, |x| x.min(s.start)));
                     }
                     d.sacked += len;
                     d.note(&s);
@@ -280,6 +288,10 @@ impl Scoreboard {
             if self.high_sacked.is_none_or(|h| r > h) {
                 self.high_sacked = Some(r);
             }
+        }
+        // Measured from the highest SACK once this ACK's blocks are in, as Linux does.
+        if let (Some(low), Some(h)) = (reordered, self.high_sacked) {
+            d.reorder_distance = d.reorder_distance.max((h - low) as u32);
         }
     }
 
@@ -500,6 +512,31 @@ mod tests {
         assert_eq!(b.next_lost(), Some((SeqNum(0), SeqNum(400))));
         assert_eq!(b.pipe(500), 0, "all four lost, the fifth SACKed");
         b.check(SeqNum(0), SeqNum(500)).unwrap();
+    }
+
+    /// Linux's reordering metric (tcp_check_sack_reordering): how far below the highest SACK,
+    /// once this ACK's blocks are in, a segment never retransmitted was delivered.
+    #[test]
+    fn reordering_distance_is_measured_from_the_highest_sack_to_the_segment_delivered_late() {
+        let mut b = board(10);
+        let mut d = Delivered::default();
+        b.on_sack(&[(SeqNum(700), SeqNum(800))], SeqNum(0), SeqNum(1000), &mut d);
+        assert_eq!(d.reorder_distance, 0, "nothing was SACKed before: no reordering yet");
+        let mut d = Delivered::default();
+        // Two blocks in one ACK: 300..400 below the older 700..800, and 800..900 above it.
+        b.on_sack(&[(SeqNum(300), SeqNum(400)), (SeqNum(800), SeqNum(900))], SeqNum(0), SeqNum(1000), &mut d);
+        assert_eq!(d.reorder_distance, 600, "900 (the highest SACK after this ACK) less 300");
+        // A retransmitted segment delivered late says nothing of the network's reordering.
+        b.mark_first_lost();
+        b.on_retransmit(SeqNum(0), SeqNum(100), t(40));
+        let mut d = Delivered::default();
+        b.on_ack(SeqNum(100), &mut d);
+        assert_eq!(d.reorder_distance, 0);
+        // A cumulative ACK of a segment never retransmitted, below the highest SACK.
+        let mut d = Delivered::default();
+        b.on_ack(SeqNum(200), &mut d);
+        assert_eq!(d.reorder_distance, 800, "900 less 100");
+        b.check(SeqNum(200), SeqNum(1000)).unwrap();
     }
 
     #[test]

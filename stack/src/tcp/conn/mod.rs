@@ -30,6 +30,11 @@ use crate::time::{Duration, Instant};
 use crate::wire::{TcpFlags, TcpRepr};
 use std::net::SocketAddr;
 
+/// Linux's `tcp_reordering` sysctl, the reordering a connection assumes at first (segments).
+const REORDERING_INITIAL: u32 = 3;
+/// Linux's `tcp_max_reordering`.
+const REORDERING_MAX: u32 = 300;
+
 /// A connection's two endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct FourTuple {
@@ -263,6 +268,8 @@ pub(crate) struct Connection {
     /// segment, sent first or again, carries bytes from both sides of one, and the segment
     /// that ends a record carries PSH. At most one per byte of the send buffer.
     records: std::collections::VecDeque<SeqNum>,
+    /// Linux's `tp->reordering` (`ConnectionInfo::reordering`), in segments.
+    reordering: u32,
     /// Linux's `TCP_NAGLE_PUSH`: turning TCP_NODELAY on or TCP_CORK off sends what is queued
     /// once, whatever the cork, until the application writes again.
     push_once: bool,
@@ -434,6 +441,7 @@ impl Connection {
             more_hold: false,
             tail_more: false,
             records: std::collections::VecDeque::new(),
+            reordering: REORDERING_INITIAL,
             push_once: false,
             quickacks: cfg.quickack,
             pingpong: false,
@@ -929,6 +937,7 @@ impl Connection {
             },
             sacked_bytes: self.board.sacked_bytes(),
             lost_bytes: self.board.lost_bytes(),
+            reordering: self.reordering,
             retrans_bytes: self.board.retrans_bytes(),
             syn_data_acked: self.fast_open.syn_data_acked,
             delivered: self.delivered,

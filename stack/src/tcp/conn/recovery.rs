@@ -147,6 +147,11 @@ impl Connection {
         let mss = self.snd_mss;
         let advanced = self.snd_una > a.prior_una;
         let grew = self.rack_update(now, &a.delivered, a.dsack);
+        // Linux's tcp_check_sack_reordering: the reordering metric, in segments, only grows.
+        let distance = a.delivered.reorder_distance;
+        if distance > self.reordering.saturating_mul(mss) && mss > 0 {
+            self.reordering = distance.div_ceil(mss).min(super::REORDERING_MAX);
+        }
         // TLP's end (RFC 8985 §7.4): a probe that was a retransmission and is acknowledged
         // without a D-SACK repaired a real loss, which calls for a congestion response.
         if let Some(end) = self.tlp.end {
