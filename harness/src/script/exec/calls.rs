@@ -50,6 +50,9 @@ const SETSOCKOPTS: &[&str] = &[
     "TCP_INQ",
 ];
 
+/// Where descriptors a script's newer ones shadow are kept (below it, out of the script's reach).
+const SHADOWED_FDS: i64 = -1000;
+
 /// The socket options `getsockopt` reads.
 const GETSOCKOPTS: &[&str] = &[
     "SO_ERROR",
@@ -407,7 +410,13 @@ impl Exec<'_> {
     /// ones by the result the script wrote), or the lowest free one when it wrote none.
     pub(super) fn alloc_expected_fd(&mut self, kind: FdKind, options: SocketOptions, call: &CallSpec) -> i64 {
         match call.result {
-            Expr::Int(n) if n >= 0 && !self.fds.contains_key(&n) => {
+            Expr::Int(n) if n >= 0 => {
+                // packetdrill (find_by_script_fd, newest first): a new descriptor of a number the
+                // script still holds open shadows the old one, which stays open out of reach.
+                if let Some(old) = self.fds.remove(&n) {
+                    let hidden = self.fds.keys().next().map_or(SHADOWED_FDS, |k| (*k).min(SHADOWED_FDS) - 1);
+                    self.fds.insert(hidden, old);
+                }
                 let fd = self.alloc_fd(kind, options);
                 if fd != n {
                     if let Some(f) = self.fds.remove(&fd) {
@@ -543,6 +552,7 @@ impl Exec<'_> {
                                     let o = &self.script.options;
                                     self.wire.local = SocketAddr::new(o.local_ip, SERVER_PORT);
                                     self.wire.remote = SocketAddr::new(o.remote_ip, CLIENT_PORT);
+                                    self.wire.fresh_port_due = true;
                                     Ok(0)
                                 }
                                 Err(e) => Err(errno(e.errno())),

@@ -208,12 +208,48 @@ fn blocking_call_end_counts_from_the_base_of_its_start() {
 
 #[test]
 fn syn_ack_with_any_sequence_number_fixes_the_stack_isn() {
-    let o = run_text(
-        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n\
-         +0 < S 0:0(0) win 65535 <mss 1000>\n+0 > S. 1234:1234(0) ack 1 <...>\n\
-         +.1 < . 1:1(0) ack 1235 win 65535\n+0 accept(3, ..., ...) = 4\n\
-         +0 write(4, ..., 10) = 10\n+0 > P. 1235:1245(10) ack 1\n",
-    );
+    // packetdrill (socket.h, local_seq_script_to_live_offset): the number on the `>` SYN-ACK
+    // names the stack's ISN for that SYN only; what follows counts from the ISN, as packets
+    // after a SYN do in tcpdump's relative numbers.
+    let script = |ack: u32, seq: u32| {
+        format!(
+            "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n\
+             +0 < S 0:0(0) win 65535 <mss 1000>\n+0 > S. 1234:1234(0) ack 1 <...>\n\
+             +.1 < . 1:1(0) ack {ack} win 65535\n+0 accept(3, ..., ...) = 4\n\
+             +0 write(4, ..., 10) = 10\n+0 > P. {seq}:{}(10) ack 1\n",
+            seq + 10
+        )
+    };
+    let o = run_text(&script(1, 1));
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    // 1235 would acknowledge what the stack never sent: no connection for accept.
+    assert!(run_text(&script(1235, 1235)).failure.is_some());
+}
+
+/// packetdrill (run_packet.c): each passive open after a `listen` comes from a fresh peer port,
+/// and (find_by_script_fd, newest first) a descriptor number still open names the newest socket.
+#[test]
+fn a_new_listen_takes_a_fresh_peer_port_and_a_held_descriptor_number_names_the_newest() {
+    let open =
+        "+0 < S 0:0(0) win 65535 <mss 1000>\n+0 > S. 0:0(0) ack 1 <...>\n+.1 < . 1:1(0) ack 1 win 65535\n";
+    let listen = "+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0\n\
+                  +0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n";
+    let o = run_text(&format!(
+        "{listen}{open}+0 accept(3, ..., ...) = 4\n+0 close(3) = 0\n{listen}{open}+0 accept(3, ..., ...) = 4\n\
+         +0 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1\n"
+    ));
+    assert_eq!(o.failure, None, "{:?}", o.transcript);
+    // Two handshakes: from the first connection's port the second SYN would have met that
+    // connection (a challenge ACK, RFC 5961 §4), not the new listener.
+    let syn_acks = o.transcript.iter().filter(|l| l.contains(" > S. ")).count();
+    assert_eq!(syn_acks, 2, "{:?}", o.transcript);
+}
+
+/// packetdrill (map_inbound_packet): a `<` line with the ACK flag and no `ack` acknowledges
+/// relative 0, the ISN itself, an old duplicate ACK that the data it carries passes with.
+#[test]
+fn an_inbound_ack_line_without_an_ack_number_acknowledges_relative_zero() {
+    let o = established("+0 < . 1:1001(1000) win 65535\n+0 > . 1:1(0) ack 1001\n");
     assert_eq!(o.failure, None, "{:?}", o.transcript);
 }
 

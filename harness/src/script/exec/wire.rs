@@ -33,12 +33,19 @@ pub(crate) trait Sent {
 pub(crate) struct Numbering {
     /// The stack's ISN per peer port, from the latest SYN it sent to that port.
     pub stack_isns: HashMap<u16, u32>,
+    /// The sequence number the script wrote on that SYN's `>` line (packetdrill's
+    /// `script.local_isn`): only SYNs are numbered from it, everything after from the ISN.
+    pub script_isns: HashMap<u16, u32>,
     /// The sequence number the peer's opening SYN wrote, per peer port: its later numbers count
     /// from it ([`Numbering::remote_base`], recorded by [`Numbering::note_inbound`]).
     pub remote_isns: HashMap<u16, u32>,
     /// Peer ports whose connection a FIN or RST has ended (either way) since the peer's ISN was
     /// recorded: the next SYN from there opens a new one.
     pub ended: std::collections::HashSet<u16>,
+    /// A `listen` came since the last passive open: the next SYN from the scripted peer (not
+    /// naming a port of its own) comes from a port no connection has used yet, as packetdrill
+    /// gives each passive socket under test a fresh ephemeral port (run_packet.c).
+    pub fresh_port_due: bool,
     pub ts_offset: Option<u32>,
     pub last_ts_val: Option<u32>,
     /// The stack's address and port, as on the wire.
@@ -83,8 +90,10 @@ impl Numbering {
     pub fn new(local: SocketAddr, remote: SocketAddr) -> Numbering {
         Numbering {
             stack_isns: HashMap::new(),
+            script_isns: HashMap::new(),
             remote_isns: HashMap::new(),
             ended: std::collections::HashSet::new(),
+            fresh_port_due: false,
             ts_offset: None,
             last_ts_val: None,
             local,
@@ -96,6 +105,14 @@ impl Numbering {
     /// ISN from the SYN that opens a connection (the SYN-ACK to a connect, a SYN to a listener),
     /// not from a SYN into one that is open (no FIN or RST since the last).
     pub fn note_inbound(&mut self, p: &PacketSpec) {
+        if p.flags & (flag::SYN | flag::ACK) == flag::SYN
+            && p.peer_port.is_none()
+            && std::mem::take(&mut self.fresh_port_due)
+            && self.remote_isns.contains_key(&self.remote.port())
+        {
+            let used = self.remote_isns.keys().copied().max().unwrap_or(self.remote.port());
+            self.remote.set_port(used.wrapping_add(1).max(1024));
+        }
         let port = self.peer_for(p).port();
         if p.flags & flag::SYN != 0
             && (p.flags & flag::ACK != 0
@@ -117,9 +134,14 @@ impl Numbering {
         REMOTE_ISN.wrapping_add(isn)
     }
 
-    /// The stack's ISN towards `peer_port`, or 0 (absolute numbers) before one is known.
-    pub fn stack_base(&self, peer_port: u16) -> u32 {
-        self.stack_isns.get(&peer_port).copied().unwrap_or(0)
+    /// What the script's numbers for the stack's side are relative to towards `peer_port`,
+    /// as packetdrill's `local_seq_script_to_live_offset`: in a SYN, the ISN less the number the
+    /// script wrote on the stack's SYN; otherwise the ISN itself; 0 (absolute numbers) before
+    /// one is known.
+    pub fn stack_base(&self, peer_port: u16, syn: bool) -> u32 {
+        let isn = self.stack_isns.get(&peer_port).copied().unwrap_or(0);
+        let script = if syn { self.script_isns.get(&peer_port).copied().unwrap_or(0) } else { 0 };
+        isn.wrapping_sub(script)
     }
 
     /// The peer's address for a packet line: the current one, or another port when it says so.
@@ -135,7 +157,7 @@ impl Numbering {
         script: &ScriptOptions,
     ) -> Result<Vec<Vec<u8>>, Failure> {
         let peer = self.peer_for(p);
-        let base = self.stack_base(peer.port());
+        let base = self.stack_base(peer.port(), p.flags & flag::SYN != 0);
         let mut options = Vec::new();
         if let Some(OptionsSpec::List(list)) = &p.options {
             for o in list {
@@ -162,7 +184,13 @@ impl Numbering {
             dst: self.local,
             flags: p.flags,
             seq: self.remote_base(peer.port(), p.flags & flag::SYN != 0).wrapping_add(p.seq),
-            ack: p.ack.map_or(0, |a| a.wrapping_add(base)),
+            // packetdrill (map_inbound_packet): the ACK field is re-based whenever the ACK flag
+            // is set, a line without `ack` meaning 0 relative; without the flag it is as written.
+            ack: if p.flags & flag::ACK != 0 {
+                p.ack.unwrap_or(0).wrapping_add(base)
+            } else {
+                p.ack.unwrap_or(0)
+            },
             win: p.win.unwrap_or(65535),
             urg: p.urg.unwrap_or(0),
             options,
@@ -199,7 +227,7 @@ impl Numbering {
             src: self.local,
             dst: self.remote,
             flags: flag::ACK,
-            seq: self.stack_base(self.remote.port()).wrapping_add(seq),
+            seq: self.stack_base(self.remote.port(), false).wrapping_add(seq),
             ack: 0,
             win: 0,
             urg: 0,
@@ -288,7 +316,7 @@ impl Numbering {
 
     #[allow(clippy::type_complexity)]
     pub fn relative(&self, s: &Segment) -> (u8, u32, u32, u32, u16, u16, Vec<TcpOptionSpec>) {
-        let base = self.stack_base(s.dst.port());
+        let base = self.stack_base(s.dst.port(), s.flags & flag::SYN != 0);
         let remote = self.remote_base(s.dst.port(), s.flags & flag::SYN != 0);
         let opts = s
             .options
@@ -364,7 +392,8 @@ impl Numbering {
         if seg.flags & flag::SYN != 0 {
             // The script's SYN sequence number, whatever it is, names the stack's ISN.
             let script_isn = if p.flags & flag::SYN != 0 { p.seq } else { 0 };
-            self.stack_isns.insert(seg.dst.port(), seg.seq.wrapping_sub(script_isn));
+            self.stack_isns.insert(seg.dst.port(), seg.seq);
+            self.script_isns.insert(seg.dst.port(), script_isn);
             if seg.flags & flag::ACK == 0 {
                 self.local = seg.src;
                 self.remote = seg.dst;

@@ -652,7 +652,16 @@ impl Calls {
             After::NewFd { conn } => {
                 let real = done.ret as i32;
                 let fd = match expected {
-                    Some(n) if !self.fds.contains_key(&n) => n,
+                    Some(n) if n >= 0 => {
+                        // packetdrill (find_by_script_fd, newest first): the new descriptor
+                        // shadows an old one of the number, kept open out of reach (and closed
+                        // at the end with the rest).
+                        if let Some(old) = self.fds.remove(&n) {
+                            let hidden = self.fds.keys().next().map_or(-1000, |k| (*k).min(-1000) - 1);
+                            self.fds.insert(hidden, old);
+                        }
+                        n
+                    }
                     _ => (3..).find(|n| !self.fds.contains_key(n)).unwrap_or(3),
                 };
                 self.fds.insert(fd, real);

@@ -310,6 +310,9 @@ impl<'s> KExec<'s> {
             TimeSpec::Relative(_) | TimeSpec::Range { relative: true, .. } => base + t,
             _ => t,
         });
+        if c.name == "listen" {
+            self.wire.fresh_port_due = true;
+        }
         let started = match self.calls.start(c, &self.script.options) {
             Err(super::exec::CallErr::Fail(msg)) => return fail(event.line, &event.text, msg),
             Err(super::exec::CallErr::Refused(feature)) => return refuse(event.line, &event.text, feature),
