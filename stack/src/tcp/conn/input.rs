@@ -217,7 +217,13 @@ impl Connection {
         if !acceptable && !zero_window_at_edge {
             if self.state == State::SynReceived && f.syn() && f.ack() && seq == self.irs && !self.passive {
                 // Simultaneous open (RFC 9293 §3.5 figure 7): the peer's SYN-ACK carries its SYN
-                // again; take the SYN as already seen and process the rest.
+                // again; take the SYN as already seen and process the rest. The SYN is a
+                // duplicate: acknowledged at once, reported as a D-SACK block (RFC 2883 §4), as
+                // Linux's tcp_data_queue does for a segment wholly below RCV.NXT.
+                self.ack_now = true;
+                if self.sack_enabled {
+                    self.dsack = Some((seq, seq + 1));
+                }
                 let mut rest = *seg;
                 rest.seq = seq + 1;
                 rest.flags = TcpFlags(f.0 & !TcpFlags::SYN.0);
@@ -297,7 +303,10 @@ impl Connection {
         self.keepalive_probes = 0;
         if self.state == State::SynReceived {
             if self.snd_una < ack && ack <= self.snd_max {
-                self.snd_una = ack;
+                // The SYN is acknowledged here; data the ACK covers as well (sent on our SYN in
+                // a simultaneous Fast Open, or by a Fast Open server in SYN-RECEIVED) is taken
+                // off the send buffer with the rest of the ACK below, in process_ack.
+                self.snd_una = self.iss + 1;
                 self.snd_nxt = self.snd_nxt.max(ack);
                 if self.retries > 0 {
                     // RFC 5681 §3.1: the SYN-ACK was retransmitted, so the initial window is one
