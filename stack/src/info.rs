@@ -64,6 +64,10 @@ pub struct ConnectionInfo {
     /// `tcpi_reordering`): 3 at first, raised to the distance in segments below the highest
     /// SACK at which a segment never retransmitted was delivered, up to 300.
     pub reordering: u32,
+    /// The estimate of the peer's segment size from what it sent (Linux's `icsk_ack.rcv_mss`,
+    /// `tcpi_rcv_mss`): 536 or less at first, then the largest data segment, at most the MSS
+    /// this side advertised.
+    pub rcv_mss: u32,
     /// Data on the SYN was acknowledged by the SYN-ACK (client), or accepted from the SYN
     /// (server): TCP Fast Open worked (Linux's `TCPI_OPT_SYN_DATA`).
     pub syn_data_acked: bool,

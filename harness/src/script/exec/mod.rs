@@ -535,6 +535,7 @@ fn tcpi_field(info: &utcp::ConnectionInfo, name: &str) -> Option<i64> {
         "tcpi_lost" => (i64::from(info.lost_bytes) + mss - 1) / mss,
         "tcpi_retrans" => (i64::from(info.retrans_bytes) + mss - 1) / mss,
         "tcpi_reordering" => i64::from(info.reordering),
+        "tcpi_rcv_mss" => i64::from(info.rcv_mss),
         "tcpi_unacked" => {
             let out = i64::from(info.snd_nxt.wrapping_sub(info.snd_una));
             (out + mss - 1) / mss

@@ -396,6 +396,7 @@ impl Connection {
             }
             match self.state {
                 State::Established | State::FinWait1 | State::FinWait2 => {
+                    self.measure_rcv_mss(seg);
                     self.accept_text(now, seq, payload, ctx);
                 }
                 _ => {

@@ -270,6 +270,10 @@ pub(crate) struct Connection {
     records: std::collections::VecDeque<SeqNum>,
     /// Linux's `tp->reordering` (`ConnectionInfo::reordering`), in segments.
     reordering: u32,
+    /// Linux's `icsk_ack.rcv_mss`, its estimate of the peer's segment size
+    /// (`ConnectionInfo::rcv_mss`), and the last segment size that estimate may drop to.
+    rcv_mss: u32,
+    last_seg_size: u32,
     /// Linux's `TCP_NAGLE_PUSH`: turning TCP_NODELAY on or TCP_CORK off sends what is queued
     /// once, whatever the cork, until the application writes again.
     push_once: bool,
@@ -442,6 +446,8 @@ impl Connection {
             tail_more: false,
             records: std::collections::VecDeque::new(),
             reordering: REORDERING_INITIAL,
+            rcv_mss: 0,
+            last_seg_size: 0,
             push_once: false,
             quickacks: cfg.quickack,
             pingpong: false,
@@ -602,6 +608,29 @@ impl Connection {
     /// Whether a record (`MSG_EOR`) ends at `seq`.
     pub(crate) fn record_ends_at(&self, seq: SeqNum) -> bool {
         self.records.contains(&seq)
+    }
+
+    /// Linux's tcp_measure_rcv_mss, for each data segment taken: a segment at least the
+    /// estimate sets it (up to the MSS advertised); a smaller one lowers it only when two in a
+    /// row, without PSH, FIN, URG or SYN unless over 536 bytes, are of one size.
+    pub(crate) fn measure_rcv_mss(&mut self, seg: &TcpRepr<'_>) {
+        let last = std::mem::take(&mut self.last_seg_size);
+        let len = seg.payload.len() as u32;
+        if len >= self.rcv_mss {
+            self.rcv_mss = len.min(u32::from(self.our_mss));
+            return;
+        }
+        let with_header = len + seg.header_len() as u32;
+        let remnant =
+            seg.flags.fin() || seg.flags.syn() || seg.flags.psh() || seg.flags.contains(TcpFlags::URG);
+        if with_header >= 536 + 20 || (with_header >= 88 + 20 && !remnant) {
+            let header = 20 + if self.ts_enabled { 12 } else { 0 };
+            let size = with_header.saturating_sub(header);
+            self.last_seg_size = size;
+            if size == last {
+                self.rcv_mss = size;
+            }
+        }
     }
 
     /// The sequence number of the first data byte in the send buffer.
@@ -882,6 +911,10 @@ impl Connection {
 
     fn establish(&mut self, out: &mut Outcome) {
         self.state = State::Established;
+        // Linux's tcp_initialize_rcv_mss: the advertised and send MSS, half the window, at most
+        // the default MSS (536) and at least TCP_MIN_MSS (88).
+        let window = (self.recv_buf.window() / 2) as u32;
+        self.rcv_mss = u32::from(self.our_mss).min(self.snd_mss).min(window).clamp(88, 536);
         if self.fast_open.child {
             // RFC 7413 §4.2.2: already handed to the application when its SYN arrived.
         } else if self.passive {
@@ -938,6 +971,7 @@ impl Connection {
             sacked_bytes: self.board.sacked_bytes(),
             lost_bytes: self.board.lost_bytes(),
             reordering: self.reordering,
+            rcv_mss: self.rcv_mss,
             retrans_bytes: self.board.retrans_bytes(),
             syn_data_acked: self.fast_open.syn_data_acked,
             delivered: self.delivered,
