@@ -50,8 +50,15 @@ const SETSOCKOPTS: &[&str] = &[
     "TCP_INQ",
 ];
 
-/// Where descriptors a script's newer ones shadow are kept (below it, out of the script's reach).
-const SHADOWED_FDS: i64 = -1000;
+/// packetdrill (find_by_script_fd, newest first): a new descriptor of a number the script still
+/// holds open shadows the old one, which stays open out of reach: moved below -1000, where no
+/// script number goes (and closed at the end with the rest).
+pub(crate) fn shadow_fd<V>(fds: &mut std::collections::BTreeMap<i64, V>, n: i64) {
+    if let Some(old) = fds.remove(&n) {
+        let hidden = fds.keys().next().map_or(-1000, |k| (*k).min(-1000) - 1);
+        fds.insert(hidden, old);
+    }
+}
 
 /// The socket options `getsockopt` reads.
 const GETSOCKOPTS: &[&str] = &[
@@ -396,7 +403,9 @@ impl Exec<'_> {
         if !enabled {
             return Err(format!("no {TCP_CM_INQ} control message: TCP_INQ is not set on the socket").into());
         }
-        let Some(info) = self.stack().info(h) else { return Ok(()) };
+        let Some(info) = self.stack().info(h) else {
+            return Err(format!("no {TCP_CM_INQ}: the connection is gone").into());
+        };
         let fin = matches!(info.state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait);
         let got = info.recv_queue as i64 + i64::from(fin);
         match want {
@@ -411,12 +420,7 @@ impl Exec<'_> {
     pub(super) fn alloc_expected_fd(&mut self, kind: FdKind, options: SocketOptions, call: &CallSpec) -> i64 {
         match call.result {
             Expr::Int(n) if n >= 0 => {
-                // packetdrill (find_by_script_fd, newest first): a new descriptor of a number the
-                // script still holds open shadows the old one, which stays open out of reach.
-                if let Some(old) = self.fds.remove(&n) {
-                    let hidden = self.fds.keys().next().map_or(SHADOWED_FDS, |k| (*k).min(SHADOWED_FDS) - 1);
-                    self.fds.insert(hidden, old);
-                }
+                shadow_fd(&mut self.fds, n);
                 let fd = self.alloc_fd(kind, options);
                 if fd != n {
                     if let Some(f) = self.fds.remove(&fd) {

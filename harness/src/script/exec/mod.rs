@@ -564,7 +564,7 @@ pub(crate) fn call_text(c: &CallSpec) -> String {
 }
 
 mod calls;
-pub(crate) use calls::{expected_inq, normalize, poll_bit, tcp_state_number, CallErr};
+pub(crate) use calls::{expected_inq, normalize, poll_bit, shadow_fd, tcp_state_number, CallErr};
 pub(crate) use epoll::epoll_bit;
 mod epoll;
 mod packets;

@@ -10,7 +10,8 @@
 
 use super::super::ast::*;
 use super::super::exec::{
-    epoll_bit, expected_inq, int_arg, normalize, poll_bit, sym_arg, symbols, tcp_state_number, CallErr,
+    epoll_bit, expected_inq, int_arg, normalize, poll_bit, shadow_fd, sym_arg, symbols, tcp_state_number,
+    CallErr,
 };
 use super::FdMap;
 use std::collections::HashMap;
@@ -653,13 +654,7 @@ impl Calls {
                 let real = done.ret as i32;
                 let fd = match expected {
                     Some(n) if n >= 0 => {
-                        // packetdrill (find_by_script_fd, newest first): the new descriptor
-                        // shadows an old one of the number, kept open out of reach (and closed
-                        // at the end with the rest).
-                        if let Some(old) = self.fds.remove(&n) {
-                            let hidden = self.fds.keys().next().map_or(-1000, |k| (*k).min(-1000) - 1);
-                            self.fds.insert(hidden, old);
-                        }
+                        shadow_fd(&mut self.fds, n);
                         n
                     }
                     _ => (3..).find(|n| !self.fds.contains_key(n)).unwrap_or(3),
