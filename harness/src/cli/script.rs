@@ -223,7 +223,7 @@ impl Counts {
 
 /// The summary: counts per folder (relative to the directory given), then the refused features
 /// by how many scripts each stopped.
-fn summary(rows: &[(String, &FileOutcome)]) -> String {
+fn summary(rows: &[(String, FileOutcome)]) -> String {
     let mut folders: BTreeMap<&str, Counts> = BTreeMap::new();
     let mut total = Counts::default();
     let mut features: BTreeMap<&str, usize> = BTreeMap::new();
@@ -359,9 +359,8 @@ pub fn run(args: Args) -> ExitCode {
         for (_, o) in &outcomes {
             println!("{}", o.report(args.verbose));
         }
-        let rows: Vec<(String, &FileOutcome)> = outcomes.iter().map(|(f, o)| (f.clone(), o)).collect();
         if outcomes.len() > 1 {
-            println!("{}", summary(&rows));
+            println!("{}", summary(&outcomes));
         } else {
             println!("{passed} passed, {failed} failed, {refused} refused");
         }
@@ -377,23 +376,17 @@ pub fn run(args: Args) -> ExitCode {
 
 /// `--stack both`: per script the two verdicts, then a summary per folder and backend and the
 /// share of scripts where the two agree.
-fn report_both(
-    args: &Args,
-    utcp_rows: &[(String, FileOutcome)],
-    linux_rows: &[(String, FileOutcome)],
-) -> ExitCode {
-    let utcp: Vec<FileOutcome> = utcp_rows.iter().map(|(_, o)| o.clone()).collect();
-    let linux: Vec<FileOutcome> = linux_rows.iter().map(|(_, o)| o.clone()).collect();
-    let (utcp, linux) = (&utcp[..], &linux[..]);
-    let agree = utcp.iter().zip(linux).filter(|(u, l)| u.verdict() == l.verdict()).count();
-    let any = |os: &[FileOutcome], v: Verdict| os.iter().any(|o| o.verdict() == v);
+fn report_both(args: &Args, utcp: &[(String, FileOutcome)], linux: &[(String, FileOutcome)]) -> ExitCode {
+    let pairs = || utcp.iter().map(|(_, o)| o).zip(linux.iter().map(|(_, o)| o));
+    let agree = pairs().filter(|(u, l)| u.verdict() == l.verdict()).count();
+    let any = |rows: &[(String, FileOutcome)], v: Verdict| rows.iter().any(|(_, o)| o.verdict() == v);
     if args.json {
-        let totals = |os: &[FileOutcome]| {
-            let c = |v: Verdict| os.iter().filter(|o| o.verdict() == v).count();
+        let totals = |rows: &[(String, FileOutcome)]| {
+            let c = |v: Verdict| rows.iter().filter(|(_, o)| o.verdict() == v).count();
             serde_json::json!({ "passed": c(Verdict::Pass), "failed": c(Verdict::Fail), "refused": c(Verdict::Refused) })
         };
         let v = serde_json::json!({
-            "scripts": utcp.iter().zip(linux).map(|(u, l)| both_json(u, l, args.verbose)).collect::<Vec<_>>(),
+            "scripts": pairs().map(|(u, l)| both_json(u, l, args.verbose)).collect::<Vec<_>>(),
             "utcp": totals(utcp),
             "linux": totals(linux),
             "agreed": agree,
@@ -401,12 +394,11 @@ fn report_both(
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        for (u, l) in utcp.iter().zip(linux) {
+        for (u, l) in pairs() {
             println!("{}", both_report(u, l, args.verbose));
         }
-        for (name, os) in [("utcp", utcp_rows), ("linux", linux_rows)] {
-            let rows: Vec<(String, &FileOutcome)> = os.iter().map(|(f, o)| (f.clone(), o)).collect();
-            println!("\n{name}:{}", summary(&rows));
+        for (name, rows) in [("utcp", utcp), ("linux", linux)] {
+            println!("\n{name}:{}", summary(rows));
         }
         println!(
             "\nutcp and linux agree on {agree} of {} scripts ({:.0} %)",

@@ -68,9 +68,14 @@ impl FileOutcome {
 
     /// The path, followed by the IP version in brackets when it is not IPv4 (`a.pkt [ipv6]`).
     pub fn label(&self) -> String {
+        format!("{}{}", self.path, self.version_suffix())
+    }
+
+    /// ` [ipv6]` after a path or a `path:line` of a run that is not IPv4; nothing for IPv4.
+    fn version_suffix(&self) -> String {
         match self.ip_version {
-            IpVersion::V4 => self.path.clone(),
-            v => format!("{} [{v}]", self.path),
+            IpVersion::V4 => String::new(),
+            v => format!(" [{v}]"),
         }
     }
 
@@ -78,10 +83,7 @@ impl FileOutcome {
     /// `REFUSED path:line: refused: FEATURE` (with the IP version after the path when it is
     /// not IPv4).
     pub fn report(&self, verbose: bool) -> String {
-        let version = match self.ip_version {
-            IpVersion::V4 => String::new(),
-            v => format!(" [{v}]"),
-        };
+        let version = self.version_suffix();
         let mut s = match &self.outcome {
             Ok(o) => match &o.failure {
                 None => format!("PASS {}{version}", self.path),

@@ -51,11 +51,6 @@ fn fold(mut sum: u32) -> u16 {
     !(sum as u16)
 }
 
-/// The Internet checksum (RFC 1071) of `data`.
-pub fn internet_checksum(data: &[u8]) -> u16 {
-    fold(checksum(0, data))
-}
-
 fn octets(ip: IpAddr) -> Vec<u8> {
     match ip {
         IpAddr::V4(a) => a.octets().to_vec(),

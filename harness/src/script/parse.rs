@@ -236,45 +236,38 @@ fn parse_inner(
 struct Header {
     /// The line of the header option being read.
     line: usize,
-    /// The line and column of the last `--local_ip` or `--remote_ip` (0: none).
-    address_line: usize,
-    address_col: usize,
-    /// Whether the script named its own addresses.
-    local_set: bool,
-    remote_set: bool,
+    /// Where the script named its own `--local_ip` and `--remote_ip` (line, column of the value).
+    local_at: Option<(usize, usize)>,
+    remote_at: Option<(usize, usize)>,
     checked: bool,
 }
 
 impl Header {
-    /// Once the header options are read (the first time it is called): [`Header::check`], its
-    /// error on the line of the last address option (or of the last header option).
+    /// Once the header options are read (the first time it is called), each address must be
+    /// of the wire's family: IPv6 under `--ip_version=ipv6`, IPv4 else. The error is on the
+    /// option that named the address (or the last header option, for a default one).
     fn finish(&mut self, o: &ScriptOptions, path: &str) -> Result<(), ParseError> {
         if std::mem::replace(&mut self.checked, true) {
             return Ok(());
         }
-        self.check(o).map_err(|(col, message)| ParseError {
-            path: path.to_string(),
-            line: if self.address_line > 0 { self.address_line } else { self.line.max(1) },
-            col,
-            message,
-            feature: None,
-        })
-    }
-
-    /// Each address must be of the wire's family: IPv6 under `--ip_version=ipv6`, IPv4 else.
-    fn check(&self, o: &ScriptOptions) -> PResult<()> {
-        for (name, ip) in [("local_ip", o.local_ip), ("remote_ip", o.remote_ip)] {
+        for (name, ip, at) in
+            [("local_ip", o.local_ip, self.local_at), ("remote_ip", o.remote_ip, self.remote_at)]
+        {
             if ip.is_ipv6() != o.ip_version.wire_is_v6() {
                 let family = if ip.is_ipv6() { "IPv6" } else { "IPv4" };
-                return Err((
-                    self.address_col.max(1),
-                    format!(
+                let (line, col) = at.unwrap_or((self.line.max(1), 1));
+                return Err(ParseError {
+                    path: path.to_string(),
+                    line,
+                    col,
+                    feature: None,
+                    message: format!(
                         "--{name}={ip} is an {family} address, but the script runs over {} \
                          (--ip_version={} for the other)",
                         o.ip_version,
                         if ip.is_ipv6() { "ipv6" } else { "ipv4" }
                     ),
-                ));
+                });
             }
         }
         Ok(())
@@ -438,15 +431,14 @@ fn parse_header_option(
             if ip.is_unspecified() || ip.is_multicast() {
                 return Err((vcol, format!("--{name}={value} is not a unicast address")));
             }
+            let at = Some((header.line, vcol));
             if name == "local_ip" {
                 options.local_ip = ip;
-                header.local_set = true;
+                header.local_at = at;
             } else {
                 options.remote_ip = ip;
-                header.remote_set = true;
+                header.remote_at = at;
             }
-            header.address_line = header.line;
-            header.address_col = vcol;
         }
         "ip_version" => {
             let Some(v) = IpVersion::from_name(value) else {
@@ -455,10 +447,10 @@ fn parse_header_option(
             // The other family's addresses and MTU follow, unless the script named them.
             if v.wire_is_v6() != options.ip_version.wire_is_v6() {
                 let (local, remote) = v.run_all_addresses();
-                if !header.local_set {
+                if header.local_at.is_none() {
                     options.local_ip = local;
                 }
-                if !header.remote_set {
+                if header.remote_at.is_none() {
                     options.remote_ip = remote;
                 }
                 if options.mtu == options.ip_version.run_all_mtu() {

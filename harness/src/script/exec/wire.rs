@@ -240,14 +240,9 @@ impl Numbering {
             Err(e) => return fail(event.line, &event.text, e),
         };
         let ip_len = if self.local.is_ipv6() { 40 } else { 20 };
-        let word = match (i.mtu, self.local.is_ipv6()) {
-            (None, _) => [0; 4],
-            (Some(mtu), true) => mtu.to_be_bytes(),
-            (Some(mtu), false) => {
-                let [_, _, hi, lo] = mtu.to_be_bytes();
-                [0, 0, hi, lo]
-            }
-        };
+        // ICMPv6's MTU takes the whole word, ICMPv4's its low half (the parser keeps it to 16
+        // bits there): either way the number in network order.
+        let word = i.mtu.map_or([0; 4], u32::to_be_bytes);
         crate::script::packet::icmp_datagram(
             self.remote.ip(),
             self.local.ip(),

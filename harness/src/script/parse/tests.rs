@@ -377,6 +377,9 @@ fn a_header_address_of_the_other_family_than_the_wire_is_an_error_on_its_line() 
     let e = parse_err("--ip_version=ipv6\n--remote_ip=10.0.0.2\n");
     assert_eq!(e.line, 2);
     assert!(e.message.contains("IPv4 address, but the script runs over ipv6"), "{e}");
+    // The error names the option that gave the address, not the last address option.
+    let e = parse_err("--local_ip=fd::1\n--remote_ip=192.0.2.9\n0 close(3) = 0\n");
+    assert_eq!((e.line, e.col), (1, 12), "{e}");
     // Under the mapped version the wire is IPv4: an IPv6 address does not fit it either.
     let e = parse_err("--ip_version=ipv4-mapped-ipv6\n--local_ip=fd::1\n");
     assert!(e.message.contains("runs over ipv4-mapped-ipv6"), "{e}");

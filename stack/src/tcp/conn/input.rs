@@ -480,6 +480,9 @@ impl Connection {
             let data_acked = if ack > data_start { (ack.min(data_end) - data_start) as u32 } else { 0 };
             self.send_buf.consume(data_acked as usize);
             self.snd_una = ack;
+            // MSG_EOR records wholly acknowledged go with their bytes.
+            let done = self.records.partition_point(|&end| end <= ack);
+            self.records.drain(..done);
             if self.snd_nxt < ack {
                 self.snd_nxt = ack;
             }

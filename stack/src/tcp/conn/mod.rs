@@ -264,7 +264,7 @@ pub(crate) struct Connection {
     /// The data at the tail of the send buffer came with `MSG_MORE`: no PSH on its segment.
     tail_more: bool,
     /// Linux's `MSG_EOR`: where the records the application ended lie, as the sequence number
-    /// after each one's last byte, oldest first (those at or below SND.UNA are let go). No
+    /// after each one's last byte, oldest first (let go when acknowledged, in process_ack). No
     /// segment, sent first or again, carries bytes from both sides of one, and the segment
     /// that ends a record carries PSH. At most one per byte of the send buffer.
     records: std::collections::VecDeque<SeqNum>,
@@ -590,7 +590,8 @@ impl Connection {
     /// How many of `len` bytes from `seq` lie in one record (`MSG_EOR`): up to the end of the
     /// first record that ends after `seq`.
     pub(crate) fn within_record(&self, seq: SeqNum, len: usize) -> usize {
-        match self.records.iter().find(|&&end| end > seq) {
+        // The records are in sequence order: a binary search, as many may be queued.
+        match self.records.get(self.records.partition_point(|&end| end <= seq)) {
             Some(&end) => len.min(end - seq),
             None => len,
         }
@@ -599,15 +600,15 @@ impl Connection {
     /// How many of the `len` bytes that end at `end` lie in one record: back to the end of the
     /// last record that ends before `end`.
     pub(crate) fn within_record_back(&self, end: SeqNum, len: usize) -> usize {
-        match self.records.iter().rev().find(|&&e| e < end) {
-            Some(&e) => len.min(end - e),
+        match self.records.partition_point(|&e| e < end).checked_sub(1).map(|i| self.records[i]) {
+            Some(e) => len.min(end - e),
             None => len,
         }
     }
 
     /// Whether a record (`MSG_EOR`) ends at `seq`.
     pub(crate) fn record_ends_at(&self, seq: SeqNum) -> bool {
-        self.records.contains(&seq)
+        self.records.binary_search(&seq).is_ok()
     }
 
     /// Linux's tcp_measure_rcv_mss, for each data segment taken: a segment at least the

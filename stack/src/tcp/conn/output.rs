@@ -284,9 +284,6 @@ impl Connection {
         }
         let data_start = self.data_start();
         let mss = self.payload_limit();
-        while self.records.front().is_some_and(|&end| end <= self.snd_una) {
-            self.records.pop_front();
-        }
 
         let sent_off = self.snd_nxt.max(data_start) - data_start;
         let unsent = self.send_buf.len().saturating_sub(sent_off);

@@ -149,7 +149,7 @@ impl Connection {
         let grew = self.rack_update(now, &a.delivered, a.dsack);
         // Linux's tcp_check_sack_reordering: the reordering metric, in segments, only grows.
         let distance = a.delivered.reorder_distance;
-        if distance > self.reordering.saturating_mul(mss) && mss > 0 {
+        if mss > 0 && distance > self.reordering.saturating_mul(mss) {
             self.reordering = distance.div_ceil(mss).min(super::REORDERING_MAX);
         }
         // TLP's end (RFC 8985 §7.4): a probe that was a retransmission and is acknowledged
