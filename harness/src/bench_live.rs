@@ -71,8 +71,12 @@ pub struct LiveSettings {
     /// The veth pair keeps its segmentation and checksum offloads (default: all off, like TUN).
     pub veth_offloads: bool,
     /// utcp's TUN device is opened with offloads (virtio-net header, TSO/GSO super-segments and
-    /// partial checksums from the kernel); compare with `veth_offloads`.
+    /// partial checksums both ways); compare with `veth_offloads`.
     pub tun_offloads: bool,
+    /// The other way (iperf3's `-R`): every server sends `bytes` to the kernel client, which
+    /// reads them, so that the sending paths are measured (utcp's super-segments with
+    /// `tun_offloads`).
+    pub reverse: bool,
 }
 
 impl Default for LiveSettings {
@@ -83,6 +87,7 @@ impl Default for LiveSettings {
             buffer: 256 * 1024,
             veth_offloads: false,
             tun_offloads: false,
+            reverse: false,
         }
     }
 }
@@ -279,6 +284,20 @@ impl Env {
             LiveContender::Kernel => (&self.client, VETH_SERVER),
         };
         let s2 = *s;
+        if s.reverse {
+            let (start, served) =
+                timed_download(client_ns, SocketAddrV4::new(target, PORT), s.bytes, |ready, w| match who {
+                    LiveContender::Utcp => self.utcp.spawn("utcp-source", move || utcp_source(s2, ready, w)),
+                    LiveContender::Smoltcp => {
+                        self.smoltcp.spawn("smoltcp-source", move || smoltcp_source(s2, ready, w))
+                    }
+                    LiveContender::Kernel => {
+                        let addr = SocketAddrV4::new(VETH_SERVER, PORT);
+                        self.server.spawn("kernel-source", move || kernel_source(addr, s2.bytes, ready, w))
+                    }
+                })?;
+            return Ok(LiveRun { bytes: served.bytes, seconds: (served.eof - start).as_secs_f64() });
+        }
         let Transfer { served, start, .. } = timed_transfer(
             client_ns,
             SocketAddrV4::new(target, PORT),
@@ -299,8 +318,11 @@ impl Env {
     }
 }
 
+/// A thread of a timed transfer, ending with its result or why it failed.
+pub(crate) type Worker<T> = JoinHandle<Result<T, String>>;
+
 /// A server thread of a timed transfer.
-pub(crate) type ServerThread = JoinHandle<Result<Served, String>>;
+pub(crate) type ServerThread = Worker<Served>;
 
 /// What a timed transfer saw.
 pub(crate) struct Transfer {
@@ -323,22 +345,7 @@ pub(crate) fn timed_transfer(
     cc: Option<&str>,
     server: impl FnOnce(mpsc::Sender<Unblock>, Watch) -> Result<ServerThread, String>,
 ) -> Result<Transfer, String> {
-    if interrupted() {
-        return Err("interrupted".into());
-    }
-    let watch = Watch::default();
-    let (ready_tx, ready_rx) = mpsc::channel::<Unblock>();
-    let server = server(ready_tx, watch.clone())?;
-    let unblock = match ready_rx.recv_timeout(SETUP_LIMIT) {
-        Ok(u) => u,
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            return Err(join(server, "server").err().unwrap_or_else(|| "server ended early".into()))
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            watch.abort.store(true, Ordering::Relaxed);
-            return Err(format!("server not listening after {} s", SETUP_LIMIT.as_secs()));
-        }
-    };
+    let (server, unblock, watch) = start_server(server)?;
     let (w, cc) = (watch.clone(), cc.map(str::to_string));
     let target = SocketAddr::V4(target);
     let client = client_ns.spawn("kernel-client", move || kernel_client(target, bytes, cc, w))?;
@@ -349,6 +356,54 @@ pub(crate) fn timed_transfer(
             }
             Ok(Transfer { served, start, congestion_control })
         }
+        Err(e) => {
+            watch.abort.store(true, Ordering::Relaxed);
+            unblock();
+            Err(e)
+        }
+    }
+}
+
+/// Starts `server` and waits until it listens; returns its thread, how to unblock it, and the
+/// run's [`Watch`].
+fn start_server<T>(
+    server: impl FnOnce(mpsc::Sender<Unblock>, Watch) -> Result<Worker<T>, String>,
+) -> Result<(Worker<T>, Unblock, Watch), String> {
+    if interrupted() {
+        return Err("interrupted".into());
+    }
+    let watch = Watch::default();
+    let (ready_tx, ready_rx) = mpsc::channel::<Unblock>();
+    let server = server(ready_tx, watch.clone())?;
+    match ready_rx.recv_timeout(SETUP_LIMIT) {
+        Ok(unblock) => Ok((server, unblock, watch)),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Err(join(server, "server").err().unwrap_or_else(|| "server ended early".into()))
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            watch.abort.store(true, Ordering::Relaxed);
+            Err(format!("server not listening after {} s", SETUP_LIMIT.as_secs()))
+        }
+    }
+}
+
+/// One timed transfer the other way: `server` starts a thread that sends `bytes` to the client
+/// it accepts, shuts down writing and waits for the client's end of file; a kernel client in
+/// `client_ns` connects to `target` and reads to end of file. Returns when the client started
+/// connecting and what it read; fails unless it read exactly `bytes`.
+fn timed_download(
+    client_ns: &Netns,
+    target: SocketAddrV4,
+    bytes: u64,
+    server: impl FnOnce(mpsc::Sender<Unblock>, Watch) -> Result<Worker<()>, String>,
+) -> Result<(Instant, Served), String> {
+    let (server, unblock, watch) = start_server(server)?;
+    let w = watch.clone();
+    let target = SocketAddr::V4(target);
+    let client = client_ns.spawn("kernel-reader", move || kernel_reader(target, w))?;
+    match supervise(&watch, bytes, client, server) {
+        Ok(((start, served), ())) if served.bytes == bytes => Ok((start, served)),
+        Ok(((_, served), ())) => Err(format!("the client read {} of {bytes} bytes", served.bytes)),
         Err(e) => {
             watch.abort.store(true, Ordering::Relaxed);
             unblock();
@@ -388,32 +443,39 @@ pub(crate) struct Served {
     pub(crate) eof: Instant,
 }
 
-/// Waits for the server and the client to finish: fails on the first error of either, when no
-/// byte arrives for [`STALL_LIMIT`], or on Ctrl-C. Returns what was served and when the client
-/// started connecting.
-fn supervise<C>(
-    watch: &Watch,
-    total: u64,
-    server: JoinHandle<Result<Served, String>>,
-    client: JoinHandle<Result<C, String>>,
-) -> Result<(Served, C), String> {
-    let mut client = Some(client);
-    let mut start = None;
+/// Waits for the thread `end` (whose finishing ends the transfer: the reader) and then for
+/// `other`: fails on the first error of either, when no byte arrives for [`STALL_LIMIT`], or on
+/// Ctrl-C. Returns both results.
+fn supervise<E, O>(watch: &Watch, total: u64, end: Worker<E>, other: Worker<O>) -> Result<(E, O), String> {
+    let mut other = Some(other);
+    let mut other_result = None;
     let (mut seen, mut since) = (0, Instant::now());
     loop {
-        if client.as_ref().is_some_and(|c| c.is_finished()) {
-            start = Some(join(client.take().expect("checked above"), "kernel client")?);
+        if other.as_ref().is_some_and(|c| c.is_finished()) {
+            other_result = Some(join(other.take().expect("checked above"), "the other side")?);
         }
-        if server.is_finished() {
-            let served = join(server, "server")?;
-            // The client's last write returns before the server reads the last byte, so it has
-            // finished by now unless it panicked after writing.
-            let start = match (start, client) {
-                (Some(s), _) => s,
-                (None, Some(c)) => join(c, "kernel client")?,
-                (None, None) => unreachable!("a joined client set start"),
+        if end.is_finished() {
+            let ended = join(end, "the reader")?;
+            // The reader's end of file comes after the writer's last write, so the writer has
+            // finished or is about to (a server waits for its client's close).
+            let other = match (other_result, other) {
+                (Some(r), _) => r,
+                (None, Some(c)) => {
+                    let deadline = Instant::now() + STALL_LIMIT;
+                    while !c.is_finished() && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    if !c.is_finished() {
+                        return Err(format!(
+                            "the writer did not finish {} s after the reader",
+                            STALL_LIMIT.as_secs()
+                        ));
+                    }
+                    join(c, "the other side")?
+                }
+                (None, None) => unreachable!("a joined thread set its result"),
             };
-            return Ok((served, start));
+            return Ok((ended, other));
         }
         if interrupted() {
             return Err("interrupted".into());
@@ -488,6 +550,65 @@ fn kernel_client(
     Ok((start, used))
 }
 
+/// The kernel client of a download: connects and reads to end of file (then closes). Returns
+/// when it started connecting and what it read.
+fn kernel_reader(target: SocketAddr, watch: Watch) -> Result<(Instant, Served), String> {
+    let start = Instant::now();
+    let stream = std::net::TcpStream::connect_timeout(&target, CONNECT_LIMIT)
+        .map_err(|e| format!("kernel client: connect to {target}: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
+    Ok((start, discard(stream, &watch)?))
+}
+
+/// A download's server side on an accepted `stream`: writes `bytes` of the pattern, shuts down
+/// writing (`shutdown`), then reads until the client's end of file.
+fn source<S>(
+    stream: S,
+    bytes: u64,
+    watch: &Watch,
+    shutdown: impl FnOnce(&S) -> io::Result<()>,
+) -> Result<(), String>
+where
+    for<'a> &'a S: Read + Write,
+{
+    let chunk = pattern(CHUNK);
+    let mut sent = 0u64;
+    while sent < bytes {
+        if watch.aborted() {
+            return Err(watch.stopped());
+        }
+        let n = (bytes - sent).min(CHUNK as u64) as usize;
+        match (&stream).write(&chunk[..n]) {
+            Ok(k) => sent += k as u64,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(format!("write after {sent} bytes: {e}")),
+        }
+    }
+    shutdown(&stream).map_err(|e| format!("shutdown: {e}"))?;
+    let mut buf = [0u8; 1024];
+    loop {
+        match (&stream).read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => return Err("the client sent data".into()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                ) =>
+            {
+                if watch.aborted() {
+                    return Err(watch.stopped());
+                }
+            }
+            Err(e) => return Err(format!("read after the data: {e}")),
+        }
+    }
+}
+
 /// Sets a socket's congestion control (`TCP_CONGESTION`). Algorithms outside
 /// `net.ipv4.tcp_allowed_congestion_control` need CAP_NET_ADMIN.
 fn set_congestion_control(stream: &std::net::TcpStream, name: &str) -> io::Result<()> {
@@ -534,9 +655,9 @@ fn congestion_control(stream: &std::net::TcpStream) -> io::Result<String> {
 // The servers
 // ---------------------------------------------------------------------------------------------
 
-/// utcp on a fresh TUN device `utcp0`: `Live::open` in this thread's namespace, a listener, one
-/// connection read to end of file.
-fn utcp_server(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -> Result<Served, String> {
+/// utcp on a fresh TUN device `utcp0` (`Live::open` in this thread's namespace) with a listener
+/// on the bench's port.
+fn utcp_listen(s: LiveSettings) -> Result<(utcp::live::Live, Arc<utcp::live::TcpListener>), String> {
     use utcp::live::{DeviceSetup, Live, LiveConfig, TcpListener};
     let mut stack = utcp::Config::linux_like().with_address(UTCP_ADDR.into());
     stack.mtu = s.mtu;
@@ -552,6 +673,12 @@ fn utcp_server(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -> R
     .map_err(|e| format!("utcp: {e}"))?;
     let listener =
         Arc::new(TcpListener::bind(&live, (UTCP_ADDR, PORT)).map_err(|e| format!("utcp: bind: {e}"))?);
+    Ok((live, listener))
+}
+
+/// utcp as the discard server: one connection read to end of file.
+fn utcp_server(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -> Result<Served, String> {
+    let (live, listener) = utcp_listen(s)?;
     let l = listener.clone();
     let _ = ready.send(Box::new(move || l.close()));
     let (stream, _) = listener.accept().map_err(|e| format!("utcp: accept: {e}"))?;
@@ -561,39 +688,64 @@ fn utcp_server(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -> R
     served
 }
 
-/// smoltcp on the persistent TUN device `smol0`: an interface with its address, one TCP socket
-/// listening, and the loop of its examples: poll, read the socket dry, wait on the device.
+/// smoltcp on the persistent TUN device `smol0`: an interface with its address and one TCP
+/// socket listening on the bench's port.
+struct Smol {
+    device: smoltcp::phy::TunTapInterface,
+    fd: std::os::fd::RawFd,
+    iface: smoltcp::iface::Interface,
+    sockets: smoltcp::iface::SocketSet<'static>,
+    handle: smoltcp::iface::SocketHandle,
+    epoch: Instant,
+}
+
+impl Smol {
+    fn open(s: &LiveSettings) -> Result<Smol, String> {
+        use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
+        use smoltcp::phy::{Medium, TunTapInterface};
+        use smoltcp::socket::tcp;
+        use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+
+        let mut device = TunTapInterface::new(SMOL_DEVICE, Medium::Ip)
+            .map_err(|e| format!("smoltcp: open {SMOL_DEVICE}: {e}"))?;
+        let fd = device.as_raw_fd();
+        let epoch = Instant::now();
+        let now = smoltcp::time::Instant::from_micros(0);
+        let mut iface = Interface::new(IfaceConfig::new(HardwareAddress::Ip), &mut device, now);
+        iface.update_ip_addrs(|addrs| {
+            let [a, b, c, d] = SMOL_ADDR.octets();
+            addrs.push(IpCidr::new(IpAddress::v4(a, b, c, d), PREFIX)).expect("one address fits");
+        });
+        let mut sockets = SocketSet::new(vec![]);
+        let handle = sockets.add(tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; s.buffer]),
+            tcp::SocketBuffer::new(vec![0; s.buffer]),
+        ));
+        sockets.get_mut::<tcp::Socket>(handle).listen(PORT).map_err(|e| format!("smoltcp: listen: {e}"))?;
+        Ok(Smol { device, fd, iface, sockets, handle, epoch })
+    }
+
+    /// smoltcp's clock: microseconds since the interface was made.
+    fn now(&self) -> smoltcp::time::Instant {
+        smoltcp::time::Instant::from_micros(self.epoch.elapsed().as_micros() as i64)
+    }
+}
+
+/// smoltcp as the discard server, with the loop of its examples: poll, read the socket dry,
+/// wait on the device.
 fn smoltcp_server(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -> Result<Served, String> {
-    use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
-    use smoltcp::phy::{self, Medium, TunTapInterface};
+    use smoltcp::phy;
     use smoltcp::socket::tcp;
-    use smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
-    use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+    use smoltcp::time::Duration as SmolDuration;
 
-    let mut device = TunTapInterface::new(SMOL_DEVICE, Medium::Ip)
-        .map_err(|e| format!("smoltcp: open {SMOL_DEVICE}: {e}"))?;
-    let fd = device.as_raw_fd();
-    let epoch = Instant::now();
-    let clock = || SmolInstant::from_micros(epoch.elapsed().as_micros() as i64);
-    let mut iface = Interface::new(IfaceConfig::new(HardwareAddress::Ip), &mut device, clock());
-    iface.update_ip_addrs(|addrs| {
-        let [a, b, c, d] = SMOL_ADDR.octets();
-        addrs.push(IpCidr::new(IpAddress::v4(a, b, c, d), PREFIX)).expect("one address fits");
-    });
-    let mut sockets = SocketSet::new(vec![]);
-    let handle = sockets.add(tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; s.buffer]),
-        tcp::SocketBuffer::new(vec![0; s.buffer]),
-    ));
-    sockets.get_mut::<tcp::Socket>(handle).listen(PORT).map_err(|e| format!("smoltcp: listen: {e}"))?;
+    let mut smol = Smol::open(&s)?;
     let _ = ready.send(Box::new(|| {}));
-
     let mut buf = vec![0u8; CHUNK];
     let (mut total, mut connected) = (0u64, false);
     loop {
-        let now = clock();
-        iface.poll(now, &mut device, &mut sockets);
-        let socket = sockets.get_mut::<tcp::Socket>(handle);
+        let now = smol.now();
+        smol.iface.poll(now, &mut smol.device, &mut smol.sockets);
+        let socket = smol.sockets.get_mut::<tcp::Socket>(smol.handle);
         while socket.can_recv() {
             match socket.recv_slice(&mut buf) {
                 Ok(0) => break,
@@ -616,19 +768,21 @@ fn smoltcp_server(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -
         if watch.aborted() {
             return Err(watch.stopped());
         }
-        let delay = iface
-            .poll_delay(now, &sockets)
+        let delay = smol
+            .iface
+            .poll_delay(now, &smol.sockets)
             .map_or(SmolDuration::from_millis(100), |d| d.min(SmolDuration::from_millis(100)));
-        phy::wait(fd, Some(delay)).map_err(|e| format!("smoltcp: wait: {e}"))?;
+        phy::wait(smol.fd, Some(delay)).map_err(|e| format!("smoltcp: wait: {e}"))?;
     }
 }
 
-/// The kernel's own discard server on `addr`, in the calling thread's namespace.
-pub(crate) fn kernel_server(
+/// A kernel listener on `addr` in the calling thread's namespace, and the one connection it
+/// accepts (waiting for it only while the run is not aborted).
+fn kernel_accept(
     addr: SocketAddrV4,
     ready: mpsc::Sender<Unblock>,
-    watch: Watch,
-) -> Result<Served, String> {
+    watch: &Watch,
+) -> Result<std::net::TcpStream, String> {
     let addr = SocketAddr::V4(addr);
     let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("kernel: bind {addr}: {e}"))?;
     let _ = ready.send(Box::new(|| {}));
@@ -640,7 +794,93 @@ pub(crate) fn kernel_server(
     }
     let (stream, _) = listener.accept().map_err(|e| format!("kernel: accept: {e}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
+    Ok(stream)
+}
+
+/// The kernel's own discard server on `addr`, in the calling thread's namespace.
+pub(crate) fn kernel_server(
+    addr: SocketAddrV4,
+    ready: mpsc::Sender<Unblock>,
+    watch: Watch,
+) -> Result<Served, String> {
+    let stream = kernel_accept(addr, ready, &watch)?;
     discard(stream, &watch)
+}
+
+/// utcp on a fresh TUN device `utcp0` as the source of a download.
+fn utcp_source(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -> Result<(), String> {
+    let (live, listener) = utcp_listen(s)?;
+    let l = listener.clone();
+    let _ = ready.send(Box::new(move || l.close()));
+    let (stream, _) = listener.accept().map_err(|e| format!("utcp: accept: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
+    let r =
+        source(stream, s.bytes, &watch, |st| st.shutdown(Shutdown::Write)).map_err(|e| format!("utcp: {e}"));
+    tracing::debug!(driver = ?live.driver_stats(), stack = ?live.stats(), "utcp driver");
+    r
+}
+
+/// smoltcp on `smol0` as the source of a download: writes `bytes`, closes, and finishes once the
+/// client's FIN is in (TIME-WAIT).
+fn smoltcp_source(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -> Result<(), String> {
+    use smoltcp::phy;
+    use smoltcp::socket::tcp;
+    use smoltcp::time::Duration as SmolDuration;
+
+    let mut smol = Smol::open(&s)?;
+    let _ = ready.send(Box::new(|| {}));
+    let chunk = pattern(CHUNK);
+    let (mut sent, mut connected, mut closed) = (0u64, false, false);
+    loop {
+        let now = smol.now();
+        smol.iface.poll(now, &mut smol.device, &mut smol.sockets);
+        let socket = smol.sockets.get_mut::<tcp::Socket>(smol.handle);
+        while socket.can_send() && sent < s.bytes {
+            let n = (s.bytes - sent).min(CHUNK as u64) as usize;
+            match socket.send_slice(&chunk[..n]) {
+                Ok(0) => break,
+                Ok(k) => sent += k as u64,
+                Err(e) => return Err(format!("smoltcp: send after {sent} bytes: {e}")),
+            }
+        }
+        if sent == s.bytes && !closed && connected {
+            socket.close();
+            closed = true;
+        }
+        match socket.state() {
+            tcp::State::Established => connected = true,
+            tcp::State::TimeWait => return Ok(()),
+            tcp::State::Closed if connected => {
+                return if closed {
+                    Ok(())
+                } else {
+                    Err(format!("smoltcp: connection closed after {sent} bytes"))
+                };
+            }
+            _ => {}
+        }
+        if watch.aborted() {
+            return Err(watch.stopped());
+        }
+        let delay = smol
+            .iface
+            .poll_delay(now, &smol.sockets)
+            .map_or(SmolDuration::from_millis(100), |d| d.min(SmolDuration::from_millis(100)));
+        phy::wait(smol.fd, Some(delay)).map_err(|e| format!("smoltcp: wait: {e}"))?;
+    }
+}
+
+/// The kernel's own server on `addr` as the source of a download.
+fn kernel_source(
+    addr: SocketAddrV4,
+    bytes: u64,
+    ready: mpsc::Sender<Unblock>,
+    watch: Watch,
+) -> Result<(), String> {
+    let stream = kernel_accept(addr, ready, &watch)?;
+    stream.set_write_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
+    source(stream, bytes, &watch, |st| st.shutdown(Shutdown::Write)).map_err(|e| format!("kernel: {e}"))
 }
 
 /// Waits at most `timeout_ms` for `fd` to be readable.

@@ -519,3 +519,39 @@ fn tun_offloads_deliver_super_segments() {
     eprintln!("{datagrams} datagrams for {len} bytes");
     assert!(datagrams < len as u64 / 1448 / 4, "{datagrams} datagrams for {len} bytes");
 }
+
+/// With TUN offloads utcp sends super-segments (transmit segmentation offload): 8 MiB to a
+/// kernel client arrive intact, most of them in super-segments the kernel took, none refused.
+#[test]
+fn tun_offloads_send_super_segments_the_kernel_takes() {
+    if !live_or_skip("tun_offloads_send_super_segments_the_kernel_takes", &[]) {
+        return;
+    }
+    let ns = Netns::new("tso");
+    let len = 8 << 20;
+    let (got, driver) = ns.within(move || {
+        let live = live_here_with(true);
+        let listener = utcp::live::TcpListener::bind(&live, v4(5004)).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut c = TcpStream::connect_timeout(&v4(5004), WAIT).unwrap();
+            c.set_read_timeout(Some(WAIT)).unwrap();
+            let mut got = Vec::new();
+            c.read_to_end(&mut got).unwrap();
+            got
+        });
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_write_timeout(Some(WAIT)).unwrap();
+        stream.write_all(&seeded_bytes(6, len)).unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
+        let got = reader.join().unwrap();
+        (got, live.driver_stats())
+    });
+    assert!(got == seeded_bytes(6, len), "the stream arrived intact ({} bytes)", got.len());
+    eprintln!("{driver:?}");
+    let gso = driver.gso;
+    assert_eq!(gso.refused, 0, "the kernel refused no super-segment: {driver:?}");
+    assert_eq!(driver.write_errors, 0, "{driver:?}");
+    // 8 MiB is at least 5793 segments of 1448 bytes; most must have gone in super-segments.
+    assert!(gso.segments > len as u64 / 1448 / 2, "{driver:?}");
+    assert!(gso.super_segments * 4 < gso.segments, "several segments per super-segment: {driver:?}");
+}

@@ -271,7 +271,8 @@ struct LiveArgs {
     /// MTU of the TUN devices and the veth pair, bytes.
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(576..))]
     mtu: u16,
-    /// Bytes each contender receives per round (suffixes K, M, G are powers of 1024).
+    /// Bytes each contender receives (or, with --reverse, sends) per round (suffixes K, M, G are
+    /// powers of 1024).
     #[arg(long, default_value = "1G", value_parser = bench::parse_size)]
     bytes: u64,
     /// Rounds; each runs every contender once, the order reversed every other round.
@@ -283,10 +284,17 @@ struct LiveArgs {
     /// Keep the veth pair's segmentation and checksum offloads (default: off, as on TUN).
     #[arg(long)]
     veth_offloads: bool,
-    /// Open utcp's TUN device with offloads (the kernel hands over TSO super-segments with
-    /// partial checksums); compare with --veth-offloads.
+    /// Open utcp's TUN device with offloads (TSO/GSO super-segments and partial checksums both
+    /// ways); compare with --veth-offloads.
     #[arg(long)]
     tun_offloads: bool,
+    /// Both: utcp's TUN device with offloads against the kernel over veth with its own.
+    #[arg(long)]
+    offload: bool,
+    /// The other way, as iperf3's -R: every server sends --bytes to the kernel client, so the
+    /// sending paths are measured (utcp's TSO super-segments with offloads).
+    #[arg(long)]
+    reverse: bool,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -313,8 +321,9 @@ mod live {
         let settings = LiveSettings {
             mtu: a.mtu as usize,
             bytes: a.bytes,
-            veth_offloads: a.veth_offloads,
-            tun_offloads: a.tun_offloads,
+            veth_offloads: a.veth_offloads || a.offload,
+            tun_offloads: a.tun_offloads || a.offload,
+            reverse: a.reverse,
             buffer: a.buffer as usize,
         };
         let contenders = if a.only.is_empty() {
@@ -341,8 +350,9 @@ mod live {
         }
         let show = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
         println!(
-            "live transfer from a kernel client, MTU {}, {} bytes, {} KiB buffers, veth offloads {}, \
+            "live transfer {} a kernel client, MTU {}, {} bytes, {} KiB buffers, veth offloads {}, \
              utcp TUN offloads {}",
+            if settings.reverse { "to" } else { "from" },
             settings.mtu,
             settings.bytes,
             settings.buffer / 1024,

@@ -53,7 +53,9 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
     /// Open the device with offloads: the kernel hands over TCP super-segments of up to 64 KiB
-    /// with partial checksums, one read each (a --pcap recording then holds those).
+    /// with partial checksums, one read each (a --pcap recording then holds those), and utcp
+    /// sends its own (TSO: full-sized segments of one connection sent together go in one write;
+    /// a recording holds them as the single segments they stand for).
     #[arg(long)]
     offload: bool,
     /// At most this many connections served at once; more are accepted and closed.
@@ -271,12 +273,16 @@ fn run_inner(args: Args) -> io::Result<ExitCode> {
     if left > 0 {
         tracing::warn!(left, "connections still closing at exit");
     }
-    let stats = live.stats();
+    let (stats, driver) = (live.stats(), live.driver_stats());
     tracing::info!(
         packets_in = stats.packets_in,
         packets_out = stats.packets_out,
         retransmissions = stats.retransmissions,
         drops = stats.total_drops(),
+        device_refused = driver.write_errors,
+        super_segments = driver.gso.super_segments,
+        segments_in_super_segments = driver.gso.segments,
+        super_segments_refused = driver.gso.refused,
         "utcp live stopped"
     );
     drop(live);

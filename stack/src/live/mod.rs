@@ -25,10 +25,12 @@
 //!   NAME` plus its addresses: opening a device one owns needs no capability, so `utcp live` runs
 //!   without `--configure` (checked: a process running as `nobody` served echo on such a device).
 
+mod gso;
 mod net;
 mod sys;
 mod tun;
 
+pub use gso::GsoStats;
 pub use net::{TcpListener, TcpStream};
 pub use tun::{default_host_address, DeviceSetup, Tun};
 
@@ -133,6 +135,9 @@ pub struct DriverStats {
     pub datagrams_out: u64,
     /// Datagrams the device refused.
     pub write_errors: u64,
+    /// Super-segments written on a device with offloads, the segments they carried and those
+    /// the device refused (see [`Tun`]); `datagrams_out` counts the segments one by one.
+    pub gso: GsoStats,
 }
 
 /// The state shared by the event loop and the application threads, under one lock.
@@ -212,8 +217,10 @@ impl Inner {
         if let Err(e) = host.drain(tun, &mut obs) {
             tracing::error!(error = %e, "stack runaway while draining");
         }
+        tun.flush();
         stats.datagrams_out += obs.out;
         stats.write_errors = tun.write_errors;
+        stats.gso = tun.gso_stats();
         obs.events
     }
 }

@@ -124,14 +124,12 @@ pub(crate) fn readv2(fd: RawFd, hdr: &mut [u8], buf: &mut [u8]) -> io::Result<us
     Ok(n as usize)
 }
 
-/// Writes `hdr` then `buf` as one datagram with one `writev(2)`.
-pub(crate) fn writev2(fd: RawFd, hdr: &[u8], buf: &[u8]) -> io::Result<usize> {
-    let iov = [
-        libc::iovec { iov_base: hdr.as_ptr() as *mut _, iov_len: hdr.len() },
-        libc::iovec { iov_base: buf.as_ptr() as *mut _, iov_len: buf.len() },
-    ];
-    // SAFETY: both iovecs point into live buffers of the lengths given; writev only reads them.
-    let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
+/// Writes `iov`, in order, as one datagram with one `writev(2)`.
+pub(crate) fn writev(fd: RawFd, iov: &[std::io::IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: `IoSlice` is ABI-compatible with `struct iovec` on Unix (std's guarantee), so
+    // `iov` is a live array of `iov.len()` iovecs over buffers that outlive the call; writev
+    // only reads them.
+    let n = unsafe { libc::writev(fd, iov.as_ptr().cast(), iov.len() as libc::c_int) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -5,9 +5,10 @@
 //! has network namespaces, its errors are the ones administrators know, and the maintained
 //! netlink crates (rtnetlink) bring an async runtime the driver does not otherwise need.
 
+use super::gso::{layout, Batch, GsoStats, PLAIN, VNET_F_NEEDS_CSUM, VNET_HDR_LEN};
 use crate::host::Device;
 use crate::time::Instant;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::Command;
@@ -15,6 +16,10 @@ use std::process::Command;
 /// A TUN device carrying IP datagrams: bare ones (the `tun-tap` crate), or, with offloads,
 /// each behind a virtio-net header so the kernel can hand over whole TSO/GSO super-segments
 /// (up to 64 KiB of one TCP connection in one read) with a partial checksum.
+///
+/// With offloads it also sends super-segments: consecutive full-sized segments of one
+/// connection that the stack sends in one drain go out as one write ([`super::gso`]), which the
+/// driver completes with [`Tun::flush`] at the end of every drain.
 #[derive(Debug)]
 pub struct Tun {
     dev: Dev,
@@ -25,14 +30,15 @@ pub struct Tun {
 #[derive(Debug)]
 enum Dev {
     Plain(tun_tap::Iface),
-    Offload { fd: OwnedFd, name: String },
+    Offload {
+        fd: OwnedFd,
+        name: String,
+        /// Segments held back for a super-segment.
+        batch: Batch,
+        /// Whether to send super-segments: until the kernel refuses one.
+        tso: bool,
+    },
 }
-
-/// `struct virtio_net_hdr` (10 bytes, native byte order): what precedes each datagram on a
-/// device opened with `IFF_VNET_HDR`.
-const VNET_HDR_LEN: usize = 10;
-/// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the transport checksum holds only the pseudo-header sum.
-const VNET_F_NEEDS_CSUM: u8 = 1;
 
 /// One datagram read from the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +74,7 @@ impl Tun {
     /// `IFF_VNET_HDR`, so this opens `/dev/net/tun` itself.
     pub fn open_offload(name: &str) -> io::Result<Tun> {
         let (fd, name) = super::sys::open_tun_offload(name).map_err(|e| open_error(name, e))?;
-        Ok(Tun { dev: Dev::Offload { fd, name }, write_errors: 0 })
+        Ok(Tun { dev: Dev::Offload { fd, name, batch: Batch::default(), tso: true }, write_errors: 0 })
     }
 
     /// The device's name (as the kernel chose it when none was given).
@@ -76,6 +82,31 @@ impl Tun {
         match &self.dev {
             Dev::Plain(i) => i.name(),
             Dev::Offload { name, .. } => name,
+        }
+    }
+
+    /// The super-segments sent so far (all zero on a device without offloads).
+    pub fn gso_stats(&self) -> GsoStats {
+        match &self.dev {
+            Dev::Plain(_) => GsoStats::default(),
+            Dev::Offload { batch, .. } => batch.stats,
+        }
+    }
+
+    /// Writes the segments held back for a super-segment. The driver calls it after every drain.
+    pub(crate) fn flush(&mut self) {
+        let Dev::Offload { fd, batch, tso, .. } = &mut self.dev else { return };
+        let (fd, before) = (fd.as_raw_fd(), self.write_errors);
+        if let Err(e) = batch.flush(&mut self.write_errors, |iov| super::sys::writev(fd, iov)) {
+            // The segments went out one by one; stop making super-segments only if the kernel
+            // took those, so that it was the super-segment it refused, not the device.
+            if self.write_errors == before {
+                *tso = false;
+                tracing::warn!(
+                    error = %e,
+                    "the TUN device refused a TSO super-segment; sending single segments from now on"
+                );
+            }
         }
     }
 
@@ -114,12 +145,36 @@ impl AsRawFd for Tun {
     }
 }
 
+impl Tun {
+    /// Writes one datagram behind a zero virtio-net header: no segmentation, checksums complete.
+    fn write_plain(&self, datagram: &[u8]) -> io::Result<usize> {
+        match &self.dev {
+            Dev::Plain(i) => i.send(datagram),
+            Dev::Offload { fd, .. } => {
+                super::sys::writev(fd.as_raw_fd(), &[IoSlice::new(&PLAIN), IoSlice::new(datagram)])
+            }
+        }
+    }
+}
+
 impl Device for Tun {
     fn transmit(&mut self, _now: Instant, datagram: &[u8]) {
-        let r = match &self.dev {
+        let r = match &mut self.dev {
             Dev::Plain(i) => i.send(datagram),
-            // A zero header: no segmentation, the checksums are complete.
-            Dev::Offload { fd, .. } => super::sys::writev2(fd.as_raw_fd(), &[0u8; VNET_HDR_LEN], datagram),
+            Dev::Offload { batch, tso: true, .. } => match layout(datagram) {
+                Some(l) if batch.take(datagram, &l) => return,
+                Some(l) => {
+                    self.flush();
+                    let Dev::Offload { batch, .. } = &mut self.dev else { unreachable!("offload above") };
+                    batch.start(datagram, &l);
+                    return;
+                }
+                None => {
+                    self.flush();
+                    self.write_plain(datagram)
+                }
+            },
+            Dev::Offload { .. } => self.write_plain(datagram),
         };
         if let Err(e) = r {
             self.write_errors += 1;
