@@ -13,8 +13,9 @@
 //!
 //! smoltcp's loopback does not compute or verify checksums (its capabilities say "ignored"), so by
 //! default utcp runs with `Config::checksum_offload` too and both do the same work; with
-//! `checksums: true` utcp computes and verifies every TCP checksum (a comparison that leans
-//! against utcp).
+//! `checksums: true` both compute and verify every checksum (utcp's TCP checksums; smoltcp, its
+//! loopback's capabilities set to compute and verify, its IPv4 and TCP checksums), as each must
+//! on a TUN device.
 //!
 //! Must not depend on: the link, the Pair, anything with virtual time (this is wall-clock work).
 
@@ -34,7 +35,7 @@ pub struct BulkSettings {
     pub bytes: u64,
     /// Send and receive buffer of every socket, bytes.
     pub buffer: usize,
-    /// utcp computes and verifies TCP checksums (smoltcp's loopback never does).
+    /// Both stacks compute and verify checksums (by default neither does, as smoltcp's loopback).
     pub checksums: bool,
 }
 
@@ -347,13 +348,15 @@ pub fn utcp_bulk(settings: BulkSettings) -> Result<Run, String> {
 // ---------------------------------------------------------------------------------------------
 
 mod smol {
-    use smoltcp::phy::{Device, DeviceCapabilities, Loopback, Medium};
+    use smoltcp::phy::{ChecksumCapabilities, Device, DeviceCapabilities, Loopback, Medium};
     use smoltcp::time::Instant;
 
-    /// smoltcp's in-memory IP loopback with its MTU capped.
+    /// smoltcp's in-memory IP loopback with its MTU capped, and checksums computed and verified
+    /// if asked (smoltcp's own loopback ignores them).
     pub struct CappedLoopback {
         pub inner: Loopback,
         pub mtu: usize,
+        pub checksums: bool,
     }
 
     impl Device for CappedLoopback {
@@ -371,12 +374,16 @@ mod smol {
         fn capabilities(&self) -> DeviceCapabilities {
             let mut caps = self.inner.capabilities();
             caps.max_transmission_unit = self.mtu;
+            if self.checksums {
+                // Checksum::Both for every protocol: compute on transmit, verify on receive.
+                caps.checksum = ChecksumCapabilities::default();
+            }
             caps
         }
     }
 
-    pub fn loopback(mtu: usize) -> CappedLoopback {
-        CappedLoopback { inner: Loopback::new(Medium::Ip), mtu }
+    pub fn loopback(mtu: usize, checksums: bool) -> CappedLoopback {
+        CappedLoopback { inner: Loopback::new(Medium::Ip), mtu, checksums }
     }
 }
 
@@ -389,7 +396,7 @@ pub fn smoltcp_bulk(settings: BulkSettings) -> Result<Run, String> {
     use smoltcp::time::Instant as SmolInstant;
     use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 
-    let mut device = smol::loopback(settings.mtu);
+    let mut device = smol::loopback(settings.mtu, settings.checksums);
     let start = WallInstant::now();
     let clock = || SmolInstant::from_micros(start.elapsed().as_micros() as i64);
     let mut iface = Interface::new(IfaceConfig::new(HardwareAddress::Ip), &mut device, clock());

@@ -52,8 +52,8 @@ struct BulkArgs {
     /// Rounds; each runs utcp and smoltcp once, the order alternating.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     rounds: u64,
-    /// Make utcp compute and verify TCP checksums (smoltcp's loopback skips them, so by default
-    /// utcp uses checksum offload and both do the same work).
+    /// Make both stacks compute and verify checksums, as on a TUN device (by default neither
+    /// does: smoltcp's loopback skips them and utcp uses checksum offload).
     #[arg(long)]
     checksums: bool,
     /// Print one JSON object instead of the table.
@@ -116,7 +116,7 @@ fn bulk(a: BulkArgs) -> ExitCode {
     } else {
         let show = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
         println!(
-            "bulk transfer, MTU {}, {} bytes, {} KiB buffers, utcp checksums {}, {} rounds (median)",
+            "bulk transfer, MTU {}, {} bytes, {} KiB buffers, checksums {}, {} rounds (median)",
             settings.mtu,
             settings.bytes,
             settings.buffer / 1024,
