@@ -729,14 +729,26 @@ impl Smol {
     fn now(&self) -> smoltcp::time::Instant {
         smoltcp::time::Instant::from_micros(self.epoch.elapsed().as_micros() as i64)
     }
+
+    /// Unless the run was aborted, waits on the device until smoltcp's next timeout (polled at
+    /// `now`), at most 100 ms, as smoltcp's examples do.
+    fn wait(&mut self, now: smoltcp::time::Instant, watch: &Watch) -> Result<(), String> {
+        use smoltcp::time::Duration as SmolDuration;
+        if watch.aborted() {
+            return Err(watch.stopped());
+        }
+        let delay = self
+            .iface
+            .poll_delay(now, &self.sockets)
+            .map_or(SmolDuration::from_millis(100), |d| d.min(SmolDuration::from_millis(100)));
+        smoltcp::phy::wait(self.fd, Some(delay)).map_err(|e| format!("smoltcp: wait: {e}"))
+    }
 }
 
 /// smoltcp as the discard server, with the loop of its examples: poll, read the socket dry,
 /// wait on the device.
 fn smoltcp_server(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -> Result<Served, String> {
-    use smoltcp::phy;
     use smoltcp::socket::tcp;
-    use smoltcp::time::Duration as SmolDuration;
 
     let mut smol = Smol::open(&s)?;
     let _ = ready.send(Box::new(|| {}));
@@ -765,14 +777,7 @@ fn smoltcp_server(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -
             }
             _ => {}
         }
-        if watch.aborted() {
-            return Err(watch.stopped());
-        }
-        let delay = smol
-            .iface
-            .poll_delay(now, &smol.sockets)
-            .map_or(SmolDuration::from_millis(100), |d| d.min(SmolDuration::from_millis(100)));
-        phy::wait(smol.fd, Some(delay)).map_err(|e| format!("smoltcp: wait: {e}"))?;
+        smol.wait(now, &watch)?;
     }
 }
 
@@ -824,9 +829,7 @@ fn utcp_source(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -> R
 /// smoltcp on `smol0` as the source of a download: writes `bytes`, closes, and finishes once the
 /// client's FIN is in (TIME-WAIT).
 fn smoltcp_source(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -> Result<(), String> {
-    use smoltcp::phy;
     use smoltcp::socket::tcp;
-    use smoltcp::time::Duration as SmolDuration;
 
     let mut smol = Smol::open(&s)?;
     let _ = ready.send(Box::new(|| {}));
@@ -860,14 +863,7 @@ fn smoltcp_source(s: LiveSettings, ready: mpsc::Sender<Unblock>, watch: Watch) -
             }
             _ => {}
         }
-        if watch.aborted() {
-            return Err(watch.stopped());
-        }
-        let delay = smol
-            .iface
-            .poll_delay(now, &smol.sockets)
-            .map_or(SmolDuration::from_millis(100), |d| d.min(SmolDuration::from_millis(100)));
-        phy::wait(smol.fd, Some(delay)).map_err(|e| format!("smoltcp: wait: {e}"))?;
+        smol.wait(now, &watch)?;
     }
 }
 
