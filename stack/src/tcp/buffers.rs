@@ -75,10 +75,13 @@ impl SendBuffer {
 
     /// A ring of `size` bytes holding what is held, from its start.
     fn reallocate(&mut self, size: usize) {
-        let mut ring = vec![0; size];
+        // Copied in, then zeroed only past what is held: a ring grown because it was full is
+        // not zero-filled first and then overwritten.
+        let mut ring = Vec::with_capacity(size);
         let (a, b) = self.parts(0, self.len);
-        ring[..a.len()].copy_from_slice(a);
-        ring[a.len()..a.len() + b.len()].copy_from_slice(b);
+        ring.extend_from_slice(a);
+        ring.extend_from_slice(b);
+        ring.resize(size.max(ring.len()), 0);
         self.ring = ring;
         self.head = 0;
     }
