@@ -88,28 +88,34 @@ impl SendBuffer {
 
     /// The bytes at `offset..offset + len` from the first byte held, as up to two ring slices.
     fn parts(&self, offset: usize, len: usize) -> (&[u8], &[u8]) {
+        let (a, b) = self.part_ranges(offset, len);
+        (&self.ring[a], &self.ring[b])
+    }
+
+    /// Where [`SendBuffer::parts`] are in the ring.
+    fn part_ranges(&self, offset: usize, len: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
         let start = offset.min(self.len);
         let len = len.min(self.len - start);
         if len == 0 || self.ring.is_empty() {
-            return (&[], &[]);
+            return (0..0, 0..0);
         }
         let cap = self.ring.len();
         let i = (self.head + start) % cap;
         let first = len.min(cap - i);
-        (&self.ring[i..i + first], &self.ring[..len - first])
+        (i..i + first, 0..len - first)
     }
 
     /// The bytes at `offset..offset + len` (clipped to what is held) as one slice.
     pub(crate) fn slice(&mut self, offset: usize, len: usize) -> &[u8] {
-        let wraps = !self.parts(offset, len).1.is_empty();
-        if !wraps {
-            return self.parts(offset, len).0;
+        let (a, b) = self.part_ranges(offset, len);
+        if b.is_empty() {
+            return &self.ring[a];
         }
-        let (a, b) = self.parts(offset, len);
-        let mut scratch = Vec::with_capacity(a.len() + b.len());
-        scratch.extend_from_slice(a);
-        scratch.extend_from_slice(b);
-        self.scratch = scratch;
+        // Wrapped: copied into the scratch, which keeps its allocation from one wrapped segment
+        // to the next.
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&self.ring[a]);
+        self.scratch.extend_from_slice(&self.ring[b]);
         &self.scratch
     }
 
