@@ -81,7 +81,8 @@ struct IfReq {
 
 /// Opens `/dev/net/tun` as a TUN device `name` with a virtio-net header on every datagram and
 /// checksum and segmentation offload on (`IFF_VNET_HDR`, `TUNSETOFFLOAD` with `TUN_F_CSUM |
-/// TUN_F_TSO4 | TUN_F_TSO6`), non-blocking. Returns the descriptor and the device's name.
+/// TUN_F_TSO4 | TUN_F_TSO6`, or the largest part of that the kernel takes), non-blocking.
+/// Returns the descriptor and the device's name.
 pub(crate) fn open_tun_offload(name: &str) -> io::Result<(OwnedFd, String)> {
     let file = std::fs::OpenOptions::new().read(true).write(true).open("/dev/net/tun")?;
     let fd = OwnedFd::from(file);
@@ -96,10 +97,31 @@ pub(crate) fn open_tun_offload(name: &str) -> io::Result<(OwnedFd, String)> {
     if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut req as *mut IfReq) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    let offloads = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
-    // SAFETY: TUNSETOFFLOAD takes its flags by value.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETOFFLOAD, offloads as libc::c_ulong) } < 0 {
-        return Err(io::Error::last_os_error());
+    // What the device may hand over, the most first: a kernel that refuses a set (EINVAL) may
+    // take a smaller one. Writing super-segments needs none of these (only IFF_VNET_HDR).
+    let sets = [
+        ("checksum, TSO4, TSO6", libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6),
+        ("checksum, TSO4", libc::TUN_F_CSUM | libc::TUN_F_TSO4),
+        ("checksum", libc::TUN_F_CSUM),
+    ];
+    let mut refused = None;
+    for (what, offloads) in sets {
+        // SAFETY: TUNSETOFFLOAD takes its flags by value.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETOFFLOAD, offloads as libc::c_ulong) } == 0 {
+            if refused.is_some() {
+                tracing::warn!(offloads = what, "the TUN device took only these receive offloads");
+            }
+            refused = None;
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(e);
+        }
+        refused = Some(e);
+    }
+    if let Some(e) = refused {
+        return Err(e);
     }
     let mut nonblock: libc::c_int = 1;
     // SAFETY: FIONBIO reads one int.
