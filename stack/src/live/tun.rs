@@ -18,8 +18,8 @@ use std::process::Command;
 /// (up to 64 KiB of one TCP connection in one read) with a partial checksum.
 ///
 /// With offloads it also sends super-segments: consecutive full-sized segments of one
-/// connection that the stack sends in one drain go out as one write ([`super::gso`]), which the
-/// driver completes with [`Tun::flush`] at the end of every drain.
+/// connection that the stack sends in one drain go out as one write (a TSO super-segment), which
+/// the driver completes at the end of every drain.
 #[derive(Debug)]
 pub struct Tun {
     dev: Dev,
