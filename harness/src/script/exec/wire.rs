@@ -263,7 +263,7 @@ impl Numbering {
         })
     }
 
-    /// Formats an inbound datagram as [`Exec::show_outbound`] does, from the remote's side.
+    /// Formats an inbound datagram as `Exec::show_outbound` does, from the remote's side.
     pub fn show_inbound(&self, d: &[u8]) -> String {
         self.show(d, |tcp| {
             (Some(SeqNum(self.remote_base(tcp.src_port, false))), self.stack_isn(tcp.src_port), tcp.src_port)
