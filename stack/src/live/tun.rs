@@ -165,9 +165,14 @@ impl Device for Tun {
                 Some(l) if batch.take(datagram, &l) => return,
                 Some(l) => {
                     self.flush();
-                    let Dev::Offload { batch, .. } = &mut self.dev else { unreachable!("offload above") };
-                    batch.start(datagram, &l);
-                    return;
+                    match &mut self.dev {
+                        // Still batching (the flush may have found the kernel refusing them).
+                        Dev::Offload { batch, tso: true, .. } => {
+                            batch.start(datagram, &l);
+                            return;
+                        }
+                        _ => self.write_plain(datagram),
+                    }
                 }
                 None => {
                     self.flush();
