@@ -66,6 +66,20 @@ fn every_corpus_connection_completes_and_its_data_is_matched() {
 }
 
 #[test]
+fn bytes_lost_before_a_downstream_capture_are_written_as_their_retransmission_carried_them() {
+    // loss-receiver-side-ipv4 is captured downstream of the loss: the client's segments the
+    // router dropped are not in it, their retransmissions are. The scripted client writes those
+    // bytes as the retransmissions show them, not as zeros, so utcp's resends carry the
+    // recorded bytes and nothing is left "never captured".
+    let reader = CaptureReader::open(corpus().join("loss-receiver-side-ipv4.pcap")).unwrap();
+    let all = reader.read_all(false).unwrap();
+    let opts = Options { role: utcp_harness::capture::flows::Side::Client, ..Options::default() };
+    let r = replay_flow(&split(&all.records).flows[0], &opts);
+    assert_eq!(r.counts.significant.get("payload"), None, "{}", summary_line(&r));
+    assert!(!transcript(&r).contains("never captured"), "{}", summary_line(&r));
+}
+
+#[test]
 fn http_get_server_sends_the_recorded_response_bytes() {
     let r = &replay_file("http-get-ipv4.pcap")[0];
     let sent: usize = r.utcp.iter().map(|(_, s)| s.len).sum();

@@ -747,7 +747,9 @@ pub(crate) fn unplayable(flow: &Flow, role: Side) -> Option<&'static str> {
 
 /// The application's writes: the bytes the recorded endpoint sent, retransmissions removed, cut
 /// into writes that end where it pushed (PSH, FIN or RST), each written at the packet that first
-/// carried any of its bytes. Bytes never captured are written as zeros, with a note.
+/// carried any of its bytes. Bytes whose first transmission is not in the capture (lost before a
+/// capture point downstream of the loss) are written where the gap was seen, as a later packet
+/// (their retransmission) carried them; bytes no packet carried are written as zeros, with a note.
 pub(crate) fn write_plan(
     flow: &Flow,
     role: Side,
@@ -755,25 +757,59 @@ pub(crate) fn write_plan(
     steps: &mut Vec<Step>,
     now: Instant,
 ) -> HashMap<usize, Vec<u8>> {
+    /// Stream bytes written as zeros for want of a packet carrying them: the write they are in,
+    /// where in it they start, and the stream ranges no packet has carried yet.
+    struct Gap {
+        at: usize,
+        pos: usize,
+        start: i64,
+        unfilled: Vec<(i64, i64)>,
+    }
     let mut plan: HashMap<usize, Vec<u8>> = HashMap::new();
     let Some(start) = start else { return plan };
+    let mut gaps: Vec<Gap> = Vec::new();
     let mut high: i64 = 0;
     let mut open: Option<usize> = None;
     for (idx, p) in flow.packets.iter().enumerate().filter(|(_, p)| p.from == role) {
         let off = i64::from((p.tcp.seq + usize::from(p.tcp.flags.syn())).diff(start));
         let end = off + p.tcp.payload_len as i64;
+        let body_at = p.tcp.tcp_offset + p.tcp.header_len;
+        let captured = p.datagram.get(body_at..body_at + p.tcp.captured_payload_len).unwrap_or(&[]);
+        let have = captured.len().min(p.tcp.payload_len);
+        // A packet that carries bytes of a gap (a retransmission) fills it.
+        if off < high && have > 0 {
+            let (lo, hi) = (off, off + have as i64);
+            for gap in gaps.iter_mut() {
+                let chunk = plan.get_mut(&gap.at).expect("a gap is in a write");
+                let mut left = Vec::new();
+                for &(a, b) in &gap.unfilled {
+                    let (from, to) = (a.max(lo), b.min(hi));
+                    if from >= to {
+                        left.push((a, b));
+                        continue;
+                    }
+                    let dst = gap.pos + (from - gap.start) as usize;
+                    chunk[dst..dst + (to - from) as usize]
+                        .copy_from_slice(&captured[(from - off) as usize..(to - off) as usize]);
+                    if a < from {
+                        left.push((a, from));
+                    }
+                    if to < b {
+                        left.push((to, b));
+                    }
+                }
+                gap.unfilled = left;
+            }
+            gaps.retain(|g| !g.unfilled.is_empty());
+        }
         if p.tcp.payload_len > 0 && end > high {
             let at = *open.get_or_insert(idx);
             let chunk = plan.entry(at).or_default();
             if off > high {
-                let text = format!("app: bytes {high}..{off} were never captured: written as zeros");
-                steps.push(Step::Note { time: now, text });
+                gaps.push(Gap { at, pos: chunk.len(), start: high, unfilled: vec![(high, off)] });
                 chunk.extend(std::iter::repeat_n(0u8, (off - high) as usize));
             }
             let from = (high.max(off) - off) as usize;
-            let body_at = p.tcp.tcp_offset + p.tcp.header_len;
-            let captured = p.datagram.get(body_at..body_at + p.tcp.captured_payload_len).unwrap_or(&[]);
-            let have = captured.len().min(p.tcp.payload_len);
             if from < have {
                 chunk.extend_from_slice(&captured[from..have]);
             }
@@ -784,6 +820,10 @@ pub(crate) fn write_plan(
         if f.psh() || f.fin() || f.rst() {
             open = None;
         }
+    }
+    for (a, b) in gaps.iter().flat_map(|g| g.unfilled.iter()) {
+        let text = format!("app: bytes {a}..{b} were never captured: written as zeros");
+        steps.push(Step::Note { time: now, text });
     }
     plan
 }
