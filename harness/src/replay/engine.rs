@@ -523,6 +523,51 @@ impl Run<'_> {
     }
 }
 
+/// The peer's data packets the recorded endpoint never received: in a capture taken upstream of
+/// a loss they are there, but whatever dropped them did so after the capture point. The evidence
+/// is the recorded endpoint's: until the peer sent those bytes again, every ACK of its stayed
+/// below them, none SACKed any of them, and one SACKed data above them (RFC 2018 §4: a hole).
+/// Indices into `flow.packets`, with the index of the retransmission.
+pub(crate) fn lost_after_capture(flow: &Flow, role: Side) -> HashMap<usize, usize> {
+    let peer = role.other();
+    let mut lost = HashMap::new();
+    // Where each range of the peer's data was first sent, to find its retransmission fast.
+    let mut first: HashMap<SeqNum, usize> = HashMap::new();
+    let mut high: Option<SeqNum> = None;
+    for (j, q) in flow.packets.iter().enumerate() {
+        if q.from != peer || q.tcp.payload_len == 0 {
+            continue;
+        }
+        let start = q.tcp.seq;
+        let resent = high.is_some_and(|h| start < h);
+        if !resent {
+            first.insert(start, j);
+            let end = start + q.tcp.payload_len;
+            high = Some(high.map_or(end, |h| h.max(end)));
+            continue;
+        }
+        let Some(&i) = first.get(&start) else { continue };
+        let (a, b) = (start, start + flow.packets[i].tcp.payload_len);
+        let mut hole = false;
+        let mut got = false;
+        for r in flow.packets[i + 1..j].iter().filter(|r| r.from == role && r.tcp.flags.ack()) {
+            let sack = tcp_of(r).and_then(|t| t.options.sack);
+            let blocks = sack.as_ref().map_or(&[][..], |s| s.as_slice());
+            if r.tcp.ack >= b || blocks.iter().any(|&(l, r)| l < b && r > a) {
+                got = true;
+                break;
+            }
+            hole |= r.tcp.ack <= a && blocks.iter().any(|&(l, _)| l >= b);
+        }
+        if hole && !got {
+            lost.insert(i, j);
+        }
+        // A retransmission lost in turn is found from the next one.
+        first.insert(start, j);
+    }
+    lost
+}
+
 /// The recorded endpoint's TSval on its SYN or SYN-ACK, and when it sent it.
 pub(crate) fn syn_tsval(flow: &Flow, side: Side) -> Option<(u32, Instant)> {
     let p = flow.packets.iter().find(|p| p.from == side && p.tcp.flags.syn())?;
@@ -617,6 +662,7 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
         );
         run.steps.push(Step::Note { time: now, text });
     }
+    let lost = if opts.mode == Mode::Adaptive { lost_after_capture(flow, role) } else { HashMap::new() };
     for (idx, p) in flow.packets.iter().enumerate() {
         if let Some(app) = app.as_mut() {
             now = run.make_calls(app, idx, now);
@@ -625,7 +671,16 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
         run.timers_until(t);
         now = t;
         if p.from != role {
-            run.inject(p, now);
+            match lost.get(&idx) {
+                Some(&again) => {
+                    let text = format!(
+                        "record {} not injected: the recorded endpoint never received it (its ACKs show the hole until record {})",
+                        p.number, flow.packets[again].number
+                    );
+                    run.steps.push(Step::Note { time: now, text });
+                }
+                None => run.inject(p, now),
+            }
             // Strict mode plays utcp's own captures (and a capture with the driver's records is
             // one), where the live driver stamps every datagram of one batch with the batch's
             // time: the peer's datagrams of one instant go in together before the stack's output

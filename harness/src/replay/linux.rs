@@ -21,13 +21,15 @@
 //!
 //! Must not depend on: utcp's `Stack` (only its wire parser and time types), files, terminals.
 
-use super::engine::{conclude, config_for, syn_tsval, unplayable, write_plan, Backend, Call, Played, Step};
+use super::engine::{
+    conclude, config_for, lost_after_capture, syn_tsval, unplayable, write_plan, Backend, Call, Played, Step,
+};
 use super::engine::{Options, Replay};
-use super::translate::Translator;
+use super::translate::{Mode, Translator};
 use crate::capture::flows::{Flow, Side};
 use crate::kernel::KernelNet;
 use crate::netns::interrupted;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -274,10 +276,17 @@ pub fn replay_flow_linux(flow: &Flow, opts: &Options, lopts: &LinuxOptions) -> R
         run.wait_until(run.t0 + real(timeline.offset(syn.unwrap_or(0))))?;
         run.connect();
     }
+    let lost = if opts.mode == Mode::Adaptive { lost_after_capture(flow, role) } else { HashMap::new() };
     for (idx, p) in flow.packets.iter().enumerate() {
         run.wait_until(run.t0 + real(timeline.offset(idx)))?;
         if p.from != role {
-            run.inject(flow, idx, opts)?;
+            match lost.get(&idx) {
+                Some(&again) => run.note(format!(
+                    "record {} not injected: the recorded endpoint never received it (its ACKs show the hole until record {})",
+                    p.number, flow.packets[again].number
+                )),
+                None => run.inject(flow, idx, opts)?,
+            }
             continue;
         }
         if let Some(bytes) = writes.remove(&idx) {
