@@ -493,6 +493,7 @@ impl Live<'_> {
                 match l.accept() {
                     Ok((s, _)) => {
                         let _ = s.set_nonblocking(true);
+                        self.note_congestion_control(s.as_raw_fd());
                         self.app.stream = Some(s);
                         self.call(Call::Accept);
                     }
@@ -564,6 +565,15 @@ impl Live<'_> {
         self.drain()
     }
 
+    /// Says which congestion control the kernel's socket runs: the namespace's default, which it
+    /// inherits from the host (on this machine often `bbr`), so a reader of the self-match knows
+    /// what the recording is compared with.
+    fn note_congestion_control(&mut self, fd: RawFd) {
+        if let Some(name) = congestion_control(fd) {
+            self.note(format!("kernel: congestion control {name} (the namespace's default)"));
+        }
+    }
+
     /// Whether a client's `connect` is still under way.
     fn connecting(&self, s: &TcpStream) -> bool {
         tcp_info(s.as_raw_fd()).is_some_and(|i| i.tcpi_state == TCP_SYN_SENT)
@@ -574,6 +584,7 @@ impl Live<'_> {
         let Some(fd) = self.app.unconnected.take() else { return };
         match start_connect(fd.as_raw_fd(), self.dev_remote) {
             Ok(()) => {
+                self.note_congestion_control(fd.as_raw_fd());
                 self.app.stream = Some(TcpStream::from(fd));
                 self.call(Call::Connect);
             }
@@ -806,6 +817,22 @@ fn set_linger0(fd: RawFd) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// The congestion control a socket runs (`TCP_CONGESTION`).
+fn congestion_control(fd: RawFd) -> Option<String> {
+    let mut buf = [0u8; 16];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `buf` and the length into `len`.
+    let r = unsafe {
+        libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_CONGESTION, buf.as_mut_ptr().cast(), &mut len)
+    };
+    if r != 0 {
+        return None;
+    }
+    let name = &buf[..(len as usize).min(buf.len())];
+    let name = name.split(|&b| b == 0).next().unwrap_or(name);
+    Some(String::from_utf8_lossy(name).into_owned())
 }
 
 /// `TCP_INFO` of a socket.
