@@ -66,6 +66,43 @@ fn every_corpus_connection_completes_and_its_data_is_matched() {
 }
 
 #[test]
+fn bytes_lost_before_a_downstream_capture_are_written_as_their_retransmission_carried_them() {
+    // loss-receiver-side-ipv4 is captured downstream of the loss: the client's segments the
+    // router dropped are not in it, their retransmissions are. The scripted client writes those
+    // bytes as the retransmissions show them, not as zeros, so utcp's resends carry the
+    // recorded bytes and nothing is left "never captured".
+    let reader = CaptureReader::open(corpus().join("loss-receiver-side-ipv4.pcap")).unwrap();
+    let all = reader.read_all(false).unwrap();
+    let opts = Options { role: utcp_harness::capture::flows::Side::Client, ..Options::default() };
+    let r = replay_flow(&split(&all.records).flows[0], &opts);
+    assert_eq!(r.counts.significant.get("payload"), None, "{}", summary_line(&r));
+    assert!(!transcript(&r).contains("never captured"), "{}", summary_line(&r));
+}
+
+#[test]
+fn segments_lost_after_an_upstream_capture_point_are_not_injected() {
+    // loss-sender-side-ipv4 is captured upstream of the loss: the 27 client packets the router
+    // dropped are in it (loss-receiver-side-ipv4 lacks them: IP IDs of records 14, 27, 56, ...,
+    // 443 and 482), and the recorded server never got them. For 26 its ACKs show it: they stay
+    // below the segment while SACKing above it, until the retransmission. The last, record 482
+    // (the FIN with the last 48 bytes), has nothing after it to SACK and is injected.
+    let reader = CaptureReader::open(corpus().join("loss-sender-side-ipv4.pcap")).unwrap();
+    let all = reader.read_all(false).unwrap();
+    let r = replay_flow(&split(&all.records).flows[0], &Options::default());
+    let text = transcript(&r);
+    let skipped: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("// record ") && l.contains("the recorded endpoint never received it"))
+        .filter_map(|l| l.split(' ').nth(2))
+        .collect();
+    let lost =
+        "14 27 56 88 122 125 144 151 162 167 193 197 205 206 223 234 252 319 323 326 376 389 390 400 410 443";
+    assert_eq!(skipped.join(" "), lost, "{}", summary_line(&r));
+    // The stack playing the server then acknowledges what the recorded one did.
+    assert!(r.counts.matched >= 90, "{}", summary_line(&r));
+}
+
+#[test]
 fn http_get_server_sends_the_recorded_response_bytes() {
     let r = &replay_file("http-get-ipv4.pcap")[0];
     let sent: usize = r.utcp.iter().map(|(_, s)| s.len).sum();

@@ -179,6 +179,26 @@ fn stack_both_summary_shows_both_match_figures() {
     assert!(text.contains("  match: utcp 100.0 % (1 of 1), linux "), "{text}");
 }
 
+#[test]
+fn linux_replay_names_the_kernels_congestion_control() {
+    // The namespace's default, inherited from the host: the recordings in corpus/captures were
+    // made in namespaces like it, so the self-match is the kernel's controller against itself.
+    if !live_or_skip("linux_replay_names_the_kernels_congestion_control", &[]) {
+        return;
+    }
+    let host = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control").unwrap();
+    for role in ["server", "client"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_utcp"))
+            .args(["replay", "--stack", "linux", "--transcript", "--as", role])
+            .arg(corpus().join("http-get-ipv4.pcap"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let want = format!("kernel: congestion control {} (the namespace's default)", host.trim());
+        assert!(text.contains(&want), "{role}: {text}");
+    }
+}
+
 /// Without the privileges a namespace needs, `--stack linux` says so and exits 2 (run as
 /// `nobody` with setpriv(1) when the test itself is root).
 #[test]

@@ -51,6 +51,12 @@ pub struct TcpConfig {
     pub fin_timeout: Duration,
     /// Congestion controller.
     pub congestion: CongestionKind,
+    /// A congestion event sets ssthresh from the congestion window, as Linux's controllers do
+    /// (`tcp_reno_ssthresh`, `cubictcp_recalc_ssthresh`: cwnd/2, cwnd × 0.7), not from the
+    /// flight size (RFC 5681 §3.1 (4), RFC 9438 §4.6). They differ when the application kept
+    /// less than a window in flight; Linux keeps such a window from growing instead
+    /// (`tcp_is_cwnd_limited`).
+    pub ssthresh_from_cwnd: bool,
     /// Initial congestion window in segments (RFC 6928: 10).
     pub initial_window: u32,
     /// Offer and accept SACK (RFC 2018); with it, recovery follows the SACK scoreboard
@@ -223,6 +229,7 @@ impl Default for TcpConfig {
             msl: Duration::from_secs(30),
             fin_timeout: Duration::from_secs(60),
             congestion: CongestionKind::Reno,
+            ssthresh_from_cwnd: false,
             initial_window: 10,
             sack: true,
             rack: false,
@@ -276,6 +283,7 @@ impl TcpConfig {
             frto: true,
             push_each_burst: true,
             congestion: CongestionKind::Cubic,
+            ssthresh_from_cwnd: true,
             // net.ipv4.tcp_rmem = 4096 131072 6291456, tcp_wmem = 4096 16384 4194304 (the send
             // buffer starts larger here: the in-memory peers write in big chunks).
             recv_buffer: 128 * 1024,

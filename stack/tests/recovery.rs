@@ -226,6 +226,37 @@ fn rfc6675_rescue_retransmission_sends_the_highest_unsacked_segment_once() {
     assert_eq!(t.s().stats().retransmissions, 2);
 }
 
+#[test]
+fn linux_profile_ssthresh_is_seventy_percent_of_the_window_not_of_the_flight() {
+    // Linux's cubictcp_recalc_ssthresh: ssthresh = cwnd × β (0.7), however little of the
+    // window the application had in flight; RFC 9438 §4.6 (the RFC profile) takes the flight.
+    let mut t = sack_established();
+    t.write(t.sock(), &vec![7u8; 4 * 1460]).unwrap();
+    assert_eq!(t.out().len(), 4);
+    // Four segments in a window of ten: the window does not grow (tcp_is_cwnd_limited).
+    assert_eq!(t.s().info(t.sock()).unwrap().cwnd, 14_600);
+    t.advance(ms(20));
+    t.send(sack(1461, &[]));
+    t.send(sack(1461, &[(2921, 5841)]));
+    assert_eq!(t.advance_out(ms(10)), [format!("+5ms {}", segment(1))]);
+    assert_eq!(t.s().info(t.sock()).unwrap().ssthresh, 10_220);
+}
+
+#[test]
+fn rfc9438_ssthresh_is_seventy_percent_of_the_flight() {
+    // §4.6: "ssthresh = flight_size * β_cubic"; three segments were in flight.
+    let mut c = config();
+    c.tcp.ssthresh_from_cwnd = false;
+    let mut t = sack_established_with(c);
+    t.write(t.sock(), &vec![7u8; 4 * 1460]).unwrap();
+    assert_eq!(t.out().len(), 4);
+    t.advance(ms(20));
+    t.send(sack(1461, &[]));
+    t.send(sack(1461, &[(2921, 5841)]));
+    assert_eq!(t.advance_out(ms(10)), [format!("+5ms {}", segment(1))]);
+    assert_eq!(t.s().info(t.sock()).unwrap().ssthresh, 3 * 1460 * 7 / 10);
+}
+
 /// Our TS val in a segment as `T::out` formats it.
 fn ts_val(segment: &str) -> u32 {
     let rest = segment.split("TS val ").nth(1).unwrap_or_else(|| panic!("no TS option: {segment}"));

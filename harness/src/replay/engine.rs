@@ -523,6 +523,51 @@ impl Run<'_> {
     }
 }
 
+/// The peer's data packets the recorded endpoint never received: in a capture taken upstream of
+/// a loss they are there, but whatever dropped them did so after the capture point. The evidence
+/// is the recorded endpoint's: until the peer sent those bytes again, every ACK of its stayed
+/// below them, none SACKed any of them, and one SACKed data above them (RFC 2018 §4: a hole).
+/// Indices into `flow.packets`, with the index of the retransmission.
+pub(crate) fn lost_after_capture(flow: &Flow, role: Side) -> HashMap<usize, usize> {
+    let peer = role.other();
+    let mut lost = HashMap::new();
+    // Where each range of the peer's data was first sent, to find its retransmission fast.
+    let mut first: HashMap<SeqNum, usize> = HashMap::new();
+    let mut high: Option<SeqNum> = None;
+    for (j, q) in flow.packets.iter().enumerate() {
+        if q.from != peer || q.tcp.payload_len == 0 {
+            continue;
+        }
+        let start = q.tcp.seq;
+        let resent = high.is_some_and(|h| start < h);
+        if !resent {
+            first.insert(start, j);
+            let end = start + q.tcp.payload_len;
+            high = Some(high.map_or(end, |h| h.max(end)));
+            continue;
+        }
+        let Some(&i) = first.get(&start) else { continue };
+        let (a, b) = (start, start + flow.packets[i].tcp.payload_len);
+        let mut hole = false;
+        let mut got = false;
+        for r in flow.packets[i + 1..j].iter().filter(|r| r.from == role && r.tcp.flags.ack()) {
+            let sack = tcp_of(r).and_then(|t| t.options.sack);
+            let blocks = sack.as_ref().map_or(&[][..], |s| s.as_slice());
+            if r.tcp.ack >= b || blocks.iter().any(|&(l, r)| l < b && r > a) {
+                got = true;
+                break;
+            }
+            hole |= r.tcp.ack <= a && blocks.iter().any(|&(l, _)| l >= b);
+        }
+        if hole && !got {
+            lost.insert(i, j);
+        }
+        // A retransmission lost in turn is found from the next one.
+        first.insert(start, j);
+    }
+    lost
+}
+
 /// The recorded endpoint's TSval on its SYN or SYN-ACK, and when it sent it.
 pub(crate) fn syn_tsval(flow: &Flow, side: Side) -> Option<(u32, Instant)> {
     let p = flow.packets.iter().find(|p| p.from == side && p.tcp.flags.syn())?;
@@ -617,6 +662,7 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
         );
         run.steps.push(Step::Note { time: now, text });
     }
+    let lost = if opts.mode == Mode::Adaptive { lost_after_capture(flow, role) } else { HashMap::new() };
     for (idx, p) in flow.packets.iter().enumerate() {
         if let Some(app) = app.as_mut() {
             now = run.make_calls(app, idx, now);
@@ -625,7 +671,16 @@ pub fn replay_flow(flow: &Flow, opts: &Options) -> Replay {
         run.timers_until(t);
         now = t;
         if p.from != role {
-            run.inject(p, now);
+            match lost.get(&idx) {
+                Some(&again) => {
+                    let text = format!(
+                        "record {} not injected: the recorded endpoint never received it (its ACKs show the hole until record {})",
+                        p.number, flow.packets[again].number
+                    );
+                    run.steps.push(Step::Note { time: now, text });
+                }
+                None => run.inject(p, now),
+            }
             // Strict mode plays utcp's own captures (and a capture with the driver's records is
             // one), where the live driver stamps every datagram of one batch with the batch's
             // time: the peer's datagrams of one instant go in together before the stack's output
@@ -747,7 +802,9 @@ pub(crate) fn unplayable(flow: &Flow, role: Side) -> Option<&'static str> {
 
 /// The application's writes: the bytes the recorded endpoint sent, retransmissions removed, cut
 /// into writes that end where it pushed (PSH, FIN or RST), each written at the packet that first
-/// carried any of its bytes. Bytes never captured are written as zeros, with a note.
+/// carried any of its bytes. Bytes whose first transmission is not in the capture (lost before a
+/// capture point downstream of the loss) are written where the gap was seen, as a later packet
+/// (their retransmission) carried them; bytes no packet carried are written as zeros, with a note.
 pub(crate) fn write_plan(
     flow: &Flow,
     role: Side,
@@ -755,25 +812,59 @@ pub(crate) fn write_plan(
     steps: &mut Vec<Step>,
     now: Instant,
 ) -> HashMap<usize, Vec<u8>> {
+    /// Stream bytes written as zeros for want of a packet carrying them: the write they are in,
+    /// where in it they start, and the stream ranges no packet has carried yet.
+    struct Gap {
+        at: usize,
+        pos: usize,
+        start: i64,
+        unfilled: Vec<(i64, i64)>,
+    }
     let mut plan: HashMap<usize, Vec<u8>> = HashMap::new();
     let Some(start) = start else { return plan };
+    let mut gaps: Vec<Gap> = Vec::new();
     let mut high: i64 = 0;
     let mut open: Option<usize> = None;
     for (idx, p) in flow.packets.iter().enumerate().filter(|(_, p)| p.from == role) {
         let off = i64::from((p.tcp.seq + usize::from(p.tcp.flags.syn())).diff(start));
         let end = off + p.tcp.payload_len as i64;
+        let body_at = p.tcp.tcp_offset + p.tcp.header_len;
+        let captured = p.datagram.get(body_at..body_at + p.tcp.captured_payload_len).unwrap_or(&[]);
+        let have = captured.len().min(p.tcp.payload_len);
+        // A packet that carries bytes of a gap (a retransmission) fills it.
+        if off < high && have > 0 {
+            let (lo, hi) = (off, off + have as i64);
+            for gap in gaps.iter_mut() {
+                let chunk = plan.get_mut(&gap.at).expect("a gap is in a write");
+                let mut left = Vec::new();
+                for &(a, b) in &gap.unfilled {
+                    let (from, to) = (a.max(lo), b.min(hi));
+                    if from >= to {
+                        left.push((a, b));
+                        continue;
+                    }
+                    let dst = gap.pos + (from - gap.start) as usize;
+                    chunk[dst..dst + (to - from) as usize]
+                        .copy_from_slice(&captured[(from - off) as usize..(to - off) as usize]);
+                    if a < from {
+                        left.push((a, from));
+                    }
+                    if to < b {
+                        left.push((to, b));
+                    }
+                }
+                gap.unfilled = left;
+            }
+            gaps.retain(|g| !g.unfilled.is_empty());
+        }
         if p.tcp.payload_len > 0 && end > high {
             let at = *open.get_or_insert(idx);
             let chunk = plan.entry(at).or_default();
             if off > high {
-                let text = format!("app: bytes {high}..{off} were never captured: written as zeros");
-                steps.push(Step::Note { time: now, text });
+                gaps.push(Gap { at, pos: chunk.len(), start: high, unfilled: vec![(high, off)] });
                 chunk.extend(std::iter::repeat_n(0u8, (off - high) as usize));
             }
             let from = (high.max(off) - off) as usize;
-            let body_at = p.tcp.tcp_offset + p.tcp.header_len;
-            let captured = p.datagram.get(body_at..body_at + p.tcp.captured_payload_len).unwrap_or(&[]);
-            let have = captured.len().min(p.tcp.payload_len);
             if from < have {
                 chunk.extend_from_slice(&captured[from..have]);
             }
@@ -784,6 +875,10 @@ pub(crate) fn write_plan(
         if f.psh() || f.fin() || f.rst() {
             open = None;
         }
+    }
+    for (a, b) in gaps.iter().flat_map(|g| g.unfilled.iter()) {
+        let text = format!("app: bytes {a}..{b} were never captured: written as zeros");
+        steps.push(Step::Note { time: now, text });
     }
     plan
 }

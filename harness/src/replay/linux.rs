@@ -21,13 +21,15 @@
 //!
 //! Must not depend on: utcp's `Stack` (only its wire parser and time types), files, terminals.
 
-use super::engine::{conclude, config_for, syn_tsval, unplayable, write_plan, Backend, Call, Played, Step};
+use super::engine::{
+    conclude, config_for, lost_after_capture, syn_tsval, unplayable, write_plan, Backend, Call, Played, Step,
+};
 use super::engine::{Options, Replay};
-use super::translate::Translator;
+use super::translate::{Mode, Translator};
 use crate::capture::flows::{Flow, Side};
 use crate::kernel::KernelNet;
 use crate::netns::interrupted;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -274,10 +276,17 @@ pub fn replay_flow_linux(flow: &Flow, opts: &Options, lopts: &LinuxOptions) -> R
         run.wait_until(run.t0 + real(timeline.offset(syn.unwrap_or(0))))?;
         run.connect();
     }
+    let lost = if opts.mode == Mode::Adaptive { lost_after_capture(flow, role) } else { HashMap::new() };
     for (idx, p) in flow.packets.iter().enumerate() {
         run.wait_until(run.t0 + real(timeline.offset(idx)))?;
         if p.from != role {
-            run.inject(flow, idx, opts)?;
+            match lost.get(&idx) {
+                Some(&again) => run.note(format!(
+                    "record {} not injected: the recorded endpoint never received it (its ACKs show the hole until record {})",
+                    p.number, flow.packets[again].number
+                )),
+                None => run.inject(flow, idx, opts)?,
+            }
             continue;
         }
         if let Some(bytes) = writes.remove(&idx) {
@@ -484,6 +493,7 @@ impl Live<'_> {
                 match l.accept() {
                     Ok((s, _)) => {
                         let _ = s.set_nonblocking(true);
+                        self.note_congestion_control(s.as_raw_fd());
                         self.app.stream = Some(s);
                         self.call(Call::Accept);
                     }
@@ -555,6 +565,15 @@ impl Live<'_> {
         self.drain()
     }
 
+    /// Says which congestion control the kernel's socket runs: the namespace's default, which it
+    /// inherits from the host (on this machine often `bbr`), so a reader of the self-match knows
+    /// what the recording is compared with.
+    fn note_congestion_control(&mut self, fd: RawFd) {
+        if let Some(name) = congestion_control(fd) {
+            self.note(format!("kernel: congestion control {name} (the namespace's default)"));
+        }
+    }
+
     /// Whether a client's `connect` is still under way.
     fn connecting(&self, s: &TcpStream) -> bool {
         tcp_info(s.as_raw_fd()).is_some_and(|i| i.tcpi_state == TCP_SYN_SENT)
@@ -565,6 +584,7 @@ impl Live<'_> {
         let Some(fd) = self.app.unconnected.take() else { return };
         match start_connect(fd.as_raw_fd(), self.dev_remote) {
             Ok(()) => {
+                self.note_congestion_control(fd.as_raw_fd());
                 self.app.stream = Some(TcpStream::from(fd));
                 self.call(Call::Connect);
             }
@@ -797,6 +817,22 @@ fn set_linger0(fd: RawFd) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// The congestion control a socket runs (`TCP_CONGESTION`).
+fn congestion_control(fd: RawFd) -> Option<String> {
+    let mut buf = [0u8; 16];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `buf` and the length into `len`.
+    let r = unsafe {
+        libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_CONGESTION, buf.as_mut_ptr().cast(), &mut len)
+    };
+    if r != 0 {
+        return None;
+    }
+    let name = &buf[..(len as usize).min(buf.len())];
+    let name = name.split(|&b| b == 0).next().unwrap_or(name);
+    Some(String::from_utf8_lossy(name).into_owned())
 }
 
 /// `TCP_INFO` of a socket.

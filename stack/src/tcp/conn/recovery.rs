@@ -5,6 +5,7 @@
 //! Must not depend on: clocks, I/O, `crate::stack`.
 
 use super::{Connection, Ctx};
+use crate::config::TcpConfig;
 use crate::tcp::congestion::{AckInfo, Phase};
 use crate::tcp::scoreboard::Delivered;
 use crate::tcp::seq::SeqNum;
@@ -157,7 +158,8 @@ impl Connection {
         if let Some(end) = self.tlp.end {
             if self.snd_una >= end || (a.dsack && self.tlp.retrans) {
                 if self.tlp.retrans && !a.dsack && self.recovery.phase == Phase::Open {
-                    self.cc.on_congestion(now, self.outstanding().max(mss), mss);
+                    let basis = self.reduction_basis(self.outstanding().max(mss), ctx.cfg);
+                    self.cc.on_congestion(now, basis, mss);
                     self.cc.on_recovery_end(now);
                 }
                 self.tlp.end = None;
@@ -239,7 +241,7 @@ impl Connection {
             // RFC 3168 §6.1.2: at most once per window of data, as for a loss, but nothing is
             // resent.
             Phase::Open if a.ece && !exited => {
-                self.enter_cwr(now, a.prior_pipe.max(self.outstanding()));
+                self.enter_cwr(now, a.prior_pipe.max(self.outstanding()), ctx.cfg);
                 self.prr_update(delivered);
             }
             Phase::Open if advanced && !exited => self.grow_window(now, seg, a),
@@ -325,7 +327,7 @@ impl Connection {
         self.recovery.prr_out = 0;
         self.recovery.rescued = false;
         self.recovery.recover_fs = flight.max(mss);
-        self.cc.on_congestion(now, flight, mss);
+        self.cc.on_congestion(now, self.reduction_basis(flight, ctx.cfg), mss);
         self.rtt_probe = None;
         self.tlp.end = None;
         self.tlp.due = false;
@@ -336,15 +338,26 @@ impl Connection {
     /// RFC 3168 §6.1.2: the congestion window is reduced for an ECN echo as for a loss
     /// (RFC 5681's halving, or the controller's own decrease), PRR spreading the reduction
     /// (RFC 6937 §1: "any TCP congestion window reduction"), and the next new data carries CWR.
-    fn enter_cwr(&mut self, now: Instant, flight: u32) {
+    fn enter_cwr(&mut self, now: Instant, flight: u32, cfg: &TcpConfig) {
         let mss = self.snd_mss;
         self.recovery.phase = Phase::Cwr;
         self.recovery.recover = self.snd_max;
         self.recovery.prr_delivered = 0;
         self.recovery.prr_out = 0;
         self.recovery.recover_fs = flight.max(mss);
-        self.cc.on_congestion(now, flight, mss);
+        self.cc.on_congestion(now, self.reduction_basis(flight, cfg), mss);
         self.ecn.queue_cwr = true;
+    }
+
+    /// What a congestion event reduces: the flight (RFC 5681 §3.1 (4), RFC 9438 §4.6), or with
+    /// `TcpConfig::ssthresh_from_cwnd` the window, as Linux's `tcp_reno_ssthresh` and
+    /// `cubictcp_recalc_ssthresh` do.
+    pub(super) fn reduction_basis(&self, flight: u32, cfg: &TcpConfig) -> u32 {
+        if cfg.ssthresh_from_cwnd {
+            self.cc.cwnd().max(self.snd_mss)
+        } else {
+            flight
+        }
     }
 
     fn prr_update(&mut self, delivered: u32) {

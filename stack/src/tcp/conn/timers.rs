@@ -94,10 +94,13 @@ impl Connection {
         }
         self.rtt_probe = None;
         self.rto_tsval = self.ts_now(now, ctx.cfg.ts_hz);
-        // RFC 5681 §3.1 (4): FlightSize, SND.MAX - SND.UNA.
+        // RFC 5681 §3.1 (4): FlightSize, SND.MAX - SND.UNA; Linux (tcp_enter_loss) the window
+        // when no reduction is under way.
         let flight = self.outstanding().max(self.snd_mss);
+        let basis =
+            if self.recovery.phase == Phase::Open { self.reduction_basis(flight, ctx.cfg) } else { flight };
         let prior = (self.cc.cwnd(), self.cc.ssthresh());
-        self.cc.on_timeout(now, flight, self.snd_mss);
+        self.cc.on_timeout(now, basis, self.snd_mss);
         let frto = self.frto.enabled && self.syn_acked() && self.retries == 1 && self.frto.step.is_none();
         self.frto.step = None;
         self.frto.new_segments = 0;
