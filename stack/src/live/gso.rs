@@ -17,10 +17,10 @@
 //! datagrams, whose identification means nothing (RFC 6864 §4.1), so it does not matter that
 //! segmentation numbers them.
 //!
-//! The batch keeps the original datagrams back to back in one buffer (the one copy every device
-//! makes of a datagram the stack lends it) and writes their payloads from there with one iovec
-//! each, so the super-segment costs no second copy; if the kernel refuses it, the originals are
-//! written one by one from the same buffer.
+//! The stack lends a datagram only for the call, so the batch copies each one into a buffer of
+//! its own, back to back (one copy more than writing it at once), and writes their payloads from
+//! there with one iovec each, so building the super-segment copies nothing more; if the kernel
+//! refuses it, the originals are written one by one from the same buffer.
 //!
 //! Must not depend on: system calls (the writer is given), the stack's state.
 
