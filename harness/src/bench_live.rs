@@ -33,7 +33,7 @@
 //! `utcp::live` touch namespaces and devices.
 
 use crate::bench::{median, pattern};
-use crate::netns::{catch_signals, join, sweep_stale, Netns};
+use crate::netns::{catch_signals, congestion_control, join, sweep_stale, Netns};
 pub use crate::netns::{interrupted, privileged};
 use serde::Serialize;
 use std::io::{self, Read, Write};
@@ -533,7 +533,8 @@ fn kernel_client(
         set_congestion_control(&stream, name)
             .map_err(|e| format!("kernel client: congestion control {name}: {e}"))?;
     }
-    let used = congestion_control(&stream).map_err(|e| format!("kernel client: TCP_CONGESTION: {e}"))?;
+    let used =
+        congestion_control(stream.as_raw_fd()).map_err(|e| format!("kernel client: TCP_CONGESTION: {e}"))?;
     let mut sent = 0u64;
     while sent < bytes {
         if watch.aborted() {
@@ -627,28 +628,6 @@ fn set_congestion_control(stream: &std::net::TcpStream, name: &str) -> io::Resul
     } else {
         Err(io::Error::last_os_error())
     }
-}
-
-/// A socket's congestion control (`TCP_CONGESTION`).
-fn congestion_control(stream: &std::net::TcpStream) -> io::Result<String> {
-    let mut buf = [0u8; 16];
-    let mut len = buf.len() as libc::socklen_t;
-    // SAFETY: the kernel writes at most `len` bytes into `buf` and the new length into `len`.
-    let r = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_CONGESTION,
-            buf.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let bytes = &buf[..(len as usize).min(buf.len())];
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    Ok(String::from_utf8_lossy(&bytes[..end]).into_owned())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 //! `ip` commands with their errors quoted, and SIGINT/SIGTERM turned into a flag so that Ctrl-C
 //! unwinds through the guards instead of killing the process.
 //!
-//! Used by `utcp bench live`, `utcp link` and `utcp bench loss`. Network safety (DESIGN.md): a
+//! Used by `utcp bench live`, `utcp link`, `utcp bench loss` and the kernel backend of `utcp replay`
+//! (which also reads its sockets' congestion control with [`congestion_control`]). Network safety (DESIGN.md): a
 //! namespace's name starts with its user's prefix and the creating process's pid, so a later run
 //! can tell a namespace whose process is gone ([`sweep_stale`]) and nothing else is touched;
 //! nothing here configures the caller's own namespace.
@@ -12,7 +13,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -210,4 +211,21 @@ mod signals {
             unsafe { libc::signal(sig, handler) };
         }
     }
+}
+
+/// The congestion control a kernel socket runs (`TCP_CONGESTION`): the namespace's default unless
+/// it was set.
+pub fn congestion_control(fd: RawFd) -> io::Result<String> {
+    let mut buf = [0u8; 16];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `buf` and the new length into `len`.
+    let r = unsafe {
+        libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_CONGESTION, buf.as_mut_ptr().cast(), &mut len)
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let bytes = &buf[..(len as usize).min(buf.len())];
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    Ok(String::from_utf8_lossy(&bytes[..end]).into_owned())
 }

@@ -569,7 +569,7 @@ impl Live<'_> {
     /// inherits from the host (on this machine often `bbr`), so a reader of the self-match knows
     /// what the recording is compared with.
     fn note_congestion_control(&mut self, fd: RawFd) {
-        if let Some(name) = congestion_control(fd) {
+        if let Ok(name) = crate::netns::congestion_control(fd) {
             self.note(format!("kernel: congestion control {name} (the namespace's default)"));
         }
     }
@@ -817,22 +817,6 @@ fn set_linger0(fd: RawFd) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
-}
-
-/// The congestion control a socket runs (`TCP_CONGESTION`).
-fn congestion_control(fd: RawFd) -> Option<String> {
-    let mut buf = [0u8; 16];
-    let mut len = buf.len() as libc::socklen_t;
-    // SAFETY: the kernel writes at most `len` bytes into `buf` and the length into `len`.
-    let r = unsafe {
-        libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_CONGESTION, buf.as_mut_ptr().cast(), &mut len)
-    };
-    if r != 0 {
-        return None;
-    }
-    let name = &buf[..(len as usize).min(buf.len())];
-    let name = name.split(|&b| b == 0).next().unwrap_or(name);
-    Some(String::from_utf8_lossy(name).into_owned())
 }
 
 /// `TCP_INFO` of a socket.

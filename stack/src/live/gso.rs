@@ -114,6 +114,8 @@ fn be16(d: &[u8], at: usize) -> Option<u16> {
 /// Header bytes that segmentation rewrites, so that they may differ within a batch.
 fn rewritten(l: &Layout) -> [Range<usize>; 5] {
     let t = l.ip_len;
+    // IPv4: total length and identification, header checksum. IPv6: the payload length (and
+    // an empty range, to keep the list's shape).
     let ip: [Range<usize>; 2] = if l.v6 { [4..6, 6..6] } else { [2..6, 10..12] };
     let [a, b] = ip;
     // The flags byte is compared apart (PSH may differ on the last segment).
