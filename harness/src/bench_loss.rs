@@ -1,7 +1,8 @@
 //! `utcp bench loss`: goodput under random loss, utcp against Linux through the same link.
 //!
 //! Per loss rate (0, 0.1, 1, 2, 5 % by default) and seed, in one run:
-//! - **utcp**: the selftest ([`selftest::run`], one way, CUBIC), two utcp stacks over the seeded link
+//! - **utcp**: the selftest ([`selftest::run`], one way, CUBIC, ssthresh from the flight as the
+//!   RFCs say: [`selftest::Reduction::Flight`]), two utcp stacks over the seeded link
 //!   on virtual time; goodput = bytes × 8 / `data_seconds` (from the connect call to the last
 //!   byte read). It is deterministic and does not depend on the machine's load.
 //! - **Linux**: a kernel TCP client in namespace A sending the same bytes to a kernel TCP server

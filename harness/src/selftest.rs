@@ -25,12 +25,44 @@ pub struct Settings {
     pub seed: u64,
     /// The congestion controller both stacks run.
     pub congestion: CongestionKind,
+    /// What a congestion event reduces the window from.
+    pub reduction: Reduction,
+}
+
+/// What a congestion event sets ssthresh from (`TcpConfig::ssthresh_from_cwnd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reduction {
+    /// The flight size, as RFC 5681 §3.1 (4) and RFC 9438 §4.6 say: utcp's own recovery, the
+    /// one `Config::default()` has, on top of Linux's timers and buffers.
+    #[default]
+    Flight,
+    /// The congestion window, as Linux's `tcp_reno_ssthresh` and `cubictcp_recalc_ssthresh`
+    /// do: exactly `Config::linux_like()`, the profile replay uses to stand in for Linux.
+    Window,
+}
+
+impl Reduction {
+    /// The name `--reduction` and the JSON use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reduction::Flight => "flight",
+            Reduction::Window => "window",
+        }
+    }
 }
 
 impl Default for Settings {
-    /// 16 MiB each way, no loss, seed 1, CUBIC: `utcp selftest` with no options.
+    /// 16 MiB each way, no loss, seed 1, CUBIC reducing from the flight: `utcp selftest` with no
+    /// options.
     fn default() -> Self {
-        Settings { bytes: 16 << 20, one_way: false, loss: 0.0, seed: 1, congestion: CongestionKind::Cubic }
+        Settings {
+            bytes: 16 << 20,
+            one_way: false,
+            loss: 0.0,
+            seed: 1,
+            congestion: CongestionKind::Cubic,
+            reduction: Reduction::Flight,
+        }
     }
 }
 
@@ -46,11 +78,13 @@ impl Settings {
     }
 
     /// The stacks' configuration: Linux's defaults (buffers that autotune up to `tcp_rmem[2]` and
-    /// `tcp_wmem[2]`, a 200 ms minimum RTO) with a 1 s MSL, so TIME-WAIT ends soon in virtual time.
+    /// `tcp_wmem[2]`, a 200 ms minimum RTO, RACK-TLP, F-RTO) with a 1 s MSL, so TIME-WAIT ends
+    /// soon in virtual time, and the window reduced from what `reduction` says.
     pub fn config(&self) -> Config {
         let mut c = Config::linux_like();
         c.tcp.msl = Duration::from_secs(1);
         c.tcp.congestion = self.congestion;
+        c.tcp.ssthresh_from_cwnd = self.reduction == Reduction::Window;
         c
     }
 }
@@ -96,6 +130,7 @@ impl Outcome {
             "one_way": s.one_way,
             "loss": s.loss,
             "congestion": format!("{:?}", s.congestion).to_lowercase(),
+            "reduction": s.reduction.as_str(),
             "link": s.link().to_string(),
             "wall_seconds": self.wall.as_secs_f64(),
             "wall_mbps": self.wall_mbps(),
@@ -172,6 +207,7 @@ mod tests {
                 loss: 0.05,
                 seed: 3,
                 congestion: CongestionKind::Cubic,
+                reduction: Reduction::Window,
             },
             result: Err(PairError { at: utcp::Instant::from_secs(2), step: 7, what: "stuck".into() }),
             wall: std::time::Duration::from_millis(5),
@@ -180,6 +216,7 @@ mod tests {
         let v = o.to_json();
         assert_eq!(v["ok"], false);
         assert_eq!(v["seed"], 3);
+        assert_eq!(v["reduction"], "window");
         assert_eq!(v["link"], "loss 5% delay 10ms rate 1000Mbit/s");
         assert_eq!(v["error"], "at 2.000000 (step 7): stuck");
     }

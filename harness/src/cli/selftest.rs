@@ -2,7 +2,7 @@
 //! arrived identical both ways, 1 otherwise.
 
 use crate::bench::parse_size;
-use crate::selftest::{self, Settings};
+use crate::selftest::{self, Reduction, Settings};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -26,9 +26,23 @@ pub struct Args {
     /// The congestion controller both stacks run (the Linux profile's default is CUBIC).
     #[arg(long, value_enum, default_value_t = Congestion::Cubic)]
     congestion: Congestion,
+    /// What a congestion event reduces the window from: `flight`, the flight size (RFC 5681
+    /// §3.1, RFC 9438 §4.6; utcp's own recovery), or `window`, the congestion window, as Linux
+    /// does (then both stacks run exactly `Config::linux_like()`).
+    #[arg(long, value_enum, default_value_t = ReductionArg::Flight)]
+    reduction: ReductionArg,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     json: bool,
+}
+
+/// `--reduction`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ReductionArg {
+    /// ssthresh from the flight size (RFC 5681 §3.1 (4), RFC 9438 §4.6).
+    Flight,
+    /// ssthresh from the congestion window (Linux).
+    Window,
 }
 
 /// `--congestion`.
@@ -62,6 +76,10 @@ pub fn run(args: Args) -> ExitCode {
         loss: args.loss / 100.0,
         seed: args.seed,
         congestion,
+        reduction: match args.reduction {
+            ReductionArg::Flight => Reduction::Flight,
+            ReductionArg::Window => Reduction::Window,
+        },
     };
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::with_draw_target(
@@ -147,5 +165,11 @@ fn print_summary(o: &selftest::Outcome) {
 
 fn reproduce(s: &Settings) -> String {
     let one_way = if s.one_way { " --one-way" } else { "" };
-    format!("utcp selftest --bytes {} --loss {} --seed {}{one_way}", s.bytes, s.loss * 100.0, s.seed)
+    format!(
+        "utcp selftest --bytes {} --loss {} --seed {} --reduction {}{one_way}",
+        s.bytes,
+        s.loss * 100.0,
+        s.seed,
+        s.reduction.as_str()
+    )
 }
