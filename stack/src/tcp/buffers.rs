@@ -38,10 +38,12 @@ impl SendBuffer {
         self.capacity
     }
 
-    /// Changes the capacity, keeping what is held (never below it).
+    /// Changes the capacity, keeping what is held (never below it). A larger capacity leaves
+    /// the ring as it is (it grows when bytes need it): autotuning raises the limit to megabytes,
+    /// and a replay spent a tenth of its time zero-filling rings sized to the new limit.
     pub(crate) fn set_capacity(&mut self, capacity: usize) {
         let capacity = capacity.max(self.len);
-        if capacity != self.capacity && !self.ring.is_empty() {
+        if capacity < self.ring.len() {
             self.reallocate(capacity);
         }
         self.capacity = capacity;
@@ -424,6 +426,25 @@ mod tests {
         assert!(all[1..4096].iter().all(|&c| c == b'x'));
         assert!(all[4096..9998].iter().all(|&c| c == b'y'));
         assert_eq!(&all[9998..n], b"late");
+    }
+
+    #[test]
+    fn a_larger_send_capacity_allocates_nothing_until_bytes_need_it() {
+        let mut s = SendBuffer::new(8192);
+        assert_eq!(s.push(b"abc"), 3);
+        assert_eq!(s.ring.len(), 4096);
+        // Autotuning raises the limit to 4 MiB: the ring stays as it is, bytes and all.
+        s.set_capacity(4 << 20);
+        assert_eq!(s.ring.len(), 4096, "the ring grows with what is held, not with the limit");
+        assert_eq!(s.free(), (4 << 20) - 3);
+        assert_eq!(s.push(&[b'x'; 5000]), 5000);
+        assert_eq!(s.ring.len(), 8192);
+        assert_eq!(s.slice(0, 4), b"abcx");
+        // Lowering the limit below the ring (never below what is held) shrinks it.
+        s.consume(3);
+        s.set_capacity(6000);
+        assert_eq!((s.capacity(), s.ring.len()), (6000, 6000));
+        assert_eq!(s.slice(4990, 100), &[b'x'; 10]);
     }
 
     #[test]
