@@ -66,6 +66,15 @@ pub struct TcpConfig {
     /// and a reordering window has passed, which also finds lost retransmissions. Off: RFC 6675's
     /// DupThresh rule (`IsLost`). Linux's `tcp_recovery` bit 1, on by default there.
     pub rack: bool,
+    /// RFC 6675 §4 NextSeg (3) in SACK recovery: when nothing deemed lost is left to resend and
+    /// no new data may go, one segment from the first hole below the highest SACK that is not
+    /// yet deemed lost (nor being resent), if the window has room, so that holes with too
+    /// little SACKed above them for `IsLost` are repaired without a timeout. Only without
+    /// `rack`: RACK's reordering window and tail loss probe decide on such holes by time.
+    /// Linux has no such rule since RACK took over its loss detection: `tcp_xmit_retransmit_queue`
+    /// resends only segments marked lost (older kernels' "forward retransmission",
+    /// `tcp_can_forward_retransmit`, was this rule).
+    pub forward_retransmit: bool,
     /// Tail loss probes (RFC 8985 §7): a probe two round trips after the last send, so a loss at
     /// the end of a flight is repaired without waiting for the RTO. Needs SACK. Linux's
     /// `tcp_early_retrans` = 3, its default.
@@ -233,6 +242,7 @@ impl Default for TcpConfig {
             initial_window: 10,
             sack: true,
             rack: false,
+            forward_retransmit: true,
             tail_loss_probe: false,
             frto: false,
             pacing: false,
@@ -279,6 +289,7 @@ impl TcpConfig {
             // net.ipv4.tcp_ecn = 2.
             ecn: EcnMode::Passive,
             rack: true,
+            forward_retransmit: false,
             tail_loss_probe: true,
             frto: true,
             push_each_burst: true,

@@ -42,6 +42,19 @@ fn segment(n: u32) -> String {
     format!(". {}:{}(1460) ack 1 win 1024", start, start + 1460)
 }
 
+/// The RFC profile: SACK recovery by the DupThresh rule, no RACK, no tail loss probe.
+fn rfc_profile() -> utcp::Config {
+    let mut c = utcp::Config::default().with_address(LOCAL);
+    c.isn_secret = [42; 16];
+    c
+}
+
+/// Segment `n` as the RFC profile sends it (its 256 KiB buffer at wscale 3: win 32768).
+fn rfc_segment(n: u32) -> String {
+    let start = 1 + 1460 * n;
+    format!(". {}:{}(1460) ack 1 win 32768", start, start + 1460)
+}
+
 #[test]
 fn rfc6675_recovery_resends_only_the_holes_the_sack_blocks_show() {
     let mut t = sack_established();
@@ -206,10 +219,7 @@ fn pacing_spreads_a_window_over_the_round_trip() {
 
 #[test]
 fn rfc6675_rescue_retransmission_sends_the_highest_unsacked_segment_once() {
-    // The RFC profile: SACK recovery by the DupThresh rule, no RACK, no tail loss probe.
-    let mut c = utcp::Config::default().with_address(LOCAL);
-    c.isn_secret = [42; 16];
-    let mut t = sack_established_with(c);
+    let mut t = sack_established_with(rfc_profile());
     t.write(t.sock(), &vec![7u8; 6 * 1460]).unwrap();
     assert_eq!(t.out().len(), 6);
     // Segment 2 lost, 3 to 5 SACKed, the last (6) lost as well: IsLost marks only 2.
@@ -224,6 +234,73 @@ fn rfc6675_rescue_retransmission_sends_the_highest_unsacked_segment_once() {
     t.send(sack(8761, &[]));
     assert_eq!(t.s().stats().timeouts, 0);
     assert_eq!(t.s().stats().retransmissions, 2);
+}
+
+/// Eight segments sent, nothing more queued (NextSeg (2) has no new data to offer), and
+/// segments 0, 4 and 6 lost: 1 to 3 SACKed, more than 2 SMSS above segment 0, which IsLost marks
+/// and NextSeg (1) resends; then segment 5 SACKed, which PRR's window (ssthresh 5840, half the
+/// flight) has no room for. The peer's ACK SACKing segment 7 is next.
+fn recovery_with_holes_not_deemed_lost(config: utcp::Config) -> T {
+    let mut t = sack_established_with(config);
+    t.write(t.sock(), &vec![7u8; 8 * 1460]).unwrap();
+    assert_eq!(t.out().len(), 8);
+    t.advance(ms(20));
+    t.send(sack(1, &[(1461, 2921)]));
+    t.send(sack(1, &[(1461, 4381)]));
+    t.send(sack(1, &[(1461, 5841)]));
+    assert_eq!(t.out(), [rfc_segment(0)]);
+    t.send(sack(1, &[(1461, 5841), (7301, 8761)]));
+    assert_eq!(t.out(), Vec::<String>::new());
+    t
+}
+
+/// SACK blocks once segment 7 is SACKed too.
+const HOLES_4_AND_6: [(u32, u32); 3] = [(1461, 5841), (7301, 8761), (10221, 11681)];
+
+//= https://www.rfc-editor.org/rfc/rfc6675#section-4
+//# (3) If the conditions for rules (1) and (2) fail, but there exists
+//#     an unSACKed sequence number 'S3' that meets the criteria for
+//#     detecting loss given in steps (1.a) and (1.b) above
+//#     (specifically excluding step (1.c)), then one segment of up to
+//#     SMSS octets starting with S3 SHOULD be returned.
+#[test]
+fn rfc6675_nextseg_rule3_resends_a_hole_below_the_highest_sack_not_yet_deemed_lost() {
+    let mut t = recovery_with_holes_not_deemed_lost(rfc_profile());
+    // Segment 7 SACKed: room for one segment. Segment 4 has only two SACKed above it and
+    // segment 6 one: IsLost (1.c) holds for neither, so rule (1) has nothing and rule (2) no
+    // data. Rule (3): one SMSS from the lowest hole below the highest SACK (segment 4), not the
+    // rescue of rule (4).
+    t.send(sack(1, &HOLES_4_AND_6));
+    assert_eq!(t.out(), [rfc_segment(4)]);
+    // A duplicate ACK delivers nothing: PRR lets nothing out, and the next hole waits.
+    t.send(sack(1, &HOLES_4_AND_6));
+    assert_eq!(t.out(), Vec::<String>::new());
+    // Segment 0's retransmission arrives (a partial ACK): room for one more, and rule (3) takes
+    // the next hole above the last it resent (HighRxt, 1.a), segment 6.
+    t.send(sack(5841, &HOLES_4_AND_6[1..]));
+    assert_eq!(t.out(), [rfc_segment(6)]);
+    // Both holes are repaired within the recovery, without a timeout.
+    t.send(sack(11681, &[]));
+    assert_eq!(t.out(), Vec::<String>::new());
+    assert_eq!(t.s().stats().retransmissions, 3);
+    assert_eq!(t.s().stats().timeouts, 0);
+}
+
+#[test]
+fn without_forward_retransmit_a_hole_not_deemed_lost_waits_for_the_timeout_as_in_linux() {
+    // TcpConfig::forward_retransmit off, as in the Linux profile: only what IsLost marks is
+    // resent, and the window's room goes to the rescue of rule (4), the highest hole.
+    let mut c = rfc_profile();
+    c.tcp.forward_retransmit = false;
+    let mut t = recovery_with_holes_not_deemed_lost(c);
+    t.send(sack(1, &HOLES_4_AND_6));
+    assert_eq!(t.out(), [rfc_segment(6)]);
+    t.send(sack(5841, &HOLES_4_AND_6[1..]));
+    assert_eq!(t.out(), Vec::<String>::new());
+    // Segment 4 goes again only when the retransmission timer expires, 1 s (RFC 6298 (2.4))
+    // after the partial ACK restarted it (5.3).
+    assert_eq!(t.advance_out(ms(1000)), [format!("+1000ms {}", rfc_segment(4))]);
+    assert_eq!(t.s().stats().timeouts, 1);
 }
 
 #[test]

@@ -408,6 +408,25 @@ impl Scoreboard {
         Some((start, end))
     }
 
+    /// RFC 6675 §4 NextSeg (3): the first segment below the highest SACKed sequence number
+    /// (1.b) that is neither SACKed nor being retransmitted (1.a, as for rule (1)), whether
+    /// deemed lost or not (1.c excluded), with the like segments right after it, `[start, end)`
+    /// (the caller cuts it to the MSS). It ends below the highest SACK, at a SACKed segment.
+    pub(crate) fn next_below_highest_sack(&self) -> Option<(SeqNum, SeqNum)> {
+        let high = self.high_sacked?;
+        let resend = |s: &Sent| !s.sacked && !s.retrans && s.start < high;
+        let i = self.segs.iter().position(resend)?;
+        let start = self.segs[i].start;
+        let mut end = self.segs[i].end;
+        for s in self.segs.iter().skip(i + 1) {
+            if !resend(s) || s.start != end {
+                break;
+            }
+            end = s.end;
+        }
+        Some((start, end))
+    }
+
     /// RFC 6675 §4 NextSeg (4): the highest segment neither SACKed nor being retransmitted.
     pub(crate) fn rescue_candidate(&self) -> Option<(SeqNum, SeqNum)> {
         self.segs.iter().rev().find(|s| !s.sacked && !s.retrans).map(|s| (s.start, s.end))
@@ -566,6 +585,23 @@ mod tests {
         assert_eq!(b.mark_lost_by_dupthresh(200), 200);
         let lost: Vec<u32> = b.segs.iter().filter(|s| s.lost).map(|s| s.start.0).collect();
         assert_eq!(lost, vec![0, 200]);
+        b.check(SeqNum(0), SeqNum(800)).unwrap();
+    }
+
+    #[test]
+    fn rfc6675_nextseg_rule3_takes_holes_below_the_highest_sack_lost_or_not() {
+        let mut b = board(8);
+        assert_eq!(b.next_below_highest_sack(), None, "nothing SACKed: no hole below a SACK");
+        let mut d = Delivered::default();
+        // Segments 1 and 4 SACKed: 0, 2 and 3 are holes below the highest SACK (500), 5 to 7
+        // lie above it.
+        b.on_sack(&[(SeqNum(100), SeqNum(200)), (SeqNum(400), SeqNum(500))], SeqNum(0), SeqNum(800), &mut d);
+        assert_eq!(b.next_below_highest_sack(), Some((SeqNum(0), SeqNum(100))));
+        b.on_retransmit(SeqNum(0), SeqNum(100), t(50));
+        // The next hole, whole up to the SACKed segment 4; not lost, and taken all the same.
+        assert_eq!(b.next_below_highest_sack(), Some((SeqNum(200), SeqNum(400))));
+        b.on_retransmit(SeqNum(200), SeqNum(400), t(50));
+        assert_eq!(b.next_below_highest_sack(), None, "5 to 7 are above the highest SACK");
         b.check(SeqNum(0), SeqNum(800)).unwrap();
     }
 

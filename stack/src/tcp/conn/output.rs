@@ -363,14 +363,32 @@ impl Connection {
 
         let all_queued = len == unsent;
         let can_fin = fin_unsent && all_queued;
-        if len == 0
+        // Rules (1) and (2) found nothing to send, yet the window has room (SACK recovery by
+        // RFC 6675's own loss detection).
+        let nothing_else = len == 0
             && !can_fin
             && self.recovery.phase == Phase::Recovery
             && self.sack_enabled
             && !ctx.cfg.rack
-            && !self.recovery.rescued
-            && in_flight < self.cc.cwnd() as usize
-        {
+            && in_flight < self.cc.cwnd() as usize;
+        if nothing_else && ctx.cfg.forward_retransmit {
+            //= https://www.rfc-editor.org/rfc/rfc6675#section-4
+            //# (3) If the conditions for rules (1) and (2) fail, but there exists
+            //#     an unSACKed sequence number 'S3' that meets the criteria for
+            //#     detecting loss given in steps (1.a) and (1.b) above
+            //#     (specifically excluding step (1.c)), then one segment of up to
+            //#     SMSS octets starting with S3 SHOULD be returned.
+            // The first hole below the highest SACK not being resent, lost or not; within the
+            // peer's window as for rule (1). Its retransmission counts in the pipe on top of the
+            // original (not deemed lost), so the next one waits for PRR to allow it. With RACK
+            // (RFC 8985) such a hole is decided by time (its reordering window), as in Linux.
+            if let Some((start, end)) = self.board.next_below_highest_sack() {
+                if start == self.snd_una || start < wnd_end {
+                    return Some(self.resend(now, (start, end), mss, false, ctx));
+                }
+            }
+        }
+        if nothing_else && !self.recovery.rescued {
             // RFC 6675 §4 NextSeg (4), the rescue retransmission: nothing lost to resend and no
             // new data, yet the window has room: once per recovery, the end of the highest
             // segment not SACKed, so that a lost tail is repaired without a timeout. With RACK
