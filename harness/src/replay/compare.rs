@@ -151,8 +151,9 @@ pub struct Seg {
     pub ack: u32,
     /// Payload length (as declared, for sliced captures).
     pub len: usize,
-    /// Payload bytes present.
-    pub payload: Vec<u8>,
+    /// Where the payload bytes present lie in the datagram the segment was read from: a
+    /// segment holds no copy of them ([`compare_payloads`] reads them from the datagrams).
+    pub payload: std::ops::Range<usize>,
     /// Window field.
     pub window: u16,
     /// MSS option.
@@ -188,7 +189,12 @@ impl Seg {
             seq: rel(t.seq, own_isn),
             ack: if t.flags.ack() { rel(t.ack, peer_isn) } else { 0 },
             len: declared_len.unwrap_or(t.payload.len()),
-            payload: t.payload.to_vec(),
+            payload: {
+                // The payload is a slice of the datagram: its place is the difference of the
+                // two addresses.
+                let at = (t.payload.as_ptr() as usize).saturating_sub(datagram.as_ptr() as usize);
+                at..at + t.payload.len()
+            },
             window: t.window,
             mss: t.options.mss,
             wscale: t.options.window_scale,
@@ -287,15 +293,9 @@ pub fn differences(recorded: &Seg, utcp: &Seg, profile: Profile) -> Vec<Differen
     if (recorded.flags.ack() || utcp.flags.ack()) && recorded.ack != utcp.ack {
         add(Field::Ack, format!("ack {} (recorded {})", utcp.ack, recorded.ack));
     }
+    // The payload bytes are compared apart, from the datagrams ([`compare_payloads`]).
     if recorded.len != utcp.len {
         add(Field::Length, format!("length {} (recorded {})", utcp.len, recorded.len));
-    } else {
-        // Sliced recordings hold fewer bytes: compare what was captured.
-        let n = recorded.payload.len().min(utcp.payload.len());
-        if recorded.payload[..n] != utcp.payload[..n] {
-            let i = (0..n).find(|&i| recorded.payload[i] != utcp.payload[i]).unwrap_or(0);
-            add(Field::Payload, format!("payload differs from byte {i}"));
-        }
     }
     if recorded.window != utcp.window {
         add(Field::Window, format!("win {} (recorded {})", utcp.window, recorded.window));
@@ -340,6 +340,35 @@ pub fn differences(recorded: &Seg, utcp: &Seg, profile: Profile) -> Vec<Differen
         add(Field::Time, format!("time {sign}{}", crate::transcript::format_time(dt)));
     }
     out
+}
+
+/// Adds a payload difference to every matched pair of the same length whose bytes differ.
+/// `recorded_bytes(i)` and `utcp_bytes(i)` are the datagrams segment `i` of each side was read
+/// from; a sliced recording holds fewer bytes, so what both hold is compared.
+pub fn compare_payloads<'a>(
+    alignment: &mut Alignment,
+    recorded: &[Seg],
+    recorded_bytes: impl Fn(usize) -> &'a [u8],
+    utcp: &[Seg],
+    utcp_bytes: impl Fn(usize) -> &'a [u8],
+) {
+    for (ri, outcome) in alignment.recorded.iter_mut().enumerate() {
+        let Outcome::Matched(ui, diffs) = outcome else { continue };
+        let (r, u) = (&recorded[ri], &utcp[*ui]);
+        if r.len != u.len || r.len == 0 {
+            continue;
+        }
+        let (rb, ub) = (recorded_bytes(ri).get(r.payload.clone()), utcp_bytes(*ui).get(u.payload.clone()));
+        let (Some(rb), Some(ub)) = (rb, ub) else { continue };
+        let n = rb.len().min(ub.len());
+        if rb[..n] != ub[..n] {
+            let i = rb.iter().zip(ub).position(|(a, b)| a != b).unwrap_or(0);
+            // Payload differences count in every profile; reported in field order.
+            let at = diffs.partition_point(|d| d.field < Field::Payload);
+            let text = format!("payload differs from byte {i}");
+            diffs.insert(at, Difference { field: Field::Payload, significant: true, text });
+        }
+    }
 }
 
 /// How one recorded packet fared.
@@ -529,7 +558,7 @@ mod tests {
             seq,
             ack,
             len,
-            payload: vec![b'x'; len],
+            payload: 0..len,
             window,
             mss: None,
             wscale: None,
@@ -591,6 +620,28 @@ mod tests {
         // utcp stops acknowledging at 5841: the recording's ACK of 11681 is missing.
         let c = align(&every_fourth, &every_second[..2], Profile::Acks).counts();
         assert_eq!((c.matched, c.missing, c.extra), (1, 1, 0));
+    }
+
+    /// The payload is compared from the datagrams: a byte that differs is a significant
+    /// difference in every profile, named by its offset; a sliced recording's bytes are compared
+    /// as far as they go.
+    #[test]
+    fn payload_bytes_are_compared_from_the_datagrams_as_far_as_both_hold_them() {
+        // Each "datagram" here is a header of 4 bytes and the payload.
+        let with = |len: usize| Seg { payload: 4..4 + len, ..seg(0, PA, 1, 1, 8, 9) };
+        let recorded = [with(8), with(3), with(8)];
+        let utcp = [with(8), with(8), with(8)];
+        let r_bytes: [&[u8]; 3] = [b"hdr:abcdefgh", b"hdr:abc", b"hdr:abcdefgh"];
+        let u_bytes: [&[u8]; 3] = [b"HDR:abcdefgh", b"HDR:abcdXXXX", b"HDR:abcdeXgh"];
+        for profile in [Profile::Exact, Profile::Linux, Profile::Loose] {
+            let mut a = align(&recorded, &utcp, profile);
+            compare_payloads(&mut a, &recorded, |i| r_bytes[i], &utcp, |i| u_bytes[i]);
+            let c = a.counts();
+            assert_eq!((c.matched, c.differed), (2, 1), "{profile:?}");
+            assert_eq!(c.significant.get("payload"), Some(&1), "{profile:?}");
+            let Outcome::Matched(2, diffs) = &a.recorded[2] else { panic!("{:?}", a.recorded[2]) };
+            assert_eq!(diffs[0].text, "payload differs from byte 5");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!
 //! Must not depend on: files, terminals, wall-clock time (the virtual clock is the capture's).
 
-use super::compare::{align, Alignment, Counts, Outcome, Profile, Seg};
+use super::compare::{align, compare_payloads, Alignment, Counts, Outcome, Profile, Seg};
 use super::translate::{Mode, Translator};
 use crate::capture::calls::AppCall;
 use crate::capture::flows::{Flow, FlowPacket, Recorded, RecordedCall, Side};
@@ -926,31 +926,35 @@ pub(crate) fn conclude(flow: &Flow, opts: &Options, played: Played, unplayable: 
     let rec_isn = flow.isn(role);
     let peer_isn = flow.isn(role.other());
     let utcp_isn = played.tr.utcp_isn;
-    let recorded: Vec<(u64, Seg)> = flow
-        .packets
-        .iter()
-        .filter(|p| p.from == role)
-        .filter_map(|p| {
-            let declared = p.tcp.is_sliced().then_some(p.tcp.payload_len);
-            let seg = Seg::parse(p.time, &p.as_captured(), rec_isn, peer_isn, 0, declared);
-            seg.map(|s| (p.number, s))
-        })
-        .collect();
+    // The recorded endpoint's datagrams as parsed (sliced ones cut down, the rest borrowed),
+    // kept for the payload comparison.
+    let captured: Vec<(&FlowPacket, std::borrow::Cow<'_, [u8]>)> =
+        flow.packets.iter().filter(|p| p.from == role).map(|p| (p, p.as_captured())).collect();
+    let mut rnums = Vec::with_capacity(captured.len());
+    let mut rsegs = Vec::with_capacity(captured.len());
+    let mut rbytes: Vec<&[u8]> = Vec::with_capacity(captured.len());
+    for (p, d) in &captured {
+        let declared = p.tcp.is_sliced().then_some(p.tcp.payload_len);
+        if let Some(s) = Seg::parse(p.time, d, rec_isn, peer_isn, 0, declared) {
+            rnums.push(p.number);
+            rsegs.push(s);
+            rbytes.push(d);
+        }
+    }
     let ts_shift = played.tr.ts_delta.unwrap_or(0);
-    let utcp: Vec<(usize, Seg)> = played
-        .steps
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| match s {
-            Step::Out { time, datagram } => {
-                Seg::parse(*time, datagram, utcp_isn, peer_isn, ts_shift, None).map(|seg| (i, seg))
+    let (mut usteps, mut usegs) = (Vec::new(), Vec::new());
+    let mut ubytes: Vec<&[u8]> = Vec::new();
+    for (i, s) in played.steps.iter().enumerate() {
+        if let Step::Out { time, datagram } = s {
+            if let Some(seg) = Seg::parse(*time, datagram, utcp_isn, peer_isn, ts_shift, None) {
+                usteps.push(i);
+                usegs.push(seg);
+                ubytes.push(datagram);
             }
-            _ => None,
-        })
-        .collect();
-    let (rnums, rsegs): (Vec<u64>, Vec<Seg>) = recorded.into_iter().unzip();
-    let (usteps, usegs): (Vec<usize>, Vec<Seg>) = utcp.into_iter().unzip();
-    let alignment = align(&rsegs, &usegs, opts.profile);
+        }
+    }
+    let mut alignment = align(&rsegs, &usegs, opts.profile);
+    compare_payloads(&mut alignment, &rsegs, |i| rbytes[i], &usegs, |i| ubytes[i]);
     let counts = alignment.counts();
     // The datagrams of recorded packets utcp did not send, to show them.
     let missing: std::collections::HashSet<u64> = alignment
